@@ -1,0 +1,252 @@
+#include "bus.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+
+/* At most this many messages per callback before yielding to other events. */
+#define DRAIN_BATCH 512
+
+struct pm_bus {
+    void *sock;
+    int type;
+    struct event *ev;
+    pm_bus_handler handler;
+    void *arg;
+    char endpoint[256];
+};
+
+static void *bus_ctx;
+
+void *pm_bus_context(void)
+{
+    if (!bus_ctx) {
+        bus_ctx = zmq_ctx_new();
+        zmq_ctx_set(bus_ctx, ZMQ_IO_THREADS, 1);
+    }
+    return bus_ctx;
+}
+
+void pm_bus_context_term(void)
+{
+    if (bus_ctx)
+        zmq_ctx_term(bus_ctx);
+    bus_ctx = NULL;
+}
+
+int pm_bus_prepare_socket(void *sock, int is_server)
+{
+    int zero = 0, one = 1, hwm = 100000;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (!is_server) {
+        /* Queue nothing for a peer that is not connected: the sender learns at once and can
+         * answer 451 instead of a message sitting in a buffer nobody reads. */
+        zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
+        int ivl = 100, max = 2000;
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &max, sizeof max);
+    }
+    return 0;
+}
+
+static void dispatch_one(struct pm_bus *bus)
+{
+    zmq_msg_t id, part;
+    uint8_t peer[256];
+    size_t peerlen = 0;
+    int more = 0;
+    size_t moresz = sizeof more;
+
+    if (bus->type == ZMQ_ROUTER) {
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, bus->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            return;
+        }
+        peerlen = zmq_msg_size(&id) < sizeof peer ? zmq_msg_size(&id) : sizeof peer;
+        memcpy(peer, zmq_msg_data(&id), peerlen);
+        zmq_msg_close(&id);
+    }
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, bus->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&part);
+        return;
+    }
+    /* One message is one frame; discard any extra frames a hostile peer sent. */
+    zmq_getsockopt(bus->sock, ZMQ_RCVMORE, &more, &moresz);
+    while (more) {
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, bus->sock, 0);
+        zmq_msg_close(&extra);
+        zmq_getsockopt(bus->sock, ZMQ_RCVMORE, &more, &moresz);
+    }
+    Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
+    zmq_msg_close(&part);
+    if (!m) {
+        pm_log(PM_WARN, "event=bus_drop reason=undecodable endpoint=%s", bus->endpoint);
+        return;
+    }
+    if (m->version != PM_PROTOCOL_VERSION) {
+        pm_log(PM_WARN, "event=bus_drop reason=version version=%u endpoint=%s", m->version, bus->endpoint);
+        postmesh__bus_message__free_unpacked(m, NULL);
+        return;
+    }
+    bus->handler(bus, peerlen ? peer : NULL, peerlen, m, bus->arg);
+    postmesh__bus_message__free_unpacked(m, NULL);
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pm_bus *bus = arg;
+    for (int i = 0; i < DRAIN_BATCH; i++) {
+        int events = 0;
+        size_t sz = sizeof events;
+        if (zmq_getsockopt(bus->sock, ZMQ_EVENTS, &events, &sz) < 0 || !(events & ZMQ_POLLIN))
+            return;
+        dispatch_one(bus);
+    }
+    /* More may be waiting: come back after other events had their turn. */
+    event_active(bus->ev, EV_READ, 0);
+}
+
+static struct pm_bus *bus_new(struct event_base *base, int type, const char *endpoint, pm_bus_handler h,
+                              void *arg, int is_server)
+{
+    struct pm_bus *bus = calloc(1, sizeof *bus);
+    bus->type = type;
+    bus->handler = h;
+    bus->arg = arg;
+    snprintf(bus->endpoint, sizeof bus->endpoint, "%s", endpoint);
+    bus->sock = zmq_socket(pm_bus_context(), type);
+    if (!bus->sock) {
+        free(bus);
+        return NULL;
+    }
+    if (type == ZMQ_ROUTER) {
+        int one = 1;
+        zmq_setsockopt(bus->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    }
+    pm_bus_prepare_socket(bus->sock, is_server);
+    int rc = is_server ? zmq_bind(bus->sock, endpoint) : zmq_connect(bus->sock, endpoint);
+    if (rc < 0) {
+        pm_log(PM_ERR, "event=bus_error op=%s endpoint=%s error=\"%s\"", is_server ? "bind" : "connect", endpoint,
+               zmq_strerror(errno));
+        zmq_close(bus->sock);
+        free(bus);
+        return NULL;
+    }
+    if (base) {
+        int fd;
+        size_t sz = sizeof fd;
+        zmq_getsockopt(bus->sock, ZMQ_FD, &fd, &sz);
+        bus->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_ready, bus);
+        event_add(bus->ev, NULL);
+        event_active(bus->ev, EV_READ, 0);
+    }
+    return bus;
+}
+
+struct pm_bus *pm_bus_connect(struct event_base *base, int type, const char *endpoint, pm_bus_handler h, void *arg)
+{
+    return bus_new(base, type, endpoint, h, arg, 0);
+}
+
+struct pm_bus *pm_bus_bind(struct event_base *base, int type, const char *endpoint, pm_bus_handler h, void *arg)
+{
+    return bus_new(base, type, endpoint, h, arg, 1);
+}
+
+void pm_bus_close(struct pm_bus *bus)
+{
+    if (!bus)
+        return;
+    if (bus->ev)
+        event_free(bus->ev);
+    zmq_close(bus->sock);
+    free(bus);
+}
+
+void *pm_bus_socket(struct pm_bus *bus) { return bus->sock; }
+
+static void free_packed(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static int send_frame(void *sock, Postmesh__BusMessage *msg, int flags)
+{
+    msg->version = PM_PROTOCOL_VERSION;
+    size_t len = postmesh__bus_message__get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    postmesh__bus_message__pack(msg, buf);
+    zmq_msg_t part;
+    zmq_msg_init_data(&part, buf, len, free_packed, NULL); /* zero-copy: bodies can be large */
+    if (zmq_msg_send(&part, sock, flags) < 0) {
+        int e = errno;
+        zmq_msg_close(&part);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+static void rearm(struct pm_bus *bus)
+{
+    if (bus->ev)
+        event_active(bus->ev, EV_READ, 0);
+}
+
+int pm_bus_send(struct pm_bus *bus, Postmesh__BusMessage *msg)
+{
+    int rc = send_frame(bus->sock, msg, ZMQ_DONTWAIT);
+    rearm(bus);
+    return rc;
+}
+
+int pm_bus_send_to(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg)
+{
+    int rc = -1;
+    if (zmq_send(bus->sock, peer, peerlen, ZMQ_DONTWAIT | ZMQ_SNDMORE) >= 0)
+        rc = send_frame(bus->sock, msg, ZMQ_DONTWAIT);
+    rearm(bus);
+    return rc;
+}
+
+Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *req, int timeout_ms)
+{
+    void *sock = zmq_socket(pm_bus_context(), ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    pm_bus_prepare_socket(sock, 0);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_IMMEDIATE, &zero, sizeof zero); /* wait for the connection */
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    Postmesh__BusMessage *reply = NULL;
+    if (zmq_connect(sock, endpoint) == 0 && send_frame(sock, req, 0) == 0) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, 0) >= 0) {
+            reply = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
+            if (reply && reply->version != PM_PROTOCOL_VERSION) {
+                postmesh__bus_message__free_unpacked(reply, NULL);
+                reply = NULL;
+            }
+        }
+        zmq_msg_close(&part);
+    }
+    zmq_close(sock);
+    return reply;
+}

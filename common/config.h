@@ -1,0 +1,88 @@
+/* The one configuration file (libconfig) shared by all services. Every key of the contract
+ * is known here; unknown keys and bad values are errors naming file:line. */
+#ifndef PM_CONFIG_H
+#define PM_CONFIG_H
+#include <stddef.h>
+
+struct pm_strlist {
+    char **v;
+    int n;
+};
+
+struct pm_listen {
+    char *address; /* "host:port", "[v6]:port" */
+    char *mode;    /* smtp | submission | smtps | pop3 | pop3s */
+};
+
+struct pm_listenlist {
+    struct pm_listen *v;
+    int n;
+};
+
+struct pm_config {
+    char *path;
+    char *hostname;
+    char *state_dir;
+    struct pm_strlist domains;
+    char *users_file;
+    char *aliases_file;
+    struct pm_strlist trusted_networks;
+    int debug;
+    struct {
+        char *certificate;
+        char *key;
+    } tls;
+    struct {
+        char *endpoint;
+        char *control;
+        long long map_size_mb;
+        long long retry_min, retry_max, max_lifetime, delay_warning;
+        long long job_lease;      /* seconds a worker has to answer a job */
+        long long max_batch;      /* submissions per group commit at most */
+    } queue;
+    struct {
+        char *endpoint;
+        struct pm_strlist nameservers;
+        long long timeout;        /* seconds per DNS query */
+        long long negative_ttl;   /* cache time for NXDOMAIN/no-data answers */
+    } resolver;
+    struct {
+        struct pm_listenlist listen;
+        long long max_message_size, max_recipients, max_connections, max_connections_per_ip;
+        long long timeout_command;  /* idle time waiting for a command (RFC 5321: 5 min) */
+        long long timeout_data;     /* idle time inside DATA (RFC 5321: 3 min per block) */
+        long long submit_timeout;   /* wait for the queue's commit before 451 */
+        long long max_errors;       /* errors before 421 and close */
+        long long auth_failures;    /* failed AUTHs from one IP before lockout */
+        long long auth_lockout;     /* seconds of lockout */
+    } smtpd;
+    struct {
+        long long remote_port;
+        long long max_concurrency, max_per_domain;
+        long long connect_timeout, command_timeout;
+        int tls_verify;
+    } mta;
+    struct {
+        long long concurrency;
+    } delivery;
+    struct {
+        struct pm_listenlist listen;
+        long long max_connections, timeout;
+    } pop3d;
+};
+
+/* Loads and validates. On failure returns -1 and writes "file:line: message" into err. */
+int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t errsize);
+void pm_config_free(struct pm_config *cfg);
+
+/* The path a service should load: -c argument if given, else $POSTMESH_CONFIG, else
+ * /etc/postmesh/postmesh.conf. */
+const char *pm_config_default_path(void);
+
+/* dst = state_dir + "/" + rel. Returns dst. */
+char *pm_config_state_path(const struct pm_config *cfg, const char *rel, char *dst, size_t size);
+
+/* Case-insensitive: is domain one of cfg->domains? */
+int pm_config_is_local_domain(const struct pm_config *cfg, const char *domain);
+
+#endif

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Install every Debian package that building, testing and running Postmesh needs.
+# Idempotent: does nothing (and needs no network) when everything is present.
+set -eu
+
+PACKAGES="build-essential pkg-config
+libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
+libldns-dev ldnsutils libconfig-dev libevent-dev libssl-dev openssl
+libseccomp-dev libcmocka-dev libcrypt-dev
+python3 python3-pytest python3-zmq python3-aiosmtpd
+swaks postfix dnsmasq-base valgrind iproute2 procps"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing Debian packages:$missing (run as root to install)" >&2
+    exit 1
+fi
+
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is only wanted for smtp-source/smtp-sink: never configure or start its daemon.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Keep package scripts from starting any daemon (postfix, dnsmasq) during install.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; created_policy=1
+fi
+apt-get update -qq || true
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
+[ "$created_policy" = 1 ] && rm -f "$policy"
+postfix stop >/dev/null 2>&1 || true
+exit 0
