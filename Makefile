@@ -72,11 +72,16 @@ $$(BUILD)/bin/$(if $(filter cli,$(1)),postmesh,postmesh-$(1)): $$($(1)_OBJ) $$(L
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
-SERVICE_LIBS := $(foreach s,$(SERVICES),$(BUILD)/lib/lib$(s).a)
-
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(SERVICE_LIBS) $(LIBCOMMON)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iservices -o $@ $< $(SERVICE_LIBS) $(LIBCOMMON) $(LDSAN) $(LDLIBS) -lcmocka
+# tests/unit/test_<svc>_<what>.c links lib<svc>.a when services/<svc> exists (so a broken
+# service never blocks another's tests); test_common_*.c links libcommon only.
+define unit_rule
+$(1)_SVC := $$(word 2,$$(subst _, ,$(1)))
+$(1)_LIB := $$(if $$(filter $$($(1)_SVC),$$(SERVICES)),$$(BUILD)/lib/lib$$($(1)_SVC).a)
+$$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_LIB) $$(LIBCOMMON)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -Iservices -o $$@ $$< $$($(1)_LIB) $$(LIBCOMMON) $$(LDSAN) $$(LDLIBS) -lcmocka
+endef
+$(foreach t,$(patsubst tests/unit/%.c,%,$(UNIT_SRC)),$(eval $(call unit_rule,$(t))))
 
 # Unit tests run under ASan+UBSan (LeakSanitizer included).
 unit: deps-check
