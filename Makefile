@@ -53,7 +53,8 @@ $(BUILD)/obj/gen/postmesh.pb-c.o: $(PROTO_C)
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/gen/postmesh.pb-c.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

@@ -18,6 +18,7 @@ struct pm_bus {
     pm_bus_handler handler;
     void *arg;
     char endpoint[256];
+    int stolen; /* the handler kept the current message (pm_bus_steal) */
 };
 
 static void *bus_ctx;
@@ -98,8 +99,10 @@ static void dispatch_one(struct pm_bus *bus)
         postmesh__bus_message__free_unpacked(m, NULL);
         return;
     }
+    bus->stolen = 0;
     bus->handler(bus, peerlen ? peer : NULL, peerlen, m, bus->arg);
-    postmesh__bus_message__free_unpacked(m, NULL);
+    if (!bus->stolen)
+        postmesh__bus_message__free_unpacked(m, NULL);
 }
 
 static void on_ready(evutil_socket_t fd, short what, void *arg)
@@ -176,6 +179,8 @@ void pm_bus_close(struct pm_bus *bus)
 }
 
 void *pm_bus_socket(struct pm_bus *bus) { return bus->sock; }
+
+void pm_bus_steal(struct pm_bus *bus) { bus->stolen = 1; }
 
 static void free_packed(void *data, void *hint)
 {

@@ -29,6 +29,10 @@ struct pm_bus *pm_bus_bind(struct event_base *base, int type, const char *endpoi
 void pm_bus_close(struct pm_bus *bus);
 void *pm_bus_socket(struct pm_bus *bus);
 
+/* Called inside a handler: the handler keeps the message and frees it later with
+ * postmesh__bus_message__free_unpacked(msg, NULL). Avoids copying large bodies. */
+void pm_bus_steal(struct pm_bus *bus);
+
 /* Sets version and sends without blocking. 0 on success, -1 (errno) if it cannot be queued
  * now, e.g. EAGAIN when the peer is not connected (DEALERs use ZMQ_IMMEDIATE). */
 int pm_bus_send(struct pm_bus *bus, Postmesh__BusMessage *msg);

@@ -70,9 +70,15 @@ static const struct key schema[] = {
     INT("mta.command_timeout", mta.command_timeout, 300, 1, 3600),
     BOOL("mta.tls_verify", mta.tls_verify, 0),
     INT("delivery.concurrency", delivery.concurrency, 8, 1, 1000),
+    INT("bouncer.concurrency", bouncer.concurrency, 4, 1, 1000),
+    INT("bouncer.submit_timeout", bouncer.submit_timeout, 30, 1, 3600),
     LISTEN("pop3d.listen", pop3d.listen),
     INT("pop3d.max_connections", pop3d.max_connections, 10000, 1, 1000000),
     INT("pop3d.timeout", pop3d.timeout, 600, 1, DAY),
+    INT("pop3d.auth_delay", pop3d.auth_delay, 2, 0, 60),
+    INT("pop3d.auth_failures", pop3d.auth_failures, 10, 1, 100000),
+    INT("pop3d.auth_lockout", pop3d.auth_lockout, 600, 0, DAY),
+    BOOL("pop3d.plaintext_auth_loopback", pop3d.plaintext_auth_loopback, 1),
 };
 #define NKEYS (sizeof schema / sizeof schema[0])
 

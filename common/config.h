@@ -66,8 +66,16 @@ struct pm_config {
         long long concurrency;
     } delivery;
     struct {
+        long long concurrency;      /* DSNs awaiting the queue's commit at once */
+        long long submit_timeout;   /* seconds to wait for that commit, then TEMPFAIL the job */
+    } bouncer;
+    struct {
         struct pm_listenlist listen;
         long long max_connections, timeout;
+        long long auth_delay;         /* seconds before answering a failed login */
+        long long auth_failures;      /* failed logins from one IP before lockout */
+        long long auth_lockout;       /* seconds of lockout (and the counting window) */
+        int plaintext_auth_loopback;  /* loopback clients may log in without TLS */
     } pop3d;
 };
 

@@ -1,0 +1,456 @@
+/* The aliases file, /etc/aliases style with full addresses:
+ *
+ *   team@example.test: alice@example.test, bob@remote.test
+ *   postmaster: alice@example.test        # a bare key applies in every local domain
+ *   staff@example.test: carol,            # a bare target takes the expanded address's domain
+ *       dave@example.test                 # lines starting with white space continue
+ *
+ * Held as a sorted array of lower-cased keys. Expansion is a depth-first walk that keeps the
+ * current chain (to report loops) and the addresses already expanded (so a diamond of
+ * aliases is walked once, not exponentially often). */
+#include "aliases.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "filestamp.h"
+
+#define MAX_LINE 8192      /* one physical line */
+#define MAX_ENTRY 65536    /* one alias with its continuation lines */
+#define MAX_ADDRESS 320
+#define MAX_RESULTS 1000   /* final addresses per expansion */
+#define MAX_DEPTH 32       /* aliases of aliases */
+#define MAX_STEPS 10000    /* lookups per expansion, a bound on work whatever the file holds */
+
+struct alias {
+    char *key; /* lower-cased "local@domain", or a bare "local" */
+    char **targets;
+    int n;
+    int line;
+};
+
+struct pm_aliases {
+    char *path;
+    struct pm_filestamp stamp;
+    struct alias *v;
+    size_t n, cap;
+};
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+static int has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Why a key or target is unusable, or NULL. */
+static const char *check_address(const char *s, const char *what)
+{
+    static _Thread_local char reason[512];
+    const char *at = strrchr(s, '@');
+    if (strlen(s) > MAX_ADDRESS)
+        snprintf(reason, sizeof reason, "%s too long", what);
+    else if (has_ctl(s) || strchr(s, ' '))
+        snprintf(reason, sizeof reason, "%s contains white space or control characters", what);
+    else if (at && (at == s || at[1] == '\0'))
+        snprintf(reason, sizeof reason, "%s '%s' must be local-part@domain or a bare local part", what, s);
+    else
+        return NULL;
+    return reason;
+}
+
+static void free_alias(struct alias *al)
+{
+    for (int i = 0; i < al->n; i++)
+        free(al->targets[i]);
+    free(al->targets);
+    free(al->key);
+}
+
+void pm_aliases_free(struct pm_aliases *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n; i++)
+        free_alias(&a->v[i]);
+    free(a->v);
+    free(a->path);
+    free(a);
+}
+
+/* Parses one logical entry "key: t1, t2 ..." into a new alias. Returns NULL or a reason. */
+static const char *parse_entry(struct pm_aliases *a, char *text, int line)
+{
+    char *colon = strchr(text, ':');
+    if (!colon)
+        return "expected 'alias: address, address'";
+    *colon = '\0';
+    char *key = text;
+    while (*key == ' ' || *key == '\t')
+        key++;
+    size_t kl = strlen(key);
+    while (kl && (key[kl - 1] == ' ' || key[kl - 1] == '\t'))
+        key[--kl] = '\0';
+    if (!*key)
+        return "empty alias name";
+    const char *why = check_address(key, "alias name");
+    if (why)
+        return why;
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 32;
+        struct alias *nv = realloc(a->v, ncap * sizeof *nv);
+        if (!nv)
+            return "out of memory";
+        a->v = nv;
+        a->cap = ncap;
+    }
+    struct alias al = {strdup(key), NULL, 0, line};
+    if (!al.key)
+        return "out of memory";
+    lower(al.key);
+    char *save = NULL;
+    for (char *t = strtok_r(colon + 1, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+        size_t tl = strlen(t);
+        if (t[0] == '<' && tl >= 2 && t[tl - 1] == '>')
+            t[tl - 1] = '\0', t++;
+        if (t[0] == '|' || t[0] == '/' || t[0] == '"' || strncasecmp(t, ":include:", 9) == 0)
+            why = "only addresses are supported as targets (no commands, files or :include:)";
+        else
+            why = check_address(t, "target");
+        char **nt = why ? NULL : realloc(al.targets, ((size_t)al.n + 1) * sizeof *nt);
+        if (!why && !nt)
+            why = "out of memory";
+        if (why) {
+            free_alias(&al);
+            return why;
+        }
+        al.targets = nt;
+        if (!(al.targets[al.n] = strdup(t))) {
+            free_alias(&al);
+            return "out of memory";
+        }
+        al.n++;
+    }
+    if (al.n == 0) {
+        free_alias(&al);
+        return "alias has no targets";
+    }
+    a->v[a->n++] = al;
+    return NULL;
+}
+
+/* Cuts a comment: '#' at the start or after white space (a '#' inside an address stays). */
+static void strip_comment(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            return;
+        }
+}
+
+static int cmp_alias(const void *x, const void *y)
+{
+    return strcmp(((const struct alias *)x)->key, ((const struct alias *)y)->key);
+}
+
+/* Reads the whole file into a. Returns 0, or -1 with "path:line: reason" in err. */
+static int read_aliases(struct pm_aliases *a, FILE *f, char *err, size_t errsize)
+{
+    char *line = NULL, *entry = NULL;
+    size_t linecap = 0, elen = 0;
+    ssize_t len;
+    int lineno = 0, entry_line = 0;
+    const char *why = NULL;
+    int why_line = 0;
+    if (!(entry = malloc(MAX_ENTRY + 1))) {
+        snprintf(err, errsize, "%s:0: out of memory", a->path);
+        return -1;
+    }
+    while (!why && (len = getline(&line, &linecap, f)) >= 0) {
+        lineno++;
+        why_line = lineno;
+        if (len > MAX_LINE) {
+            why = "line too long";
+            break;
+        }
+        if ((size_t)len != strlen(line)) {
+            why = "NUL byte in line";
+            break;
+        }
+        strip_comment(line);
+        size_t l = strlen(line);
+        while (l && isspace((unsigned char)line[l - 1]))
+            line[--l] = '\0';
+        if (l == 0)
+            continue;
+        int continues = line[0] == ' ' || line[0] == '\t';
+        if (continues && !entry_line) {
+            why = "continuation line without an alias before it";
+            break;
+        }
+        if (!continues && entry_line) {
+            entry[elen] = '\0';
+            why_line = entry_line;
+            if ((why = parse_entry(a, entry, entry_line)))
+                break;
+            elen = 0;
+        }
+        if (elen + l + 1 > MAX_ENTRY) {
+            why = "alias too long";
+            why_line = entry_line ? entry_line : lineno;
+            break;
+        }
+        if (!continues)
+            entry_line = lineno;
+        else
+            entry[elen++] = ' ';
+        memcpy(entry + elen, line, l);
+        elen += l;
+    }
+    if (!why && ferror(f))
+        why = strerror(errno);
+    if (!why && entry_line) {
+        entry[elen] = '\0';
+        why_line = entry_line;
+        why = parse_entry(a, entry, entry_line);
+    }
+    free(line);
+    free(entry);
+    if (why) {
+        snprintf(err, errsize, "%s:%d: %s", a->path, why_line, why);
+        return -1;
+    }
+    qsort(a->v, a->n, sizeof *a->v, cmp_alias);
+    for (size_t i = 1; i < a->n; i++)
+        if (strcmp(a->v[i - 1].key, a->v[i].key) == 0) {
+            const struct alias *x = &a->v[i - 1], *y = &a->v[i];
+            snprintf(err, errsize, "%s:%d: duplicate alias %s (also on line %d)", a->path,
+                     x->line > y->line ? x->line : y->line, x->key, x->line > y->line ? y->line : x->line);
+            return -1;
+        }
+    return 0;
+}
+
+struct pm_aliases *pm_aliases_load(const char *path, char *err, size_t errsize)
+{
+    struct pm_aliases *a = calloc(1, sizeof *a);
+    if (!a || !(a->path = strdup(path ? path : ""))) {
+        free(a);
+        snprintf(err, errsize, "%s:0: out of memory", path ? path : "");
+        return NULL;
+    }
+    FILE *f = *a->path ? fopen(a->path, "re") : NULL;
+    if (!f) {
+        if (!*a->path || errno == ENOENT)
+            return a; /* the aliases file is optional */
+        snprintf(err, errsize, "%s:0: cannot read: %s", a->path, strerror(errno));
+        pm_aliases_free(a);
+        return NULL;
+    }
+    pm_filestamp_fd(fileno(f), &a->stamp);
+    int rc = read_aliases(a, f, err, errsize);
+    fclose(f);
+    if (rc < 0) {
+        pm_aliases_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+int pm_aliases_reload_if_changed(struct pm_aliases **a, char *err, size_t errsize)
+{
+    if (!a || !*a) {
+        snprintf(err, errsize, "aliases not loaded");
+        return -1;
+    }
+    if (!*(*a)->path)
+        return 0;
+    struct pm_filestamp now;
+    if (pm_filestamp_get((*a)->path, &now) < 0) {
+        snprintf(err, errsize, "%s:0: cannot stat: %s", (*a)->path, strerror(errno));
+        return -1;
+    }
+    if (pm_filestamp_equal(&now, &(*a)->stamp))
+        return 0;
+    struct pm_aliases *fresh = pm_aliases_load((*a)->path, err, errsize);
+    if (!fresh) {
+        (*a)->stamp = now; /* keep the old table; report this version's error once */
+        return -1;
+    }
+    pm_aliases_free(*a);
+    *a = fresh;
+    return 1;
+}
+
+static const struct alias *find_key(const struct pm_aliases *a, const char *key)
+{
+    struct alias probe = {(char *)key, NULL, 0, 0};
+    return a && a->n ? bsearch(&probe, a->v, a->n, sizeof *a->v, cmp_alias) : NULL;
+}
+
+/* The alias for address: an exact entry, else a bare local-part entry if the domain is local. */
+static const struct alias *lookup(const struct pm_aliases *a, const struct pm_config *cfg, const char *address)
+{
+    char key[MAX_ADDRESS + 1];
+    if (!address || strlen(address) > MAX_ADDRESS)
+        return NULL;
+    snprintf(key, sizeof key, "%s", address);
+    lower(key);
+    const struct alias *al = find_key(a, key);
+    char *at = strrchr(key, '@');
+    if (!al && at && cfg && pm_config_is_local_domain(cfg, at + 1)) {
+        *at = '\0';
+        al = find_key(a, key);
+    }
+    return al;
+}
+
+int pm_aliases_is_alias(const struct pm_aliases *a, const struct pm_config *cfg, const char *address)
+{
+    return lookup(a, cfg, address) != NULL;
+}
+
+struct expansion {
+    const struct pm_aliases *a;
+    const struct pm_config *cfg;
+    struct pm_strlist *out;
+    int first_new;          /* out->v[first_new..] were added by this expansion */
+    char *chain[MAX_DEPTH]; /* lower-cased addresses being expanded, outermost first */
+    int depth;
+    char **done;            /* lower-cased addresses already fully expanded */
+    size_t ndone;
+    size_t steps;
+    char *err;
+    size_t errsize;
+};
+
+static int add_result(struct expansion *x, const char *address)
+{
+    for (int i = 0; i < x->out->n; i++)
+        if (strcasecmp(x->out->v[i], address) == 0)
+            return 0;
+    if (x->out->n - x->first_new >= MAX_RESULTS) {
+        snprintf(x->err, x->errsize, "alias expansion gives more than %d addresses", MAX_RESULTS);
+        return -1;
+    }
+    char **nv = realloc(x->out->v, ((size_t)x->out->n + 2) * sizeof *nv);
+    char *copy = strdup(address);
+    if (!nv || !copy) {
+        free(copy);
+        if (nv)
+            x->out->v = nv;
+        snprintf(x->err, x->errsize, "out of memory");
+        return -1;
+    }
+    x->out->v = nv;
+    nv[x->out->n++] = copy;
+    nv[x->out->n] = NULL;
+    return 0;
+}
+
+static int loop_error(struct expansion *x, int from, const char *again)
+{
+    int n = snprintf(x->err, x->errsize, "alias loop:");
+    for (int i = from; i < x->depth && n >= 0 && (size_t)n < x->errsize; i++)
+        n += snprintf(x->err + n, x->errsize - (size_t)n, " %s ->", x->chain[i]);
+    if (n >= 0 && (size_t)n < x->errsize)
+        snprintf(x->err + n, x->errsize - (size_t)n, " %s", again);
+    return -1;
+}
+
+/* parent: the lower-cased alias whose target this is (NULL at the top). */
+static int expand(struct expansion *x, const char *address, const char *parent)
+{
+    if (++x->steps > MAX_STEPS) {
+        snprintf(x->err, x->errsize, "alias expansion too large (more than %d lookups)", MAX_STEPS);
+        return -1;
+    }
+    char low[MAX_ADDRESS + 1];
+    snprintf(low, sizeof low, "%s", address);
+    lower(low);
+    /* "alice@x: alice@x, archive@x" keeps a copy in alice's own mailbox, as in /etc/aliases. */
+    const struct alias *al = parent && strcmp(parent, low) == 0 ? NULL : lookup(x->a, x->cfg, address);
+    if (!al)
+        return add_result(x, address);
+    for (size_t i = 0; i < x->ndone; i++)
+        if (strcmp(x->done[i], low) == 0)
+            return 0;
+    for (int i = 0; i < x->depth; i++)
+        if (strcmp(x->chain[i], low) == 0)
+            return loop_error(x, i, low);
+    if (x->depth == MAX_DEPTH) {
+        snprintf(x->err, x->errsize, "aliases nested more than %d deep at %s", MAX_DEPTH, low);
+        return -1;
+    }
+    char *self = strdup(low);
+    if (!self) {
+        snprintf(x->err, x->errsize, "out of memory");
+        return -1;
+    }
+    x->chain[x->depth++] = self;
+    const char *at = strrchr(self, '@');
+    int rc = 0;
+    for (int i = 0; i < al->n && rc == 0; i++) {
+        const char *t = al->targets[i];
+        char full[2 * MAX_ADDRESS + 2];
+        if (!strchr(t, '@') && at) {
+            snprintf(full, sizeof full, "%s%s", t, at);
+            t = full;
+        }
+        if (strlen(t) > MAX_ADDRESS) {
+            snprintf(x->err, x->errsize, "alias target too long: %s", t);
+            rc = -1;
+        } else {
+            rc = expand(x, t, self);
+        }
+    }
+    x->depth--;
+    char **nd = rc == 0 ? realloc(x->done, (x->ndone + 1) * sizeof *nd) : NULL;
+    if (nd) {
+        x->done = nd;
+        x->done[x->ndone++] = self;
+    } else {
+        free(self);
+        if (rc == 0) {
+            snprintf(x->err, x->errsize, "out of memory");
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int pm_aliases_expand(const struct pm_aliases *a, const struct pm_config *cfg, const char *address,
+                      struct pm_strlist *out, char *err, size_t errsize)
+{
+    struct expansion x = {.a = a, .cfg = cfg, .out = out, .first_new = out->n, .err = err, .errsize = errsize};
+    int rc;
+    if (!address || strlen(address) > MAX_ADDRESS) {
+        snprintf(err, errsize, "address too long");
+        rc = -1;
+    } else {
+        rc = expand(&x, address, NULL);
+    }
+    for (size_t i = 0; i < x.ndone; i++)
+        free(x.done[i]);
+    free(x.done);
+    if (rc < 0) {
+        /* Leave out as it was: a failed expansion adds nothing. */
+        while (out->n > x.first_new)
+            free(out->v[--out->n]);
+        if (out->v)
+            out->v[out->n] = NULL;
+    }
+    return rc;
+}

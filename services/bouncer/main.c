@@ -1,0 +1,78 @@
+/* postmesh-bouncer: turns the queue's bounce jobs into RFC 3464 DSNs and submits them back
+ * to the queue with a null sender. No network side of its own: only the bus. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
+    event_base_loopexit(arg, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt == 'c') {
+            path = optarg;
+        } else {
+            fprintf(stderr, "usage: postmesh-bouncer [-c config]\n");
+            return 2;
+        }
+    }
+    if (!path)
+        path = pm_config_default_path();
+    pm_log_init("bouncer");
+    struct pm_config cfg;
+    char err[512];
+    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    pm_log_set_debug(cfg.debug);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct event_base *base = event_base_new();
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+
+    struct bouncer_worker_config wc = {
+        .endpoint = cfg.queue.endpoint,
+        .hostname = cfg.hostname,
+        .slots = (int)cfg.bouncer.concurrency,
+        .submit_timeout_ms = (int)(cfg.bouncer.submit_timeout * 1000),
+        .credit_interval_ms = 2000,
+        .delay_warning = cfg.queue.delay_warning,
+        .max_lifetime = cfg.queue.max_lifetime,
+    };
+    struct bouncer_worker *w = bouncer_worker_new(base, &wc);
+    int rc = 0;
+    if (!w) {
+        pm_log(PM_ERR, "event=fatal reason=bus endpoint=%s", cfg.queue.endpoint);
+        rc = 1;
+    } else {
+        pm_log(PM_INFO, "event=started endpoint=%s slots=%d", cfg.queue.endpoint, wc.slots);
+        event_base_dispatch(base);
+        bouncer_worker_free(w);
+    }
+    event_free(sigterm);
+    event_free(sigint);
+    event_base_free(base);
+    pm_bus_context_term();
+    pm_config_free(&cfg);
+    if (rc == 0)
+        pm_log(PM_INFO, "event=stopped");
+    return rc;
+}

@@ -1,0 +1,495 @@
+#include "worker.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "compose.h"
+#include "log.h"
+
+/* Jobs received beyond the free slots (the race the contract allows) wait here; past this
+ * many the job is answered TEMPFAIL at once rather than held in memory. */
+#define BACKLOG_EXTRA 16
+#define SUBMIT_RETRY_MS 100
+#define CREDIT_RETRY_MS 100
+
+/* One job from arrival to its JobResult. */
+struct task {
+    struct task *next, *prev;
+    struct bouncer_worker *w;
+    uint64_t job_id;
+    uint64_t request_id;      /* of the Submit, 0 while waiting */
+    uint32_t rcpt_index;
+    char *queue_id;
+    char *sender;             /* the DSN's recipient */
+    const char *action;       /* "failed" or "delayed" (static) */
+    int smtputf8;
+    int timeout_ms;
+    uint64_t deadline_ms;     /* monotonic: TEMPFAIL the job if no reply by then */
+    char *dsn;
+    size_t dsn_len;
+    struct event *timer;
+};
+
+struct task_list {
+    struct task *head, *tail;
+    int n;
+};
+
+struct bouncer_worker {
+    struct event_base *base;
+    struct bouncer_worker_config cfg;
+    char hostname[256];
+    char name[300];
+    struct pm_bus *jobs;   /* Credit, Job, JobResult */
+    struct pm_bus *submit; /* Submit, SubmitReply */
+    struct event *heartbeat;
+    struct task_list waiting, active;
+    uint64_t next_request_id;
+};
+
+static void list_push(struct task_list *l, struct task *t)
+{
+    t->next = NULL;
+    t->prev = l->tail;
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+    l->n++;
+}
+
+static void list_remove(struct task_list *l, struct task *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        l->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        l->tail = t->prev;
+    t->next = t->prev = NULL;
+    l->n--;
+}
+
+static void task_free(struct task *t)
+{
+    if (t->timer)
+        event_free(t->timer);
+    free(t->queue_id);
+    free(t->sender);
+    free(t->dsn);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ messages to the queue */
+
+static int send_credit(struct bouncer_worker *w)
+{
+    int used = w->active.n + w->waiting.n;
+    Postmesh__Credit credit = POSTMESH__CREDIT__INIT;
+    credit.kind = POSTMESH__WORKER_KIND__WORKER_BOUNCER;
+    credit.credits = used < w->cfg.slots ? (uint32_t)(w->cfg.slots - used) : 0;
+    credit.worker_name = w->name;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
+    msg.credit = &credit;
+    /* EAGAIN while the queue is away: the heartbeat tries again soon. */
+    if (pm_bus_send(w->jobs, &msg) < 0) {
+        if (w->heartbeat) {
+            struct timeval tv = {0, CREDIT_RETRY_MS * 1000};
+            evtimer_add(w->heartbeat, &tv);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static void send_result(struct bouncer_worker *w, uint64_t job_id, const char *queue_id, uint32_t index,
+                        Postmesh__RecipientResult__Status status, const char *dsn_status, const char *text)
+{
+    Postmesh__RecipientResult rr = POSTMESH__RECIPIENT_RESULT__INIT;
+    rr.index = index;
+    rr.status = status;
+    rr.dsn_status = (char *)dsn_status;
+    rr.text = (char *)text;
+    Postmesh__RecipientResult *rrs[1] = {&rr};
+    Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
+    res.job_id = job_id;
+    res.queue_id = (char *)(queue_id ? queue_id : "");
+    res.n_results = 1;
+    res.results = rrs;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT;
+    msg.job_result = &res;
+    if (pm_bus_send(w->jobs, &msg) < 0)
+        pm_log(PM_WARN, "event=result_not_sent id=%s job=%" PRIu64 " reason=queue_unreachable", queue_id, job_id);
+}
+
+static void task_start(struct task *t);
+
+/* Answers the job, frees the task and lets the next waiting one use the slot. */
+static void task_finish(struct task *t, struct task_list *from, Postmesh__RecipientResult__Status status,
+                        const char *dsn_status, const char *text)
+{
+    struct bouncer_worker *w = t->w;
+    list_remove(from, t);
+    send_result(w, t->job_id, t->queue_id, t->rcpt_index, status, dsn_status, text);
+    task_free(t);
+    while (w->waiting.head && w->active.n < w->cfg.slots) {
+        struct task *next = w->waiting.head;
+        list_remove(&w->waiting, next);
+        task_start(next);
+    }
+    send_credit(w);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void arm(struct task *t, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(t->timer, &tv);
+}
+
+/* Sends t's Submit. The DEALER refuses (EAGAIN) while the queue is not connected, e.g. for
+ * a moment after start or while the queue restarts: then it is retried every
+ * SUBMIT_RETRY_MS until the deadline. 0 sent, -1 not yet. */
+static int try_submit(struct task *t)
+{
+    struct bouncer_worker *w = t->w;
+    char *rcpts[1] = {t->sender};
+    Postmesh__Submit sub = POSTMESH__SUBMIT__INIT;
+    sub.sender = "";
+    sub.n_recipients = 1;
+    sub.recipients = rcpts;
+    sub.body.data = (uint8_t *)t->dsn;
+    sub.body.len = t->dsn_len;
+    sub.client_address = "local";
+    sub.helo = w->hostname;
+    sub.is_dsn = 1;
+    sub.smtputf8 = t->smtputf8;
+    sub.origin_id = t->queue_id;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.request_id = t->request_id;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
+    msg.submit = &sub;
+    if (pm_bus_send(w->submit, &msg) < 0)
+        return -1;
+    /* The queue holds a copy now; the DSN text is not needed again. */
+    free(t->dsn);
+    t->dsn = NULL;
+    return 0;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct task *t = arg;
+    uint64_t now = now_ms();
+    if (now < t->deadline_ms) {
+        if (t->dsn && try_submit(t) < 0) {
+            arm(t, SUBMIT_RETRY_MS);
+            return;
+        }
+        arm(t, t->deadline_ms - now);
+        return;
+    }
+    int sent = t->dsn == NULL;
+    pm_log(PM_WARN, "event=dsn_timeout id=%s job=%" PRIu64 " request=%" PRIu64 " reason=%s", t->queue_id, t->job_id,
+           t->request_id, sent ? "no_reply" : "queue_unreachable");
+    task_finish(t, &t->w->active, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+                sent ? "4.3.0 queue did not commit the DSN in time" : "4.3.0 queue not reachable for the DSN");
+}
+
+/* Puts t into the active list and submits its DSN; the timer covers both a send that has
+ * to wait for the connection and a reply that never comes. */
+static void task_start(struct task *t)
+{
+    struct bouncer_worker *w = t->w;
+    t->request_id = ++w->next_request_id;
+    t->deadline_ms = now_ms() + (uint64_t)t->timeout_ms;
+    list_push(&w->active, t);
+    t->timer = evtimer_new(w->base, on_timer, t);
+    if (!t->timer) {
+        task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0", "4.3.0 out of memory");
+        return;
+    }
+    arm(t, try_submit(t) == 0 ? (uint64_t)t->timeout_ms : SUBMIT_RETRY_MS);
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+static void unique_token(char *dst, size_t size, const char *queue_id)
+{
+    uint8_t rnd[6] = {0};
+    if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+        uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)dst;
+        memcpy(rnd, &x, sizeof rnd);
+    }
+    snprintf(dst, size, "%.20s.%02X%02X%02X%02X%02X%02X", queue_id && *queue_id ? queue_id : "dsn", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5]);
+}
+
+static int has_8bit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 1;
+    return 0;
+}
+
+/* Composes the DSN for job into t. 0 or -1. */
+static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, struct task *t)
+{
+    struct bouncer_rcpt *rcpts = calloc(job->n_report, sizeof *rcpts);
+    if (!rcpts)
+        return -1;
+    for (size_t i = 0; i < job->n_report; i++) {
+        const Postmesh__ReportRecipient *r = job->report[i];
+        rcpts[i] = (struct bouncer_rcpt){r->address, r->original, r->status, r->action,
+                                         r->remote_mta, r->diagnostic, r->last_attempt};
+    }
+    char unique[64];
+    unique_token(unique, sizeof unique, job->queue_id);
+    struct bouncer_dsn_in in = {
+        .hostname = w->hostname,
+        .queue_id = job->queue_id,
+        .sender = t->sender,
+        .delay_notice = job->delay_notice,
+        .arrival_time = job->arrival_time,
+        .now = (uint64_t)time(NULL),
+        .delay_warning = w->cfg.delay_warning,
+        .max_lifetime = w->cfg.max_lifetime,
+        .unique = unique,
+        .rcpts = rcpts,
+        .nrcpts = job->n_report,
+        .headers = job->body.data,
+        .headers_len = job->body.len,
+    };
+    struct bouncer_dsn dsn;
+    int rc = bouncer_compose(&in, &dsn);
+    free(rcpts);
+    if (rc < 0)
+        return -1;
+    t->dsn = dsn.data;
+    t->dsn_len = dsn.len;
+    return 0;
+}
+
+static void on_job(struct bouncer_worker *w, const Postmesh__Job *job)
+{
+    const char *qid = job->queue_id ? job->queue_id : "";
+    uint32_t index = job->n_recipients ? job->recipients[0]->index : 0;
+    /* The DSN goes to the original envelope sender: recipient 0 (job->sender as a fallback). */
+    const char *sender = job->n_recipients ? job->recipients[0]->address : job->sender;
+    const char *action = job->delay_notice ? "delayed" : "failed";
+    char lv[PM_LOGV_SIZE];
+
+    if (job->kind != POSTMESH__WORKER_KIND__WORKER_BOUNCER) {
+        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " reason=wrong_kind kind=%d", qid, job->job_id,
+               (int)job->kind);
+        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+                    "4.3.0 not a bouncer job");
+        send_credit(w);
+        return;
+    }
+    if (!sender || !*sender) {
+        /* A failed bounce: notifying nobody is the only way to avoid bounce loops. */
+        pm_log(PM_WARN, "event=dsn_suppressed id=%s reason=null_sender action=%s recipients=%zu", qid, action,
+               job->n_report);
+        for (size_t i = 0; i < job->n_report; i++)
+            pm_log(PM_WARN, "event=failed_bounce id=%s rcpt=%s status=%s", qid, PM_LV(lv, job->report[i]->address),
+                   job->report[i]->status);
+        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
+                    "2.0.0 null sender: not bounced, logged");
+        send_credit(w);
+        return;
+    }
+    if (job->n_report == 0) {
+        pm_log(PM_WARN, "event=dsn_suppressed id=%s reason=empty_report", qid);
+        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
+                    "2.0.0 nothing to report");
+        send_credit(w);
+        return;
+    }
+    if (w->waiting.n >= w->cfg.slots + BACKLOG_EXTRA) {
+        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " reason=busy", qid, job->job_id);
+        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+                    "4.3.0 bouncer busy");
+        send_credit(w);
+        return;
+    }
+
+    struct task *t = calloc(1, sizeof *t);
+    if (t) {
+        t->w = w;
+        t->job_id = job->job_id;
+        t->rcpt_index = index;
+        t->queue_id = strdup(qid);
+        t->sender = strdup(sender);
+        t->action = action;
+        t->smtputf8 = has_8bit(sender);
+        /* Answer before the lease runs out, or the queue dispatches the job again meanwhile. */
+        t->timeout_ms = w->cfg.submit_timeout_ms;
+        if (job->lease_seconds > 1 && t->timeout_ms > (int)(job->lease_seconds - 1) * 1000)
+            t->timeout_ms = (int)(job->lease_seconds - 1) * 1000;
+    }
+    if (!t || !t->queue_id || !t->sender || compose_for_job(w, job, t) < 0) {
+        pm_log(PM_ERR, "event=dsn_compose_failed id=%s", qid);
+        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+                    "4.3.0 cannot compose the DSN");
+        if (t)
+            task_free(t);
+        send_credit(w);
+        return;
+    }
+    pm_log(PM_DEBUG, "event=job id=%s job=%" PRIu64 " to=%s action=%s recipients=%zu size=%zu", qid, job->job_id,
+           PM_LV(lv, sender), action, job->n_report, t->dsn_len);
+    if (w->active.n < w->cfg.slots)
+        task_start(t);
+    else
+        list_push(&w->waiting, t);
+}
+
+static void on_jobs_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg,
+                            void *arg)
+{
+    (void)bus;
+    (void)peer;
+    (void)peerlen;
+    struct bouncer_worker *w = arg;
+    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_JOB && msg->job)
+        on_job(w, msg->job);
+    else
+        pm_log(PM_WARN, "event=bus_unexpected socket=jobs body=%d", (int)msg->body_case);
+}
+
+static void on_submit_reply(struct bouncer_worker *w, uint64_t request_id, const Postmesh__SubmitReply *r)
+{
+    struct task *t = w->active.head;
+    while (t && t->request_id != request_id)
+        t = t->next;
+    if (!t) {
+        /* Its job was already answered TEMPFAIL: if this says COMMITTED the sender may get
+         * the DSN twice (at-least-once), which beats never. */
+        pm_log(PM_WARN, "event=late_submit_reply request=%" PRIu64 " status=%d dsn_id=%s", request_id,
+               (int)r->status, r->queue_id);
+        return;
+    }
+    char lv[PM_LOGV_SIZE], tv[PM_LOGV_SIZE];
+    switch (r->status) {
+    case POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED: {
+        char text[128];
+        pm_log(PM_INFO, "event=dsn id=%s dsn_id=%s to=%s action=%s", t->queue_id, r->queue_id, PM_LV(lv, t->sender),
+               t->action);
+        snprintf(text, sizeof text, "2.0.0 DSN queued as %.40s", r->queue_id);
+        task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0", text);
+        break;
+    }
+    case POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL:
+        /* Submitting the same DSN again would be refused again: let the queue give up. */
+        pm_log(PM_WARN, "event=dsn_rejected id=%s to=%s text=%s", t->queue_id, PM_LV(lv, t->sender),
+               PM_LV(tv, r->text));
+        task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL, "5.3.0",
+                    *r->text ? r->text : "5.3.0 queue refused the DSN");
+        break;
+    default:
+        pm_log(PM_WARN, "event=dsn_deferred id=%s to=%s text=%s", t->queue_id, PM_LV(lv, t->sender),
+               PM_LV(tv, r->text));
+        task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+                    *r->text ? r->text : "4.3.0 queue could not commit the DSN");
+        break;
+    }
+}
+
+static void on_submit_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg,
+                              void *arg)
+{
+    (void)bus;
+    (void)peer;
+    (void)peerlen;
+    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY && msg->submit_reply)
+        on_submit_reply(arg, msg->request_id, msg->submit_reply);
+    else
+        pm_log(PM_WARN, "event=bus_unexpected socket=submit body=%d", (int)msg->body_case);
+}
+
+/* Every credit_interval_ms; every CREDIT_RETRY_MS while the queue is unreachable, so a
+ * worker starting before (or reconnecting to) the queue is known within a moment. */
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bouncer_worker *w = arg;
+    int ms = send_credit(w) == 0 ? w->cfg.credit_interval_ms : CREDIT_RETRY_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->heartbeat, &tv);
+}
+
+/* ------------------------------------------------------------------ lifetime */
+
+struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct bouncer_worker_config *cfg)
+{
+    struct bouncer_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->base = base;
+    w->cfg = *cfg;
+    if (w->cfg.slots < 1)
+        w->cfg.slots = 1;
+    if (w->cfg.submit_timeout_ms < 1)
+        w->cfg.submit_timeout_ms = 1;
+    if (w->cfg.credit_interval_ms < 1)
+        w->cfg.credit_interval_ms = 2000;
+    snprintf(w->hostname, sizeof w->hostname, "%s", cfg->hostname ? cfg->hostname : "localhost");
+    snprintf(w->name, sizeof w->name, "bouncer@%s/%d", w->hostname, (int)getpid());
+    w->cfg.hostname = w->hostname;
+    /* Request ids only need to be unique on this socket; a random start keeps replies meant
+     * for a previous run of this process from matching. */
+    if (getrandom(&w->next_request_id, sizeof w->next_request_id, GRND_NONBLOCK) != sizeof w->next_request_id)
+        w->next_request_id = (uint64_t)time(NULL) << 20;
+    w->next_request_id >>= 1;
+    w->jobs = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_jobs_message, w);
+    w->submit = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_submit_message, w);
+    w->heartbeat = evtimer_new(base, on_heartbeat, w);
+    if (!w->jobs || !w->submit || !w->heartbeat) {
+        bouncer_worker_free(w);
+        return NULL;
+    }
+    on_heartbeat(-1, 0, w);
+    return w;
+}
+
+void bouncer_worker_free(struct bouncer_worker *w)
+{
+    if (!w)
+        return;
+    struct task_list *lists[2] = {&w->waiting, &w->active};
+    for (int i = 0; i < 2; i++)
+        while (lists[i]->head) {
+            struct task *t = lists[i]->head;
+            list_remove(lists[i], t);
+            task_free(t);
+        }
+    if (w->heartbeat)
+        event_free(w->heartbeat);
+    pm_bus_close(w->jobs);
+    pm_bus_close(w->submit);
+    free(w);
+}

@@ -1,0 +1,132 @@
+/* postmesh: the operator's command. `postmesh [-c FILE] COMMAND ...` */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+
+static const char usage_text[] =
+    "usage: postmesh [-c FILE] COMMAND [ARGS]\n"
+    "\n"
+    "  -c FILE               configuration (default $POSTMESH_CONFIG or /etc/postmesh/postmesh.conf)\n"
+    "\n"
+    "commands:\n"
+    "  run                   start every installed service and supervise them in the foreground\n"
+    "  check                 validate the configuration, users, aliases and TLS files\n"
+    "  status                the queue's counters\n"
+    "  queue list            one line per message: id age size sender state recipients\n"
+    "  queue show ID         envelope and headers of one message\n"
+    "  queue flush           retry every deferred message now\n"
+    "  queue hold ID         keep a message from being delivered\n"
+    "  queue release ID      undo hold\n"
+    "  queue delete ID       remove a message without a bounce\n"
+    "  user add ADDRESS      add a mailbox; the password is read from stdin (one line)\n"
+    "  user passwd ADDRESS   set a new password (from stdin)\n"
+    "  user del ADDRESS      remove a mailbox's login (its mail stays on disk)\n"
+    "  user list             the addresses that can log in\n"
+    "  help                  this text\n"
+    "\n"
+    "exit status: 0 ok, 1 failure, 2 usage or configuration error\n";
+
+void cli_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "postmesh: %s\n", msg);
+}
+
+int cli_mkdirs(const char *path, unsigned mode)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
+                return -1;
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = pm_config_default_path();
+    int opt;
+    opterr = 0;
+    while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+        if (opt == 'c') {
+            config_path = optarg;
+        } else if (opt == 'h') {
+            fputs(usage_text, stdout);
+            return CLI_OK;
+        } else {
+            cli_error(optopt == 'c' ? "-c needs a file name" : "unknown option -%c", optopt);
+            fputs(usage_text, stderr);
+            return CLI_USAGE;
+        }
+    }
+    argc -= optind;
+    argv += optind;
+    if (argc == 0) {
+        fputs(usage_text, stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[0];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help")) {
+        fputs(usage_text, stdout);
+        return CLI_OK;
+    }
+    static const char *const known[] = {"run", "check", "status", "queue", "user", NULL};
+    int found = 0;
+    for (const char *const *k = known; *k; k++)
+        found |= !strcmp(*k, cmd);
+    if (!found) {
+        cli_error("unknown command '%s'", cmd);
+        fputs(usage_text, stderr);
+        return CLI_USAGE;
+    }
+
+    pm_log_init("postmesh");
+    struct pm_config cfg;
+    char err[1024];
+    if (pm_config_load(config_path, &cfg, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_USAGE;
+    }
+    pm_log_set_debug(cfg.debug);
+    int rc;
+    if (!strcmp(cmd, "run"))
+        rc = cli_cmd_run(&cfg, config_path, argc, argv);
+    else if (!strcmp(cmd, "check"))
+        rc = cli_cmd_check(&cfg, config_path, argc, argv);
+    else if (!strcmp(cmd, "status"))
+        rc = cli_cmd_status(&cfg, argc, argv);
+    else if (!strcmp(cmd, "queue"))
+        rc = cli_cmd_queue(&cfg, argc, argv);
+    else
+        rc = cli_cmd_user(&cfg, argc, argv);
+    pm_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,434 @@
+/* Work dispatch: workers announce free slots (Credit), the queue pushes jobs only to workers
+ * that asked, and every job has a lease: unanswered past it, its recipients are dispatched
+ * again (a dead worker's job is never lost). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "queue.h"
+
+#define WORKER_SILENCE 10 /* seconds without a heartbeat before a worker's credit is void */
+
+typedef Postmesh__StoredRecipient Rcpt;
+#define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
+
+static const char *kind_name(Postmesh__WorkerKind k)
+{
+    switch (k) {
+    case POSTMESH__WORKER_KIND__WORKER_DELIVERY: return "delivery";
+    case POSTMESH__WORKER_KIND__WORKER_MTA: return "mta";
+    case POSTMESH__WORKER_KIND__WORKER_BOUNCER: return "bouncer";
+    default: return "none";
+    }
+}
+
+static void drop_worker(struct queue *q, size_t i, const char *why)
+{
+    pm_log(PM_INFO, "event=worker_gone worker=%s kind=%s reason=%s", q->workers[i].name,
+           kind_name(q->workers[i].kind), why);
+    q->workers[i] = q->workers[--q->nworkers];
+}
+
+void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__Credit *c)
+{
+    struct worker *w = NULL;
+    for (size_t i = 0; i < q->nworkers; i++)
+        if (q->workers[i].idlen == peerlen && memcmp(q->workers[i].id, peer, peerlen) == 0)
+            w = &q->workers[i];
+    if (!w) {
+        if (peerlen > sizeof w->id || q->nworkers >= 1024)
+            return;
+        q->workers = realloc(q->workers, (q->nworkers + 1) * sizeof *q->workers);
+        w = &q->workers[q->nworkers++];
+        memset(w, 0, sizeof *w);
+        memcpy(w->id, peer, peerlen);
+        w->idlen = peerlen;
+        snprintf(w->name, sizeof w->name, "%s", c->worker_name[0] ? c->worker_name : "anonymous");
+        for (char *p = w->name; *p; p++)
+            if (*p <= ' ' || *p == '"' || *p == '=')
+                *p = '_';
+        pm_log(PM_INFO, "event=worker_joined worker=%s kind=%s credits=%u", w->name, kind_name(c->kind), c->credits);
+    }
+    w->kind = c->kind;
+    w->credits = c->credits > 100000 ? 100000 : (int)c->credits;
+    w->last_seen = queue_now();
+    queue_dispatch(q);
+}
+
+static struct worker *pick_worker(struct queue *q, Postmesh__WorkerKind kind)
+{
+    struct worker *best = NULL;
+    for (size_t i = 0; i < q->nworkers; i++)
+        if (q->workers[i].kind == kind && q->workers[i].credits > 0 && (!best || q->workers[i].credits > best->credits))
+            best = &q->workers[i];
+    return best;
+}
+
+static int is_due(const struct qmsg *m, size_t i, uint64_t now)
+{
+    const Rcpt *r = m->rec->recipients[i];
+    if (m->inflight[i])
+        return 0;
+    return r->state == ST(PENDING) || (r->state == ST(DEFERRED) && r->next_attempt <= now);
+}
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at ? at + 1 : "";
+}
+
+/* Length of the header section (up to and including the empty line). */
+static size_t header_length(const uint8_t *b, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (b[i] == '\n' && b[i + 1] == '\n')
+            return i + 2;
+        if (b[i] == '\n' && i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')
+            return i + 3;
+    }
+    return len;
+}
+
+/* Sends one job; on success the recipients are in flight and the job is recorded. */
+static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh__WorkerKind kind,
+                    const uint32_t *idx, size_t n, int delay_notice)
+{
+    Postmesh__Job job = POSTMESH__JOB__INIT;
+    Postmesh__BusMessage out = POSTMESH__BUS_MESSAGE__INIT;
+    uint64_t job_id = ++q->next_job_id;
+    job.job_id = job_id;
+    job.queue_id = m->rec->queue_id;
+    job.kind = kind;
+    job.sender = m->rec->sender;
+    job.lease_seconds = (uint32_t)q->cfg->queue.job_lease;
+    job.arrival_time = m->rec->arrival_time;
+    job.delay_notice = delay_notice;
+
+    Postmesh__JobRecipient *jr = calloc(n + 1, sizeof *jr), **jrp = calloc(n + 1, sizeof *jrp);
+    Postmesh__ReportRecipient *rr = NULL, **rrp = NULL;
+    if (kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER) {
+        postmesh__job_recipient__init(&jr[0]);
+        jr[0].index = 0;
+        jr[0].address = m->rec->sender;
+        jr[0].original = m->rec->sender;
+        jrp[0] = &jr[0];
+        job.n_recipients = 1;
+        rr = calloc(n, sizeof *rr);
+        rrp = calloc(n, sizeof *rrp);
+        for (size_t i = 0; i < n; i++) {
+            const Rcpt *r = m->rec->recipients[idx[i]];
+            postmesh__report_recipient__init(&rr[i]);
+            rr[i].address = r->address;
+            rr[i].original = r->original;
+            rr[i].status = r->dsn_status[0] ? r->dsn_status : (char *)(delay_notice ? "4.0.0" : "5.0.0");
+            rr[i].action = (char *)(delay_notice ? "delayed" : "failed");
+            rr[i].remote_mta = r->remote_mta;
+            rr[i].diagnostic = r->last_error;
+            rr[i].last_attempt = r->last_attempt;
+            rrp[i] = &rr[i];
+        }
+        job.report = rrp;
+        job.n_report = n;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const Rcpt *r = m->rec->recipients[idx[i]];
+            postmesh__job_recipient__init(&jr[i]);
+            jr[i].index = idx[i];
+            jr[i].address = r->address;
+            jr[i].original = r->original;
+            jrp[i] = &jr[i];
+        }
+        job.n_recipients = n;
+        if (kind == POSTMESH__WORKER_KIND__WORKER_MTA)
+            job.domain = (char *)domain_of(m->rec->recipients[idx[0]]->address);
+    }
+    job.recipients = jrp;
+
+    MDB_txn *txn = NULL;
+    MDB_val body = {0, NULL};
+    int rc = queue_store_body(q, &txn, m->rec->queue_id, &body);
+    int ok = 0;
+    if (rc) {
+        pm_log(PM_ERR, "event=store_error op=get_body id=%s error=\"%s\"", m->rec->queue_id, mdb_strerror(rc));
+    } else {
+        job.body.data = body.mv_data; /* borrowed from the read transaction until packed */
+        job.body.len = kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER ? header_length(body.mv_data, body.mv_size)
+                                                                    : body.mv_size;
+        out.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB;
+        out.job = &job;
+        if (pm_bus_send_to(q->bus, w->id, w->idlen, &out) == 0) {
+            ok = 1;
+        } else {
+            pm_log(PM_WARN, "event=dispatch_failed id=%s worker=%s error=\"%s\"", m->rec->queue_id, w->name,
+                   strerror(errno));
+            drop_worker(q, (size_t)(w - q->workers), "unreachable");
+        }
+        mdb_txn_abort(txn);
+    }
+    free(jr);
+    free(jrp);
+    free(rr);
+    free(rrp);
+    if (!ok)
+        return -1;
+
+    w->credits--;
+    struct job *j = calloc(1, sizeof *j);
+    j->job_id = job_id;
+    j->msg = m;
+    j->kind = kind;
+    j->rcpts = malloc((n + 1) * sizeof *j->rcpts);
+    memcpy(j->rcpts, idx, n * sizeof *idx);
+    j->nrcpts = n;
+    j->delay_notice = delay_notice;
+    j->deadline = queue_now() + (uint64_t)q->cfg->queue.job_lease;
+    j->next = q->jobs;
+    q->jobs = j;
+    m->refs++;
+    if (kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER)
+        m->bounce_inflight = 1;
+    else
+        for (size_t i = 0; i < n; i++)
+            m->inflight[idx[i]] = 1;
+    pm_log(PM_INFO, "event=dispatch id=%s job=%llu kind=%s nrcpt=%zu worker=%s%s", m->rec->queue_id,
+           (unsigned long long)job_id, kind_name(kind), n, w->name, delay_notice ? " notice=delay" : "");
+    return 0;
+}
+
+static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, uint32_t *idx)
+{
+    size_t nr = m->rec->n_recipients, n = 0;
+    struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_DELIVERY);
+    if (w) {
+        for (size_t i = 0; i < nr; i++)
+            if (m->rec->recipients[i]->local && is_due(m, i, now))
+                idx[n++] = (uint32_t)i;
+        if (n)
+            send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_DELIVERY, idx, n, 0);
+    }
+    /* Remote recipients: one job per destination domain. */
+    for (size_t i = 0; i < nr; i++) {
+        if (m->rec->recipients[i]->local || !is_due(m, i, now))
+            continue;
+        if (!(w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_MTA)))
+            return;
+        const char *dom = domain_of(m->rec->recipients[i]->address);
+        n = 0;
+        for (size_t k = i; k < nr; k++)
+            if (!m->rec->recipients[k]->local && is_due(m, k, now) &&
+                strcasecmp(domain_of(m->rec->recipients[k]->address), dom) == 0)
+                idx[n++] = (uint32_t)k;
+        if (send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_MTA, idx, n, 0) < 0)
+            return;
+    }
+}
+
+static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint32_t *idx)
+{
+    Postmesh__StoredMessage *rec = m->rec;
+    if (m->bounce_inflight || now < m->bounce_retry_at)
+        return;
+    size_t n = 0, deferred = 0, inflight = 0;
+    for (size_t i = 0; i < rec->n_recipients; i++) {
+        inflight += m->inflight[i];
+        if (rec->recipients[i]->state == ST(FAILED))
+            idx[n++] = (uint32_t)i;
+        else if (rec->recipients[i]->state == ST(DEFERRED))
+            deferred++;
+    }
+    if (n && !inflight) {
+        /* Never bounce a bounce: a failed null-sender message ends in the log. */
+        if (!rec->sender[0] || rec->is_dsn) {
+            for (size_t i = 0; i < n; i++) {
+                Rcpt *r = rec->recipients[idx[i]];
+                r->state = ST(BOUNCED);
+                pm_log(PM_WARN, "event=bounce_suppressed id=%s to=%s dsn=%s reason=null_sender", rec->queue_id,
+                       r->address, r->dsn_status);
+            }
+            queue_msg_mark_dirty(q, m);
+            return;
+        }
+        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+        if (w)
+            send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, n, 0);
+        return;
+    }
+    if (deferred && !rec->delay_warned && q->cfg->queue.delay_warning > 0 && rec->sender[0] && !rec->is_dsn &&
+        now >= rec->arrival_time + (uint64_t)q->cfg->queue.delay_warning) {
+        n = 0;
+        for (size_t i = 0; i < rec->n_recipients; i++)
+            if (rec->recipients[i]->state == ST(DEFERRED))
+                idx[n++] = (uint32_t)i;
+        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+        if (w)
+            send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, n, 1);
+    }
+}
+
+void queue_dispatch(struct queue *q)
+{
+    uint64_t now = queue_now();
+    uint32_t *idx = NULL;
+    size_t cap = 0;
+    for (struct qmsg *m = q->head, *next; m; m = next) {
+        next = m->next;
+        if (!m->committed || m->rec->hold)
+            continue;
+        if (m->rec->n_recipients + 1 > cap) {
+            cap = m->rec->n_recipients + 1;
+            idx = realloc(idx, cap * sizeof *idx);
+        }
+        dispatch_deliveries(q, m, now, idx);
+        dispatch_bounces(q, m, now, idx);
+        if (queue_msg_finished(m)) {
+            pm_log(PM_INFO, "event=removed id=%s reason=done", m->rec->queue_id);
+            queue_msg_remove(q, m);
+        }
+    }
+    free(idx);
+}
+
+static struct job *take_job(struct queue *q, uint64_t job_id)
+{
+    for (struct job **p = &q->jobs; *p; p = &(*p)->next) {
+        if ((*p)->job_id == job_id) {
+            struct job *j = *p;
+            *p = j->next;
+            return j;
+        }
+    }
+    return NULL;
+}
+
+static void free_job(struct queue *q, struct job *j)
+{
+    queue_msg_release(q, j->msg);
+    free(j->rcpts);
+    free(j);
+}
+
+static void set_text(char **field, const char *text)
+{
+    free(*field);
+    *field = strdup(text ? text : "");
+}
+
+/* Applies one recipient's outcome to the stored record. */
+static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Postmesh__RecipientResult *res)
+{
+    Rcpt *r = m->rec->recipients[i];
+    uint64_t now = queue_now();
+    char text[PM_LOGV_SIZE];
+    r->last_attempt = now;
+    r->attempts++;
+    set_text(&r->last_error, res ? res->text : "4.3.0 worker gave no result");
+    set_text(&r->dsn_status, res && res->dsn_status[0] ? res->dsn_status : "4.3.0");
+    set_text(&r->remote_mta, res ? res->remote_mta : "");
+    Postmesh__RecipientResult__Status st = res ? res->status : POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL;
+    if (st == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED) {
+        r->state = ST(DELIVERED);
+        pm_log(PM_INFO, "event=rcpt_delivered id=%s to=%s relay=%s", m->rec->queue_id, r->address,
+               r->remote_mta[0] ? r->remote_mta : "local");
+    } else if (st == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL) {
+        r->state = ST(FAILED);
+        pm_log(PM_INFO, "event=rcpt_failed id=%s to=%s dsn=%s reason=%s", m->rec->queue_id, r->address,
+               r->dsn_status, PM_LV(text, r->last_error));
+    } else if (now >= m->rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime) {
+        r->state = ST(FAILED);
+        char buf[1024];
+        snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
+                 (unsigned long long)(now - m->rec->arrival_time), r->last_error);
+        set_text(&r->last_error, buf);
+        r->dsn_status[0] = '5'; /* X.4.7 and the like: the same detail, now permanent */
+        pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
+    } else {
+        r->state = ST(DEFERRED);
+        uint64_t delay = queue_retry_delay(r->attempts, (uint64_t)q->cfg->queue.retry_min,
+                                           (uint64_t)q->cfg->queue.retry_max);
+        r->next_attempt = now + delay;
+        pm_log(PM_INFO, "event=rcpt_deferred id=%s to=%s dsn=%s delay=%llu reason=%s", m->rec->queue_id, r->address,
+               r->dsn_status, (unsigned long long)delay, PM_LV(text, r->last_error));
+    }
+}
+
+static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, const Postmesh__JobResult *r)
+{
+    int ok = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED;
+    m->bounce_inflight = 0;
+    if (!ok) {
+        m->bounce_retry_at = queue_now() + (uint64_t)q->cfg->queue.retry_min;
+        pm_log(PM_WARN, "event=dsn_deferred id=%s", m->rec->queue_id);
+        return;
+    }
+    if (j->delay_notice) {
+        m->rec->delay_warned = 1;
+        pm_log(PM_INFO, "event=delay_notice_sent id=%s to=<%s>", m->rec->queue_id, m->rec->sender);
+    } else {
+        for (size_t i = 0; i < j->nrcpts; i++) {
+            Rcpt *rc = m->rec->recipients[j->rcpts[i]];
+            if (rc->state == ST(FAILED)) {
+                rc->state = ST(BOUNCED);
+                pm_log(PM_INFO, "event=bounced id=%s to=%s dsn=%s notify=<%s>", m->rec->queue_id, rc->address,
+                       rc->dsn_status, m->rec->sender);
+            }
+        }
+    }
+}
+
+void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
+{
+    struct job *j = take_job(q, r->job_id);
+    if (!j) {
+        pm_log(PM_WARN, "event=stale_result job=%llu id=%s", (unsigned long long)r->job_id, r->queue_id);
+        return;
+    }
+    struct qmsg *m = j->msg;
+    if (!m->removed) {
+        if (j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER) {
+            apply_bounce_result(q, m, j, r);
+        } else {
+            for (size_t k = 0; k < j->nrcpts; k++) {
+                uint32_t i = j->rcpts[k];
+                const Postmesh__RecipientResult *res = NULL;
+                for (size_t x = 0; x < r->n_results; x++)
+                    if (r->results[x]->index == i)
+                        res = r->results[x];
+                m->inflight[i] = 0;
+                apply_result(q, m, i, res);
+            }
+        }
+        queue_msg_mark_dirty(q, m);
+    }
+    free_job(q, j);
+    queue_dispatch(q);
+}
+
+void queue_expire_leases(struct queue *q, uint64_t now)
+{
+    for (struct job **p = &q->jobs; *p;) {
+        struct job *j = *p;
+        if (j->deadline > now) {
+            p = &j->next;
+            continue;
+        }
+        *p = j->next;
+        pm_log(PM_WARN, "event=lease_expired id=%s job=%llu kind=%s", j->msg->rec->queue_id,
+               (unsigned long long)j->job_id, kind_name(j->kind));
+        if (j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER)
+            j->msg->bounce_inflight = 0;
+        else
+            for (size_t i = 0; i < j->nrcpts; i++)
+                j->msg->inflight[j->rcpts[i]] = 0;
+        free_job(q, j);
+    }
+    for (size_t i = 0; i < q->nworkers;) {
+        if (q->workers[i].last_seen + WORKER_SILENCE < now)
+            drop_worker(q, i, "silent");
+        else
+            i++;
+    }
+}

@@ -1,0 +1,139 @@
+/* postmesh-queue: binds queue.endpoint (submissions, workers) and queue.control (CLI),
+ * keeps every message in LMDB and dispatches work. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "queue.h"
+
+#define TICK_MS 250
+
+static void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg)
+{
+    (void)bus;
+    struct queue *q = arg;
+    switch (m->body_case) {
+    case POSTMESH__BUS_MESSAGE__BODY_SUBMIT:
+        queue_on_submit(q, peer, peerlen, m);
+        break;
+    case POSTMESH__BUS_MESSAGE__BODY_CREDIT:
+        queue_on_credit(q, peer, peerlen, m->credit);
+        break;
+    case POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT:
+        queue_on_result(q, m->job_result);
+        break;
+    default:
+        pm_log(PM_WARN, "event=bus_drop reason=unexpected body=%d", (int)m->body_case);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct queue *q = arg;
+    uint64_t now = queue_now();
+    queue_expire_leases(q, now);
+    queue_schedule_pass(q, now);
+    if (q->dirty)
+        queue_schedule_commit(q);
+    queue_dispatch(q);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct queue *q = arg;
+    pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
+    queue_commit_now(q);
+    event_base_loopbreak(q->base);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: postmesh-queue [-c config]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = pm_config_default_path();
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c')
+            path = optarg;
+        else
+            usage();
+    }
+    pm_log_init("queue");
+    struct pm_config cfg;
+    char err[512];
+    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "postmesh-queue: %s\n", err);
+        return 2;
+    }
+    pm_log_set_debug(cfg.debug);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct queue q = {.cfg = &cfg};
+    q.aliases = pm_aliases_load(cfg.aliases_file, err, sizeof err);
+    if (!q.aliases) {
+        fprintf(stderr, "postmesh-queue: %s\n", err);
+        return 2;
+    }
+    if (queue_store_open(&q) < 0 || queue_store_load(&q) < 0)
+        return 1;
+    q.base = event_base_new();
+    q.bus = pm_bus_bind(q.base, ZMQ_ROUTER, cfg.queue.endpoint, on_bus, &q);
+    q.control = pm_bus_bind(q.base, ZMQ_ROUTER, cfg.queue.control, queue_on_control, &q);
+    if (!q.bus || !q.control)
+        return 1;
+    /* Bound what a hostile or broken peer can make us buffer: the biggest message plus room. */
+    int64_t maxmsg = cfg.smtpd.max_message_size + (cfg.smtpd.max_message_size / 2) + (1 << 20);
+    zmq_setsockopt(pm_bus_socket(q.bus), ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    int64_t ctlmax = 1 << 16;
+    zmq_setsockopt(pm_bus_socket(q.control), ZMQ_MAXMSGSIZE, &ctlmax, sizeof ctlmax);
+
+    struct timeval tick = {0, TICK_MS * 1000};
+    q.tick_ev = event_new(q.base, -1, EV_PERSIST, on_tick, &q);
+    event_add(q.tick_ev, &tick);
+    struct event *sigterm = evsignal_new(q.base, SIGTERM, on_signal, &q);
+    struct event *sigint = evsignal_new(q.base, SIGINT, on_signal, &q);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+
+    pm_log(PM_INFO, "event=started endpoint=%s control=%s messages=%zu", cfg.queue.endpoint, cfg.queue.control, q.nmsgs);
+    event_base_dispatch(q.base);
+
+    event_free(sigterm);
+    event_free(sigint);
+    event_free(q.tick_ev);
+    if (q.commit_ev)
+        event_free(q.commit_ev);
+    pm_bus_close(q.bus);
+    pm_bus_close(q.control);
+    queue_commit_now(&q);
+    /* Free memory only: everything stays on disk for the next start. */
+    for (struct job *j = q.jobs, *n; j; j = n) {
+        n = j->next;
+        free(j->rcpts);
+        free(j);
+    }
+    for (struct qmsg *m = q.head, *n; m; m = n) {
+        n = m->next;
+        queue_msg_free(m);
+    }
+    free(q.workers);
+    queue_store_close(&q);
+    pm_aliases_free(q.aliases);
+    event_base_free(q.base);
+    pm_bus_context_term();
+    pm_config_free(&cfg);
+    pm_log(PM_INFO, "event=stopped");
+    return 0;
+}

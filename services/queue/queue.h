@@ -1,0 +1,117 @@
+/* postmesh-queue: the only durable state. Shared types of the queue's files. */
+#ifndef QUEUE_H
+#define QUEUE_H
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aliases.h"
+#include "bus.h"
+#include "config.h"
+
+#define QUEUE_ID_LEN 16
+
+/* One message in memory: its stored record plus what only matters while running. */
+struct qmsg {
+    Postmesh__StoredMessage *rec; /* owned; persisted when dirty */
+    uint8_t *inflight;            /* per recipient: 1 while a job holds it */
+    int bounce_inflight;          /* a bouncer job is out for this message */
+    uint64_t bounce_retry_at;     /* after a failed DSN submission */
+    int committed;                /* stored and synced: may be dispatched */
+    int removed;                  /* deleted or finished; freed once no job refers to it */
+    int dirty;                    /* record must be written in the next commit */
+    int refs;                     /* jobs in flight referring to it */
+    struct qmsg *prev, *next;     /* arrival order */
+    struct qmsg *dirty_next;
+    /* a new message waiting for the group commit: */
+    Postmesh__BusMessage *pending_submit; /* the submission (body inside), until committed */
+    uint8_t peer[256];
+    size_t peerlen;
+    uint64_t request_id;
+};
+
+struct worker {
+    uint8_t id[256];
+    size_t idlen;
+    Postmesh__WorkerKind kind;
+    int credits;
+    uint64_t last_seen;
+    char name[64];
+};
+
+struct job {
+    uint64_t job_id;
+    struct qmsg *msg;
+    Postmesh__WorkerKind kind;
+    uint32_t *rcpts; /* recipient indexes */
+    size_t nrcpts;
+    int delay_notice;
+    uint64_t deadline;
+    struct job *next;
+};
+
+struct queue {
+    struct pm_config *cfg;
+    struct event_base *base;
+    struct pm_bus *bus;     /* queue.endpoint */
+    struct pm_bus *control; /* queue.control */
+    MDB_env *env;
+    MDB_dbi db_meta, db_body;
+    struct qmsg *head, *tail; /* all messages in arrival order */
+    struct qmsg *dirty;       /* records to write at the next commit */
+    size_t nmsgs;
+    size_t batch;             /* new submissions waiting in the current batch */
+    struct event *commit_ev;
+    int commit_scheduled;
+    struct event *tick_ev;
+    struct worker *workers;
+    size_t nworkers;
+    struct job *jobs;
+    uint64_t next_job_id;
+    struct pm_aliases *aliases;
+    uint64_t committed_total, commits_total;
+};
+
+/* store.c: LMDB */
+int queue_store_open(struct queue *q);
+void queue_store_close(struct queue *q);
+int queue_store_load(struct queue *q);
+/* Writes the listed messages (new: body + record; changed: record; removed: delete) in one
+ * synced transaction. Returns 0 or an MDB/errno error; on error nothing was written. */
+int queue_store_write(struct queue *q, struct qmsg **list, size_t n);
+/* Borrowed view of a body inside a read transaction the caller ends with mdb_txn_abort. */
+int queue_store_body(struct queue *q, MDB_txn **txn, const char *id, MDB_val *body);
+
+/* msg.c: in-memory messages */
+struct qmsg *queue_msg_new(struct queue *q, Postmesh__StoredMessage *rec);
+void queue_msg_mark_dirty(struct queue *q, struct qmsg *m);
+void queue_msg_remove(struct queue *q, struct qmsg *m); /* unlink + mark for deletion */
+void queue_msg_release(struct queue *q, struct qmsg *m); /* drop a job's reference */
+struct qmsg *queue_msg_find(struct queue *q, const char *id);
+void queue_msg_free(struct qmsg *m);
+void queue_new_id(char out[QUEUE_ID_LEN + 1]);
+int queue_msg_finished(const struct qmsg *m);
+
+/* submit.c */
+void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m);
+void queue_commit_now(struct queue *q);
+void queue_schedule_commit(struct queue *q); /* commit once the current burst is read */
+int queue_count_received(const uint8_t *body, size_t len);
+
+/* dispatch.c */
+void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__Credit *c);
+void queue_on_result(struct queue *q, const Postmesh__JobResult *r);
+void queue_dispatch(struct queue *q);
+void queue_expire_leases(struct queue *q, uint64_t now);
+
+/* schedule.c: pure retry arithmetic and the periodic pass */
+uint64_t queue_retry_delay(uint64_t attempts, uint64_t retry_min, uint64_t retry_max);
+void queue_schedule_pass(struct queue *q, uint64_t now);
+const char *queue_rcpt_state_name(Postmesh__StoredRecipient__State s);
+
+/* control.c */
+void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg);
+
+uint64_t queue_now(void);
+
+#endif

@@ -1,0 +1,256 @@
+/* Submissions and the group commit. A submission is kept in memory (stolen from the bus,
+ * no copy) until the commit that holds it; all submissions read in one burst from the bus
+ * share one synced LMDB transaction, and only then get their COMMITTED reply. */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "queue.h"
+
+#define MAX_HOPS 100
+#define MAX_SUBMIT_RCPTS 100000
+
+static void reply(struct queue *q, const uint8_t *peer, size_t peerlen, uint64_t request_id,
+                  Postmesh__SubmitReply__Status status, const char *id, const char *text)
+{
+    Postmesh__BusMessage out = POSTMESH__BUS_MESSAGE__INIT;
+    Postmesh__SubmitReply r = POSTMESH__SUBMIT_REPLY__INIT;
+    r.status = status;
+    r.queue_id = (char *)(id ? id : "");
+    r.text = (char *)(text ? text : "");
+    out.request_id = request_id;
+    out.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY;
+    out.submit_reply = &r;
+    if (pm_bus_send_to(q->bus, peer, peerlen, &out) < 0)
+        pm_log(PM_WARN, "event=reply_lost id=%s error=\"%s\"", id ? id : "-", strerror(errno));
+}
+
+/* Counts "Received:" header fields in the header section: more than MAX_HOPS is a loop. */
+int queue_count_received(const uint8_t *body, size_t len)
+{
+    int n = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t eol = i;
+        while (eol < len && body[eol] != '\n')
+            eol++;
+        size_t linelen = eol - i;
+        if (linelen == 0 || (linelen == 1 && body[i] == '\r'))
+            break; /* end of headers */
+        if (linelen >= 9 && strncasecmp((const char *)body + i, "received:", 9) == 0)
+            n++;
+        i = eol + 1;
+    }
+    return n;
+}
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+    return at ? at + 1 : "";
+}
+
+static Postmesh__StoredRecipient *new_rcpt(const struct queue *q, const char *address, const char *original)
+{
+    Postmesh__StoredRecipient *r = malloc(sizeof *r);
+    postmesh__stored_recipient__init(r);
+    r->address = strdup(address);
+    r->original = strdup(original);
+    r->local = pm_config_is_local_domain(q->cfg, domain_of(address));
+    return r;
+}
+
+static void add_rcpt(Postmesh__StoredMessage *rec, size_t *cap, Postmesh__StoredRecipient *r)
+{
+    if (rec->n_recipients == *cap) {
+        *cap = *cap ? *cap * 2 : 4;
+        rec->recipients = realloc(rec->recipients, *cap * sizeof *rec->recipients);
+    }
+    rec->recipients[rec->n_recipients++] = r;
+}
+
+/* Builds the stored record: aliases expanded, each final address remembering its RCPT. */
+static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Submit *s, const char *id)
+{
+    Postmesh__StoredMessage *rec = malloc(sizeof *rec);
+    postmesh__stored_message__init(rec);
+    rec->version = 1;
+    rec->queue_id = strdup(id);
+    rec->arrival_time = queue_now();
+    rec->sender = strdup(s->sender);
+    rec->client_address = strdup(s->client_address);
+    rec->helo = strdup(s->helo);
+    rec->auth_user = strdup(s->auth_user);
+    rec->is_dsn = s->is_dsn;
+    rec->smtputf8 = s->smtputf8;
+    rec->origin_id = strdup(s->origin_id);
+    rec->size = s->body.len;
+    size_t cap = 0;
+    for (size_t i = 0; i < s->n_recipients; i++) {
+        struct pm_strlist out = {0};
+        char err[256];
+        if (pm_aliases_expand(q->aliases, q->cfg, s->recipients[i], &out, err, sizeof err) < 0) {
+            Postmesh__StoredRecipient *r = new_rcpt(q, s->recipients[i], s->recipients[i]);
+            r->state = POSTMESH__STORED_RECIPIENT__STATE__FAILED;
+            free(r->dsn_status);
+            r->dsn_status = strdup("5.4.6");
+            r->last_error = strdup(err);
+            add_rcpt(rec, &cap, r);
+            pm_log(PM_WARN, "event=alias_error id=%s to=%s error=\"%s\"", id, s->recipients[i], err);
+        }
+        for (int j = 0; j < out.n; j++) {
+            int dup = 0;
+            for (size_t k = 0; k < rec->n_recipients && !dup; k++)
+                dup = strcasecmp(rec->recipients[k]->address, out.v[j]) == 0;
+            if (!dup)
+                add_rcpt(rec, &cap, new_rcpt(q, out.v[j], s->recipients[i]));
+            free(out.v[j]);
+        }
+        free(out.v);
+    }
+    return rec;
+}
+
+void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *bm)
+{
+    const Postmesh__Submit *s = bm->submit;
+    if (s->n_recipients == 0 || s->n_recipients > MAX_SUBMIT_RCPTS) {
+        reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, NULL,
+              "5.5.1 no valid recipients");
+        return;
+    }
+    if (queue_count_received(s->body.data, s->body.len) > MAX_HOPS) {
+        reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, NULL,
+              "5.4.6 too many hops, mail loop detected");
+        pm_log(PM_WARN, "event=reject reason=loop from=<%s> client=%s", s->sender, s->client_address);
+        return;
+    }
+    char err[256];
+    if (pm_aliases_reload_if_changed(&q->aliases, err, sizeof err) < 0)
+        pm_log(PM_ERR, "event=aliases_error error=\"%s\"", err);
+
+    char id[QUEUE_ID_LEN + 1];
+    queue_new_id(id);
+    struct qmsg *m = queue_msg_new(q, make_record(q, s, id));
+    pm_bus_steal(q->bus);
+    m->pending_submit = bm;
+    memcpy(m->peer, peer, peerlen < sizeof m->peer ? peerlen : sizeof m->peer);
+    m->peerlen = peerlen;
+    m->request_id = bm->request_id;
+    char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=received id=%s from=<%s> nrcpt=%zu size=%zu client=%s%s%s", id,
+           PM_LV(from, s->sender) , s->n_recipients, s->body.len, PM_LV(client, s->client_address),
+           s->is_dsn ? " dsn_for=" : "", s->is_dsn ? s->origin_id : "");
+    queue_msg_mark_dirty(q, m);
+    if (++q->batch >= (size_t)q->cfg->queue.max_batch)
+        queue_commit_now(q);
+}
+
+/* A new message that could not be stored: answer and forget it (it was never acknowledged). */
+static void reject_new(struct queue *q, struct qmsg *m, int rc)
+{
+    const char *text = (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT) ? "4.3.1 queue store full, try again later"
+                                                                            : "4.3.0 queue store error, try again later";
+    reply(q, m->peer, m->peerlen, m->request_id, POSTMESH__SUBMIT_REPLY__STATUS__TEMPFAIL, m->rec->queue_id, text);
+    pm_log(PM_ERR, "event=store_reject id=%s error=\"%s\"", m->rec->queue_id, mdb_strerror(rc));
+    postmesh__bus_message__free_unpacked(m->pending_submit, NULL);
+    m->pending_submit = NULL;
+    m->dirty = 0;
+    queue_msg_remove(q, m);  /* marks it dirty again: the next commit deletes nothing, harmlessly */
+    queue_msg_release(q, m); /* the dirty reference it had before */
+}
+
+static void written(struct queue *q, struct qmsg *m)
+{
+    if (m->pending_submit) {
+        m->committed = 1;
+        reply(q, m->peer, m->peerlen, m->request_id, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, m->rec->queue_id,
+              "2.0.0 committed");
+        pm_log(PM_INFO, "event=committed id=%s", m->rec->queue_id);
+        postmesh__bus_message__free_unpacked(m->pending_submit, NULL);
+        m->pending_submit = NULL;
+        q->committed_total++;
+    }
+    m->dirty = 0;
+    queue_msg_release(q, m);
+}
+
+void queue_commit_now(struct queue *q)
+{
+    size_t n = 0, cap = 64;
+    struct qmsg **list = malloc(cap * sizeof *list);
+    for (struct qmsg *m = q->dirty; m; m = m->dirty_next) {
+        if (n == cap)
+            list = realloc(list, (cap *= 2) * sizeof *list);
+        list[n++] = m;
+    }
+    q->dirty = NULL;
+    q->batch = 0;
+    if (n == 0) {
+        free(list);
+        return;
+    }
+    int rc = queue_store_write(q, list, n);
+    if (rc == 0) {
+        q->commits_total++;
+        pm_log(PM_DEBUG, "event=group_commit records=%zu", n);
+        for (size_t i = 0; i < n; i++)
+            written(q, list[i]);
+    } else {
+        /* Slow path (store full, disk error): write the changes to known messages first (they
+         * free space), then each new message alone so one that does not fit fails alone. */
+        pm_log(PM_WARN, "event=commit_failed records=%zu error=\"%s\"", n, mdb_strerror(rc));
+        struct qmsg **fresh = malloc(n * sizeof *fresh), **old = malloc(n * sizeof *old);
+        size_t nfresh = 0, nold = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (list[i]->pending_submit)
+                fresh[nfresh++] = list[i];
+            else
+                old[nold++] = list[i];
+        }
+        if (nold && (rc = queue_store_write(q, old, nold)) != 0) {
+            /* Keep them dirty: the next commit tries again. Nothing acknowledged is lost. */
+            pm_log(PM_ERR, "event=commit_failed records=%zu error=\"%s\" retry=1", nold, mdb_strerror(rc));
+            for (size_t i = 0; i < nold; i++) {
+                old[i]->dirty_next = q->dirty;
+                q->dirty = old[i];
+            }
+        } else {
+            for (size_t i = 0; i < nold; i++)
+                written(q, old[i]);
+        }
+        for (size_t i = 0; i < nfresh; i++) {
+            rc = queue_store_write(q, &fresh[i], 1);
+            if (rc == 0)
+                written(q, fresh[i]);
+            else
+                reject_new(q, fresh[i], rc);
+        }
+        free(fresh);
+        free(old);
+    }
+    free(list);
+    queue_dispatch(q);
+}
+
+static void on_commit_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct queue *q = arg;
+    q->commit_scheduled = 0;
+    queue_commit_now(q);
+}
+
+void queue_schedule_commit(struct queue *q)
+{
+    if (!q->commit_ev)
+        q->commit_ev = event_new(q->base, -1, 0, on_commit_event, q);
+    if (!q->commit_scheduled) {
+        q->commit_scheduled = 1;
+        event_active(q->commit_ev, 0, 0);
+    }
+}

@@ -1,0 +1,137 @@
+#include "cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NBUCKETS 4096
+
+struct entry {
+    struct entry *hnext;              /* bucket chain */
+    struct entry *older, *newer;      /* insertion order, for eviction */
+    uint16_t type;
+    uint64_t expires;
+    struct resolver_answer answer;
+    char name[];
+};
+
+struct resolver_cache {
+    struct entry *buckets[NBUCKETS];
+    struct entry *oldest, *newest;
+    size_t count, max;
+};
+
+uint32_t resolver_key_hash(const char *name, uint16_t type)
+{
+    uint32_t h = 2166136261u ^ type; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+struct resolver_cache *resolver_cache_new(size_t max_entries)
+{
+    struct resolver_cache *c = calloc(1, sizeof *c);
+    if (c)
+        c->max = max_entries ? max_entries : 1;
+    return c;
+}
+
+static void unlink_entry(struct resolver_cache *c, struct entry *e)
+{
+    struct entry **pp = &c->buckets[resolver_key_hash(e->name, e->type) % NBUCKETS];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    c->count--;
+    resolver_answer_free(&e->answer);
+    free(e);
+}
+
+void resolver_cache_free(struct resolver_cache *c)
+{
+    if (!c)
+        return;
+    while (c->oldest)
+        unlink_entry(c, c->oldest);
+    free(c);
+}
+
+static struct entry *find(struct resolver_cache *c, const char *name, uint16_t type)
+{
+    for (struct entry *e = c->buckets[resolver_key_hash(name, type) % NBUCKETS]; e; e = e->hnext)
+        if (e->type == type && strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+const struct resolver_answer *resolver_cache_get(struct resolver_cache *c, const char *name, uint16_t type,
+                                                 uint64_t now)
+{
+    struct entry *e = find(c, name, type);
+    if (!e)
+        return NULL;
+    if (e->expires <= now) {
+        unlink_entry(c, e);
+        return NULL;
+    }
+    return &e->answer;
+}
+
+static void make_room(struct resolver_cache *c, uint64_t now)
+{
+    if (c->count < c->max)
+        return;
+    /* Drop everything expired first (a bounded walk: the list holds at most max). */
+    for (struct entry *e = c->oldest, *next; e; e = next) {
+        next = e->newer;
+        if (e->expires <= now)
+            unlink_entry(c, e);
+    }
+    while (c->count >= c->max && c->oldest)
+        unlink_entry(c, c->oldest);
+}
+
+void resolver_cache_put(struct resolver_cache *c, const char *name, uint16_t type, const struct resolver_answer *a,
+                        uint64_t now)
+{
+    if (a->rcode == RESOLVER_TEMPFAIL || a->ttl == 0)
+        return;
+    struct entry *old = find(c, name, type);
+    if (old)
+        unlink_entry(c, old);
+    make_room(c, now);
+    size_t len = strlen(name);
+    struct entry *e = calloc(1, sizeof *e + len + 1);
+    if (!e)
+        return;
+    memcpy(e->name, name, len + 1);
+    e->type = type;
+    e->expires = now + (a->ttl > RESOLVER_MAX_TTL ? RESOLVER_MAX_TTL : a->ttl);
+    if (resolver_answer_copy(&e->answer, a) < 0) {
+        free(e);
+        return;
+    }
+    size_t b = resolver_key_hash(name, type) % NBUCKETS;
+    e->hnext = c->buckets[b];
+    c->buckets[b] = e;
+    e->older = c->newest;
+    if (c->newest)
+        c->newest->newer = e;
+    else
+        c->oldest = e;
+    c->newest = e;
+    c->count++;
+}
+
+size_t resolver_cache_count(const struct resolver_cache *c) { return c->count; }

@@ -1,0 +1,256 @@
+/* Aliases file: syntax, errors with file:line, recursive expansion, loops, limits, reload. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aliases.h"
+
+static char dir[64], path[128];
+static struct pm_config cfg;
+static char *domains[] = {"example.test", "Other.Test", NULL};
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/pmaliasesXXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/aliases", dir);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.domains.v = domains;
+    cfg.domains.n = 2;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char tmp[160];
+    unlink(path);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    unlink(tmp);
+    rmdir(dir);
+    return 0;
+}
+
+static void write_aliases(const char *text)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static struct pm_aliases *load(const char *text)
+{
+    write_aliases(text);
+    char err[256] = "";
+    struct pm_aliases *a = pm_aliases_load(path, err, sizeof err);
+    if (!a)
+        fail_msg("load failed: %s", err);
+    return a;
+}
+
+static void free_list(struct pm_strlist *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Expands address and compares with the expected addresses joined by spaces, in order. */
+static void expect_expansion(struct pm_aliases *a, const char *address, const char *want)
+{
+    struct pm_strlist out = {0};
+    char err[256] = "", got[2048] = "";
+    if (pm_aliases_expand(a, &cfg, address, &out, err, sizeof err) != 0)
+        fail_msg("expanding %s failed: %s", address, err);
+    for (int i = 0; i < out.n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", out.v[i]);
+    assert_null(out.v[out.n]);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s expanded to '%s', want '%s'", address, got, want);
+    free_list(&out);
+}
+
+static void expect_expand_error(struct pm_aliases *a, const char *address, const char *needle)
+{
+    struct pm_strlist out = {0};
+    char err[256] = "";
+    assert_int_equal(pm_aliases_expand(a, &cfg, address, &out, err, sizeof err), -1);
+    assert_int_equal(out.n, 0);
+    if (!strstr(err, needle))
+        fail_msg("error '%s' lacks '%s'", err, needle);
+    free_list(&out);
+}
+
+static void test_syntax_and_expansion(void **state)
+{
+    (void)state;
+    struct pm_aliases *a = load("# team aliases\n"
+                                "team@example.test: alice@example.test, Bob@Remote.test\n"
+                                "\n"
+                                "postmaster: alice@example.test   # every local domain\n"
+                                "staff@example.test: team@example.test,\n"
+                                "    carol,\tdave@example.test\n"
+                                "  # a comment between continuation lines\n"
+                                "\tBOB@remote.test\n"
+                                "keep@example.test: keep@example.test archive@example.test\n"
+                                "angle@example.test: <alice@example.test>\n"
+                                "hash#tag@example.test: alice@example.test\n");
+    assert_true(pm_aliases_is_alias(a, &cfg, "TEAM@example.test"));
+    assert_true(pm_aliases_is_alias(a, &cfg, "postmaster@example.test"));
+    assert_true(pm_aliases_is_alias(a, &cfg, "Postmaster@other.test"));
+    assert_false(pm_aliases_is_alias(a, &cfg, "postmaster@remote.test")); /* not a local domain */
+    assert_false(pm_aliases_is_alias(a, NULL, "postmaster@example.test"));
+    assert_false(pm_aliases_is_alias(a, &cfg, "alice@example.test"));
+    assert_false(pm_aliases_is_alias(a, &cfg, "team@other.test"));
+
+    expect_expansion(a, "alice@example.test", "alice@example.test");
+    expect_expansion(a, "team@example.test", "alice@example.test Bob@Remote.test");
+    expect_expansion(a, "postmaster@other.test", "alice@example.test");
+    /* Recursive, deduplicated (Bob twice in other case), bare target in the alias's domain. */
+    expect_expansion(a, "Staff@Example.test",
+                     "alice@example.test Bob@Remote.test carol@example.test dave@example.test");
+    /* An alias that names itself keeps a copy in its own mailbox. */
+    expect_expansion(a, "keep@example.test", "keep@example.test archive@example.test");
+    expect_expansion(a, "angle@example.test", "alice@example.test");
+    expect_expansion(a, "hash#tag@example.test", "alice@example.test");
+
+    /* Results are appended to what the list already holds, without duplicates. */
+    struct pm_strlist out = {0};
+    char err[256];
+    assert_int_equal(pm_aliases_expand(a, &cfg, "team@example.test", &out, err, sizeof err), 0);
+    assert_int_equal(pm_aliases_expand(a, &cfg, "staff@example.test", &out, err, sizeof err), 0);
+    assert_int_equal(out.n, 4);
+    assert_string_equal(out.v[3], "dave@example.test");
+    free_list(&out);
+    pm_aliases_free(a);
+}
+
+static void test_loops_and_limits(void **state)
+{
+    (void)state;
+    struct pm_aliases *a = load("a@example.test: b@example.test\n"
+                                "b@example.test: c@example.test, ok@example.test\n"
+                                "c@example.test: a@example.test\n"
+                                "x@example.test: ok@example.test, a@example.test\n");
+    expect_expand_error(a, "a@example.test", "alias loop: a@example.test -> b@example.test -> c@example.test -> a@example.test");
+    /* A failed expansion leaves the list as it was. */
+    struct pm_strlist out = {0};
+    char err[256];
+    assert_int_equal(pm_aliases_expand(a, &cfg, "ok@example.test", &out, err, sizeof err), 0);
+    assert_int_equal(pm_aliases_expand(a, &cfg, "x@example.test", &out, err, sizeof err), -1);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.v[0], "ok@example.test");
+    free_list(&out);
+    pm_aliases_free(a);
+
+    /* 1200 targets are more than the 1000 allowed. */
+    size_t cap = 64 * 1024;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    strcpy(text, "big@example.test: ");
+    for (int i = 0; i < 1200; i++)
+        snprintf(text + strlen(text), cap - strlen(text), "u%d@remote.test,\n ", i);
+    strcat(text, "last@remote.test\n");
+    a = load(text);
+    expect_expand_error(a, "big@example.test", "more than 1000");
+    pm_aliases_free(a);
+
+    /* 15 two-way diamonds in a row: 2^15 paths, more than the lookup budget, but each alias
+     * is walked once. Deeper than 32 levels is refused. */
+    text[0] = '\0';
+    for (int i = 0; i < 20; i++)
+        snprintf(text + strlen(text), cap - strlen(text), "d%d@example.test: l%d@example.test, r%d@example.test\n"
+                 "l%d@example.test: d%d@example.test\nr%d@example.test: d%d@example.test\n", i, i, i, i, i + 1, i, i + 1);
+    a = load(text);
+    expect_expansion(a, "d5@example.test", "d20@example.test");
+    expect_expand_error(a, "d0@example.test", "nested more than 32 deep");
+    pm_aliases_free(a);
+    free(text);
+}
+
+static void expect_load_error(const char *text, const char *needle)
+{
+    write_aliases(text);
+    char err[256] = "", want[300];
+    assert_null(pm_aliases_load(path, err, sizeof err));
+    snprintf(want, sizeof want, "%s:%s", path, needle);
+    if (!strstr(err, want))
+        fail_msg("error '%s' lacks '%s'", err, want);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    char err[256];
+    struct pm_aliases *a = pm_aliases_load(path, err, sizeof err); /* missing file: empty */
+    assert_non_null(a);
+    assert_false(pm_aliases_is_alias(a, &cfg, "postmaster@example.test"));
+    expect_expansion(a, "x@example.test", "x@example.test");
+    pm_aliases_free(a);
+    a = pm_aliases_load("", err, sizeof err); /* no aliases_file configured */
+    assert_non_null(a);
+    assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 0);
+    pm_aliases_free(a);
+
+    expect_load_error("a@example.test: b@example.test\n  \n# c\nbroken line\n", "4: expected 'alias: address");
+    expect_load_error("   x@example.test\n", "1: continuation line without an alias");
+    expect_load_error("a@example.test:\n", "1: alias has no targets");
+    expect_load_error("a@example.test: b@example.test\nc@example.test: |/bin/sh\n", "2: only addresses");
+    expect_load_error("a@example.test: /var/mail/x\n", "1: only addresses");
+    expect_load_error("a@example.test: :include:/etc/list\n", "1: only addresses");
+    expect_load_error("a b@example.test: c@example.test\n", "1: alias name contains white space");
+    expect_load_error("x: @example.test\n", "1: target '@example.test' must be");
+    expect_load_error(": c@example.test\n", "1: empty alias name");
+    expect_load_error("a@example.test: b@x.test\n\nc@x.test: d@x.test,\n   e@x.test\nA@Example.test: z@x.test\n",
+                      "5: duplicate alias a@example.test (also on line 1)");
+    char *big = malloc(9000);
+    memset(big, 'a', 8999);
+    big[8999] = '\0';
+    expect_load_error(big, "1: line too long");
+    free(big);
+}
+
+static void test_reload_if_changed(void **state)
+{
+    (void)state;
+    char err[256];
+    struct pm_aliases *a = load("a@example.test: one@example.test\n");
+    assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 0);
+    write_aliases("a@example.test: two@example.test\n");
+    assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 1);
+    expect_expansion(a, "a@example.test", "two@example.test");
+    write_aliases("a@example.test two@example.test\n");
+    assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":1: expected"));
+    expect_expansion(a, "a@example.test", "two@example.test"); /* the old table stays */
+    assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 0);
+    unlink(path);
+    assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 1);
+    assert_false(pm_aliases_is_alias(a, &cfg, "a@example.test"));
+    pm_aliases_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_syntax_and_expansion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loops_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_if_changed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
