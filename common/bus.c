@@ -139,7 +139,11 @@ static struct pm_bus *bus_new(struct event_base *base, int type, const char *end
         zmq_setsockopt(bus->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     }
     pm_bus_prepare_socket(bus->sock, is_server);
-    int rc = is_server ? zmq_bind(bus->sock, endpoint) : zmq_connect(bus->sock, endpoint);
+    int rc = pm_bus_apply_security(bus->sock, endpoint, is_server);
+    if (rc == 0)
+        rc = is_server ? zmq_bind(bus->sock, endpoint) : zmq_connect(bus->sock, endpoint);
+    if (rc == 0 && is_server)
+        pm_bus_after_bind(endpoint);
     if (rc < 0) {
         pm_log(PM_ERR, "event=bus_error op=%s endpoint=%s error=\"%s\"", is_server ? "bind" : "connect", endpoint,
                zmq_strerror(errno));
@@ -240,7 +244,8 @@ Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *re
     zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     Postmesh__BusMessage *reply = NULL;
-    if (zmq_connect(sock, endpoint) == 0 && send_frame(sock, req, 0) == 0) {
+    if (pm_bus_apply_security(sock, endpoint, 0) == 0 && zmq_connect(sock, endpoint) == 0 &&
+        send_frame(sock, req, 0) == 0) {
         zmq_msg_t part;
         zmq_msg_init(&part);
         if (zmq_msg_recv(&part, sock, 0) >= 0) {

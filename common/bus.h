@@ -42,6 +42,14 @@ int pm_bus_send_to(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Post
  * timeout_ms. Free the reply with postmesh__bus_message__free_unpacked(r, NULL). */
 Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *req, int timeout_ms);
 
+struct pm_config;
+/* Must be called once after loading the config, before any socket: sets this service's
+ * CurveZMQ identity (state_dir/keys/<service>.key, created if missing). */
+void pm_bus_security_init(const struct pm_config *cfg, const char *service);
+/* Curve server/client settings for tcp:// endpoints (bus_security.c). -1: do not use. */
+int pm_bus_apply_security(void *sock, const char *endpoint, int is_server);
+void pm_bus_after_bind(const char *endpoint);
+
 /* Applies the bus's socket policy (linger, HWM, security) to a raw socket. Used internally
  * and by tools that build their own sockets. is_server: binds. */
 int pm_bus_prepare_socket(void *sock, int is_server);

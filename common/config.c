@@ -37,6 +37,8 @@ static const struct key schema[] = {
     STR("aliases_file", aliases_file, ""),
     LIST("trusted_networks", trusted_networks),
     BOOL("debug", debug, 0),
+    BOOL("bus.curve", bus.curve, 1),
+    STR("bus.keys_dir", bus.keys_dir, ""),
     STR("tls.certificate", tls.certificate, ""),
     STR("tls.key", tls.key, ""),
     STR("queue.endpoint", queue.endpoint, "tcp://127.0.0.1:7701"),
@@ -63,6 +65,9 @@ static const struct key schema[] = {
     INT("smtpd.max_errors", smtpd.max_errors, 10, 1, 1000),
     INT("smtpd.auth_failures", smtpd.auth_failures, 10, 1, 100000),
     INT("smtpd.auth_lockout", smtpd.auth_lockout, 600, 0, DAY),
+    INT("smtpd.greet_pause_ms", smtpd.greet_pause_ms, 0, 0, 60000),
+    INT("smtpd.auth_fail_delay_ms", smtpd.auth_fail_delay_ms, 1000, 0, 60000),
+    INT("smtpd.max_connection_rate", smtpd.max_connection_rate, 0, 0, 1000000),
     INT("mta.remote_port", mta.remote_port, 25, 1, 65535),
     INT("mta.max_concurrency", mta.max_concurrency, 100, 1, 100000),
     INT("mta.max_per_domain", mta.max_per_domain, 20, 1, 100000),
@@ -271,6 +276,10 @@ static int validate(struct ctx *c, struct pm_config *cfg, const config_t *lc)
     return 0;
 }
 
+static const struct pm_config *last_loaded;
+
+const struct pm_config *pm_config_last(void) { return last_loaded; }
+
 int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t errsize)
 {
     struct ctx c = {path, err, errsize};
@@ -291,6 +300,8 @@ int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t er
     if (walk(&c, cfg, config_root_setting(&lc), "") < 0)
         goto out;
     rc = validate(&c, cfg, &lc);
+    if (rc == 0)
+        last_loaded = cfg;
 out:
     config_destroy(&lc);
     if (rc < 0)
@@ -320,6 +331,8 @@ static void free_listen(struct pm_listenlist *l)
 
 void pm_config_free(struct pm_config *cfg)
 {
+    if (cfg == last_loaded)
+        last_loaded = NULL;
     for (size_t i = 0; i < NKEYS; i++) {
         void *f = field(cfg, &schema[i]);
         if (schema[i].type == T_STR) {

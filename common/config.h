@@ -29,6 +29,10 @@ struct pm_config {
     struct pm_strlist trusted_networks;
     int debug;
     struct {
+        int curve;                /* CurveZMQ on tcp:// bus endpoints */
+        char *keys_dir;           /* default state_dir/keys */
+    } bus;
+    struct {
         char *certificate;
         char *key;
     } tls;
@@ -55,6 +59,9 @@ struct pm_config {
         long long max_errors;       /* errors before 421 and close */
         long long auth_failures;    /* failed AUTHs from one IP before lockout */
         long long auth_lockout;     /* seconds of lockout */
+        long long greet_pause_ms;   /* wait before the greeting; talking first gets 554 (0: off) */
+        long long auth_fail_delay_ms; /* delay before answering a failed AUTH */
+        long long max_connection_rate; /* new connections per IP per minute (0: unlimited) */
     } smtpd;
     struct {
         long long remote_port;
@@ -89,6 +96,9 @@ const char *pm_config_default_path(void);
 
 /* dst = state_dir + "/" + rel. Returns dst. */
 char *pm_config_state_path(const struct pm_config *cfg, const char *rel, char *dst, size_t size);
+
+/* The configuration most recently loaded by pm_config_load in this process (or NULL). */
+const struct pm_config *pm_config_last(void);
 
 /* Case-insensitive: is domain one of cfg->domains? */
 int pm_config_is_local_domain(const struct pm_config *cfg, const char *domain);

@@ -12,6 +12,7 @@ static int log_debug;
 
 void pm_log_init(const char *service) { log_service = service; }
 void pm_log_set_debug(int on) { log_debug = on; }
+const char *pm_log_service(void) { return log_service; }
 
 static const char *level_name(enum pm_log_level l)
 {

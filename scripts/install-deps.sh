@@ -10,13 +10,22 @@ libseccomp-dev libcmocka-dev libcrypt-dev
 python3 python3-pytest python3-zmq python3-aiosmtpd
 swaks postfix dnsmasq-base valgrind iproute2 procps"
 
+# Unprivileged users the services drop to (privilege separation). Root only; idempotent.
+ensure_users() {
+    [ "$(id -u)" = 0 ] || return 0
+    for u in postmesh postmesh-smtpd postmesh-mta postmesh-pop3d vmail; do
+        id "$u" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin --user-group "$u"
+    done
+}
+
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then ensure_users; exit 0; fi
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing Debian packages:$missing (run as root to install)" >&2
@@ -38,4 +47,5 @@ apt-get update -qq || true
 apt-get install -y -qq --no-install-recommends $missing
 [ "$created_policy" = 1 ] && rm -f "$policy"
 postfix stop >/dev/null 2>&1 || true
+ensure_users
 exit 0

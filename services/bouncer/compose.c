@@ -92,7 +92,7 @@ static void human_recipient(struct bouncer_buf *b, const struct bouncer_rcpt *r)
         b->oom = 1;
     else
         bouncer_text_fold(b, 0, line.data, "    ");
-    bouncer_buf_adds(b, "\r\n\r\n");
+    bouncer_buf_adds(b, "\r\n");
     bouncer_buf_free(&line);
 }
 
@@ -119,8 +119,11 @@ static void human_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, c
                         "If you do so, please include this problem report. You can\r\n"
                         "delete your own text from the attached returned message.\r\n\r\n"
                         "                   The mail system\r\n\r\n");
-    for (size_t i = 0; i < in->nrcpts; i++)
+    for (size_t i = 0; i < in->nrcpts; i++) {
+        if (i)
+            bouncer_buf_adds(b, "\r\n");
         human_recipient(b, &in->rcpts[i]);
+    }
 }
 
 /* ------------------------------------------------------------------ part 2: for programs */
@@ -176,7 +179,6 @@ static void report_recipient(struct bouncer_buf *b, const struct bouncer_dsn_in 
         field_date(b, "Last-Attempt-Date", r->last_attempt);
     if (strcmp(action, "delayed") == 0 && in->arrival_time && in->max_lifetime > 0)
         field_date(b, "Will-Retry-Until", in->arrival_time + (uint64_t)in->max_lifetime);
-    bouncer_buf_adds(b, "\r\n");
 }
 
 static void report_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, const char *host)
@@ -189,9 +191,12 @@ static void report_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, 
     field_address(b, "X-Postmesh-Sender", in->sender);
     if (in->arrival_time)
         field_date(b, "Arrival-Date", in->arrival_time);
-    bouncer_buf_adds(b, "\r\n");
-    for (size_t i = 0; i < in->nrcpts; i++)
+    /* RFC 3464 2.1: per-message fields, then each recipient's block after an empty line
+     * (none after the last: a parser would see one more, empty, block). */
+    for (size_t i = 0; i < in->nrcpts; i++) {
+        bouncer_buf_adds(b, "\r\n");
         report_recipient(b, in, &in->rcpts[i]);
+    }
 }
 
 /* ------------------------------------------------------------------ assembly */

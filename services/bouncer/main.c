@@ -40,6 +40,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pm_log_set_debug(cfg.debug);
+    pm_bus_security_init(&cfg, "bouncer"); /* CurveZMQ identity before any socket */
     signal(SIGPIPE, SIG_IGN);
 
     struct event_base *base = event_base_new();

@@ -214,6 +214,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pm_log_set_debug(d.cfg.debug);
+    pm_bus_security_init(&d.cfg, "delivery"); /* CurveZMQ identity before any socket */
     signal(SIGPIPE, SIG_IGN);
     read_test_stall();
     snprintf(d.worker_name, sizeof d.worker_name, "delivery@%s/%d", d.cfg.hostname, (int)getpid());

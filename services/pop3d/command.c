@@ -66,8 +66,9 @@ int pop3_parse_command(const char *line, size_t len, struct pop3_command *cmd)
         while (p < end && *p != ' ')
             p++;
         size_t alen = (size_t)(p - a);
-        /* AUTH's initial response may be long; everything else is short (RFC 1939). */
-        size_t limit = cmd->verb == POP3_AUTH ? POP3_MAX_PASS : POP3_MAX_ARG;
+        /* AUTH's initial response and USER's address may be long; everything else is short
+         * (RFC 1939: 40 characters). */
+        size_t limit = cmd->verb == POP3_AUTH || cmd->verb == POP3_USER ? POP3_MAX_PASS : POP3_MAX_ARG;
         if (cmd->argc == 2 || alen > limit)
             return POP3_PARSE_SYNTAX;
         memcpy(cmd->argv[cmd->argc++], a, alen);

@@ -78,6 +78,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pm_log_set_debug(cfg.debug);
+    pm_bus_security_init(&cfg, "queue");
     signal(SIGPIPE, SIG_IGN);
 
     struct queue q = {.cfg = &cfg};

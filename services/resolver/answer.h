@@ -25,7 +25,7 @@ struct resolver_answer {
     uint32_t ttl; /* seconds this answer may be cached */
     int n;
     struct resolver_record *rr;
-    char why[96]; /* TEMPFAIL reason for logs and replies, e.g. "SERVFAIL", "timeout" */
+    char why[160]; /* TEMPFAIL reason for logs and replies, e.g. "SERVFAIL", "timeout" */
 };
 
 /* Reduces a response to an answer for qname/qtype, following CNAME chains inside the

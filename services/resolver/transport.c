@@ -36,7 +36,7 @@ struct xfer {
     struct event *timer;
     uint64_t deadline_ms;
     struct bufferevent *tcp;
-    char error[64];
+    char error[160];
     resolver_transport_cb cb;
     void *arg;
 };
@@ -166,7 +166,7 @@ static void finish(struct xfer *x, ldns_pkt *pkt, const char *error)
     struct resolver_transport *t = x->t;
     resolver_transport_cb cb = x->cb;
     void *arg = x->arg;
-    char why[64];
+    char why[160];
     snprintf(why, sizeof why, "%s", error ? error : "");
     list_remove(&t->active, x);
     xfer_free(x);
@@ -195,23 +195,19 @@ static int is_server_failure(ldns_pkt_rcode rc)
     return rc != LDNS_RCODE_NOERROR && rc != LDNS_RCODE_NXDOMAIN;
 }
 
-static void send_attempt(struct xfer *x);
+static int send_attempt(struct xfer *x);
+static void advance(struct xfer *x);
+static void arm(struct xfer *x, uint64_t ms);
 
-/* One nameserver failed (error reply, refused): try the next one at once if there is
- * another; finish when every attempt has failed explicitly. */
+/* One nameserver failed (error reply, unreachable): with several servers move on to the
+ * next at once; finish when every attempt made has failed. */
 static void attempt_failed(struct xfer *x, const char *why)
 {
-    struct resolver_transport *t = x->t;
     snprintf(x->error, sizeof x->error, "%s", why);
     x->nfailed++;
-    if (x->nattempt < t->attempts && t->nns > 1) {
-        struct timeval tv = {t->interval_ms / 1000, (t->interval_ms % 1000) * 1000};
-        send_attempt(x);
-        if (x->active && !x->tcp)
-            evtimer_add(x->timer, &tv);
-        return;
-    }
-    if (x->nfailed >= x->nattempt && (x->nattempt >= t->attempts || t->nns == 1))
+    if (x->t->nns > 1 && x->nattempt < x->t->attempts)
+        advance(x);
+    else if (x->nfailed >= x->nattempt)
         finish(x, NULL, x->error);
 }
 
@@ -264,11 +260,9 @@ static void start_tcp(struct xfer *x, const struct resolver_ns *ns)
     bufferevent_write(x->tcp, hdr, 2);
     bufferevent_write(x->tcp, x->wire, x->wirelen);
     bufferevent_setcb(x->tcp, on_tcp_read, NULL, on_tcp_event, x);
+    bufferevent_setwatermark(x->tcp, EV_READ, 0, 2 + 65535); /* one message at most */
     bufferevent_enable(x->tcp, EV_READ | EV_WRITE);
-    uint64_t now = now_ms();
-    uint64_t left = x->deadline_ms > now + 100 ? x->deadline_ms - now : 100;
-    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
-    evtimer_add(x->timer, &tv);
+    arm(x, (uint64_t)x->t->timeout_ms);
 }
 
 static void on_udp_read(evutil_socket_t fd, short what, void *arg)
@@ -285,7 +279,7 @@ static void on_udp_read(evutil_socket_t fd, short what, void *arg)
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 return;
             /* ICMP port/host unreachable on the connected socket: this server is down. */
-            char why[64];
+            char why[160];
             snprintf(why, sizeof why, "%s from %s", strerror(errno), ns->text);
             event_del(x->evs[slot]);
             attempt_failed(x, why);
@@ -305,7 +299,7 @@ static void on_udp_read(evutil_socket_t fd, short what, void *arg)
         }
         if (is_server_failure(ldns_pkt_get_rcode(pkt))) {
             ldns_lookup_table *lt = ldns_lookup_by_id(ldns_rcodes, (int)ldns_pkt_get_rcode(pkt));
-            char why[64];
+            char why[160];
             snprintf(why, sizeof why, "%s from %s", lt ? lt->name : "error", ns->text);
             ldns_pkt_free(pkt);
             event_del(x->evs[slot]);
@@ -317,8 +311,9 @@ static void on_udp_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Sends the query over a fresh connected UDP socket to the next nameserver in turn. */
-static void send_attempt(struct xfer *x)
+/* Sends the query over a fresh connected UDP socket to the next nameserver in turn.
+ * 0 if sent; -1 (x->error set, counted as failed) if not. */
+static int send_attempt(struct xfer *x)
 {
     struct resolver_transport *t = x->t;
     int slot = x->nattempt++;
@@ -326,16 +321,43 @@ static void send_attempt(struct xfer *x)
     int fd = socket(ns->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (const struct sockaddr *)&ns->addr, ns->len) < 0 ||
         send(fd, x->wire, x->wirelen, 0) < 0) {
-        char why[64];
-        snprintf(why, sizeof why, "%s to %s", strerror(errno), ns->text);
+        snprintf(x->error, sizeof x->error, "%s to %s", strerror(errno), ns->text);
+        x->nfailed++;
         if (fd >= 0)
             close(fd);
-        attempt_failed(x, why);
-        return;
+        return -1;
     }
     x->fds[slot] = fd;
     x->evs[slot] = event_new(t->base, fd, EV_READ | EV_PERSIST, on_udp_read, x);
     event_add(x->evs[slot], NULL);
+    return 0;
+}
+
+static void arm(struct xfer *x, uint64_t ms)
+{
+    uint64_t now = now_ms();
+    uint64_t left = x->deadline_ms > now ? x->deadline_ms - now : 0;
+    if (ms > left)
+        ms = left;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(x->timer, &tv);
+}
+
+/* Transmits to the next server that takes the packet, then waits an interval; when no
+ * attempt is left, waits for the outstanding ones until the deadline. */
+static void advance(struct xfer *x)
+{
+    struct resolver_transport *t = x->t;
+    while (x->nattempt < t->attempts) {
+        if (send_attempt(x) == 0) {
+            arm(x, (uint64_t)t->interval_ms);
+            return;
+        }
+    }
+    if (x->nfailed >= x->nattempt)
+        finish(x, NULL, x->error);
+    else
+        arm(x, (uint64_t)t->timeout_ms);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -343,14 +365,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct xfer *x = arg;
-    struct resolver_transport *t = x->t;
-    if (x->tcp || x->nattempt >= t->attempts) {
+    if (x->tcp || x->nattempt >= x->t->attempts || now_ms() + 10 >= x->deadline_ms) {
         finish(x, NULL, x->nfailed && x->error[0] ? x->error : "timeout");
         return;
     }
-    struct timeval tv = {t->interval_ms / 1000, (t->interval_ms % 1000) * 1000};
-    evtimer_add(x->timer, &tv);
-    send_attempt(x); /* may finish x */
+    advance(x);
 }
 
 struct resolver_transport *resolver_transport_new(struct event_base *base, const struct resolver_ns *ns, int nns,

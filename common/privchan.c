@@ -1,0 +1,306 @@
+#include "privchan.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define HDR 20
+#define MAX_FRAME (HDR + 2 * PM_PRIV_MAX_FIELD + 2)
+
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+int pm_priv_send(int fd, const struct pm_priv_msg *m)
+{
+    size_t la = m->a ? strnlen(m->a, PM_PRIV_MAX_FIELD) : 0, lb = m->b ? strnlen(m->b, PM_PRIV_MAX_FIELD) : 0;
+    uint8_t *buf = malloc(HDR + la + lb);
+    if (!buf)
+        return -1;
+    put32(buf, m->id);
+    put32(buf + 4, m->op);
+    put32(buf + 8, (uint32_t)m->result);
+    put32(buf + 12, (uint32_t)la);
+    put32(buf + 16, (uint32_t)lb);
+    if (la)
+        memcpy(buf + HDR, m->a, la);
+    if (lb)
+        memcpy(buf + HDR + la, m->b, lb);
+    ssize_t n = send(fd, buf, HDR + la + lb, MSG_NOSIGNAL);
+    explicit_bzero(buf, HDR + la + lb); /* may hold a password */
+    free(buf);
+    return n == (ssize_t)(HDR + la + lb) ? 0 : -1;
+}
+
+int pm_priv_recv(int fd, struct pm_priv_msg *m)
+{
+    uint8_t *buf = malloc(MAX_FRAME);
+    memset(m, 0, sizeof *m);
+    ssize_t n = recv(fd, buf, MAX_FRAME, 0);
+    int rc = -1;
+    if (n == 0) {
+        rc = 0;
+    } else if (n >= HDR) {
+        uint32_t la = get32(buf + 12), lb = get32(buf + 16);
+        if (la <= PM_PRIV_MAX_FIELD && lb <= PM_PRIV_MAX_FIELD && (size_t)n == HDR + la + lb) {
+            m->id = get32(buf);
+            m->op = get32(buf + 4);
+            m->result = (int32_t)get32(buf + 8);
+            m->a = strndup((char *)buf + HDR, la);
+            m->b = strndup((char *)buf + HDR + la, lb);
+            rc = 1;
+        }
+    }
+    explicit_bzero(buf, n > 0 ? (size_t)n : 0);
+    free(buf);
+    return rc;
+}
+
+void pm_priv_msg_clear(struct pm_priv_msg *m)
+{
+    if (m->a) {
+        explicit_bzero(m->a, strlen(m->a));
+        free(m->a);
+    }
+    if (m->b) {
+        explicit_bzero(m->b, strlen(m->b));
+        free(m->b);
+    }
+    m->a = m->b = NULL;
+}
+
+/* ------------------------------------------------------------------ worker side */
+struct pending {
+    uint32_t id;
+    pm_priv_cb cb;
+    void *arg;
+    struct pending *next;
+};
+
+struct pm_priv_client {
+    int fd;
+    struct event *ev;
+    struct pending *pending;
+    uint32_t next_id;
+    pm_priv_push_cb push;
+    void *push_arg;
+};
+
+static void fail_all(struct pm_priv_client *c)
+{
+    while (c->pending) {
+        struct pending *p = c->pending;
+        c->pending = p->next;
+        if (p->cb)
+            p->cb(-1, p->arg);
+        free(p);
+    }
+}
+
+static void on_parent(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct pm_priv_client *c = arg;
+    for (;;) {
+        struct pm_priv_msg m;
+        int rc = pm_priv_recv(fd, &m);
+        if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            pm_log(PM_ERR, "event=parent_gone");
+            event_del(c->ev);
+            fail_all(c);
+            return;
+        }
+        if (rc < 0)
+            return;
+        if (m.id == 0) {
+            if (c->push)
+                c->push(&m, c->push_arg);
+        } else {
+            for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next) {
+                if ((*pp)->id == m.id) {
+                    struct pending *p = *pp;
+                    *pp = p->next;
+                    if (p->cb)
+                        p->cb(m.result, p->arg);
+                    free(p);
+                    break;
+                }
+            }
+        }
+        pm_priv_msg_clear(&m);
+    }
+}
+
+struct pm_priv_client *pm_priv_client_new(struct event_base *base, int fd, pm_priv_push_cb push, void *push_arg)
+{
+    struct pm_priv_client *c = calloc(1, sizeof *c);
+    c->fd = fd;
+    c->push = push;
+    c->push_arg = push_arg;
+    evutil_make_socket_nonblocking(fd);
+    c->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_parent, c);
+    event_add(c->ev, NULL);
+    return c;
+}
+
+uint32_t pm_priv_request(struct pm_priv_client *c, enum pm_priv_op op, const char *a, const char *b, pm_priv_cb cb,
+                         void *arg)
+{
+    uint32_t id = ++c->next_id ? c->next_id : ++c->next_id;
+    struct pm_priv_msg m = {.id = id, .op = op, .a = (char *)a, .b = (char *)b};
+    if (pm_priv_send(c->fd, &m) < 0) {
+        cb(-1, arg);
+        return 0;
+    }
+    struct pending *p = calloc(1, sizeof *p);
+    p->id = id;
+    p->cb = cb;
+    p->arg = arg;
+    p->next = c->pending;
+    c->pending = p;
+    return id;
+}
+
+void pm_priv_cancel(struct pm_priv_client *c, uint32_t handle)
+{
+    for (struct pending *p = c->pending; p; p = p->next)
+        if (p->id == handle)
+            p->cb = NULL; /* the answer will be dropped */
+}
+
+void pm_priv_client_free(struct pm_priv_client *c)
+{
+    if (!c)
+        return;
+    event_free(c->ev);
+    while (c->pending) {
+        struct pending *p = c->pending;
+        c->pending = p->next;
+        free(p);
+    }
+    free(c);
+}
+
+/* ------------------------------------------------------------------ parent side */
+static pid_t spawn(const struct pm_worker_spec *spec, int *parent_end)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (pm_privsep_drop(&spec->sandbox) < 0)
+            _exit(78); /* EX_CONFIG: do not restart in a tight loop, the supervisor backs off */
+        _exit(spec->worker_main(sv[1], spec->arg));
+    }
+    close(sv[1]);
+    *parent_end = sv[0];
+    pm_log(PM_INFO, "event=worker_started worker=%s pid=%d", spec->name, (int)pid);
+    return pid;
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int pm_privsep_supervise(const struct pm_worker_spec *spec)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    signal(SIGPIPE, SIG_IGN);
+
+    int chan = -1;
+    double started = mono(), backoff = 0.2, restart_at = 0;
+    pid_t pid = spawn(spec, &chan);
+    int stopping = 0;
+    while (!stopping || pid > 0) {
+        struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {chan, POLLIN, 0}};
+        int timeout = pid > 0 ? -1 : (int)((restart_at - mono()) * 1000) + 1;
+        if (poll(pfd, chan >= 0 ? 2 : 1, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR)
+            break;
+        if (pid <= 0 && !stopping && mono() >= restart_at) {
+            started = mono();
+            pid = spawn(spec, &chan);
+            continue;
+        }
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                    stopping = 1;
+                    if (pid > 0)
+                        kill(pid, SIGTERM);
+                } else if (si.ssi_signo == SIGHUP && spec->reload && chan >= 0) {
+                    spec->reload(chan, spec->arg);
+                }
+            }
+            int status;
+            pid_t dead;
+            while ((dead = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (dead != pid)
+                    continue;
+                pm_log(stopping ? PM_INFO : PM_ERR, "event=worker_exited worker=%s pid=%d %s=%d", spec->name, (int)dead,
+                       WIFSIGNALED(status) ? "signal" : "status",
+                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                pid = -1;
+                if (chan >= 0)
+                    close(chan);
+                chan = -1;
+                if (!stopping) {
+                    if (mono() - started > 30)
+                        backoff = 0.2;
+                    restart_at = mono() + backoff;
+                    backoff = backoff * 2 > 10 ? 10 : backoff * 2;
+                }
+            }
+        }
+        if (chan >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
+            struct pm_priv_msg req;
+            int rc = pm_priv_recv(chan, &req);
+            if (rc == 1) {
+                struct pm_priv_msg reply = {.id = req.id, .op = req.op, .result = 0};
+                spec->answer(&req, &reply, spec->arg);
+                pm_priv_send(chan, &reply);
+                pm_priv_msg_clear(&reply);
+            } else if (rc == 0) {
+                close(chan); /* the worker is going away; SIGCHLD follows */
+                chan = -1;
+            }
+            pm_priv_msg_clear(&req);
+        }
+    }
+    close(sfd);
+    return 0;
+}

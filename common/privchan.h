@@ -1,0 +1,66 @@
+/* The channel between a privileged parent and its unprivileged worker: a SOCK_SEQPACKET
+ * socketpair carrying small framed requests ("is this password right?") and parent pushes
+ * (new TLS certificate after SIGHUP). The worker never sees a password hash. */
+#ifndef PM_PRIVCHAN_H
+#define PM_PRIVCHAN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "privsep.h"
+
+enum pm_priv_op {
+    PM_PRIV_AUTH = 1,        /* a = address, b = password        -> result 1 ok / 0 no */
+    PM_PRIV_RCPT_EXISTS = 2, /* a = address (local domain)        -> 1 user or alias / 0 */
+    PM_PRIV_SENDER_OK = 3,   /* a = auth user, b = envelope sender -> 1 may use / 0 */
+    PM_PRIV_TLS_PEM = 100,   /* parent -> worker: a = certificate PEM, b = key PEM */
+};
+
+#define PM_PRIV_MAX_FIELD 16384
+
+struct pm_priv_msg {
+    uint32_t id;     /* request id, echoed; 0 for parent pushes */
+    uint32_t op;
+    int32_t result;
+    char *a, *b;     /* NUL-terminated fields (owned by the message) */
+};
+
+/* Frame: id, op, result, len(a), len(b), a, b. Returns 0 or -1. */
+int pm_priv_send(int fd, const struct pm_priv_msg *m);
+/* Reads one frame (blocking or not, as the fd is). 1 = got one, 0 = EOF, -1 = error/EAGAIN. */
+int pm_priv_recv(int fd, struct pm_priv_msg *m);
+void pm_priv_msg_clear(struct pm_priv_msg *m);
+
+/* ---- worker side: asynchronous requests from a libevent loop ---- */
+struct event_base;
+struct pm_priv_client;
+typedef void (*pm_priv_cb)(int result, void *arg);
+typedef void (*pm_priv_push_cb)(const struct pm_priv_msg *m, void *arg);
+
+struct pm_priv_client *pm_priv_client_new(struct event_base *base, int fd, pm_priv_push_cb push, void *push_arg);
+/* Sends a request; cb runs later with the result (-1 if the parent is gone). Returns a
+ * handle for pm_priv_client_cancel (e.g. the session closed meanwhile). */
+uint32_t pm_priv_request(struct pm_priv_client *c, enum pm_priv_op op, const char *a, const char *b, pm_priv_cb cb,
+                         void *arg);
+void pm_priv_cancel(struct pm_priv_client *c, uint32_t handle);
+void pm_priv_client_free(struct pm_priv_client *c);
+
+/* ---- parent side ---- */
+struct pm_worker_spec {
+    const char *name;                 /* service name for logs */
+    struct pm_sandbox sandbox;        /* applied in the child before worker_main */
+    /* Runs in the child after the drop; parent_fd is its end of the channel. Returns the
+     * exit status. Everything the worker needs (listening fds, TLS context) was set up by
+     * the parent before the fork and is inherited. */
+    int (*worker_main)(int parent_fd, void *arg);
+    /* Runs in the parent for each request; fills reply->result (and a/b if it wants). */
+    void (*answer)(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
+    /* Runs in the parent on SIGHUP; may push messages to the worker with pm_priv_send. */
+    void (*reload)(int worker_fd, void *arg);
+    void *arg;
+};
+
+/* Forks the worker and supervises it: answers its requests, restarts it with backoff when it
+ * dies, forwards SIGHUP to reload(), stops it on SIGTERM/SIGINT. Returns the exit status. */
+int pm_privsep_supervise(const struct pm_worker_spec *spec);
+
+#endif

@@ -1,0 +1,188 @@
+/* The AUTHORIZATION state: CAPA, STLS, USER/PASS, AUTH PLAIN, and the login itself with
+ * its uniform failure answer, delay, per-IP lockout and the exclusive mailbox lock. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "authfail.h"
+#include "log.h"
+#include "mailstore.h"
+#include "passdb.h"
+#include "sasl.h"
+#include "session_int.h"
+
+#define AUTH_FAILED "-ERR [AUTH] invalid user name or password"
+
+void pop3_capa(struct pop3_session *s)
+{
+    pop3_reply(s, "+OK capability list follows");
+    pop3_reply(s, "TOP");
+    pop3_reply(s, "UIDL");
+    pop3_reply(s, "RESP-CODES");
+    pop3_reply(s, "AUTH-RESP-CODE");
+    pop3_reply(s, "PIPELINING");
+    if (s->state == ST_AUTHORIZATION) {
+        if (pop3_auth_allowed(s)) {
+            pop3_reply(s, "USER");
+            pop3_reply(s, "SASL PLAIN");
+        }
+        if (!s->tls && s->srv->tls)
+            pop3_reply(s, "STLS");
+    }
+    pop3_reply(s, "IMPLEMENTATION Postmesh");
+    pop3_reply(s, ".");
+}
+
+/* The password is right: take the mailbox (exclusively) and enter TRANSACTION. */
+static void open_mailbox(struct pop3_session *s, const char *user)
+{
+    char maildir[4096], uv[PM_LOGV_SIZE];
+    const struct pm_config *cfg = s->srv->cfg;
+    struct pop3_maildrop *drop = NULL;
+    int rc = POP3_DROP_ERROR;
+    if (pm_mailstore_maildir(cfg, user, maildir, sizeof maildir) == 0 && pm_mailstore_create(maildir) == 0)
+        rc = pop3_maildrop_open(maildir, &drop);
+    if (rc == POP3_DROP_LOCKED) {
+        pm_log(PM_INFO, "event=login_in_use session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, user));
+        pop3_reply(s, "-ERR [IN-USE] mailbox is locked by another session");
+        return;
+    }
+    if (rc != POP3_DROP_OK) {
+        pm_log(PM_ERR, "event=mailbox_error session=%llu user=%s", s->id, PM_LV(uv, user));
+        pop3_reply(s, "-ERR [SYS/TEMP] cannot open the mailbox, try again later");
+        return;
+    }
+    size_t count;
+    unsigned long long octets;
+    pop3_maildrop_stat(drop, &count, &octets);
+    s->drop = drop;
+    s->state = ST_TRANSACTION;
+    snprintf(s->login, sizeof s->login, "%s", user);
+    pm_log(PM_INFO, "event=login session=%llu client=%s user=%s tls=%d messages=%zu octets=%llu", s->id, s->client,
+           PM_LV(uv, user), s->tls, count, octets);
+    pop3_reply(s, "+OK %zu messages (%llu octets)", count, octets);
+}
+
+static void login(struct pop3_session *s, const char *user, const char *password)
+{
+    char uv[PM_LOGV_SIZE];
+    time_t now = time(NULL);
+    if (pop3_authfail_locked(s->srv->fails, s->ip, now)) {
+        pm_log(PM_WARN, "event=auth_locked_out session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, user));
+        pop3_delay_reply(s, "-ERR [SYS/TEMP] too many failed logins from your address, try again later", 1);
+        return;
+    }
+    int ok = pop3_passdb_verify(s->srv->passdb, user, password);
+    if (ok < 0) {
+        pop3_reply(s, "-ERR [SYS/TEMP] authentication is unavailable, try again later");
+        return;
+    }
+    if (!ok) {
+        s->auth_failures++;
+        int locked = pop3_authfail_record(s->srv->fails, s->ip, now);
+        pm_log(PM_WARN, "event=auth_failed session=%llu client=%s user=%s failures=%d%s", s->id, s->client,
+               PM_LV(uv, user), s->auth_failures, locked ? " locked_out=1" : "");
+        pop3_delay_reply(s, AUTH_FAILED, locked || s->auth_failures >= POP3_MAX_AUTH_FAILURES);
+        return;
+    }
+    open_mailbox(s, user);
+}
+
+static void auth_plain(struct pop3_session *s, const char *b64, size_t len)
+{
+    char user[POP3_MAX_PASS + 1], pass[POP3_MAX_PASS + 1];
+    if (len == 1 && b64[0] == '=')
+        len = 0; /* RFC 5034: "=" is an empty initial response */
+    if (pop3_sasl_plain(b64, len, user, sizeof user, pass, sizeof pass) < 0) {
+        pop3_bad_command(s, "-ERR [AUTH] malformed AUTH PLAIN response");
+        return;
+    }
+    login(s, user, pass);
+    explicit_bzero(pass, sizeof pass);
+}
+
+void pop3_auth_response(struct pop3_session *s, const char *line, size_t len)
+{
+    s->wait = WAIT_NONE;
+    if (len == 1 && line[0] == '*') {
+        pop3_bad_command(s, "-ERR authentication cancelled");
+        return;
+    }
+    auth_plain(s, line, len);
+}
+
+static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    if (cmd->argc == 0) {
+        /* Not in RFC 5034, but widely used by clients to list mechanisms. */
+        pop3_reply(s, "+OK");
+        if (pop3_auth_allowed(s))
+            pop3_reply(s, "PLAIN");
+        pop3_reply(s, ".");
+        return;
+    }
+    if (strcasecmp(cmd->argv[0], "PLAIN") != 0) {
+        pop3_bad_command(s, "-ERR unsupported authentication mechanism");
+        return;
+    }
+    if (!pop3_auth_allowed(s)) {
+        pop3_bad_command(s, "-ERR [AUTH] authentication requires TLS (use STLS)");
+        return;
+    }
+    if (cmd->argc == 2) {
+        auth_plain(s, cmd->argv[1], strlen(cmd->argv[1]));
+    } else {
+        pop3_reply(s, "+ ");
+        s->wait = WAIT_AUTH_RESPONSE;
+    }
+}
+
+void pop3_authorization_command(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    switch (cmd->verb) {
+    case POP3_CAPA:
+        pop3_capa(s);
+        break;
+    case POP3_QUIT:
+        pop3_reply(s, "+OK bye");
+        pop3_close_after_reply(s);
+        break;
+    case POP3_NOOP:
+        pop3_reply(s, "+OK");
+        break;
+    case POP3_STLS:
+        if (s->tls)
+            pop3_bad_command(s, "-ERR TLS is already active");
+        else if (!s->srv->tls)
+            pop3_bad_command(s, "-ERR TLS is not available");
+        else
+            pop3_start_tls(s);
+        break;
+    case POP3_USER:
+        if (!pop3_auth_allowed(s)) {
+            pop3_bad_command(s, "-ERR [AUTH] plaintext login requires TLS (use STLS)");
+            break;
+        }
+        snprintf(s->user, sizeof s->user, "%s", cmd->argv[0]);
+        s->have_user = 1;
+        pop3_reply(s, "+OK send PASS"); /* the same for every name: USER reveals nothing */
+        break;
+    case POP3_PASS:
+        if (!s->have_user) {
+            pop3_bad_command(s, "-ERR send USER first");
+            break;
+        }
+        s->have_user = 0;
+        login(s, s->user, cmd->argv[0]);
+        break;
+    case POP3_AUTH:
+        cmd_auth(s, cmd);
+        break;
+    case POP3_APOP:
+        pop3_bad_command(s, "-ERR APOP is not supported");
+        break;
+    default:
+        pop3_bad_command(s, "-ERR not allowed before login");
+        break;
+    }
+}

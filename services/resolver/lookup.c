@@ -1,0 +1,348 @@
+#include "lookup.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "names.h"
+
+#define MAX_ADDRS 16 /* per host and family */
+
+struct lookup;
+
+struct addr_wait {
+    struct lookup *l;
+    int host;
+    int v6;
+};
+
+struct host {
+    char name[RESOLVER_NAME_MAX];
+    uint16_t pref;
+    char *addrs[2][MAX_ADDRS]; /* [0] A, [1] AAAA: IPv4 first in the reply */
+    int naddrs[2];
+    int tempfail;
+    struct addr_wait wait[2];
+};
+
+struct lookup {
+    struct lookup *prev, *next; /* every live lookup, so shutdown can free them */
+    struct resolver_queries *q;
+    resolver_lookup_done done;
+    void *arg;
+    Postmesh__ResolveRequest__Kind kind;
+    char name[RESOLVER_NAME_MAX];
+    int implicit;
+    int nhosts;
+    struct host hosts[RESOLVER_MAX_MX];
+    int pending;
+    char why[384]; /* last temporary failure, for the reply text */
+};
+
+static struct lookup *live;
+static resolver_rng lookup_rng = resolver_rng_default;
+static void *lookup_rng_arg;
+
+void resolver_lookup_set_rng(resolver_rng rng, void *arg)
+{
+    lookup_rng = rng ? rng : resolver_rng_default;
+    lookup_rng_arg = arg;
+}
+
+static const char *kind_name(Postmesh__ResolveRequest__Kind k)
+{
+    return k == POSTMESH__RESOLVE_REQUEST__KIND__MX ? "MX" : k == POSTMESH__RESOLVE_REQUEST__KIND__PTR ? "PTR" : "A";
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s ? s : "");
+    if (!d)
+        abort(); /* a reply we cannot build is a bug we must not hide */
+    return d;
+}
+
+/* A reply built with malloc throughout, so free_unpacked() can release it. */
+static Postmesh__ResolveReply *reply_new(Postmesh__ResolveReply__Status status, const char *dsn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static Postmesh__ResolveReply *reply_new(Postmesh__ResolveReply__Status status, const char *dsn, const char *fmt, ...)
+{
+    Postmesh__ResolveReply *r = malloc(sizeof *r);
+    if (!r)
+        abort();
+    postmesh__resolve_reply__init(r);
+    r->status = status;
+    r->dsn_status = xstrdup(dsn);
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    r->text = xstrdup(text);
+    return r;
+}
+
+static void lookup_free(struct lookup *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        live = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    for (int i = 0; i < l->nhosts; i++)
+        for (int f = 0; f < 2; f++)
+            for (int j = 0; j < l->hosts[i].naddrs[f]; j++)
+                free(l->hosts[i].addrs[f][j]);
+    free(l);
+}
+
+void resolver_lookup_free_all(void)
+{
+    while (live)
+        lookup_free(live);
+}
+
+static void finish(struct lookup *l, Postmesh__ResolveReply *r)
+{
+    char text[PM_LOGV_SIZE];
+    enum pm_log_level lvl = r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK ? PM_DEBUG : PM_INFO;
+    pm_log(lvl, "event=resolved kind=%s name=%s status=%s dsn=%s hosts=%zu names=%zu text=%s", kind_name(l->kind),
+           l->name,
+           r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK         ? "ok"
+           : r->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL ? "tempfail"
+                                                                    : "permfail",
+           r->dsn_status[0] ? r->dsn_status : "-", r->n_hosts, r->n_names, PM_LV(text, r->text));
+    l->done(r, l->arg);
+    postmesh__resolve_reply__free_unpacked(r, NULL);
+    lookup_free(l);
+}
+
+/* ---------------------------------------------------------------- addresses */
+
+static void finish_addresses(struct lookup *l)
+{
+    int tempfail = 0;
+    size_t usable = 0;
+    for (int i = 0; i < l->nhosts; i++) {
+        tempfail |= l->hosts[i].tempfail;
+        usable += l->hosts[i].naddrs[0] + l->hosts[i].naddrs[1] > 0;
+    }
+    if (usable == 0) {
+        if (tempfail)
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3",
+                                "address lookup for %s failed temporarily: %s", l->name, l->why));
+        else if (l->kind != POSTMESH__RESOLVE_REQUEST__KIND__MX)
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "host %s has no address",
+                                l->name));
+        else if (l->implicit)
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
+                                "domain %s has no MX and no address records", l->name));
+        else
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
+                                "no MX host of %s has an address", l->name));
+        return;
+    }
+    Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "%s",
+                                          l->implicit ? "implicit MX" : "");
+    r->hosts = calloc(usable, sizeof *r->hosts);
+    if (!r->hosts)
+        abort();
+    for (int i = 0; i < l->nhosts; i++) {
+        struct host *h = &l->hosts[i];
+        int n = h->naddrs[0] + h->naddrs[1];
+        if (n == 0)
+            continue; /* try the hosts that have an address */
+        Postmesh__MxHost *m = malloc(sizeof *m);
+        if (!m)
+            abort();
+        postmesh__mx_host__init(m);
+        m->name = xstrdup(h->name);
+        m->preference = h->pref;
+        m->addresses = calloc((size_t)n, sizeof *m->addresses);
+        if (!m->addresses)
+            abort();
+        for (int f = 0; f < 2; f++)
+            for (int j = 0; j < h->naddrs[f]; j++)
+                m->addresses[m->n_addresses++] = xstrdup(h->addrs[f][j]);
+        r->hosts[r->n_hosts++] = m;
+    }
+    finish(l, r);
+}
+
+static void on_address(const struct resolver_answer *a, void *arg)
+{
+    struct addr_wait *w = arg;
+    struct lookup *l = w->l;
+    struct host *h = &l->hosts[w->host];
+    if (a->rcode == RESOLVER_TEMPFAIL) {
+        h->tempfail = 1;
+        snprintf(l->why, sizeof l->why, "%s %s: %s", h->name, w->v6 ? "AAAA" : "A", a->why);
+    }
+    for (int i = 0; i < a->n && h->naddrs[w->v6] < MAX_ADDRS; i++)
+        h->addrs[w->v6][h->naddrs[w->v6]++] = xstrdup(a->rr[i].text);
+    if (--l->pending == 0)
+        finish_addresses(l);
+}
+
+/* Asks A and AAAA of every host at once; the extra pending count keeps the lookup alive
+ * while answers from the cache arrive inside the loop. */
+static void resolve_addresses(struct lookup *l)
+{
+    l->pending = 1;
+    for (int i = 0; i < l->nhosts; i++) {
+        for (int v6 = 0; v6 < 2; v6++) {
+            struct addr_wait *w = &l->hosts[i].wait[v6];
+            w->l = l;
+            w->host = i;
+            w->v6 = v6;
+            l->pending++;
+            resolver_query(l->q, l->hosts[i].name, v6 ? LDNS_RR_TYPE_AAAA : LDNS_RR_TYPE_A, on_address, w);
+        }
+    }
+    if (--l->pending == 0)
+        finish_addresses(l);
+}
+
+/* ---------------------------------------------------------------- MX */
+
+static void on_mx(const struct resolver_answer *a, void *arg)
+{
+    struct lookup *l = arg;
+    switch (a->rcode) {
+    case RESOLVER_TEMPFAIL:
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "MX lookup for %s failed: %s",
+                            l->name, a->why));
+        return;
+    case RESOLVER_NXDOMAIN:
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
+                            "domain %s does not exist (NXDOMAIN)", l->name));
+        return;
+    case RESOLVER_NODATA:
+        /* RFC 5321 5.1: no MX records, the domain itself is the implicit MX. */
+        l->implicit = 1;
+        l->nhosts = 1;
+        snprintf(l->hosts[0].name, sizeof l->hosts[0].name, "%s", l->name);
+        resolve_addresses(l);
+        return;
+    case RESOLVER_OK:
+        break;
+    }
+    struct resolver_mx mx[RESOLVER_MAX_RECORDS];
+    int n = 0;
+    for (int i = 0; i < a->n && n < RESOLVER_MAX_RECORDS; i++) {
+        mx[n].pref = a->rr[i].pref;
+        mx[n].name = a->rr[i].text;
+        n++;
+    }
+    if (resolver_mx_order(mx, &n, lookup_rng, lookup_rng_arg) == RESOLVER_MX_NULL) {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.10",
+                            "domain %s does not accept mail (null MX, RFC 7505)", l->name));
+        return;
+    }
+    if (n == 0) {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4", "domain %s has no usable MX host",
+                            l->name));
+        return;
+    }
+    l->nhosts = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(l->hosts[i].name, sizeof l->hosts[i].name, "%s", mx[i].name);
+        l->hosts[i].pref = mx[i].pref;
+    }
+    resolve_addresses(l);
+}
+
+/* ---------------------------------------------------------------- PTR */
+
+static void on_ptr(const struct resolver_answer *a, void *arg)
+{
+    struct lookup *l = arg;
+    if (a->rcode == RESOLVER_TEMPFAIL) {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "PTR lookup for %s failed: %s",
+                            l->name, a->why));
+        return;
+    }
+    if (a->rcode != RESOLVER_OK) {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "no PTR record for %s", l->name));
+        return;
+    }
+    Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "%s", "");
+    r->names = calloc((size_t)a->n, sizeof *r->names);
+    if (!r->names)
+        abort();
+    for (int i = 0; i < a->n; i++)
+        r->names[r->n_names++] = xstrdup(a->rr[i].text);
+    finish(l, r);
+}
+
+/* "192.0.2.1" -> "1.2.0.192.in-addr.arpa"; NULL if ip is not an address. */
+static int reverse_name(const char *ip, char *out, size_t size)
+{
+    unsigned char bin[16];
+    ldns_rdf *rdf = NULL;
+    if (inet_pton(AF_INET, ip, bin) == 1)
+        rdf = ldns_rdf_new_frm_str(LDNS_RDF_TYPE_A, ip);
+    else if (inet_pton(AF_INET6, ip, bin) == 1)
+        rdf = ldns_rdf_new_frm_str(LDNS_RDF_TYPE_AAAA, ip);
+    if (!rdf)
+        return -1;
+    ldns_rdf *rev = ldns_rdf_address_reverse(rdf);
+    ldns_rdf_deep_free(rdf);
+    char *s = rev ? ldns_rdf2str(rev) : NULL;
+    if (rev)
+        ldns_rdf_deep_free(rev);
+    int rc = s ? resolver_name_normalize(s, out, size) : -1;
+    free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRequest *req,
+                           resolver_lookup_done done, void *arg)
+{
+    struct lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        abort();
+    l->next = live;
+    if (live)
+        live->prev = l;
+    live = l;
+    l->q = q;
+    l->done = done;
+    l->arg = arg;
+    l->kind = req->kind;
+    const char *name = req->name ? req->name : "";
+    pm_log_value(l->name, sizeof l->name, name); /* escaped, for logs until it is validated */
+
+    if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__PTR) {
+        char rev[RESOLVER_NAME_MAX];
+        if (reverse_name(name, rev, sizeof rev) < 0) {
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.3", "not an IP address: %s", l->name));
+            return;
+        }
+        resolver_query(q, rev, LDNS_RR_TYPE_PTR, on_ptr, l);
+        return;
+    }
+    char norm[RESOLVER_NAME_MAX];
+    if (resolver_name_normalize(name, norm, sizeof norm) < 0 || strcmp(norm, ".") == 0) {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "not a valid domain name: %s",
+                            l->name));
+        return;
+    }
+    snprintf(l->name, sizeof l->name, "%s", norm);
+    if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__MX) {
+        resolver_query(q, l->name, LDNS_RR_TYPE_MX, on_mx, l);
+    } else if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__A) {
+        l->nhosts = 1;
+        snprintf(l->hosts[0].name, sizeof l->hosts[0].name, "%s", l->name);
+        resolve_addresses(l);
+    } else {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.5.4", "unknown request kind %d",
+                            (int)req->kind));
+    }
+}

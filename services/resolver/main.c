@@ -1,0 +1,105 @@
+/* postmesh-resolver: every DNS lookup of the system, over the bus (see server.h). */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "config.h"
+#include "log.h"
+#include "lookup.h"
+#include "server.h"
+
+#define CACHE_ENTRIES 50000
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
+    event_base_loopbreak(arg);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = pm_config_default_path();
+    int opt;
+    while ((opt = getopt(argc, argv, "c:")) != -1) {
+        if (opt == 'c') {
+            path = optarg;
+        } else {
+            fprintf(stderr, "usage: postmesh-resolver [-c FILE]\n");
+            return 2;
+        }
+    }
+    pm_log_init("resolver");
+    struct pm_config cfg;
+    char err[512];
+    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    pm_log_set_debug(cfg.debug);
+    signal(SIGPIPE, SIG_IGN);
+    pm_bus_security_init(&cfg, "resolver");
+
+    int nns = cfg.resolver.nameservers.n;
+    if (nns == 0) {
+        fprintf(stderr, "%s:0: resolver.nameservers is empty (the resolver never reads /etc/resolv.conf)\n", path);
+        pm_config_free(&cfg);
+        return 2;
+    }
+    struct resolver_ns *ns = calloc((size_t)nns, sizeof *ns);
+    for (int i = 0; ns && i < nns; i++) {
+        if (resolver_ns_parse(cfg.resolver.nameservers.v[i], &ns[i]) < 0) {
+            fprintf(stderr, "%s:0: resolver.nameservers: '%s' is not an IP address or IP:port\n", path,
+                    cfg.resolver.nameservers.v[i]);
+            free(ns);
+            pm_config_free(&cfg);
+            return 2;
+        }
+    }
+
+    int rc = 1;
+    struct event_base *base = event_base_new();
+    struct resolver_transport *t = ns && base
+                                       ? resolver_transport_new(base, ns, nns, (int)cfg.resolver.timeout * 1000)
+                                       : NULL;
+    struct resolver_cache *cache = resolver_cache_new(CACHE_ENTRIES);
+    struct resolver_queries *q = t && cache ? resolver_queries_new(t, cache, (uint32_t)cfg.resolver.negative_ttl)
+                                            : NULL;
+    struct resolver_server *srv = q ? resolver_server_new(base, cfg.resolver.endpoint, q) : NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    if (srv) {
+        sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+        sigint = evsignal_new(base, SIGINT, on_signal, base);
+        event_add(sigterm, NULL);
+        event_add(sigint, NULL);
+        char list[256] = "";
+        for (int i = 0; i < nns; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", ns[i].text);
+        pm_log(PM_INFO, "event=started endpoint=%s nameservers=%s timeout=%lld negative_ttl=%lld",
+               cfg.resolver.endpoint, list, cfg.resolver.timeout, cfg.resolver.negative_ttl);
+        event_base_dispatch(base);
+        rc = 0;
+    } else {
+        pm_log(PM_ERR, "event=startup_failed endpoint=%s", cfg.resolver.endpoint);
+    }
+
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    resolver_server_free(srv);
+    resolver_transport_free(t); /* no answer can arrive after this */
+    resolver_lookup_free_all();
+    resolver_queries_free(q);
+    resolver_cache_free(cache);
+    if (base)
+        event_base_free(base);
+    pm_bus_context_term();
+    free(ns);
+    pm_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,14 @@
+/* The resolver's bus side: a ROUTER on resolver.endpoint taking ResolveRequests from any
+ * number of clients and answering each, in completion order, with its request_id. */
+#ifndef RESOLVER_SERVER_H
+#define RESOLVER_SERVER_H
+#include "query.h"
+
+struct event_base;
+struct resolver_server;
+
+struct resolver_server *resolver_server_new(struct event_base *base, const char *endpoint,
+                                            struct resolver_queries *q);
+void resolver_server_free(struct resolver_server *s);
+
+#endif

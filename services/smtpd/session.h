@@ -1,0 +1,128 @@
+/* One SMTP session: I/O, the command/DATA state machine and the current transaction. */
+#ifndef SMTPD_SESSION_H
+#define SMTPD_SESSION_H
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "data.h"
+#include "lines.h"
+#include "server.h"
+
+struct bufferevent;
+struct evbuffer;
+struct smtpd_authdb_req;
+struct smtpd_client;
+
+enum smtpd_state {
+    SMTPD_ST_GREETING,   /* greet pause: talking now is an error */
+    SMTPD_ST_COMMAND,
+    SMTPD_ST_DATA,
+    SMTPD_ST_SUBMITTING, /* waiting for the queue's answer */
+    SMTPD_ST_AUTH_PLAIN, /* waiting for a SASL response line */
+    SMTPD_ST_AUTH_USER,
+    SMTPD_ST_AUTH_PASS,
+    SMTPD_ST_AUTH_CHECK, /* password check or failure delay running */
+    SMTPD_ST_CLOSING,
+};
+
+enum smtpd_timer_kind { SMTPD_TIMER_NONE, SMTPD_TIMER_GREET, SMTPD_TIMER_SUBMIT, SMTPD_TIMER_AUTH, SMTPD_TIMER_CLOSE };
+
+struct smtpd_txn {
+    int active;      /* MAIL accepted */
+    char *sender;    /* "" for <> */
+    int smtputf8, body_8bit;
+    char **rcpt;
+    int nrcpt, cap;
+    int rcpt_tries;  /* RCPT commands, accepted or not */
+};
+
+struct smtpd_session {
+    struct smtpd_server *srv;
+    struct bufferevent *bev;
+    struct smtpd_session *prev, *next;
+    struct smtpd_client *client; /* per-IP accounting */
+    enum smtpd_mode mode;
+    enum smtpd_state state;
+    char ip[64];
+    int port;
+    char peer[80]; /* "ip:port" for logs and Submit.client_address */
+    char *helo;
+    int esmtp;
+    int tls;        /* TLS active (handshake may still be running) */
+    char *auth_user;
+    struct smtpd_txn txn;
+
+    /* Input */
+    struct smtpd_linescan scan;
+    size_t scan_off;   /* octets of the current line already scanned in the input buffer */
+    int out_blocked;   /* too much unread output: stop reading commands */
+    struct evbuffer *body;
+    struct smtpd_data data;
+    unsigned long long data_size;
+    int too_big;
+
+    /* Counters */
+    int errors;
+    unsigned long commands, messages;
+
+    /* Timers, submission, authentication */
+    struct event *timer;
+    enum smtpd_timer_kind timer_kind;
+    int close_polls;
+    uint64_t request_id;               /* nonzero while a Submit is outstanding */
+    struct smtpd_session *pend_next;   /* bucket chain in srv->pending */
+    unsigned long long submit_size;
+    struct smtpd_authdb_req *authreq;
+    char *login_user;                  /* AUTH LOGIN: the user name, until the password */
+    char *auth_pending_user;           /* the user being checked */
+};
+
+/* Takes ownership of fd (accepted, non-blocking). */
+void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *sa, enum smtpd_mode mode);
+void smtpd_session_free(struct smtpd_session *s);
+
+/* Appends one reply line (CRLF added). */
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a 4xx/5xx reply: counts the error, and past smtpd.max_errors adds 421 and
+ * closes the session. */
+void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Stops reading, flushes what was written and frees the session. */
+void smtpd_session_close(struct smtpd_session *s);
+
+/* Processes buffered input as far as the state allows (called after a wait ends). */
+void smtpd_session_resume(struct smtpd_session *s);
+
+/* Frees the session if it was closed and everything is written; call at the end of
+ * every callback that may have closed it. Returns 1 if the session is gone. */
+int smtpd_session_settle(struct smtpd_session *s);
+
+void smtpd_session_set_timer(struct smtpd_session *s, enum smtpd_timer_kind kind, long ms);
+void smtpd_session_cancel_timer(struct smtpd_session *s);
+
+/* Sets the read timeout for the state (command or data) and enables/disables reading. */
+void smtpd_session_reading(struct smtpd_session *s, int on);
+
+void smtpd_txn_reset(struct smtpd_txn *t);
+
+/* commands.c: one command line (line end removed) in state COMMAND. */
+void smtpd_command(struct smtpd_session *s, const char *line, size_t len);
+/* commands.c: the reply a session must see first. */
+void smtpd_greet(struct smtpd_session *s);
+
+/* message.c: feeds buffered input to the DATA decoder. 1 if it made progress. */
+int smtpd_data_input(struct smtpd_session *s);
+void smtpd_data_begin(struct smtpd_session *s);
+
+/* auth.c */
+void smtpd_auth_command(struct smtpd_session *s, const char *arg, size_t len);
+void smtpd_auth_response(struct smtpd_session *s, const char *line, size_t len);
+void smtpd_auth_cancel(struct smtpd_session *s);
+
+/* tls.c glue: STARTTLS on a live session. 0, or -1 (reply already sent). */
+int smtpd_session_starttls(struct smtpd_session *s);
+/* Protocol and cipher of the session ("" if none). */
+void smtpd_session_tls_info(struct smtpd_session *s, char *ver, size_t vsize, char *cipher, size_t csize);
+
+#endif

@@ -1,0 +1,402 @@
+/* The bouncer's work-dispatch contract, against a real ZeroMQ ROUTER standing in for the
+ * queue's end of the bus in this process: credits, Submit of the DSN, JobResult per
+ * SubmitReply, timeouts, slot limits and the null-sender rule. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "bouncer/worker.h"
+#include "bus.h"
+#include "config.h"
+
+#define MAX_RECORDS 256
+
+struct record {
+    uint8_t peer[256];
+    size_t peerlen;
+    Postmesh__BusMessage *m;
+};
+
+struct fixture {
+    struct event_base *base;
+    struct event *tick;
+    struct pm_bus *router;
+    char endpoint[128];
+    struct bouncer_worker *worker;
+    struct record rec[MAX_RECORDS];
+    int n;
+};
+
+/* The bus frees messages after the handler: keep a copy made by packing and unpacking. */
+static void on_router(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
+{
+    (void)bus;
+    struct fixture *f = arg;
+    if (f->n >= MAX_RECORDS)
+        return;
+    size_t len = postmesh__bus_message__get_packed_size(msg);
+    uint8_t *buf = malloc(len + 1);
+    postmesh__bus_message__pack(msg, buf);
+    struct record *r = &f->rec[f->n++];
+    r->m = postmesh__bus_message__unpack(NULL, len, buf);
+    free(buf);
+    r->peerlen = peerlen < sizeof r->peer ? peerlen : sizeof r->peer;
+    memcpy(r->peer, peer, r->peerlen);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int count(struct fixture *f, Postmesh__BusMessage__BodyCase c)
+{
+    int k = 0;
+    for (int i = 0; i < f->n; i++)
+        k += f->rec[i].m && f->rec[i].m->body_case == c;
+    return k;
+}
+
+/* The k-th (0-based) recorded message of a kind, or NULL. */
+static struct record *nth(struct fixture *f, Postmesh__BusMessage__BodyCase c, int k)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->rec[i].m && f->rec[i].m->body_case == c && k-- == 0)
+            return &f->rec[i];
+    return NULL;
+}
+
+static struct record *last(struct fixture *f, Postmesh__BusMessage__BodyCase c)
+{
+    int k = count(f, c);
+    return k ? nth(f, c, k - 1) : NULL;
+}
+
+/* Runs the loop until at least n messages of kind c were received, or timeout_ms passed. */
+static int wait_count(struct fixture *f, Postmesh__BusMessage__BodyCase c, int n, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (count(f, c) < n && now_ms() < deadline)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    return count(f, c) >= n;
+}
+
+static void run_for(struct fixture *f, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    while (now_ms() < deadline)
+        event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+static struct fixture *fixture_new(int slots, int submit_timeout_ms)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->base = event_base_new();
+    /* Wakes the loop regularly so every wait is bounded in time. */
+    f->tick = event_new(f->base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 20 * 1000};
+    event_add(f->tick, &tv);
+    f->router = pm_bus_bind(f->base, ZMQ_ROUTER, "tcp://127.0.0.1:*", on_router, f);
+    assert_non_null(f->router);
+    size_t len = sizeof f->endpoint;
+    assert_int_equal(zmq_getsockopt(pm_bus_socket(f->router), ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
+    struct bouncer_worker_config wc = {
+        .endpoint = f->endpoint,
+        .hostname = "mx.example.test",
+        .slots = slots,
+        .submit_timeout_ms = submit_timeout_ms,
+        .credit_interval_ms = 200,
+        .delay_warning = 14400,
+        .max_lifetime = 432000,
+    };
+    f->worker = bouncer_worker_new(f->base, &wc);
+    assert_non_null(f->worker);
+    /* Ready once the queue side heard the worker's first credit. */
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 1, 5000));
+    return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+    bouncer_worker_free(f->worker);
+    pm_bus_close(f->router);
+    event_free(f->tick);
+    event_base_free(f->base);
+    for (int i = 0; i < f->n; i++)
+        if (f->rec[i].m)
+            postmesh__bus_message__free_unpacked(f->rec[i].m, NULL);
+    free(f);
+}
+
+/* The bouncer's logic is under test here, not CurveZMQ: plain tcp on loopback. */
+static int setup_security(void **state)
+{
+    (void)state;
+    static struct pm_config cfg;
+    cfg.bus.curve = 0;
+    cfg.state_dir = "/nonexistent";
+    cfg.queue.endpoint = "";
+    cfg.queue.control = "";
+    cfg.resolver.endpoint = "";
+    pm_bus_security_init(&cfg, "bouncer-test");
+    return 0;
+}
+
+static int teardown_context(void **state)
+{
+    (void)state;
+    pm_bus_context_term();
+    return 0;
+}
+
+/* Sends a bouncer Job to the peer that sent the credits. */
+static void send_job(struct fixture *f, uint64_t job_id, const char *sender, int delay, uint32_t lease,
+                     Postmesh__WorkerKind kind)
+{
+    struct record *credit = nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0);
+    assert_non_null(credit);
+    Postmesh__JobRecipient jr = POSTMESH__JOB_RECIPIENT__INIT;
+    jr.index = 0;
+    jr.address = (char *)sender;
+    Postmesh__JobRecipient *jrs[1] = {&jr};
+    Postmesh__ReportRecipient rr = POSTMESH__REPORT_RECIPIENT__INIT;
+    rr.address = "bob@remote.test";
+    rr.original = "bob@remote.test";
+    rr.status = delay ? "4.4.1" : "5.1.1";
+    rr.action = delay ? "delayed" : "failed";
+    rr.remote_mta = "mx.remote.test";
+    rr.diagnostic = "550 5.1.1 no such user";
+    rr.last_attempt = 1764242400;
+    Postmesh__ReportRecipient *rrs[1] = {&rr};
+    Postmesh__Job job = POSTMESH__JOB__INIT;
+    job.job_id = job_id;
+    job.queue_id = "0123456789ABC001";
+    job.kind = kind;
+    job.sender = (char *)sender;
+    job.n_recipients = 1;
+    job.recipients = jrs;
+    static const char hdrs[] = "From: alice@example.test\r\nSubject: hi\r\n\r\n";
+    job.body.data = (uint8_t *)hdrs;
+    job.body.len = sizeof hdrs - 1;
+    job.lease_seconds = lease;
+    job.n_report = 1;
+    job.report = rrs;
+    job.arrival_time = 1764240000;
+    job.delay_notice = delay;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB;
+    msg.job = &job;
+    assert_int_equal(pm_bus_send_to(f->router, credit->peer, credit->peerlen, &msg), 0);
+}
+
+static void reply_submit(struct fixture *f, struct record *submit, Postmesh__SubmitReply__Status st, const char *qid,
+                         const char *text)
+{
+    Postmesh__SubmitReply r = POSTMESH__SUBMIT_REPLY__INIT;
+    r.status = st;
+    r.queue_id = (char *)qid;
+    r.text = (char *)text;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.request_id = submit->m->request_id;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY;
+    msg.submit_reply = &r;
+    assert_int_equal(pm_bus_send_to(f->router, submit->peer, submit->peerlen, &msg), 0);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_credit_on_start_and_heartbeat(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(3, 1000);
+    Postmesh__Credit *c = nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0)->m->credit;
+    assert_int_equal(c->kind, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_int_equal(c->credits, 3);
+    assert_non_null(strstr(c->worker_name, "bouncer"));
+    /* Heartbeat every 200 ms in this test. */
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 4, 3000));
+    fixture_free(f);
+}
+
+static void test_job_submitted_then_delivered(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 2000);
+    send_job(f, 77, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
+    struct record *s = nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0);
+    Postmesh__Submit *sub = s->m->submit;
+    assert_string_equal(sub->sender, "");
+    assert_int_equal(sub->n_recipients, 1);
+    assert_string_equal(sub->recipients[0], "alice@example.test");
+    assert_true(sub->is_dsn);
+    assert_string_equal(sub->origin_id, "0123456789ABC001");
+    assert_string_equal(sub->client_address, "local");
+    assert_string_equal(sub->helo, "mx.example.test");
+    assert_true(s->m->request_id != 0);
+    assert_non_null(memmem(sub->body.data, sub->body.len, "report-type=delivery-status", 27));
+    assert_non_null(memmem(sub->body.data, sub->body.len, "Subject: hi\r\n", 13));
+    assert_non_null(memmem(sub->body.data, sub->body.len, "550 5.1.1 no such user", 22));
+    /* The slot is busy until the queue answers: no result yet, credit went down. */
+    run_for(f, 300);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
+    assert_int_equal(last(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT)->m->credit->credits, 1);
+
+    reply_submit(f, s, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, "00000000000DS001", "");
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    struct record *r = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0);
+    Postmesh__JobResult *jr = r->m->job_result;
+    assert_int_equal(jr->job_id, 77);
+    assert_string_equal(jr->queue_id, "0123456789ABC001");
+    assert_int_equal(jr->n_results, 1);
+    assert_int_equal(jr->results[0]->index, 0);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
+    assert_non_null(strstr(jr->results[0]->text, "00000000000DS001"));
+    /* Jobs and submissions use different sockets: replies are matched by request id. */
+    assert_false(r->peerlen == s->peerlen && memcmp(r->peer, s->peer, s->peerlen) == 0);
+    /* A credit follows the result, with the slot free again. */
+    int credits_before = count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, credits_before + 1, 3000));
+    assert_int_equal(last(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT)->m->credit->credits, 2);
+    fixture_free(f);
+}
+
+static void test_null_sender_is_never_bounced(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 2000);
+    send_job(f, 5, "", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_int_equal(jr->job_id, 5);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
+    run_for(f, 300);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
+    fixture_free(f);
+}
+
+static void test_queue_refusals(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 2000);
+    send_job(f, 1, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    send_job(f, 2, "alice@example.test", 1, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
+    struct record *s1 = nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0);
+    struct record *s2 = nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1);
+    assert_true(s1->m->request_id != s2->m->request_id);
+    /* The delay warning's DSN says so. */
+    assert_non_null(memmem(s2->m->submit->body.data, s2->m->submit->body.len, "Delayed Mail", 12));
+    /* Answer in reverse order: matching is by request id, not arrival. */
+    reply_submit(f, s2, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, "", "5.4.6 mail loop");
+    reply_submit(f, s1, POSTMESH__SUBMIT_REPLY__STATUS__TEMPFAIL, "", "4.3.1 queue store full");
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
+    for (int i = 0; i < 2; i++) {
+        Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, i)->m->job_result;
+        if (jr->job_id == 1) {
+            assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+            assert_string_equal(jr->results[0]->text, "4.3.1 queue store full");
+        } else {
+            assert_int_equal(jr->job_id, 2);
+            assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL);
+            assert_string_equal(jr->results[0]->text, "5.4.6 mail loop");
+        }
+    }
+    fixture_free(f);
+}
+
+static void test_no_reply_times_out(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 500);
+    uint64_t t0 = now_ms();
+    send_job(f, 9, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
+    uint64_t took = now_ms() - t0;
+    assert_true(took >= 400);
+    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_int_equal(jr->job_id, 9);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+    /* A late reply is ignored: no second result. */
+    reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
+                 "00000000000DS002", "");
+    run_for(f, 300);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    fixture_free(f);
+}
+
+static void test_lease_shortens_the_wait(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 30000);
+    uint64_t t0 = now_ms();
+    send_job(f, 10, "alice@example.test", 0, 2, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    /* Answered within the 2 s lease although submit_timeout is 30 s. */
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
+    assert_true(now_ms() - t0 < 2000);
+    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result->results[0]->status,
+                     POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+    fixture_free(f);
+}
+
+static void test_slots_limit_submissions(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 5000);
+    for (uint64_t j = 1; j <= 3; j++)
+        send_job(f, j, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
+    run_for(f, 300);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 2);
+    assert_int_equal(last(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT)->m->credit->credits, 0);
+    reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
+                 "00000000000DS003", "");
+    /* The freed slot goes to the job that waited. */
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 3, 3000));
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    fixture_free(f);
+}
+
+static void test_wrong_kind_is_refused(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 2000);
+    send_job(f, 11, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_MTA);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result->results[0]->status,
+                     POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
+    fixture_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_credit_on_start_and_heartbeat),
+        cmocka_unit_test(test_job_submitted_then_delivered),
+        cmocka_unit_test(test_null_sender_is_never_bounced),
+        cmocka_unit_test(test_queue_refusals),
+        cmocka_unit_test(test_no_reply_times_out),
+        cmocka_unit_test(test_lease_shortens_the_wait),
+        cmocka_unit_test(test_slots_limit_submissions),
+        cmocka_unit_test(test_wrong_kind_is_refused),
+    };
+    return cmocka_run_group_tests(tests, setup_security, teardown_context);
+}
