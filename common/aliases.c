@@ -232,7 +232,8 @@ static int read_aliases(struct pm_aliases *a, FILE *f, char *err, size_t errsize
         snprintf(err, errsize, "%s:%d: %s", a->path, why_line, why);
         return -1;
     }
-    qsort(a->v, a->n, sizeof *a->v, cmp_alias);
+    if (a->n)
+        qsort(a->v, a->n, sizeof *a->v, cmp_alias);
     for (size_t i = 1; i < a->n; i++)
         if (strcmp(a->v[i - 1].key, a->v[i].key) == 0) {
             const struct alias *x = &a->v[i - 1], *y = &a->v[i];

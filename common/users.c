@@ -26,6 +26,7 @@ struct pm_users {
     struct pm_filestamp stamp;
     struct user *v;
     size_t n;
+    const char *dummy; /* hashed against for unknown users: one of the most common scheme */
 };
 
 /* Verified against when the address is unknown, so an unknown user costs one hash
@@ -201,7 +202,18 @@ static int read_entries(struct pm_users *u, FILE *f, char *err, size_t errsize)
     free(line);
     if (rc < 0)
         return -1;
-    qsort(u->v, u->n, sizeof *u->v, cmp_user);
+    if (u->n)
+        qsort(u->v, u->n, sizeof *u->v, cmp_user);
+    /* Unknown users cost what most known ones cost: a hash of the prevailing method. */
+    size_t yescrypt = 0;
+    const char *some[2] = {NULL, NULL};
+    for (size_t i = 0; i < u->n; i++) {
+        int y = strncmp(u->v[i].crypt, "$y$", 3) == 0;
+        yescrypt += (size_t)y;
+        if (!some[y])
+            some[y] = u->v[i].crypt;
+    }
+    u->dummy = u->n ? some[yescrypt * 2 >= u->n] : NULL;
     for (size_t i = 1; i < u->n; i++) {
         if (strcmp(u->v[i - 1].address, u->v[i].address) == 0) {
             const struct user *a = &u->v[i - 1], *b = &u->v[i];
@@ -293,7 +305,7 @@ int pm_users_verify(const struct pm_users *u, const char *address, const char *p
     const struct user *e = find(u, address);
     /* An unknown user is hashed against a known user's hash (same method and cost) when
      * there is one, so the response time does not tell which addresses exist. */
-    const char *setting = e ? e->crypt : (u && u->n ? u->v[0].crypt : dummy_hash);
+    const char *setting = e ? e->crypt : (u && u->dummy ? u->dummy : dummy_hash);
     if (!password || strlen(password) >= CRYPT_MAX_PASSPHRASE_SIZE)
         return 0;
     void *data = NULL;

@@ -58,6 +58,7 @@ struct supervisor {
     enum phase phase;
     int core_stopping;   /* SIGTERM sent to the core services */
     int killed;          /* SIGKILL sent */
+    double stop_began;
     double drain_until;  /* PHASE_DONE: wait for the children's last lines until then */
     struct event *sig_term, *sig_int, *sig_chld, *timer;
 };
@@ -126,14 +127,23 @@ static void schedule_restart(struct child *c, double ran)
     evtimer_add(c->restart_timer, &tv);
 }
 
-static int count(struct supervisor *sv, int core, int running_only, int settled_only)
+/* core: 1 core services, 0 the others, -1 all. */
+static int matches(const struct child *c, int core) { return core < 0 || c->svc->core == core; }
+
+static int running(const struct supervisor *sv, int core)
 {
     int n = 0;
-    for (int i = 0; i < sv->n; i++) {
-        const struct child *c = &sv->v[i];
-        if ((core < 0 || c->svc->core == core) && (!running_only || c->pid) && (!settled_only || !c->settled))
-            n++;
-    }
+    for (int i = 0; i < sv->n; i++)
+        n += matches(&sv->v[i], core) && sv->v[i].pid;
+    return n;
+}
+
+/* Services whose first start has not yet been decided (neither started nor exited). */
+static int unsettled(const struct supervisor *sv, int core)
+{
+    int n = 0;
+    for (int i = 0; i < sv->n; i++)
+        n += matches(&sv->v[i], core) && !sv->v[i].settled;
     return n;
 }
 
@@ -153,12 +163,12 @@ static void start_group(struct supervisor *sv, int core)
 /* Startup steps: core services, then the rest, then our own event=started. */
 static void advance(struct supervisor *sv)
 {
-    if (sv->phase == PHASE_CORE && count(sv, 1, 0, 1) == 0) {
+    if (sv->phase == PHASE_CORE && unsettled(sv, 1) == 0) {
         sv->phase = PHASE_REST;
         start_group(sv, 0);
         arm_timer(sv, START_WAIT);
     }
-    if (sv->phase == PHASE_REST && count(sv, -1, 0, 1) == 0) {
+    if (sv->phase == PHASE_REST && unsettled(sv, -1) == 0) {
         sv->phase = PHASE_RUNNING;
         evtimer_del(sv->timer);
         int ready = 0;
@@ -181,7 +191,7 @@ static void signal_group(struct supervisor *sv, int core, int sig)
 {
     for (int i = 0; i < sv->n; i++) {
         struct child *c = &sv->v[i];
-        if (c->pid && (core < 0 || c->svc->core == core)) {
+        if (c->pid && matches(c, core)) {
             /* SIGTERM to the service, which stops its own workers; SIGKILL to its group. */
             kill(sig == SIGKILL ? -c->pid : c->pid, sig);
             if (sig == SIGKILL)
@@ -193,11 +203,11 @@ static void signal_group(struct supervisor *sv, int core, int sig)
 /* Called during the stop after every exit: core services go when the others are gone. */
 static void stop_progress(struct supervisor *sv)
 {
-    if (!sv->core_stopping && count(sv, 0, 1, 0) == 0) {
+    if (!sv->core_stopping && running(sv, 0) == 0) {
         sv->core_stopping = 1;
         signal_group(sv, 1, SIGTERM);
     }
-    if (count(sv, -1, 1, 0) == 0)
+    if (running(sv, -1) == 0)
         finish(sv);
 }
 
@@ -205,6 +215,7 @@ static void begin_stop(struct supervisor *sv, int sig)
 {
     pm_log(PM_INFO, "event=stopping signal=%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
     sv->phase = PHASE_STOPPING;
+    sv->stop_began = mono();
     for (int i = 0; i < sv->n; i++)
         evtimer_del(sv->v[i].restart_timer);
     signal_group(sv, 0, SIGTERM);
@@ -239,7 +250,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         if (!sv->killed) {
             kill_all(sv);
         } else {
-            pm_log(PM_ERR, "event=stop_timeout running=%d", count(sv, -1, 1, 0));
+            pm_log(PM_ERR, "event=stop_timeout running=%d", running(sv, -1));
             finish(sv);
         }
         break;
@@ -258,7 +269,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct supervisor *sv = arg;
-    if (sv->phase == PHASE_STOPPING && !sv->killed) {
+    /* A second signal means "now"; but one kill often reaches us twice at once (a wrapper
+     * signalling both us and our process group), so only a later one counts. */
+    if (sv->phase == PHASE_STOPPING && !sv->killed && mono() - sv->stop_began >= 1.0) {
         pm_log(PM_WARN, "event=stopping_now signal=%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
         kill_all(sv);
     } else if (sv->phase < PHASE_STOPPING) {

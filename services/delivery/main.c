@@ -33,10 +33,19 @@ struct delivery {
     struct pm_bus *bus;
     struct delivery_pool *pool;
     struct pm_users *users;
-    struct event *heartbeat, *sigterm, *sigint;
+    struct event *heartbeat, *credit_retry, *sigterm, *sigint;
     struct pending_result *unsent;
     char worker_name[300];
 };
+
+/* Until the DEALER is connected every send fails (ZMQ_IMMEDIATE): retry the credit soon
+ * instead of waiting for the next heartbeat, so a fresh worker gets jobs at once. */
+static void schedule_credit_retry(struct delivery *d)
+{
+    struct timeval tv = {0, 100 * 1000};
+    if (!evtimer_pending(d->credit_retry, NULL))
+        evtimer_add(d->credit_retry, &tv);
+}
 
 static void send_credit(struct delivery *d)
 {
@@ -49,7 +58,14 @@ static void send_credit(struct delivery *d)
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
     msg.credit = &credit;
     if (pm_bus_send(d->bus, &msg) < 0)
-        pm_log(PM_DEBUG, "event=credit_unsent error=\"%s\"", zmq_strerror(errno));
+        schedule_credit_retry(d);
+}
+
+static void on_credit_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_credit(arg);
 }
 
 static int send_result(struct delivery *d, struct delivery_job *job)
@@ -234,11 +250,12 @@ int main(int argc, char **argv)
     struct timeval hb = {HEARTBEAT_SECONDS, 0};
     d.heartbeat = event_new(d.base, -1, EV_PERSIST, on_heartbeat, &d);
     event_add(d.heartbeat, &hb);
+    d.credit_retry = evtimer_new(d.base, on_credit_retry, &d);
     d.sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
     d.sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
     event_add(d.sigterm, NULL);
     event_add(d.sigint, NULL);
-    send_credit(&d); /* usually EAGAIN until connected; the heartbeat repeats it */
+    send_credit(&d); /* usually EAGAIN until connected: retried shortly */
     pm_log(PM_INFO, "event=started endpoint=%s concurrency=%lld", d.cfg.queue.endpoint, d.cfg.delivery.concurrency);
 
     event_base_dispatch(d.base);
@@ -252,6 +269,7 @@ int main(int argc, char **argv)
         free(p);
     }
     event_free(d.heartbeat);
+    event_free(d.credit_retry);
     event_free(d.sigterm);
     event_free(d.sigint);
     pm_bus_close(d.bus);

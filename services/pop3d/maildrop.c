@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -98,6 +99,26 @@ static int scan_dir(const char *maildir, const char *sub, struct entry **v, size
     return rc;
 }
 
+/* Maildir convention: a reader removes tmp/ files untouched for 36 hours (left by a
+ * delivery that died mid-write; the queue delivered the message again since). */
+static void sweep_tmp(const char *maildir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tmp", maildir);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    time_t cutoff = time(NULL) - 36 * 3600;
+    struct dirent *e;
+    for (int n = 0; n < 10000 && (e = readdir(d)); n++) {
+        struct stat st;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_atime < cutoff && st.st_mtime < cutoff)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 static int take_lock(const char *maildir)
 {
     char path[4096];
@@ -135,7 +156,9 @@ int pop3_maildrop_open(const char *maildir, struct pop3_maildrop **out)
         close(fd);
         return POP3_DROP_ERROR;
     }
-    qsort(v, n, sizeof *v, cmp_entry);
+    sweep_tmp(maildir);
+    if (n)
+        qsort(v, n, sizeof *v, cmp_entry);
     d->lock_fd = fd;
     d->msgs = calloc(n ? n : 1, sizeof *d->msgs);
     for (size_t i = 0; i < n; i++) {

@@ -70,6 +70,8 @@ struct smtpd_session {
     struct event *timer;
     enum smtpd_timer_kind timer_kind;
     int close_polls;
+    int fin_sent;                      /* closing: our FIN is out, lingering */
+    const char *close_reason;
     uint64_t request_id;               /* nonzero while a Submit is outstanding */
     struct smtpd_session *pend_next;   /* bucket chain in srv->pending */
     unsigned long long submit_size;
@@ -88,15 +90,16 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((f
  * closes the session. */
 void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Stops reading, flushes what was written and frees the session. */
-void smtpd_session_close(struct smtpd_session *s);
+/* Stops taking commands; once the replies are written the connection is half-closed and
+ * the session freed (reason goes to the disconnect log line). */
+void smtpd_session_close(struct smtpd_session *s, const char *reason);
 
 /* Processes buffered input as far as the state allows (called after a wait ends). */
 void smtpd_session_resume(struct smtpd_session *s);
 
-/* Frees the session if it was closed and everything is written; call at the end of
- * every callback that may have closed it. Returns 1 if the session is gone. */
-int smtpd_session_settle(struct smtpd_session *s);
+/* Moves a closed session towards its end once its output is flushed; call at the end of
+ * every callback that may have closed it. Never frees (only callbacks do). */
+void smtpd_session_settle(struct smtpd_session *s);
 
 void smtpd_session_set_timer(struct smtpd_session *s, enum smtpd_timer_kind kind, long ms);
 void smtpd_session_cancel_timer(struct smtpd_session *s);
@@ -119,6 +122,7 @@ void smtpd_data_begin(struct smtpd_session *s);
 void smtpd_auth_command(struct smtpd_session *s, const char *arg, size_t len);
 void smtpd_auth_response(struct smtpd_session *s, const char *line, size_t len);
 void smtpd_auth_cancel(struct smtpd_session *s);
+void smtpd_auth_delay_done(struct smtpd_session *s);
 
 /* tls.c glue: STARTTLS on a live session. 0, or -1 (reply already sent). */
 int smtpd_session_starttls(struct smtpd_session *s);

@@ -170,6 +170,16 @@ class Postmesh:
         path = self.logs.get(svc, self.root / f"{svc}.log")
         return path.read_text(errors="replace") if path.exists() else ""
 
+    # ------------------------------------------------------------------ users
+    def add_user(self, address, password="secret"):
+        """Appends a {SHA512-CRYPT} line to the users file (services re-read it on change)."""
+        hashed = subprocess.run(["openssl", "passwd", "-6", password], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        users = Path(self.settings["users_file"])
+        with open(users, "a") as f:
+            f.write(f"{address}:{{SHA512-CRYPT}}{hashed}\n")
+        return address
+
     # ------------------------------------------------------------------ clients
     def cli(self, *args, input=None, check=True, timeout=30):
         r = subprocess.run([str(BIN / "postmesh"), "-c", str(self.conf_path), *args],

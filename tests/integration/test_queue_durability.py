@@ -65,6 +65,7 @@ def send_recording(port, n, sent, lock, stop):
 
 
 def test_every_250_survives_sigkill_of_the_queue(pm):
+    pm.add_user("user@example.test")
     pm.start("queue", "smtpd")
     sent, lock, stop = [], threading.Lock(), threading.Event()
     threads = [threading.Thread(target=send_recording, args=(pm.port("smtp"), 40, sent, lock, stop))
@@ -86,6 +87,7 @@ def test_every_250_survives_sigkill_of_the_queue(pm):
 
 
 def test_concurrent_submissions_share_commits(pm):
+    pm.add_user("user@example.test")
     pm.start("queue", "smtpd")
     results = [None] * 200
     send_many(pm.port("smtp"), 200, 20, results)
@@ -99,6 +101,7 @@ def test_concurrent_submissions_share_commits(pm):
 
 def test_full_store_is_a_temporary_error_and_loses_nothing(pm):
     pm.configure(queue={"map_size_mb": 1}, smtpd={"max_message_size": 10 * 1024 * 1024})
+    pm.add_user("user@example.test")
     pm.start("queue", "smtpd")
     accepted, refused = [], []
     with RecordingSMTP("127.0.0.1", pm.port("smtp"), timeout=20) as s:
@@ -124,6 +127,7 @@ def test_full_store_is_a_temporary_error_and_loses_nothing(pm):
 
 
 def test_mail_loop_is_refused(pm):
+    pm.add_user("user@example.test")
     pm.start("queue", "smtpd")
     headers = "".join(f"Received: from hop{i}.test by hop{i+1}.test; Thu, 1 Jan 2026 00:00:00 +0000\r\n"
                       for i in range(101))

@@ -201,6 +201,11 @@ static void test_load_errors(void **state)
     assert_false(pm_aliases_is_alias(a, &cfg, "postmaster@example.test"));
     expect_expansion(a, "x@example.test", "x@example.test");
     pm_aliases_free(a);
+    write_aliases("# nothing yet\n");
+    a = pm_aliases_load(path, err, sizeof err);
+    assert_non_null(a);
+    expect_expansion(a, "x@example.test", "x@example.test");
+    pm_aliases_free(a);
     a = pm_aliases_load("", err, sizeof err); /* no aliases_file configured */
     assert_non_null(a);
     assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 0);

@@ -113,7 +113,10 @@ static void test_hash_and_verify(void **state)
     assert_null(pm_users_hash_password(big, NULL));
 
     char text[1024];
-    snprintf(text, sizeof text, "# users\nalice@example.test:%s\n\nBob@Example.Test:%s\n", y, s);
+    char *y2 = pm_users_hash_password("other", "YESCRYPT");
+    /* aaron (first in order) is SHA512-CRYPT, most users are YESCRYPT. */
+    snprintf(text, sizeof text, "# users\nalice@example.test:%s\n\nBob@Example.Test:%s\naaron@example.test:%s\n"
+             "zoe@example.test:%s\n", y, s, s2, y2);
     write_users(text);
     char err[256] = "";
     struct pm_users *u = pm_users_load(path, err, sizeof err);
@@ -132,14 +135,20 @@ static void test_hash_and_verify(void **state)
     assert_false(pm_users_verify(u, "carol@example.test", "correct horse"));
     assert_false(pm_users_verify(u, "alice@example.test", big));
 
-    /* An unknown user costs a hash computation like a known one (not an early return). */
-    double t0 = now();
-    pm_users_verify(u, "alice@example.test", "wrong");
-    double known = now() - t0;
-    t0 = now();
-    pm_users_verify(u, "nobody@example.test", "wrong");
-    double unknown = now() - t0;
-    if (unknown < known / 10)
+    /* An unknown user costs a hash computation of the prevailing method like a known one
+     * (not an early return, not the cheaper SHA512 of the first user). Best of 3 each. */
+    double known = 1e9, unknown = 1e9, t0;
+    for (int i = 0; i < 3; i++) {
+        t0 = now();
+        pm_users_verify(u, "alice@example.test", "wrong");
+        if (now() - t0 < known)
+            known = now() - t0;
+        t0 = now();
+        pm_users_verify(u, "nobody@example.test", "wrong");
+        if (now() - t0 < unknown)
+            unknown = now() - t0;
+    }
+    if (unknown < known / 4)
         fail_msg("unknown user took %.6fs, known %.6fs", unknown, known);
     pm_users_free(u);
 
@@ -155,6 +164,7 @@ static void test_hash_and_verify(void **state)
     free(y);
     free(s);
     free(s2);
+    free(y2);
 }
 
 static void expect_load_error(const char *text, const char *needle)
@@ -176,6 +186,11 @@ static void test_load_errors(void **state)
     assert_non_null(u);
     assert_false(pm_users_exists(u, "a@b"));
     assert_false(pm_users_verify(u, "a@b", "x"));
+    pm_users_free(u);
+    write_users("# only a comment\n\n"); /* an existing file without entries */
+    u = pm_users_load(path, err, sizeof err);
+    assert_non_null(u);
+    assert_false(pm_users_exists(u, "a@b"));
     pm_users_free(u);
 
     expect_load_error("# ok\na@b.test:{SHA512-CRYPT}$6$s$h\nbroken line\n", "3: expected address");

@@ -1,0 +1,43 @@
+/* One WORKER_MTA job: the recipients of one message for one domain. Asks the resolver for
+ * the MX hosts, then tries their addresses in order, one SMTP session at a time, until every
+ * recipient has a verdict from some server or the addresses run out:
+ *  - connection errors, 4xx/5xx greetings, 4xx to EHLO/HELO and temporary recipient
+ *    verdicts move on to the next address (recipients that got a 2xx or 5xx are done);
+ *  - a TLS handshake that breaks is retried once on the same address without STARTTLS
+ *    (opportunistic TLS; never with mta.tls_verify);
+ *  - whatever is still undecided at the end is TEMPFAIL with the last reason seen. */
+#ifndef MTA_DELIVERY_H
+#define MTA_DELIVERY_H
+#include <openssl/ssl.h>
+
+#include "bus.h"
+#include "resolve.h"
+
+struct event_base;
+struct pm_config;
+struct mta_delivery;
+
+struct mta_env {
+    struct event_base *base;
+    const struct pm_config *cfg;
+    SSL_CTX *tls_ctx;
+    struct mta_resolver *resolver;
+};
+
+/* result is valid during the call; the owner frees d afterwards (not inside). */
+typedef void (*mta_delivery_done)(struct mta_delivery *d, Postmesh__JobResult *result, void *arg);
+
+/* Takes ownership of msg (a BusMessage holding a Job). done is never called from inside. */
+struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__BusMessage *msg, mta_delivery_done done,
+                                        void *arg);
+
+/* Shutdown: stops at once; undecided recipients get TEMPFAIL; done is called before return. */
+void mta_delivery_abort(struct mta_delivery *d);
+void mta_delivery_free(struct mta_delivery *d);
+
+const char *mta_delivery_domain(const struct mta_delivery *d); /* lower-cased */
+
+/* The domain of an address literal "[192.0.2.1]" / "[IPv6:2001:db8::1]" as an IP, or NULL. */
+const char *mta_domain_literal(const char *domain, char *ip, size_t size);
+
+#endif

@@ -1,0 +1,163 @@
+#include "resolve.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "log.h"
+
+#define TICK_MS 200
+
+struct pending {
+    struct pending *next;
+    uint64_t id;
+    int sent;
+    uint64_t deadline_ms;
+    mta_resolve_cb cb;
+    void *arg;
+    char domain[];
+};
+
+struct mta_resolver {
+    struct pm_bus *bus;
+    struct event *tick;
+    struct pending *head;
+    uint64_t next_id;
+    int timeout_ms;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct pending *take(struct mta_resolver *r, uint64_t id)
+{
+    for (struct pending **pp = &r->head; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            struct pending *p = *pp;
+            *pp = p->next;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
+{
+    (void)bus;
+    (void)peer;
+    (void)peerlen;
+    struct mta_resolver *r = arg;
+    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_RESOLVE_REPLY || !msg->resolve_reply)
+        return;
+    struct pending *p = take(r, msg->request_id);
+    if (!p)
+        return; /* answered after we gave up, or cancelled */
+    p->cb(msg->resolve_reply, NULL, p->arg);
+    free(p);
+}
+
+static int send_request(struct mta_resolver *r, struct pending *p)
+{
+    Postmesh__ResolveRequest req = POSTMESH__RESOLVE_REQUEST__INIT;
+    req.kind = POSTMESH__RESOLVE_REQUEST__KIND__MX;
+    req.name = p->domain;
+    Postmesh__BusMessage m = POSTMESH__BUS_MESSAGE__INIT;
+    m.request_id = p->id;
+    m.body_case = POSTMESH__BUS_MESSAGE__BODY_RESOLVE;
+    m.resolve = &req;
+    if (pm_bus_send(r->bus, &m) < 0)
+        return -1; /* EAGAIN: not connected yet; the tick tries again */
+    p->sent = 1;
+    return 0;
+}
+
+/* Resends what could not be sent and expires what was not answered. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mta_resolver *r = arg;
+    uint64_t now = now_ms();
+    struct pending *expired = NULL;
+    for (struct pending **pp = &r->head; *pp;) {
+        struct pending *p = *pp;
+        if (now >= p->deadline_ms) {
+            *pp = p->next;
+            p->next = expired;
+            expired = p;
+            continue;
+        }
+        if (!p->sent)
+            send_request(r, p);
+        pp = &p->next;
+    }
+    /* Call back after the walk: a callback may start new requests. */
+    while (expired) {
+        struct pending *p = expired;
+        expired = p->next;
+        pm_log(PM_WARN, "event=resolver_timeout domain=%s sent=%d", p->domain, p->sent);
+        p->cb(NULL, p->sent ? "resolver did not answer in time" : "resolver not reachable", p->arg);
+        free(p);
+    }
+}
+
+struct mta_resolver *mta_resolver_new(struct event_base *base, const char *endpoint, int timeout_seconds)
+{
+    struct mta_resolver *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->timeout_ms = timeout_seconds * 1000;
+    r->bus = pm_bus_connect(base, ZMQ_DEALER, endpoint, on_message, r);
+    r->tick = event_new(base, -1, EV_PERSIST, on_tick, r);
+    if (!r->bus || !r->tick) {
+        mta_resolver_free(r);
+        return NULL;
+    }
+    struct timeval tv = {0, TICK_MS * 1000};
+    event_add(r->tick, &tv);
+    return r;
+}
+
+void mta_resolver_free(struct mta_resolver *r)
+{
+    if (!r)
+        return;
+    while (r->head) {
+        struct pending *p = r->head;
+        r->head = p->next;
+        free(p);
+    }
+    if (r->tick)
+        event_free(r->tick);
+    pm_bus_close(r->bus);
+    free(r);
+}
+
+uint64_t mta_resolve_mx(struct mta_resolver *r, const char *domain, mta_resolve_cb cb, void *arg)
+{
+    size_t len = strlen(domain);
+    struct pending *p = calloc(1, sizeof *p + len + 1);
+    if (!p)
+        abort();
+    memcpy(p->domain, domain, len + 1);
+    p->id = ++r->next_id;
+    p->cb = cb;
+    p->arg = arg;
+    p->deadline_ms = now_ms() + (uint64_t)r->timeout_ms;
+    p->next = r->head;
+    r->head = p;
+    send_request(r, p); /* if it cannot go now, the tick resends */
+    return p->id;
+}
+
+void mta_resolve_cancel(struct mta_resolver *r, uint64_t handle)
+{
+    free(take(r, handle));
+}

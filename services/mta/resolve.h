@@ -1,0 +1,24 @@
+/* The mta's client of postmesh-resolver: MX requests over a DEALER on resolver.endpoint,
+ * matched to their replies by request_id, resent while the resolver is not connected and
+ * given up (TEMPFAIL) after a deadline so no delivery waits forever. */
+#ifndef MTA_RESOLVE_H
+#define MTA_RESOLVE_H
+#include <stdint.h>
+
+#include "bus.h"
+
+struct event_base;
+struct mta_resolver;
+
+/* reply is NULL when the resolver did not answer in time (error says so). reply is freed
+ * after the call. */
+typedef void (*mta_resolve_cb)(const Postmesh__ResolveReply *reply, const char *error, void *arg);
+
+struct mta_resolver *mta_resolver_new(struct event_base *base, const char *endpoint, int timeout_seconds);
+void mta_resolver_free(struct mta_resolver *r);
+
+/* Returns a handle for mta_resolve_cancel (never 0). cb is never called from inside. */
+uint64_t mta_resolve_mx(struct mta_resolver *r, const char *domain, mta_resolve_cb cb, void *arg);
+void mta_resolve_cancel(struct mta_resolver *r, uint64_t handle);
+
+#endif

@@ -1,0 +1,131 @@
+/* The DATA phase of a session: decoder feeding, size limit, end-of-data checks and the
+ * Received: header; the finished message goes to submit.c. */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "parser.h"
+#include "received.h"
+#include "session.h"
+#include "submit.h"
+
+#define DECODE_SLICE 16384
+
+void smtpd_data_begin(struct smtpd_session *s)
+{
+    s->body = evbuffer_new();
+    smtpd_data_init(&s->data, SMTPD_MAX_TEXT_LINE);
+    s->data_size = 0;
+    s->too_big = 0;
+    s->state = SMTPD_ST_DATA;
+    smtpd_session_reading(s, 1); /* the DATA timeout applies now */
+    smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void append(struct smtpd_session *s, const char *p, size_t n)
+{
+    s->data_size += n;
+    if (s->too_big)
+        return;
+    if (s->data_size > (unsigned long long)s->srv->cfg->smtpd.max_message_size) {
+        /* Keep reading to the end of data, storing nothing more. */
+        s->too_big = 1;
+        evbuffer_drain(s->body, evbuffer_get_length(s->body));
+        return;
+    }
+    evbuffer_add(s->body, p, n);
+}
+
+static void drop_message(struct smtpd_session *s)
+{
+    evbuffer_free(s->body);
+    s->body = NULL;
+    smtpd_txn_reset(&s->txn);
+    s->state = SMTPD_ST_COMMAND;
+    smtpd_session_reading(s, 1);
+}
+
+static void refuse(struct smtpd_session *s, const char *reason, const char *reply)
+{
+    char from[PM_LOGV_SIZE], sender[PM_ADDR_MAX_PATH + 3];
+    snprintf(sender, sizeof sender, "<%s>", s->txn.sender ? s->txn.sender : "");
+    pm_log(PM_INFO, "event=reject client=%s stage=DATA reason=%s from=%s nrcpt=%d size=%llu", s->peer, reason,
+           PM_LV(from, sender), s->txn.nrcpt, s->data_size);
+    drop_message(s);
+    smtpd_reply_error(s, "%s", reply);
+}
+
+static void finish(struct smtpd_session *s)
+{
+    if (s->too_big) {
+        refuse(s, "size", "552 5.3.4 Error: message file too big");
+        return;
+    }
+    if (s->data.long_line) {
+        refuse(s, "line_too_long", "500 5.5.2 Error: message line too long (over 1000 octets)");
+        return;
+    }
+    if (s->data.nul) {
+        refuse(s, "nul", "554 5.6.0 Error: message contains NUL octets");
+        return;
+    }
+    char ver[32], cipher[128], hdr[2048];
+    smtpd_session_tls_info(s, ver, sizeof ver, cipher, sizeof cipher);
+    struct smtpd_received r = {
+        .helo = s->helo, .ip = s->ip, .hostname = s->srv->cfg->hostname,
+        .esmtp = s->esmtp, .tls = s->tls, .auth = s->auth_user != NULL, .smtputf8 = s->txn.smtputf8,
+        .tls_version = ver, .tls_cipher = cipher,
+        .rcpt = s->txn.nrcpt == 1 ? s->txn.rcpt[0] : NULL, .when = time(NULL),
+    };
+    size_t n = smtpd_received_format(&r, hdr, sizeof hdr);
+    evbuffer_prepend(s->body, hdr, n);
+    struct evbuffer *msg = s->body;
+    s->body = NULL;
+    s->state = SMTPD_ST_COMMAND;
+    smtpd_submit_message(s, msg);
+}
+
+int smtpd_data_input(struct smtpd_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    if (evbuffer_get_length(in) == 0)
+        return 0;
+    struct evbuffer_iovec v[8];
+    int nv = evbuffer_peek(in, -1, NULL, v, 8);
+    if (nv > 8)
+        nv = 8;
+    char out[DECODE_SLICE + 2];
+    size_t consumed = 0;
+    enum smtpd_data_status st = SMTPD_DATA_MORE;
+    for (int i = 0; i < nv && st == SMTPD_DATA_MORE; i++) {
+        const char *p = v[i].iov_base;
+        size_t left = v[i].iov_len;
+        while (left && st == SMTPD_DATA_MORE) {
+            size_t chunk = left < DECODE_SLICE ? left : DECODE_SLICE, o, used;
+            st = smtpd_data_feed(&s->data, p, chunk, out, &o, &used);
+            append(s, out, o);
+            p += used;
+            left -= used;
+            consumed += used;
+        }
+    }
+    evbuffer_drain(in, consumed);
+    switch (st) {
+    case SMTPD_DATA_MORE:
+        return 1;
+    case SMTPD_DATA_END:
+        finish(s);
+        return 1;
+    default: {
+        /* SMTP smuggling: a bare CR or LF could make us and the next hop disagree on where
+         * the message ends. Refuse and hang up: nothing after it is trusted. */
+        int lf = st == SMTPD_DATA_BARE_LF;
+        refuse(s, lf ? "bare_lf" : "bare_cr", lf ? "550 5.5.2 Error: bare <LF> received" : "550 5.5.2 Error: bare <CR> received");
+        smtpd_session_close(s, lf ? "bare_lf" : "bare_cr");
+        return 0;
+    }
+    }
+}

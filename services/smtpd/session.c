@@ -1,0 +1,502 @@
+/* Session I/O: bufferevent callbacks, line extraction, replies, timers and closing.
+ *
+ * Memory per idle session is the struct plus a bufferevent with empty evbuffers. Input is
+ * bounded by a read watermark, pipelined replies by OUTPUT_HIGH (we stop reading commands
+ * until the client reads its replies), and the message body by max_message_size. */
+#include "session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "authdb.h"
+#include "clients.h"
+#include "log.h"
+#include "net.h"
+#include "parser.h"
+#include "submit.h"
+#include "tls.h"
+
+#define OUTPUT_HIGH (64 * 1024) /* unread replies before we stop taking commands */
+#define INPUT_HIGH (64 * 1024)  /* socket data buffered per session at most */
+#define CLOSE_POLL_MS 50        /* waiting for a TLS filter to flush its last record */
+#define CLOSE_POLLS_MAX 100
+#define LINGER_MS 2000          /* after our FIN: read and discard until the client closes */
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void setup_bev(struct smtpd_session *s)
+{
+    bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+    if (s->tls)
+        bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+    smtpd_session_reading(s, 1);
+    bufferevent_enable(s->bev, EV_WRITE);
+}
+
+void smtpd_session_reading(struct smtpd_session *s, int on)
+{
+    const struct pm_config *cfg = s->srv->cfg;
+    struct timeval rd = {s->state == SMTPD_ST_DATA ? cfg->smtpd.timeout_data : cfg->smtpd.timeout_command, 0};
+    struct timeval wr = {cfg->smtpd.timeout_command, 0};
+    bufferevent_set_timeouts(s->bev, &rd, &wr);
+    if (on)
+        bufferevent_enable(s->bev, EV_READ);
+    else
+        bufferevent_disable(s->bev, EV_READ);
+}
+
+static void refuse(int fd, const char *text, int plain)
+{
+    /* Cheap refusal without a session: one write, then close. */
+    if (plain) {
+        ssize_t w = send(fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    close(fd);
+}
+
+void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *sa, enum smtpd_mode mode)
+{
+    const struct pm_config *cfg = srv->cfg;
+    char ip[64], line[300];
+    pm_sockaddr_ip(sa, ip, sizeof ip);
+    int port = pm_sockaddr_port(sa);
+    int plain = mode != SMTPD_MODE_SMTPS;
+    if (srv->nsessions >= cfg->smtpd.max_connections) {
+        pm_log(PM_WARN, "event=reject client=%s:%d reason=max_connections limit=%lld", ip, port,
+               cfg->smtpd.max_connections);
+        snprintf(line, sizeof line, "421 4.7.0 %s Error: too many connections\r\n", cfg->hostname);
+        refuse(fd, line, plain);
+        return;
+    }
+    enum smtpd_client_verdict verdict;
+    struct smtpd_client *cl = smtpd_clients_connect(srv->clients, ip, time(NULL), &verdict);
+    if (!cl) {
+        int fast = verdict == SMTPD_CLIENT_TOO_FAST;
+        pm_log(PM_WARN, "event=reject client=%s:%d reason=%s", ip, port,
+               fast ? "connection_rate" : "max_connections_per_ip");
+        snprintf(line, sizeof line, "421 4.7.0 %s Error: too many connections%s from %s\r\n", cfg->hostname,
+                 fast ? " per minute" : "", ip);
+        refuse(fd, line, plain);
+        return;
+    }
+    struct smtpd_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        smtpd_clients_disconnect(srv->clients, cl, time(NULL));
+        close(fd);
+        return;
+    }
+    s->srv = srv;
+    s->client = cl;
+    s->mode = mode;
+    snprintf(s->ip, sizeof s->ip, "%s", ip);
+    s->port = port;
+    snprintf(s->peer, sizeof s->peer, "%s:%d", ip, port);
+    if (mode == SMTPD_MODE_SMTPS) {
+        SSL *ssl = srv->tls ? smtpd_tls_new_ssl(srv->tls) : NULL;
+        s->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (!s->bev && ssl)
+            SSL_free(ssl);
+        s->tls = 1;
+    } else {
+        s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!s->bev) {
+        pm_log(PM_ERR, "event=session_error client=%s reason=bufferevent", s->peer);
+        smtpd_clients_disconnect(srv->clients, cl, time(NULL));
+        close(fd);
+        free(s);
+        return;
+    }
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    s->state = SMTPD_ST_COMMAND;
+    setup_bev(s);
+    pm_log(PM_INFO, "event=connect client=%s mode=%s sessions=%ld", s->peer, smtpd_mode_name(mode), srv->nsessions);
+    if (mode == SMTPD_MODE_SMTP && cfg->smtpd.greet_pause_ms > 0) {
+        s->state = SMTPD_ST_GREETING;
+        smtpd_session_set_timer(s, SMTPD_TIMER_GREET, (long)cfg->smtpd.greet_pause_ms);
+    } else {
+        smtpd_greet(s);
+    }
+}
+
+void smtpd_session_free(struct smtpd_session *s)
+{
+    struct smtpd_server *srv = s->srv;
+    pm_log(PM_INFO, "event=disconnect client=%s commands=%lu messages=%lu errors=%d reason=%s", s->peer, s->commands,
+           s->messages, s->errors, s->close_reason ? s->close_reason : "eof");
+    if (s->timer)
+        event_free(s->timer);
+    smtpd_submit_forget(s);
+    smtpd_auth_cancel(s);
+    smtpd_txn_reset(&s->txn);
+    if (s->body)
+        evbuffer_free(s->body);
+    bufferevent_free(s->bev);
+    free(s->helo);
+    free(s->auth_user);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    smtpd_clients_disconnect(srv->clients, s->client, time(NULL));
+    free(s);
+}
+
+void smtpd_txn_reset(struct smtpd_txn *t)
+{
+    free(t->sender);
+    for (int i = 0; i < t->nrcpt; i++)
+        free(t->rcpt[i]);
+    free(t->rcpt);
+    memset(t, 0, sizeof *t);
+}
+
+static void vreply(struct smtpd_session *s, const char *fmt, va_list ap)
+{
+    if (s->state == SMTPD_ST_CLOSING)
+        return;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    evbuffer_add_vprintf(out, fmt, ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreply(s, fmt, ap);
+    va_end(ap);
+}
+
+void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...)
+{
+    if (s->state == SMTPD_ST_CLOSING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vreply(s, fmt, ap);
+    va_end(ap);
+    if (++s->errors > s->srv->cfg->smtpd.max_errors) {
+        pm_log(PM_WARN, "event=reject client=%s reason=too_many_errors errors=%d", s->peer, s->errors);
+        smtpd_reply(s, "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
+        smtpd_session_close(s, "too_many_errors");
+    }
+}
+
+void smtpd_session_close(struct smtpd_session *s, const char *reason)
+{
+    if (s->state == SMTPD_ST_CLOSING)
+        return;
+    s->state = SMTPD_ST_CLOSING;
+    if (!s->close_reason)
+        s->close_reason = reason;
+    smtpd_session_cancel_timer(s);
+    smtpd_submit_forget(s);
+    smtpd_auth_cancel(s);
+    bufferevent_disable(s->bev, EV_READ);
+}
+
+/* Everything written so far has left our buffers (for a TLS filter: the socket's too). */
+static int flushed(struct smtpd_session *s)
+{
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)))
+        return 0;
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    return !under || evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+void smtpd_session_settle(struct smtpd_session *s)
+{
+    if (s->state != SMTPD_ST_CLOSING || s->fin_sent)
+        return;
+    if (!flushed(s)) {
+        /* A filter's underlying buffer gives us no callback: poll it briefly. */
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && !(s->timer && evtimer_pending(s->timer, NULL)))
+            smtpd_session_set_timer(s, SMTPD_TIMER_CLOSE, CLOSE_POLL_MS);
+        return;
+    }
+    /* Half-close and keep reading a moment: closing with unread input would send a RST
+     * that can destroy our last reply before the client reads it. */
+    s->fin_sent = 1;
+    shutdown(bufferevent_getfd(s->bev), SHUT_WR);
+    evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
+    bufferevent_enable(s->bev, EV_READ);
+    smtpd_session_set_timer(s, SMTPD_TIMER_CLOSE, LINGER_MS);
+}
+
+static void line_too_long(struct smtpd_session *s)
+{
+    pm_log(PM_INFO, "event=reject client=%s reason=line_too_long", s->peer);
+    if (s->state != SMTPD_ST_COMMAND)
+        smtpd_auth_cancel(s);
+    smtpd_reply_error(s, "500 5.5.2 Error: line too long");
+}
+
+static void dispatch_line(struct smtpd_session *s, const char *line, size_t len, size_t total)
+{
+    if (s->state == SMTPD_ST_AUTH_PLAIN || s->state == SMTPD_ST_AUTH_USER || s->state == SMTPD_ST_AUTH_PASS) {
+        smtpd_auth_response(s, line, len);
+        return;
+    }
+    /* Only AUTH may use the long line RFC 4954 allows. */
+    if (total > SMTPD_MAX_COMMAND_LINE && !(len >= 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
+        line_too_long(s);
+        return;
+    }
+    s->commands++;
+    smtpd_command(s, line, len);
+}
+
+/* Takes one line out of the input if a complete one is there. 1 if it did something. */
+static int next_line(struct smtpd_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t avail = evbuffer_get_length(in);
+    while (s->scan_off < avail) {
+        struct evbuffer_ptr pos;
+        struct evbuffer_iovec v[4];
+        if (evbuffer_ptr_set(in, &pos, s->scan_off, EVBUFFER_PTR_SET) < 0)
+            return 0;
+        int n = evbuffer_peek(in, (ev_ssize_t)(avail - s->scan_off), &pos, v, 4);
+        if (n > 4)
+            n = 4;
+        for (int i = 0; i < n; i++) {
+            size_t used;
+            enum smtpd_line_status st =
+                smtpd_linescan_feed(&s->scan, v[i].iov_base, v[i].iov_len, SMTPD_MAX_AUTH_LINE, &used);
+            s->scan_off += used;
+            if (st == SMTPD_LINE_MORE)
+                continue;
+            size_t total = s->scan_off;
+            smtpd_linescan_reset(&s->scan);
+            s->scan_off = 0;
+            if (st == SMTPD_LINE_TOO_LONG) {
+                evbuffer_drain(in, total);
+                line_too_long(s);
+                return 1;
+            }
+            char line[SMTPD_MAX_AUTH_LINE + 8];
+            evbuffer_remove(in, line, total);
+            dispatch_line(s, line, smtpd_line_strip(line, total), total);
+            explicit_bzero(line, total); /* it may have been a password */
+            return 1;
+        }
+        if (s->scan.overflow) {
+            /* Part of an overlong line: discard it now, memory stays bounded. */
+            evbuffer_drain(in, s->scan_off);
+            avail -= s->scan_off;
+            s->scan_off = 0;
+        }
+    }
+    return 0;
+}
+
+static void drive(struct smtpd_session *s)
+{
+    for (;;) {
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH) {
+            s->out_blocked = 1; /* write_cb resumes once the client read its replies */
+            return;
+        }
+        int progressed;
+        switch (s->state) {
+        case SMTPD_ST_COMMAND:
+        case SMTPD_ST_AUTH_PLAIN:
+        case SMTPD_ST_AUTH_USER:
+        case SMTPD_ST_AUTH_PASS:
+            progressed = next_line(s);
+            break;
+        case SMTPD_ST_DATA:
+            progressed = smtpd_data_input(s);
+            break;
+        default:
+            return; /* waiting for a timer, the queue or the password check */
+        }
+        if (!progressed)
+            return;
+    }
+}
+
+void smtpd_session_resume(struct smtpd_session *s)
+{
+    if (s->state == SMTPD_ST_CLOSING)
+        return;
+    smtpd_session_reading(s, 1);
+    drive(s);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct smtpd_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (s->state == SMTPD_ST_CLOSING) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (s->state == SMTPD_ST_GREETING) {
+        /* Talking before the greeting: a spam engine that does not wait for replies. */
+        pm_log(PM_WARN, "event=reject client=%s reason=early_talker", s->peer);
+        smtpd_reply(s, "554 5.5.1 %s Error: talking before the greeting", s->srv->cfg->hostname);
+        smtpd_session_close(s, "early_talker");
+        smtpd_session_settle(s);
+        return;
+    }
+    drive(s);
+    smtpd_session_settle(s);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct smtpd_session *s = arg;
+    if (s->out_blocked && s->state != SMTPD_ST_CLOSING) {
+        s->out_blocked = 0;
+        drive(s);
+    }
+    smtpd_session_settle(s);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct smtpd_session *s = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        char ver[32], cipher[128];
+        smtpd_session_tls_info(s, ver, sizeof ver, cipher, sizeof cipher);
+        pm_log(PM_INFO, "event=tls client=%s version=%s cipher=%s", s->peer, ver, cipher);
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_ST_CLOSING) {
+        pm_log(PM_INFO, "event=timeout client=%s state=%s", s->peer, s->state == SMTPD_ST_DATA ? "data" : "command");
+        smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
+        smtpd_session_close(s, "timeout");
+        smtpd_session_settle(s);
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        if (e) {
+            char buf[256];
+            ERR_error_string_n(e, buf, sizeof buf);
+            char v[PM_LOGV_SIZE];
+            pm_log(PM_INFO, "event=tls_error client=%s error=%s", s->peer, PM_LV(v, buf));
+        }
+        if (!s->close_reason)
+            s->close_reason = e ? "tls_error" : "error";
+    } else if (what & BEV_EVENT_TIMEOUT) {
+        if (!s->close_reason)
+            s->close_reason = "write_timeout";
+    } else if (!s->close_reason) {
+        s->close_reason = s->state == SMTPD_ST_DATA ? "eof_in_data" : "eof";
+    }
+    smtpd_session_free(s);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct smtpd_session *s = arg;
+    enum smtpd_timer_kind kind = s->timer_kind;
+    s->timer_kind = SMTPD_TIMER_NONE;
+    switch (kind) {
+    case SMTPD_TIMER_GREET:
+        s->state = SMTPD_ST_COMMAND;
+        smtpd_greet(s);
+        break;
+    case SMTPD_TIMER_SUBMIT:
+        smtpd_submit_timeout(s);
+        break;
+    case SMTPD_TIMER_AUTH:
+        smtpd_auth_delay_done(s);
+        break;
+    case SMTPD_TIMER_CLOSE:
+        if (s->fin_sent || ++s->close_polls > CLOSE_POLLS_MAX) {
+            smtpd_session_free(s);
+            return;
+        }
+        break;
+    case SMTPD_TIMER_NONE:
+        break;
+    }
+    smtpd_session_settle(s);
+}
+
+void smtpd_session_set_timer(struct smtpd_session *s, enum smtpd_timer_kind kind, long ms)
+{
+    if (!s->timer)
+        s->timer = evtimer_new(s->srv->base, timer_cb, s);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    s->timer_kind = kind;
+    evtimer_add(s->timer, &tv);
+}
+
+void smtpd_session_cancel_timer(struct smtpd_session *s)
+{
+    if (s->timer)
+        evtimer_del(s->timer);
+    s->timer_kind = SMTPD_TIMER_NONE;
+}
+
+int smtpd_session_starttls(struct smtpd_session *s)
+{
+    SSL *ssl = smtpd_tls_new_ssl(s->srv->tls);
+    if (!ssl) {
+        smtpd_reply_error(s, "454 4.7.0 TLS not available due to temporary reason");
+        return -1;
+    }
+    /* Anything pipelined behind STARTTLS arrived in the clear: it must not be executed
+     * as if it came over TLS (CVE-2011-0411). */
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk)
+        pm_log(PM_WARN, "event=starttls_discard client=%s octets=%zu", s->peer, junk);
+    evbuffer_drain(in, junk);
+    smtpd_linescan_reset(&s->scan);
+    s->scan_off = 0;
+    smtpd_reply(s, "220 2.0.0 Ready to start TLS");
+    bufferevent_set_timeouts(s->bev, NULL, NULL);
+    struct bufferevent *f =
+        bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!f) {
+        SSL_free(ssl);
+        smtpd_session_close(s, "tls_error");
+        return -1;
+    }
+    s->bev = f;
+    s->tls = 1;
+    setup_bev(s);
+    /* RFC 3207 4.2: forget everything the client told us before TLS. */
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = 0;
+    smtpd_txn_reset(&s->txn);
+    return 0;
+}
+
+void smtpd_session_tls_info(struct smtpd_session *s, char *ver, size_t vsize, char *cipher, size_t csize)
+{
+    SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+    smtpd_tls_describe(ssl, ver, vsize, cipher, csize);
+}

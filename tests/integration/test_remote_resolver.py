@@ -1,0 +1,246 @@
+"""postmesh-resolver against a real DNS server on loopback, asked over the bus the way the
+mta and smtpd ask (a DEALER with request ids, the mta's CurveZMQ key)."""
+import subprocess
+import time
+
+import pytest
+
+import remote_proto as rp
+from conftest import BIN, REPO, free_udp_port
+from remote_peers import Dnsmasq, ResolverClient, LdnsTestns
+
+ZONE = [
+    "--mx-host=remote.test,mx1.remote.test,10", "--mx-host=remote.test,mx2.remote.test,20",
+    "--host-record=mx1.remote.test,127.0.0.2", "--host-record=mx2.remote.test,127.0.0.3,::1",
+    "--host-record=implicit.test,127.0.0.4",
+    "--dns-rr=nullmx.test,15,000000",                       # MX 0 "." (RFC 7505)
+    "--mx-host=shuffle.test,a.shuffle.test,10", "--mx-host=shuffle.test,b.shuffle.test,10",
+    "--mx-host=shuffle.test,c.shuffle.test,10", "--mx-host=shuffle.test,z.shuffle.test,50",
+    "--host-record=a.shuffle.test,127.0.1.1", "--host-record=b.shuffle.test,127.0.1.2",
+    "--host-record=c.shuffle.test,127.0.1.3", "--host-record=z.shuffle.test,127.0.1.9",
+    "--mx-host=noaddr.test,ghost.noaddr.test,10",           # MX host without any address
+    "--ptr-record=2.0.0.127.in-addr.arpa,mx1.remote.test", "--local=/127.in-addr.arpa/",
+]
+
+
+@pytest.fixture
+def dns(tmp_path):
+    dead = free_udp_port()  # nothing listens: dnsmasq's forwards there never come back
+    server = Dnsmasq(tmp_path, ZONE + [f"--server=/slow.test/127.0.0.1#{dead}"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def resolver(pm, dns):
+    pm.configure(resolver={"nameservers": [dns.nameserver], "timeout": 2, "negative_ttl": 60})
+    pm.start("resolver")
+    client = ResolverClient(pm)
+    yield client
+    client.close()
+
+
+def hosts(reply):
+    return [(h["name"], h["preference"], h["addresses"]) for h in reply["hosts"]]
+
+
+def test_codec_agrees_with_protoc():
+    """The tests' protobuf codec encodes what protoc-c itself decodes."""
+    frame = rp.bus(7, job={"job_id": 9, "queue_id": "Q1", "kind": rp.WORKER_MTA, "body": b"x\r\n",
+                           "recipients": [{"index": 3, "address": "b@remote.test"}]})
+    out = subprocess.run(["protoc-c", f"--proto_path={REPO / 'proto'}", "--decode=postmesh.BusMessage",
+                          str(REPO / "proto" / "postmesh.proto")], input=frame, capture_output=True, timeout=30)
+    text = out.stdout.decode()
+    assert out.returncode == 0, out.stderr
+    for expected in ("version: 1", "request_id: 7", "job_id: 9", 'queue_id: "Q1"', "kind: WORKER_MTA",
+                     "index: 3", 'address: "b@remote.test"', 'body: "x\\r\\n"'):
+        assert expected in text
+    assert rp.unbus(frame)["job"]["recipients"][0]["address"] == "b@remote.test"
+
+
+def test_mx_hosts_in_preference_order_with_addresses(resolver):
+    r = resolver.resolve("remote.test")
+    assert r["status"] == rp.OK
+    assert hosts(r) == [("mx1.remote.test", 10, ["127.0.0.2"]), ("mx2.remote.test", 20, ["127.0.0.3", "::1"])]
+    # Case and a trailing dot do not matter.
+    assert hosts(resolver.resolve("Remote.TEST.")) == hosts(r)
+
+
+def test_equal_preferences_are_shuffled(resolver):
+    firsts, lasts = set(), set()
+    for _ in range(30):
+        order = [h[0] for h in hosts(resolver.resolve("shuffle.test"))]
+        assert sorted(order[:3]) == ["a.shuffle.test", "b.shuffle.test", "c.shuffle.test"]
+        firsts.add(order[0])
+        lasts.add(order[3])
+    assert lasts == {"z.shuffle.test"}      # the less preferred host always comes last
+    assert len(firsts) >= 2                  # 3 equal hosts: a fixed order has odds 3^-29
+
+
+def test_implicit_mx_is_the_domain_itself(resolver):
+    r = resolver.resolve("implicit.test")
+    assert r["status"] == rp.OK
+    assert hosts(r) == [("implicit.test", 0, ["127.0.0.4"])]
+
+
+def test_null_mx_is_permanent_5_1_10(resolver):
+    r = resolver.resolve("nullmx.test")
+    assert (r["status"], r["dsn_status"]) == (rp.PERMFAIL, "5.1.10")
+    assert r["hosts"] == []
+
+
+def test_nxdomain_is_permanent_5_1_2(resolver):
+    r = resolver.resolve("no-such-domain.test")
+    assert (r["status"], r["dsn_status"]) == (rp.PERMFAIL, "5.1.2")
+    assert "NXDOMAIN" in r["text"]
+
+
+def test_mx_host_without_address_is_not_usable(resolver):
+    r = resolver.resolve("noaddr.test")
+    assert r["status"] == rp.PERMFAIL and r["dsn_status"].startswith("5.")
+
+
+def test_timeout_is_temporary_and_does_not_block_other_lookups(resolver):
+    slow = resolver.ask("slow.test")        # forwarded to a server that never answers
+    fast = [resolver.ask("remote.test"), resolver.ask("implicit.test"), resolver.ask("nullmx.test")]
+    got = resolver.replies(4, timeout=20)
+    for rid in fast:
+        assert got[rid][1] < 1.0, "a lookup waited behind the slow one"
+    reply, seconds = got[slow]
+    assert (reply["status"], reply["dsn_status"]) == (rp.TEMPFAIL, "4.4.3")
+    assert 1.5 <= seconds < 6, seconds      # resolver.timeout = 2
+
+
+def test_ptr_and_address_lookups(resolver):
+    r = resolver.resolve("127.0.0.2", rp.PTR)
+    assert r["status"] == rp.OK and r["names"] == ["mx1.remote.test"]
+    r = resolver.resolve("mx2.remote.test", rp.A)
+    assert r["status"] == rp.OK and r["hosts"][0]["addresses"] == ["127.0.0.3", "::1"]
+    assert resolver.resolve("127.0.0.77", rp.PTR)["status"] == rp.PERMFAIL
+    assert resolver.resolve("not an ip", rp.PTR)["status"] == rp.PERMFAIL
+
+
+def test_cache_honours_ttl_and_negative_ttl(pm, tmp_path):
+    dns = Dnsmasq(tmp_path, ZONE, ttl=3)
+    try:
+        pm.configure(resolver={"nameservers": [dns.nameserver], "timeout": 1, "negative_ttl": 3})
+        pm.start("resolver")
+        client = ResolverClient(pm)
+        assert client.resolve("remote.test")["status"] == rp.OK
+        assert client.resolve("gone.test")["status"] == rp.PERMFAIL
+        t0 = time.monotonic()
+    finally:
+        dns.stop()
+    # The server is gone: answers within their TTL come from the cache ...
+    assert hosts(client.resolve("remote.test"))[0][0] == "mx1.remote.test"
+    assert client.resolve("gone.test")["dsn_status"] == "5.1.2"
+    assert time.monotonic() - t0 < 2.5, "too slow to prove anything about a 3 s TTL"
+    # ... and expire with it.
+    time.sleep(max(0.0, 3.5 - (time.monotonic() - t0)))
+    assert client.resolve("remote.test")["status"] == rp.TEMPFAIL
+    assert client.resolve("gone.test")["status"] == rp.TEMPFAIL
+    client.close()
+
+
+TESTNS_DATA = """
+ENTRY_BEGIN
+MATCH opcode qname
+ADJUST copy_id
+REPLY QR RD RA SERVFAIL
+SECTION QUESTION
+servfail.test. IN MX
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname UDP
+ADJUST copy_id
+REPLY QR RD RA TC NOERROR
+SECTION QUESTION
+big.test. IN MX
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname TCP
+ADJUST copy_id
+REPLY QR RD RA NOERROR
+SECTION QUESTION
+big.test. IN MX
+SECTION ANSWER
+big.test. 300 IN MX 10 mx1.big.test.
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR RD RA NOERROR
+SECTION QUESTION
+mx1.big.test. IN A
+SECTION ANSWER
+mx1.big.test. 300 IN A 127.0.0.9
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR RD RA NOERROR
+SECTION QUESTION
+mx1.big.test. IN AAAA
+ENTRY_END
+
+ENTRY_BEGIN
+MATCH opcode qtype qname
+ADJUST copy_id
+REPLY QR RD RA NOERROR
+SECTION QUESTION
+forged.test. IN MX
+SECTION ANSWER
+other.test. 300 IN MX 10 evil.test.
+ENTRY_END
+"""
+
+
+def test_servfail_truncation_and_forged_answers(pm, tmp_path):
+    ns = LdnsTestns(tmp_path, TESTNS_DATA, "servfail.test")
+    try:
+        pm.configure(resolver={"nameservers": [ns.nameserver], "timeout": 2})
+        pm.start("resolver")
+        client = ResolverClient(pm)
+        r = client.resolve("servfail.test")
+        assert (r["status"], r["dsn_status"]) == (rp.TEMPFAIL, "4.4.3")
+        assert "SERVFAIL" in r["text"]
+        # A truncated UDP answer is asked again over TCP.
+        assert hosts(client.resolve("big.test")) == [("mx1.big.test", 10, ["127.0.0.9"])]
+        # Records for a name that was not asked about are not believed.
+        assert client.resolve("forged.test")["status"] != rp.OK
+        client.close()
+    finally:
+        ns.stop()
+
+
+def test_next_nameserver_when_the_first_is_dead(pm, dns):
+    dead = free_udp_port()
+    pm.configure(resolver={"nameservers": [f"127.0.0.1:{dead}", dns.nameserver], "timeout": 3})
+    pm.start("resolver")
+    client = ResolverClient(pm)
+    t0 = time.monotonic()
+    assert client.resolve("remote.test")["status"] == rp.OK
+    assert time.monotonic() - t0 < 2.5
+    client.close()
+
+
+def test_hostile_requests_do_not_hurt(resolver, pm):
+    bad = ["", ".", "a..b", "x" * 300, "bad name.test", "évil.test", "a" * 64 + ".test", "x@y.test"]
+    ids = [resolver.ask(n) for n in bad]
+    resolver.sock.send(b"\xff\xfe garbage")                      # undecodable frame
+    resolver.sock.send(rp.bus(999, credit={"kind": 2, "credits": 5}))  # wrong message
+    for rid, (reply, _) in resolver.replies(len(ids)).items():
+        assert reply["status"] == rp.PERMFAIL, (bad[rid - 1], reply)
+    assert resolver.resolve("remote.test")["status"] == rp.OK
+    assert pm.procs["resolver"].poll() is None
+
+
+def test_bad_nameserver_config_is_refused(pm):
+    pm.configure(resolver={"nameservers": ["dns.example.net"]})
+    r = subprocess.run([str(BIN / "postmesh-resolver"), "-c", str(pm.conf_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "resolver.nameservers" in r.stderr
