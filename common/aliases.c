@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "filestamp.h"
+#include "pinned.h"
 
 #define MAX_LINE 8192      /* one physical line */
 #define MAX_ENTRY 65536    /* one alias with its continuation lines */
@@ -252,7 +253,7 @@ struct pm_aliases *pm_aliases_load(const char *path, char *err, size_t errsize)
         snprintf(err, errsize, "%s:0: out of memory", path ? path : "");
         return NULL;
     }
-    FILE *f = *a->path ? fopen(a->path, "re") : NULL;
+    FILE *f = *a->path ? pm_pinned_fopen(a->path) : NULL; /* pinned: readable after a chroot */
     if (!f) {
         if (!*a->path || errno == ENOENT)
             return a; /* the aliases file is optional */

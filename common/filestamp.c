@@ -1,4 +1,5 @@
 #include "filestamp.h"
+#include "pinned.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,7 +18,7 @@ int pm_filestamp_get(const char *path, struct pm_filestamp *st)
 {
     memset(st, 0, sizeof *st);
     struct stat sb;
-    if (stat(path, &sb) < 0)
+    if (pm_pinned_stat(path, &sb) < 0)
         return errno == ENOENT ? 0 : -1;
     fill(st, &sb);
     return 0;

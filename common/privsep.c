@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,9 @@ int pm_privsep_drop(const struct pm_sandbox *sb)
 {
     tzset(); /* read the time zone while /etc is still visible */
     int was_root = geteuid() == 0;
+    int pdeathsig = 0; /* a supervisor's "die with me" is cleared by setuid: keep it */
+    prctl(PR_GET_PDEATHSIG, &pdeathsig, 0, 0, 0);
+    pid_t parent = getppid();
     if (was_root) {
         unsigned uid, gid;
         if (pm_privsep_lookup(sb->user, &uid, &gid) < 0) {
@@ -81,6 +85,11 @@ int pm_privsep_drop(const struct pm_sandbox *sb)
             pm_log(PM_ERR, "event=privsep_error step=verify reason=\"could regain root\"");
             return -1;
         }
+    }
+    if (pdeathsig) {
+        prctl(PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0);
+        if (getppid() != parent)
+            raise(pdeathsig);
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         pm_log(PM_ERR, "event=privsep_error step=no_new_privs error=\"%s\"", strerror(errno));

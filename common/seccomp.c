@@ -18,7 +18,8 @@ static const char *const allowed[] = {
     "getrandom", "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "tgkill", "tkill",
     "getrlimit", "prlimit64", "setitimer", "alarm", "timerfd_create", "timerfd_settime", "timerfd_gettime",
-    "uname", "prctl", "arch_prctl", "set_tid_address", "wait4", "kill", "umask",
+    "uname", "prctl", "arch_prctl", "set_tid_address", "wait4", "kill", "umask", "mlock", "munlock", "mlock2",
+    "getcpu", "sysinfo", "getrusage", "times", "getitimer", "sched_getparam", "sched_getscheduler", "getpriority",
     /* file descriptors and files (the chroot bounds what can be reached) */
     "read", "write", "readv", "writev", "pread64", "pwrite64", "close", "close_range", "dup", "dup2", "dup3",
     "fcntl", "ioctl", "lseek", "open", "openat", "creat", "stat", "fstat", "lstat", "newfstatat", "statx",

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "filestamp.h"
+#include "pinned.h"
 
 #define MAX_LINE 4096
 #define MAX_ADDRESS 320
@@ -233,7 +234,7 @@ struct pm_users *pm_users_load(const char *path, char *err, size_t errsize)
         snprintf(err, errsize, "%s:0: out of memory", path ? path : "");
         return NULL;
     }
-    FILE *f = *u->path ? fopen(u->path, "re") : NULL;
+    FILE *f = *u->path ? pm_pinned_fopen(u->path) : NULL; /* pinned: readable after a chroot */
     if (!f) {
         if (!*u->path || errno == ENOENT)
             return u; /* no file yet: nobody can log in, but that is not an error */

@@ -103,10 +103,14 @@ static int is_8bit(const char *s)
 
 static void set_final(struct rcpt *r, Status st, const char *dsn, const char *text)
 {
+    /* dsn/text may be r's own fields (the last temporary reason becoming final). */
+    char d[sizeof r->dsn], t[sizeof r->text];
+    snprintf(d, sizeof d, "%s", dsn);
+    snprintf(t, sizeof t, "%s", text);
     r->final = 1;
     r->status = st;
-    snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
-    snprintf(r->text, sizeof r->text, "%s", text);
+    memcpy(r->dsn, d, sizeof d);
+    memcpy(r->text, t, sizeof t);
 }
 
 static void fail_all(struct mta_delivery *d, Status st, const char *dsn, const char *text)

@@ -124,6 +124,7 @@ static void handle_line(struct pop3_session *s, const char *line, size_t len)
         pop3_authorization_command(s, &cmd);
     else
         pop3_transaction_command(s, &cmd);
+    explicit_bzero(&cmd, sizeof cmd); /* PASS/AUTH arguments */
 }
 
 /* Runs every complete command line that is buffered, while nothing is pending and the

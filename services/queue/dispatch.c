@@ -311,11 +311,6 @@ static void free_job(struct queue *q, struct job *j)
     free(j);
 }
 
-static void set_text(char **field, const char *text)
-{
-    free(*field);
-    *field = strdup(text ? text : "");
-}
 
 /* Applies one recipient's outcome to the stored record. */
 static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Postmesh__RecipientResult *res)
@@ -325,9 +320,9 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
     char text[PM_LOGV_SIZE];
     r->last_attempt = now;
     r->attempts++;
-    set_text(&r->last_error, res ? res->text : "4.3.0 worker gave no result");
-    set_text(&r->dsn_status, res && res->dsn_status[0] ? res->dsn_status : "4.3.0");
-    set_text(&r->remote_mta, res ? res->remote_mta : "");
+    queue_set_str(&r->last_error, res ? res->text : "4.3.0 worker gave no result");
+    queue_set_str(&r->dsn_status, res && res->dsn_status[0] ? res->dsn_status : "4.3.0");
+    queue_set_str(&r->remote_mta, res ? res->remote_mta : "");
     Postmesh__RecipientResult__Status st = res ? res->status : POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL;
     if (st == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED) {
         r->state = ST(DELIVERED);
@@ -342,7 +337,7 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
         char buf[1024];
         snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
                  (unsigned long long)(now - m->rec->arrival_time), r->last_error);
-        set_text(&r->last_error, buf);
+        queue_set_str(&r->last_error, buf);
         r->dsn_status[0] = '5'; /* X.4.7 and the like: the same detail, now permanent */
         pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
     } else {

@@ -9,6 +9,8 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "pinned.h"
+#include "privsep.h"
 #include "queue.h"
 
 #define TICK_MS 250
@@ -82,6 +84,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct queue q = {.cfg = &cfg};
+    pm_pinned_add(cfg.aliases_file); /* re-read from inside the chroot */
     q.aliases = pm_aliases_load(cfg.aliases_file, err, sizeof err);
     if (!q.aliases) {
         fprintf(stderr, "postmesh-queue: %s\n", err);
@@ -93,6 +96,12 @@ int main(int argc, char **argv)
     q.bus = pm_bus_bind(q.base, ZMQ_ROUTER, cfg.queue.endpoint, on_bus, &q);
     q.control = pm_bus_bind(q.base, ZMQ_ROUTER, cfg.queue.control, queue_on_control, &q);
     if (!q.bus || !q.control)
+        return 1;
+    /* Least privilege: the queue needs nothing but its LMDB directory (and the bus). */
+    char dir[4096];
+    pm_config_state_path(&cfg, "queue", dir, sizeof dir);
+    if (pm_privsep_chown_tree(dir, "postmesh") < 0 ||
+        pm_privsep_drop(&(struct pm_sandbox){.user = "postmesh", .chroot_dir = dir}) < 0)
         return 1;
     /* Bound what a hostile or broken peer can make us buffer: the biggest message plus room. */
     int64_t maxmsg = cfg.smtpd.max_message_size + (cfg.smtpd.max_message_size / 2) + (1 << 20);

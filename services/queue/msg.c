@@ -114,3 +114,11 @@ int queue_msg_finished(const struct qmsg *m)
     }
     return 1;
 }
+
+void queue_set_str(char **field, const char *value)
+{
+    /* Unset proto3 strings point at protobuf-c's shared empty string: never free that. */
+    if (*field && *field != protobuf_c_empty_string)
+        free(*field);
+    *field = strdup(value ? value : "");
+}

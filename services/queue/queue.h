@@ -91,6 +91,8 @@ struct qmsg *queue_msg_find(struct queue *q, const char *id);
 void queue_msg_free(struct qmsg *m);
 void queue_new_id(char out[QUEUE_ID_LEN + 1]);
 int queue_msg_finished(const struct qmsg *m);
+/* Replaces a string field of a stored record (handles protobuf-c's static empty string). */
+void queue_set_str(char **field, const char *value);
 
 /* submit.c */
 void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m);

@@ -95,9 +95,8 @@ static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Sub
         if (pm_aliases_expand(q->aliases, q->cfg, s->recipients[i], &out, err, sizeof err) < 0) {
             Postmesh__StoredRecipient *r = new_rcpt(q, s->recipients[i], s->recipients[i]);
             r->state = POSTMESH__STORED_RECIPIENT__STATE__FAILED;
-            free(r->dsn_status);
-            r->dsn_status = strdup("5.4.6");
-            r->last_error = strdup(err);
+            queue_set_str(&r->dsn_status, "5.4.6");
+            queue_set_str(&r->last_error, err);
             add_rcpt(rec, &cap, r);
             pm_log(PM_WARN, "event=alias_error id=%s to=%s error=\"%s\"", id, s->recipients[i], err);
         }

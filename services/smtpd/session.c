@@ -428,6 +428,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case SMTPD_TIMER_SUBMIT:
         smtpd_submit_timeout(s);
         break;
+    case SMTPD_TIMER_SUBMIT_RETRY:
+        smtpd_submit_retry(s);
+        break;
     case SMTPD_TIMER_AUTH:
         smtpd_auth_delay_done(s);
         break;

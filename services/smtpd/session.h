@@ -26,7 +26,14 @@ enum smtpd_state {
     SMTPD_ST_CLOSING,
 };
 
-enum smtpd_timer_kind { SMTPD_TIMER_NONE, SMTPD_TIMER_GREET, SMTPD_TIMER_SUBMIT, SMTPD_TIMER_AUTH, SMTPD_TIMER_CLOSE };
+enum smtpd_timer_kind {
+    SMTPD_TIMER_NONE,
+    SMTPD_TIMER_GREET,
+    SMTPD_TIMER_SUBMIT,
+    SMTPD_TIMER_SUBMIT_RETRY,
+    SMTPD_TIMER_AUTH,
+    SMTPD_TIMER_CLOSE,
+};
 
 struct smtpd_txn {
     int active;      /* MAIL accepted */
@@ -75,6 +82,8 @@ struct smtpd_session {
     uint64_t request_id;               /* nonzero while a Submit is outstanding */
     struct smtpd_session *pend_next;   /* bucket chain in srv->pending */
     unsigned long long submit_size;
+    long long submit_start;            /* monotonic ms of the first send attempt */
+    struct evbuffer *outgoing;         /* the message until the bus took it */
     struct smtpd_authdb_req *authreq;
     char *login_user;                  /* AUTH LOGIN: the user name, until the password */
     char *auth_pending_user;           /* the user being checked */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "addr.h"
 #include "log.h"
@@ -36,17 +37,30 @@ static void done(struct smtpd_session *s)
     }
 }
 
-void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg)
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends s->outgoing. EAGAIN means the DEALER has no connection to the queue right now
+ * (starting up, reconnecting after a queue restart): try again every SEND_RETRY_MS for up to
+ * SEND_WINDOW_MS (never past submit_timeout), then give up with 451. */
+#define SEND_RETRY_MS 50
+#define SEND_WINDOW_MS 1000
+
+static void try_send(struct smtpd_session *s)
 {
     struct smtpd_server *srv = s->srv;
+    struct evbuffer *msg = s->outgoing;
     size_t len = evbuffer_get_length(msg);
-    unsigned char *body = evbuffer_pullup(msg, -1);
     Postmesh__Submit sub = POSTMESH__SUBMIT__INIT;
     sub.sender = s->txn.sender;
     sub.n_recipients = (size_t)s->txn.nrcpt;
     sub.recipients = s->txn.rcpt;
     sub.body.len = len;
-    sub.body.data = body;
+    sub.body.data = evbuffer_pullup(msg, -1);
     sub.client_address = s->peer;
     sub.helo = s->helo ? s->helo : "";
     sub.auth_user = s->auth_user ? s->auth_user : "";
@@ -56,12 +70,20 @@ void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg)
     bm.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
     bm.submit = &sub;
     int rc = srv->bus ? pm_bus_send(srv->bus, &bm) : -1;
-    int err = errno;
-    evbuffer_free(msg); /* the bus made its own copy */
-    s->submit_size = len;
+    int err = srv->bus ? errno : ENOTCONN;
+    long long waited = now_ms() - s->submit_start;
+    long long limit = srv->cfg->smtpd.submit_timeout * 1000;
+    if (rc < 0 && err == EAGAIN && waited + SEND_RETRY_MS < (limit < SEND_WINDOW_MS ? limit : SEND_WINDOW_MS)) {
+        s->state = SMTPD_ST_SUBMITTING;
+        smtpd_session_reading(s, 0);
+        smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT_RETRY, SEND_RETRY_MS);
+        return;
+    }
+    evbuffer_free(msg); /* sent (the bus made its own copy) or given up */
+    s->outgoing = NULL;
     if (rc < 0) {
-        pm_log(PM_WARN, "event=submit_error client=%s error=\"%s\"", s->peer,
-               err == EAGAIN ? "queue not connected" : strerror(err));
+        pm_log(PM_WARN, "event=submit_error client=%s error=\"%s\" waited_ms=%lld", s->peer,
+               err == EAGAIN ? "queue not connected" : strerror(err), waited);
         smtpd_reply_error(s, "451 4.3.0 Error: queue not available, try again later");
         done(s);
         return;
@@ -72,7 +94,21 @@ void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg)
     *b = s;
     s->state = SMTPD_ST_SUBMITTING;
     smtpd_session_reading(s, 0);
-    smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT, (long)srv->cfg->smtpd.submit_timeout * 1000);
+    smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT, (long)(limit - waited > 0 ? limit - waited : 1));
+}
+
+void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg)
+{
+    s->outgoing = msg;
+    s->submit_size = evbuffer_get_length(msg);
+    s->submit_start = now_ms();
+    try_send(s);
+}
+
+void smtpd_submit_retry(struct smtpd_session *s)
+{
+    if (s->outgoing)
+        try_send(s);
 }
 
 /* "4.3.1 rest" -> code "4.3.1" and rest; else the defaults. */
@@ -176,4 +212,7 @@ void smtpd_submit_forget(struct smtpd_session *s)
 {
     if (s->request_id)
         unlink_pending(s);
+    if (s->outgoing)
+        evbuffer_free(s->outgoing);
+    s->outgoing = NULL;
 }

@@ -18,6 +18,9 @@ void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg);
 /* The bus handler for queue.endpoint; arg is the server. */
 void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg);
 
+/* The retry timer fired: try sending again (the queue was not connected). */
+void smtpd_submit_retry(struct smtpd_session *s);
+
 /* submit_timeout expired: 451 to the client. */
 void smtpd_submit_timeout(struct smtpd_session *s);
 

@@ -26,7 +26,7 @@ ZONE = [
 ]
 
 BODY = (b"From: Alice <alice@example.test>\r\nTo: bob@remote.test\r\nSubject: intact?\r\n\r\n"
-        b"line one\r\n.leading dot\r\n..two dots\r\n.\r\n" + b"x" * 3000 + b"\r\n"
+        b"line one\r\n.leading dot\r\n..two dots\r\n.\r\n" + b"x" * 990 + b"\r\n"
         b"caf\xc3\xa9 8-bit\r\n\r\nlast line\r\n")
 
 
@@ -113,7 +113,7 @@ def test_pipelining_peer_gets_every_recipient(env):
     [dump] = sink.dumps()
     for a in rcpts:
         assert f"<{a}>".encode() in dump
-    assert dump.endswith(BODY)
+    assert BODY.replace(b"\r\n", b"\n") in dump   # smtp-sink stores LF line ends
 
 
 def test_per_recipient_verdicts_keep_the_remote_text(env):

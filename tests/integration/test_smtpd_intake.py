@@ -283,3 +283,47 @@ def test_timeouts_and_connection_limits(pm):
     d = RawSMTP(pm.port("smtp"))
     assert status(d.cmd("NOOP")) == (250, "2.0.0")
 
+
+
+def test_smtputf8_and_8bit_headers(mx):
+    c = RawSMTP(mx.port("smtp"))
+    ehlo = c.cmd("EHLO client.test")
+    assert "SMTPUTF8" in ehlo[1]
+    # An 8-bit address needs SMTPUTF8; with it the address is accepted and stored as-is.
+    assert status(c.cmd("MAIL FROM:<j\u00f6rg@x.test>".encode())) == (553, "5.6.7")
+    assert status(c.cmd("MAIL FROM:<j\u00f6rg@b\u00fccher.test> SMTPUTF8 BODY=8BITMIME".encode())) == (250, "2.1.0")
+    assert status(c.cmd("RCPT TO:<u@example.test>")) == (250, "2.1.5")
+    assert c.cmd("DATA")[0] == 354
+    c.send("Subject: gr\u00fc\u00dfe\r\n\r\n\u00e4\u00f6\u00fc\r\n.\r\n".encode())
+    first = c.reply()
+    assert status(first) == (250, "2.0.0")
+    # 8-bit headers without SMTPUTF8 are accepted too, as Postfix does.
+    assert status(c.cmd("MAIL FROM:<a@x.test>")) == (250, "2.1.0")
+    assert status(c.cmd("RCPT TO:<u@example.test>")) == (250, "2.1.5")
+    assert c.cmd("DATA")[0] == 354
+    c.send("Subject: gr\u00fc\u00dfe\r\n\r\nx\r\n.\r\n".encode())
+    assert status(c.reply()) == (250, "2.0.0")
+    shown = queue_show(mx, queued_id(first[1][0]))
+    assert "sender: <j\u00f6rg@b\u00fccher.test>" in shown and "with UTF8SMTP" in shown
+
+
+def test_queue_refusals_reach_the_client(pm):
+    """PERMFAIL (a mail loop) is 554 with the queue's code; a full store is 452 4.3.1."""
+    add_user(pm, "u@example.test", "pw")
+    pm.configure(queue={"map_size_mb": 1}, smtpd={"max_message_size": 4 * 1024 * 1024})
+    pm.start("queue", "smtpd")
+    with smtp(pm) as s:
+        s.ehlo("client.test")
+        loop = "".join(f"Received: from hop{i}.test by relay.test; Thu, 1 Jan 2026 00:00:00 +0000\r\n"
+                       for i in range(101))
+        s.mail("a@x.test")
+        s.rcpt("u@example.test")
+        code, text = s.data(loop + "Subject: loop\r\n\r\nx\r\n")
+        assert (code, text[:6]) == (554, b"5.4.6 ")
+        s.mail("a@x.test")
+        s.rcpt("u@example.test")
+        code, text = s.data("Subject: big\r\n\r\n" + ("z" * 998 + "\r\n") * 2000)
+        assert (code, text[:6]) == (452, b"4.3.1 ")
+        # Still serving: a small message fits.
+        assert s.sendmail("a@x.test", ["u@example.test"], MSG) == {}
+    assert len(queue_ids(pm)) == 1

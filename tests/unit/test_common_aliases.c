@@ -146,7 +146,8 @@ static void test_loops_and_limits(void **state)
                                 "b@example.test: c@example.test, ok@example.test\n"
                                 "c@example.test: a@example.test\n"
                                 "x@example.test: ok@example.test, a@example.test\n");
-    expect_expand_error(a, "a@example.test", "alias loop: a@example.test -> b@example.test -> c@example.test -> a@example.test");
+    expect_expand_error(a, "a@example.test",
+                        "alias loop: a@example.test -> b@example.test -> c@example.test -> a@example.test");
     /* A failed expansion leaves the list as it was. */
     struct pm_strlist out = {0};
     char err[256];
@@ -211,7 +212,8 @@ static void test_load_errors(void **state)
     assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 0);
     pm_aliases_free(a);
 
-    expect_load_error("a@example.test: b@example.test\n  \n# c\nbroken line\n", "4: expected 'alias: address");
+    expect_load_error("a@example.test: b@example.test\n  \n# c\nbroken line\n",
+                      "4: expected 'alias: address");
     expect_load_error("   x@example.test\n", "1: continuation line without an alias");
     expect_load_error("a@example.test:\n", "1: alias has no targets");
     expect_load_error("a@example.test: b@example.test\nc@example.test: |/bin/sh\n", "2: only addresses");
