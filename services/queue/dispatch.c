@@ -338,7 +338,7 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
         snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
                  (unsigned long long)(now - m->rec->arrival_time), r->last_error);
         queue_set_str(&r->last_error, buf);
-        r->dsn_status[0] = '5'; /* X.4.7 and the like: the same detail, now permanent */
+        /* Like Postfix: Action failed, but the Status keeps the last temporary code. */
         pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
     } else {
         r->state = ST(DEFERRED);

@@ -45,9 +45,9 @@ void queue_schedule_pass(struct queue *q, uint64_t now)
             snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
                      (unsigned long long)(now - m->rec->arrival_time), r->last_error);
             queue_set_str(&r->last_error, buf);
-            char status[32];
-            snprintf(status, sizeof status, "5%s", r->dsn_status[0] ? r->dsn_status + 1 : ".4.7");
-            queue_set_str(&r->dsn_status, status);
+            /* Like Postfix: Action failed, the Status keeps the last temporary code. */
+            if (!r->dsn_status[0])
+                queue_set_str(&r->dsn_status, "4.4.7");
             r->state = ST(FAILED);
             changed = 1;
             pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);

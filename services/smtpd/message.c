@@ -113,6 +113,7 @@ int smtpd_data_input(struct smtpd_session *s)
         }
     }
     evbuffer_drain(in, consumed);
+    smtpd_session_data_progress(s, consumed);
     switch (st) {
     case SMTPD_DATA_MORE:
         return 1;

@@ -31,6 +31,9 @@
 #define CLOSE_POLL_MS 50        /* waiting for a TLS filter to flush its last record */
 #define CLOSE_POLLS_MAX 100
 #define LINGER_MS 2000          /* after our FIN: read and discard until the client closes */
+/* Deferred callbacks: bufferevent_openssl may otherwise report an error synchronously from
+ * inside smtpd_reply() and free the session under its caller's feet. */
+#define BEV_OPTS (BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
@@ -46,16 +49,49 @@ static void setup_bev(struct smtpd_session *s)
     bufferevent_enable(s->bev, EV_WRITE);
 }
 
-void smtpd_session_reading(struct smtpd_session *s, int on)
+static long long mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (long long)ts.tv_sec;
+}
+
+static long long state_timeout(const struct smtpd_session *s)
 {
     const struct pm_config *cfg = s->srv->cfg;
-    struct timeval rd = {s->state == SMTPD_ST_DATA ? cfg->smtpd.timeout_data : cfg->smtpd.timeout_command, 0};
-    struct timeval wr = {cfg->smtpd.timeout_command, 0};
+    return s->state == SMTPD_ST_DATA ? cfg->smtpd.timeout_data : cfg->smtpd.timeout_command;
+}
+
+void smtpd_session_reading(struct smtpd_session *s, int on)
+{
+    /* Two clocks: the read timeout catches a silent client, the deadline one that trickles
+     * a byte now and then to keep a session (and its memory) forever. */
+    struct timeval rd = {state_timeout(s), 0};
+    struct timeval wr = {s->srv->cfg->smtpd.timeout_command, 0};
     bufferevent_set_timeouts(s->bev, &rd, &wr);
-    if (on)
+    if (on) {
+        s->deadline = mono_s() + state_timeout(s);
+        s->data_credit = 0;
         bufferevent_enable(s->bev, EV_READ);
-    else
+    } else {
         bufferevent_disable(s->bev, EV_READ);
+    }
+}
+
+void smtpd_session_data_progress(struct smtpd_session *s, size_t octets)
+{
+    s->data_credit += octets;
+    s->deadline += (long long)(s->data_credit / SMTPD_MIN_DATA_RATE);
+    s->data_credit %= SMTPD_MIN_DATA_RATE;
+}
+
+static void timed_out(struct smtpd_session *s, const char *why)
+{
+    pm_log(PM_INFO, "event=timeout client=%s state=%s reason=%s", s->peer, s->state == SMTPD_ST_DATA ? "data" : "command",
+           why);
+    smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
+    smtpd_session_close(s, "timeout");
+    smtpd_session_settle(s);
 }
 
 static void refuse(int fd, const char *text, int plain)
@@ -107,13 +143,13 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
     snprintf(s->peer, sizeof s->peer, "%s:%d", ip, port);
     if (mode == SMTPD_MODE_SMTPS) {
         SSL *ssl = srv->tls ? smtpd_tls_new_ssl(srv->tls) : NULL;
-        s->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+        s->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPTS)
                      : NULL;
         if (!s->bev && ssl)
             SSL_free(ssl);
         s->tls = 1;
     } else {
-        s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPTS);
     }
     if (!s->bev) {
         pm_log(PM_ERR, "event=session_error client=%s reason=bufferevent", s->peer);
@@ -301,6 +337,8 @@ static int next_line(struct smtpd_session *s)
             evbuffer_remove(in, line, total);
             dispatch_line(s, line, smtpd_line_strip(line, total), total);
             explicit_bzero(line, total); /* it may have been a password */
+            if (s->state != SMTPD_ST_DATA && s->state != SMTPD_ST_CLOSING)
+                s->deadline = mono_s() + s->srv->cfg->smtpd.timeout_command; /* for the next one */
             return 1;
         }
         if (s->scan.overflow) {
@@ -363,6 +401,12 @@ static void read_cb(struct bufferevent *bev, void *arg)
         smtpd_session_settle(s);
         return;
     }
+    if (mono_s() > s->deadline && (s->state == SMTPD_ST_COMMAND || s->state == SMTPD_ST_DATA ||
+                                   s->state == SMTPD_ST_AUTH_PLAIN || s->state == SMTPD_ST_AUTH_USER ||
+                                   s->state == SMTPD_ST_AUTH_PASS)) {
+        timed_out(s, "deadline");
+        return;
+    }
     drive(s);
     smtpd_session_settle(s);
 }
@@ -388,10 +432,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_ST_CLOSING) {
-        pm_log(PM_INFO, "event=timeout client=%s state=%s", s->peer, s->state == SMTPD_ST_DATA ? "data" : "command");
-        smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
-        smtpd_session_close(s, "timeout");
-        smtpd_session_settle(s);
+        timed_out(s, "idle");
         return;
     }
     if (what & BEV_EVENT_ERROR) {
@@ -481,7 +522,7 @@ int smtpd_session_starttls(struct smtpd_session *s)
     smtpd_reply(s, "220 2.0.0 Ready to start TLS");
     bufferevent_set_timeouts(s->bev, NULL, NULL);
     struct bufferevent *f =
-        bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_openssl_filter_new(s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPTS);
     if (!f) {
         SSL_free(ssl);
         smtpd_session_close(s, "tls_error");

@@ -69,6 +69,9 @@ struct smtpd_session {
     unsigned long long data_size;
     int too_big;
 
+    long long deadline;    /* monotonic s: the current command (or DATA) must be done by then */
+    unsigned long data_credit; /* DATA octets not yet turned into deadline extension */
+
     /* Counters */
     int errors;
     unsigned long commands, messages;
@@ -113,10 +116,15 @@ void smtpd_session_settle(struct smtpd_session *s);
 void smtpd_session_set_timer(struct smtpd_session *s, enum smtpd_timer_kind kind, long ms);
 void smtpd_session_cancel_timer(struct smtpd_session *s);
 
-/* Sets the read timeout for the state (command or data) and enables/disables reading. */
+/* Sets the read timeout for the state (command or data) and enables/disables reading;
+ * enabling also starts a fresh deadline for the next command or the DATA phase. */
 void smtpd_session_reading(struct smtpd_session *s, int on);
 
 void smtpd_txn_reset(struct smtpd_txn *t);
+
+/* DATA octets arrived: the DATA deadline moves by octets / SMTPD_MIN_DATA_RATE seconds. */
+#define SMTPD_MIN_DATA_RATE 500
+void smtpd_session_data_progress(struct smtpd_session *s, size_t octets);
 
 /* commands.c: one command line (line end removed) in state COMMAND. */
 void smtpd_command(struct smtpd_session *s, const char *line, size_t len);

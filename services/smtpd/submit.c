@@ -88,6 +88,8 @@ static void try_send(struct smtpd_session *s)
         done(s);
         return;
     }
+    if (waited > 0)
+        pm_log(PM_INFO, "event=submit_retried client=%s waited_ms=%lld", s->peer, waited);
     s->request_id = bm.request_id;
     struct smtpd_session **b = bucket(srv, s->request_id);
     s->pend_next = *b;

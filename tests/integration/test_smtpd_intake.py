@@ -327,3 +327,29 @@ def test_queue_refusals_reach_the_client(pm):
         # Still serving: a small message fits.
         assert s.sendmail("a@x.test", ["u@example.test"], MSG) == {}
     assert len(queue_ids(pm)) == 1
+
+
+def test_trickling_client_times_out(pm):
+    """A client that sends a byte now and then never trips the idle timeout, but a command
+    (or DATA) must be complete within its deadline: 421 4.4.2 and hang up."""
+    pm.configure(smtpd={"timeout_command": 2})
+    pm.start("queue", "smtpd")
+    c = RawSMTP(pm.port("smtp"))
+    t0 = time.monotonic()
+    code = None
+    for ch in "NOOP " + "x" * 30:
+        try:
+            c.send(ch)
+        except OSError:
+            break
+        time.sleep(0.4)
+        c.sock.settimeout(0.01)
+        try:
+            data = c.sock.recv(1000)
+        except (socket.timeout, BlockingIOError):
+            continue
+        code = data[:9]
+        break
+    assert code == b"421 4.4.2", code
+    assert 1.9 < time.monotonic() - t0 < 4.5
+    assert "reason=deadline" in pm.log("smtpd")
