@@ -49,7 +49,8 @@ $(BUILD)/gen/postmesh.pb-c.h: $(PROTO_C)
 
 $(BUILD)/obj/gen/postmesh.pb-c.o: $(PROTO_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/gen/postmesh.pb-c.h
 	@mkdir -p $(dir $@)
@@ -58,7 +59,7 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/postmesh.pb-c.h
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
 
 # Each service's objects except main.o form lib<svc>.a so unit tests can link its parsers.
 define service_rules
@@ -66,10 +67,11 @@ $(1)_SRC := $$(wildcard services/$(1)/*.c)
 $(1)_OBJ := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$($(1)_SRC))
 $$(BUILD)/lib/lib$(1).a: $$(filter-out %/main.o,$$($(1)_OBJ))
 	@mkdir -p $$(dir $$@)
-	rm -f $$@ && ar rcs $$@ $$^
+	@rm -f $$@ && ar rcs $$@ $$^
 $$(BUILD)/bin/$(if $(filter cli,$(1)),postmesh,postmesh-$(1)): $$($(1)_OBJ) $$(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDSAN) -o $$@ $$($(1)_OBJ) $$(LIBCOMMON) $$(LDLIBS)
+	@echo "  LD  $$@"
+	@$$(CC) $$(LDSAN) -o $$@ $$($(1)_OBJ) $$(LIBCOMMON) $$(LDLIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
@@ -80,7 +82,8 @@ $(1)_SVC := $$(word 2,$$(subst _, ,$(1)))
 $(1)_LIB := $$(if $$(filter $$($(1)_SVC),$$(SERVICES)),$$(BUILD)/lib/lib$$($(1)_SVC).a)
 $$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_LIB) $$(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS) -Iservices -o $$@ $$< $$($(1)_LIB) $$(LIBCOMMON) $$(LDSAN) $$(LDLIBS) -lcmocka
+	@echo "  LD  $$@"
+	@$$(CC) $$(CFLAGS) -Iservices -o $$@ $$< $$($(1)_LIB) $$(LIBCOMMON) $$(LDSAN) $$(LDLIBS) -lcmocka
 endef
 $(foreach t,$(patsubst tests/unit/%.c,%,$(UNIT_SRC)),$(eval $(call unit_rule,$(t))))
 

@@ -37,8 +37,10 @@ void pm_bus_security_init(const struct pm_config *cfg, const char *service)
     snprintf(sec.queue_endpoint, sizeof sec.queue_endpoint, "%s", cfg->queue.endpoint);
     snprintf(sec.queue_control, sizeof sec.queue_control, "%s", cfg->queue.control);
     snprintf(sec.resolver_endpoint, sizeof sec.resolver_endpoint, "%s", cfg->resolver.endpoint);
-    if (sec.curve && pm_keys_load_or_create(sec.keys_dir, service, sec.pub, sec.sec) < 0)
+    if (sec.curve && pm_keys_load_or_create(sec.keys_dir, service, sec.pub, sec.sec) < 0) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair\" dir=%s", sec.keys_dir);
+        sec.pub[0] = sec.sec[0] = '\0'; /* every tcp:// socket will refuse to start */
+    }
 }
 
 static int recv_str(void *s, char *buf, size_t size, int *more)
@@ -133,6 +135,10 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
     }
     if (!sec.curve)
         return 0;
+    if (!sec.sec[0]) {
+        pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair for %s\" endpoint=%s", sec.service, endpoint);
+        return -1;
+    }
     if (is_server) {
         int one = 1;
         start_zap();

@@ -12,6 +12,21 @@
 
 #include "log.h"
 
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 const char *const pm_keys_bus_names[] = {"queue", "resolver", "smtpd", "mta", "delivery",
                                          "bouncer", "pop3d", "cli", NULL};
 
@@ -57,7 +72,7 @@ int pm_keys_load_or_create(const char *dir, const char *name, char pub[PM_KEY_Z8
     snprintf(pubpath, sizeof pubpath, "%s/%s.pub", dir, name);
     if (read_line(keypath, 0, pub) == 0 && read_line(keypath, 1, sec) == 0)
         return 0;
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir_p(dir) < 0) {
         pm_log(PM_ERR, "event=keys_error path=%s error=\"%s\"", dir, strerror(errno));
         return -1;
     }

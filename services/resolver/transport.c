@@ -65,7 +65,7 @@ static uint64_t now_ms(void)
 
 int resolver_ns_parse(const char *spec, struct resolver_ns *ns)
 {
-    char host[128];
+    char host[64]; /* INET6_ADDRSTRLEN is 46 */
     int port = 53;
     memset(ns, 0, sizeof *ns);
     /* "host" alone (v4, or bare v6 with several colons) or "host:port" / "[v6]:port". */

@@ -17,7 +17,7 @@ struct resolver_transport;
 struct resolver_ns {
     struct sockaddr_storage addr;
     socklen_t len;
-    char text[64]; /* "127.0.0.1:53" for logs */
+    char text[80]; /* "127.0.0.1:53", "[::1]:53" for logs */
 };
 
 /* Parses "host" or "host:port" / "[v6]:port" (numeric addresses only; port 53 default). */
