@@ -8,7 +8,7 @@ libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
 libldns-dev ldnsutils libconfig-dev libevent-dev libssl-dev openssl
 libseccomp-dev libcmocka-dev libcrypt-dev
 python3 python3-pytest python3-zmq python3-aiosmtpd
-swaks postfix dnsmasq-base valgrind iproute2 procps"
+swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps"
 
 # Unprivileged users the services drop to (privilege separation). Root only; idempotent.
 ensure_users() {

@@ -57,13 +57,21 @@ static void finish(struct mta_session *s)
     s->p.done(s, s->p.arg);
 }
 
-static const char *tls_error_text(char *buf, size_t size)
+/* Why the handshake broke: the certificate check if that was it, else OpenSSL's error. */
+static const char *tls_error_text(struct mta_session *s, char *buf, size_t size)
 {
-    unsigned long e = ERR_get_error();
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    unsigned long e = bufferevent_get_openssl_error(s->bev);
     if (!e)
-        return "handshake failed";
-    ERR_error_string_n(e, buf, size);
+        e = ERR_get_error();
     ERR_clear_error();
+    if (s->p.tls_verify && v != X509_V_OK)
+        snprintf(buf, size, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+    else if (e)
+        ERR_error_string_n(e, buf, size);
+    else
+        snprintf(buf, size, "handshake failed");
     return buf;
 }
 
@@ -221,7 +229,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     } else if (s->p.smtp->step == MTA_STEP_TLS) {
         s->tls_failed = 1;
         mta_smtp_fail(s->p.smtp, "4.7.5", "TLS handshake with %s failed: %s", s->relay,
-                      tls_error_text(err, sizeof err));
+                      tls_error_text(s, err, sizeof err));
     } else {
         mta_smtp_fail(s->p.smtp, "4.4.2", "lost connection with %s while %s%s", s->relay,
                       s->p.smtp->dot_sent ? "waiting for the reply to " : "in ",

@@ -122,6 +122,7 @@ static int flush_msg(struct qmsg *m)
             n++;
         }
     m->bounce_retry_at = 0;
+    m->next_due = 0;
     return n;
 }
 

@@ -2,6 +2,7 @@
  * that asked, and every job has a lease: unanswered past it, its recipients are dispatched
  * again (a dead worker's job is never lost). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,15 +270,46 @@ static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint
     }
 }
 
-void queue_dispatch(struct queue *q)
+static int any_credit(const struct queue *q)
+{
+    for (size_t i = 0; i < q->nworkers; i++)
+        if (q->workers[i].credits > 0)
+            return 1;
+    return 0;
+}
+
+/* When this message next needs attention: 0 = now, UINT64_MAX = only after an event. */
+static uint64_t next_due(const struct qmsg *m)
+{
+    uint64_t due = UINT64_MAX;
+    for (size_t i = 0; i < m->rec->n_recipients; i++) {
+        const Rcpt *r = m->rec->recipients[i];
+        if (m->inflight[i])
+            continue;
+        if (r->state == ST(PENDING))
+            return 0;
+        if (r->state == ST(DEFERRED) && r->next_attempt < due)
+            due = r->next_attempt;
+        if (r->state == ST(FAILED) && !m->bounce_inflight && m->bounce_retry_at < due)
+            due = m->bounce_retry_at;
+    }
+    return due;
+}
+
+/* Walks the queue in arrival order handing due work to workers with credit. Messages that
+ * need nothing before next_due are skipped cheaply; without any credit left the walk stops
+ * (unless full: the periodic pass also finishes and bounces without workers). */
+static void dispatch_walk(struct queue *q, int full)
 {
     uint64_t now = queue_now();
     uint32_t *idx = NULL;
     size_t cap = 0;
     for (struct qmsg *m = q->head, *next; m; m = next) {
         next = m->next;
-        if (!m->committed || m->rec->hold)
+        if (!m->committed || m->rec->hold || m->next_due > now)
             continue;
+        if (!full && !any_credit(q))
+            break;
         if (m->rec->n_recipients + 1 > cap) {
             cap = m->rec->n_recipients + 1;
             idx = realloc(idx, cap * sizeof *idx);
@@ -287,10 +319,16 @@ void queue_dispatch(struct queue *q)
         if (queue_msg_finished(m)) {
             pm_log(PM_INFO, "event=removed id=%s reason=done", m->rec->queue_id);
             queue_msg_remove(q, m);
+            continue;
         }
+        m->next_due = next_due(m);
+        /* Still due now means it waits for credit: look again when credit comes. */
     }
     free(idx);
 }
+
+void queue_dispatch(struct queue *q) { dispatch_walk(q, 0); }
+void queue_dispatch_full(struct queue *q) { dispatch_walk(q, 1); }
 
 static struct job *take_job(struct queue *q, uint64_t job_id)
 {
@@ -397,6 +435,7 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
             }
         }
         queue_msg_mark_dirty(q, m);
+        m->next_due = 0;
     }
     free_job(q, j);
     queue_dispatch(q);
@@ -418,6 +457,7 @@ void queue_expire_leases(struct queue *q, uint64_t now)
         else
             for (size_t i = 0; i < j->nrcpts; i++)
                 j->msg->inflight[j->rcpts[i]] = 0;
+        j->msg->next_due = 0;
         free_job(q, j);
     }
     for (size_t i = 0; i < q->nworkers;) {

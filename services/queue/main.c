@@ -44,7 +44,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     queue_schedule_pass(q, now);
     if (q->dirty)
         queue_schedule_commit(q);
-    queue_dispatch(q);
+    queue_dispatch_full(q);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -20,6 +20,7 @@ struct qmsg {
     int committed;                /* stored and synced: may be dispatched */
     int removed;                  /* deleted or finished; freed once no job refers to it */
     int dirty;                    /* record must be written in the next commit */
+    uint64_t next_due;            /* skip in dispatch until then (0: look now) */
     int refs;                     /* jobs in flight referring to it */
     struct qmsg *prev, *next;     /* arrival order */
     struct qmsg *dirty_next;
@@ -103,7 +104,8 @@ int queue_count_received(const uint8_t *body, size_t len);
 /* dispatch.c */
 void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__Credit *c);
 void queue_on_result(struct queue *q, const Postmesh__JobResult *r);
-void queue_dispatch(struct queue *q);
+void queue_dispatch(struct queue *q);      /* after events: stops when no worker has credit */
+void queue_dispatch_full(struct queue *q); /* periodic: every message that is due */
 void queue_expire_leases(struct queue *q, uint64_t now);
 
 /* schedule.c: pure retry arithmetic and the periodic pass */

@@ -52,7 +52,9 @@ void queue_schedule_pass(struct queue *q, uint64_t now)
             changed = 1;
             pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
         }
-        if (changed)
+        if (changed) {
             queue_msg_mark_dirty(q, m);
+            m->next_due = 0;
+        }
     }
 }

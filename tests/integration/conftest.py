@@ -16,10 +16,20 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("POSTMESH_BIN", REPO / "build" / "bin"))
 
 
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A currently free TCP port never handed out before in this run (a port is bound only
+    later, by the service, so two calls must not return the same one)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def free_udp_port(host="127.0.0.1"):

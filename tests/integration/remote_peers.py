@@ -171,13 +171,15 @@ class AioSink:
     """aiosmtpd on host:port (EHLO with 8BITMIME, SIZE, SMTPUTF8; STARTTLS when tls=True;
     no PIPELINING)."""
 
-    def __init__(self, host, port, root: Path, tls=False):
+    def __init__(self, host, port, root: Path, tls=False, broken_tls=False):
         self.handler = Recorder()
         ctx = None
-        if tls:
+        if tls or broken_tls:
             cert, key = self_signed(root)
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(cert), str(key))
+            if broken_tls:  # offers STARTTLS, then cannot agree on anything: TLS 1.0 only
+                ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
         self.controller = Controller(self.handler, hostname=host, port=port, tls_context=ctx,
                                      require_starttls=False, enable_SMTPUTF8=True, decode_data=False,
                                      ready_timeout=10)

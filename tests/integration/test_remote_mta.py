@@ -70,8 +70,8 @@ def start_mta(env, **mta):
     return env["queue"]
 
 
-def aio(env, host, tls=False):
-    sink = AioSink(host, env["port"], env["root"], tls=tls)
+def aio(env, host, tls=False, broken_tls=False):
+    sink = AioSink(host, env["port"], env["root"], tls=tls, broken_tls=broken_tls)
     env["peers"].append(sink)
     return sink
 
@@ -98,6 +98,25 @@ def test_delivers_over_starttls_with_the_body_intact(env):
     log = mta_log(env)
     assert f"event=delivered id=00000000000000A1 to=bob@tls.test relay=mx.tls.test[127.0.0.4]:{env['port']}" in log
     assert "event=tls id=00000000000000A1" in log
+
+
+def test_broken_starttls_is_retried_in_the_clear(env):
+    sink = aio(env, "127.0.0.4", broken_tls=True)
+    q = start_mta(env)
+    r = by_index(q.result(q.send_job(["bob@tls.test"], "tls.test", body=BODY)))[0]
+    assert r["status"] == rp.DELIVERED
+    [msg] = sink.messages
+    assert not msg["tls"] and msg["content"] == BODY
+    assert "retry=plaintext" in mta_log(env)
+
+
+def test_tls_verify_refuses_an_unverifiable_server(env):
+    sink = aio(env, "127.0.0.4", tls=True)       # self-signed
+    q = start_mta(env, tls_verify=True)
+    r = by_index(q.result(q.send_job(["bob@tls.test"], "tls.test")))[0]
+    assert (r["status"], r["dsn_status"]) == (rp.TEMPFAIL, "4.7.5")
+    assert "certificate verify failed" in r["text"]
+    assert sink.messages == [] and "retry=plaintext" not in mta_log(env)
 
 
 def test_pipelining_peer_gets_every_recipient(env):

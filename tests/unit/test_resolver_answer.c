@@ -1,0 +1,221 @@
+/* DNS responses reduced to answers (CNAME chains, forged owners, TTLs, rcodes), name
+ * validation, and the TTL cache. Packets are built with ldns as a server would send them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "resolver/answer.h"
+#include "resolver/cache.h"
+#include "resolver/names.h"
+
+static ldns_pkt *response(ldns_pkt_rcode rc, const char *const *rrs)
+{
+    ldns_pkt *p = ldns_pkt_new();
+    assert_non_null(p);
+    ldns_pkt_set_qr(p, true);
+    ldns_pkt_set_rcode(p, (uint8_t)rc);
+    for (int i = 0; rrs && rrs[i]; i++) {
+        ldns_rr *rr = NULL;
+        assert_int_equal(ldns_rr_new_frm_str(&rr, rrs[i], 300, NULL, NULL), LDNS_STATUS_OK);
+        ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr);
+    }
+    return p;
+}
+
+static void reduce(ldns_pkt_rcode rc, const char *const *rrs, const char *qname, ldns_rr_type type,
+                   struct resolver_answer *a)
+{
+    ldns_pkt *p = response(rc, rrs);
+    assert_int_equal(resolver_answer_from_pkt(p, qname, type, 60, a), 0);
+    ldns_pkt_free(p);
+}
+
+static void test_mx_records(void **state)
+{
+    (void)state;
+    const char *rrs[] = {"Remote.TEST. 300 IN MX 20 MX2.remote.test.", "remote.test. 120 IN MX 10 mx1.remote.test.",
+                         NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "remote.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.rcode, RESOLVER_OK);
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.ttl, 120); /* the smallest TTL of what was used */
+    assert_int_equal(a.rr[0].pref, 20);
+    assert_string_equal(a.rr[0].text, "mx2.remote.test"); /* lower case, no trailing dot */
+    assert_string_equal(a.rr[1].text, "mx1.remote.test");
+    resolver_answer_free(&a);
+}
+
+static void test_null_mx_target_is_root(void **state)
+{
+    (void)state;
+    const char *rrs[] = {"nullmx.test. 300 IN MX 0 .", NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "nullmx.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.rr[0].text, ".");
+    assert_int_equal(a.rr[0].pref, 0);
+    resolver_answer_free(&a);
+}
+
+static void test_cname_chain_and_forged_records(void **state)
+{
+    (void)state;
+    const char *rrs[] = {"www.test. 500 IN CNAME alias.test.", "alias.test. 40 IN CNAME host.test.",
+                         "host.test. 300 IN A 192.0.2.1", "evil.test. 300 IN A 6.6.6.6",
+                         "www.test. 300 IN AAAA 2001:db8::1", NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "www.test", LDNS_RR_TYPE_A, &a);
+    assert_int_equal(a.rcode, RESOLVER_OK);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.rr[0].text, "192.0.2.1");
+    assert_int_equal(a.ttl, 40); /* the chain lives as long as its shortest link */
+    resolver_answer_free(&a);
+}
+
+static void test_records_of_other_names_are_no_data(void **state)
+{
+    (void)state;
+    const char *rrs[] = {"other.test. 300 IN MX 10 evil.test.", NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "asked.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.rcode, RESOLVER_NODATA);
+    assert_int_equal(a.n, 0);
+    assert_int_equal(a.ttl, 60);
+}
+
+static void test_rcodes(void **state)
+{
+    (void)state;
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NXDOMAIN, NULL, "gone.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.rcode, RESOLVER_NXDOMAIN);
+    assert_int_equal(a.ttl, 60);
+    reduce(LDNS_RCODE_SERVFAIL, NULL, "broken.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.rcode, RESOLVER_TEMPFAIL);
+    assert_string_equal(a.why, "SERVFAIL");
+    reduce(LDNS_RCODE_REFUSED, NULL, "broken.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.rcode, RESOLVER_TEMPFAIL);
+}
+
+static void test_unusable_names_are_skipped_and_counts_bounded(void **state)
+{
+    (void)state;
+    static char bufs[100][80];
+    const char *rrs[102];
+    snprintf(bufs[0], sizeof bufs[0], "big.test. 300 IN MX 1 bad\\032name.test.");
+    rrs[0] = bufs[0];
+    for (int i = 1; i < 100; i++) {
+        snprintf(bufs[i], sizeof bufs[i], "big.test. 300 IN MX %d mx%d.big.test.", i, i);
+        rrs[i] = bufs[i];
+    }
+    rrs[100] = NULL;
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "big.test", LDNS_RR_TYPE_MX, &a);
+    assert_int_equal(a.n, RESOLVER_MAX_RECORDS);
+    for (int i = 0; i < a.n; i++)
+        assert_null(strchr(a.rr[i].text, ' '));
+    assert_string_equal(a.rr[0].text, "mx1.big.test");
+    resolver_answer_free(&a);
+}
+
+static void test_name_normalization(void **state)
+{
+    (void)state;
+    char out[RESOLVER_NAME_MAX];
+    assert_int_equal(resolver_name_normalize("MX1.Example.TEST.", out, sizeof out), 0);
+    assert_string_equal(out, "mx1.example.test");
+    assert_int_equal(resolver_name_normalize(".", out, sizeof out), 0);
+    assert_string_equal(out, ".");
+    const char *bad[] = {"", "a..b", ".a", "a b.test", "x@y.test", "caf\xc3\xa9.test", "a/b", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(resolver_name_normalize(bad[i], out, sizeof out), -1);
+    char label[80];
+    memset(label, 'a', 64);
+    strcpy(label + 64, ".test");
+    assert_int_equal(resolver_name_normalize(label, out, sizeof out), -1); /* label > 63 */
+    char longname[300];
+    for (int i = 0; i < 255; i++)
+        longname[i] = i % 2 ? '.' : 'a'; /* "a.a. ... a": 255 characters */
+    longname[255] = '\0';
+    assert_int_equal(resolver_name_normalize(longname, out, sizeof out), -1); /* > 253 */
+}
+
+static struct resolver_answer one_a(const char *addr, uint32_t ttl)
+{
+    static struct resolver_record rr;
+    rr.pref = 0;
+    rr.text = (char *)addr;
+    struct resolver_answer a = {.rcode = RESOLVER_OK, .ttl = ttl, .n = 1, .rr = &rr};
+    return a;
+}
+
+static void test_cache_ttl(void **state)
+{
+    (void)state;
+    struct resolver_cache *c = resolver_cache_new(100);
+    struct resolver_answer a = one_a("192.0.2.7", 30);
+    resolver_cache_put(c, "h.test", LDNS_RR_TYPE_A, &a, 1000);
+    const struct resolver_answer *got = resolver_cache_get(c, "h.test", LDNS_RR_TYPE_A, 1029);
+    assert_non_null(got);
+    assert_string_equal(got->rr[0].text, "192.0.2.7");
+    assert_null(resolver_cache_get(c, "h.test", LDNS_RR_TYPE_AAAA, 1000)); /* other type */
+    assert_null(resolver_cache_get(c, "h.test", LDNS_RR_TYPE_A, 1030));   /* expired */
+    assert_int_equal(resolver_cache_count(c), 0);
+
+    struct resolver_answer neg = {.rcode = RESOLVER_NXDOMAIN, .ttl = 5};
+    resolver_cache_put(c, "gone.test", LDNS_RR_TYPE_MX, &neg, 1000);
+    got = resolver_cache_get(c, "gone.test", LDNS_RR_TYPE_MX, 1004);
+    assert_non_null(got);
+    assert_int_equal(got->rcode, RESOLVER_NXDOMAIN);
+
+    struct resolver_answer temp = {.rcode = RESOLVER_TEMPFAIL, .ttl = 300};
+    resolver_cache_put(c, "flaky.test", LDNS_RR_TYPE_MX, &temp, 1000);
+    assert_null(resolver_cache_get(c, "flaky.test", LDNS_RR_TYPE_MX, 1000));
+    struct resolver_answer zero = one_a("192.0.2.8", 0);
+    resolver_cache_put(c, "zero.test", LDNS_RR_TYPE_A, &zero, 1000);
+    assert_null(resolver_cache_get(c, "zero.test", LDNS_RR_TYPE_A, 1000));
+
+    /* A second put replaces the first. */
+    struct resolver_answer b = one_a("192.0.2.9", 100);
+    resolver_cache_put(c, "gone.test", LDNS_RR_TYPE_MX, &b, 1000);
+    assert_int_equal(resolver_cache_get(c, "gone.test", LDNS_RR_TYPE_MX, 1050)->rcode, RESOLVER_OK);
+    resolver_cache_free(c);
+}
+
+static void test_cache_is_bounded(void **state)
+{
+    (void)state;
+    struct resolver_cache *c = resolver_cache_new(10);
+    char name[32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(name, sizeof name, "h%d.test", i);
+        struct resolver_answer a = one_a("192.0.2.1", i < 5 ? 1 : 1000);
+        resolver_cache_put(c, name, LDNS_RR_TYPE_A, &a, 100);
+        assert_true(resolver_cache_count(c) <= 10);
+    }
+    /* The newest are kept, the oldest went first. */
+    assert_non_null(resolver_cache_get(c, "h24.test", LDNS_RR_TYPE_A, 100));
+    assert_null(resolver_cache_get(c, "h0.test", LDNS_RR_TYPE_A, 100));
+    resolver_cache_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mx_records),
+        cmocka_unit_test(test_null_mx_target_is_root),
+        cmocka_unit_test(test_cname_chain_and_forged_records),
+        cmocka_unit_test(test_records_of_other_names_are_no_data),
+        cmocka_unit_test(test_rcodes),
+        cmocka_unit_test(test_unusable_names_are_skipped_and_counts_bounded),
+        cmocka_unit_test(test_name_normalization),
+        cmocka_unit_test(test_cache_ttl),
+        cmocka_unit_test(test_cache_is_bounded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
