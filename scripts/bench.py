@@ -17,6 +17,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -402,6 +403,10 @@ def main():
     if len(sys.argv) < 2:
         sys.exit("usage: sh scripts/bench   (bench.py needs the temporary directory the wrapper made)")
     root = Path(sys.argv[1])
+    # Turn TERM/HUP into an exception so the finally blocks stop Postfix and our services
+    # (the wrapper's trap does it again, in case this process is killed outright).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     for exe in (BIN / "postmesh-queue", BIN / "postmesh-smtpd", Path(SMTP_SOURCE)):
         if not exe.exists():
             sys.exit(f"bench: {exe} is missing (make; apt-get install postfix for smtp-source)")

@@ -188,7 +188,8 @@ static void report_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, 
     bouncer_text_field(b, "Reporting-MTA", value);
     if (has_text(in->queue_id))
         bouncer_text_field(b, "X-Postmesh-Queue-ID", in->queue_id);
-    field_address(b, "X-Postmesh-Sender", in->sender);
+    if (has_text(in->sender))
+        field_address(b, "X-Postmesh-Sender", in->sender);
     if (in->arrival_time)
         field_date(b, "Arrival-Date", in->arrival_time);
     /* RFC 3464 2.1: per-message fields, then each recipient's block after an empty line

@@ -23,6 +23,7 @@ struct slot {
     struct mta_worker *w;
     Postmesh__BusMessage *msg;   /* while waiting in the backlog */
     struct mta_delivery *d;      /* while running */
+    uint32_t lease;              /* how long the queue waits for the result */
     char domain[256];
 };
 
@@ -144,9 +145,10 @@ static int domain_running(const struct mta_worker *w, const char *domain)
     return n;
 }
 
-/* Starts waiting jobs while the global and per-domain limits allow, oldest first. */
 static void on_delivery_done(struct mta_delivery *d, Postmesh__JobResult *res, void *arg);
 
+/* Starts waiting jobs while the global and per-domain limits allow, oldest first; a job for
+ * a busy domain waits without holding up the jobs behind it. */
 static void pump(struct mta_worker *w)
 {
     for (struct slot *s = w->backlog.head, *next; s && !w->shutting_down; s = next) {
@@ -170,7 +172,7 @@ static void on_delivery_done(struct mta_delivery *d, Postmesh__JobResult *res, v
     (void)d;
     struct slot *s = arg;
     struct mta_worker *w = s->w;
-    send_result(w, res, 0);
+    send_result(w, res, s->lease);
     unlink_slot(&w->running, s);
     push(&w->finished, s); /* freed by the reaper, outside the delivery's own call stack */
     struct timeval tv = {0, 0};
@@ -247,6 +249,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     pm_bus_steal(bus); /* keep the job (and its body) without copying */
     s->w = w;
     s->msg = msg;
+    s->lease = job->lease_seconds;
     const char *dom = job->domain;
     if (!dom || !*dom) {
         const char *at = job->n_recipients ? strrchr(job->recipients[0]->address, '@') : NULL;

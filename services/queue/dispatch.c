@@ -391,7 +391,22 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
 static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, const Postmesh__JobResult *r)
 {
     int ok = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED;
+    int perm = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL;
     m->bounce_inflight = 0;
+    if (perm) {
+        /* The notice itself cannot be delivered: it ends in the log, never in a loop. */
+        for (size_t i = 0; i < j->nrcpts && !j->delay_notice; i++) {
+            Rcpt *rc = m->rec->recipients[j->rcpts[i]];
+            if (rc->state == ST(FAILED))
+                rc->state = ST(BOUNCED);
+        }
+        if (j->delay_notice)
+            m->rec->delay_warned = 1;
+        char text[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=bounce_failed id=%s notify=<%s> reason=%s", m->rec->queue_id, m->rec->sender,
+               PM_LV(text, r->results[0]->text));
+        return;
+    }
     if (!ok) {
         m->bounce_retry_at = queue_now() + (uint64_t)q->cfg->queue.retry_min;
         pm_log(PM_WARN, "event=dsn_deferred id=%s", m->rec->queue_id);

@@ -203,7 +203,7 @@ class SmtpSink:
         self.log = open(root / f"sink-{host}-{port}.log", "wb")
         user = ["-u", "root"] if os.geteuid() == 0 else []  # required as root; keeps access to tmp
         self.proc = subprocess.Popen(["/usr/sbin/smtp-sink", *user, "-d", f"{self.dir}/%H%M%S.", *args,
-                                      f"{host}:{port}", "32"], stdout=self.log, stderr=subprocess.STDOUT)
+                                      f"{host}:{port}", "256"], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.proc.poll() is not None or _connects(host, port), 10, what="smtp-sink")
         assert self.proc.poll() is None
 

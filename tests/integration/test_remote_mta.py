@@ -56,7 +56,7 @@ def env(pm, tmp_path):
     stuff = {"pm": pm, "port": port, "queue": queue, "root": tmp_path, "peers": []}
     yield stuff
     pm.stop_all()
-    queue.close()
+    stuff["queue"].close()
     for peer in stuff["peers"]:
         peer.stop()
     dns.stop()
@@ -276,6 +276,21 @@ def test_per_domain_limit_without_blocking_other_domains(env):
     elapsed = time.monotonic() - t0
     assert elapsed >= 2.8, f"6 jobs, 2 at a time, 1 s each took only {elapsed:.1f}s"
     assert elapsed < 8
+
+
+def test_result_is_kept_while_the_queue_is_away(env):
+    slow = SmtpSink("127.0.0.8", env["port"], env["root"], "-w", "2")
+    env["peers"].append(slow)
+    q = start_mta(env)
+    job = q.send_job(["x@slow.test"], "slow.test", queue_id="00000000000000D1")
+    wait_for(lambda: "event=connecting id=00000000000000D1" in mta_log(env), 10, what="connection")
+    q.close()                                   # the queue goes away mid-delivery ...
+    wait_for(lambda: "event=result_held id=00000000000000D1" in mta_log(env), 15, what="held result")
+    back = Dispatcher(env["pm"])                 # ... and comes back
+    env["queue"] = back
+    r = by_index(back.result(job, timeout=15))[0]
+    assert r["status"] == rp.DELIVERED
+    assert back.credits, "the mta announced itself to the returning queue"
 
 
 def test_heartbeat_credit_and_clean_shutdown_reports_tempfail(env):

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bouncer/compose.h"
+#include "bouncer/text.h"
 
 #define NOW 1764242460ULL     /* Thu, 27 Nov 2025 11:21:00 +0000 */
 #define ARRIVAL (NOW - 3600)  /* 10:21:00 */
@@ -477,9 +478,45 @@ static void test_no_headers_and_odd_inputs(void **state)
     bouncer_dsn_free(&d);
 }
 
+static void test_text_helpers(void **state)
+{
+    (void)state;
+    char buf[64];
+    bouncer_text_date(buf, sizeof buf, 0);
+    assert_string_equal(buf, "Thu, 1 Jan 1970 00:00:00 +0000");
+    bouncer_text_date(buf, sizeof buf, 951782400);
+    assert_string_equal(buf, "Tue, 29 Feb 2000 00:00:00 +0000");
+    bouncer_text_duration(buf, sizeof buf, 432000, 1);
+    assert_string_equal(buf, "5 day(s)");
+    bouncer_text_duration(buf, sizeof buf, 5400, 1);
+    assert_string_equal(buf, "90 minute(s)");
+    bouncer_text_duration(buf, sizeof buf, 5400, 0);
+    assert_string_equal(buf, "1 hour(s)");
+    bouncer_text_duration(buf, sizeof buf, 7, 1);
+    assert_string_equal(buf, "7 second(s)");
+
+    /* Text wrapping: breaks at spaces before column 78, continuation indented. */
+    struct bouncer_buf b;
+    bouncer_buf_init(&b);
+    bouncer_text_fold(&b, 0, "aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd eeeeeeeee fffffffff ggggggggg hhhhhhhhh iii", "    ");
+    assert_string_equal(b.data, "aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd eeeeeeeee fffffffff ggggggggg\r\n"
+                                "    hhhhhhhhh iii");
+    bouncer_buf_free(&b);
+    /* Header folding keeps the whitespace at the start of the continuation line. */
+    bouncer_text_field(&b, "X-Test", "aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd eeeeeeeee fffffffff ggggggggg hhhhhhhhh");
+    assert_string_equal(b.data, "X-Test: aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd eeeeeeeee fffffffff ggggggggg\r\n"
+                                " hhhhhhhhh\r\n");
+    bouncer_buf_free(&b);
+    /* Controls become spaces (no header injection), non-ASCII becomes '?'. */
+    bouncer_text_field(&b, "X-Test", "a\r\nBcc: x \xc3\xa9\xff");
+    assert_string_equal(b.data, "X-Test: a Bcc: x ??\r\n");
+    bouncer_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_helpers),
         cmocka_unit_test(test_failed_dsn_structure),
         cmocka_unit_test(test_delay_notice),
         cmocka_unit_test(test_several_recipients_and_defaults),
