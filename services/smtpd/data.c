@@ -1,5 +1,7 @@
 #include "data.h"
 
+#include <string.h>
+
 enum { S_BOL, S_MID, S_CR, S_DOT, S_DOT_CR };
 
 void smtpd_data_init(struct smtpd_data *d, size_t max_line)
@@ -17,6 +19,28 @@ enum smtpd_data_status smtpd_data_feed(struct smtpd_data *d, const char *in, siz
     size_t o = 0, i = 0;
     enum smtpd_data_status st = SMTPD_DATA_MORE;
     while (i < n) {
+        if (d->state == S_MID) {
+            /* Fast path: copy the run of ordinary octets up to the next CR, LF or NUL. */
+            const char *p = in + i, *end = in + n;
+            const char *cr = memchr(p, '\r', (size_t)(end - p));
+            const char *stop = cr ? cr : end;
+            const char *lf = memchr(p, '\n', (size_t)(stop - p));
+            if (lf)
+                stop = lf;
+            const char *nul = memchr(p, '\0', (size_t)(stop - p));
+            if (nul)
+                stop = nul;
+            size_t run = (size_t)(stop - p);
+            if (run) {
+                if (d->line_len + run > d->max_line)
+                    d->long_line = 1;
+                d->line_len += run;
+                memcpy(out + o, p, run);
+                o += run;
+                i += run;
+                continue;
+            }
+        }
         char c = in[i++];
         if (++d->line_len > d->max_line)
             d->long_line = 1;

@@ -1,5 +1,5 @@
-"""Real peers for the remote-delivery tests, all on loopback: a DNS server (dnsmasq, or
-ldns-testns for answers dnsmasq cannot give), SMTP servers (aiosmtpd in-process, Postfix's
+"""Real peers for the remote-delivery tests, all on loopback: a DNS server (dnsmasq, or a
+scripted one for answers dnsmasq cannot give), SMTP servers (aiosmtpd in-process, Postfix's
 smtp-sink), and bus clients speaking the Postmesh wire contract (remote_proto.py) with the
 services' own CurveZMQ keys from state_dir/keys.
 """
@@ -90,30 +90,100 @@ class Dnsmasq:
         self.log.close()
 
 
-class LdnsTestns:
-    """ldns-testns with a scripted data file: SERVFAIL, truncated answers, anything.
-    probe_name: a name the data answers for any type (to know it is up)."""
+def _encode_name(name):
+    return b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".") if p) + b"\0"
 
-    def __init__(self, root: Path, data: str, probe_name: str):
+
+def mx_rdata(pref, host):
+    return struct.pack(">H", pref) + _encode_name(host)
+
+
+def a_rdata(ip):
+    return socket.inet_aton(ip)
+
+
+class ScriptedDns:
+    """A tiny authoritative DNS server on 127.0.0.1 (UDP and TCP) for answers dnsmasq will
+    not give: SERVFAIL, truncation, records for the wrong name. script(qname, qtype, tcp)
+    returns (rcode, [(owner, type, ttl, rdata)], truncated) or None to stay silent."""
+
+    def __init__(self, script):
+        self.script = script
         self.port = free_dual_port()
-        path = root / f"testns-{self.port}.data"
-        path.write_text(data)
-        self.log = open(root / f"testns-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(["ldns-testns", "-p", str(self.port), str(path)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.proc.poll() is not None or dns_answers(self.port, probe_name), 10,
-                 what="ldns-testns")
-        assert self.proc.poll() is None
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", self.port))
+        self.tcp = socket.socket()
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", self.port))
+        self.tcp.listen(16)
+        for sock in (self.udp, self.tcp):
+            sock.settimeout(0.2)
+        self.running = True
+        self.threads = [threading.Thread(target=self._serve_udp, daemon=True),
+                        threading.Thread(target=self._serve_tcp, daemon=True)]
+        for t in self.threads:
+            t.start()
 
     @property
     def nameserver(self):
         return f"127.0.0.1:{self.port}"
 
+    def _answer(self, query, tcp):
+        if len(query) < 17:
+            return None
+        qid, = struct.unpack(">H", query[:2])
+        i, labels = 12, []
+        while i < len(query) and query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode(errors="replace"))
+            i += 1 + query[i]
+        qtype, = struct.unpack(">H", query[i + 1:i + 3])
+        question = query[12:i + 5]
+        out = self.script(".".join(labels).lower(), qtype, tcp)
+        if out is None:
+            return None
+        rcode, records, truncated = out
+        flags = 0x8180 | rcode | (0x0200 if truncated else 0)
+        body = b"".join(_encode_name(owner) + struct.pack(">HHIH", rtype, 1, ttl, len(rdata)) + rdata
+                        for owner, rtype, ttl, rdata in records)
+        return struct.pack(">HHHHHH", qid, flags, 1, len(records), 0, 0) + question + body
+
+    def _serve_udp(self):
+        while self.running:
+            try:
+                query, peer = self.udp.recvfrom(4096)
+            except OSError:
+                continue
+            reply = self._answer(query, False)
+            if reply:
+                self.udp.sendto(reply, peer)
+
+    def _serve_tcp(self):
+        while self.running:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    data = b""
+                    while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    reply = self._answer(data[2:], True)
+                    if reply:
+                        conn.sendall(struct.pack(">H", len(reply)) + reply)
+                except OSError:
+                    pass
+
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        self.running = False
+        for t in self.threads:
+            t.join(5)
+        self.udp.close()
+        self.tcp.close()
 
 
 # ------------------------------------------------------------------ SMTP peers

@@ -7,7 +7,7 @@ import pytest
 
 import remote_proto as rp
 from conftest import BIN, REPO, free_udp_port
-from remote_peers import Dnsmasq, ResolverClient, LdnsTestns
+from remote_peers import Dnsmasq, ResolverClient, ScriptedDns, a_rdata, mx_rdata
 
 ZONE = [
     "--mx-host=remote.test,mx1.remote.test,10", "--mx-host=remote.test,mx2.remote.test,20",
@@ -142,65 +142,25 @@ def test_cache_honours_ttl_and_negative_ttl(pm, tmp_path):
     client.close()
 
 
-TESTNS_DATA = """
-ENTRY_BEGIN
-MATCH opcode qname
-ADJUST copy_id
-REPLY QR RD RA SERVFAIL
-SECTION QUESTION
-servfail.test. IN MX
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname UDP
-ADJUST copy_id
-REPLY QR RD RA TC NOERROR
-SECTION QUESTION
-big.test. IN MX
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname TCP
-ADJUST copy_id
-REPLY QR RD RA NOERROR
-SECTION QUESTION
-big.test. IN MX
-SECTION ANSWER
-big.test. 300 IN MX 10 mx1.big.test.
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR RD RA NOERROR
-SECTION QUESTION
-mx1.big.test. IN A
-SECTION ANSWER
-mx1.big.test. 300 IN A 127.0.0.9
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR RD RA NOERROR
-SECTION QUESTION
-mx1.big.test. IN AAAA
-ENTRY_END
-
-ENTRY_BEGIN
-MATCH opcode qtype qname
-ADJUST copy_id
-REPLY QR RD RA NOERROR
-SECTION QUESTION
-forged.test. IN MX
-SECTION ANSWER
-other.test. 300 IN MX 10 evil.test.
-ENTRY_END
-"""
+def scripted(qname, qtype, tcp):
+    """servfail.test fails; big.test only answers over TCP; forged.test answers for another
+    name; anything else under .test has no data."""
+    MX, A = 15, 1
+    if qname == "servfail.test":
+        return 2, [], False
+    if qname == "big.test" and qtype == MX:
+        return (0, [("big.test", MX, 300, mx_rdata(10, "mx1.big.test"))], False) if tcp else (0, [], True)
+    if qname == "mx1.big.test" and qtype == A:
+        return 0, [("mx1.big.test", A, 300, a_rdata("127.0.0.9"))], False
+    if qname == "forged.test":
+        return 0, [("other.test", MX, 300, mx_rdata(10, "evil.test"))], False
+    if qname == "evil.test" and qtype == A:   # believing the forgery would make it usable
+        return 0, [("evil.test", A, 300, a_rdata("127.0.0.66"))], False
+    return 0, [], False
 
 
-def test_servfail_truncation_and_forged_answers(pm, tmp_path):
-    ns = LdnsTestns(tmp_path, TESTNS_DATA, "servfail.test")
+def test_servfail_truncation_and_forged_answers(pm):
+    ns = ScriptedDns(scripted)
     try:
         pm.configure(resolver={"nameservers": [ns.nameserver], "timeout": 2})
         pm.start("resolver")
@@ -211,7 +171,9 @@ def test_servfail_truncation_and_forged_answers(pm, tmp_path):
         # A truncated UDP answer is asked again over TCP.
         assert hosts(client.resolve("big.test")) == [("mx1.big.test", 10, ["127.0.0.9"])]
         # Records for a name that was not asked about are not believed.
-        assert client.resolve("forged.test")["status"] != rp.OK
+        r = client.resolve("forged.test")      # no MX of its own, no address: unusable
+        assert (r["status"], r["hosts"]) == (rp.PERMFAIL, [])
+        assert "evil" not in r["text"]
         client.close()
     finally:
         ns.stop()
