@@ -46,6 +46,9 @@ struct pm_config;
 /* Must be called once after loading the config, before any socket: sets this service's
  * CurveZMQ identity (state_dir/keys/<service>.key, created if missing). */
 void pm_bus_security_init(const struct pm_config *cfg, const char *service);
+/* Reads a server's public key ("queue", "resolver") now and keeps it, for a process that
+ * creates its client sockets only after it chrooted away from state_dir/keys. 0 or -1. */
+int pm_bus_security_preload(const char *server);
 /* Curve server/client settings for tcp:// endpoints (bus_security.c). -1: do not use. */
 int pm_bus_apply_security(void *sock, const char *endpoint, int is_server);
 void pm_bus_after_bind(const char *endpoint);

@@ -23,6 +23,12 @@ static struct {
     char queue_endpoint[256], queue_control[256], resolver_endpoint[256];
     pthread_t zap_thread;
     int zap_running;
+    /* Server public keys read before a chroot hid state_dir/keys (pm_bus_security_preload). */
+    struct {
+        char name[16];
+        char pub[PM_KEY_Z85];
+    } preloaded[4];
+    int npreloaded;
 } sec;
 
 void pm_bus_security_init(const struct pm_config *cfg, const char *service)
@@ -41,11 +47,48 @@ void pm_bus_security_init(const struct pm_config *cfg, const char *service)
         pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair\" dir=%s", sec.keys_dir);
         sec.pub[0] = sec.sec[0] = '\0'; /* every tcp:// socket will refuse to start */
     }
+    /* Every client may need these, and a worker reads nothing after its chroot. */
+    pm_bus_security_preload("queue");
+    pm_bus_security_preload("resolver");
+}
+
+int pm_bus_security_preload(const char *server)
+{
+    if (!sec.ready || !sec.curve)
+        return 0;
+    for (int i = 0; i < sec.npreloaded; i++)
+        if (strcmp(sec.preloaded[i].name, server) == 0)
+            return 0;
+    if (sec.npreloaded == (int)(sizeof sec.preloaded / sizeof sec.preloaded[0]))
+        return -1;
+    char pub[PM_KEY_Z85];
+    if (pm_keys_public(sec.keys_dir, server, pub) < 0) {
+        pm_log(PM_ERR, "event=bus_security_error reason=\"no server key\" server=%s dir=%s", server, sec.keys_dir);
+        return -1;
+    }
+    snprintf(sec.preloaded[sec.npreloaded].name, sizeof sec.preloaded[0].name, "%s", server);
+    memcpy(sec.preloaded[sec.npreloaded].pub, pub, sizeof pub);
+    sec.npreloaded++;
+    return 0;
+}
+
+/* The server's public key: preloaded, else read from the keys directory now. */
+static int server_public(const char *server, char pub[PM_KEY_Z85])
+{
+    for (int i = 0; i < sec.npreloaded; i++)
+        if (strcmp(sec.preloaded[i].name, server) == 0) {
+            memcpy(pub, sec.preloaded[i].pub, PM_KEY_Z85);
+            return 0;
+        }
+    return pm_keys_public(sec.keys_dir, server, pub);
 }
 
 static int recv_str(void *s, char *buf, size_t size, int *more)
 {
-    int n = zmq_recv(s, buf, size - 1, 0);
+    int n;
+    do /* EINTR: e.g. glibc's setuid broadcast to every thread when the process drops root */
+        n = zmq_recv(s, buf, size - 1, 0);
+    while (n < 0 && errno == EINTR);
     if (n < 0)
         return -1;
     buf[(size_t)n < size - 1 ? (size_t)n : size - 1] = '\0';
@@ -149,7 +192,7 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
     }
     const char *server = server_name(endpoint);
     char server_pub[PM_KEY_Z85];
-    if (!server || pm_keys_public(sec.keys_dir, server, server_pub) < 0) {
+    if (!server || server_public(server, server_pub) < 0) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"no server key\" endpoint=%s", endpoint);
         return -1;
     }

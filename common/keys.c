@@ -106,30 +106,71 @@ int pm_keys_public(const char *dir, const char *name, char pub[PM_KEY_Z85])
     return pm_keys_load_or_create(dir, name, pub, sec);
 }
 
-/* The allowlist is read once (before a chroot hides the directory) and re-read on demand. */
+/* The allowlist is read once (before a chroot hides the directory) and re-read on demand
+ * through a descriptor of the directory kept from the first read, so a key added later is
+ * found even from inside the queue's chroot. */
 static unsigned char (*allowed)[32];
 static size_t nallowed;
+static int allow_dirfd = -1;
+static char allow_dir[4096];
+static struct timespec allow_mtime; /* of the directory when last read */
+
+static int read_line_at(int dirfd, const char *name, char out[PM_KEY_Z85])
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    char line[64];
+    ssize_t n = read(fd, line, sizeof line);
+    close(fd);
+    if (n < 40)
+        return -1;
+    memcpy(out, line, 40);
+    out[40] = '\0';
+    return 0;
+}
 
 int pm_keys_load_allowlist(const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
+    if (allow_dirfd < 0 || strcmp(allow_dir, dir) != 0) {
+        int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        if (allow_dirfd >= 0)
+            close(allow_dirfd);
+        allow_dirfd = fd;
+        snprintf(allow_dir, sizeof allow_dir, "%s", dir);
+    }
+    struct stat st;
+    if (fstat(allow_dirfd, &st) == 0)
+        allow_mtime = st.st_mtim;
+    int lfd = openat(allow_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (!d) {
+        if (lfd >= 0)
+            close(lfd);
         return -1;
+    }
     size_t n = 0, cap = 16;
     unsigned char (*list)[32] = malloc(cap * 32);
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while (list && (e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0)
             continue;
-        char path[4096], z85[PM_KEY_Z85];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (n == cap)
-            list = realloc(list, (cap *= 2) * 32);
-        if (read_line(path, 0, z85) == 0 && zmq_z85_decode(list[n], z85))
+        char z85[PM_KEY_Z85];
+        if (n == cap) {
+            unsigned char (*nl)[32] = realloc(list, (cap *= 2) * 32);
+            if (!nl)
+                break;
+            list = nl;
+        }
+        if (read_line_at(dirfd(d), e->d_name, z85) == 0 && zmq_z85_decode(list[n], z85))
             n++;
     }
     closedir(d);
+    if (!list)
+        return -1;
     free(allowed);
     allowed = list;
     nallowed = n;
@@ -141,7 +182,12 @@ int pm_keys_is_allowed(const char *dir, const unsigned char key[32])
     for (size_t i = 0; i < nallowed; i++)
         if (memcmp(allowed[i], key, 32) == 0)
             return 1;
-    /* Unknown: the operator may have added a key since; look again if we still can. */
+    /* Unknown: the operator may have added a key since; look again, but only if the directory
+     * changed (a stream of bad handshakes must not turn into a stream of directory reads). */
+    struct stat st;
+    if (allow_dirfd >= 0 && strcmp(allow_dir, dir) == 0 && fstat(allow_dirfd, &st) == 0 &&
+        st.st_mtim.tv_sec == allow_mtime.tv_sec && st.st_mtim.tv_nsec == allow_mtime.tv_nsec)
+        return 0;
     if (pm_keys_load_allowlist(dir) < 0)
         return 0;
     for (size_t i = 0; i < nallowed; i++)

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -209,6 +210,12 @@ static pid_t spawn(const struct pm_worker_spec *spec, int *parent_end)
     }
     if (pid == 0) {
         close(sv[0]);
+        /* A worker never outlives its parent (kill -9 of the parent, a crash): it would keep
+         * serving with nobody to answer its checks. pm_privsep_drop keeps this across setuid. */
+        pid_t parent = getppid();
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+            _exit(1);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -262,7 +269,8 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
                     stopping = 1;
                     if (pid > 0)
                         kill(pid, SIGTERM);
-                } else if (si.ssi_signo == SIGHUP && spec->reload && chan >= 0) {
+                } else if (si.ssi_signo == SIGHUP && spec->reload) {
+                    /* Also while no worker runs (chan -1): the next one starts with the new files. */
                     spec->reload(chan, spec->arg);
                 }
             }

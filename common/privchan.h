@@ -12,6 +12,8 @@ enum pm_priv_op {
     PM_PRIV_AUTH = 1,        /* a = address, b = password        -> result 1 ok / 0 no */
     PM_PRIV_RCPT_EXISTS = 2, /* a = address (local domain)        -> 1 user or alias / 0 */
     PM_PRIV_SENDER_OK = 3,   /* a = auth user, b = envelope sender -> 1 may use / 0 */
+    PM_PRIV_MAILBOX_REPAIR = 4, /* a = address: its mailbox directories made by someone else
+                                 * (root) become the store user's -> number fixed */
     PM_PRIV_TLS_PEM = 100,   /* parent -> worker: a = certificate PEM, b = key PEM */
 };
 
@@ -54,7 +56,8 @@ struct pm_worker_spec {
     int (*worker_main)(int parent_fd, void *arg);
     /* Runs in the parent for each request; fills reply->result (and a/b if it wants). */
     void (*answer)(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
-    /* Runs in the parent on SIGHUP; may push messages to the worker with pm_priv_send. */
+    /* Runs in the parent on SIGHUP; may push messages to the worker with pm_priv_send
+     * (worker_fd is -1 while no worker runs: re-read the files for the next one). */
     void (*reload)(int worker_fd, void *arg);
     void *arg;
 };

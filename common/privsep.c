@@ -32,9 +32,9 @@ static gid_t chown_gid;
 
 static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    (void)st;
-    (void)flag;
     (void)ftw;
+    if (flag != FTW_NS && st->st_uid == chown_uid && st->st_gid == chown_gid)
+        return 0; /* already right: a big mail store costs a walk, not a write per file */
     if (lchown(path, chown_uid, chown_gid) < 0)
         pm_log(PM_WARN, "event=chown_failed path=%s error=\"%s\"", path, strerror(errno));
     return 0;

@@ -20,6 +20,9 @@ static const char *const allowed[] = {
     "getrlimit", "prlimit64", "setitimer", "alarm", "timerfd_create", "timerfd_settime", "timerfd_gettime",
     "uname", "prctl", "arch_prctl", "set_tid_address", "wait4", "kill", "umask", "mlock", "munlock", "mlock2",
     "getcpu", "sysinfo", "getrusage", "times", "getitimer", "sched_getparam", "sched_getscheduler", "getpriority",
+    /* libzmq re-applies its thread's (unchanged) policy when a socket's I/O thread starts after
+     * the filter: harmless without CAP_SYS_NICE (no real-time class, only lowering) */
+    "sched_setscheduler", "sched_setparam",
     /* file descriptors and files (the chroot bounds what can be reached) */
     "read", "write", "readv", "writev", "pread64", "pwrite64", "close", "close_range", "dup", "dup2", "dup3",
     "fcntl", "ioctl", "lseek", "open", "openat", "creat", "stat", "fstat", "lstat", "newfstatat", "statx",

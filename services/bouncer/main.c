@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "config.h"
 #include "log.h"
+#include "privsep.h"
 #include "worker.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -63,6 +64,9 @@ int main(int argc, char **argv)
     if (!w) {
         pm_log(PM_ERR, "event=fatal reason=bus endpoint=%s", cfg.queue.endpoint);
         rc = 1;
+    } else if (pm_privsep_drop(&(struct pm_sandbox){
+                   .user = "postmesh", .chroot_dir = pm_config_state_path(&cfg, "empty", err, sizeof err)}) < 0) {
+        rc = 1; /* least privilege: the bouncer needs only the bus */
     } else {
         pm_log(PM_INFO, "event=started endpoint=%s slots=%d", cfg.queue.endpoint, wc.slots);
         event_base_dispatch(base);

@@ -2,6 +2,7 @@
 #ifndef PM_CLI_H
 #define PM_CLI_H
 #include <stddef.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -14,6 +15,13 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_status(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_user(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_check(const struct pm_config *cfg, const char *config_path, int argc, char **argv);
+int cli_cmd_keys(const struct pm_config *cfg, int argc, char **argv);
+
+/* The CurveZMQ keys directory: bus.keys_dir, or state_dir/keys. Returns dst. */
+char *cli_keys_dir(const struct pm_config *cfg, char *dst, size_t size);
+/* Creates every bus participant's missing keypair; prints "name public-key" lines to out
+ * (if not NULL). Returns how many pairs it created, or -1 (printed). */
+int cli_keys_init(const struct pm_config *cfg, FILE *out);
 
 /* Prints "postmesh: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,7 +16,8 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  run                   start every installed service and supervise them in the foreground\n"
-    "  check                 validate the configuration, users, aliases and TLS files\n"
+    "  check                 validate the configuration, users, aliases, TLS files, keys and\n"
+    "                        permissions; show what each service would run as\n"
     "  status                the queue's counters\n"
     "  queue list            one line per message: id age size sender state recipients\n"
     "  queue show ID         envelope and headers of one message\n"
@@ -28,6 +29,8 @@ static const char usage_text[] =
     "  user passwd ADDRESS   set a new password (from stdin)\n"
     "  user del ADDRESS      remove a mailbox's login (its mail stays on disk)\n"
     "  user list             the addresses that can log in\n"
+    "  keys init             create the bus keypairs (CurveZMQ) that are missing; print the public keys\n"
+    "  keys list             name and public key of every key in the keys directory (the allowlist)\n"
     "  help                  this text\n"
     "\n"
     "exit status: 0 ok, 1 failure, 2 usage or configuration error\n";
@@ -98,7 +101,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return CLI_OK;
     }
-    static const char *const known[] = {"run", "check", "status", "queue", "user", NULL};
+    static const char *const known[] = {"run", "check", "status", "queue", "user", "keys", NULL};
     int found = 0;
     for (const char *const *k = known; *k; k++)
         found |= !strcmp(*k, cmd);
@@ -125,6 +128,8 @@ int main(int argc, char **argv)
         rc = cli_cmd_status(&cfg, argc, argv);
     else if (!strcmp(cmd, "queue"))
         rc = cli_cmd_queue(&cfg, argc, argv);
+    else if (!strcmp(cmd, "keys"))
+        rc = cli_cmd_keys(&cfg, argc, argv);
     else
         rc = cli_cmd_user(&cfg, argc, argv);
     pm_config_free(&cfg);

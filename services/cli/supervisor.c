@@ -327,6 +327,17 @@ static int prepare(const struct pm_config *cfg)
         pm_log(PM_ERR, "event=setup_failed state_dir=%s error=\"%s\"", cfg->state_dir, strerror(errno));
         return -1;
     }
+    /* Every bus keypair before any service starts: no service races another to create them,
+     * and they are made by whoever runs us (root), before the services drop privileges. */
+    if (cfg->bus.curve) {
+        char dir[4096];
+        int created = cli_keys_init(cfg, NULL);
+        if (created < 0) {
+            pm_log(PM_ERR, "event=setup_failed keys_dir=%s", cli_keys_dir(cfg, dir, sizeof dir));
+            return -1;
+        }
+        pm_log(PM_INFO, "event=keys_ready dir=%s created=%d", cli_keys_dir(cfg, dir, sizeof dir), created);
+    }
     char err[1024], lv[PM_LOGV_SIZE];
     int r = cli_tls_ensure(cfg, err, sizeof err);
     if (r < 0) {

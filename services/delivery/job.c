@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mailstore.h"
+#include "mailroot.h"
 #include "maildir.h"
 
 static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
@@ -65,20 +65,28 @@ static void decide(struct delivery_rcpt *r, Postmesh__RecipientResult__Status st
     snprintf(r->text, sizeof r->text, "%s", text);
 }
 
-void delivery_job_prepare(struct delivery_job *job, const struct pm_config *cfg, const struct pm_users *users)
+void delivery_job_set_user(struct delivery_job *job, size_t i, int exists)
+{
+    if (i >= job->nrcpt || job->rcpts[i].decided)
+        return;
+    struct delivery_rcpt *r = &job->rcpts[i];
+    if (exists < 0)
+        decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0", "users database unavailable");
+    else if (!exists)
+        decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL, "5.1.1", "no such local user");
+}
+
+void delivery_job_locate(struct delivery_job *job, const char *mail_root)
 {
     for (size_t i = 0; i < job->nrcpt; i++) {
         struct delivery_rcpt *r = &job->rcpts[i];
         char path[PATH_MAX];
-        if (!users) {
-            decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0", "users database unavailable");
-        } else if (!pm_users_exists(users, r->address)) {
-            decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL, "5.1.1", "no such local user");
-        } else if (pm_mailstore_maildir(cfg, r->address, path, sizeof path) < 0) {
+        if (r->decided)
+            continue;
+        if (pm_mailroot_maildir(mail_root, r->address, path, sizeof path) < 0)
             decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL, "5.1.3", "address has no usable mailbox name");
-        } else if (!(r->maildir = strdup(path))) {
+        else if (!(r->maildir = strdup(path)))
             decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0", "out of memory");
-        }
     }
 }
 
@@ -89,6 +97,7 @@ static void decide_errno(struct delivery_rcpt *r, int err)
     snprintf(text, sizeof text, "cannot write mailbox: %s", strerror(err));
     const char *dsn = err == EDQUOT ? "4.2.2" : err == ENOSPC ? "4.3.1" : "4.3.0";
     decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, dsn, text);
+    r->error = err;
 }
 
 void delivery_job_run(struct delivery_job *job)

@@ -1,6 +1,7 @@
 /* One delivery job: a copy of the queue's Job (the bus message is freed after its handler),
  * the per-recipient decisions and their results. Users are checked on the event loop
- * thread (delivery_job_prepare); the Maildir writes run on a pool thread (delivery_job_run). */
+ * thread (delivery_job_set_user, then delivery_job_locate); the Maildir writes run on a pool
+ * thread (delivery_job_run). */
 #ifndef DELIVERY_JOB_H
 #define DELIVERY_JOB_H
 #include <stddef.h>
@@ -8,7 +9,6 @@
 
 #include "config.h"
 #include "postmesh.pb-c.h"
-#include "users.h"
 
 struct delivery_rcpt {
     uint32_t index;
@@ -16,6 +16,7 @@ struct delivery_rcpt {
     char *maildir;   /* NULL once a result is decided without writing */
     int decided;
     int duplicate;
+    int error;       /* errno of a failed write (EACCES: the parent may repair ownership) */
     Postmesh__RecipientResult__Status status;
     char dsn[16];
     char text[160];
@@ -37,9 +38,13 @@ struct delivery_job {
 struct delivery_job *delivery_job_new(const Postmesh__Job *j, const char *hostname);
 void delivery_job_free(struct delivery_job *job);
 
-/* Decides what needs no disk: unknown users (PERMFAIL 5.1.1), no usable users database or
- * mailbox path (TEMPFAIL). users may be NULL (database unreadable). */
-void delivery_job_prepare(struct delivery_job *job, const struct pm_config *cfg, const struct pm_users *users);
+/* The users check's answer for recipient i (asked of the privileged parent, usercheck.h):
+ * 1 a local user; 0 no such user (PERMFAIL 5.1.1); -1 no answer (TEMPFAIL 4.3.0). */
+void delivery_job_set_user(struct delivery_job *job, size_t i, int exists);
+
+/* Decides the mailbox path (below mail_root, mailroot.h) of every recipient not decided
+ * yet; an address with no usable mailbox name fails permanently (5.1.3). */
+void delivery_job_locate(struct delivery_job *job, const char *mail_root);
 
 /* Writes the message for every undecided recipient. Blocking; runs on a pool thread. */
 void delivery_job_run(struct delivery_job *job);

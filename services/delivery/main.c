@@ -1,200 +1,99 @@
-/* postmesh-delivery: the local delivery worker. Takes WORKER_DELIVERY jobs from the queue,
- * writes each recipient's copy into its Maildir and answers one result per recipient. */
+/* postmesh-delivery: the local delivery service. A privileged parent (parent.h) prepares
+ * the mail store and answers "is this a local user?"; one unprivileged worker (worker.c)
+ * takes WORKER_DELIVERY jobs from the queue and writes the Maildir copies. */
 #include <errno.h>
-#include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "bus.h"
 #include "config.h"
 #include "log.h"
-#include "pool.h"
-#include "users.h"
+#include "mailroot.h"
 #include "maildir.h"
+#include "parent.h"
+#include "privchan.h"
+#include "privsep.h"
+#include "users.h"
 
-#define HEARTBEAT_SECONDS 2
-/* Results the queue could not take right now (not connected) are retried this long; after
- * that the lease has long expired and the repeated job finds the copy already delivered. */
-#define RESULT_RETRY_SECONDS 60
+#define HELPER_TIMEOUT_MS 10000
 
-struct pending_result {
-    struct delivery_job *job;
-    time_t since;
-    struct pending_result *next;
+/* ------------------------------------------------------------------ the helper's side */
+struct users_state {
+    const char *path;
+    struct pm_users *users; /* NULL while unreadable: answers are -1 (TEMPFAIL) */
+    time_t checked;
 };
 
-struct delivery {
-    struct pm_config cfg;
-    struct event_base *base;
-    struct pm_bus *bus;
-    struct delivery_pool *pool;
-    struct pm_users *users;
-    struct event *heartbeat, *credit_retry, *sigterm, *sigint;
-    struct pending_result *unsent;
-    char worker_name[300];
-};
-
-/* Until the DEALER is connected every send fails (ZMQ_IMMEDIATE): retry the credit soon
- * instead of waiting for the next heartbeat, so a fresh worker gets jobs at once. */
-static void schedule_credit_retry(struct delivery *d)
+static void *helper_open(void *arg)
 {
-    struct timeval tv = {0, 100 * 1000};
-    if (!evtimer_pending(d->credit_retry, NULL))
-        evtimer_add(d->credit_retry, &tv);
+    struct users_state *u = calloc(1, sizeof *u);
+    if (u)
+        u->path = arg;
+    return u;
 }
 
-static void send_credit(struct delivery *d)
-{
-    long long free_slots = d->cfg.delivery.concurrency - delivery_pool_busy(d->pool);
-    Postmesh__Credit credit = POSTMESH__CREDIT__INIT;
-    credit.kind = POSTMESH__WORKER_KIND__WORKER_DELIVERY;
-    credit.credits = free_slots > 0 ? (uint32_t)free_slots : 0;
-    credit.worker_name = d->worker_name;
-    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
-    msg.credit = &credit;
-    if (pm_bus_send(d->bus, &msg) < 0)
-        schedule_credit_retry(d);
-}
-
-static void on_credit_retry(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    send_credit(arg);
-}
-
-static int send_result(struct delivery *d, struct delivery_job *job)
-{
-    Postmesh__JobResult res;
-    Postmesh__RecipientResult *results = calloc(job->nrcpt + 1, sizeof *results);
-    Postmesh__RecipientResult **ptrs = calloc(job->nrcpt + 1, sizeof *ptrs);
-    int rc = -1;
-    if (results && ptrs) {
-        delivery_job_result(job, &res, results, ptrs);
-        Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-        msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT;
-        msg.job_result = &res;
-        rc = pm_bus_send(d->bus, &msg);
-    }
-    free(results);
-    free(ptrs);
-    return rc;
-}
-
-static void log_results(const struct delivery_job *job)
-{
-    char qv[PM_LOGV_SIZE], tv[PM_LOGV_SIZE], mv[PM_LOGV_SIZE], xv[PM_LOGV_SIZE];
-    for (size_t i = 0; i < job->nrcpt; i++) {
-        const struct delivery_rcpt *r = &job->rcpts[i];
-        PM_LV(qv, job->queue_id);
-        PM_LV(tv, r->address);
-        if (r->status == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED)
-            pm_log(PM_INFO, "event=delivered id=%s to=%s mailbox=%s%s", qv, tv, PM_LV(mv, r->maildir),
-                   r->duplicate ? " duplicate=1" : "");
-        else
-            pm_log(r->status == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL ? PM_INFO : PM_WARN,
-                   "event=%s id=%s to=%s dsn=%s reason=%s",
-                   r->status == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL ? "failed" : "deferred", qv, tv, r->dsn,
-                   PM_LV(xv, r->text));
-    }
-}
-
-static void job_done(struct delivery_job *job, void *arg)
-{
-    struct delivery *d = arg;
-    log_results(job);
-    if (send_result(d, job) == 0) {
-        delivery_job_free(job);
-    } else {
-        char qv[PM_LOGV_SIZE];
-        pm_log(PM_WARN, "event=result_unsent id=%s job=%llu error=\"%s\"", PM_LV(qv, job->queue_id),
-               (unsigned long long)job->job_id, zmq_strerror(errno));
-        struct pending_result *p = calloc(1, sizeof *p);
-        if (!p) {
-            delivery_job_free(job);
-        } else {
-            p->job = job;
-            p->since = time(NULL);
-            p->next = d->unsent;
-            d->unsent = p;
-        }
-    }
-    if (d->bus)
-        send_credit(d);
-}
-
-static void retry_unsent(struct delivery *d)
+/* Loads or re-reads the file (at most once a second). */
+static void refresh(struct users_state *u)
 {
     time_t now = time(NULL);
-    for (struct pending_result **pp = &d->unsent; *pp;) {
-        struct pending_result *p = *pp;
-        if (send_result(d, p->job) == 0 || now - p->since > RESULT_RETRY_SECONDS) {
-            *pp = p->next;
-            delivery_job_free(p->job);
-            free(p);
-        } else {
-            pp = &p->next;
-        }
+    if (now == u->checked)
+        return;
+    u->checked = now;
+    char err[512], ev[PM_LOGV_SIZE];
+    if (!u->users) {
+        if (!(u->users = pm_users_load(u->path, err, sizeof err)))
+            pm_log(PM_ERR, "event=users_error error=%s", PM_LV(ev, err));
+    } else if (pm_users_reload_if_changed(&u->users, err, sizeof err) < 0) {
+        pm_log(PM_ERR, "event=users_error error=%s", PM_LV(ev, err)); /* keeps the previous version */
     }
 }
 
-static void on_job(struct delivery *d, const Postmesh__Job *j)
+static void helper_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *state)
 {
-    char qv[PM_LOGV_SIZE];
-    if (j->kind != POSTMESH__WORKER_KIND__WORKER_DELIVERY) {
-        pm_log(PM_WARN, "event=job_ignored id=%s kind=%d", PM_LV(qv, j->queue_id), (int)j->kind);
+    struct users_state *u = state;
+    reply->result = -1;
+    if (req->op != PM_PRIV_RCPT_EXISTS || !u)
+        return;
+    refresh(u);
+    if (u->users)
+        reply->result = pm_users_exists(u->users, req->a ? req->a : "");
+}
+
+/* ------------------------------------------------------------------ the parent */
+static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
+{
+    struct delivery_parent *p = arg;
+    reply->result = -1;
+    if (req->op == PM_PRIV_MAILBOX_REPAIR) { /* root's job, done here: nothing secret involved */
+        char av[PM_LOGV_SIZE];
+        reply->result = pm_mailroot_repair(p->mail_dir, req->a ? req->a : "", DELIVERY_WORKER_USER);
+        pm_log(reply->result > 0 ? PM_WARN : PM_INFO, "event=mailbox_repair address=%s fixed=%d",
+               PM_LV(av, req->a ? req->a : ""), (int)reply->result);
         return;
     }
-    struct delivery_job *job = delivery_job_new(j, d->cfg.hostname);
-    if (!job) {
-        pm_log(PM_ERR, "event=job_dropped id=%s reason=out_of_memory", PM_LV(qv, j->queue_id));
-        return; /* the lease expires and the queue dispatches it again */
+    if (req->op != PM_PRIV_RCPT_EXISTS) {
+        pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
+        return;
     }
-    char err[512];
-    if (!d->users) {
-        d->users = pm_users_load(d->cfg.users_file, err, sizeof err);
-        if (!d->users)
-            pm_log(PM_ERR, "event=users_error error=%s", PM_LV(qv, err));
-    } else if (pm_users_reload_if_changed(&d->users, err, sizeof err) < 0) {
-        pm_log(PM_ERR, "event=users_error error=%s", PM_LV(qv, err));
+    pm_priv_helper_ask(p->helper, req, reply, HELPER_TIMEOUT_MS);
+}
+
+/* The store belongs to vmail, the only user that writes there. */
+static int prepare_store(struct delivery_parent *p)
+{
+    int root = geteuid() == 0;
+    pm_config_state_path(p->cfg, "mail", p->mail_dir, sizeof p->mail_dir);
+    pm_mailroot_init(p->cfg, root, p->mail_root, sizeof p->mail_root);
+    if ((mkdir(p->cfg->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(p->mail_dir, 0700) < 0 && errno != EEXIST)) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"cannot create %s: %s\"", p->mail_dir, strerror(errno));
+        return -1;
     }
-    delivery_job_prepare(job, &d->cfg, d->users);
-    pm_log(PM_DEBUG, "event=job id=%s job=%llu recipients=%zu size=%zu", PM_LV(qv, job->queue_id),
-           (unsigned long long)job->job_id, job->nrcpt, job->body_len);
-    delivery_pool_submit(d->pool, job);
-}
-
-static void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
-{
-    (void)bus;
-    (void)peer;
-    (void)peerlen;
-    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_JOB)
-        on_job(arg, msg->job);
-    else
-        pm_log(PM_DEBUG, "event=bus_ignored type=%d", (int)msg->body_case);
-}
-
-static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct delivery *d = arg;
-    retry_unsent(d);
-    send_credit(d);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    (void)what;
-    struct delivery *d = arg;
-    pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
-    event_base_loopbreak(d->base);
+    return pm_privsep_chown_tree(p->mail_dir, DELIVERY_WORKER_USER) < 0 ? -1 : 0;
 }
 
 /* POSTMESH_TEST_DELIVERY_STALL=<seconds>[:tmp|:new] — test-only: sleep after the tmp/ file
@@ -223,60 +122,38 @@ int main(int argc, char **argv)
         path = optarg;
     }
     pm_log_init("delivery");
-    struct delivery d = {0};
+    struct pm_config cfg;
     char err[1024];
-    if (pm_config_load(path, &d.cfg, err, sizeof err) < 0) {
+    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    pm_log_set_debug(d.cfg.debug);
-    pm_bus_security_init(&d.cfg, "delivery"); /* CurveZMQ identity before any socket */
+    pm_log_set_debug(cfg.debug);
+    /* CurveZMQ identity and the queue's key now: the worker connects from inside the store. */
+    pm_bus_security_init(&cfg, "delivery");
+    pm_bus_security_preload("queue");
     signal(SIGPIPE, SIG_IGN);
-    read_test_stall();
-    snprintf(d.worker_name, sizeof d.worker_name, "delivery@%s/%d", d.cfg.hostname, (int)getpid());
+    read_test_stall(); /* the worker inherits it */
 
-    d.users = pm_users_load(d.cfg.users_file, err, sizeof err);
-    if (!d.users) {
-        char ev[PM_LOGV_SIZE];
-        pm_log(PM_ERR, "event=users_error error=%s", PM_LV(ev, err)); /* retried per job */
+    struct delivery_parent parent = {.cfg = &cfg};
+    int rc = 1;
+    if (prepare_store(&parent) == 0) {
+        /* Forked now: this process never reads the users file. */
+        parent.helper_spec = (struct pm_helper_spec){.name = "delivery-users", .open = helper_open,
+                                                     .answer = helper_answer, .arg = cfg.users_file};
+        parent.helper = pm_priv_helper_start(&parent.helper_spec);
     }
-    d.base = event_base_new();
-    d.pool = delivery_pool_new(d.base, (int)d.cfg.delivery.concurrency, job_done, &d);
-    d.bus = pm_bus_connect(d.base, ZMQ_DEALER, d.cfg.queue.endpoint, on_bus, &d);
-    if (!d.pool || !d.bus) {
-        pm_log(PM_ERR, "event=startup_failed reason=%s", d.pool ? "bus" : "threads");
-        return 1;
+    if (parent.helper) {
+        struct pm_worker_spec spec = {
+            .name = "delivery",
+            .sandbox = {.user = DELIVERY_WORKER_USER, .chroot_dir = parent.mail_dir},
+            .worker_main = delivery_worker_main,
+            .answer = answer,
+            .arg = &parent,
+        };
+        rc = pm_privsep_supervise(&spec);
     }
-    struct timeval hb = {HEARTBEAT_SECONDS, 0};
-    d.heartbeat = event_new(d.base, -1, EV_PERSIST, on_heartbeat, &d);
-    event_add(d.heartbeat, &hb);
-    d.credit_retry = evtimer_new(d.base, on_credit_retry, &d);
-    d.sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
-    d.sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-    event_add(d.sigterm, NULL);
-    event_add(d.sigint, NULL);
-    send_credit(&d); /* usually EAGAIN until connected: retried shortly */
-    pm_log(PM_INFO, "event=started endpoint=%s concurrency=%lld", d.cfg.queue.endpoint, d.cfg.delivery.concurrency);
-
-    event_base_dispatch(d.base);
-
-    delivery_pool_free(d.pool); /* running jobs finish; their results go out below */
-    d.pool = NULL;
-    while (d.unsent) {
-        struct pending_result *p = d.unsent;
-        d.unsent = p->next;
-        delivery_job_free(p->job);
-        free(p);
-    }
-    event_free(d.heartbeat);
-    event_free(d.credit_retry);
-    event_free(d.sigterm);
-    event_free(d.sigint);
-    pm_bus_close(d.bus);
-    pm_bus_context_term();
-    event_base_free(d.base);
-    pm_users_free(d.users);
-    pm_config_free(&d.cfg);
-    pm_log(PM_INFO, "event=stopped");
-    return 0;
+    pm_priv_helper_stop(parent.helper);
+    pm_config_free(&cfg);
+    return rc;
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
+#include "privchan.h"
 #include "resolve.h"
 #include "tls.h"
 #include "worker.h"
@@ -23,6 +24,61 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
     event_base_loopbreak(arg);
+}
+
+/* The worker: everything that touches the network, unprivileged and sandboxed. */
+struct mta_main_args {
+    struct pm_config *cfg;
+    SSL_CTX *tls; /* built by the parent: the CA store is read before the chroot */
+};
+
+static int worker_main(int parent_fd, void *arg)
+{
+    struct mta_main_args *args = arg;
+    struct pm_config *cfg = args->cfg;
+    int rc = 1;
+    struct event_base *base = event_base_new();
+    SSL_CTX *tls = args->tls;
+    struct mta_env env = {.base = base, .cfg = cfg, .tls_ctx = tls};
+    env.resolver = base ? mta_resolver_new(base, cfg->resolver.endpoint, resolve_deadline(cfg)) : NULL;
+    struct mta_worker *w = env.resolver ? mta_worker_new(&env) : NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    if (w) {
+        if (!tls)
+            pm_log(PM_WARN, "event=tls_unavailable reason=\"no TLS context: STARTTLS disabled\"");
+        sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+        sigint = evsignal_new(base, SIGINT, on_signal, base);
+        event_add(sigterm, NULL);
+        event_add(sigint, NULL);
+        pm_log(PM_INFO, "event=started queue=%s resolver=%s remote_port=%lld max_concurrency=%lld max_per_domain=%lld "
+               "tls_verify=%s", cfg->queue.endpoint, cfg->resolver.endpoint, cfg->mta.remote_port,
+               cfg->mta.max_concurrency, cfg->mta.max_per_domain, cfg->mta.tls_verify ? "yes" : "no");
+        event_base_dispatch(base);
+        mta_worker_shutdown(w);
+        rc = 0;
+    } else {
+        pm_log(PM_ERR, "event=startup_failed queue=%s resolver=%s", cfg->queue.endpoint, cfg->resolver.endpoint);
+    }
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    mta_worker_free(w);
+    mta_resolver_free(env.resolver);
+    if (base)
+        event_base_free(base);
+    pm_bus_context_term();
+    close(parent_fd);
+    return rc;
+}
+
+/* The mta's parent holds nothing a worker may not see; it only supervises (restarts the
+ * worker, forwards SIGTERM). Nothing to answer. */
+static void answer_nothing(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
+{
+    (void)req;
+    (void)arg;
+    reply->result = 0;
 }
 
 int main(int argc, char **argv)
@@ -46,42 +102,19 @@ int main(int argc, char **argv)
     }
     pm_log_set_debug(cfg.debug);
     signal(SIGPIPE, SIG_IGN);
-    pm_bus_security_init(&cfg, "mta");
-
-    int rc = 1;
-    struct event_base *base = event_base_new();
-    SSL_CTX *tls = mta_tls_context(cfg.mta.tls_verify);
-    struct mta_env env = {.base = base, .cfg = &cfg, .tls_ctx = tls};
-    env.resolver = base ? mta_resolver_new(base, cfg.resolver.endpoint, resolve_deadline(&cfg)) : NULL;
-    struct mta_worker *w = env.resolver ? mta_worker_new(&env) : NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
-    if (w) {
-        if (!tls)
-            pm_log(PM_WARN, "event=tls_unavailable reason=\"no TLS context: STARTTLS disabled\"");
-        sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-        sigint = evsignal_new(base, SIGINT, on_signal, base);
-        event_add(sigterm, NULL);
-        event_add(sigint, NULL);
-        pm_log(PM_INFO, "event=started queue=%s resolver=%s remote_port=%lld max_concurrency=%lld max_per_domain=%lld "
-               "tls_verify=%s", cfg.queue.endpoint, cfg.resolver.endpoint, cfg.mta.remote_port,
-               cfg.mta.max_concurrency, cfg.mta.max_per_domain, cfg.mta.tls_verify ? "yes" : "no");
-        event_base_dispatch(base);
-        mta_worker_shutdown(w);
-        rc = 0;
-    } else {
-        pm_log(PM_ERR, "event=startup_failed queue=%s resolver=%s", cfg.queue.endpoint, cfg.resolver.endpoint);
-    }
-    if (sigterm)
-        event_free(sigterm);
-    if (sigint)
-        event_free(sigint);
-    mta_worker_free(w);
-    mta_resolver_free(env.resolver);
-    if (tls)
-        SSL_CTX_free(tls);
-    if (base)
-        event_base_free(base);
-    pm_bus_context_term();
+    pm_bus_security_init(&cfg, "mta"); /* keys are read here, before the worker's chroot */
+    struct mta_main_args args = {.cfg = &cfg, .tls = mta_tls_context(cfg.mta.tls_verify)};
+    char empty[4096];
+    struct pm_worker_spec spec = {
+        .name = "mta",
+        .sandbox = {.user = "postmesh-mta", .chroot_dir = pm_config_state_path(&cfg, "empty", empty, sizeof empty)},
+        .worker_main = worker_main,
+        .answer = answer_nothing,
+        .arg = &args,
+    };
+    int rc = pm_privsep_supervise(&spec);
+    if (args.tls)
+        SSL_CTX_free(args.tls);
     pm_config_free(&cfg);
     return rc;
 }

@@ -4,7 +4,60 @@
 #include <string.h>
 
 #include "log.h"
+#include "privchan.h"
 #include "users.h"
+
+/* ------------------------------------------------------------------ worker side */
+struct pop3_passdb_req {
+    struct pm_priv_client *priv;
+    uint32_t handle;
+    pop3_passdb_cb cb;
+    void *arg;
+    int sending; /* inside pm_priv_request: a send failure is reported synchronously */
+    int send_failed;
+};
+
+static void on_answer(int result, void *arg)
+{
+    struct pop3_passdb_req *r = arg;
+    if (r->sending) {
+        r->send_failed = 1;
+        return;
+    }
+    pop3_passdb_cb cb = r->cb;
+    void *cbarg = r->arg;
+    free(r);
+    cb(cbarg, result);
+}
+
+struct pop3_passdb_req *pop3_passdb_verify(struct pm_priv_client *priv, const char *user, const char *password,
+                                           pop3_passdb_cb cb, void *arg)
+{
+    struct pop3_passdb_req *r = priv ? calloc(1, sizeof *r) : NULL;
+    if (!r)
+        return NULL;
+    r->priv = priv;
+    r->cb = cb;
+    r->arg = arg;
+    r->sending = 1;
+    r->handle = pm_priv_request(priv, PM_PRIV_AUTH, user, password, on_answer, r);
+    r->sending = 0;
+    if (r->send_failed) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void pop3_passdb_cancel(struct pop3_passdb_req *r)
+{
+    if (!r)
+        return;
+    pm_priv_cancel(r->priv, r->handle);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ helper side */
 
 struct pop3_passdb {
     char *path;
@@ -39,7 +92,7 @@ void pop3_passdb_free(struct pop3_passdb *db)
     free(db);
 }
 
-int pop3_passdb_verify(struct pop3_passdb *db, const char *user, const char *password)
+int pop3_passdb_check(struct pop3_passdb *db, const char *user, const char *password)
 {
     char err[512];
     if (!db->users) {

@@ -37,6 +37,8 @@ static void session_free(struct pop3_session *s)
     struct pop3_server *srv = s->srv;
     char uv[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=disconnect session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, s->login));
+    pop3_passdb_cancel(s->authreq);
+    free(s->checking_user);
     if (s->delay_ev)
         event_free(s->delay_ev);
     if (s->free_ev)
@@ -69,6 +71,8 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 static void schedule_free(struct pop3_session *s)
 {
     s->state = ST_CLOSING;
+    pop3_passdb_cancel(s->authreq); /* an answer now would find nobody to talk to */
+    s->authreq = NULL;
     bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     event_active(s->free_ev, EV_TIMEOUT, 0);
 }
@@ -156,6 +160,14 @@ static void process_input(struct pop3_session *s)
         handle_line(s, line, len);
         explicit_bzero(line, len); /* may have held a password */
     }
+}
+
+void pop3_resume_input(struct pop3_session *s)
+{
+    if (s->state == ST_CLOSING)
+        return;
+    bufferevent_enable(s->bev, EV_READ);
+    process_input(s);
 }
 
 /* ------------------------------------------------------------------ login delay */

@@ -9,7 +9,7 @@
 #include "config.h"
 
 struct event_base;
-struct pop3_passdb;
+struct pm_priv_client;
 struct pop3_authfail;
 struct pop3_session;
 
@@ -17,7 +17,8 @@ struct pop3_server {
     const struct pm_config *cfg;
     struct event_base *base;
     SSL_CTX *tls; /* NULL: no STLS and no pop3s */
-    struct pop3_passdb *passdb;
+    struct pm_priv_client *priv;  /* password checks by the privileged parent */
+    char mail_root[4096];         /* the mail store as this process sees it (mailroot.h) */
     struct pop3_authfail *fails;
     long nsessions;
     unsigned long long next_id;

@@ -1,11 +1,13 @@
 /* The AUTHORIZATION state: CAPA, STLS, USER/PASS, AUTH PLAIN, and the login itself with
  * its uniform failure answer, delay, per-IP lockout and the exclusive mailbox lock. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "authfail.h"
 #include "log.h"
+#include "mailroot.h"
 #include "mailstore.h"
 #include "passdb.h"
 #include "sasl.h"
@@ -37,10 +39,9 @@ void pop3_capa(struct pop3_session *s)
 static void open_mailbox(struct pop3_session *s, const char *user)
 {
     char maildir[4096], uv[PM_LOGV_SIZE];
-    const struct pm_config *cfg = s->srv->cfg;
     struct pop3_maildrop *drop = NULL;
     int rc = POP3_DROP_ERROR;
-    if (pm_mailstore_maildir(cfg, user, maildir, sizeof maildir) == 0 && pm_mailstore_create(maildir) == 0)
+    if (pm_mailroot_maildir(s->srv->mail_root, user, maildir, sizeof maildir) == 0 && pm_mailstore_create(maildir) == 0)
         rc = pop3_maildrop_open(maildir, &drop);
     if (rc == POP3_DROP_LOCKED) {
         pm_log(PM_INFO, "event=login_in_use session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, user));
@@ -63,29 +64,51 @@ static void open_mailbox(struct pop3_session *s, const char *user)
     pop3_reply(s, "+OK %zu messages (%llu octets)", count, octets);
 }
 
+/* The parent answered (or could not): finish the login and go on with pipelined input. */
+static void login_answered(void *arg, int ok)
+{
+    struct pop3_session *s = arg;
+    char uv[PM_LOGV_SIZE];
+    char *user = s->checking_user;
+    s->checking_user = NULL;
+    s->authreq = NULL;
+    s->wait = WAIT_NONE;
+    if (ok < 0) {
+        pop3_reply(s, "-ERR [SYS/TEMP] authentication is unavailable, try again later");
+    } else if (!ok) {
+        s->auth_failures++;
+        int locked = pop3_authfail_record(s->srv->fails, s->ip, time(NULL));
+        pm_log(PM_WARN, "event=auth_failed session=%llu client=%s user=%s failures=%d%s", s->id, s->client,
+               PM_LV(uv, user), s->auth_failures, locked ? " locked_out=1" : "");
+        pop3_delay_reply(s, AUTH_FAILED, locked || s->auth_failures >= POP3_MAX_AUTH_FAILURES);
+        free(user);
+        return; /* the delay timer resumes reading */
+    } else {
+        open_mailbox(s, user);
+    }
+    free(user);
+    pop3_resume_input(s);
+}
+
 static void login(struct pop3_session *s, const char *user, const char *password)
 {
     char uv[PM_LOGV_SIZE];
-    time_t now = time(NULL);
-    if (pop3_authfail_locked(s->srv->fails, s->ip, now)) {
+    if (pop3_authfail_locked(s->srv->fails, s->ip, time(NULL))) {
         pm_log(PM_WARN, "event=auth_locked_out session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, user));
         pop3_delay_reply(s, "-ERR [SYS/TEMP] too many failed logins from your address, try again later", 1);
         return;
     }
-    int ok = pop3_passdb_verify(s->srv->passdb, user, password);
-    if (ok < 0) {
+    /* The hash is the privileged parent's: wait for its answer, reading paused. */
+    s->checking_user = strdup(user);
+    s->authreq = s->checking_user ? pop3_passdb_verify(s->srv->priv, user, password, login_answered, s) : NULL;
+    if (!s->authreq) {
+        free(s->checking_user);
+        s->checking_user = NULL;
         pop3_reply(s, "-ERR [SYS/TEMP] authentication is unavailable, try again later");
         return;
     }
-    if (!ok) {
-        s->auth_failures++;
-        int locked = pop3_authfail_record(s->srv->fails, s->ip, now);
-        pm_log(PM_WARN, "event=auth_failed session=%llu client=%s user=%s failures=%d%s", s->id, s->client,
-               PM_LV(uv, user), s->auth_failures, locked ? " locked_out=1" : "");
-        pop3_delay_reply(s, AUTH_FAILED, locked || s->auth_failures >= POP3_MAX_AUTH_FAILURES);
-        return;
-    }
-    open_mailbox(s, user);
+    s->wait = WAIT_AUTH_CHECK;
+    bufferevent_disable(s->bev, EV_READ);
 }
 
 static void auth_plain(struct pop3_session *s, const char *b64, size_t len)

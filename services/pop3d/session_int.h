@@ -6,6 +6,7 @@
 #include <event2/event.h>
 
 #include "command.h"
+#include "passdb.h"
 #include "maildrop.h"
 #include "session.h"
 #include "stuff.h"
@@ -23,6 +24,7 @@ enum pop3_wait {
     WAIT_DELAY,         /* a failed login's answer is held back by a timer */
     WAIT_STREAM,        /* RETR/TOP output in progress */
     WAIT_STLS,          /* "+OK" to STLS is being flushed; then the handshake */
+    WAIT_AUTH_CHECK,    /* the password is being checked by the privileged parent */
 };
 
 struct pop3_session {
@@ -44,6 +46,8 @@ struct pop3_session {
     struct event *delay_ev, *free_ev;
     char delay_reply[160];
     int close_after_delay;
+    struct pop3_passdb_req *authreq; /* outstanding password check */
+    char *checking_user;             /* the user it is for */
     struct pop3_maildrop *drop;
     int stream_fd;
     struct pop3_stuffer stuffer;
@@ -63,6 +67,9 @@ void pop3_delay_reply(struct pop3_session *s, const char *reply, int close_after
 void pop3_stream_start(struct pop3_session *s, int fd, long body_lines);
 /* STLS accepted: flush "+OK", drop pipelined input, start the TLS handshake. */
 void pop3_start_tls(struct pop3_session *s);
+
+/* Reading on again, and whatever complete commands are buffered run now. */
+void pop3_resume_input(struct pop3_session *s);
 
 /* May this session send a password now (TLS, or loopback if allowed)? */
 int pop3_auth_allowed(const struct pop3_session *s);

@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "config.h"
 #include "log.h"
+#include "privsep.h"
 #include "lookup.h"
 #include "server.h"
 
@@ -76,6 +77,13 @@ int main(int argc, char **argv)
         sigint = evsignal_new(base, SIGINT, on_signal, base);
         event_add(sigterm, NULL);
         event_add(sigint, NULL);
+        /* Least privilege: nothing but sockets from here on. */
+        char empty[4096];
+        if (pm_privsep_drop(&(struct pm_sandbox){.user = "postmesh",
+                                                 .chroot_dir = pm_config_state_path(&cfg, "empty", empty, sizeof empty)}) < 0) {
+            pm_log(PM_ERR, "event=startup_failed reason=privsep");
+            exit(1);
+        }
         char list[256] = "";
         for (int i = 0; i < nns; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", ns[i].text);

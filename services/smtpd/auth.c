@@ -1,5 +1,5 @@
 /* SMTP AUTH (RFC 4954) with PLAIN and LOGIN, only over TLS. The password check goes
- * through authdb.h; failures are answered after smtpd.auth_fail_delay_ms and counted per
+ * through authdb.h to the privileged parent; failures are answered after smtpd.auth_fail_delay_ms and counted per
  * client IP, and too many lock that IP out of AUTH for smtpd.auth_lockout seconds. */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +29,16 @@ static void auth_done(void *arg, int ok)
     struct smtpd_server *srv = s->srv;
     char u[PM_LOGV_SIZE];
     s->authreq = NULL;
+    if (ok < 0) { /* nobody could check: not the client's fault, not counted */
+        pm_log(PM_WARN, "event=auth client=%s result=tempfail user=%s", s->peer, PM_LV(u, s->auth_pending_user));
+        free(s->auth_pending_user);
+        s->auth_pending_user = NULL;
+        to_command(s);
+        smtpd_reply_error(s, "454 4.7.0 Temporary authentication failure");
+        smtpd_session_resume(s);
+        smtpd_session_settle(s);
+        return;
+    }
     if (ok) {
         pm_log(PM_INFO, "event=auth client=%s result=ok user=%s", s->peer, PM_LV(u, s->auth_pending_user));
         s->auth_user = s->auth_pending_user;

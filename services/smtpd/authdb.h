@@ -1,20 +1,25 @@
-/* The one door to password checks. Sessions ask and get the answer through a callback,
- * never by looking at the users database themselves, so the check can later move to a
- * privileged parent process behind a socketpair (issue 6) without touching session code.
- * Today the check runs in-process on the next loop iteration. */
+/* The one door to the privileged parent: password checks, local recipient existence and
+ * the senders an authenticated user may use. The worker holds no users or aliases data; it
+ * asks over the privchan channel and the session waits for the callback (reading paused).
+ * The parent forwards to its helper process, which alone loads the files (lookup.h). */
 #ifndef SMTPD_AUTHDB_H
 #define SMTPD_AUTHDB_H
 
 struct smtpd_server;
 struct smtpd_authdb_req;
 
-/* ok: 1 if the password is right. Never called after smtpd_authdb_cancel. */
-typedef void (*smtpd_authdb_cb)(void *arg, int ok);
+/* result: 1 yes, 0 no, -1 no answer (parent or helper unavailable: a temporary failure).
+ * Never called after smtpd_authdb_cancel, never from inside the call that started it. */
+typedef void (*smtpd_authdb_cb)(void *arg, int result);
 
-/* Starts a check; the callback always runs later, from the event loop. NULL if it could
- * not be started (the caller treats that as a temporary failure). */
+/* Each returns NULL if the question could not be sent (the caller answers with a temporary
+ * failure), else a handle valid until the callback ran or it was cancelled. */
 struct smtpd_authdb_req *smtpd_authdb_verify(struct smtpd_server *srv, const char *user, const char *password,
                                              smtpd_authdb_cb cb, void *arg);
+struct smtpd_authdb_req *smtpd_authdb_rcpt_exists(struct smtpd_server *srv, const char *address, smtpd_authdb_cb cb,
+                                                  void *arg);
+struct smtpd_authdb_req *smtpd_authdb_sender_ok(struct smtpd_server *srv, const char *user, const char *sender,
+                                                smtpd_authdb_cb cb, void *arg);
 void smtpd_authdb_cancel(struct smtpd_authdb_req *req);
 
 #endif

@@ -9,19 +9,10 @@
 
 #include "log.h"
 #include "parser.h"
-#include "policy.h"
 #include "session.h"
+#include "testhook.h"
 
 void smtpd_greet(struct smtpd_session *s) { smtpd_reply(s, "220 %s ESMTP Postmesh", s->srv->cfg->hostname); }
-
-/* A refused command: one log line with the reply, then the reply (counted as an error). */
-static void refuse(struct smtpd_session *s, const char *stage, const char *reply, const char *addr)
-{
-    char v[PM_LOGV_SIZE], a[PM_LOGV_SIZE];
-    pm_log(PM_INFO, "event=reject client=%s stage=%s address=%s reply=%s", s->peer, stage, PM_LV(a, addr ? addr : ""),
-           PM_LV(v, reply));
-    smtpd_reply_error(s, "%s", reply);
-}
 
 static void cmd_helo(struct smtpd_session *s, const struct smtpd_command *c, int esmtp)
 {
@@ -55,85 +46,6 @@ static void cmd_helo(struct smtpd_session *s, const struct smtpd_command *c, int
     smtpd_reply(s, "250-%s", cfg->hostname);
     for (int i = 0; i < n; i++)
         smtpd_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', ext[i]);
-}
-
-static void cmd_mail(struct smtpd_session *s, const struct smtpd_command *c)
-{
-    const struct pm_config *cfg = s->srv->cfg;
-    char reply[400];
-    if (!s->helo) {
-        smtpd_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->txn.active) {
-        smtpd_reply_error(s, "503 5.5.1 Error: nested MAIL command");
-        return;
-    }
-    if (s->mode != SMTPD_MODE_SMTP && !s->auth_user) {
-        refuse(s, "MAIL", "530 5.7.0 Authentication required", NULL);
-        return;
-    }
-    struct pm_addr addr;
-    struct smtpd_mail_params p;
-    if (smtpd_parse_mail(c->arg, c->arglen, &addr, &p, reply, sizeof reply) < 0) {
-        refuse(s, "MAIL", reply, NULL);
-        return;
-    }
-    if (!s->esmtp && (p.has_size || p.body_8bit || p.smtputf8)) {
-        refuse(s, "MAIL", "555 5.5.4 Error: MAIL parameters need EHLO", addr.address);
-        return;
-    }
-    if (p.has_size && p.size > (unsigned long long)cfg->smtpd.max_message_size) {
-        refuse(s, "MAIL", "552 5.3.4 Error: message size exceeds fixed limit", addr.address);
-        return;
-    }
-    if (smtpd_policy_sender(s, &addr, reply, sizeof reply) < 0) {
-        refuse(s, "MAIL", reply, addr.address);
-        return;
-    }
-    s->txn.active = 1;
-    s->txn.sender = strdup(addr.address);
-    s->txn.smtputf8 = p.smtputf8;
-    s->txn.body_8bit = p.body_8bit;
-    smtpd_reply(s, "250 2.1.0 Ok");
-}
-
-static void cmd_rcpt(struct smtpd_session *s, const struct smtpd_command *c)
-{
-    char reply[400];
-    if (!s->txn.active) {
-        smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
-    s->txn.rcpt_tries++;
-    if (s->txn.nrcpt >= s->srv->cfg->smtpd.max_recipients) {
-        /* Not counted as an error: the client sends the rest in another transaction. */
-        smtpd_reply(s, "452 4.5.3 Error: too many recipients");
-        return;
-    }
-    struct pm_addr addr;
-    if (smtpd_parse_rcpt(c->arg, c->arglen, s->txn.smtputf8, &addr, reply, sizeof reply) < 0) {
-        refuse(s, "RCPT", reply, NULL);
-        return;
-    }
-    char *final;
-    if (smtpd_policy_rcpt(s, &addr, &final, reply, sizeof reply) < 0) {
-        refuse(s, "RCPT", reply, addr.address);
-        return;
-    }
-    if (s->txn.nrcpt == s->txn.cap) {
-        int cap = s->txn.cap ? s->txn.cap * 2 : 4;
-        char **v = realloc(s->txn.rcpt, (size_t)cap * sizeof *v);
-        if (!v) {
-            free(final);
-            smtpd_reply_error(s, "452 4.3.0 Error: insufficient resources");
-            return;
-        }
-        s->txn.rcpt = v;
-        s->txn.cap = cap;
-    }
-    s->txn.rcpt[s->txn.nrcpt++] = final;
-    smtpd_reply(s, "250 2.1.5 Ok");
 }
 
 static void cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
@@ -183,10 +95,10 @@ void smtpd_command(struct smtpd_session *s, const char *line, size_t len)
         cmd_helo(s, &c, 1);
         break;
     case SMTPD_CMD_MAIL:
-        cmd_mail(s, &c);
+        smtpd_envelope_mail(s, &c);
         break;
     case SMTPD_CMD_RCPT:
-        cmd_rcpt(s, &c);
+        smtpd_envelope_rcpt(s, &c);
         break;
     case SMTPD_CMD_DATA:
         cmd_data(s, &c);
@@ -235,6 +147,8 @@ void smtpd_command(struct smtpd_session *s, const char *line, size_t len)
         smtpd_session_close(s, "non_smtp_command");
         break;
     default:
+        if (smtpd_testhook_command(s, line, len))
+            break;
         smtpd_reply_error(s, "502 5.5.2 Error: command not recognized");
         break;
     }

@@ -1,7 +1,7 @@
-/* postmesh-smtpd: the SMTP front end (RFC 5321 + ESMTP, STARTTLS, AUTH). One process,
- * one libevent loop, every session a small state machine; finished messages go to the
- * queue over the bus and are acknowledged only once committed. */
-#include <event2/event.h>
+/* postmesh-smtpd: the SMTP front end (RFC 5321 + ESMTP, STARTTLS, AUTH). A privileged
+ * parent (parent.h) opens the sockets and answers questions about users; one unprivileged,
+ * chrooted, seccomp-confined worker (worker.c) runs every session in one libevent loop;
+ * finished messages go to the queue over the bus and are acknowledged only once committed. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,9 @@
 
 #include "bus.h"
 #include "log.h"
-#include "server.h"
+#include "parent.h"
+#include "privchan.h"
+#include "testhook.h"
 
 static void usage(void)
 {
@@ -18,7 +20,8 @@ static void usage(void)
     exit(2);
 }
 
-/* Thousands of sessions need thousands of descriptors: take what the hard limit allows. */
+/* Thousands of sessions need thousands of descriptors: take what the hard limit allows
+ * (the worker inherits the limit). */
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -46,28 +49,27 @@ int main(int argc, char **argv)
         return 2;
     }
     pm_log_set_debug(cfg.debug);
+    /* Keys are read now: the worker creates its bus socket inside an empty chroot. */
     pm_bus_security_init(&cfg, "smtpd");
+    pm_bus_security_preload("queue");
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    smtpd_testhook_init();
 
-    struct event_base *base = event_base_new();
-    struct smtpd_server srv = {0};
-    if (!base || smtpd_server_init(&srv, &cfg, base) < 0) {
-        smtpd_server_free(&srv);
-        if (base)
-            event_base_free(base);
-        pm_bus_context_term();
-        pm_config_free(&cfg);
-        return 1;
+    struct smtpd_parent parent;
+    int rc = 1;
+    if (smtpd_parent_init(&parent, &cfg) == 0) {
+        struct pm_worker_spec spec = {
+            .name = "smtpd",
+            .sandbox = {.user = SMTPD_WORKER_USER, .chroot_dir = parent.empty_dir},
+            .worker_main = smtpd_worker_main,
+            .answer = smtpd_parent_answer,
+            .reload = smtpd_parent_reload,
+            .arg = &parent,
+        };
+        rc = pm_privsep_supervise(&spec);
     }
-    pm_log(PM_INFO, "event=started listeners=%d queue=%s tls=%s max_connections=%lld", srv.nlisteners,
-           cfg.queue.endpoint, srv.tls ? "yes" : "no", cfg.smtpd.max_connections);
-    event_base_dispatch(base);
-
-    smtpd_server_free(&srv);
-    event_base_free(base);
-    pm_bus_context_term();
+    smtpd_parent_free(&parent);
     pm_config_free(&cfg);
-    pm_log(PM_INFO, "event=stopped");
-    return 0;
+    return rc;
 }

@@ -1,4 +1,5 @@
-/* The smtpd process: listeners, the queue connection, TLS, users/aliases and the table of
+/* The smtpd worker: listeners (sockets the privileged parent opened), the queue
+ * connection, TLS, the channel to the parent (users and aliases checks) and the table of
  * live sessions. One event loop serves every session. */
 #ifndef SMTPD_SERVER_H
 #define SMTPD_SERVER_H
@@ -11,8 +12,7 @@ struct event_base;
 struct event;
 struct evconnlistener;
 struct pm_bus;
-struct pm_users;
-struct pm_aliases;
+struct pm_priv_client;
 struct smtpd_session;
 struct smtpd_tls;
 struct smtpd_clients;
@@ -36,24 +36,30 @@ struct smtpd_server {
     int nlisteners;
     struct pm_bus *bus;          /* DEALER to queue.endpoint */
     struct smtpd_tls *tls;       /* NULL when no certificate is configured */
-    struct pm_users *users;
-    struct pm_aliases *aliases;
-    time_t lists_checked;        /* last reload check of users/aliases */
+    struct pm_priv_client *priv; /* questions to the privileged parent (authdb.h) */
     struct smtpd_clients *clients;
     struct smtpd_session *sessions; /* every live session */
     long nsessions;
     struct smtpd_session *pending[SMTPD_PENDING_BUCKETS]; /* by request_id, see submit.c */
     uint64_t next_request_id;
-    struct event *ev_term, *ev_int, *ev_hup, *ev_sweep;
+    struct event *ev_term, *ev_int, *ev_sweep;
 };
 
-/* Loads users, aliases and TLS, opens listeners and the bus. -1 (logged) on failure. */
-int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct event_base *base);
+/* A listening socket opened by the parent, inherited by the worker. */
+struct smtpd_listen_fd {
+    int fd;
+    enum smtpd_mode mode;
+    char address[128];
+};
+
+/* Serves the inherited listening sockets, connects to the queue and takes the channel to
+ * the parent (priv_fd) and tls (may be NULL; owned from now on, also on failure).
+ * -1 (logged) on failure. */
+int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct event_base *base,
+                      const struct smtpd_listen_fd *fds, int nfds, struct smtpd_tls *tls, int priv_fd);
 void smtpd_server_free(struct smtpd_server *srv);
 
-/* Re-reads users/aliases if they changed; checks at most once a second. */
-void smtpd_server_refresh_lists(struct smtpd_server *srv);
-
 const char *smtpd_mode_name(enum smtpd_mode m);
+enum smtpd_mode smtpd_mode_parse(const char *name);
 
 #endif

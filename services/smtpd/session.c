@@ -183,6 +183,7 @@ void smtpd_session_free(struct smtpd_session *s)
         event_free(s->timer);
     smtpd_submit_forget(s);
     smtpd_auth_cancel(s);
+    smtpd_envelope_cancel(s);
     smtpd_txn_reset(&s->txn);
     if (s->body)
         evbuffer_free(s->body);
@@ -251,6 +252,7 @@ void smtpd_session_close(struct smtpd_session *s, const char *reason)
     smtpd_session_cancel_timer(s);
     smtpd_submit_forget(s);
     smtpd_auth_cancel(s);
+    smtpd_envelope_cancel(s);
     bufferevent_disable(s->bev, EV_READ);
 }
 

@@ -23,6 +23,7 @@ enum smtpd_state {
     SMTPD_ST_AUTH_USER,
     SMTPD_ST_AUTH_PASS,
     SMTPD_ST_AUTH_CHECK, /* password check or failure delay running */
+    SMTPD_ST_LOOKUP,     /* MAIL/RCPT waiting for the privileged parent's answer */
     SMTPD_ST_CLOSING,
 };
 
@@ -90,6 +91,9 @@ struct smtpd_session {
     struct smtpd_authdb_req *authreq;
     char *login_user;                  /* AUTH LOGIN: the user name, until the password */
     char *auth_pending_user;           /* the user being checked */
+    struct smtpd_authdb_req *lookup;   /* MAIL/RCPT check outstanding (envelope.c) */
+    char *lookup_addr;                 /* the address being checked */
+    int lookup_smtputf8, lookup_8bit;  /* MAIL parameters kept for the answer */
 };
 
 /* Takes ownership of fd (accepted, non-blocking). */
@@ -134,6 +138,12 @@ void smtpd_greet(struct smtpd_session *s);
 /* message.c: feeds buffered input to the DATA decoder. 1 if it made progress. */
 int smtpd_data_input(struct smtpd_session *s);
 void smtpd_data_begin(struct smtpd_session *s);
+
+/* envelope.c: MAIL and RCPT (may wait for the parent); cancel drops an outstanding check. */
+struct smtpd_command;
+void smtpd_envelope_mail(struct smtpd_session *s, const struct smtpd_command *c);
+void smtpd_envelope_rcpt(struct smtpd_session *s, const struct smtpd_command *c);
+void smtpd_envelope_cancel(struct smtpd_session *s);
 
 /* auth.c */
 void smtpd_auth_command(struct smtpd_session *s, const char *arg, size_t len);

@@ -1,6 +1,12 @@
-/* The server TLS context: TLS 1.2+ only, certificate and key from the config, replaced
- * atomically on SIGHUP (sessions already running keep the context they started with,
- * OpenSSL reference-counts it). */
+/* The server TLS context: TLS 1.2+ only, built from PEM text (the worker cannot read the
+ * files from its chroot: the privileged parent reads them), replaced atomically when the
+ * parent pushes a new pair after SIGHUP (sessions already running keep the context they
+ * started with, OpenSSL reference-counts it).
+ *
+ * Where the private key lives: the worker does the handshakes, so it holds the key in its
+ * SSL_CTX (in memory only; it never can open the key file). The parent keeps the files and
+ * the PEM text to start a new worker. Moving the signing itself to the parent (OpenSMTPD's
+ * "ca" process) would keep the key out of the worker; not done here. */
 #ifndef SMTPD_TLS_H
 #define SMTPD_TLS_H
 #include <stddef.h>
@@ -9,10 +15,10 @@
 
 struct smtpd_tls;
 
-/* NULL with err filled if the pair cannot be loaded. */
-struct smtpd_tls *smtpd_tls_load(const char *cert, const char *key, char *err, size_t errsize);
-/* Loads the files again; on failure keeps the old context and returns -1 (err filled). */
-int smtpd_tls_reload(struct smtpd_tls *t, char *err, size_t errsize);
+/* NULL with err filled if the pair is not usable. */
+struct smtpd_tls *smtpd_tls_new(const char *cert_pem, const char *key_pem, char *err, size_t errsize);
+/* A new context from the pair; on failure keeps the old one and returns -1 (err filled). */
+int smtpd_tls_replace(struct smtpd_tls *t, const char *cert_pem, const char *key_pem, char *err, size_t errsize);
 void smtpd_tls_free(struct smtpd_tls *t);
 
 /* A server-side SSL for one session (NULL on failure). */

@@ -3,7 +3,6 @@ scripted one for answers dnsmasq cannot give), SMTP servers (aiosmtpd in-process
 smtp-sink), and bus clients speaking the Postmesh wire contract (remote_proto.py) with the
 services' own CurveZMQ keys from state_dir/keys.
 """
-import asyncio
 import os
 import shutil
 import socket
@@ -12,13 +11,14 @@ import struct
 import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import zmq
 from aiosmtpd.controller import Controller
 
 import remote_proto as rp
-from conftest import free_port, wait_for
+from conftest import wait_for
 
 
 def free_dual_port(host="127.0.0.1"):
@@ -72,8 +72,12 @@ class Dnsmasq:
         if os.geteuid() == 0:
             args.append("--user=root")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.proc.poll() is not None or dns_answers(self.port), 10, what="dnsmasq")
-        assert self.proc.poll() is None, (root / f"dnsmasq-{self.port}.log").read_text()
+        try:
+            wait_for(lambda: self.proc.poll() is not None or dns_answers(self.port), 10, what="dnsmasq")
+            assert self.proc.poll() is None, (root / f"dnsmasq-{self.port}.log").read_text()
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def nameserver(self):
@@ -249,7 +253,9 @@ class AioSink:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(cert), str(key))
             if broken_tls:  # offers STARTTLS, then cannot agree on anything: TLS 1.0 only
-                ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
         self.controller = Controller(self.handler, hostname=host, port=port, tls_context=ctx,
                                      require_starttls=False, enable_SMTPUTF8=True, decode_data=False,
                                      ready_timeout=10)
@@ -274,8 +280,12 @@ class SmtpSink:
         user = ["-u", "root"] if os.geteuid() == 0 else []  # required as root; keeps access to tmp
         self.proc = subprocess.Popen(["/usr/sbin/smtp-sink", *user, "-d", f"{self.dir}/%H%M%S.", *args,
                                       f"{host}:{port}", "256"], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.proc.poll() is not None or _connects(host, port), 10, what="smtp-sink")
-        assert self.proc.poll() is None
+        try:
+            wait_for(lambda: self.proc.poll() is not None or _connects(host, port), 10, what="smtp-sink")
+            assert self.proc.poll() is None, (root / f"sink-{host}-{port}.log").read_text()
+        except BaseException:
+            self.stop()
+            raise
 
     def dumps(self):
         return sorted(p.read_bytes() for p in self.dir.iterdir() if p.is_file())

@@ -47,18 +47,22 @@ def common_port():
 def net(pm, tmp_path):
     dead = free_udp_port()
     dns = Dnsmasq(tmp_path, ZONE + [f"--server=/dnsdead.test/127.0.0.1#{dead}"])
-    port = common_port()
-    sink = AioSink("127.0.0.2", port, tmp_path)
-    add_user(pm, ALICE, "secret")
-    cert, key = make_tls_pair(pm.root)
-    pm.configure(trusted_networks=["127.0.0.0/8"], tls={"certificate": str(cert), "key": str(key)},
-                 queue={"retry_min": 1, "retry_max": 2, "job_lease": 20, "max_lifetime": 3600},
-                 resolver={"nameservers": [dns.nameserver], "timeout": 2},
-                 mta={"remote_port": port, "connect_timeout": 3, "command_timeout": 10})
-    yield {"pm": pm, "sink": sink, "port": port}
-    pm.stop_all()
-    sink.stop()
-    dns.stop()
+    sink = None
+    try:
+        port = common_port()
+        sink = AioSink("127.0.0.2", port, tmp_path)
+        add_user(pm, ALICE, "secret")
+        cert, key = make_tls_pair(pm.root)
+        pm.configure(trusted_networks=["127.0.0.0/8"], tls={"certificate": str(cert), "key": str(key)},
+                     queue={"retry_min": 1, "retry_max": 2, "job_lease": 20, "max_lifetime": 3600},
+                     resolver={"nameservers": [dns.nameserver], "timeout": 2},
+                     mta={"remote_port": port, "connect_timeout": 3, "command_timeout": 10})
+        yield {"pm": pm, "sink": sink, "port": port}
+    finally:
+        pm.stop_all()
+        if sink:
+            sink.stop()
+        dns.stop()
 
 
 def start(pm):
@@ -172,7 +176,9 @@ def test_null_mx_and_nxdomain_bounce_without_connecting(net):
     dsns = wait_dsns(pm, 2)
     statuses = sorted(dsn_fields(d)[1][0]["Status"] for d in dsns)
     assert statuses == ["5.1.10", "5.1.2"]
-    assert "event=connecting" not in pm.log("mta")
+    log = pm.log("mta")
+    assert "event=connecting" not in log
+    assert log.count("event=bounced") == 2 and log.count("relay=none") == 2
     assert sink.handler.sessions == 0
     wait_empty_queue(pm)
 

@@ -48,18 +48,20 @@ def common_port():
 def env(pm, tmp_path):
     dead = free_udp_port()
     dns = Dnsmasq(tmp_path, ZONE + [f"--server=/dnsdead.test/127.0.0.1#{dead}"])
-    port = common_port()
-    pm.configure(resolver={"nameservers": [dns.nameserver], "timeout": 2},
-                 mta={"remote_port": port, "connect_timeout": 3, "command_timeout": 5})
-    pm.start("resolver")
-    queue = Dispatcher(pm)
-    stuff = {"pm": pm, "port": port, "queue": queue, "root": tmp_path, "peers": []}
-    yield stuff
-    pm.stop_all()
-    stuff["queue"].close()
-    for peer in stuff["peers"]:
-        peer.stop()
-    dns.stop()
+    stuff = {"pm": pm, "root": tmp_path, "peers": [dns], "queue": None}
+    try:
+        stuff["port"] = common_port()
+        pm.configure(resolver={"nameservers": [dns.nameserver], "timeout": 2},
+                     mta={"remote_port": stuff["port"], "connect_timeout": 3, "command_timeout": 5})
+        pm.start("resolver")
+        stuff["queue"] = Dispatcher(pm)
+        yield stuff
+    finally:
+        pm.stop_all()
+        if stuff["queue"]:
+            stuff["queue"].close()
+        for peer in stuff["peers"]:
+            peer.stop()
 
 
 def start_mta(env, **mta):
@@ -171,6 +173,7 @@ def test_4xx_greeting_moves_on_to_the_next_mx(env):
     job = q.send_job(["bob@greet.test"], "greet.test")
     r = by_index(q.result(job))[0]
     assert (r["status"], r["remote_mta"]) == (rp.DELIVERED, "mx2.greet.test")
+    assert len(sink.messages) == 1
     assert "421" in mta_log(env)
 
 
@@ -207,6 +210,7 @@ def test_dns_verdicts_apply_to_all_recipients_without_connecting(env):
             assert r["remote_mta"] == ""
     log = mta_log(env)
     assert "event=connecting" not in log
+    assert log.count("relay=none") == 6          # one verdict line per recipient, no relay
 
 
 def test_address_literal_needs_no_dns(env):

@@ -1,0 +1,103 @@
+#include "mailroot.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mailstore.h"
+#include "privsep.h"
+
+void pm_mailroot_init(const struct pm_config *cfg, int chrooted, char *dst, size_t size)
+{
+    if (chrooted)
+        snprintf(dst, size, ".");
+    else
+        pm_config_state_path(cfg, "mail", dst, size);
+}
+
+int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t size)
+{
+    const char *at = strrchr(address, '@');
+    char local[256], domain[512];
+    if (!at || pm_mailstore_component(address, (size_t)(at - address), local, sizeof local) < 0 ||
+        pm_mailstore_component(at + 1, strlen(at + 1), domain, sizeof domain) < 0)
+        return -1;
+    int n = snprintf(dst, size, "%s/%s/%s/Maildir", root, domain, local);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* 1 if fd's owner was changed, 0 if it was right, -1 on error. */
+static int fix_fd(int fd, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (st.st_uid == uid && st.st_gid == gid)
+        return 0;
+    return fchown(fd, uid, gid) < 0 ? -1 : 1;
+}
+
+/* The regular files directly in dirfd (tmp/, new/ or cur/). */
+static int fix_files(int dirfd, uid_t uid, gid_t gid)
+{
+    int dup_fd = dup(dirfd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return 0;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if ((st.st_uid != uid || st.st_gid != gid) && fchownat(dirfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int pm_mailroot_repair(const char *store, const char *address, const char *user)
+{
+    unsigned uid, gid;
+    const char *at = strrchr(address, '@');
+    char local[256], domain[512];
+    if (geteuid() != 0)
+        return 0;
+    if (!at || pm_mailstore_component(address, (size_t)(at - address), local, sizeof local) < 0 ||
+        pm_mailstore_component(at + 1, strlen(at + 1), domain, sizeof domain) < 0 ||
+        pm_privsep_lookup(user, &uid, &gid) < 0)
+        return -1;
+    const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(store, flags);
+    if (fd < 0)
+        return -1;
+    int fixed = fix_fd(fd, uid, gid) > 0;
+    const char *const path[] = {domain, local, "Maildir"};
+    for (size_t i = 0; i < 3; i++) {
+        int next = openat(fd, path[i], flags);
+        close(fd);
+        if (next < 0)
+            return fixed; /* not there yet: the store user will create it */
+        fd = next;
+        fixed += fix_fd(fd, uid, gid) > 0;
+    }
+    fixed += fix_files(fd, uid, gid); /* pop3d.lock and the like */
+    static const char *const sub[] = {"tmp", "new", "cur"};
+    for (size_t i = 0; i < 3; i++) {
+        int s = openat(fd, sub[i], flags);
+        if (s < 0)
+            continue;
+        fixed += fix_fd(s, uid, gid) > 0;
+        fixed += fix_files(s, uid, gid);
+        close(s);
+    }
+    close(fd);
+    return fixed;
+}

@@ -1,0 +1,24 @@
+/* Mailbox paths as a process sees the store. Delivery and pop3d workers chroot into
+ * state_dir/mail, so their paths start at "." there; a process started without root
+ * (no chroot) uses state_dir/mail. The layout below the root is mailstore.h's. */
+#ifndef PM_MAILROOT_H
+#define PM_MAILROOT_H
+#include <stddef.h>
+
+#include "config.h"
+
+/* dst = the store's root for this process: "." when chrooted into it, else state_dir/mail. */
+void pm_mailroot_init(const struct pm_config *cfg, int chrooted, char *dst, size_t size);
+
+/* dst = root/<domain>/<localpart>/Maildir (components as pm_mailstore_component makes them).
+ * 0, or -1 for an address without '@', with an empty part, or too long. */
+int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t size);
+
+/* As root, in the privileged parent: the directories of address's mailbox below store
+ * (state_dir/mail; domain, local part, Maildir, tmp/new/cur) and the files in tmp/new/cur
+ * that are not owned by user become user's. Nothing is created; no symlink is followed
+ * (every step is an openat with O_NOFOLLOW). For a mailbox an administrator made as root
+ * after the start-up chown. Returns the number of entries changed (0 without root), or -1. */
+int pm_mailroot_repair(const char *store, const char *address, const char *user);
+
+#endif

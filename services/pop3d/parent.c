@@ -1,0 +1,157 @@
+#include "parent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mailroot.h"
+#include "net.h"
+#include "passdb.h"
+#include "privsep.h"
+#include "tls.h"
+#include "tlspem.h"
+
+#define HELPER_TIMEOUT_MS 10000 /* a password hash takes milliseconds; this is a stuck helper */
+
+static void *helper_open(void *arg) { return pop3_passdb_open(arg); }
+
+static void helper_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *state)
+{
+    reply->result = -1;
+    if (req->op == PM_PRIV_AUTH && state)
+        reply->result = pop3_passdb_check(state, req->a ? req->a : "", req->b ? req->b : "");
+}
+
+static int have_tls_config(const struct pm_config *cfg)
+{
+    return cfg->tls.certificate && cfg->tls.certificate[0] && cfg->tls.key && cfg->tls.key[0];
+}
+
+/* Reads the pair and checks that it makes a context. 0, or -1 with err. */
+static int read_tls(const struct pm_config *cfg, char **cert, char **key, char *err, size_t errsize)
+{
+    *cert = pm_tls_read_pem(cfg->tls.certificate, err, errsize);
+    *key = *cert ? pm_tls_read_pem(cfg->tls.key, err, errsize) : NULL;
+    SSL_CTX *check = *key ? pop3_tls_context(*cert, *key, err, errsize) : NULL;
+    if (!check) {
+        pm_tls_pem_free(*cert);
+        pm_tls_pem_free(*key);
+        *cert = *key = NULL;
+        return -1;
+    }
+    SSL_CTX_free(check);
+    return 0;
+}
+
+static int open_listeners(struct pop3_parent *p)
+{
+    const struct pm_config *cfg = p->cfg;
+    p->fds = calloc((size_t)cfg->pop3d.listen.n + 1, sizeof *p->fds);
+    if (!p->fds)
+        return -1;
+    for (int i = 0; i < cfg->pop3d.listen.n; i++) {
+        const struct pm_listen *li = &cfg->pop3d.listen.v[i];
+        int implicit = strcmp(li->mode, "pop3s") == 0;
+        if (implicit && !p->cert_pem) {
+            pm_log(PM_ERR, "event=listen_skipped address=%s mode=pop3s reason=\"no TLS certificate\"", li->address);
+            continue;
+        }
+        int fd = pm_listen_tcp(li->address, 128);
+        if (fd < 0)
+            return -1;
+        struct pop3_listen_fd *l = &p->fds[p->nfds++];
+        l->fd = fd;
+        l->implicit_tls = implicit;
+        snprintf(l->address, sizeof l->address, "%s", li->address);
+        pm_log(PM_INFO, "event=listening address=%s mode=%s", li->address, li->mode);
+    }
+    if (p->nfds == 0) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"no listener\"");
+        return -1;
+    }
+    return 0;
+}
+
+/* The store belongs to vmail: the worker reads, renames and deletes there as vmail. */
+static int prepare_store(struct pop3_parent *p)
+{
+    int root = geteuid() == 0;
+    pm_config_state_path(p->cfg, "mail", p->mail_dir, sizeof p->mail_dir);
+    pm_mailroot_init(p->cfg, root, p->mail_root, sizeof p->mail_root);
+    if ((mkdir(p->cfg->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(p->mail_dir, 0700) < 0 && errno != EEXIST)) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"cannot create %s: %s\"", p->mail_dir, strerror(errno));
+        return -1;
+    }
+    return pm_privsep_chown_tree(p->mail_dir, POP3_WORKER_USER) < 0 ? -1 : 0;
+}
+
+int pop3_parent_init(struct pop3_parent *p, const struct pm_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg = cfg;
+    char err[512], v[PM_LOGV_SIZE];
+    int want_pop3s = 0;
+    for (int i = 0; i < cfg->pop3d.listen.n; i++)
+        want_pop3s |= strcmp(cfg->pop3d.listen.v[i].mode, "pop3s") == 0;
+    /* TLS is optional: without a pair there is no STLS and pop3s listeners are skipped. */
+    if (!have_tls_config(cfg)) {
+        if (want_pop3s)
+            pm_log(PM_ERR, "event=tls_unconfigured reason=\"pop3s listener without tls.certificate/tls.key\"");
+    } else if (read_tls(cfg, &p->cert_pem, &p->key_pem, err, sizeof err) < 0) {
+        pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err));
+        return -1;
+    }
+    if (prepare_store(p) < 0 || open_listeners(p) < 0)
+        return -1;
+    /* Forked now: this process never reads the users file. */
+    p->helper_spec = (struct pm_helper_spec){.name = "pop3d-passdb", .open = helper_open,
+                                             .answer = helper_answer, .arg = cfg->users_file};
+    p->helper = pm_priv_helper_start(&p->helper_spec);
+    return p->helper ? 0 : -1;
+}
+
+void pop3_parent_free(struct pop3_parent *p)
+{
+    pm_priv_helper_stop(p->helper);
+    for (int i = 0; i < p->nfds; i++)
+        close(p->fds[i].fd);
+    free(p->fds);
+    pm_tls_pem_free(p->cert_pem);
+    pm_tls_pem_free(p->key_pem);
+    memset(p, 0, sizeof *p);
+}
+
+void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
+{
+    struct pop3_parent *p = arg;
+    reply->result = -1;
+    if (req->op != PM_PRIV_AUTH) {
+        pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
+        return;
+    }
+    pm_priv_helper_ask(p->helper, req, reply, HELPER_TIMEOUT_MS);
+}
+
+void pop3_parent_reload(int worker_fd, void *arg)
+{
+    struct pop3_parent *p = arg;
+    char err[512], v[PM_LOGV_SIZE];
+    char *cert, *key;
+    if (!have_tls_config(p->cfg))
+        return;
+    if (read_tls(p->cfg, &cert, &key, err, sizeof err) < 0) {
+        pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err)); /* the worker keeps its pair */
+        return;
+    }
+    pm_tls_pem_free(p->cert_pem);
+    pm_tls_pem_free(p->key_pem);
+    p->cert_pem = cert;
+    p->key_pem = key;
+    struct pm_priv_msg push = {.id = 0, .op = PM_PRIV_TLS_PEM, .a = cert, .b = key};
+    if (worker_fd >= 0 && pm_priv_send(worker_fd, &push) < 0)
+        pm_log(PM_ERR, "event=tls_error error=\"cannot reach the worker\"");
+}

@@ -1,0 +1,44 @@
+/* pop3d's privileged parent: reads the configuration and the TLS pair, binds the listening
+ * sockets (110/995 work when started as root), hands the mail store to vmail, starts the
+ * helper that alone loads the users file (passdb.h), and supervises one unprivileged worker
+ * (worker.c) that runs every POP3 session chrooted into the mail store as vmail, with
+ * no_new_privs and seccomp. The parent forwards the worker's password checks to the helper
+ * and, on SIGHUP, re-reads the TLS pair and pushes it to the worker. */
+#ifndef POP3_PARENT_H
+#define POP3_PARENT_H
+
+#include "config.h"
+#include "privchan.h"
+#include "privhelper.h"
+
+#define POP3_WORKER_USER "vmail"
+
+struct pop3_listen_fd {
+    int fd;
+    int implicit_tls;
+    char address[128];
+};
+
+struct pop3_parent {
+    const struct pm_config *cfg;
+    char *cert_pem, *key_pem; /* NULL without a TLS pair */
+    struct pop3_listen_fd *fds;
+    int nfds;
+    struct pm_helper_spec helper_spec;
+    struct pm_priv_helper *helper;
+    char mail_dir[4096];      /* state_dir/mail: the worker's chroot */
+    char mail_root[4096];     /* the store as the worker sees it */
+};
+
+/* Everything before the fork. -1 (logged) on failure. */
+int pop3_parent_init(struct pop3_parent *p, const struct pm_config *cfg);
+void pop3_parent_free(struct pop3_parent *p);
+
+/* pm_worker_spec callbacks. */
+void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
+void pop3_parent_reload(int worker_fd, void *arg);
+
+/* worker.c */
+int pop3_worker_main(int parent_fd, void *arg);
+
+#endif

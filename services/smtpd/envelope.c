@@ -1,0 +1,196 @@
+/* MAIL and RCPT: the envelope of a transaction. Whether a local recipient exists and
+ * whether an authenticated user owns an alias it sends from are questions for the
+ * privileged parent (authdb.h): the session stops reading (state LOOKUP) until the answer
+ * comes back, then finishes the command and goes on with pipelined input. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authdb.h"
+#include "log.h"
+#include "parser.h"
+#include "policy.h"
+#include "session.h"
+
+static void refuse(struct smtpd_session *s, const char *stage, const char *reply, const char *addr)
+{
+    char v[PM_LOGV_SIZE], a[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=reject client=%s stage=%s address=%s reply=%s", s->peer, stage, PM_LV(a, addr ? addr : ""),
+           PM_LV(v, reply));
+    smtpd_reply_error(s, "%s", reply);
+}
+
+static void accept_mail(struct smtpd_session *s, const char *sender, int smtputf8, int body_8bit)
+{
+    s->txn.active = 1;
+    s->txn.sender = strdup(sender);
+    s->txn.smtputf8 = smtputf8;
+    s->txn.body_8bit = body_8bit;
+    smtpd_reply(s, "250 2.1.0 Ok");
+}
+
+/* Takes final (malloc'd). */
+static void accept_rcpt(struct smtpd_session *s, char *final)
+{
+    if (s->txn.nrcpt == s->txn.cap) {
+        int cap = s->txn.cap ? s->txn.cap * 2 : 4;
+        char **v = realloc(s->txn.rcpt, (size_t)cap * sizeof *v);
+        if (!v) {
+            free(final);
+            smtpd_reply_error(s, "452 4.3.0 Error: insufficient resources");
+            return;
+        }
+        s->txn.rcpt = v;
+        s->txn.cap = cap;
+    }
+    s->txn.rcpt[s->txn.nrcpt++] = final;
+    smtpd_reply(s, "250 2.1.5 Ok");
+}
+
+static void lookup_done(struct smtpd_session *s)
+{
+    s->lookup = NULL;
+    free(s->lookup_addr);
+    s->lookup_addr = NULL;
+    if (s->state == SMTPD_ST_LOOKUP)
+        s->state = SMTPD_ST_COMMAND;
+}
+
+static void mail_answered(void *arg, int result)
+{
+    struct smtpd_session *s = arg;
+    char reply[400];
+    char *sender = s->lookup_addr;
+    s->lookup_addr = NULL;
+    lookup_done(s);
+    if (result == 1) {
+        accept_mail(s, sender, s->lookup_smtputf8, s->lookup_8bit);
+    } else if (result == 0) {
+        smtpd_policy_sender_refused(s, sender, reply, sizeof reply);
+        refuse(s, "MAIL", reply, sender);
+    } else {
+        refuse(s, "MAIL", "451 4.3.0 Error: sender check temporarily unavailable", sender);
+    }
+    free(sender);
+    smtpd_session_resume(s);
+    smtpd_session_settle(s);
+}
+
+static void rcpt_answered(void *arg, int result)
+{
+    struct smtpd_session *s = arg;
+    char reply[400];
+    char *rcpt = s->lookup_addr;
+    s->lookup_addr = NULL;
+    lookup_done(s);
+    if (result == 1) {
+        accept_rcpt(s, rcpt);
+        rcpt = NULL;
+    } else if (result == 0) {
+        smtpd_policy_rcpt_unknown(rcpt, reply, sizeof reply);
+        refuse(s, "RCPT", reply, rcpt);
+    } else {
+        refuse(s, "RCPT", "451 4.3.0 Error: recipient check temporarily unavailable", rcpt);
+    }
+    free(rcpt);
+    smtpd_session_resume(s);
+    smtpd_session_settle(s);
+}
+
+/* Waits for req (NULL: could not ask, answered at once as a temporary failure). Takes addr. */
+static void wait_for_parent(struct smtpd_session *s, struct smtpd_authdb_req *req, char *addr, const char *stage)
+{
+    if (!req) {
+        free(addr);
+        refuse(s, stage, "451 4.3.0 Error: temporary lookup failure", NULL);
+        return;
+    }
+    s->lookup = req;
+    s->lookup_addr = addr;
+    s->state = SMTPD_ST_LOOKUP;
+    smtpd_session_reading(s, 0);
+}
+
+void smtpd_envelope_mail(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    const struct pm_config *cfg = s->srv->cfg;
+    char reply[400];
+    if (!s->helo) {
+        smtpd_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->txn.active) {
+        smtpd_reply_error(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (s->mode != SMTPD_MODE_SMTP && !s->auth_user) {
+        refuse(s, "MAIL", "530 5.7.0 Authentication required", NULL);
+        return;
+    }
+    struct pm_addr addr;
+    struct smtpd_mail_params p;
+    if (smtpd_parse_mail(c->arg, c->arglen, &addr, &p, reply, sizeof reply) < 0) {
+        refuse(s, "MAIL", reply, NULL);
+        return;
+    }
+    if (!s->esmtp && (p.has_size || p.body_8bit || p.smtputf8)) {
+        refuse(s, "MAIL", "555 5.5.4 Error: MAIL parameters need EHLO", addr.address);
+        return;
+    }
+    if (p.has_size && p.size > (unsigned long long)cfg->smtpd.max_message_size) {
+        refuse(s, "MAIL", "552 5.3.4 Error: message size exceeds fixed limit", addr.address);
+        return;
+    }
+    switch (smtpd_policy_sender(s, &addr, reply, sizeof reply)) {
+    case SMTPD_REJECT:
+        refuse(s, "MAIL", reply, addr.address);
+        return;
+    case SMTPD_ACCEPT:
+        accept_mail(s, addr.address, p.smtputf8, p.body_8bit);
+        return;
+    case SMTPD_ASK:
+        s->lookup_smtputf8 = p.smtputf8;
+        s->lookup_8bit = p.body_8bit;
+        wait_for_parent(s, smtpd_authdb_sender_ok(s->srv, s->auth_user, addr.address, mail_answered, s),
+                        strdup(addr.address), "MAIL");
+        return;
+    }
+}
+
+void smtpd_envelope_rcpt(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    char reply[400];
+    if (!s->txn.active) {
+        smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    s->txn.rcpt_tries++;
+    if (s->txn.nrcpt >= s->srv->cfg->smtpd.max_recipients) {
+        /* Not counted as an error: the client sends the rest in another transaction. */
+        smtpd_reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    struct pm_addr addr;
+    if (smtpd_parse_rcpt(c->arg, c->arglen, s->txn.smtputf8, &addr, reply, sizeof reply) < 0) {
+        refuse(s, "RCPT", reply, NULL);
+        return;
+    }
+    char *final;
+    switch (smtpd_policy_rcpt(s, &addr, &final, reply, sizeof reply)) {
+    case SMTPD_REJECT:
+        refuse(s, "RCPT", reply, addr.address);
+        return;
+    case SMTPD_ACCEPT:
+        accept_rcpt(s, final);
+        return;
+    case SMTPD_ASK:
+        wait_for_parent(s, smtpd_authdb_rcpt_exists(s->srv, final, rcpt_answered, s), final, "RCPT");
+        return;
+    }
+}
+
+void smtpd_envelope_cancel(struct smtpd_session *s)
+{
+    smtpd_authdb_cancel(s->lookup);
+    lookup_done(s);
+}
