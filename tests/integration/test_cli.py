@@ -304,6 +304,12 @@ class Supervisor:
         return self.proc.returncode
 
 
+def started_after_spawn(log, svc, pid):
+    """The service spawned as pid (or its privsep worker) logged event=started since."""
+    spawn = log.find(f"event=spawn svc={svc} pid={pid}")
+    return spawn >= 0 and re.search(rf"svc={svc} pid=\d+ .*event=started", log[spawn:])
+
+
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -354,7 +360,7 @@ def test_run_starts_restarts_and_stops_the_services(pm, supervisor):
     assert re.search(rf"event=exit svc={victim} pid={pids[victim]} status=SIGKILL", sv.log())
     new = sv.spawned(victim)[1]
     assert new != pids[victim] and alive(new)
-    wait_for(lambda: re.search(rf"svc={victim} pid={new} .*event=started", sv.log()), 15, what="restarted service")
+    wait_for(lambda: started_after_spawn(sv.log(), victim, new), 15, what="restarted service")
 
     # Killed again at once: the backoff doubles.
     os.kill(new, signal.SIGKILL)
@@ -362,7 +368,7 @@ def test_run_starts_restarts_and_stops_the_services(pm, supervisor):
     delays = re.findall(rf"event=restart_scheduled svc={victim} in=([\d.]+)s", sv.log())
     assert [float(d) for d in delays] == [0.5, 1.0], sv.log()
     third = sv.spawned(victim)[2]
-    wait_for(lambda: re.search(rf"svc={victim} pid={third} .*event=started", sv.log()), 15, what="third start")
+    wait_for(lambda: started_after_spawn(sv.log(), victim, third), 15, what="third start")
 
     all_pids = [p for svc in sv.present for p in sv.spawned(svc)]
     t0 = time.monotonic()
