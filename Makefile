@@ -96,7 +96,10 @@ unit-run: $(UNIT_BINS)
 
 # The parsers' unit tests again under valgrind (plain build): no leaks, no invalid reads.
 valgrind: all $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 $$t >/dev/null; done; echo "valgrind: clean"
+	@for t in $(UNIT_BINS); do \
+	    valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 $$t >$(BUILD)/valgrind.log 2>&1 \
+	        || { cat $(BUILD)/valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
+	done; echo "valgrind: $(words $(UNIT_BINS)) unit test programs clean (no leaks, no invalid accesses)"
 
 integration: all
 	POSTMESH_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
@@ -104,6 +107,7 @@ integration: all
 test: deps-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory integration
 
 run: all
