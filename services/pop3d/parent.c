@@ -129,6 +129,13 @@ void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply
 {
     struct pop3_parent *p = arg;
     reply->result = -1;
+    if (req->op == PM_PRIV_MAILBOX_REPAIR) { /* root's job, done here: nothing secret involved */
+        char av[PM_LOGV_SIZE];
+        reply->result = pm_mailroot_repair(p->mail_dir, req->a ? req->a : "", POP3_WORKER_USER);
+        pm_log(reply->result > 0 ? PM_WARN : PM_INFO, "event=mailbox_repair address=%s fixed=%d",
+               PM_LV(av, req->a ? req->a : ""), (int)reply->result);
+        return;
+    }
     if (req->op != PM_PRIV_AUTH) {
         pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
         return;

@@ -1,5 +1,6 @@
 /* The AUTHORIZATION state: CAPA, STLS, USER/PASS, AUTH PLAIN, and the login itself with
  * its uniform failure answer, delay, per-IP lockout and the exclusive mailbox lock. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "mailroot.h"
 #include "mailstore.h"
 #include "passdb.h"
+#include "privchan.h"
 #include "sasl.h"
 #include "session_int.h"
 
@@ -35,6 +37,12 @@ void pop3_capa(struct pop3_session *s)
     pop3_reply(s, ".");
 }
 
+static void ignore_answer(int result, void *arg)
+{
+    (void)result;
+    (void)arg;
+}
+
 /* The password is right: take the mailbox (exclusively) and enter TRANSACTION. */
 static void open_mailbox(struct pop3_session *s, const char *user)
 {
@@ -49,7 +57,11 @@ static void open_mailbox(struct pop3_session *s, const char *user)
         return;
     }
     if (rc != POP3_DROP_OK) {
-        pm_log(PM_ERR, "event=mailbox_error session=%llu user=%s", s->id, PM_LV(uv, user));
+        int err = errno;
+        pm_log(PM_ERR, "event=mailbox_error session=%llu user=%s error=\"%s\"", s->id, PM_LV(uv, user), strerror(err));
+        /* Made by someone else (root, by hand)? The parent hands it to vmail for next time. */
+        if (err == EACCES || err == EPERM)
+            pm_priv_request(s->srv->priv, PM_PRIV_MAILBOX_REPAIR, user, NULL, ignore_answer, NULL);
         pop3_reply(s, "-ERR [SYS/TEMP] cannot open the mailbox, try again later");
         return;
     }
