@@ -1,6 +1,7 @@
 /* The SMTP commands (RFC 5321 4.1, with ESMTP extensions): sequencing, replies and the
- * transaction. Every 2xx/4xx/5xx reply carries an enhanced status code (RFC 2034), except
- * the greeting and the EHLO/HELO answer, where RFC 2034 leaves it out. */
+ * transaction (MAIL and RCPT, which may wait for the privileged parent, are envelope.c's).
+ * Every 2xx/4xx/5xx reply carries an enhanced status code (RFC 2034), except the greeting
+ * and the EHLO/HELO answer, where RFC 2034 leaves it out. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
