@@ -254,8 +254,13 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
     int stopping = 0;
     while (!stopping || pid > 0) {
         struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {chan, POLLIN, 0}};
-        int timeout = pid > 0 ? -1 : (int)((restart_at - mono()) * 1000) + 1;
-        if (poll(pfd, chan >= 0 ? 2 : 1, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR)
+        int timeout = -1; /* a worker runs: sleep until a signal or a request */
+        if (pid <= 0) {
+            timeout = (int)((restart_at - mono()) * 1000) + 1;
+            if (timeout < 0)
+                timeout = 0;
+        }
+        if (poll(pfd, chan >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
             break;
         if (pid <= 0 && !stopping && mono() >= restart_at) {
             started = mono();
