@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,8 +10,18 @@
 
 static const char *log_service = "postmesh";
 static int log_debug;
+static pid_t log_pid; /* getpid() is a real system call: cache it, refreshed in a forked child */
 
-void pm_log_init(const char *service) { log_service = service; }
+static void refresh_pid(void) { log_pid = getpid(); }
+
+void pm_log_init(const char *service)
+{
+    log_service = service;
+    refresh_pid();
+    static int registered;
+    if (!registered++)
+        pthread_atfork(NULL, NULL, refresh_pid);
+}
 void pm_log_set_debug(int on) { log_debug = on; }
 const char *pm_log_service(void) { return log_service; }
 
@@ -35,7 +46,7 @@ void pm_log(enum pm_log_level level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ svc=%s pid=%d level=%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), log_service, (int)getpid(), level_name(level));
+                     (int)(tv.tv_usec / 1000), log_service, (int)(log_pid ? log_pid : getpid()), level_name(level));
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
