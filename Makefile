@@ -15,7 +15,7 @@ else
 CFLAGS_OPT := -O2
 LDSAN      :=
 endif
-CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_OPT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 # services/<svc>/*.c -> $(BUILD)/bin/postmesh-<svc>; services/cli is the `postmesh` CLI.
@@ -30,7 +30,7 @@ LIBCOMMON  := $(BUILD)/lib/libcommon.a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit unit-asan integration bench clean valgrind
+.PHONY: all deps deps-check run test unit unit-run integration bench clean valgrind install
 .SECONDARY:
 
 all: deps-check $(BINS)
@@ -115,6 +115,13 @@ run: all
 
 bench: all
 	sh scripts/bench
+
+# Release build for packaging: test-only hooks compiled out, binaries to $(DESTDIR)$(PREFIX)/bin.
+PREFIX ?= /usr/local
+install: deps-check
+	@$(MAKE) --no-print-directory BUILD=build-release EXTRA_CFLAGS=-DPOSTMESH_NO_TEST_HOOKS all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 build-release/bin/* $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build build-asan build-*
