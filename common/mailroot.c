@@ -1,13 +1,16 @@
 #include "mailroot.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "mailstore.h"
+#include "privchan.h"
 #include "privsep.h"
 
 void pm_mailroot_init(const struct pm_config *cfg, int chrooted, char *dst, size_t size)
@@ -16,6 +19,19 @@ void pm_mailroot_init(const struct pm_config *cfg, int chrooted, char *dst, size
         snprintf(dst, size, ".");
     else
         pm_config_state_path(cfg, "mail", dst, size);
+}
+
+int pm_mailroot_prepare(const struct pm_config *cfg, const char *user, char *mail_dir, size_t dirsize,
+                        char *mail_root, size_t rootsize)
+{
+    int root = geteuid() == 0;
+    pm_config_state_path(cfg, "mail", mail_dir, dirsize);
+    pm_mailroot_init(cfg, root, mail_root, rootsize);
+    if ((mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(mail_dir, 0700) < 0 && errno != EEXIST)) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"cannot create %s: %s\"", mail_dir, strerror(errno));
+        return -1;
+    }
+    return pm_privsep_chown_tree(mail_dir, user) < 0 ? -1 : 0;
 }
 
 int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t size)
@@ -100,4 +116,14 @@ int pm_mailroot_repair(const char *store, const char *address, const char *user)
     }
     close(fd);
     return fixed;
+}
+
+void pm_mailroot_answer_repair(const char *store, const char *user, const struct pm_priv_msg *req,
+                               struct pm_priv_msg *reply)
+{
+    char av[PM_LOGV_SIZE];
+    const char *address = req->a ? req->a : "";
+    reply->result = pm_mailroot_repair(store, address, user);
+    pm_log(reply->result > 0 ? PM_WARN : PM_INFO, "event=mailbox_repair address=%s fixed=%d", PM_LV(av, address),
+           (int)reply->result);
 }

@@ -10,6 +10,12 @@
 /* dst = the store's root for this process: "." when chrooted into it, else state_dir/mail. */
 void pm_mailroot_init(const struct pm_config *cfg, int chrooted, char *dst, size_t size);
 
+/* In the privileged parent of a service whose worker chroots into the store (delivery,
+ * pop3d): mail_dir = state_dir/mail, created if missing (0700) and handed over to user;
+ * mail_root as pm_mailroot_init gives it for the worker. 0, or -1 (logged). */
+int pm_mailroot_prepare(const struct pm_config *cfg, const char *user, char *mail_dir, size_t dirsize,
+                        char *mail_root, size_t rootsize);
+
 /* dst = root/<domain>/<localpart>/Maildir (components as pm_mailstore_component makes them).
  * 0, or -1 for an address without '@', with an empty part, or too long. */
 int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t size);
@@ -20,5 +26,11 @@ int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t
  * (every step is an openat with O_NOFOLLOW). For a mailbox an administrator made as root
  * after the start-up chown. Returns the number of entries changed (0 without root), or -1. */
 int pm_mailroot_repair(const char *store, const char *address, const char *user);
+
+/* A parent's answer to its worker's PM_PRIV_MAILBOX_REPAIR (address in req->a): the repair
+ * above, logged; reply->result is its return value. */
+struct pm_priv_msg;
+void pm_mailroot_answer_repair(const char *store, const char *user, const struct pm_priv_msg *req,
+                               struct pm_priv_msg *reply);
 
 #endif

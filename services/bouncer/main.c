@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "privsep.h"
+#include "service.h"
 #include "worker.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -21,28 +22,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    int opt;
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c') {
-            path = optarg;
-        } else {
-            fprintf(stderr, "usage: postmesh-bouncer [-c config]\n");
-            return 2;
-        }
-    }
-    if (!path)
-        path = pm_config_default_path();
-    pm_log_init("bouncer");
     struct pm_config cfg;
+    int init_rc = pm_service_init(argc, argv, "bouncer", PM_SERVICE_BUS, &cfg);
+    if (init_rc != 0)
+        return init_rc;
     char err[512];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    pm_bus_security_init(&cfg, "bouncer"); /* CurveZMQ identity before any socket */
-    signal(SIGPIPE, SIG_IGN);
 
     struct event_base *base = event_base_new();
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);

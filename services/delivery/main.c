@@ -1,12 +1,10 @@
 /* postmesh-delivery: the local delivery service. A privileged parent (parent.h) prepares
  * the mail store and answers "is this a local user?"; one unprivileged worker (worker.c)
  * takes WORKER_DELIVERY jobs from the queue and writes the Maildir copies. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include "parent.h"
 #include "privchan.h"
 #include "privsep.h"
+#include "service.h"
 #include "users.h"
 
 #define HELPER_TIMEOUT_MS 10000
@@ -70,10 +69,7 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
     struct delivery_parent *p = arg;
     reply->result = -1;
     if (req->op == PM_PRIV_MAILBOX_REPAIR) { /* root's job, done here: nothing secret involved */
-        char av[PM_LOGV_SIZE];
-        reply->result = pm_mailroot_repair(p->mail_dir, req->a ? req->a : "", DELIVERY_WORKER_USER);
-        pm_log(reply->result > 0 ? PM_WARN : PM_INFO, "event=mailbox_repair address=%s fixed=%d",
-               PM_LV(av, req->a ? req->a : ""), (int)reply->result);
+        pm_mailroot_answer_repair(p->mail_dir, DELIVERY_WORKER_USER, req, reply);
         return;
     }
     if (req->op != PM_PRIV_RCPT_EXISTS) {
@@ -86,14 +82,8 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
 /* The store belongs to vmail, the only user that writes there. */
 static int prepare_store(struct delivery_parent *p)
 {
-    int root = geteuid() == 0;
-    pm_config_state_path(p->cfg, "mail", p->mail_dir, sizeof p->mail_dir);
-    pm_mailroot_init(p->cfg, root, p->mail_root, sizeof p->mail_root);
-    if ((mkdir(p->cfg->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(p->mail_dir, 0700) < 0 && errno != EEXIST)) {
-        pm_log(PM_ERR, "event=startup_failed reason=\"cannot create %s: %s\"", p->mail_dir, strerror(errno));
-        return -1;
-    }
-    return pm_privsep_chown_tree(p->mail_dir, DELIVERY_WORKER_USER) < 0 ? -1 : 0;
+    return pm_mailroot_prepare(p->cfg, DELIVERY_WORKER_USER, p->mail_dir, sizeof p->mail_dir, p->mail_root,
+                               sizeof p->mail_root);
 }
 
 /* POSTMESH_TEST_DELIVERY_STALL=<seconds>[:tmp|:new] — test-only: sleep after the tmp/ file
@@ -112,27 +102,11 @@ static void read_test_stall(void)
 
 int main(int argc, char **argv)
 {
-    const char *path = pm_config_default_path();
-    int opt;
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt != 'c') {
-            fprintf(stderr, "usage: %s [-c config]\n", argv[0]);
-            return 2;
-        }
-        path = optarg;
-    }
-    pm_log_init("delivery");
     struct pm_config cfg;
-    char err[1024];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    /* CurveZMQ identity and the queue's key now: the worker connects from inside the store. */
-    pm_bus_security_init(&cfg, "delivery");
-    pm_bus_security_preload("queue");
-    signal(SIGPIPE, SIG_IGN);
+    /* Bus keys (ours, the queue's) are read now: the worker connects from inside the store. */
+    int init_rc = pm_service_init(argc, argv, "delivery", PM_SERVICE_BUS, &cfg);
+    if (init_rc != 0)
+        return init_rc;
     read_test_stall(); /* the worker inherits it */
 
     struct delivery_parent parent = {.cfg = &cfg};

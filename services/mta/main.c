@@ -12,6 +12,7 @@
 #include "log.h"
 #include "privchan.h"
 #include "resolve.h"
+#include "service.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -83,26 +84,11 @@ static void answer_nothing(const struct pm_priv_msg *req, struct pm_priv_msg *re
 
 int main(int argc, char **argv)
 {
-    const char *path = pm_config_default_path();
-    int opt;
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c') {
-            path = optarg;
-        } else {
-            fprintf(stderr, "usage: postmesh-mta [-c FILE]\n");
-            return 2;
-        }
-    }
-    pm_log_init("mta");
     struct pm_config cfg;
-    char err[512];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    signal(SIGPIPE, SIG_IGN);
-    pm_bus_security_init(&cfg, "mta"); /* keys are read here, before the worker's chroot */
+    /* Bus keys are read here, before the worker's chroot. */
+    int init_rc = pm_service_init(argc, argv, "mta", PM_SERVICE_BUS, &cfg);
+    if (init_rc != 0)
+        return init_rc;
     struct mta_main_args args = {.cfg = &cfg, .tls = mta_tls_context(cfg.mta.tls_verify)};
     char empty[4096];
     struct pm_worker_spec spec = {

@@ -2,34 +2,16 @@
  * Maildir store that postmesh-delivery writes. A privileged parent (parent.h) opens the
  * sockets and has passwords checked; one unprivileged worker (worker.c), chrooted into the
  * store as vmail and confined by seccomp, runs every session. */
-#include <signal.h>
-#include <stdio.h>
-#include <unistd.h>
-
 #include "config.h"
-#include "log.h"
 #include "parent.h"
+#include "service.h"
 
 int main(int argc, char **argv)
 {
-    const char *path = pm_config_default_path();
-    int opt;
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt != 'c') {
-            fprintf(stderr, "usage: %s [-c config]\n", argv[0]);
-            return 2;
-        }
-        path = optarg;
-    }
-    pm_log_init("pop3d");
     struct pm_config cfg;
-    char err[1024];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    signal(SIGPIPE, SIG_IGN);
+    int init_rc = pm_service_init(argc, argv, "pop3d", 0, &cfg); /* no bus: pop3d reads the store only */
+    if (init_rc != 0)
+        return init_rc;
 
     struct pop3_parent parent;
     int rc = 1;

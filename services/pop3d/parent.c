@@ -1,10 +1,8 @@
 #include "parent.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -12,7 +10,7 @@
 #include "net.h"
 #include "passdb.h"
 #include "privsep.h"
-#include "tls.h"
+#include "tls_server.h"
 #include "tlspem.h"
 
 #define HELPER_TIMEOUT_MS 10000 /* a password hash takes milliseconds; this is a stuck helper */
@@ -34,17 +32,7 @@ static int have_tls_config(const struct pm_config *cfg)
 /* Reads the pair and checks that it makes a context. 0, or -1 with err. */
 static int read_tls(const struct pm_config *cfg, char **cert, char **key, char *err, size_t errsize)
 {
-    *cert = pm_tls_read_pem(cfg->tls.certificate, err, errsize);
-    *key = *cert ? pm_tls_read_pem(cfg->tls.key, err, errsize) : NULL;
-    SSL_CTX *check = *key ? pop3_tls_context(*cert, *key, err, errsize) : NULL;
-    if (!check) {
-        pm_tls_pem_free(*cert);
-        pm_tls_pem_free(*key);
-        *cert = *key = NULL;
-        return -1;
-    }
-    SSL_CTX_free(check);
-    return 0;
+    return pm_tls_read_pair(cfg->tls.certificate, cfg->tls.key, cert, key, err, errsize);
 }
 
 static int open_listeners(struct pop3_parent *p)
@@ -79,14 +67,8 @@ static int open_listeners(struct pop3_parent *p)
 /* The store belongs to vmail: the worker reads, renames and deletes there as vmail. */
 static int prepare_store(struct pop3_parent *p)
 {
-    int root = geteuid() == 0;
-    pm_config_state_path(p->cfg, "mail", p->mail_dir, sizeof p->mail_dir);
-    pm_mailroot_init(p->cfg, root, p->mail_root, sizeof p->mail_root);
-    if ((mkdir(p->cfg->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(p->mail_dir, 0700) < 0 && errno != EEXIST)) {
-        pm_log(PM_ERR, "event=startup_failed reason=\"cannot create %s: %s\"", p->mail_dir, strerror(errno));
-        return -1;
-    }
-    return pm_privsep_chown_tree(p->mail_dir, POP3_WORKER_USER) < 0 ? -1 : 0;
+    return pm_mailroot_prepare(p->cfg, POP3_WORKER_USER, p->mail_dir, sizeof p->mail_dir, p->mail_root,
+                               sizeof p->mail_root);
 }
 
 int pop3_parent_init(struct pop3_parent *p, const struct pm_config *cfg)
@@ -130,10 +112,7 @@ void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply
     struct pop3_parent *p = arg;
     reply->result = -1;
     if (req->op == PM_PRIV_MAILBOX_REPAIR) { /* root's job, done here: nothing secret involved */
-        char av[PM_LOGV_SIZE];
-        reply->result = pm_mailroot_repair(p->mail_dir, req->a ? req->a : "", POP3_WORKER_USER);
-        pm_log(reply->result > 0 ? PM_WARN : PM_INFO, "event=mailbox_repair address=%s fixed=%d",
-               PM_LV(av, req->a ? req->a : ""), (int)reply->result);
+        pm_mailroot_answer_repair(p->mail_dir, POP3_WORKER_USER, req, reply);
         return;
     }
     if (req->op != PM_PRIV_AUTH) {
@@ -154,11 +133,6 @@ void pop3_parent_reload(int worker_fd, void *arg)
         pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err)); /* the worker keeps its pair */
         return;
     }
-    pm_tls_pem_free(p->cert_pem);
-    pm_tls_pem_free(p->key_pem);
-    p->cert_pem = cert;
-    p->key_pem = key;
-    struct pm_priv_msg push = {.id = 0, .op = PM_PRIV_TLS_PEM, .a = cert, .b = key};
-    if (worker_fd >= 0 && pm_priv_send(worker_fd, &push) < 0)
+    if (pm_tls_keep_and_push(worker_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
         pm_log(PM_ERR, "event=tls_error error=\"cannot reach the worker\"");
 }

@@ -12,6 +12,7 @@
 #include "pinned.h"
 #include "privsep.h"
 #include "queue.h"
+#include "service.h"
 
 #define TICK_MS 250
 
@@ -56,32 +57,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(q->base);
 }
 
-static void usage(void)
-{
-    fprintf(stderr, "usage: postmesh-queue [-c config]\n");
-    exit(2);
-}
-
 int main(int argc, char **argv)
 {
-    const char *path = pm_config_default_path();
-    int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
-        if (opt == 'c')
-            path = optarg;
-        else
-            usage();
-    }
-    pm_log_init("queue");
     struct pm_config cfg;
+    int init_rc = pm_service_init(argc, argv, "queue", PM_SERVICE_BUS, &cfg);
+    if (init_rc != 0)
+        return init_rc;
     char err[512];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "postmesh-queue: %s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    pm_bus_security_init(&cfg, "queue");
-    signal(SIGPIPE, SIG_IGN);
 
     struct queue q = {.cfg = &cfg};
     pm_pinned_add(cfg.aliases_file); /* re-read from inside the chroot */

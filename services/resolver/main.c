@@ -12,6 +12,7 @@
 #include "privsep.h"
 #include "lookup.h"
 #include "server.h"
+#include "service.h"
 
 #define CACHE_ENTRIES 50000
 
@@ -24,26 +25,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *path = pm_config_default_path();
-    int opt;
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt == 'c') {
-            path = optarg;
-        } else {
-            fprintf(stderr, "usage: postmesh-resolver [-c FILE]\n");
-            return 2;
-        }
-    }
-    pm_log_init("resolver");
     struct pm_config cfg;
-    char err[512];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    signal(SIGPIPE, SIG_IGN);
-    pm_bus_security_init(&cfg, "resolver");
+    int init_rc = pm_service_init(argc, argv, "resolver", PM_SERVICE_BUS, &cfg);
+    if (init_rc != 0)
+        return init_rc;
+    const char *path = cfg.path;
 
     int nns = cfg.resolver.nameservers.n;
     if (nns == 0) {

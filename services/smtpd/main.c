@@ -12,13 +12,8 @@
 #include "log.h"
 #include "parent.h"
 #include "privchan.h"
+#include "service.h"
 #include "testhook.h"
-
-static void usage(void)
-{
-    fprintf(stderr, "usage: postmesh-smtpd [-c config]\n");
-    exit(2);
-}
 
 /* Thousands of sessions need thousands of descriptors: take what the hard limit allows
  * (the worker inherits the limit). */
@@ -33,26 +28,11 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-    const char *path = pm_config_default_path();
-    int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
-        if (opt == 'c')
-            path = optarg;
-        else
-            usage();
-    }
-    pm_log_init("smtpd");
     struct pm_config cfg;
-    char err[512];
-    if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "postmesh-smtpd: %s\n", err);
-        return 2;
-    }
-    pm_log_set_debug(cfg.debug);
-    /* Keys are read now: the worker creates its bus socket inside an empty chroot. */
-    pm_bus_security_init(&cfg, "smtpd");
-    pm_bus_security_preload("queue");
-    signal(SIGPIPE, SIG_IGN);
+    /* Bus keys (ours, the queue's) are read now: the worker creates its bus socket inside an empty chroot. */
+    int init_rc = pm_service_init(argc, argv, "smtpd", PM_SERVICE_BUS, &cfg);
+    if (init_rc != 0)
+        return init_rc;
     raise_fd_limit();
     smtpd_testhook_init();
 

@@ -10,7 +10,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "net.h"
-#include "tls.h"
+#include "tls_server.h"
 #include "tlspem.h"
 
 #define HELPER_TIMEOUT_MS 10000 /* a password hash takes milliseconds; this is a stuck helper */
@@ -22,21 +22,12 @@ static void helper_answer(const struct pm_priv_msg *req, struct pm_priv_msg *rep
     smtpd_lookup_answer(state, req, reply);
 }
 
-/* Reads the pair and checks that it makes a context. 0, or -1 with err. */
+/* Reads the pair (the key may sit in the certificate file) and checks that it makes a
+ * context. 0, or -1 with err. */
 static int read_tls(const struct pm_config *cfg, char **cert, char **key, char *err, size_t errsize)
 {
     const char *keyfile = cfg->tls.key && cfg->tls.key[0] ? cfg->tls.key : cfg->tls.certificate;
-    *cert = pm_tls_read_pem(cfg->tls.certificate, err, errsize);
-    *key = *cert ? pm_tls_read_pem(keyfile, err, errsize) : NULL;
-    struct smtpd_tls *check = *key ? smtpd_tls_new(*cert, *key, err, errsize) : NULL;
-    if (!check) {
-        pm_tls_pem_free(*cert);
-        pm_tls_pem_free(*key);
-        *cert = *key = NULL;
-        return -1;
-    }
-    smtpd_tls_free(check);
-    return 0;
+    return pm_tls_read_pair(cfg->tls.certificate, keyfile, cert, key, err, errsize);
 }
 
 static int open_listeners(struct smtpd_parent *p)
@@ -142,11 +133,6 @@ void smtpd_parent_reload(int worker_fd, void *arg)
         pm_log(PM_ERR, "event=tls_reload result=fail error=%s", PM_LV(v, err));
         return; /* the worker keeps the pair it has */
     }
-    pm_tls_pem_free(p->cert_pem);
-    pm_tls_pem_free(p->key_pem);
-    p->cert_pem = cert;
-    p->key_pem = key;
-    struct pm_priv_msg push = {.id = 0, .op = PM_PRIV_TLS_PEM, .a = cert, .b = key};
-    if (worker_fd >= 0 && pm_priv_send(worker_fd, &push) < 0)
+    if (pm_tls_keep_and_push(worker_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
         pm_log(PM_ERR, "event=tls_reload result=fail error=\"cannot reach the worker\"");
 }

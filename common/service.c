@@ -1,0 +1,32 @@
+/* Service startup shared by every postmesh-<svc> main(). */
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "log.h"
+#include "service.h"
+
+int pm_service_init(int argc, char **argv, const char *name, unsigned flags, struct pm_config *cfg)
+{
+    const char *path = pm_config_default_path();
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt != 'c') {
+            fprintf(stderr, "usage: postmesh-%s [-c config]\n", name);
+            return 2;
+        }
+        path = optarg;
+    }
+    pm_log_init(name);
+    char err[1024];
+    if (pm_config_load(path, cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "postmesh-%s: %s\n", name, err);
+        return 2;
+    }
+    pm_log_set_debug(cfg->debug);
+    signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error return, not a death */
+    if (flags & PM_SERVICE_BUS)
+        pm_bus_security_init(cfg, name);
+    return 0;
+}

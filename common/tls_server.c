@@ -1,0 +1,52 @@
+#include "tls_server.h"
+
+#include <openssl/err.h>
+#include <stdio.h>
+
+#include "privchan.h"
+#include "tlspem.h"
+
+SSL_CTX *pm_tls_server_context(const char *cert_pem, const char *key_pem, char *err, size_t errsize)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        snprintf(err, errsize, "cannot create TLS context");
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* No renegotiation (a CPU DoS lever), no compression (CRIME), our cipher order. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (pm_tls_use_pem(ctx, cert_pem, key_pem, err, errsize) < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int pm_tls_read_pair(const char *cert_path, const char *key_path, char **cert, char **key, char *err,
+                     size_t errsize)
+{
+    *cert = pm_tls_read_pem(cert_path, err, errsize);
+    *key = *cert ? pm_tls_read_pem(key_path, err, errsize) : NULL;
+    SSL_CTX *check = *key ? pm_tls_server_context(*cert, *key, err, errsize) : NULL;
+    if (!check) {
+        pm_tls_pem_free(*cert);
+        pm_tls_pem_free(*key);
+        *cert = *key = NULL;
+        return -1;
+    }
+    SSL_CTX_free(check);
+    return 0;
+}
+
+int pm_tls_keep_and_push(int worker_fd, char **held_cert, char **held_key, char *cert, char *key)
+{
+    pm_tls_pem_free(*held_cert);
+    pm_tls_pem_free(*held_key);
+    *held_cert = cert;
+    *held_key = key;
+    struct pm_priv_msg push = {.id = 0, .op = PM_PRIV_TLS_PEM, .a = cert, .b = key};
+    return worker_fd >= 0 && pm_priv_send(worker_fd, &push) < 0 ? -1 : 0;
+}

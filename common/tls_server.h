@@ -1,0 +1,24 @@
+/* What smtpd and pop3d share on the TLS server side: the baseline context (TLS 1.2 or
+ * newer, no renegotiation, no compression, our cipher order) and the parent's reading of
+ * the certificate/key pair (tlspem.h has the PEM text handling underneath). */
+#ifndef PM_TLS_SERVER_H
+#define PM_TLS_SERVER_H
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+/* A server context holding the pair; the caller may tune it further. NULL with the reason
+ * in err if the pair is not usable. */
+SSL_CTX *pm_tls_server_context(const char *cert_pem, const char *key_pem, char *err, size_t errsize);
+
+/* In the privileged parent: reads both PEM files and checks that they make a context.
+ * 0 with *cert and *key set (free with pm_tls_pem_free), or -1 with both NULL and err. */
+int pm_tls_read_pair(const char *cert_path, const char *key_path, char **cert, char **key, char *err,
+                     size_t errsize);
+
+/* In the parent after SIGHUP: the new pair (from pm_tls_read_pair) replaces the one held in
+ * *held_cert and *held_key (freed) and is pushed to the worker (PM_PRIV_TLS_PEM) when worker_fd
+ * >= 0. 0, or -1 if the worker could not be reached (it keeps its old pair). */
+int pm_tls_keep_and_push(int worker_fd, char **held_cert, char **held_key, char *cert, char *key);
+
+#endif
