@@ -97,9 +97,10 @@ void smtpd_session_reading(struct smtpd_session *s, int on)
         s->deadline = mono_s() + state_timeout(s);
         s->data_credit = 0;
         bufferevent_enable(s->bev, EV_READ);
-    } else {
-        bufferevent_disable(s->bev, EV_READ);
     }
+    /* Pausing leaves EV_READ armed: drive() does not consume input while the session waits
+     * (queue, lookup, auth delay), the INPUT_HIGH watermark bounds what can pile up, and a
+     * hang-up is noticed at once. Disarming and re-arming would cost two epoll_ctl per wait. */
 }
 
 void smtpd_session_data_progress(struct smtpd_session *s, size_t octets)
