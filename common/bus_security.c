@@ -170,8 +170,6 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
 {
     if (strncmp(endpoint, "tcp://", 6) != 0)
         return 0;
-    if (!sec.ready && pm_config_last()) /* services that did not call init: use what they loaded */
-        pm_bus_security_init(pm_config_last(), pm_log_service());
     if (!sec.ready) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"pm_bus_security_init not called\" endpoint=%s", endpoint);
         return -1;

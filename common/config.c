@@ -276,10 +276,6 @@ static int validate(struct ctx *c, struct pm_config *cfg, const config_t *lc)
     return 0;
 }
 
-static const struct pm_config *last_loaded;
-
-const struct pm_config *pm_config_last(void) { return last_loaded; }
-
 int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t errsize)
 {
     struct ctx c = {path, err, errsize};
@@ -300,8 +296,6 @@ int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t er
     if (walk(&c, cfg, config_root_setting(&lc), "") < 0)
         goto out;
     rc = validate(&c, cfg, &lc);
-    if (rc == 0)
-        last_loaded = cfg;
 out:
     config_destroy(&lc);
     if (rc < 0)
@@ -331,8 +325,6 @@ static void free_listen(struct pm_listenlist *l)
 
 void pm_config_free(struct pm_config *cfg)
 {
-    if (cfg == last_loaded)
-        last_loaded = NULL;
     for (size_t i = 0; i < NKEYS; i++) {
         void *f = field(cfg, &schema[i]);
         if (schema[i].type == T_STR) {

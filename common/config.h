@@ -97,9 +97,6 @@ const char *pm_config_default_path(void);
 /* dst = state_dir + "/" + rel. Returns dst. */
 char *pm_config_state_path(const struct pm_config *cfg, const char *rel, char *dst, size_t size);
 
-/* The configuration most recently loaded by pm_config_load in this process (or NULL). */
-const struct pm_config *pm_config_last(void);
-
 /* Case-insensitive: is domain one of cfg->domains? */
 int pm_config_is_local_domain(const struct pm_config *cfg, const char *domain);
 

@@ -23,7 +23,6 @@ void pm_log_init(const char *service)
         pthread_atfork(NULL, NULL, refresh_pid);
 }
 void pm_log_set_debug(int on) { log_debug = on; }
-const char *pm_log_service(void) { return log_service; }
 
 static const char *level_name(enum pm_log_level l)
 {

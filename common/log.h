@@ -8,7 +8,6 @@ enum pm_log_level { PM_DEBUG, PM_INFO, PM_WARN, PM_ERR };
 /* Sets the service name printed on every line ("smtpd", "queue", ...). */
 void pm_log_init(const char *service);
 void pm_log_set_debug(int on);
-const char *pm_log_service(void);
 
 /* fmt continues the line after "ts=... svc=... level=...": "event=accepted id=%s". */
 void pm_log(enum pm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

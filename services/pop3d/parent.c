@@ -35,28 +35,11 @@ static int read_tls(const struct pm_config *cfg, char **cert, char **key, char *
     return pm_tls_read_pair(cfg->tls.certificate, cfg->tls.key, cert, key, err, errsize);
 }
 
+/* At least one listener must be up: pop3s alone without a certificate is a dead service. */
 static int open_listeners(struct pop3_parent *p)
 {
-    const struct pm_config *cfg = p->cfg;
-    p->fds = calloc((size_t)cfg->pop3d.listen.n + 1, sizeof *p->fds);
-    if (!p->fds)
+    if (pm_listeners_open(&p->cfg->pop3d.listen, "pop3s", p->cert_pem != NULL, 128, &p->fds, &p->nfds) < 0)
         return -1;
-    for (int i = 0; i < cfg->pop3d.listen.n; i++) {
-        const struct pm_listen *li = &cfg->pop3d.listen.v[i];
-        int implicit = strcmp(li->mode, "pop3s") == 0;
-        if (implicit && !p->cert_pem) {
-            pm_log(PM_ERR, "event=listen_skipped address=%s mode=pop3s reason=\"no TLS certificate\"", li->address);
-            continue;
-        }
-        int fd = pm_listen_tcp(li->address, 128);
-        if (fd < 0)
-            return -1;
-        struct pop3_listen_fd *l = &p->fds[p->nfds++];
-        l->fd = fd;
-        l->implicit_tls = implicit;
-        snprintf(l->address, sizeof l->address, "%s", li->address);
-        pm_log(PM_INFO, "event=listening address=%s mode=%s", li->address, li->mode);
-    }
     if (p->nfds == 0) {
         pm_log(PM_ERR, "event=startup_failed reason=\"no listener\"");
         return -1;
@@ -99,9 +82,7 @@ int pop3_parent_init(struct pop3_parent *p, const struct pm_config *cfg)
 void pop3_parent_free(struct pop3_parent *p)
 {
     pm_priv_helper_stop(p->helper);
-    for (int i = 0; i < p->nfds; i++)
-        close(p->fds[i].fd);
-    free(p->fds);
+    pm_listeners_close(p->fds, p->nfds);
     pm_tls_pem_free(p->cert_pem);
     pm_tls_pem_free(p->key_pem);
     memset(p, 0, sizeof *p);

@@ -8,21 +8,16 @@
 #define POP3_PARENT_H
 
 #include "config.h"
+#include "listeners.h"
 #include "privchan.h"
 #include "privhelper.h"
 
 #define POP3_WORKER_USER "vmail"
 
-struct pop3_listen_fd {
-    int fd;
-    int implicit_tls;
-    char address[128];
-};
-
 struct pop3_parent {
     const struct pm_config *cfg;
     char *cert_pem, *key_pem; /* NULL without a TLS pair */
-    struct pop3_listen_fd *fds;
+    struct pm_listener *fds;
     int nfds;
     struct pm_helper_spec helper_spec;
     struct pm_priv_helper *helper;

@@ -278,27 +278,39 @@ static int any_credit(const struct queue *q)
     return 0;
 }
 
-/* When this message next needs attention: 0 = now, UINT64_MAX = only after an event. */
-static uint64_t next_due(const struct qmsg *m)
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* When this message next needs attention: 0 = now, UINT64_MAX = only after an event. A
+ * deferred message is also due at its expiry and at its delay-warning time. */
+static uint64_t next_due(const struct queue *q, const struct qmsg *m)
 {
+    const Postmesh__StoredMessage *rec = m->rec;
     uint64_t due = UINT64_MAX;
-    for (size_t i = 0; i < m->rec->n_recipients; i++) {
-        const Rcpt *r = m->rec->recipients[i];
+    int deferred = 0;
+    for (size_t i = 0; i < rec->n_recipients; i++) {
+        const Rcpt *r = rec->recipients[i];
         if (m->inflight[i])
             continue;
         if (r->state == ST(PENDING))
             return 0;
-        if (r->state == ST(DEFERRED) && r->next_attempt < due)
-            due = r->next_attempt;
-        if (r->state == ST(FAILED) && !m->bounce_inflight && m->bounce_retry_at < due)
-            due = m->bounce_retry_at;
+        if (r->state == ST(DEFERRED)) {
+            due = min_u64(due, r->next_attempt);
+            deferred = 1;
+        }
+        if (r->state == ST(FAILED) && !m->bounce_inflight)
+            due = min_u64(due, m->bounce_retry_at);
+    }
+    if (deferred) {
+        due = min_u64(due, rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime);
+        if (!rec->delay_warned && q->cfg->queue.delay_warning > 0 && rec->sender[0] && !rec->is_dsn)
+            due = min_u64(due, rec->arrival_time + (uint64_t)q->cfg->queue.delay_warning);
     }
     return due;
 }
 
 /* Walks the queue in arrival order handing due work to workers with credit. Messages that
  * need nothing before next_due are skipped cheaply; without any credit left the walk stops
- * (unless full: the periodic pass also finishes and bounces without workers). */
+ * (unless full: the periodic pass also expires, finishes and bounces without workers). */
 static void dispatch_walk(struct queue *q, int full)
 {
     uint64_t now = queue_now();
@@ -306,10 +318,13 @@ static void dispatch_walk(struct queue *q, int full)
     size_t cap = 0;
     for (struct qmsg *m = q->head, *next; m; m = next) {
         next = m->next;
-        if (!m->committed || m->rec->hold || m->next_due > now)
+        if (!m->committed || m->next_due > now)
             continue;
         if (!full && !any_credit(q))
             break;
+        queue_expire_msg(q, m, now); /* held messages expire too */
+        if (m->rec->hold)
+            continue;
         if (m->rec->n_recipients + 1 > cap) {
             cap = m->rec->n_recipients + 1;
             idx = realloc(idx, cap * sizeof *idx);
@@ -321,7 +336,7 @@ static void dispatch_walk(struct queue *q, int full)
             queue_msg_remove(q, m);
             continue;
         }
-        m->next_due = next_due(m);
+        m->next_due = next_due(q, m);
         /* Still due now means it waits for credit: look again when credit comes. */
     }
     free(idx);
@@ -371,13 +386,7 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
         pm_log(PM_INFO, "event=rcpt_failed id=%s to=%s dsn=%s reason=%s", m->rec->queue_id, r->address,
                r->dsn_status, PM_LV(text, r->last_error));
     } else if (now >= m->rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime) {
-        r->state = ST(FAILED);
-        char buf[1024];
-        snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
-                 (unsigned long long)(now - m->rec->arrival_time), r->last_error);
-        queue_set_str(&r->last_error, buf);
-        /* Like Postfix: Action failed, but the Status keeps the last temporary code. */
-        pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
+        queue_expire_rcpt(m, r, now);
     } else {
         r->state = ST(DEFERRED);
         uint64_t delay = queue_retry_delay(r->attempts, (uint64_t)q->cfg->queue.retry_min,

@@ -42,7 +42,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct queue *q = arg;
     uint64_t now = queue_now();
     queue_expire_leases(q, now);
-    queue_schedule_pass(q, now);
     if (q->dirty)
         queue_schedule_commit(q);
     queue_dispatch_full(q);

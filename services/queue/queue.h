@@ -108,9 +108,11 @@ void queue_dispatch(struct queue *q);      /* after events: stops when no worker
 void queue_dispatch_full(struct queue *q); /* periodic: every message that is due */
 void queue_expire_leases(struct queue *q, uint64_t now);
 
-/* schedule.c: pure retry arithmetic and the periodic pass */
+/* schedule.c: retry arithmetic and expiry */
 uint64_t queue_retry_delay(uint64_t attempts, uint64_t retry_min, uint64_t retry_max);
-void queue_schedule_pass(struct queue *q, uint64_t now);
+void queue_expire_rcpt(struct qmsg *m, Postmesh__StoredRecipient *r, uint64_t now);
+/* Fails the deferred recipients of a message older than queue.max_lifetime. */
+void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now);
 const char *queue_rcpt_state_name(Postmesh__StoredRecipient__State s);
 
 /* control.c */

@@ -29,32 +29,32 @@ const char *queue_rcpt_state_name(Postmesh__StoredRecipient__State s)
     }
 }
 
-/* Deferred recipients of messages older than max_lifetime fail now, with the last error. */
-void queue_schedule_pass(struct queue *q, uint64_t now)
+/* A deferred recipient whose message outlived queue.max_lifetime fails now, keeping its
+ * last error (and, like Postfix, its last temporary status with Action: failed). */
+void queue_expire_rcpt(struct qmsg *m, Postmesh__StoredRecipient *r, uint64_t now)
 {
-    uint64_t life = (uint64_t)q->cfg->queue.max_lifetime;
-    for (struct qmsg *m = q->head; m; m = m->next) {
-        if (!m->committed || now < m->rec->arrival_time + life)
-            continue;
-        int changed = 0;
-        for (size_t i = 0; i < m->rec->n_recipients; i++) {
-            Postmesh__StoredRecipient *r = m->rec->recipients[i];
-            if (m->inflight[i] || r->state != ST(DEFERRED))
-                continue;
-            char buf[1024];
-            snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
-                     (unsigned long long)(now - m->rec->arrival_time), r->last_error);
-            queue_set_str(&r->last_error, buf);
-            /* Like Postfix: Action failed, the Status keeps the last temporary code. */
-            if (!r->dsn_status[0])
-                queue_set_str(&r->dsn_status, "4.4.7");
-            r->state = ST(FAILED);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "message expired after %llu seconds in the queue; last error: %s",
+             (unsigned long long)(now - m->rec->arrival_time), r->last_error);
+    queue_set_str(&r->last_error, buf);
+    if (!r->dsn_status[0])
+        queue_set_str(&r->dsn_status, "4.4.7");
+    r->state = ST(FAILED);
+    pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
+}
+
+void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now)
+{
+    if (now < m->rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime)
+        return;
+    int changed = 0;
+    for (size_t i = 0; i < m->rec->n_recipients; i++) {
+        Postmesh__StoredRecipient *r = m->rec->recipients[i];
+        if (!m->inflight[i] && r->state == ST(DEFERRED)) {
+            queue_expire_rcpt(m, r, now);
             changed = 1;
-            pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
-        }
-        if (changed) {
-            queue_msg_mark_dirty(q, m);
-            m->next_due = 0;
         }
     }
+    if (changed)
+        queue_msg_mark_dirty(q, m);
 }

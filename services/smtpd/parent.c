@@ -30,31 +30,6 @@ static int read_tls(const struct pm_config *cfg, char **cert, char **key, char *
     return pm_tls_read_pair(cfg->tls.certificate, keyfile, cert, key, err, errsize);
 }
 
-static int open_listeners(struct smtpd_parent *p)
-{
-    const struct pm_config *cfg = p->cfg;
-    p->fds = calloc((size_t)cfg->smtpd.listen.n + 1, sizeof *p->fds);
-    if (!p->fds)
-        return -1;
-    for (int i = 0; i < cfg->smtpd.listen.n; i++) {
-        const struct pm_listen *li = &cfg->smtpd.listen.v[i];
-        enum smtpd_mode mode = smtpd_mode_parse(li->mode);
-        if (mode == SMTPD_MODE_SMTPS && !p->cert_pem) {
-            pm_log(PM_WARN, "event=listen_skip address=%s mode=smtps reason=\"no tls.certificate configured\"",
-                   li->address);
-            continue;
-        }
-        int fd = pm_listen_tcp(li->address, 1024);
-        if (fd < 0)
-            return -1;
-        struct smtpd_listen_fd *l = &p->fds[p->nfds++];
-        l->fd = fd;
-        l->mode = mode;
-        snprintf(l->address, sizeof l->address, "%s", li->address);
-    }
-    return 0;
-}
-
 /* The chroot: an empty directory only root can write to. */
 static int make_empty_dir(struct smtpd_parent *p)
 {
@@ -82,7 +57,7 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
         pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err));
         return -1;
     }
-    if (open_listeners(p) < 0)
+    if (pm_listeners_open(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, &p->fds, &p->nfds) < 0)
         return -1;
     /* Forked now, before this process ever reads the users file (it never does). */
     p->helper_spec = (struct pm_helper_spec){.name = "smtpd-lookup", .open = helper_open,
@@ -103,9 +78,7 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
 void smtpd_parent_free(struct smtpd_parent *p)
 {
     pm_priv_helper_stop(p->helper);
-    for (int i = 0; i < p->nfds; i++)
-        close(p->fds[i].fd);
-    free(p->fds);
+    pm_listeners_close(p->fds, p->nfds);
     pm_tls_pem_free(p->cert_pem);
     pm_tls_pem_free(p->key_pem);
     memset(p, 0, sizeof *p);

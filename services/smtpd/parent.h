@@ -18,7 +18,7 @@
 struct smtpd_parent {
     struct pm_config *cfg;
     char *cert_pem, *key_pem;      /* NULL without tls.certificate */
-    struct smtpd_listen_fd *fds;
+    struct pm_listener *fds;
     int nfds;
     struct pm_helper_spec helper_spec;
     struct pm_priv_helper *helper;

@@ -96,7 +96,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     smtpd_clients_sweep(srv->clients, time(NULL));
 }
 
-static int serve_listeners(struct smtpd_server *srv, const struct smtpd_listen_fd *fds, int nfds)
+static int serve_listeners(struct smtpd_server *srv, const struct pm_listener *fds, int nfds)
 {
     srv->listeners = calloc((size_t)nfds + 1, sizeof *srv->listeners);
     if (!srv->listeners)
@@ -104,7 +104,7 @@ static int serve_listeners(struct smtpd_server *srv, const struct smtpd_listen_f
     for (int i = 0; i < nfds; i++) {
         struct smtpd_listener *l = &srv->listeners[srv->nlisteners];
         l->srv = srv;
-        l->mode = fds[i].mode;
+        l->mode = smtpd_mode_parse(fds[i].mode);
         snprintf(l->address, sizeof l->address, "%s", fds[i].address);
         /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker. */
         l->lev = evconnlistener_new(srv->base, on_accept, l, LEV_OPT_CLOSE_ON_EXEC, -1, fds[i].fd);
@@ -120,7 +120,7 @@ static int serve_listeners(struct smtpd_server *srv, const struct smtpd_listen_f
 }
 
 int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct event_base *base,
-                      const struct smtpd_listen_fd *fds, int nfds, struct smtpd_tls *tls, int priv_fd)
+                      const struct pm_listener *fds, int nfds, struct smtpd_tls *tls, int priv_fd)
 {
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "listeners.h"
 
 struct event_base;
 struct event;
@@ -45,18 +46,11 @@ struct smtpd_server {
     struct event *ev_term, *ev_int, *ev_sweep;
 };
 
-/* A listening socket opened by the parent, inherited by the worker. */
-struct smtpd_listen_fd {
-    int fd;
-    enum smtpd_mode mode;
-    char address[128];
-};
-
 /* Serves the inherited listening sockets, connects to the queue and takes the channel to
  * the parent (priv_fd) and tls (may be NULL; owned from now on, also on failure).
  * -1 (logged) on failure. */
 int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct event_base *base,
-                      const struct smtpd_listen_fd *fds, int nfds, struct smtpd_tls *tls, int priv_fd);
+                      const struct pm_listener *fds, int nfds, struct smtpd_tls *tls, int priv_fd);
 void smtpd_server_free(struct smtpd_server *srv);
 
 const char *smtpd_mode_name(enum smtpd_mode m);

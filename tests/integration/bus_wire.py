@@ -2,23 +2,13 @@
 has no Python module here): encode the few requests the tests send, decode replies into
 {field number: [values]}. Field numbers are those of proto/postmesh.proto."""
 
+from remote_proto import _varint as varint  # one varint encoder for every test codec
+
 VERSION = 1
 # BusMessage body fields
 SUBMIT, SUBMIT_REPLY, CREDIT, JOB, CONTROL, CONTROL_REPLY = 10, 11, 12, 13, 15, 16
 STATUS = 6             # ControlRequest.Command.STATUS
 WORKER_DELIVERY = 1    # WorkerKind
-
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def field_int(num, value):

@@ -1,0 +1,20 @@
+/* The listening sockets a front end's privileged parent binds for its worker (smtpd, pop3d). */
+#ifndef PM_LISTENERS_H
+#define PM_LISTENERS_H
+
+#include "config.h"
+
+struct pm_listener {
+    int fd;
+    int implicit_tls; /* mode is the service's implicit-TLS mode (smtps, pop3s) */
+    char mode[16];    /* as configured: smtp, submission, smtps, pop3, pop3s */
+    char address[128];
+};
+
+/* Binds every entry of list. An entry in implicit_tls_mode is skipped (event=listen_skipped)
+ * when have_tls is 0. Returns 0 with *out (calloc'd) and *n filled, or -1 (logged). */
+int pm_listeners_open(const struct pm_listenlist *list, const char *implicit_tls_mode, int have_tls, int backlog,
+                      struct pm_listener **out, int *n);
+void pm_listeners_close(struct pm_listener *v, int n);
+
+#endif
