@@ -39,7 +39,8 @@ void pm_bus_context_term(void)
     bus_ctx = NULL;
 }
 
-int pm_bus_prepare_socket(void *sock, int is_server)
+/* The bus's socket policy: no linger, deep queues, and for clients ZMQ_IMMEDIATE. */
+static int prepare_socket(void *sock, int is_server)
 {
     int zero = 0, one = 1, hwm = 100000;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
@@ -138,7 +139,7 @@ static struct pm_bus *bus_new(struct event_base *base, int type, const char *end
         int one = 1;
         zmq_setsockopt(bus->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     }
-    pm_bus_prepare_socket(bus->sock, is_server);
+    prepare_socket(bus->sock, is_server);
     int rc = pm_bus_apply_security(bus->sock, endpoint, is_server);
     if (rc == 0)
         rc = is_server ? zmq_bind(bus->sock, endpoint) : zmq_connect(bus->sock, endpoint);
@@ -238,7 +239,7 @@ Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *re
     void *sock = zmq_socket(pm_bus_context(), ZMQ_DEALER);
     if (!sock)
         return NULL;
-    pm_bus_prepare_socket(sock, 0);
+    prepare_socket(sock, 0);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_IMMEDIATE, &zero, sizeof zero); /* wait for the connection */
     zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);

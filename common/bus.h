@@ -53,8 +53,5 @@ int pm_bus_security_preload(const char *server);
 int pm_bus_apply_security(void *sock, const char *endpoint, int is_server);
 void pm_bus_after_bind(const char *endpoint);
 
-/* Applies the bus's socket policy (linger, HWM, security) to a raw socket. Used internally
- * and by tools that build their own sockets. is_server: binds. */
-int pm_bus_prepare_socket(void *sock, int is_server);
 
 #endif
