@@ -39,7 +39,6 @@ int main(int argc, char **argv)
         .hostname = cfg.hostname,
         .slots = (int)cfg.bouncer.concurrency,
         .submit_timeout_ms = (int)(cfg.bouncer.submit_timeout * 1000),
-        .credit_interval_ms = 2000,
         .delay_warning = cfg.queue.delay_warning,
         .max_lifetime = cfg.queue.max_lifetime,
     };

@@ -12,18 +12,16 @@
 
 #include "bus.h"
 #include "compose.h"
+#include "jobclient.h"
 #include "log.h"
 
-/* Jobs received beyond the free slots (the race the contract allows) wait here; past this
- * many the job is answered TEMPFAIL at once rather than held in memory. */
-#define BACKLOG_EXTRA 16
 #define SUBMIT_RETRY_MS 100
-#define CREDIT_RETRY_MS 100
 
 /* One job from arrival to its JobResult. */
 struct task {
     struct task *next, *prev;
     struct bouncer_worker *w;
+    struct pm_job *handle;    /* answered in task_finish */
     uint64_t job_id;
     uint64_t request_id;      /* of the Submit, 0 while waiting */
     uint32_t rcpt_index;
@@ -48,9 +46,8 @@ struct bouncer_worker {
     struct bouncer_worker_config cfg;
     char hostname[256];
     char name[300];
-    struct pm_bus *jobs;   /* Credit, Job, JobResult */
-    struct pm_bus *submit; /* Submit, SubmitReply */
-    struct event *heartbeat;
+    struct pm_job_client *jobs; /* Credit, Job, JobResult */
+    struct pm_bus *submit;      /* Submit, SubmitReply */
     struct task_list waiting, active;
     uint64_t next_request_id;
 };
@@ -93,29 +90,8 @@ static void task_free(struct task *t)
 
 /* ------------------------------------------------------------------ messages to the queue */
 
-static int send_credit(struct bouncer_worker *w)
-{
-    int used = w->active.n + w->waiting.n;
-    Postmesh__Credit credit = POSTMESH__CREDIT__INIT;
-    credit.kind = POSTMESH__WORKER_KIND__WORKER_BOUNCER;
-    credit.credits = used < w->cfg.slots ? (uint32_t)(w->cfg.slots - used) : 0;
-    credit.worker_name = w->name;
-    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
-    msg.credit = &credit;
-    /* EAGAIN while the queue is away: the heartbeat tries again soon. */
-    if (pm_bus_send(w->jobs, &msg) < 0) {
-        if (w->heartbeat) {
-            struct timeval tv = {0, CREDIT_RETRY_MS * 1000};
-            evtimer_add(w->heartbeat, &tv);
-        }
-        return -1;
-    }
-    return 0;
-}
-
-static void send_result(struct bouncer_worker *w, uint64_t job_id, const char *queue_id, uint32_t index,
-                        Postmesh__RecipientResult__Status status, const char *dsn_status, const char *text)
+static void send_result(struct pm_job *handle, uint32_t index, Postmesh__RecipientResult__Status status,
+                        const char *dsn_status, const char *text)
 {
     Postmesh__RecipientResult rr = POSTMESH__RECIPIENT_RESULT__INIT;
     rr.index = index;
@@ -123,16 +99,7 @@ static void send_result(struct bouncer_worker *w, uint64_t job_id, const char *q
     rr.dsn_status = (char *)dsn_status;
     rr.text = (char *)text;
     Postmesh__RecipientResult *rrs[1] = {&rr};
-    Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
-    res.job_id = job_id;
-    res.queue_id = (char *)(queue_id ? queue_id : "");
-    res.n_results = 1;
-    res.results = rrs;
-    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT;
-    msg.job_result = &res;
-    if (pm_bus_send(w->jobs, &msg) < 0)
-        pm_log(PM_WARN, "event=result_not_sent id=%s job=%" PRIu64 " reason=queue_unreachable", queue_id, job_id);
+    pm_job_finish(handle, rrs, 1);
 }
 
 static void task_start(struct task *t);
@@ -143,14 +110,13 @@ static void task_finish(struct task *t, struct task_list *from, Postmesh__Recipi
 {
     struct bouncer_worker *w = t->w;
     list_remove(from, t);
-    send_result(w, t->job_id, t->queue_id, t->rcpt_index, status, dsn_status, text);
+    send_result(t->handle, t->rcpt_index, status, dsn_status, text);
     task_free(t);
     while (w->waiting.head && w->active.n < w->cfg.slots) {
         struct task *next = w->waiting.head;
         list_remove(&w->waiting, next);
         task_start(next);
     }
-    send_credit(w);
 }
 
 static uint64_t now_ms(void)
@@ -292,8 +258,10 @@ static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, s
     return 0;
 }
 
-static void on_job(struct bouncer_worker *w, const Postmesh__Job *job)
+static void on_job(struct pm_job *handle, void *arg)
 {
+    struct bouncer_worker *w = arg;
+    const Postmesh__Job *job = handle->job;
     const char *qid = job->queue_id ? job->queue_id : "";
     uint32_t index = job->n_recipients ? job->recipients[0]->index : 0;
     /* The DSN goes to the original envelope sender: recipient 0 (job->sender as a fallback). */
@@ -301,14 +269,6 @@ static void on_job(struct bouncer_worker *w, const Postmesh__Job *job)
     const char *action = job->delay_notice ? "delayed" : "failed";
     char lv[PM_LOGV_SIZE];
 
-    if (job->kind != POSTMESH__WORKER_KIND__WORKER_BOUNCER) {
-        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " reason=wrong_kind kind=%d", qid, job->job_id,
-               (int)job->kind);
-        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
-                    "4.3.0 not a bouncer job");
-        send_credit(w);
-        return;
-    }
     if (!sender || !*sender) {
         /* A failed bounce: notifying nobody is the only way to avoid bounce loops. */
         pm_log(PM_WARN, "event=dsn_suppressed id=%s reason=null_sender action=%s recipients=%zu", qid, action,
@@ -316,29 +276,20 @@ static void on_job(struct bouncer_worker *w, const Postmesh__Job *job)
         for (size_t i = 0; i < job->n_report; i++)
             pm_log(PM_WARN, "event=failed_bounce id=%s rcpt=%s status=%s", qid, PM_LV(lv, job->report[i]->address),
                    job->report[i]->status);
-        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
+        send_result(handle, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
                     "2.0.0 null sender: not bounced, logged");
-        send_credit(w);
         return;
     }
     if (job->n_report == 0) {
         pm_log(PM_WARN, "event=dsn_suppressed id=%s reason=empty_report", qid);
-        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
+        send_result(handle, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
                     "2.0.0 nothing to report");
-        send_credit(w);
         return;
     }
-    if (w->waiting.n >= w->cfg.slots + BACKLOG_EXTRA) {
-        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " reason=busy", qid, job->job_id);
-        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
-                    "4.3.0 bouncer busy");
-        send_credit(w);
-        return;
-    }
-
     struct task *t = calloc(1, sizeof *t);
     if (t) {
         t->w = w;
+        t->handle = handle;
         t->job_id = job->job_id;
         t->rcpt_index = index;
         t->queue_id = strdup(qid);
@@ -352,11 +303,10 @@ static void on_job(struct bouncer_worker *w, const Postmesh__Job *job)
     }
     if (!t || !t->queue_id || !t->sender || compose_for_job(w, job, t) < 0) {
         pm_log(PM_ERR, "event=dsn_compose_failed id=%s", qid);
-        send_result(w, job->job_id, qid, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+        send_result(handle, index, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
                     "4.3.0 cannot compose the DSN");
         if (t)
             task_free(t);
-        send_credit(w);
         return;
     }
     pm_log(PM_DEBUG, "event=job id=%s job=%" PRIu64 " to=%s action=%s recipients=%zu size=%zu", qid, job->job_id,
@@ -365,19 +315,6 @@ static void on_job(struct bouncer_worker *w, const Postmesh__Job *job)
         task_start(t);
     else
         list_push(&w->waiting, t);
-}
-
-static void on_jobs_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg,
-                            void *arg)
-{
-    (void)bus;
-    (void)peer;
-    (void)peerlen;
-    struct bouncer_worker *w = arg;
-    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_JOB && msg->job)
-        on_job(w, msg->job);
-    else
-        pm_log(PM_WARN, "event=bus_unexpected socket=jobs body=%d", (int)msg->body_case);
 }
 
 static void on_submit_reply(struct bouncer_worker *w, uint64_t request_id, const Postmesh__SubmitReply *r)
@@ -430,18 +367,6 @@ static void on_submit_message(struct pm_bus *bus, const uint8_t *peer, size_t pe
         pm_log(PM_WARN, "event=bus_unexpected socket=submit body=%d", (int)msg->body_case);
 }
 
-/* Every credit_interval_ms; every CREDIT_RETRY_MS while the queue is unreachable, so a
- * worker starting before (or reconnecting to) the queue is known within a moment. */
-static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct bouncer_worker *w = arg;
-    int ms = send_credit(w) == 0 ? w->cfg.credit_interval_ms : CREDIT_RETRY_MS;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(w->heartbeat, &tv);
-}
-
 /* ------------------------------------------------------------------ lifetime */
 
 struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct bouncer_worker_config *cfg)
@@ -455,8 +380,6 @@ struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct 
         w->cfg.slots = 1;
     if (w->cfg.submit_timeout_ms < 1)
         w->cfg.submit_timeout_ms = 1;
-    if (w->cfg.credit_interval_ms < 1)
-        w->cfg.credit_interval_ms = 2000;
     snprintf(w->hostname, sizeof w->hostname, "%s", cfg->hostname ? cfg->hostname : "localhost");
     snprintf(w->name, sizeof w->name, "bouncer@%s/%d", w->hostname, (int)getpid());
     w->cfg.hostname = w->hostname;
@@ -465,14 +388,21 @@ struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct 
     if (getrandom(&w->next_request_id, sizeof w->next_request_id, GRND_NONBLOCK) != sizeof w->next_request_id)
         w->next_request_id = (uint64_t)time(NULL) << 20;
     w->next_request_id >>= 1;
-    w->jobs = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_jobs_message, w);
     w->submit = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_submit_message, w);
-    w->heartbeat = evtimer_new(base, on_heartbeat, w);
-    if (!w->jobs || !w->submit || !w->heartbeat) {
+    struct pm_job_client_config jc = {
+        .endpoint = cfg->endpoint,
+        .kind = POSTMESH__WORKER_KIND__WORKER_BOUNCER,
+        .name = w->name,
+        .capacity = w->cfg.slots,
+        .backlog = w->cfg.slots,
+        .on_job = on_job,
+        .arg = w,
+    };
+    w->jobs = w->submit ? pm_job_client_new(base, &jc) : NULL;
+    if (!w->jobs) {
         bouncer_worker_free(w);
         return NULL;
     }
-    on_heartbeat(-1, 0, w);
     return w;
 }
 
@@ -487,9 +417,8 @@ void bouncer_worker_free(struct bouncer_worker *w)
             list_remove(lists[i], t);
             task_free(t);
         }
-    if (w->heartbeat)
-        event_free(w->heartbeat);
-    pm_bus_close(w->jobs);
+    pm_job_client_return_all(w->jobs, "4.3.2 bouncer stopping");
+    pm_job_client_free(w->jobs);
     pm_bus_close(w->submit);
     free(w);
 }

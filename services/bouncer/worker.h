@@ -1,5 +1,5 @@
-/* The bouncer's side of "Work dispatch" (docs/internals.md): it announces free slots with
- * Credit{WORKER_BOUNCER}, turns each Job into a DSN, submits it to the queue over a second
+/* The bouncer's side of "Work dispatch" (docs/internals.md): through the shared job client
+ * (jobclient.h) it takes WORKER_BOUNCER jobs, turns each Job into a DSN, submits it to the queue over a second
  * DEALER (replies matched by request_id) and answers the Job with DELIVERED once the queue
  * committed the DSN, TEMPFAIL when it did not (error, timeout), PERMFAIL when the queue
  * refused it for good. A slot is busy from the Submit until its SubmitReply. */
@@ -14,7 +14,6 @@ struct bouncer_worker_config {
     const char *hostname;     /* for the DSN and the worker's name */
     int slots;                /* DSN submissions in flight at once */
     int submit_timeout_ms;    /* wait for SubmitReply, then TEMPFAIL */
-    int credit_interval_ms;   /* heartbeat Credit (2000) */
     long long delay_warning;  /* for the warning's wording */
     long long max_lifetime;   /* for Will-Retry-Until */
 };

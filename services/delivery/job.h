@@ -22,7 +22,10 @@ struct delivery_rcpt {
     char text[160];
 };
 
+struct pm_job;
+
 struct delivery_job {
+    struct pm_job *handle; /* the job client's job, answered once the writes are done */
     uint64_t job_id;
     char *queue_id;
     char *sender;

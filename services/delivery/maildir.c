@@ -76,25 +76,39 @@ char *delivery_trace_headers(const char *sender, const char *address, size_t *le
     return h;
 }
 
-/* Is name already in new/, or in cur/ as name or name:2,<flags>? */
-static int already_delivered(const char *maildir, const char *name)
+/* -errno, never 0: a failure must not read as DELIVERY_WRITTEN. */
+static int neg_errno(void) { return errno ? -errno : -EIO; }
+
+/* Is name already in new/, or in cur/ as name or name:2,<flags>? Returns the directory it
+ * is in ("new" or "cur") or NULL. */
+static const char *already_delivered(const char *maildir, const char *name)
 {
     char path[4096];
     struct stat st;
     snprintf(path, sizeof path, "%s/new/%s", maildir, name);
     if (stat(path, &st) == 0)
-        return 1;
+        return "new";
     snprintf(path, sizeof path, "%s/cur", maildir);
     DIR *d = opendir(path);
     if (!d)
-        return 0;
+        return NULL;
     size_t nl = strlen(name);
     int found = 0;
     struct dirent *e;
     while (!found && (e = readdir(d)))
         found = strncmp(e->d_name, name, nl) == 0 && (e->d_name[nl] == '\0' || e->d_name[nl] == ':');
     closedir(d);
-    return found;
+    return found ? "cur" : NULL;
+}
+
+/* A copy that is already there may be one a killed worker linked but never synced: its
+ * directory entry is only durable once the directory is synced, so sync it before the
+ * queue hears "delivered" and deletes its own copy. */
+static int duplicate_synced(const char *maildir, const char *where)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", maildir, where);
+    return pm_mailstore_fsync_dir(dir) < 0 ? neg_errno() : DELIVERY_DUPLICATE;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -117,9 +131,6 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* -errno, never 0: a failure must not read as DELIVERY_WRITTEN. */
-static int neg_errno(void) { return errno ? -errno : -EIO; }
-
 static void stall(int at_new)
 {
     if (stall_seconds && stall_at_new == at_new)
@@ -131,8 +142,9 @@ int delivery_maildir_write(const char *maildir, const char *name, const char *he
 {
     if (pm_mailstore_create(maildir) < 0)
         return neg_errno();
-    if (already_delivered(maildir, name))
-        return DELIVERY_DUPLICATE;
+    const char *where = already_delivered(maildir, name);
+    if (where)
+        return duplicate_synced(maildir, where);
 
     /* A tmp name no other writer uses, even another worker on the same job right now. */
     char tmp[4096], dst[4096], dir[4096];
@@ -165,7 +177,7 @@ int delivery_maildir_write(const char *maildir, const char *name, const char *he
             if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
                 err = errno;
                 unlink(tmp);
-                return err == EEXIST ? DELIVERY_DUPLICATE : -err;
+                return err == EEXIST ? duplicate_synced(maildir, "new") : -err;
             }
         } else {
             err = errno;
@@ -175,7 +187,7 @@ int delivery_maildir_write(const char *maildir, const char *name, const char *he
     }
     unlink(tmp);
     if (dup)
-        return DELIVERY_DUPLICATE;
+        return duplicate_synced(maildir, "new");
     if (pm_mailstore_fsync_dir(dir) < 0) {
         /* The copy may not survive a crash: report a temporary failure; a retry finds the file
          * (if it survived) and reports it delivered. */

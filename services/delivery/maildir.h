@@ -1,7 +1,8 @@
 /* Writing one message into one Maildir, safely and at most once per (queue id, recipient):
  * tmp/<unique> -> write -> fsync -> link() to new/<name> -> fsync new/. link() refuses to
  * replace an existing file, so two workers racing on a re-dispatched job still leave one
- * copy; a copy already in new/ or cur/ (moved there by a mail reader) counts as delivered. */
+ * copy; a copy already in new/ or cur/ (moved there by a mail reader) counts as delivered
+ * once its directory is synced (a killed worker may have linked it and not synced). */
 #ifndef DELIVERY_MAILDIR_H
 #define DELIVERY_MAILDIR_H
 #include <stddef.h>

@@ -1,6 +1,9 @@
 /* Work dispatch: workers announce free slots (Credit), the queue pushes jobs only to workers
  * that asked, and every job has a lease: unanswered past it, its recipients are dispatched
- * again (a dead worker's job is never lost). */
+ * again (a dead worker's job is never lost). A job is named by this run's random epoch and
+ * its id; a result is applied only to the job it names (see queue_on_result). The queue also
+ * keeps each mta at mta.max_per_domain jobs per destination, so a slow domain cannot take
+ * every slot of a worker from the others. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +50,8 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
         memset(w, 0, sizeof *w);
         memcpy(w->id, peer, peerlen);
         w->idlen = peerlen;
+        w->serial = ++q->next_worker_serial;
+        w->jobs_sent = c->jobs_received;
         snprintf(w->name, sizeof w->name, "%s", c->worker_name[0] ? c->worker_name : "anonymous");
         for (char *p = w->name; *p; p++)
             if (*p <= ' ' || *p == '"' || *p == '=')
@@ -54,17 +59,38 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
         pm_log(PM_INFO, "event=worker_joined worker=%s kind=%s credits=%u", w->name, kind_name(c->kind), c->credits);
     }
     w->kind = c->kind;
-    w->credits = c->credits > 100000 ? 100000 : (int)c->credits;
+    /* The worker counted its free slots before the jobs still on their way to it arrived. */
+    if (w->jobs_sent < c->jobs_received)
+        w->jobs_sent = c->jobs_received;
+    uint64_t on_the_way = w->jobs_sent - c->jobs_received;
+    uint64_t free_slots = c->credits > 100000 ? 100000 : c->credits;
+    w->credits = free_slots > on_the_way ? (int)(free_slots - on_the_way) : 0;
     w->last_seen = queue_now();
     queue_dispatch(q);
 }
 
-static struct worker *pick_worker(struct queue *q, Postmesh__WorkerKind kind)
+/* mta jobs for domain that worker has in flight. */
+static long long domain_jobs(const struct queue *q, uint64_t worker, const char *domain)
+{
+    long long n = 0;
+    for (const struct job *j = q->jobs; j; j = j->next)
+        n += j->worker == worker && j->domain && strcasecmp(j->domain, domain) == 0;
+    return n;
+}
+
+/* The worker of this kind with the most credit (for an mta job: among those below
+ * mta.max_per_domain for domain). */
+static struct worker *pick_worker(struct queue *q, Postmesh__WorkerKind kind, const char *domain)
 {
     struct worker *best = NULL;
-    for (size_t i = 0; i < q->nworkers; i++)
-        if (q->workers[i].kind == kind && q->workers[i].credits > 0 && (!best || q->workers[i].credits > best->credits))
-            best = &q->workers[i];
+    for (size_t i = 0; i < q->nworkers; i++) {
+        struct worker *w = &q->workers[i];
+        if (w->kind != kind || w->credits <= 0 || (best && w->credits <= best->credits))
+            continue;
+        if (domain && domain_jobs(q, w->serial, domain) >= q->cfg->mta.max_per_domain)
+            continue;
+        best = w;
+    }
     return best;
 }
 
@@ -102,6 +128,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     Postmesh__BusMessage out = POSTMESH__BUS_MESSAGE__INIT;
     uint64_t job_id = ++q->next_job_id;
     job.job_id = job_id;
+    job.epoch = q->epoch;
     job.queue_id = m->rec->queue_id;
     job.kind = kind;
     job.sender = m->rec->sender;
@@ -178,9 +205,12 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
         return -1;
 
     w->credits--;
+    w->jobs_sent++;
     struct job *j = calloc(1, sizeof *j);
     j->job_id = job_id;
     j->msg = m;
+    j->worker = w->serial;
+    j->domain = kind == POSTMESH__WORKER_KIND__WORKER_MTA ? job.domain : NULL;
     j->kind = kind;
     j->rcpts = malloc((n + 1) * sizeof *j->rcpts);
     memcpy(j->rcpts, idx, n * sizeof *idx);
@@ -200,10 +230,11 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     return 0;
 }
 
-static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, uint32_t *idx)
+/* seen: scratch of n_recipients bytes. */
+static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, uint32_t *idx, uint8_t *seen)
 {
     size_t nr = m->rec->n_recipients, n = 0;
-    struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_DELIVERY);
+    struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_DELIVERY, NULL);
     if (w) {
         for (size_t i = 0; i < nr; i++)
             if (m->rec->recipients[i]->local && is_due(m, i, now))
@@ -211,18 +242,22 @@ static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, u
         if (n)
             send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_DELIVERY, idx, n, 0);
     }
-    /* Remote recipients: one job per destination domain. */
+    /* Remote recipients: one job per destination domain; a domain at its limit waits
+     * without holding up the others. */
+    memset(seen, 0, nr);
     for (size_t i = 0; i < nr; i++) {
-        if (m->rec->recipients[i]->local || !is_due(m, i, now))
+        if (seen[i] || m->rec->recipients[i]->local || !is_due(m, i, now))
             continue;
-        if (!(w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_MTA)))
-            return;
         const char *dom = domain_of(m->rec->recipients[i]->address);
         n = 0;
         for (size_t k = i; k < nr; k++)
             if (!m->rec->recipients[k]->local && is_due(m, k, now) &&
-                strcasecmp(domain_of(m->rec->recipients[k]->address), dom) == 0)
+                strcasecmp(domain_of(m->rec->recipients[k]->address), dom) == 0) {
                 idx[n++] = (uint32_t)k;
+                seen[k] = 1;
+            }
+        if (!(w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_MTA, dom)))
+            continue;
         if (send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_MTA, idx, n, 0) < 0)
             return;
     }
@@ -253,7 +288,7 @@ static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint
             queue_msg_mark_dirty(q, m);
             return;
         }
-        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER, NULL);
         if (w)
             send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, n, 0);
         return;
@@ -264,7 +299,7 @@ static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint
         for (size_t i = 0; i < rec->n_recipients; i++)
             if (rec->recipients[i]->state == ST(DEFERRED))
                 idx[n++] = (uint32_t)i;
-        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER, NULL);
         if (w)
             send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, n, 1);
     }
@@ -315,6 +350,7 @@ static void dispatch_walk(struct queue *q, int full)
 {
     uint64_t now = queue_now();
     uint32_t *idx = NULL;
+    uint8_t *seen = NULL;
     size_t cap = 0;
     for (struct qmsg *m = q->head, *next; m; m = next) {
         next = m->next;
@@ -328,8 +364,9 @@ static void dispatch_walk(struct queue *q, int full)
         if (m->rec->n_recipients + 1 > cap) {
             cap = m->rec->n_recipients + 1;
             idx = realloc(idx, cap * sizeof *idx);
+            seen = realloc(seen, cap);
         }
-        dispatch_deliveries(q, m, now, idx);
+        dispatch_deliveries(q, m, now, idx, seen);
         dispatch_bounces(q, m, now, idx);
         if (queue_msg_finished(m)) {
             pm_log(PM_INFO, "event=removed id=%s reason=done", m->rec->queue_id);
@@ -340,21 +377,43 @@ static void dispatch_walk(struct queue *q, int full)
         /* Still due now means it waits for credit: look again when credit comes. */
     }
     free(idx);
+    free(seen);
 }
 
 void queue_dispatch(struct queue *q) { dispatch_walk(q, 0); }
 void queue_dispatch_full(struct queue *q) { dispatch_walk(q, 1); }
 
-static struct job *take_job(struct queue *q, uint64_t job_id)
+/* The outstanding job a result names: this run's epoch and the job id. */
+static struct job **find_job(struct queue *q, uint64_t epoch, uint64_t job_id)
 {
-    for (struct job **p = &q->jobs; *p; p = &(*p)->next) {
-        if ((*p)->job_id == job_id) {
-            struct job *j = *p;
-            *p = j->next;
-            return j;
-        }
-    }
+    if (epoch != q->epoch)
+        return NULL;
+    for (struct job **p = &q->jobs; *p; p = &(*p)->next)
+        if ((*p)->job_id == job_id)
+            return p;
     return NULL;
+}
+
+static int job_holds(const struct job *j, uint32_t index)
+{
+    if (j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER)
+        return index == 0; /* a bouncer answers for its one DSN recipient, the sender */
+    for (size_t k = 0; k < j->nrcpts; k++)
+        if (j->rcpts[k] == index)
+            return 1;
+    return 0;
+}
+
+/* Whether r is a result for j and nothing else: same message, same kind, and only
+ * recipients the job holds. Anything else is a peer's bug (or worse) and changes nothing. */
+static int result_fits(const struct job *j, const Postmesh__JobResult *r)
+{
+    if (r->kind != j->kind || strcmp(r->queue_id, j->msg->rec->queue_id) != 0)
+        return 0;
+    for (size_t x = 0; x < r->n_results; x++)
+        if (!job_holds(j, r->results[x]->index))
+            return 0;
+    return 1;
 }
 
 static void free_job(struct queue *q, struct job *j)
@@ -371,6 +430,12 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
     Rcpt *r = m->rec->recipients[i];
     uint64_t now = queue_now();
     char text[PM_LOGV_SIZE];
+    if (res && res->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED) {
+        /* Not attempted (worker busy or stopping): due again now, no attempt counted. */
+        pm_log(PM_INFO, "event=rcpt_returned id=%s to=%s reason=%s", m->rec->queue_id, r->address,
+               PM_LV(text, res->text));
+        return;
+    }
     r->last_attempt = now;
     r->attempts++;
     queue_set_str(&r->last_error, res ? res->text : "4.3.0 worker gave no result");
@@ -402,6 +467,8 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
     int ok = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED;
     int perm = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL;
     m->bounce_inflight = 0;
+    if (r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED)
+        return; /* not attempted: due again at once */
     if (perm) {
         /* The notice itself cannot be delivered: it ends in the log, never in a loop. */
         for (size_t i = 0; i < j->nrcpts && !j->delay_notice; i++) {
@@ -436,13 +503,55 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
     }
 }
 
+/* A result for no outstanding job of this run: sent before a queue restart, or after its
+ * lease ran out and the job went out again. Its verdicts are still true of the message it
+ * names, so a final one (delivered, failed) settles a recipient of that message that is
+ * waiting and not in flight (deliveries are idempotent); it is never applied to anything
+ * else, and never to a DSN job (whose recipient is not an envelope recipient). */
+static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
+{
+    struct qmsg *m = r->queue_id[0] ? queue_msg_find(q, r->queue_id) : NULL;
+    int kind_ok = r->kind == POSTMESH__WORKER_KIND__WORKER_DELIVERY || r->kind == POSTMESH__WORKER_KIND__WORKER_MTA;
+    size_t settled = 0;
+    for (size_t x = 0; m && !m->removed && kind_ok && x < r->n_results; x++) {
+        const Postmesh__RecipientResult *res = r->results[x];
+        if (res->index >= m->rec->n_recipients || m->inflight[res->index])
+            continue;
+        Rcpt *rc = m->rec->recipients[res->index];
+        int local_kind = r->kind == POSTMESH__WORKER_KIND__WORKER_DELIVERY;
+        if (rc->local != local_kind || (rc->state != ST(PENDING) && rc->state != ST(DEFERRED)))
+            continue;
+        if (res->status != POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED &&
+            res->status != POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL)
+            continue;
+        apply_result(q, m, res->index, res);
+        settled++;
+    }
+    pm_log(PM_WARN, "event=late_result id=%s job=%llu epoch=%016llx this_epoch=%s settled=%zu", r->queue_id,
+           (unsigned long long)r->job_id, (unsigned long long)r->epoch, r->epoch == q->epoch ? "yes" : "no", settled);
+    if (settled) {
+        queue_msg_mark_dirty(q, m);
+        m->next_due = 0;
+    }
+}
+
 void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
 {
-    struct job *j = take_job(q, r->job_id);
-    if (!j) {
-        pm_log(PM_WARN, "event=stale_result job=%llu id=%s", (unsigned long long)r->job_id, r->queue_id);
+    struct job **pj = find_job(q, r->epoch, r->job_id);
+    if (!pj) {
+        settle_late_result(q, r);
+        queue_dispatch(q);
         return;
     }
+    struct job *j = *pj;
+    if (!result_fits(j, r)) {
+        /* The job stays out; its lease brings it back if no fitting answer comes. */
+        pm_log(PM_WARN, "event=bus_drop reason=result_mismatch job=%llu id=%s kind=%s job_id=%s job_kind=%s",
+               (unsigned long long)r->job_id, r->queue_id, kind_name(r->kind), j->msg->rec->queue_id,
+               kind_name(j->kind));
+        return;
+    }
+    *pj = j->next;
     struct qmsg *m = j->msg;
     if (!m->removed) {
         if (j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER) {

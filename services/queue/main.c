@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -65,6 +67,11 @@ int main(int argc, char **argv)
     char err[512];
 
     struct queue q = {.cfg = &cfg};
+    /* Job ids restart with every run; the epoch tells this run's jobs from any earlier one's
+     * whose results a worker may still send (docs/internals.md "Job identity"). */
+    if (getrandom(&q.epoch, sizeof q.epoch, 0) != sizeof q.epoch)
+        q.epoch = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 40);
+    q.epoch |= 1; /* never 0: a result without an epoch is never this run's */
     pm_pinned_add(cfg.aliases_file); /* re-read from inside the chroot */
     q.aliases = pm_aliases_load(cfg.aliases_file, err, sizeof err);
     if (!q.aliases) {
@@ -98,7 +105,8 @@ int main(int argc, char **argv)
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
 
-    pm_log(PM_INFO, "event=started endpoint=%s control=%s messages=%zu", cfg.queue.endpoint, cfg.queue.control, q.nmsgs);
+    pm_log(PM_INFO, "event=started endpoint=%s control=%s messages=%zu epoch=%016llx", cfg.queue.endpoint,
+           cfg.queue.control, q.nmsgs, (unsigned long long)q.epoch);
     event_base_dispatch(q.base);
 
     event_free(sigterm);

@@ -34,15 +34,19 @@ struct qmsg {
 struct worker {
     uint8_t id[256];
     size_t idlen;
+    uint64_t serial;        /* names it in jobs (the array is compacted when one leaves) */
     Postmesh__WorkerKind kind;
-    int credits;
+    int credits;            /* jobs it can take now: its free slots minus jobs on the way */
+    uint64_t jobs_sent;     /* counted like the worker's jobs_received */
     uint64_t last_seen;
     char name[64];
 };
 
 struct job {
-    uint64_t job_id;
+    uint64_t job_id;        /* with q->epoch, unique across restarts */
     struct qmsg *msg;
+    uint64_t worker;        /* serial of the worker it went to */
+    const char *domain;     /* mta: destination (inside msg's record, which the job pins) */
     Postmesh__WorkerKind kind;
     uint32_t *rcpts; /* recipient indexes */
     size_t nrcpts;
@@ -68,7 +72,9 @@ struct queue {
     struct worker *workers;
     size_t nworkers;
     struct job *jobs;
+    uint64_t epoch;           /* random per start: a job of an earlier run never matches */
     uint64_t next_job_id;
+    uint64_t next_worker_serial;
     struct pm_aliases *aliases;
     uint64_t committed_total, commits_total;
 };

@@ -11,12 +11,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "delivery/maildir.h"
 #include "mailstore.h"
 
 static char root[128];
+
+/* This program's fsync replaces libc's for everything linked into it: it records the path of
+ * every file or directory synced, so a test can see that a sync happened, not just that the
+ * call returned. */
+static char synced[32][512];
+static int nsynced;
+
+int fsync(int fd)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    char *dst = synced[nsynced % 32];
+    ssize_t n = readlink(link, dst, sizeof synced[0] - 1);
+    dst[n > 0 ? n : 0] = '\0';
+    nsynced++;
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static int was_synced(const char *path)
+{
+    for (int i = 0; i < nsynced && i < 32; i++)
+        if (strcmp(synced[i], path) == 0)
+            return 1;
+    return 0;
+}
 
 static int setup(void **state)
 {
@@ -110,10 +136,14 @@ static void test_write_once(void **state)
     assert_memory_equal(got, head, strlen(head));
     assert_memory_equal(got + strlen(head), body, strlen(body));
 
-    /* the same job again: no second copy, no leftovers in tmp/ */
+    /* the same job again: no second copy, no leftovers in tmp/; and the copy found is made
+     * durable (new/ synced) before it is reported, since a killed worker may have linked it
+     * without syncing the directory */
+    nsynced = 0;
     assert_int_equal(delivery_maildir_write(md, "Q1.0.h", head, strlen(head), (const uint8_t *)body, strlen(body)),
                      DELIVERY_DUPLICATE);
     snprintf(dir, sizeof dir, "%s/new", md);
+    assert_true(was_synced(dir));
     assert_int_equal(count_files(dir), 1);
     snprintf(dir, sizeof dir, "%s/tmp", md);
     assert_int_equal(count_files(dir), 0);
@@ -122,8 +152,11 @@ static void test_write_once(void **state)
     char cur[600];
     snprintf(cur, sizeof cur, "%s/cur/Q1.0.h:2,S", md);
     assert_int_equal(rename(path, cur), 0);
+    nsynced = 0;
     assert_int_equal(delivery_maildir_write(md, "Q1.0.h", head, strlen(head), (const uint8_t *)body, strlen(body)),
                      DELIVERY_DUPLICATE);
+    snprintf(dir, sizeof dir, "%s/cur", md);
+    assert_true(was_synced(dir));
     snprintf(dir, sizeof dir, "%s/new", md);
     assert_int_equal(count_files(dir), 0);
     /* another recipient index is another copy */

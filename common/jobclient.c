@@ -1,0 +1,406 @@
+/* Worker side of the job protocol (jobclient.h): credit, heartbeat, edge checks of incoming
+ * jobs, refusals, held results. One copy for mta, delivery and bouncer. */
+#include "jobclient.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "log.h"
+
+#define HEARTBEAT_MS 2000
+#define RETRY_MS 100          /* credit / held results while the queue is not connected */
+#define DEFAULT_LEASE 600
+#define MAX_RECIPIENTS 100000 /* a Job with more is malformed (smtpd.max_recipients bounds it) */
+#define MAX_QUEUE_ID 64
+#define CLOSE_LINGER_MS 2000
+
+struct job_entry {
+    struct pm_job pub;
+    struct pm_job_client *c;
+    Postmesh__BusMessage *msg; /* NULL once taken by the service */
+    uint64_t job_id, epoch;
+    char queue_id[MAX_QUEUE_ID + 1];
+    uint32_t *indexes; /* recipient indexes, for a return after the message was taken */
+    size_t nindexes;
+    struct job_entry *prev, *next;
+};
+
+struct held_result {
+    struct held_result *next;
+    uint64_t expires_ms;
+    uint64_t job_id;
+    char queue_id[MAX_QUEUE_ID + 1];
+    size_t len;
+    uint8_t data[]; /* a packed BusMessage */
+};
+
+struct pm_job_client {
+    struct pm_job_client_config cfg;
+    struct event_base *base;
+    struct pm_bus *bus;
+    struct event *heartbeat, *soon;
+    struct job_entry *jobs; /* received, not answered */
+    int outstanding;
+    uint64_t received;
+    struct held_result *held;
+    size_t nheld;
+    int connected_once, draining;
+    char name[128];
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *kind_name(Postmesh__WorkerKind k)
+{
+    switch (k) {
+    case POSTMESH__WORKER_KIND__WORKER_DELIVERY: return "delivery";
+    case POSTMESH__WORKER_KIND__WORKER_MTA: return "mta";
+    case POSTMESH__WORKER_KIND__WORKER_BOUNCER: return "bouncer";
+    default: return "none";
+    }
+}
+
+static void arm_heartbeat(struct pm_job_client *c, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->heartbeat, &tv);
+}
+
+static int free_slots(const struct pm_job_client *c)
+{
+    if (c->draining)
+        return 0;
+    int n = c->cfg.capacity - c->outstanding;
+    if (c->cfg.free_slots) {
+        int s = c->cfg.free_slots(c->cfg.arg);
+        if (s < n)
+            n = s;
+    }
+    return n < 0 ? 0 : n;
+}
+
+static int send_credit(struct pm_job_client *c)
+{
+    Postmesh__Credit credit = POSTMESH__CREDIT__INIT;
+    credit.kind = c->cfg.kind;
+    credit.credits = (uint32_t)free_slots(c);
+    credit.worker_name = c->name;
+    credit.jobs_received = c->received;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
+    msg.credit = &credit;
+    if (pm_bus_send(c->bus, &msg) < 0)
+        return -1;
+    c->connected_once = 1;
+    return 0;
+}
+
+/* Resends held results; drops those whose lease is over (the queue has dispatched the job
+ * again, and a late result could only settle a recipient that is still waiting). */
+static void flush_held(struct pm_job_client *c)
+{
+    uint64_t now = now_ms();
+    for (struct held_result **pp = &c->held; *pp;) {
+        struct held_result *h = *pp;
+        Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, h->len, h->data);
+        int sent = m && pm_bus_send(c->bus, m) == 0;
+        if (m)
+            postmesh__bus_message__free_unpacked(m, NULL);
+        if (!sent && m && now < h->expires_ms) {
+            pp = &h->next;
+            continue;
+        }
+        if (sent)
+            pm_log(PM_INFO, "event=result_resent id=%s job=%" PRIu64, h->queue_id, h->job_id);
+        else
+            pm_log(PM_WARN, "event=result_dropped id=%s job=%" PRIu64 " reason=lease_over", h->queue_id, h->job_id);
+        *pp = h->next;
+        free(h);
+        c->nheld--;
+    }
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pm_job_client *c = arg;
+    if (c->held)
+        flush_held(c);
+    int ok = send_credit(c) == 0;
+    arm_heartbeat(c, ok && !c->held ? HEARTBEAT_MS : RETRY_MS);
+}
+
+static void on_soon(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pm_job_client *c = arg;
+    if (send_credit(c) < 0)
+        arm_heartbeat(c, RETRY_MS);
+}
+
+void pm_job_client_credit_soon(struct pm_job_client *c)
+{
+    /* Many answers in one loop turn make one Credit. */
+    if (c && !evtimer_pending(c->soon, NULL)) {
+        struct timeval tv = {0, 0};
+        evtimer_add(c->soon, &tv);
+    }
+}
+
+int pm_job_client_outstanding(const struct pm_job_client *c) { return c->outstanding; }
+
+/* Sends (or holds) the JobResult of entry e. */
+static void send_result(struct job_entry *e, Postmesh__RecipientResult **results, size_t n)
+{
+    struct pm_job_client *c = e->c;
+    Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
+    res.job_id = e->job_id;
+    res.epoch = e->epoch;
+    res.kind = c->cfg.kind;
+    res.queue_id = e->queue_id;
+    res.results = results;
+    res.n_results = n;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT;
+    msg.job_result = &res;
+    if (!c->held && pm_bus_send(c->bus, &msg) == 0)
+        return;
+    /* The queue is away (or older results wait: keep their order). Delivered verdicts are
+     * worth keeping: they spare the recipient a second copy. */
+    msg.version = PM_PROTOCOL_VERSION;
+    size_t len = postmesh__bus_message__get_packed_size(&msg);
+    struct held_result *h = malloc(sizeof *h + len);
+    if (!h) {
+        pm_log(PM_ERR, "event=result_dropped id=%s job=%" PRIu64 " reason=out_of_memory", e->queue_id, e->job_id);
+        return;
+    }
+    postmesh__bus_message__pack(&msg, h->data);
+    h->len = len;
+    h->expires_ms = e->pub.deadline_ms;
+    h->job_id = e->job_id;
+    memcpy(h->queue_id, e->queue_id, sizeof h->queue_id);
+    struct held_result **tail = &c->held;
+    while (*tail)
+        tail = &(*tail)->next;
+    h->next = NULL;
+    *tail = h;
+    c->nheld++;
+    pm_log(PM_WARN, "event=result_held id=%s job=%" PRIu64 " reason=queue_unreachable", e->queue_id, e->job_id);
+    arm_heartbeat(c, RETRY_MS);
+}
+
+static void entry_free(struct job_entry *e)
+{
+    if (e->msg)
+        postmesh__bus_message__free_unpacked(e->msg, NULL);
+    free(e->indexes);
+    free(e);
+}
+
+static void entry_unlink(struct job_entry *e)
+{
+    struct pm_job_client *c = e->c;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->jobs = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    c->outstanding--;
+}
+
+static void return_entry(struct job_entry *e, const char *why)
+{
+    Postmesh__RecipientResult *rr = calloc(e->nindexes + 1, sizeof *rr);
+    Postmesh__RecipientResult **rp = calloc(e->nindexes + 1, sizeof *rp);
+    if (rr && rp) {
+        for (size_t i = 0; i < e->nindexes; i++) {
+            postmesh__recipient_result__init(&rr[i]);
+            rr[i].index = e->indexes[i];
+            rr[i].status = POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED;
+            rr[i].dsn_status = "4.3.2";
+            rr[i].text = (char *)why;
+            rp[i] = &rr[i];
+        }
+        send_result(e, rp, e->nindexes);
+    }
+    free(rr);
+    free(rp);
+}
+
+void pm_job_finish(struct pm_job *job, Postmesh__RecipientResult **results, size_t n)
+{
+    struct job_entry *e = (struct job_entry *)job;
+    entry_unlink(e);
+    send_result(e, results, n);
+    pm_job_client_credit_soon(e->c);
+    entry_free(e);
+}
+
+void pm_job_return(struct pm_job *job, const char *why)
+{
+    struct job_entry *e = (struct job_entry *)job;
+    entry_unlink(e);
+    pm_log(PM_INFO, "event=job_returned id=%s job=%" PRIu64 " reason=\"%s\"", e->queue_id, e->job_id, why);
+    return_entry(e, why);
+    pm_job_client_credit_soon(e->c);
+    entry_free(e);
+}
+
+Postmesh__BusMessage *pm_job_take_message(struct pm_job *job)
+{
+    struct job_entry *e = (struct job_entry *)job;
+    Postmesh__BusMessage *m = e->msg;
+    e->msg = NULL;
+    job->job = NULL;
+    return m;
+}
+
+/* Checks a Job once at the edge; NULL if fit to run, else why not. */
+static const char *malformed(const Postmesh__Job *j)
+{
+    if (!j->queue_id || !j->queue_id[0] || strlen(j->queue_id) > MAX_QUEUE_ID)
+        return "bad queue id";
+    if (j->n_recipients == 0 || j->n_recipients > MAX_RECIPIENTS)
+        return "bad recipient count";
+    for (size_t i = 0; i < j->n_recipients; i++)
+        if (!j->recipients[i] || !j->recipients[i]->address)
+            return "bad recipient";
+    return NULL;
+}
+
+static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
+{
+    (void)peer;
+    (void)peerlen;
+    struct pm_job_client *c = arg;
+    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_JOB || !msg->job) {
+        pm_log(PM_WARN, "event=bus_drop reason=unexpected_message body=%d", (int)msg->body_case);
+        return;
+    }
+    const Postmesh__Job *j = msg->job;
+    c->received++;
+    const char *bad = malformed(j);
+    if (bad) {
+        /* Nothing in it can be answered safely: the queue's lease brings it back. */
+        pm_log(PM_WARN, "event=bus_drop reason=malformed_job detail=\"%s\" job=%" PRIu64, bad, j->job_id);
+        return;
+    }
+    struct job_entry *e = calloc(1, sizeof *e);
+    if (e)
+        e->indexes = calloc(j->n_recipients, sizeof *e->indexes);
+    if (!e || !e->indexes) {
+        pm_log(PM_ERR, "event=job_dropped id=%s reason=out_of_memory", j->queue_id);
+        free(e);
+        return;
+    }
+    e->c = c;
+    e->job_id = j->job_id;
+    e->epoch = j->epoch;
+    snprintf(e->queue_id, sizeof e->queue_id, "%s", j->queue_id);
+    for (size_t i = 0; i < j->n_recipients; i++)
+        e->indexes[i] = j->recipients[i]->index;
+    e->nindexes = j->n_recipients;
+    e->pub.deadline_ms = now_ms() + 1000ull * (j->lease_seconds ? j->lease_seconds : DEFAULT_LEASE);
+    e->next = c->jobs;
+    if (c->jobs)
+        c->jobs->prev = e;
+    c->jobs = e;
+    c->outstanding++;
+
+    const char *why = NULL;
+    if (j->kind != c->cfg.kind)
+        why = "4.3.5 job sent to the wrong kind of worker";
+    else if (c->draining)
+        why = "4.3.2 worker shutting down";
+    else if (c->outstanding > c->cfg.capacity + c->cfg.backlog)
+        why = "4.3.2 worker busy";
+    if (why) {
+        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " kind=%s reason=\"%s\"", e->queue_id, e->job_id,
+               kind_name(j->kind), why);
+        pm_job_return(&e->pub, why);
+        return;
+    }
+    pm_bus_steal(bus); /* the job keeps its message (and body) without a copy */
+    e->msg = msg;
+    e->pub.job = j;
+    c->cfg.on_job(&e->pub, c->cfg.arg);
+}
+
+struct pm_job_client *pm_job_client_new(struct event_base *base, const struct pm_job_client_config *cfg)
+{
+    struct pm_job_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->cfg = *cfg;
+    c->base = base;
+    if (c->cfg.capacity < 1)
+        c->cfg.capacity = 1;
+    if (c->cfg.backlog < 0)
+        c->cfg.backlog = 0;
+    snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : kind_name(cfg->kind));
+    c->cfg.name = c->name;
+    c->bus = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_message, c);
+    c->heartbeat = evtimer_new(base, on_heartbeat, c);
+    c->soon = evtimer_new(base, on_soon, c);
+    if (!c->bus || !c->heartbeat || !c->soon) {
+        pm_job_client_free(c);
+        return NULL;
+    }
+    on_heartbeat(-1, 0, c); /* usually EAGAIN until connected: retried every RETRY_MS */
+    return c;
+}
+
+void pm_job_client_drain(struct pm_job_client *c)
+{
+    if (!c || c->draining)
+        return;
+    c->draining = 1;
+    send_credit(c);
+    int linger = CLOSE_LINGER_MS;
+    zmq_setsockopt(pm_bus_socket(c->bus), ZMQ_LINGER, &linger, sizeof linger);
+}
+
+void pm_job_client_return_all(struct pm_job_client *c, const char *why)
+{
+    while (c && c->jobs)
+        pm_job_return(&c->jobs->pub, why);
+}
+
+void pm_job_client_free(struct pm_job_client *c)
+{
+    if (!c)
+        return;
+    if (c->bus && c->held)
+        flush_held(c);
+    while (c->jobs) {
+        struct job_entry *e = c->jobs;
+        entry_unlink(e);
+        entry_free(e);
+    }
+    while (c->held) {
+        struct held_result *h = c->held;
+        c->held = h->next;
+        free(h);
+    }
+    if (c->heartbeat)
+        event_free(c->heartbeat);
+    if (c->soon)
+        event_free(c->soon);
+    pm_bus_close(c->bus);
+    free(c);
+}
