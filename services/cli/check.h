@@ -15,6 +15,9 @@ void cli_check_line(struct cli_check_report *r, const char *level, const char *w
 /* check_keys.c: the CurveZMQ keys: present, parseable, matching .pub, safe modes. */
 void cli_check_keys(struct cli_check_report *r, const struct pm_config *cfg);
 
+/* check_postmaster.c: where postmaster@ each local domain goes (an alias, or its mailbox). */
+void cli_check_postmaster(struct cli_check_report *r, const struct pm_config *cfg);
+
 /* check_privs.c: state_dir and users file permissions, the unprivileged users. */
 void cli_check_state_dir(struct cli_check_report *r, const struct pm_config *cfg);
 void cli_check_users_file_mode(struct cli_check_report *r, const struct pm_config *cfg, int nusers);

@@ -14,6 +14,7 @@
 #include "mailroot.h"
 #include "maildir.h"
 #include "parent.h"
+#include "postmaster.h"
 #include "privchan.h"
 #include "privsep.h"
 #include "service.h"
@@ -74,6 +75,12 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
     }
     if (req->op != PM_PRIV_RCPT_EXISTS) {
         pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
+        return;
+    }
+    /* Without an alias (the queue would have expanded it), postmaster's mail stays in its
+     * own mailbox: it exists with or without a users entry (RFC 5321 4.5.1). */
+    if (pm_postmaster_is(p->cfg, req->a)) {
+        reply->result = 1;
         return;
     }
     pm_priv_helper_ask(p->helper, req, reply, HELPER_TIMEOUT_MS);

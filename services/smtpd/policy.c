@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "net.h"
+#include "postmaster.h"
 #include "session.h"
 
 int smtpd_policy_may_relay(const struct smtpd_session *s)
@@ -45,7 +46,10 @@ enum smtpd_verdict smtpd_policy_rcpt(struct smtpd_session *s, const struct pm_ad
         snprintf(reply, size, "452 4.3.0 Error: insufficient resources");
         return SMTPD_REJECT;
     }
-    return local ? SMTPD_ASK : SMTPD_ACCEPT;
+    /* RFC 5321 4.5.1: postmaster@ a local domain is accepted whoever the users file lists
+     * (and even while it is unreadable). Only after the relay check: postmaster@ elsewhere
+     * is somebody else's. */
+    return local && !pm_postmaster_is(cfg, rcpt) ? SMTPD_ASK : SMTPD_ACCEPT;
 }
 
 void smtpd_policy_sender_refused(const struct smtpd_session *s, const char *sender, char *reply, size_t size)

@@ -19,7 +19,8 @@ enum smtpd_verdict {
 int smtpd_policy_may_relay(const struct smtpd_session *s);
 
 /* addr is a parsed RCPT; *final gets the address to store (malloc'd) on ACCEPT and ASK:
- * "<Postmaster>" becomes postmaster@ the first local domain. ASK: *final is in a local
+ * "<Postmaster>" becomes postmaster@ the first local domain, and postmaster@ any local
+ * domain is accepted without asking (common/postmaster.h). ASK: *final is in a local
  * domain and must exist (a user or an alias); smtpd_policy_rcpt_unknown() gives the reply
  * if it does not. */
 enum smtpd_verdict smtpd_policy_rcpt(struct smtpd_session *s, const struct pm_addr *addr, char **final, char *reply,

@@ -96,7 +96,8 @@ void smtpd_session_reading(struct smtpd_session *s, int on)
     if (on) {
         s->deadline = mono_s() + state_timeout(s);
         s->data_credit = 0;
-        bufferevent_enable(s->bev, EV_READ);
+        if (!s->in_eof) /* a socket at EOF would only report it again */
+            bufferevent_enable(s->bev, EV_READ);
     }
     /* Pausing leaves EV_READ armed: drive() does not consume input while the session waits
      * (queue, lookup, auth delay), the INPUT_HIGH watermark bounds what can pile up, and a
@@ -239,9 +240,15 @@ static void vreply(struct smtpd_session *s, const char *fmt, va_list ap)
 {
     if (s->state == SMTPD_ST_CLOSING)
         return;
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-    evbuffer_add_vprintf(out, fmt, ap);
-    evbuffer_add(out, "\r\n", 2);
+    /* Built whole and added once: a TLS filter turns every evbuffer_add into a record. */
+    char line[1024];
+    int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 3)
+        n = (int)sizeof line - 3; /* RFC 5321 allows 512; ours are far shorter */
+    memcpy(line + n, "\r\n", 2);
+    evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n + 2);
     flush_direct(s);
 }
 
@@ -382,29 +389,36 @@ static int next_line(struct smtpd_session *s)
     return 0;
 }
 
+/* The states that consume client input; the others wait for a timer, the queue, the
+ * parent or the password check. */
+static int wants_input(const struct smtpd_session *s)
+{
+    switch (s->state) {
+    case SMTPD_ST_COMMAND:
+    case SMTPD_ST_DATA:
+    case SMTPD_ST_AUTH_PLAIN:
+    case SMTPD_ST_AUTH_USER:
+    case SMTPD_ST_AUTH_PASS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void drive(struct smtpd_session *s)
 {
-    for (;;) {
+    while (wants_input(s)) {
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH) {
             s->out_blocked = 1; /* write_cb resumes once the client read its replies */
             return;
         }
-        int progressed;
-        switch (s->state) {
-        case SMTPD_ST_COMMAND:
-        case SMTPD_ST_AUTH_PLAIN:
-        case SMTPD_ST_AUTH_USER:
-        case SMTPD_ST_AUTH_PASS:
-            progressed = next_line(s);
-            break;
-        case SMTPD_ST_DATA:
-            progressed = smtpd_data_input(s);
-            break;
-        default:
-            return; /* waiting for a timer, the queue or the password check */
-        }
-        if (!progressed)
+        int progressed = s->state == SMTPD_ST_DATA ? smtpd_data_input(s) : next_line(s);
+        if (!progressed) {
+            /* Everything the client sent before its FIN is answered; no more can come. */
+            if (s->in_eof)
+                smtpd_session_close(s, s->state == SMTPD_ST_DATA ? "eof_in_data" : "eof");
             return;
+        }
     }
 }
 
@@ -432,9 +446,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         smtpd_session_settle(s);
         return;
     }
-    if (mono_s() > s->deadline && (s->state == SMTPD_ST_COMMAND || s->state == SMTPD_ST_DATA ||
-                                   s->state == SMTPD_ST_AUTH_PLAIN || s->state == SMTPD_ST_AUTH_USER ||
-                                   s->state == SMTPD_ST_AUTH_PASS)) {
+    if (mono_s() > s->deadline && wants_input(s)) {
         timed_out(s, "deadline");
         return;
     }
@@ -454,6 +466,29 @@ static void write_cb(struct bufferevent *bev, void *arg)
     smtpd_session_settle(s);
 }
 
+static const char *const state_names[] = {
+    [SMTPD_ST_GREETING] = "greeting", [SMTPD_ST_COMMAND] = "command",     [SMTPD_ST_DATA] = "data",
+    [SMTPD_ST_SUBMITTING] = "queue",  [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
+    [SMTPD_ST_AUTH_PASS] = "auth",    [SMTPD_ST_AUTH_CHECK] = "auth_check", [SMTPD_ST_LOOKUP] = "lookup",
+    [SMTPD_ST_CLOSING] = "closing",
+};
+
+/* The client shut down its sending side (or closed; TCP cannot tell which). What it sent
+ * before still counts: a client may send "." and QUIT in one write and half-close without
+ * waiting, then read the replies. Freeing the session here would drop the 250 of a message
+ * the queue is committing, and the client would send it again. So the session carries on
+ * with the input it holds and the answer it waits for, and drive() closes it once nothing
+ * is left. Every wait is bounded (submit timeout, auth delay, the parent's answer). */
+static void client_eof(struct smtpd_session *s)
+{
+    s->in_eof = 1;
+    drive(s);
+    if (s->state != SMTPD_ST_CLOSING)
+        pm_log(PM_INFO, "event=client_eof client=%s waiting=%s unread=%zu", s->peer,
+               s->out_blocked ? "output" : state_names[s->state], evbuffer_get_length(bufferevent_get_input(s->bev)));
+    smtpd_session_settle(s);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct smtpd_session *s = arg;
@@ -465,6 +500,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_ST_CLOSING) {
         timed_out(s, "idle");
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && !s->fin_sent) {
+        if (!s->in_eof)
+            client_eof(s);
         return;
     }
     if (what & BEV_EVENT_ERROR) {
@@ -497,6 +537,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case SMTPD_TIMER_GREET:
         s->state = SMTPD_ST_COMMAND;
         smtpd_greet(s);
+        smtpd_session_resume(s); /* a client that hung up meanwhile is closed now */
         break;
     case SMTPD_TIMER_SUBMIT:
         smtpd_submit_timeout(s);

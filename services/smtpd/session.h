@@ -65,6 +65,7 @@ struct smtpd_session {
     struct smtpd_linescan scan;
     size_t scan_off;   /* octets of the current line already scanned in the input buffer */
     int out_blocked;   /* too much unread output: stop reading commands */
+    int in_eof;        /* the client shut down its side: answer what it sent, then close */
     struct evbuffer *body;
     struct smtpd_data data;
     unsigned long long data_size;

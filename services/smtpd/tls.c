@@ -17,6 +17,10 @@ static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, char *err, s
         return NULL;
     SSL_CTX_set_cipher_list(ctx, "HIGH:!aNULL:!MD5:!RC4:!3DES");
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* A client that shuts its side down without close_notify is at EOF, not in error: its
+     * "." and QUIT still get their 250 and 221 (session.c, client_eof). No truncation risk:
+     * SMTP frames itself, and a message cut short before its "." is never queued. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Partial writes and moving buffers: what bufferevent_openssl needs. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     return ctx;
