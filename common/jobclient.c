@@ -315,7 +315,8 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     for (size_t i = 0; i < j->n_recipients; i++)
         e->indexes[i] = j->recipients[i]->index;
     e->nindexes = j->n_recipients;
-    e->pub.deadline_ms = now_ms() + 1000ull * (j->lease_seconds ? j->lease_seconds : DEFAULT_LEASE);
+    e->pub.lease_ms = 1000ull * (j->lease_seconds ? j->lease_seconds : DEFAULT_LEASE);
+    e->pub.deadline_ms = now_ms() + e->pub.lease_ms;
     e->next = c->jobs;
     if (c->jobs)
         c->jobs->prev = e;

@@ -23,6 +23,7 @@ struct pm_job_client;
 struct pm_job {
     const Postmesh__Job *job; /* the decoded Job; NULL after pm_job_take_message */
     uint64_t deadline_ms;     /* CLOCK_MONOTONIC ms after which the queue dispatches it again */
+    uint64_t lease_ms;        /* the job's lease (deadline_ms = arrival + lease_ms) */
     void *user;               /* the service's own state for this job */
 };
 

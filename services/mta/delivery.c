@@ -12,6 +12,7 @@
 #include "config.h"
 #include "dotstuff.h"
 #include "log.h"
+#include "self.h"
 #include "session.h"
 #include "smtp.h"
 
@@ -39,6 +40,7 @@ struct target {
     char host[256];
     char ip[64];
     int plain; /* retry without STARTTLS after a broken handshake */
+    int best;  /* a host of the lowest preference: a loop found here is final (Postfix) */
 };
 
 struct mta_delivery {
@@ -53,8 +55,8 @@ struct mta_delivery {
     struct target targets[MAX_TARGETS];
     int ntargets, cur;
     uint64_t resolve_handle;
-    struct event *kick;
-    time_t started, budget_end;
+    struct event *kick, *deadline;
+    uint64_t deadline_ms;
     int completed;
     /* the session in progress and its view of the recipients */
     struct mta_session *session;
@@ -64,6 +66,13 @@ struct mta_delivery {
 };
 
 const char *mta_delivery_domain(const struct mta_delivery *d) { return d->domain; }
+
+uint64_t mta_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 const char *mta_domain_literal(const char *domain, char *ip, size_t size)
 {
@@ -124,7 +133,10 @@ static void log_result(const struct mta_delivery *d, const struct rcpt *r)
 {
     char to[PM_LOGV_SIZE], reply[PM_LOGV_SIZE];
     double delay = d->job->arrival_time ? difftime(time(NULL), (time_t)d->job->arrival_time) : 0;
-    const char *event = r->status == DELIVERED ? "delivered" : r->status == TEMPFAIL ? "deferred" : "bounced";
+    const char *event = r->status == DELIVERED                                    ? "delivered"
+                        : r->status == TEMPFAIL                                   ? "deferred"
+                        : r->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED ? "returned"
+                                                                                  : "bounced";
     pm_log(PM_INFO, "event=%s id=%s to=%s relay=%s dsn=%s delay=%.0f%s%s%s reply=%s", event, d->job->queue_id,
            PM_LV(to, r->address), r->relay[0] ? r->relay : "none", r->dsn, delay, r->tls[0] ? " tls=\"" : "",
            r->tls, r->tls[0] ? "\"" : "", PM_LV(reply, r->text));
@@ -150,6 +162,7 @@ static void complete(struct mta_delivery *d)
         mta_resolve_cancel(d->env.resolver, d->resolve_handle);
     d->resolve_handle = 0;
     event_del(d->kick);
+    event_del(d->deadline);
     end_session(d);
     Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
     res.job_id = d->job->job_id;
@@ -185,19 +198,37 @@ static void kick(struct mta_delivery *d)
     event_add(d->kick, &tv);
 }
 
-/* What one session decided, folded into the job's recipients. */
-static void on_session_done(struct mta_session *s, void *arg)
+/* "mail for <domain> loops back to myself", Postfix's words, with the class of dsn. */
+static void loop_text(const struct mta_delivery *d, const char *dsn, char *text, size_t size)
 {
-    struct mta_delivery *d = arg;
+    snprintf(text, size, "%s mail for %s loops back to myself", dsn, d->domain);
+}
+
+/* What the session in progress decided, folded into the job's recipients. */
+static void fold_session(struct mta_delivery *d)
+{
     struct target *t = &d->targets[d->cur];
     const struct mta_smtp *sm = &d->smtp;
-    const char *relay = mta_session_relay(s);
+    const char *relay = mta_session_relay(d->session);
+    char looptext[MTA_TEXT_MAX];
+    loop_text(d, t->best ? "5.4.6" : "4.4.6", looptext, sizeof looptext);
     for (int j = 0; j < sm->nrcpts; j++) {
         const struct mta_smtp_rcpt *sr = &sm->rcpts[j];
         struct rcpt *r = &d->rcpts[d->smap[j]];
         snprintf(r->relay, sizeof r->relay, "%s", relay);
-        snprintf(r->tls, sizeof r->tls, "%s", mta_session_tls(s));
+        snprintf(r->tls, sizeof r->tls, "%s", mta_session_tls(d->session));
         snprintf(r->remote_mta, sizeof r->remote_mta, "%s", sm->replied ? t->host : "");
+        if (sm->loop) {
+            /* The best MX is us under another name: nowhere else to go. A lesser one that
+             * is us leaves the better ones (Postfix: 5.4.6 / 4.4.6). */
+            if (t->best) {
+                set_final(r, PERMFAIL, "5.4.6", looptext);
+            } else {
+                snprintf(r->dsn, sizeof r->dsn, "4.4.6");
+                snprintf(r->text, sizeof r->text, "%s", looptext);
+            }
+            continue;
+        }
         switch (sr->state) {
         case MTA_RCPT_DELIVERED:
             set_final(r, DELIVERED, sr->dsn, sr->text);
@@ -228,9 +259,20 @@ static void on_session_done(struct mta_session *s, void *arg)
             break;
         }
     }
+    if (sm->loop)
+        pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s reason=\"%s\" best_mx=%s", d->job->queue_id,
+               d->domain, relay, sm->error, t->best ? "yes" : "no");
+}
+
+static void on_session_done(struct mta_session *s, void *arg)
+{
+    struct mta_delivery *d = arg;
+    struct target *t = &d->targets[d->cur];
+    const char *relay = mta_session_relay(s);
+    fold_session(d);
     int retry_plain = mta_session_tls_failed(s) && !t->plain && !d->env.cfg->mta.tls_verify;
-    if (sm->error[0])
-        pm_log(PM_INFO, "event=attempt_failed id=%s relay=%s reason=\"%s\"%s", d->job->queue_id, relay, sm->error,
+    if (d->smtp.error[0])
+        pm_log(PM_INFO, "event=attempt_failed id=%s relay=%s reason=\"%s\"%s", d->job->queue_id, relay, d->smtp.error,
                retry_plain ? " retry=plaintext" : "");
     end_session(d);
     if (retry_plain)
@@ -238,6 +280,37 @@ static void on_session_done(struct mta_session *s, void *arg)
     else
         d->cur++;
     kick(d);
+}
+
+/* The job's time is up: close whatever is open and report. What the server already decided
+ * stands; everything else waits for the queue's next try. */
+static void deadline_reached(struct mta_delivery *d)
+{
+    char text[MTA_TEXT_MAX];
+    if (d->session) {
+        const struct mta_smtp *sm = &d->smtp;
+        snprintf(text, sizeof text, "4.4.7 delivery time limit reached %s%s with %s",
+                 sm->dot_sent ? "waiting for the reply to " : "in ", mta_smtp_step_name(sm->step),
+                 mta_session_relay(d->session));
+        mta_smtp_fail(&d->smtp, "4.4.7", "%s", text);
+        fold_session(d);
+    } else {
+        snprintf(text, sizeof text, "4.4.7 delivery time limit reached%s",
+                 d->resolve_handle ? " waiting for the MX lookup" : "");
+    }
+    pm_log(PM_INFO, "event=deadline id=%s domain=%s tried=%d reason=\"%s\"", d->job->queue_id, d->domain, d->cur,
+           text);
+    fail_all(d, TEMPFAIL, "4.4.7", text);
+    complete(d);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mta_delivery *d = arg;
+    if (!d->completed)
+        deadline_reached(d);
 }
 
 /* Opens a session to the next address for the recipients still without a verdict. */
@@ -250,10 +323,8 @@ static void next_attempt(struct mta_delivery *d)
         complete(d);
         return;
     }
-    if (d->cur > 0 && time(NULL) >= d->budget_end) {
-        /* Past most of the lease: report what we have rather than race a second dispatch. */
-        pm_log(PM_INFO, "event=attempts_stopped id=%s reason=lease tried=%d", d->job->queue_id, d->cur);
-        complete(d);
+    if (mta_now_ms() >= d->deadline_ms) {
+        deadline_reached(d); /* the timer may not have run yet */
         return;
     }
     struct target *t = &d->targets[d->cur];
@@ -278,6 +349,7 @@ static void next_attempt(struct mta_delivery *d)
     d->smtp.body_8bit = mta_body_is_8bit(d->job->body.data, d->job->body.len);
     d->smtp.need_smtputf8 = utf8;
     d->smtp.tls_allowed = d->env.tls_ctx && !t->plain;
+    d->smtp.self_name = d->env.cfg->hostname;
     mta_smtp_init(&d->smtp);
     struct mta_session_params p = {
         .base = d->env.base,
@@ -329,7 +401,31 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
         complete(d);
         return;
     }
-    for (size_t h = 0; h < reply->n_hosts && d->ntargets < MAX_TARGETS; h++) {
+    /* Postfix smtp_find_self + smtp_truncate_self: the first of our own listeners in the
+     * list ends it at its preference; only more preferred hosts may take the mail. */
+    int port = (int)d->env.cfg->mta.remote_port;
+    size_t usable = reply->n_hosts;
+    for (size_t h = 0; h < usable; h++) {
+        const Postmesh__MxHost *m = reply->hosts[h];
+        for (size_t a = 0; a < m->n_addresses; a++) {
+            if (!mta_self_is_listener(d->env.self, m->addresses[a], port))
+                continue;
+            pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s[%s]:%d preference=%u reason=our_listener",
+                   d->job->queue_id, d->domain, m->name, m->addresses[a], port, m->preference);
+            while (usable > 0 && reply->hosts[usable - 1]->preference >= m->preference)
+                usable--;
+            break;
+        }
+    }
+    if (usable < reply->n_hosts && usable == 0) {
+        char text[MTA_TEXT_MAX];
+        loop_text(d, "5.4.6", text, sizeof text);
+        fail_all(d, PERMFAIL, "5.4.6", text);
+        complete(d);
+        return;
+    }
+    uint32_t best = usable ? reply->hosts[0]->preference : 0;
+    for (size_t h = 0; h < usable && d->ntargets < MAX_TARGETS; h++) {
         const Postmesh__MxHost *m = reply->hosts[h];
         for (size_t a = 0; a < m->n_addresses && d->ntargets < MAX_TARGETS; a++) {
             struct target *t = &d->targets[d->ntargets];
@@ -337,16 +433,22 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
                 continue;
             snprintf(t->host, sizeof t->host, "%s", m->name);
             snprintf(t->ip, sizeof t->ip, "%s", m->addresses[a]);
+            t->best = m->preference == best;
             d->ntargets++;
         }
     }
-    if (d->ntargets == 0)
+    if (d->ntargets == 0 && usable < reply->n_hosts) {
+        char text[MTA_TEXT_MAX];
+        snprintf(text, sizeof text, "4.4.4 unable to find primary relay for %s", d->domain);
+        fail_all(d, TEMPFAIL, "4.4.4", text);
+    } else if (d->ntargets == 0) {
         fail_all(d, TEMPFAIL, "4.4.3", "4.4.3 the resolver returned no address to try");
+    }
     next_attempt(d);
 }
 
-struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__BusMessage *msg, mta_delivery_done done,
-                                        void *arg)
+struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__BusMessage *msg, uint64_t deadline_ms,
+                                        mta_delivery_done done, void *arg)
 {
     struct mta_delivery *d = calloc(1, sizeof *d);
     if (!d)
@@ -356,14 +458,16 @@ struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__Bus
     d->job = msg->job;
     d->done = done;
     d->arg = arg;
-    d->started = time(NULL);
-    uint32_t lease = d->job->lease_seconds ? d->job->lease_seconds : (uint32_t)env->cfg->queue.job_lease;
-    d->budget_end = d->started + (time_t)(lease * 3 / 4);
+    d->deadline_ms = deadline_ms;
     d->kick = evtimer_new(env->base, on_kick, d);
+    d->deadline = evtimer_new(env->base, on_deadline, d);
     d->nrcpts = (int)d->job->n_recipients;
     d->rcpts = calloc((size_t)d->nrcpts + 1, sizeof *d->rcpts);
-    if (!d->kick || !d->rcpts)
+    if (!d->kick || !d->deadline || !d->rcpts)
         abort();
+    uint64_t now = mta_now_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    evtimer_add(d->deadline, &tv);
 
     const char *dom = d->job->domain;
     if (!dom || !*dom) { /* the queue always sets it; be forgiving about the contract */
@@ -389,9 +493,18 @@ struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__Bus
         fail_all(d, PERMFAIL, "5.1.2", "5.1.2 no destination domain");
         kick(d);
     } else if (mta_domain_literal(d->domain, ip, sizeof ip)) {
-        snprintf(d->targets[0].host, sizeof d->targets[0].host, "%s", d->domain);
-        snprintf(d->targets[0].ip, sizeof d->targets[0].ip, "%s", ip);
-        d->ntargets = 1;
+        if (mta_self_is_listener(env->self, ip, (int)env->cfg->mta.remote_port)) {
+            char text[MTA_TEXT_MAX];
+            loop_text(d, "5.4.6", text, sizeof text);
+            pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s:%lld reason=our_listener", d->job->queue_id,
+                   d->domain, ip, env->cfg->mta.remote_port);
+            fail_all(d, PERMFAIL, "5.4.6", text);
+        } else {
+            snprintf(d->targets[0].host, sizeof d->targets[0].host, "%s", d->domain);
+            snprintf(d->targets[0].ip, sizeof d->targets[0].ip, "%s", ip);
+            d->targets[0].best = 1;
+            d->ntargets = 1;
+        }
         kick(d);
     } else {
         int any = 0;
@@ -410,19 +523,12 @@ void mta_delivery_abort(struct mta_delivery *d)
     if (d->completed)
         return;
     if (d->session) {
-        /* Folding in what this session already decided would need its callback; what
-         * matters is that nothing undecided is reported as done. */
-        const struct mta_smtp *sm = &d->smtp;
-        for (int j = 0; j < sm->nrcpts; j++) {
-            const struct mta_smtp_rcpt *sr = &sm->rcpts[j];
-            struct rcpt *r = &d->rcpts[d->smap[j]];
-            if (sr->state == MTA_RCPT_DELIVERED)
-                set_final(r, DELIVERED, sr->dsn, sr->text);
-            else if (sr->state == MTA_RCPT_PERMFAIL)
-                set_final(r, PERMFAIL, sr->dsn, sr->text);
-        }
+        mta_smtp_fail(&d->smtp, "4.3.2", "4.3.2 mta shutting down");
+        fold_session(d); /* what the server decided stands */
     }
-    fail_all(d, TEMPFAIL, "4.3.2", "4.3.2 mta shutting down");
+    /* Handed back, not failed: the queue dispatches it again at once (to another mta, or
+     * to this one restarted) instead of waiting out a retry delay. */
+    fail_all(d, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED, "4.3.2", "4.3.2 mta shutting down");
     complete(d);
 }
 
@@ -435,6 +541,8 @@ void mta_delivery_free(struct mta_delivery *d)
     end_session(d);
     if (d->kick)
         event_free(d->kick);
+    if (d->deadline)
+        event_free(d->deadline);
     free(d->rcpts);
     postmesh__bus_message__free_unpacked(d->msg, NULL);
     free(d);

@@ -5,10 +5,20 @@
  *    verdicts move on to the next address (recipients that got a 2xx or 5xx are done);
  *  - a TLS handshake that breaks is retried once on the same address without STARTTLS
  *    (opportunistic TLS; never with mta.tls_verify);
- *  - whatever is still undecided at the end is TEMPFAIL with the last reason seen. */
+ *  - whatever is still undecided at the end is TEMPFAIL with the last reason seen;
+ *  - loops (as Postfix): an MX address and port that is one of our own smtpd listeners is
+ *    never tried, nor any MX host less preferred than it (we are a backup MX); when that
+ *    leaves nothing, or the best MX greets or answers EHLO with our own hostname, the
+ *    recipients fail with 5.4.6 "mail for <domain> loops back to myself";
+ *  - the job has an absolute deadline (the queue's lease less a margin): when it comes, the
+ *    connection is closed and every undecided recipient is TEMPFAIL 4.4.7, whatever the
+ *    per-command timeouts would still allow, so no delivery outlives its lease and is sent
+ *    again in parallel by a second dispatch. */
 #ifndef MTA_DELIVERY_H
 #define MTA_DELIVERY_H
 #include <openssl/ssl.h>
+
+#include <stdint.h>
 
 #include "bus.h"
 #include "resolve.h"
@@ -16,22 +26,30 @@
 struct event_base;
 struct pm_config;
 struct mta_delivery;
+struct mta_self;
 
 struct mta_env {
     struct event_base *base;
     const struct pm_config *cfg;
     SSL_CTX *tls_ctx;
     struct mta_resolver *resolver;
+    struct mta_self *self; /* our smtpd listeners (self.h); NULL: no address loop check */
 };
 
 /* result is valid during the call; the owner frees d afterwards (not inside). */
 typedef void (*mta_delivery_done)(struct mta_delivery *d, Postmesh__JobResult *result, void *arg);
 
-/* Takes ownership of msg (a BusMessage holding a Job). done is never called from inside. */
-struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__BusMessage *msg, mta_delivery_done done,
-                                        void *arg);
+/* Takes ownership of msg (a BusMessage holding a Job). done is never called from inside.
+ * deadline_ms (mta_now_ms() clock): the job is over by then, decided or not; one already
+ * past ends the job at once without a connection. */
+struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__BusMessage *msg, uint64_t deadline_ms,
+                                        mta_delivery_done done, void *arg);
 
-/* Shutdown: stops at once; undecided recipients get TEMPFAIL; done is called before return. */
+/* CLOCK_MONOTONIC in milliseconds: the clock of delivery deadlines. */
+uint64_t mta_now_ms(void);
+
+/* Shutdown: stops at once; what the server decided stands, undecided recipients are
+ * RETURNED (re-dispatched at once, no attempt counted); done is called before return. */
 void mta_delivery_abort(struct mta_delivery *d);
 void mta_delivery_free(struct mta_delivery *d);
 

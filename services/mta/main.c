@@ -12,6 +12,7 @@
 #include "log.h"
 #include "privchan.h"
 #include "resolve.h"
+#include "self.h"
 #include "service.h"
 #include "tls.h"
 #include "worker.h"
@@ -40,9 +41,9 @@ static int worker_main(int parent_fd, void *arg)
     int rc = 1;
     struct event_base *base = event_base_new();
     SSL_CTX *tls = args->tls;
-    struct mta_env env = {.base = base, .cfg = cfg, .tls_ctx = tls};
+    struct mta_env env = {.base = base, .cfg = cfg, .tls_ctx = tls, .self = mta_self_new(cfg)};
     env.resolver = base ? mta_resolver_new(base, cfg->resolver.endpoint, resolve_deadline(cfg)) : NULL;
-    struct mta_worker *w = env.resolver ? mta_worker_new(&env) : NULL;
+    struct mta_worker *w = env.resolver && env.self ? mta_worker_new(&env) : NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     if (w) {
         if (!tls)
@@ -66,6 +67,7 @@ static int worker_main(int parent_fd, void *arg)
         event_free(sigint);
     mta_worker_free(w);
     mta_resolver_free(env.resolver);
+    mta_self_free(env.self);
     if (base)
         event_base_free(base);
     pm_bus_context_term();

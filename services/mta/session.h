@@ -22,7 +22,9 @@ struct mta_session_params {
     const char *host;   /* MX name: SNI, verification, logs */
     const char *ip;
     int port;
-    int connect_timeout, command_timeout; /* seconds */
+    /* Seconds, per step (RFC 5321 4.5.3.2): re-armed by every reply and while the body
+     * moves. The job's absolute deadline is the delivery's, which frees the session. */
+    int connect_timeout, command_timeout;
     struct mta_smtp *smtp; /* prepared by the caller; holds the recipients' verdicts */
     const uint8_t *body;
     size_t body_len;

@@ -21,7 +21,7 @@ void mta_smtp_init(struct mta_smtp *s)
     memset(&s->ext, 0, sizeof s->ext);
     s->mail_failed = s->cur = s->accepted = s->dot_sent = s->data_discard = 0;
     s->error[0] = s->error_dsn[0] = '\0';
-    s->error_perm = s->replied = 0;
+    s->error_perm = s->replied = s->loop = 0;
     for (int i = 0; i < s->nrcpts; i++) {
         s->rcpts[i].state = MTA_RCPT_PENDING;
         s->rcpts[i].dsn[0] = s->rcpts[i].text[0] = '\0';
@@ -116,6 +116,26 @@ static void ehlo_keywords(struct mta_smtp *s, const struct mta_reply *r)
     }
 }
 
+/* Does the first word of the reply's first line name us ("mx.example.test" or with a
+ * trailing dot)? The word is the server's own name in a greeting and an EHLO/HELO reply. */
+static int names_self(const struct mta_smtp *s, const struct mta_reply *r)
+{
+    if (!s->self_name || !s->self_name[0])
+        return 0;
+    size_t n = strcspn(r->text, " \t\n"), want = strlen(s->self_name);
+    if (n == want + 1 && r->text[want] == '.')
+        n = want;
+    return n == want && strncasecmp(r->text, s->self_name, n) == 0;
+}
+
+static enum mta_smtp_action loop_detected(struct mta_smtp *s, struct evbuffer *out)
+{
+    mta_smtp_fail(s, "5.4.6", "server %s with our own hostname %s",
+                  s->step == MTA_STEP_GREETING ? "greeted us" : "answered EHLO/HELO", s->self_name);
+    s->loop = 1;
+    return quit(s, out);
+}
+
 static void send_rcpt(struct mta_smtp *s, struct evbuffer *out, int i)
 {
     evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", s->rcpts[i].address);
@@ -174,6 +194,8 @@ enum mta_smtp_action mta_smtp_on_reply(struct mta_smtp *s, const struct mta_repl
     case MTA_STEP_GREETING:
         if (cls(r) != 2)
             return give_up(s, r, 0); /* 4xx and 5xx greetings: skip this server (like Postfix) */
+        if (names_self(s, r))
+            return loop_detected(s, out);
         evbuffer_add_printf(out, "EHLO %s\r\n", s->helo_name);
         s->step = MTA_STEP_EHLO;
         return MTA_SMTP_WAIT;
@@ -186,6 +208,8 @@ enum mta_smtp_action mta_smtp_on_reply(struct mta_smtp *s, const struct mta_repl
         }
         if (cls(r) != 2)
             return give_up(s, r, 0);
+        if (names_self(s, r))
+            return loop_detected(s, out);
         ehlo_keywords(s, r);
         if (!s->tls_active && s->tls_allowed && s->ext.starttls) {
             evbuffer_add_printf(out, "STARTTLS\r\n");
@@ -197,6 +221,8 @@ enum mta_smtp_action mta_smtp_on_reply(struct mta_smtp *s, const struct mta_repl
     case MTA_STEP_HELO:
         if (cls(r) != 2)
             return give_up(s, r, cls(r) == 5);
+        if (names_self(s, r))
+            return loop_detected(s, out);
         memset(&s->ext, 0, sizeof s->ext);
         return begin_transaction(s, out);
 

@@ -3,7 +3,9 @@
  * does), so every path is testable with plain strings.
  *
  * greeting -> EHLO (HELO if EHLO is refused) -> STARTTLS when offered -> EHLO again ->
- * MAIL, RCPT..., DATA (all in one go with PIPELINING) -> body -> "." -> QUIT. */
+ * MAIL, RCPT..., DATA (all in one go with PIPELINING) -> body -> "." -> QUIT.
+ * A server that greets or answers EHLO/HELO with our own hostname is us (Postfix's check for
+ * a misrouted loop): QUIT at once with loop set; the caller decides what that means. */
 #ifndef MTA_SMTP_H
 #define MTA_SMTP_H
 #include <stddef.h>
@@ -53,6 +55,7 @@ struct mta_smtp {
     int body_8bit;
     int need_smtputf8;  /* an address is not ASCII */
     int tls_allowed;    /* use STARTTLS if offered */
+    const char *self_name; /* our own hostname: a server greeting with it is us (NULL: no check) */
 
     /* State. */
     enum mta_smtp_step step;
@@ -72,6 +75,7 @@ struct mta_smtp {
     char error_dsn[16];
     int error_perm;     /* the server refused us for good (5xx to HELO) */
     int replied;        /* at least one reply came: the host was reached */
+    int loop;           /* the greeting or EHLO/HELO reply named self_name: a mail loop (QUIT) */
 };
 
 void mta_smtp_init(struct mta_smtp *s);

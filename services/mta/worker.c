@@ -13,8 +13,8 @@
 #include "jobclient.h"
 #include "log.h"
 
-/* Leave the queue this long between our deadline and the lease end, for the result to get
- * there before the job is dispatched again. */
+/* Leave the queue this long (at most a quarter of the lease) between our deadline and the
+ * lease end, for the result to get there before the job is dispatched again. */
 #define LEASE_MARGIN_MS 5000
 
 struct mta_worker;
@@ -101,8 +101,8 @@ static void pump(struct mta_worker *w)
         pm_log(PM_DEBUG, "event=job_start id=%s job=%llu domain=%s nrcpt=%zu", msg->job->queue_id,
                (unsigned long long)msg->job->job_id, s->domain, msg->job->n_recipients);
         /* The deadline counts from the job's arrival, not from its start here. */
-        uint64_t deadline = s->job->deadline_ms > LEASE_MARGIN_MS * 2 ? s->job->deadline_ms - LEASE_MARGIN_MS
-                                                                       : s->job->deadline_ms;
+        uint64_t margin = s->job->lease_ms / 4 < LEASE_MARGIN_MS ? s->job->lease_ms / 4 : LEASE_MARGIN_MS;
+        uint64_t deadline = s->job->deadline_ms - margin;
         s->d = mta_delivery_start(&w->env, msg, deadline, on_delivery_done, s);
     }
 }

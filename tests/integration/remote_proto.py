@@ -35,6 +35,7 @@ WORKER_MTA = 2
 MX, PTR, A = 0, 1, 2
 OK, TEMPFAIL, PERMFAIL = 0, 1, 2          # ResolveReply.Status
 DELIVERED = 0                             # RecipientResult.Status (TEMPFAIL/PERMFAIL as above)
+RETURNED = 3                              # RecipientResult.Status: not attempted, dispatch again
 
 
 def _varint(n):

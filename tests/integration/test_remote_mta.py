@@ -297,7 +297,7 @@ def test_result_is_kept_while_the_queue_is_away(env):
     assert back.credits, "the mta announced itself to the returning queue"
 
 
-def test_heartbeat_credit_and_clean_shutdown_reports_tempfail(env):
+def test_heartbeat_credit_and_clean_shutdown_hands_the_job_back(env):
     slow = SmtpSink("127.0.0.8", env["port"], env["root"], "-w", "30")
     env["peers"].append(slow)
     q = start_mta(env)
@@ -308,4 +308,4 @@ def test_heartbeat_credit_and_clean_shutdown_reports_tempfail(env):
     time.sleep(0.5)
     assert env["pm"].stop("mta", signal.SIGTERM) == 0
     r = by_index(q.result(job, timeout=5))[0]
-    assert (r["status"], r["dsn_status"]) == (rp.TEMPFAIL, "4.3.2")
+    assert (r["status"], r["dsn_status"]) == (rp.RETURNED, "4.3.2")

@@ -287,6 +287,65 @@ static void test_connection_failure_is_recorded(void **state)
     teardown(f);
 }
 
+/* A server naming itself with our hostname in its greeting or its EHLO/HELO reply is us:
+ * QUIT at once, nothing of the transaction sent, every recipient left for the caller. */
+static void test_our_own_hostname_is_a_loop(void **state)
+{
+    (void)state;
+    struct {
+        const char *greeting, *ehlo, *helo; /* helo: EHLO refused, HELO answered */
+    } cases[] = {
+        {"220 mx.example.test ESMTP Postmesh", NULL, NULL},
+        {"220-MX.Example.Test. ESMTP\n220 more", NULL, NULL},
+        {"220 other.test ESMTP", "250-mx.example.test Hello\n250 PIPELINING", NULL},
+        {"220 other.test ESMTP", "250 mx.example.test", NULL},
+        {"220 other.test ESMTP", "502 5.5.2 no EHLO", "250 mx.example.test"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct fixture *f = setup(2, 1);
+        f->s.self_name = "mx.example.test";
+        enum mta_smtp_action act = reply(f, cases[i].greeting);
+        if (cases[i].ehlo) {
+            assert_int_equal(act, MTA_SMTP_WAIT);
+            assert_string_equal(sent(f), "EHLO mx.example.test\r\n");
+            act = reply(f, cases[i].ehlo);
+        }
+        if (cases[i].helo) {
+            assert_int_equal(act, MTA_SMTP_WAIT);
+            assert_string_equal(sent(f), "HELO mx.example.test\r\n");
+            act = reply(f, cases[i].helo);
+        }
+        assert_int_equal(act, MTA_SMTP_QUIT);
+        assert_true(f->s.loop);
+        assert_string_equal(f->s.error_dsn, "5.4.6");
+        assert_non_null(strstr(f->s.error, "our own hostname mx.example.test"));
+        assert_string_equal(sent(f), "QUIT\r\n");
+        assert_int_equal(f->rcpts[0].state, MTA_RCPT_PENDING);
+        assert_int_equal(f->rcpts[1].state, MTA_RCPT_PENDING);
+        teardown(f);
+    }
+}
+
+static void test_other_names_are_not_a_loop(void **state)
+{
+    (void)state;
+    const char *greetings[] = {"220 mx.example.test.other ESMTP", "220 other.test mx.example.test",
+                               "220 mx.example.tes"};
+    for (size_t i = 0; i < sizeof greetings / sizeof greetings[0]; i++) {
+        struct fixture *f = setup(1, 0);
+        f->s.self_name = "mx.example.test";
+        assert_int_equal(reply(f, greetings[i]), MTA_SMTP_WAIT);
+        assert_int_equal(reply(f, "250-other.test greets mx.example.test\n250 8BITMIME"), MTA_SMTP_WAIT);
+        assert_false(f->s.loop);
+        sent(f);
+        teardown(f);
+    }
+    struct fixture *f = setup(1, 0); /* no self_name: no check */
+    assert_int_equal(reply(f, "220 mx.example.test"), MTA_SMTP_WAIT);
+    assert_false(f->s.loop);
+    teardown(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +359,8 @@ int main(void)
         cmocka_unit_test(test_bad_greetings_give_up_the_server),
         cmocka_unit_test(test_size_and_smtputf8_limits),
         cmocka_unit_test(test_connection_failure_is_recorded),
+        cmocka_unit_test(test_our_own_hostname_is_a_loop),
+        cmocka_unit_test(test_other_names_are_not_a_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
