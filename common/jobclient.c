@@ -26,6 +26,7 @@ struct job_entry {
     struct pm_job_client *c;
     Postmesh__BusMessage *msg; /* NULL once taken by the service */
     uint64_t job_id, epoch;
+    Postmesh__WorkerKind kind; /* the job's (a wrong one is echoed so the queue matches it) */
     char queue_id[MAX_QUEUE_ID + 1];
     uint32_t *indexes; /* recipient indexes, for a return after the message was taken */
     size_t nindexes;
@@ -107,8 +108,9 @@ static int send_credit(struct pm_job_client *c)
     return 0;
 }
 
-/* Resends held results; drops those whose lease is over (the queue has dispatched the job
- * again, and a late result could only settle a recipient that is still waiting). */
+/* Resends held results; drops those that still cannot go once their lease is over (the
+ * queue has dispatched the job again; a late result could only settle a recipient that is
+ * still waiting, so one that does get through is harmless). */
 static void flush_held(struct pm_job_client *c)
 {
     uint64_t now = now_ms();
@@ -170,7 +172,7 @@ static void send_result(struct job_entry *e, Postmesh__RecipientResult **results
     Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
     res.job_id = e->job_id;
     res.epoch = e->epoch;
-    res.kind = c->cfg.kind;
+    res.kind = e->kind;
     res.queue_id = e->queue_id;
     res.results = results;
     res.n_results = n;
@@ -277,8 +279,10 @@ static const char *malformed(const Postmesh__Job *j)
         return "bad queue id";
     if (j->n_recipients == 0 || j->n_recipients > MAX_RECIPIENTS)
         return "bad recipient count";
+    /* A bouncer's one recipient is the envelope sender, which may be the null sender. */
+    int may_be_empty = j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER;
     for (size_t i = 0; i < j->n_recipients; i++)
-        if (!j->recipients[i] || !j->recipients[i]->address)
+        if (!j->recipients[i] || !j->recipients[i]->address || (!may_be_empty && !j->recipients[i]->address[0]))
             return "bad recipient";
     return NULL;
 }
@@ -311,6 +315,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     e->c = c;
     e->job_id = j->job_id;
     e->epoch = j->epoch;
+    e->kind = j->kind;
     snprintf(e->queue_id, sizeof e->queue_id, "%s", j->queue_id);
     for (size_t i = 0; i < j->n_recipients; i++)
         e->indexes[i] = j->recipients[i]->index;

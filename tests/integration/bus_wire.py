@@ -6,9 +6,11 @@ from remote_proto import _varint as varint  # one varint encoder for every test 
 
 VERSION = 1
 # BusMessage body fields
-SUBMIT, SUBMIT_REPLY, CREDIT, JOB, CONTROL, CONTROL_REPLY = 10, 11, 12, 13, 15, 16
+SUBMIT, SUBMIT_REPLY, CREDIT, JOB, JOB_RESULT, CONTROL, CONTROL_REPLY = 10, 11, 12, 13, 14, 15, 16
 STATUS = 6             # ControlRequest.Command.STATUS
-WORKER_DELIVERY = 1    # WorkerKind
+WORKER_DELIVERY, WORKER_MTA, WORKER_BOUNCER = 1, 2, 3                # WorkerKind
+DELIVERED, TEMPFAIL, PERMFAIL, RETURNED = 0, 1, 2, 3                 # RecipientResult.Status
+COMMITTED = 0                                                        # SubmitReply.Status
 
 
 def field_int(num, value):
@@ -30,12 +32,58 @@ def control_status(request_id):
 
 
 def submit(request_id, sender, recipient, body):
-    inner = field_bytes(1, sender) + field_bytes(2, recipient) + field_bytes(3, body) + field_bytes(4, "local")
+    """recipient: one address or a list of them (none: the queue refuses it at once)."""
+    rcpts = [recipient] if isinstance(recipient, str) else list(recipient)
+    inner = field_bytes(1, sender) + b"".join(field_bytes(2, r) for r in rcpts) + field_bytes(3, body) \
+        + field_bytes(4, "local")
     return bus_message(request_id, SUBMIT, inner)
 
 
-def credit(kind, credits, name):
-    return bus_message(0, CREDIT, field_int(1, kind) + field_int(2, credits) + field_bytes(3, name))
+def credit(kind, credits, name, jobs_received=None):
+    body = field_int(1, kind) + field_int(2, credits) + field_bytes(3, name)
+    if jobs_received is not None:
+        body += field_int(4, jobs_received)
+    return bus_message(0, CREDIT, body)
+
+
+def job_result(job_id, queue_id, results, epoch=0, kind=0):
+    """results: [(index, status, dsn_status, text), ...]; epoch and kind 0 are left out, as
+    protobuf leaves out zero values."""
+    body = field_int(1, job_id) + field_bytes(2, queue_id)
+    for index, status, dsn, text in results:
+        rr = field_int(1, index) + field_int(2, status) + field_bytes(3, dsn) + field_bytes(4, text)
+        body += field_bytes(3, rr)
+    if epoch:
+        body += field_int(4, epoch)
+    if kind:
+        body += field_int(5, kind)
+    return bus_message(0, JOB_RESULT, body)
+
+
+def parse_job(frame_fields):
+    """A decoded BusMessage holding a Job -> dict, or None if it holds something else."""
+    raw = first(frame_fields, JOB)
+    if raw is None:
+        return None
+    j = decode(raw)
+    recipients = []
+    for r in j.get(5, []):
+        rf = decode(r)
+        recipients.append({"index": first(rf, 1, 0), "address": first(rf, 2, b"").decode()})
+    return {
+        "job_id": first(j, 1, 0), "queue_id": first(j, 2, b"").decode(), "kind": first(j, 3, 0),
+        "recipients": recipients, "domain": first(j, 7, b"").decode(), "lease_seconds": first(j, 8, 0),
+        "epoch": first(j, 12, 0),
+    }
+
+
+def parse_submit_reply(frame_fields):
+    """A decoded BusMessage holding a SubmitReply -> (request_id, status, queue_id, text), or None."""
+    raw = first(frame_fields, SUBMIT_REPLY)
+    if raw is None:
+        return None
+    r = decode(raw)
+    return (first(frame_fields, 2, 0), first(r, 1, 0), first(r, 2, b"").decode(), first(r, 3, b"").decode())
 
 
 def decode(buf):

@@ -1,6 +1,7 @@
 /* The bouncer's work-dispatch contract, against a real ZeroMQ ROUTER standing in for the
  * queue's end of the bus in this process: credits, Submit of the DSN, JobResult per
- * SubmitReply, timeouts, slot limits and the null-sender rule. */
+ * SubmitReply, timeouts, slot limits and the null-sender rule. The job client itself
+ * (heartbeat, held results, refusals) has its own test, test_common_jobclient.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,12 +84,6 @@ static struct record *nth(struct fixture *f, Postmesh__BusMessage__BodyCase c, i
     return NULL;
 }
 
-static struct record *last(struct fixture *f, Postmesh__BusMessage__BodyCase c)
-{
-    int k = count(f, c);
-    return k ? nth(f, c, k - 1) : NULL;
-}
-
 /* Runs the loop until at least n messages of kind c were received, or timeout_ms passed. */
 static int wait_count(struct fixture *f, Postmesh__BusMessage__BodyCase c, int n, int timeout_ms)
 {
@@ -96,20 +91,6 @@ static int wait_count(struct fixture *f, Postmesh__BusMessage__BodyCase c, int n
     while (count(f, c) < n && now_ms() < deadline)
         event_base_loop(f->base, EVLOOP_ONCE);
     return count(f, c) >= n;
-}
-
-/* Runs the loop until the latest Credit announces `credits` free slots. */
-static int wait_credit(struct fixture *f, uint32_t credits, int timeout_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        struct record *r = last(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT);
-        if (r && r->m->credit->credits == credits)
-            return 1;
-        if (now_ms() >= deadline)
-            return 0;
-        event_base_loop(f->base, EVLOOP_ONCE);
-    }
 }
 
 static void run_for(struct fixture *f, int ms)
@@ -141,7 +122,6 @@ static struct fixture *fixture_new(int slots, int submit_timeout_ms)
         .hostname = "mx.example.test",
         .slots = slots,
         .submit_timeout_ms = submit_timeout_ms,
-        .credit_interval_ms = 200,
         .delay_warning = 14400,
         .max_lifetime = 432000,
     };
@@ -250,16 +230,39 @@ static void reply_submit(struct fixture *f, struct record *submit, Postmesh__Sub
 
 /* ------------------------------------------------------------------ tests */
 
-static void test_credit_on_start_and_heartbeat(void **state)
+/* Waits for a Credit recorded after the first `after` records; returns it or NULL. */
+static Postmesh__Credit *wait_credit_after(struct fixture *f, int after, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        for (int i = after; i < f->n; i++)
+            if (f->rec[i].m && f->rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
+                return f->rec[i].m->credit;
+        if (now_ms() >= deadline)
+            return NULL;
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+}
+
+static void test_credit_on_start_and_after_a_job(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(3, 1000);
     Postmesh__Credit *c = nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0)->m->credit;
     assert_int_equal(c->kind, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     assert_int_equal(c->credits, 3);
+    assert_true(c->jobs_received == 0);
     assert_non_null(strstr(c->worker_name, "bouncer"));
-    /* Heartbeat every 200 ms in this test. */
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 4, 3000));
+    /* A job answered at once (null sender): the credit after it has every slot free again
+     * and counts the job received (the heartbeat is the job client's, every 2 s). */
+    int mark = f->n;
+    send_job(f, 3, "", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    c = wait_credit_after(f, mark, 3000);
+    assert_non_null(c);
+    assert_int_equal(c->kind, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_int_equal(c->credits, 3);
+    assert_true(c->jobs_received == 1);
     fixture_free(f);
 }
 
@@ -282,11 +285,11 @@ static void test_job_submitted_then_delivered(void **state)
     assert_non_null(memmem(sub->body.data, sub->body.len, "report-type=delivery-status", 27));
     assert_non_null(memmem(sub->body.data, sub->body.len, "Subject: hi\r\n", 13));
     assert_non_null(memmem(sub->body.data, sub->body.len, "550 5.1.1 no such user", 22));
-    /* The slot is busy until the queue answers: no result yet, credit went down. */
+    /* The slot is busy until the queue answers: no result yet. */
     run_for(f, 300);
     assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
-    assert_true(wait_credit(f, 1, 3000));
 
+    int mark = f->n;
     reply_submit(f, s, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, "00000000000DS001", "");
     assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
     struct record *r = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0);
@@ -300,7 +303,10 @@ static void test_job_submitted_then_delivered(void **state)
     /* Jobs and submissions use different sockets: replies are matched by request id. */
     assert_false(r->peerlen == s->peerlen && memcmp(r->peer, s->peer, s->peerlen) == 0);
     /* A credit follows the result, with the slot free again. */
-    assert_true(wait_credit(f, 2, 3000));
+    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    assert_non_null(c);
+    assert_int_equal(c->credits, 2);
+    assert_true(c->jobs_received == 1);
     fixture_free(f);
 }
 
@@ -391,38 +397,51 @@ static void test_slots_limit_submissions(void **state)
     assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
     run_for(f, 300);
     assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 2);
-    assert_true(wait_credit(f, 0, 3000));
+    int mark = f->n;
     reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
                  "00000000000DS003", "");
-    /* The freed slot goes to the job that waited. */
+    /* The freed slot goes to the job that waited ... */
     assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 3, 3000));
     assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    /* ... so the credit after the answer offers nothing: two jobs still unanswered. */
+    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    assert_non_null(c);
+    assert_int_equal(c->credits, 0);
+    assert_true(c->jobs_received == 3);
     fixture_free(f);
 }
 
-static void test_wrong_kind_is_refused(void **state)
+/* A job of another kind is handed back by the job client (RETURNED: the queue dispatches it
+ * again without counting an attempt) and never becomes a DSN. */
+static void test_wrong_kind_is_returned(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(2, 2000);
     send_job(f, 11, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_MTA);
     assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
-    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result->results[0]->status,
-                     POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_int_equal(jr->job_id, 11);
+    assert_string_equal(jr->queue_id, "0123456789ABC001");
+    assert_int_equal(jr->n_results, 1);
+    assert_int_equal(jr->results[0]->index, 0);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED);
+    run_for(f, 300);
     assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
     fixture_free(f);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_credit_on_start_and_heartbeat, teardown_test),
+        cmocka_unit_test_teardown(test_credit_on_start_and_after_a_job, teardown_test),
         cmocka_unit_test_teardown(test_job_submitted_then_delivered, teardown_test),
         cmocka_unit_test_teardown(test_null_sender_is_never_bounced, teardown_test),
         cmocka_unit_test_teardown(test_queue_refusals, teardown_test),
         cmocka_unit_test_teardown(test_no_reply_times_out, teardown_test),
         cmocka_unit_test_teardown(test_lease_shortens_the_wait, teardown_test),
         cmocka_unit_test_teardown(test_slots_limit_submissions, teardown_test),
-        cmocka_unit_test_teardown(test_wrong_kind_is_refused, teardown_test),
+        cmocka_unit_test_teardown(test_wrong_kind_is_returned, teardown_test),
     };
     return cmocka_run_group_tests(tests, setup_security, teardown_context);
 }
