@@ -230,9 +230,29 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     return 0;
 }
 
-/* seen: scratch of n_recipients bytes. */
-static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, uint32_t *idx, uint8_t *seen)
+/* What one dispatch walk learns as it goes: scratch space, and the destinations no mta can
+ * take more of (no credits change for the better during a walk), so the messages waiting for
+ * a busy domain cost one comparison each instead of a look at every job. */
+struct walk {
+    uint32_t *idx;
+    uint8_t *seen;
+    size_t cap;
+    char blocked[32][256];
+    size_t nblocked;
+};
+
+static int blocked(const struct walk *wk, const char *domain)
 {
+    for (size_t i = 0; i < wk->nblocked; i++)
+        if (strcasecmp(wk->blocked[i], domain) == 0)
+            return 1;
+    return 0;
+}
+
+static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, struct walk *wk)
+{
+    uint32_t *idx = wk->idx;
+    uint8_t *seen = wk->seen;
     size_t nr = m->rec->n_recipients, n = 0;
     struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_DELIVERY, NULL);
     if (w) {
@@ -256,8 +276,13 @@ static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, u
                 idx[n++] = (uint32_t)k;
                 seen[k] = 1;
             }
-        if (!(w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_MTA, dom)))
+        if (blocked(wk, dom))
             continue;
+        if (!(w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_MTA, dom))) {
+            if (wk->nblocked < sizeof wk->blocked / sizeof wk->blocked[0])
+                snprintf(wk->blocked[wk->nblocked++], sizeof wk->blocked[0], "%s", dom);
+            continue;
+        }
         if (send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_MTA, idx, n, 0) < 0)
             return;
     }
@@ -349,9 +374,7 @@ static uint64_t next_due(const struct queue *q, const struct qmsg *m)
 static void dispatch_walk(struct queue *q, int full)
 {
     uint64_t now = queue_now();
-    uint32_t *idx = NULL;
-    uint8_t *seen = NULL;
-    size_t cap = 0;
+    struct walk wk = {0};
     for (struct qmsg *m = q->head, *next; m; m = next) {
         next = m->next;
         if (!m->committed || m->next_due > now)
@@ -361,13 +384,18 @@ static void dispatch_walk(struct queue *q, int full)
         queue_expire_msg(q, m, now); /* held messages expire too */
         if (m->rec->hold)
             continue;
-        if (m->rec->n_recipients + 1 > cap) {
-            cap = m->rec->n_recipients + 1;
-            idx = realloc(idx, cap * sizeof *idx);
-            seen = realloc(seen, cap);
+        if (m->rec->n_recipients + 1 > wk.cap) {
+            uint32_t *idx = realloc(wk.idx, (m->rec->n_recipients + 1) * sizeof *idx);
+            uint8_t *seen = idx ? realloc(wk.seen, m->rec->n_recipients + 1) : NULL;
+            if (idx)
+                wk.idx = idx;
+            if (!seen)
+                break; /* out of memory: the next walk tries again */
+            wk.seen = seen;
+            wk.cap = m->rec->n_recipients + 1;
         }
-        dispatch_deliveries(q, m, now, idx, seen);
-        dispatch_bounces(q, m, now, idx);
+        dispatch_deliveries(q, m, now, &wk);
+        dispatch_bounces(q, m, now, wk.idx);
         if (queue_msg_finished(m)) {
             pm_log(PM_INFO, "event=removed id=%s reason=done", m->rec->queue_id);
             queue_msg_remove(q, m);
@@ -376,8 +404,8 @@ static void dispatch_walk(struct queue *q, int full)
         m->next_due = next_due(q, m);
         /* Still due now means it waits for credit: look again when credit comes. */
     }
-    free(idx);
-    free(seen);
+    free(wk.idx);
+    free(wk.seen);
 }
 
 void queue_dispatch(struct queue *q) { dispatch_walk(q, 0); }
