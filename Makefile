@@ -113,6 +113,17 @@ test: deps-check
 run: all
 	$(BUILD)/bin/postmesh -c $(CONFIG) run
 
+# Not in `make test`. The long fault-injection suite: more mail, every service SIGKILLed
+# several times, FAULT_REPEAT runs in a row (default 5); the summaries are printed.
+.PHONY: test-long soak
+test-long: all
+	POSTMESH_TEST_LONG=1 POSTMESH_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/integration/test_faults.py $(PYTEST_ARGS)
+
+# SOAK_SECONDS (default 1800) of steady mixed load under `postmesh run`; prints the RSS of
+# every service process at start and end and checks that nothing accepted was lost.
+soak: all
+	POSTMESH_BIN=$(abspath $(BUILD)/bin) $(PYTHON) scripts/soak.py
+
 bench: all
 	sh scripts/bench
 
