@@ -1,5 +1,10 @@
+/* The configuration loader: one libconfig file for every service, read against the schema
+ * table below (every known key, its type, range and default). Unknown keys and bad values
+ * are refused with "file:line: reason". */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -187,6 +192,72 @@ static int set_listen(struct ctx *c, struct pm_listenlist *l, const config_setti
     return 0;
 }
 
+/* libconfig 1.5 (Debian 12) stores a decimal literal without the L suffix with atoi(), so
+ * 4294967297 silently becomes 1 (and an out-of-range value is reported with the wrong
+ * number). For a 32-bit setting, read its literal back from the source line and use the
+ * full value when it differs; the range check then sees what the file says. Returns 1 and
+ * sets *out when a literal for `name` on that line overflows 32 bits. */
+static int source_int64(const struct ctx *c, const config_setting_t *s, long long *out)
+{
+    const char *file = config_setting_source_file(s);
+    unsigned want = config_setting_source_line(s);
+    const char *name = config_setting_name(s);
+    FILE *fp = fopen(file ? file : c->path, "r");
+    if (!fp || !name || !want) {
+        if (fp)
+            fclose(fp);
+        return 0;
+    }
+    char *line = NULL;
+    size_t cap = 0, nlen = strlen(name);
+    unsigned no = 0;
+    int found = 0;
+    while (getline(&line, &cap, fp) >= 0 && ++no < want)
+        ;
+    if (no == want) {
+        int in_str = 0;
+        for (char *p = line; *p && !found; p++) {
+            if (in_str) {
+                if (*p == '\\' && p[1])
+                    p++;
+                else if (*p == '"')
+                    in_str = 0;
+                continue;
+            }
+            if (*p == '"') {
+                in_str = 1;
+                continue;
+            }
+            if (*p == '#' || (*p == '/' && (p[1] == '/' || p[1] == '*')))
+                break;
+            int word_start = p == line || !(isalnum((unsigned char)p[-1]) || strchr("_-*", p[-1]));
+            if (!word_start || strncmp(p, name, nlen) != 0)
+                continue;
+            char *q = p + nlen;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            if (*q != '=' && *q != ':')
+                continue;
+            q++;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            char *end;
+            errno = 0;
+            int hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X'); /* libconfig: decimal or 0x */
+            long long v = strtoll(q, &end, hex ? 16 : 10);
+            if (end == q || *end == 'L' || *end == 'l')
+                continue;
+            if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
+                *out = errno == ERANGE ? (v < 0 ? LLONG_MIN : LLONG_MAX) : v;
+                found = 1;
+            }
+        }
+    }
+    free(line);
+    fclose(fp);
+    return found;
+}
+
 static int set_value(struct ctx *c, struct pm_config *cfg, const struct key *k, const config_setting_t *s)
 {
     void *f = field(cfg, k);
@@ -202,6 +273,10 @@ static int set_value(struct ctx *c, struct pm_config *cfg, const struct key *k, 
         if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
             return fail(c, s, "%s must be an integer", k->path);
         long long v = config_setting_get_int64(s);
+        if (t == CONFIG_TYPE_INT)
+            source_int64(c, s, &v);
+        if (v == LLONG_MAX || v == LLONG_MIN)
+            return fail(c, s, "%s is too large", k->path);
         if (v < k->min || v > k->max)
             return fail(c, s, "%s = %lld is out of range [%lld, %lld]", k->path, v, k->min, k->max);
         *(long long *)f = v;

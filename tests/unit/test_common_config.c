@@ -43,13 +43,18 @@ static void test_defaults_and_values(void **state)
     unlink(path);
 }
 
-static void expect_error(const char *text, const char *needle)
+/* The error must start with "<path>:<line>: " (the file is the one we wrote, the line the
+ * offending setting's) and then say what is wrong. */
+static void expect_error(const char *text, int line, const char *needle)
 {
     write_conf(text);
     struct pm_config cfg;
-    char err[256];
+    char err[256], want[128];
     assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), -1);
-    if (!strstr(err, needle))
+    snprintf(want, sizeof want, "%s:%d: ", path, line);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("error '%s' does not start with '%s'", err, want);
+    if (!strstr(err + strlen(want), needle))
         fail_msg("error '%s' does not contain '%s'", err, needle);
     unlink(path);
 }
@@ -57,16 +62,37 @@ static void expect_error(const char *text, const char *needle)
 static void test_errors_name_file_and_line(void **state)
 {
     (void)state;
-    char want[128];
-    expect_error("hostname = \"x\";\nbogus = 1;\n", "unknown key 'bogus'");
-    snprintf(want, sizeof want, "%s:2:", path);
-    expect_error("hostname = \"x\";\nqueue = { nope = 1; };\n", ":2: unknown key 'queue.nope'");
-    expect_error("queue = {\n retry_min = \"x\"; };\n", ":2: queue.retry_min must be an integer");
-    expect_error("smtpd = { listen = ( { address = \"1.2.3.4:25\"; mode = \"pop3\"; } ); };\n", "mode 'pop3'");
-    expect_error("hostname = ;\n", ":1: syntax error");
-    expect_error("queue = { retry_min = 100; retry_max = 10; };\n", "must not exceed");
-    expect_error("domains = \"x\";\n", "list of strings");
-    (void)want;
+    expect_error("hostname = \"x\";\nbogus = 1;\n", 2, "unknown key 'bogus'");
+    expect_error("hostname = \"x\";\nqueue = { nope = 1; };\n", 2, "unknown key 'queue.nope'");
+    expect_error("queue = {\n retry_min = \"x\"; };\n", 2, "queue.retry_min must be an integer");
+    expect_error("\nqueue = {\n\n retry_max = 99999999999; };\n", 4, "queue.retry_max = 99999999999 is out of range");
+    expect_error("smtpd = {\n listen = (\n { address = \"1.2.3.4:25\"; mode = \"pop3\"; } ); };\n", 3, "mode 'pop3'");
+    expect_error("hostname = ;\n", 1, "syntax error");
+    expect_error("\n\nqueue = { retry_min = 100; retry_max = 10; };\n", 3, "must not exceed");
+    expect_error("hostname = \"x\";\ndomains = \"x\";\n", 2, "list of strings");
+    expect_error("hostname = \"x\";\n\ndomains = [ \"a@b\" ];\n", 3, "is not a domain");
+    expect_error("hostname = \"x\";\nqueue = 5;\n", 2, "queue must be a group");
+    /* libconfig 1.5 keeps only the low 32 bits of a literal without L: 4294967297 must not
+     * pass as 1, nor a huge number as -1. */
+    expect_error("queue = {\n max_lifetime = 4294967297; };\n", 2, "queue.max_lifetime = 4294967297 is out of range");
+    expect_error("queue = { retry_min = 1; map_size_mb = 0x100000001; };\n", 1, "queue.map_size_mb = 4294967297 is out of range");
+    expect_error("queue = { map_size_mb = 99999999999999999999; };\n", 1, "queue.map_size_mb is too large");
+}
+
+/* A 64-bit value in range is taken as written, with or without the L suffix. */
+static void test_large_values_in_range(void **state)
+{
+    (void)state;
+    write_conf("smtpd = { max_message_size = 2147483648; };\nqueue = { map_size_mb = 16777216L; retry_min = 7; };\n");
+    struct pm_config cfg;
+    char err[256];
+    if (pm_config_load(path, &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_true(cfg.smtpd.max_message_size == 2147483648LL);
+    assert_true(cfg.queue.map_size_mb == 16777216LL);
+    assert_int_equal(cfg.queue.retry_min, 7);
+    pm_config_free(&cfg);
+    unlink(path);
 }
 
 int main(void)
@@ -74,6 +100,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_errors_name_file_and_line),
+        cmocka_unit_test(test_large_values_in_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
