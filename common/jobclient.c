@@ -114,13 +114,18 @@ static int send_credit(struct pm_job_client *c)
 static void flush_held(struct pm_job_client *c)
 {
     uint64_t now = now_ms();
+    int blocked = 0; /* once one send fails, later ones wait too: results keep their order */
     for (struct held_result **pp = &c->held; *pp;) {
         struct held_result *h = *pp;
-        Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, h->len, h->data);
-        int sent = m && pm_bus_send(c->bus, m) == 0;
-        if (m)
-            postmesh__bus_message__free_unpacked(m, NULL);
-        if (!sent && m && now < h->expires_ms) {
+        int sent = 0;
+        if (!blocked) {
+            Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, h->len, h->data);
+            sent = m && pm_bus_send(c->bus, m) == 0;
+            if (m)
+                postmesh__bus_message__free_unpacked(m, NULL);
+            blocked = !sent;
+        }
+        if (!sent && now < h->expires_ms) {
             pp = &h->next;
             continue;
         }
@@ -272,6 +277,22 @@ Postmesh__BusMessage *pm_job_take_message(struct pm_job *job)
     return m;
 }
 
+/* How long the job was on its way, by the queue's dispatch time against our wall clock.
+ * The lease counts from dispatch; a job that sat in buffers has less of it left. A clock
+ * behind the queue's reads as no time at all (the arrival bounds it); one ahead makes us end
+ * early, so the correction is capped at a quarter of the lease: a skewed clock on another
+ * host must not leave a delivery no time at all. */
+static uint64_t in_transit_ms(const Postmesh__Job *j, uint64_t lease_ms)
+{
+    if (!j->dispatch_time_ms)
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t transit = wall > j->dispatch_time_ms ? wall - j->dispatch_time_ms : 0;
+    return transit < lease_ms / 4 ? transit : lease_ms / 4;
+}
+
 /* Checks a Job once at the edge; NULL if fit to run, else why not. */
 static const char *malformed(const Postmesh__Job *j)
 {
@@ -321,7 +342,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         e->indexes[i] = j->recipients[i]->index;
     e->nindexes = j->n_recipients;
     e->pub.lease_ms = 1000ull * (j->lease_seconds ? j->lease_seconds : DEFAULT_LEASE);
-    e->pub.deadline_ms = now_ms() + e->pub.lease_ms;
+    e->pub.deadline_ms = now_ms() + e->pub.lease_ms - in_transit_ms(j, e->pub.lease_ms);
     e->next = c->jobs;
     if (c->jobs)
         c->jobs->prev = e;

@@ -6,7 +6,8 @@
  *    heartbeat; retried every 100 ms until the queue is connected;
  *  - a job of the wrong kind, beyond the bounded backlog or while draining is handed back at
  *    once (RETURNED: the queue re-dispatches it and counts no attempt);
- *  - each job's lease deadline counts from its arrival (the queue counts from sending it);
+ *  - each job's lease deadline counts from its dispatch (the queue's send time against our
+ *    clock, never later than arrival + lease);
  *  - a result the queue cannot take right now is held and resent until that deadline.
  * What it does not do: run or schedule jobs (the service decides what starts when). */
 #ifndef PM_JOBCLIENT_H
@@ -23,7 +24,7 @@ struct pm_job_client;
 struct pm_job {
     const Postmesh__Job *job; /* the decoded Job; NULL after pm_job_take_message */
     uint64_t deadline_ms;     /* CLOCK_MONOTONIC ms after which the queue dispatches it again */
-    uint64_t lease_ms;        /* the job's lease (deadline_ms = arrival + lease_ms) */
+    uint64_t lease_ms;        /* the job's whole lease (deadline_ms <= arrival + lease_ms) */
     void *user;               /* the service's own state for this job */
 };
 

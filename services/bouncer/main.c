@@ -13,11 +13,18 @@
 #include "service.h"
 #include "worker.h"
 
+#define DRAIN_MS 3000
+
+static struct bouncer_worker *worker;
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
-    event_base_loopexit(arg, NULL);
+    if (worker)
+        bouncer_worker_drain(worker, DRAIN_MS); /* ends the loop when done */
+    else
+        event_base_loopexit(arg, NULL);
 }
 
 int main(int argc, char **argv)
@@ -42,7 +49,7 @@ int main(int argc, char **argv)
         .delay_warning = cfg.queue.delay_warning,
         .max_lifetime = cfg.queue.max_lifetime,
     };
-    struct bouncer_worker *w = bouncer_worker_new(base, &wc);
+    struct bouncer_worker *w = worker = bouncer_worker_new(base, &wc);
     int rc = 0;
     if (!w) {
         pm_log(PM_ERR, "event=fatal reason=bus endpoint=%s", cfg.queue.endpoint);
@@ -53,6 +60,7 @@ int main(int argc, char **argv)
     } else {
         pm_log(PM_INFO, "event=started endpoint=%s slots=%d", cfg.queue.endpoint, wc.slots);
         event_base_dispatch(base);
+        worker = NULL;
         bouncer_worker_free(w);
     }
     event_free(sigterm);

@@ -50,6 +50,8 @@ struct bouncer_worker {
     struct pm_bus *submit;      /* Submit, SubmitReply */
     struct task_list waiting, active;
     uint64_t next_request_id;
+    struct event *drain_deadline; /* SIGTERM: stop waiting for replies after this */
+    int draining;
 };
 
 static void list_push(struct task_list *l, struct task *t)
@@ -117,6 +119,8 @@ static void task_finish(struct task *t, struct task_list *from, Postmesh__Recipi
         list_remove(&w->waiting, next);
         task_start(next);
     }
+    if (w->draining && !w->active.head)
+        event_base_loopbreak(w->base);
 }
 
 static uint64_t now_ms(void)
@@ -189,7 +193,15 @@ static void task_start(struct task *t)
 {
     struct bouncer_worker *w = t->w;
     t->request_id = ++w->next_request_id;
-    t->deadline_ms = now_ms() + (uint64_t)t->timeout_ms;
+    /* Answer before the lease ends, however long the task waited for a slot: otherwise the
+     * queue sends the job again meanwhile and the sender gets two notices. */
+    uint64_t now = now_ms(), lease_end = t->handle->deadline_ms;
+    t->deadline_ms = now + (uint64_t)t->timeout_ms;
+    if (lease_end > now + 2000 && t->deadline_ms > lease_end - 1000)
+        t->deadline_ms = lease_end - 1000;
+    else if (lease_end <= now + 2000)
+        t->deadline_ms = now + 1000;
+    t->timeout_ms = (int)(t->deadline_ms - now);
     list_push(&w->active, t);
     t->timer = evtimer_new(w->base, on_timer, t);
     if (!t->timer) {
@@ -369,6 +381,39 @@ static void on_submit_message(struct pm_bus *bus, const uint8_t *peer, size_t pe
 
 /* ------------------------------------------------------------------ lifetime */
 
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bouncer_worker *w = arg;
+    pm_log(PM_WARN, "event=drain_timeout pending=%d", w->active.n);
+    event_base_loopbreak(w->base);
+}
+
+void bouncer_worker_drain(struct bouncer_worker *w, int timeout_ms)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    pm_job_client_drain(w->jobs);
+    /* Not submitted yet: hand back. Submitted: the queue is committing the DSN now, so wait
+     * for its reply (briefly) rather than have the job sent again and the notice twice. */
+    while (w->waiting.head) {
+        struct task *t = w->waiting.head;
+        list_remove(&w->waiting, t);
+        pm_job_return(t->handle, "4.3.2 bouncer stopping");
+        task_free(t);
+    }
+    if (!w->active.head) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    w->drain_deadline = evtimer_new(w->base, on_drain_deadline, w);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (w->drain_deadline)
+        evtimer_add(w->drain_deadline, &tv);
+}
+
 struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct bouncer_worker_config *cfg)
 {
     struct bouncer_worker *w = calloc(1, sizeof *w);
@@ -419,6 +464,8 @@ void bouncer_worker_free(struct bouncer_worker *w)
         }
     pm_job_client_return_all(w->jobs, "4.3.2 bouncer stopping");
     pm_job_client_free(w->jobs);
+    if (w->drain_deadline)
+        event_free(w->drain_deadline);
     pm_bus_close(w->submit);
     free(w);
 }

@@ -101,6 +101,8 @@ static void on_job(struct pm_job *handle, void *arg)
         return;
     }
     job->handle = handle;
+    /* delivery_job_new copied what it needs: drop the bus message (and its body) now. */
+    postmesh__bus_message__free_unpacked(pm_job_take_message(handle), NULL);
     pm_log(PM_DEBUG, "event=job id=%s job=%llu recipients=%zu size=%zu", PM_LV(qv, job->queue_id),
            (unsigned long long)job->job_id, job->nrcpt, job->body_len);
     delivery_checks_start(d->checks, job);

@@ -37,6 +37,7 @@ struct mta_worker {
     struct mta_env env;
     struct pm_job_client *jobs;
     struct event *reaper;
+    struct event *tick; /* looks at the backlog now and then (jobs waiting for a domain) */
     struct slist backlog, running, finished;
     char name[128];
     int shutting_down;
@@ -86,12 +87,35 @@ static void on_delivery_done(struct mta_delivery *d, Postmesh__JobResult *res, v
 
 /* Starts waiting jobs while the global and per-domain limits allow, oldest first; a job for
  * a busy domain waits without holding up the jobs behind it. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A job that waited in the backlog until less than half its lease is left goes back to the
+ * queue unattempted rather than start a delivery that would be cut short and deferred:
+ * local congestion must not become a retry delay for the mail. */
+static int waited_too_long(const struct slot *s, uint64_t now)
+{
+    return s->job->deadline_ms < now + s->job->lease_ms / 2;
+}
+
 static void pump(struct mta_worker *w)
 {
+    uint64_t now = mono_ms();
     for (struct slot *s = w->backlog.head, *next; s && !w->shutting_down; s = next) {
         next = s->next;
+        if (waited_too_long(s, now)) {
+            unlink_slot(&w->backlog, s);
+            pm_job_return(s->job, "4.3.2 waited too long in the mta backlog");
+            postmesh__bus_message__free_unpacked(s->msg, NULL);
+            free(s);
+            continue;
+        }
         if (w->running.n >= w->env.cfg->mta.max_concurrency)
-            break;
+            continue;
         if (domain_running(w, s->domain) >= w->env.cfg->mta.max_per_domain)
             continue;
         unlink_slot(&w->backlog, s);
@@ -160,6 +184,13 @@ static void on_job(struct pm_job *job, void *arg)
     pump(w);
 }
 
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pump(arg);
+}
+
 static int free_slots(void *arg) { return mta_worker_free_slots(arg); }
 
 struct mta_worker *mta_worker_new(const struct mta_env *env)
@@ -183,7 +214,11 @@ struct mta_worker *mta_worker_new(const struct mta_env *env)
     };
     w->jobs = pm_job_client_new(env->base, &jc);
     w->reaper = evtimer_new(env->base, on_reap, w);
-    if (!w->jobs || !w->reaper) {
+    w->tick = event_new(env->base, -1, EV_PERSIST, on_tick, w);
+    struct timeval second = {1, 0};
+    if (w->tick)
+        event_add(w->tick, &second);
+    if (!w->jobs || !w->reaper || !w->tick) {
         mta_worker_free(w);
         return NULL;
     }
@@ -225,6 +260,8 @@ void mta_worker_free(struct mta_worker *w)
     }
     if (w->reaper)
         event_free(w->reaper);
+    if (w->tick)
+        event_free(w->tick);
     pm_job_client_free(w->jobs); /* jobs not answered are dropped: their lease brings them back */
     free(w);
 }

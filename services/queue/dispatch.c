@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "log.h"
 #include "queue.h"
@@ -18,6 +19,22 @@
 
 typedef Postmesh__StoredRecipient Rcpt;
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
+
+/* Leases are kept on the monotonic clock in ms: a wall-clock step must not end them, and a
+ * whole-second count could end one up to a second early. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static const char *kind_name(Postmesh__WorkerKind k)
 {
@@ -45,7 +62,10 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
     if (!w) {
         if (peerlen > sizeof w->id || q->nworkers >= 1024)
             return;
-        q->workers = realloc(q->workers, (q->nworkers + 1) * sizeof *q->workers);
+        struct worker *grown = realloc(q->workers, (q->nworkers + 1) * sizeof *q->workers);
+        if (!grown)
+            return; /* its next Credit tries again */
+        q->workers = grown;
         w = &q->workers[q->nworkers++];
         memset(w, 0, sizeof *w);
         memcpy(w->id, peer, peerlen);
@@ -59,10 +79,16 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
         pm_log(PM_INFO, "event=worker_joined worker=%s kind=%s credits=%u", w->name, kind_name(c->kind), c->credits);
     }
     w->kind = c->kind;
-    /* The worker counted its free slots before the jobs still on their way to it arrived. */
+    /* The worker counted its free slots before the jobs still on their way to it arrived. A
+     * job lost on the way (a frame the worker could not decode) would count for ever, but
+     * it is also still outstanding here only until its lease ends: take the smaller. */
     if (w->jobs_sent < c->jobs_received)
         w->jobs_sent = c->jobs_received;
-    uint64_t on_the_way = w->jobs_sent - c->jobs_received;
+    uint64_t on_the_way = w->jobs_sent - c->jobs_received, outstanding = 0;
+    for (const struct job *j = q->jobs; j; j = j->next)
+        outstanding += j->worker == w->serial;
+    if (on_the_way > outstanding)
+        on_the_way = outstanding;
     uint64_t free_slots = c->credits > 100000 ? 100000 : c->credits;
     w->credits = free_slots > on_the_way ? (int)(free_slots - on_the_way) : 0;
     w->last_seen = queue_now();
@@ -129,6 +155,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     uint64_t job_id = ++q->next_job_id;
     job.job_id = job_id;
     job.epoch = q->epoch;
+    job.dispatch_time_ms = wall_ms();
     job.queue_id = m->rec->queue_id;
     job.kind = kind;
     job.sender = m->rec->sender;
@@ -136,8 +163,17 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     job.arrival_time = m->rec->arrival_time;
     job.delay_notice = delay_notice;
 
+    /* Everything the job needs is allocated before it is sent: a job on the wire is always
+     * recorded. Out of memory: nothing is sent, the next walk tries again. */
     Postmesh__JobRecipient *jr = calloc(n + 1, sizeof *jr), **jrp = calloc(n + 1, sizeof *jrp);
-    Postmesh__ReportRecipient *rr = NULL, **rrp = NULL;
+    Postmesh__ReportRecipient *rr = calloc(n + 1, sizeof *rr), **rrp = calloc(n + 1, sizeof *rrp);
+    struct job *j = calloc(1, sizeof *j);
+    uint32_t *rcpts = malloc((n + 1) * sizeof *rcpts);
+    if (!jr || !jrp || !rr || !rrp || !j || !rcpts) {
+        pm_log(PM_ERR, "event=dispatch_failed id=%s reason=out_of_memory", m->rec->queue_id);
+        free(jr), free(jrp), free(rr), free(rrp), free(j), free(rcpts);
+        return -1;
+    }
     if (kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER) {
         postmesh__job_recipient__init(&jr[0]);
         jr[0].index = 0;
@@ -145,8 +181,6 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
         jr[0].original = m->rec->sender;
         jrp[0] = &jr[0];
         job.n_recipients = 1;
-        rr = calloc(n, sizeof *rr);
-        rrp = calloc(n, sizeof *rrp);
         for (size_t i = 0; i < n; i++) {
             const Rcpt *r = m->rec->recipients[idx[i]];
             postmesh__report_recipient__init(&rr[i]);
@@ -201,22 +235,24 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     free(jrp);
     free(rr);
     free(rrp);
-    if (!ok)
+    if (!ok) {
+        free(j);
+        free(rcpts);
         return -1;
+    }
 
     w->credits--;
     w->jobs_sent++;
-    struct job *j = calloc(1, sizeof *j);
     j->job_id = job_id;
     j->msg = m;
     j->worker = w->serial;
     j->domain = kind == POSTMESH__WORKER_KIND__WORKER_MTA ? job.domain : NULL;
     j->kind = kind;
-    j->rcpts = malloc((n + 1) * sizeof *j->rcpts);
+    j->rcpts = rcpts;
     memcpy(j->rcpts, idx, n * sizeof *idx);
     j->nrcpts = n;
     j->delay_notice = delay_notice;
-    j->deadline = queue_now() + (uint64_t)q->cfg->queue.job_lease;
+    j->deadline_ms = mono_ms() + 1000 * (uint64_t)q->cfg->queue.job_lease;
     j->next = q->jobs;
     q->jobs = j;
     m->refs++;
@@ -231,8 +267,9 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
 }
 
 /* What one dispatch walk learns as it goes: scratch space, and the destinations no mta can
- * take more of (no credits change for the better during a walk), so the messages waiting for
- * a busy domain cost one comparison each instead of a look at every job. */
+ * take more of (no credits change for the better during a walk), so a message waiting for a
+ * busy domain is not checked against every outstanding job again. (It is still visited on
+ * every walk, as every due message is: issue 12's deep-queue work.) */
 struct walk {
     uint32_t *idx;
     uint8_t *seen;
@@ -604,9 +641,10 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
 
 void queue_expire_leases(struct queue *q, uint64_t now)
 {
+    uint64_t now_ms = mono_ms();
     for (struct job **p = &q->jobs; *p;) {
         struct job *j = *p;
-        if (j->deadline > now) {
+        if (j->deadline_ms > now_ms) {
             p = &j->next;
             continue;
         }

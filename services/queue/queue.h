@@ -51,7 +51,7 @@ struct job {
     uint32_t *rcpts; /* recipient indexes */
     size_t nrcpts;
     int delay_notice;
-    uint64_t deadline;
+    uint64_t deadline_ms; /* CLOCK_MONOTONIC: the lease ends */
     struct job *next;
 };
 
