@@ -192,15 +192,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void task_start(struct task *t)
 {
     struct bouncer_worker *w = t->w;
-    t->request_id = ++w->next_request_id;
     /* Answer before the lease ends, however long the task waited for a slot: otherwise the
-     * queue sends the job again meanwhile and the sender gets two notices. */
+     * queue sends the job again meanwhile and the sender gets two notices. With too little
+     * lease left, hand it back unsubmitted. */
     uint64_t now = now_ms(), lease_end = t->handle->deadline_ms;
+    if (lease_end <= now + 2000) {
+        pm_job_return(t->handle, "4.3.2 waited too long in the bouncer");
+        task_free(t);
+        return;
+    }
+    t->request_id = ++w->next_request_id;
     t->deadline_ms = now + (uint64_t)t->timeout_ms;
-    if (lease_end > now + 2000 && t->deadline_ms > lease_end - 1000)
+    if (t->deadline_ms > lease_end - 1000)
         t->deadline_ms = lease_end - 1000;
-    else if (lease_end <= now + 2000)
-        t->deadline_ms = now + 1000;
     t->timeout_ms = (int)(t->deadline_ms - now);
     list_push(&w->active, t);
     t->timer = evtimer_new(w->base, on_timer, t);
@@ -308,10 +312,7 @@ static void on_job(struct pm_job *handle, void *arg)
         t->sender = strdup(sender);
         t->action = action;
         t->smtputf8 = has_8bit(sender);
-        /* Answer before the lease runs out, or the queue dispatches the job again meanwhile. */
-        t->timeout_ms = w->cfg.submit_timeout_ms;
-        if (job->lease_seconds > 1 && t->timeout_ms > (int)(job->lease_seconds - 1) * 1000)
-            t->timeout_ms = (int)(job->lease_seconds - 1) * 1000;
+        t->timeout_ms = w->cfg.submit_timeout_ms; /* task_start bounds it by the lease */
     }
     if (!t || !t->queue_id || !t->sender || compose_for_job(w, job, t) < 0) {
         pm_log(PM_ERR, "event=dsn_compose_failed id=%s", qid);

@@ -21,7 +21,9 @@ struct bouncer_worker_config {
 /* NULL (logged) if the bus sockets cannot be created. */
 struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct bouncer_worker_config *cfg);
 /* SIGTERM: no new jobs (credit 0), jobs not started are handed back, and the loop ends once
- * the DSNs already submitted are answered by the queue, or after timeout_ms. */
+ * the DSNs already submitted are answered by the queue, or after timeout_ms (then those are
+ * handed back too: if the queue did commit one, the sender may get it twice, at-least-once).
+ * Call it from inside the running loop (a signal callback): it may break the loop at once. */
 void bouncer_worker_drain(struct bouncer_worker *w, int timeout_ms);
 /* Drops unanswered jobs: the queue dispatches them again when their lease runs out. */
 void bouncer_worker_free(struct bouncer_worker *w);

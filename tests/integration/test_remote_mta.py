@@ -309,3 +309,21 @@ def test_heartbeat_credit_and_clean_shutdown_hands_the_job_back(env):
     assert env["pm"].stop("mta", signal.SIGTERM) == 0
     r = by_index(q.result(job, timeout=5))[0]
     assert (r["status"], r["dsn_status"]) == (rp.RETURNED, "4.3.2")
+
+
+def test_job_held_back_by_its_domain_limit_is_returned_before_its_lease_is_half_gone(env):
+    """A job waiting for a slot of a busy domain goes back to the queue (RETURNED: no attempt
+    counted) once half its lease is gone, rather than start a delivery cut short by its lease."""
+    slow = SmtpSink("127.0.0.8", env["port"], env["root"], "-w", "30")   # DATA never answered in time
+    env["peers"].append(slow)
+    q = start_mta(env, max_per_domain=1, max_concurrency=10)
+    busy = q.send_job(["a@slow.test"], "slow.test", queue_id="00000000000000E1")
+    wait_for(lambda: "event=connecting id=00000000000000E1" in mta_log(env), 10, what="connection")
+    t0 = time.monotonic()
+    held = q.send_job(["b@slow.test"], "slow.test", queue_id="00000000000000E2", lease=4)
+    r = by_index(q.result(held, timeout=4))[0]
+    took = time.monotonic() - t0
+    assert r["status"] == rp.RETURNED and "waited too long" in r["text"], r
+    assert 1.5 <= took < 3.8, f"returned after {took:.1f}s, lease 4 s"
+    assert busy not in q.results, "the running delivery is not touched"
+    assert "event=connecting id=00000000000000E2" not in mta_log(env)

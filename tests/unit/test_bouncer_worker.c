@@ -34,6 +34,7 @@ struct fixture {
     struct bouncer_worker *worker;
     struct record rec[MAX_RECORDS];
     int n;
+    int breaks; /* loop iterations the worker ended with event_base_loopbreak (drain) */
 };
 
 /* The bus frees messages after the handler: keep a copy made by packing and unpacking. */
@@ -84,12 +85,20 @@ static struct record *nth(struct fixture *f, Postmesh__BusMessage__BodyCase c, i
     return NULL;
 }
 
+/* One loop iteration; counts a break by the worker (libevent resets the flag when the next
+ * iteration starts, so it is read here). */
+static void step(struct fixture *f)
+{
+    event_base_loop(f->base, EVLOOP_ONCE);
+    f->breaks += event_base_got_break(f->base);
+}
+
 /* Runs the loop until at least n messages of kind c were received, or timeout_ms passed. */
 static int wait_count(struct fixture *f, Postmesh__BusMessage__BodyCase c, int n, int timeout_ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     while (count(f, c) < n && now_ms() < deadline)
-        event_base_loop(f->base, EVLOOP_ONCE);
+        step(f);
     return count(f, c) >= n;
 }
 
@@ -97,7 +106,7 @@ static void run_for(struct fixture *f, int ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)ms;
     while (now_ms() < deadline)
-        event_base_loop(f->base, EVLOOP_ONCE);
+        step(f);
 }
 
 /* The fixture of the running test, freed by the per-test teardown if an assertion
@@ -379,12 +388,17 @@ static void test_lease_shortens_the_wait(void **state)
     (void)state;
     struct fixture *f = fixture_new(2, 30000);
     uint64_t t0 = now_ms();
-    send_job(f, 10, "alice@example.test", 0, 2, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    /* Answered within the 2 s lease although submit_timeout is 30 s. */
+    send_job(f, 10, "alice@example.test", 0, 3, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    /* Answered within the 3 s lease although submit_timeout is 30 s. */
     assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
     assert_true(now_ms() - t0 < 2500); /* lease - 1 s, plus scheduling slack */
     assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result->results[0]->status,
                      POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+    /* With 2 s or less of lease there is no time to submit: handed back at once. */
+    send_job(f, 11, "alice@example.test", 0, 2, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 1000));
+    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1)->m->job_result->results[0]->status,
+                     POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED);
     fixture_free(f);
 }
 
@@ -431,6 +445,146 @@ static void test_wrong_kind_is_returned(void **state)
     fixture_free(f);
 }
 
+/* Runs the loop until the worker ends it (event_base_loopbreak) or timeout_ms passed. */
+static int wait_break(struct fixture *f, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (!f->breaks && now_ms() < deadline)
+        step(f);
+    return f->breaks > 0;
+}
+
+struct drain_call {
+    struct fixture *f;
+    int timeout_ms;
+};
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct drain_call *d = arg;
+    bouncer_worker_drain(d->f->worker, d->timeout_ms);
+}
+
+/* Drains as the SIGTERM handler does: from a callback inside the loop. */
+static void drain_in_loop(struct fixture *f, int timeout_ms)
+{
+    static struct drain_call d;
+    d = (struct drain_call){f, timeout_ms};
+    struct timeval now = {0, 0};
+    assert_int_equal(event_base_once(f->base, -1, EV_TIMEOUT, on_drain, &d, &now), 0);
+}
+
+/* The result for job_id among those received, or NULL. */
+static Postmesh__JobResult *result_for(struct fixture *f, uint64_t job_id)
+{
+    for (int k = 0; k < count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT); k++) {
+        Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, k)->m->job_result;
+        if (jr->job_id == job_id)
+            return jr;
+    }
+    return NULL;
+}
+
+/* SIGTERM: a job still waiting for a slot is handed back at once (RETURNED, never submitted),
+ * the one whose DSN the queue is committing gets its answer from the SubmitReply, and only
+ * then does the loop end; no credit is offered meanwhile. */
+static void test_drain_answers_submitted_returns_waiting(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(1, 30000);
+    send_job(f, 61, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
+    send_job(f, 62, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    /* The second job has arrived (and waits for the slot) once a credit counts it. */
+    uint64_t deadline = now_ms() + 3000;
+    for (;;) {
+        struct record *c = NULL;
+        for (int i = 0; i < f->n; i++)
+            if (f->rec[i].m && f->rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
+                c = &f->rec[i];
+        if (c && c->m->credit->jobs_received == 2)
+            break;
+        assert_true(now_ms() < deadline);
+        step(f);
+    }
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 1);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
+
+    int mark = f->n;
+    uint64_t t0 = now_ms();
+    drain_in_loop(f, 5000);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_int_equal(jr->job_id, 62);
+    assert_int_equal(jr->n_results, 1);
+    assert_int_equal(jr->results[0]->index, 0);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED);
+    assert_true(now_ms() - t0 < 1000); /* at once, not after a timeout */
+    /* The submitted one is still waited for: no result, no break, and no slot offered. */
+    run_for(f, 300);
+    assert_int_equal(f->breaks, 0);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 1);
+    for (int i = mark; i < f->n; i++)
+        if (f->rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
+            assert_int_equal(f->rec[i].m->credit->credits, 0);
+    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT) - 1)
+                         ->m->credit->credits,
+                     0);
+
+    reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
+                 "00000000000DS061", "");
+    assert_true(wait_break(f, 3000));
+    /* The result was sent before the loop ended; the ROUTER may see it a moment later. */
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
+    jr = result_for(f, 61);
+    assert_non_null(jr);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
+    assert_non_null(strstr(jr->results[0]->text, "00000000000DS061"));
+    assert_true(now_ms() - t0 < 4000); /* by the reply, not by the drain timeout */
+    fixture_free(f);
+}
+
+/* A SubmitReply that never comes does not hold the stop up beyond the drain timeout. */
+static void test_drain_times_out(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(1, 30000);
+    send_job(f, 63, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
+    uint64_t t0 = now_ms();
+    drain_in_loop(f, 400);
+    assert_true(wait_break(f, 5000));
+    uint64_t took = now_ms() - t0;
+    if (took < 350 || took > 2000)
+        fail_msg("loop ended %llu ms after the drain, want about 400", (unsigned long long)took);
+    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
+    fixture_free(f);
+}
+
+/* A job that waited for a slot still answers before its lease ends: the wait of its DSN is
+ * capped by the lease deadline (minus 1 s), not counted from when it got the slot. */
+static void test_waiting_job_answered_within_its_lease(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(1, 2500);
+    uint64_t t0 = now_ms();
+    send_job(f, 71, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    send_job(f, 72, "alice@example.test", 0, 5, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
+    /* 71 holds the only slot until its 2.5 s run out; 72 then gets until its lease end
+     * (5 s) - 1 s = 4 s, not a fresh 2.5 s that ends at 5 s, as the queue sends it again. */
+    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 8000));
+    uint64_t took = now_ms() - t0;
+    Postmesh__JobResult *jr = result_for(f, 72);
+    assert_non_null(jr);
+    assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
+    if (took < 3700 || took > 4600)
+        fail_msg("job 72 answered %llu ms after it was sent, want about 4000 (lease 5000)", (unsigned long long)took);
+    fixture_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +596,9 @@ int main(void)
         cmocka_unit_test_teardown(test_lease_shortens_the_wait, teardown_test),
         cmocka_unit_test_teardown(test_slots_limit_submissions, teardown_test),
         cmocka_unit_test_teardown(test_wrong_kind_is_returned, teardown_test),
+        cmocka_unit_test_teardown(test_drain_answers_submitted_returns_waiting, teardown_test),
+        cmocka_unit_test_teardown(test_drain_times_out, teardown_test),
+        cmocka_unit_test_teardown(test_waiting_job_answered_within_its_lease, teardown_test),
     };
     return cmocka_run_group_tests(tests, setup_security, teardown_context);
 }

@@ -303,6 +303,7 @@ struct job_spec {
     Postmesh__WorkerKind kind;
     size_t nrcpt;              /* recipients with indexes 0, 2, 4, ... */
     uint32_t lease;
+    uint64_t dispatch_time_ms; /* the queue's wall clock (unix ms) at sending; 0: not set */
 };
 
 static void send_job(struct fixture *f, struct job_spec s)
@@ -331,6 +332,7 @@ static void send_job(struct fixture *f, struct job_spec s)
     job.body.data = (uint8_t *)body;
     job.body.len = sizeof body - 1;
     job.lease_seconds = s.lease;
+    job.dispatch_time_ms = s.dispatch_time_ms;
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = BODY(JOB);
     msg.job = &job;
@@ -506,6 +508,48 @@ static void test_lease_deadline_from_arrival(void **state)
     uint64_t t1 = now_ms();
     assert_true(f->jobs[0]->deadline_ms >= t0 + 60000 && f->jobs[0]->deadline_ms <= t1 + 60000);
     assert_true(f->jobs[1]->deadline_ms >= t0 + 600000 && f->jobs[1]->deadline_ms <= t1 + 600000);
+    fixture_free(f);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The lease counts from the queue's dispatch time: a job 2 s on its way has 8 s of a 10 s
+ * lease left; a dispatch time far in the past (a clock ahead of the queue's) takes at most a
+ * quarter of the lease; one in the future (a clock behind) takes nothing; none: arrival + lease. */
+static void test_lease_deadline_from_dispatch(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(4, 0, -1);
+    uint64_t t0 = now_ms(), w0 = wall_ms();
+    struct job_spec s = ok_job(1);
+    s.lease = 10;
+    s.dispatch_time_ms = w0 - 2000;
+    send_job(f, s);
+    s.job_id = 2;
+    s.dispatch_time_ms = w0 - 60000;
+    send_job(f, s);
+    s.job_id = 3;
+    s.dispatch_time_ms = 0;
+    send_job(f, s);
+    s.job_id = 4;
+    s.dispatch_time_ms = w0 + 60000;
+    send_job(f, s);
+    assert_true(wait_jobs(f, 4, 3000));
+    uint64_t t1 = now_ms(); /* below: 3 ms for the two clocks' rounding to ms */
+    uint64_t want[4] = {8000, 7500, 10000, 10000};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(f->jobs[k]->job->job_id, k + 1);
+        assert_true(f->jobs[k]->lease_ms == 10000);
+        uint64_t d = f->jobs[k]->deadline_ms;
+        if (d + 3 < t0 + want[k] || d > t1 + 3 + want[k])
+            fail_msg("job %d: deadline %lld ms after the send, want %llu..%llu", k + 1,
+                     (long long)(d - t0), (unsigned long long)want[k], (unsigned long long)(t1 - t0 + want[k]));
+    }
     fixture_free(f);
 }
 
@@ -712,6 +756,7 @@ int main(void)
         cmocka_unit_test_teardown(test_free_slots_callback_limits, teardown_test),
         cmocka_unit_test_teardown(test_result_echoes_the_job, teardown_test),
         cmocka_unit_test_teardown(test_lease_deadline_from_arrival, teardown_test),
+        cmocka_unit_test_teardown(test_lease_deadline_from_dispatch, teardown_test),
         cmocka_unit_test_teardown(test_wrong_kind_returned_once, teardown_test),
         cmocka_unit_test_teardown(test_beyond_capacity_and_backlog_returned, teardown_test),
         cmocka_unit_test_teardown(test_malformed_jobs_dropped, teardown_test),
