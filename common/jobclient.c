@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "log.h"
 
 #define HEARTBEAT_MS 2000
@@ -55,13 +56,6 @@ struct pm_job_client {
     int connected_once, draining;
     char name[128];
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static const char *kind_name(Postmesh__WorkerKind k)
 {
@@ -113,7 +107,7 @@ static int send_credit(struct pm_job_client *c)
  * still waiting, so one that does get through is harmless). */
 static void flush_held(struct pm_job_client *c)
 {
-    uint64_t now = now_ms();
+    uint64_t now = pm_mono_ms();
     int blocked = 0; /* once one send fails, later ones wait too: results keep their order */
     for (struct held_result **pp = &c->held; *pp;) {
         struct held_result *h = *pp;
@@ -286,9 +280,7 @@ static uint64_t in_transit_ms(const Postmesh__Job *j, uint64_t lease_ms)
 {
     if (!j->dispatch_time_ms)
         return 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t wall = pm_wall_ms();
     uint64_t transit = wall > j->dispatch_time_ms ? wall - j->dispatch_time_ms : 0;
     return transit < lease_ms / 4 ? transit : lease_ms / 4;
 }
@@ -342,7 +334,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         e->indexes[i] = j->recipients[i]->index;
     e->nindexes = j->n_recipients;
     e->pub.lease_ms = 1000ull * (j->lease_seconds ? j->lease_seconds : DEFAULT_LEASE);
-    e->pub.deadline_ms = now_ms() + e->pub.lease_ms - in_transit_ms(j, e->pub.lease_ms);
+    e->pub.deadline_ms = pm_mono_ms() + e->pub.lease_ms - in_transit_ms(j, e->pub.lease_ms);
     e->next = c->jobs;
     if (c->jobs)
         c->jobs->prev = e;

@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "compose.h"
 #include "jobclient.h"
 #include "log.h"
@@ -123,13 +124,6 @@ static void task_finish(struct task *t, struct task_list *from, Postmesh__Recipi
         event_base_loopbreak(w->base);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void arm(struct task *t, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
@@ -171,7 +165,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct task *t = arg;
-    uint64_t now = now_ms();
+    uint64_t now = pm_mono_ms();
     if (now < t->deadline_ms) {
         if (t->dsn && try_submit(t) < 0) {
             arm(t, SUBMIT_RETRY_MS);
@@ -195,7 +189,7 @@ static void task_start(struct task *t)
     /* Answer before the lease ends, however long the task waited for a slot: otherwise the
      * queue sends the job again meanwhile and the sender gets two notices. With too little
      * lease left, hand it back unsubmitted. */
-    uint64_t now = now_ms(), lease_end = t->handle->deadline_ms;
+    uint64_t now = pm_mono_ms(), lease_end = t->handle->deadline_ms;
     if (lease_end <= now + 2000) {
         pm_job_return(t->handle, "4.3.2 waited too long in the bouncer");
         task_free(t);

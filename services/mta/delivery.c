@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "dotstuff.h"
 #include "log.h"
@@ -66,13 +67,6 @@ struct mta_delivery {
 };
 
 const char *mta_delivery_domain(const struct mta_delivery *d) { return d->domain; }
-
-uint64_t mta_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 const char *mta_domain_literal(const char *domain, char *ip, size_t size)
 {
@@ -323,7 +317,7 @@ static void next_attempt(struct mta_delivery *d)
         complete(d);
         return;
     }
-    if (mta_now_ms() >= d->deadline_ms) {
+    if (pm_mono_ms() >= d->deadline_ms) {
         deadline_reached(d); /* the timer may not have run yet */
         return;
     }
@@ -465,7 +459,7 @@ struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__Bus
     d->rcpts = calloc((size_t)d->nrcpts + 1, sizeof *d->rcpts);
     if (!d->kick || !d->deadline || !d->rcpts)
         abort();
-    uint64_t now = mta_now_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
+    uint64_t now = pm_mono_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
     evtimer_add(d->deadline, &tv);
 

@@ -40,13 +40,11 @@ struct mta_env {
 typedef void (*mta_delivery_done)(struct mta_delivery *d, Postmesh__JobResult *result, void *arg);
 
 /* Takes ownership of msg (a BusMessage holding a Job). done is never called from inside.
- * deadline_ms (mta_now_ms() clock): the job is over by then, decided or not; one already
+ * deadline_ms (pm_mono_ms(), clock.h): the job is over by then, decided or not; one already
  * past ends the job at once without a connection. */
 struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__BusMessage *msg, uint64_t deadline_ms,
                                         mta_delivery_done done, void *arg);
 
-/* CLOCK_MONOTONIC in milliseconds: the clock of delivery deadlines. */
-uint64_t mta_now_ms(void);
 
 /* Shutdown: stops at once; what the server decided stands, undecided recipients are
  * RETURNED (re-dispatched at once, no attempt counted); done is called before return. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "config.h"
 #include "jobclient.h"
 #include "log.h"
@@ -87,13 +88,6 @@ static void on_delivery_done(struct mta_delivery *d, Postmesh__JobResult *res, v
 
 /* Starts waiting jobs while the global and per-domain limits allow, oldest first; a job for
  * a busy domain waits without holding up the jobs behind it. */
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* A job that waited in the backlog until less than half its lease is left goes back to the
  * queue unattempted rather than start a delivery that would be cut short and deferred:
  * local congestion must not become a retry delay for the mail. */
@@ -104,7 +98,7 @@ static int waited_too_long(const struct slot *s, uint64_t now)
 
 static void pump(struct mta_worker *w)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = pm_mono_ms();
     for (struct slot *s = w->backlog.head, *next; s && !w->shutting_down; s = next) {
         next = s->next;
         if (waited_too_long(s, now)) {

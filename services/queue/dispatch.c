@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "queue.h"
 
@@ -19,22 +19,6 @@
 
 typedef Postmesh__StoredRecipient Rcpt;
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
-
-/* Leases are kept on the monotonic clock in ms: a wall-clock step must not end them, and a
- * whole-second count could end one up to a second early. */
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static const char *kind_name(Postmesh__WorkerKind k)
 {
@@ -155,7 +139,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     uint64_t job_id = ++q->next_job_id;
     job.job_id = job_id;
     job.epoch = q->epoch;
-    job.dispatch_time_ms = wall_ms();
+    job.dispatch_time_ms = pm_wall_ms();
     job.queue_id = m->rec->queue_id;
     job.kind = kind;
     job.sender = m->rec->sender;
@@ -252,7 +236,9 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     memcpy(j->rcpts, idx, n * sizeof *idx);
     j->nrcpts = n;
     j->delay_notice = delay_notice;
-    j->deadline_ms = mono_ms() + 1000 * (uint64_t)q->cfg->queue.job_lease;
+    /* Monotonic ms: a wall-clock step must not end a lease, nor a whole-second count end it
+     * up to a second early. */
+    j->deadline_ms = pm_mono_ms() + 1000 * (uint64_t)q->cfg->queue.job_lease;
     j->next = q->jobs;
     q->jobs = j;
     m->refs++;
@@ -641,7 +627,7 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
 
 void queue_expire_leases(struct queue *q, uint64_t now)
 {
-    uint64_t now_ms = mono_ms();
+    uint64_t now_ms = pm_mono_ms();
     for (struct job **p = &q->jobs; *p;) {
         struct job *j = *p;
         if (j->deadline_ms > now_ms) {
