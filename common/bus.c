@@ -187,6 +187,16 @@ void *pm_bus_socket(struct pm_bus *bus) { return bus->sock; }
 
 void pm_bus_steal(struct pm_bus *bus) { bus->stolen = 1; }
 
+const char *pm_worker_kind_name(Postmesh__WorkerKind k)
+{
+    switch (k) {
+    case POSTMESH__WORKER_KIND__WORKER_DELIVERY: return "delivery";
+    case POSTMESH__WORKER_KIND__WORKER_MTA: return "mta";
+    case POSTMESH__WORKER_KIND__WORKER_BOUNCER: return "bouncer";
+    default: return "none";
+    }
+}
+
 static void free_packed(void *data, void *hint)
 {
     (void)hint;

@@ -33,6 +33,9 @@ void *pm_bus_socket(struct pm_bus *bus);
  * postmesh__bus_message__free_unpacked(msg, NULL). Avoids copying large bodies. */
 void pm_bus_steal(struct pm_bus *bus);
 
+/* A WorkerKind as the logs name it: "delivery", "mta", "bouncer", "none". */
+const char *pm_worker_kind_name(Postmesh__WorkerKind k);
+
 /* Sets version and sends without blocking. 0 on success, -1 (errno) if it cannot be queued
  * now, e.g. EAGAIN when the peer is not connected (DEALERs use ZMQ_IMMEDIATE). */
 int pm_bus_send(struct pm_bus *bus, Postmesh__BusMessage *msg);

@@ -95,10 +95,27 @@ static const struct key schema[] = {
 static const char *const listen_modes_smtpd[] = {"smtp", "submission", "smtps", NULL};
 static const char *const listen_modes_pop3d[] = {"pop3", "pop3s", NULL};
 
+/* The text of the file being read, kept for source_line(). */
+struct source_copy {
+    char *path;
+    char **lines;
+    unsigned n;
+};
+
+static void source_free(struct source_copy *src)
+{
+    for (unsigned i = 0; i < src->n; i++)
+        free(src->lines[i]);
+    free(src->lines);
+    free(src->path);
+    memset(src, 0, sizeof *src);
+}
+
 struct ctx {
     const char *path;
     char *err;
     size_t errsize;
+    struct source_copy src;
 };
 
 static int fail(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
@@ -192,70 +209,85 @@ static int set_listen(struct ctx *c, struct pm_listenlist *l, const config_setti
     return 0;
 }
 
+/* Line `no` (1-based) of file, from a copy read once per load (every 32-bit setting may
+ * ask for its line); NULL if unreadable. */
+static const char *source_line(struct ctx *c, const char *file, unsigned no)
+{
+    if (!c->src.path || strcmp(c->src.path, file) != 0) {
+        source_free(&c->src);
+        FILE *fp = fopen(file, "r");
+        if (!fp)
+            return NULL;
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, fp) >= 0) {
+            char **grown = realloc(c->src.lines, (c->src.n + 1) * sizeof *grown);
+            if (!grown)
+                break;
+            c->src.lines = grown;
+            c->src.lines[c->src.n++] = line;
+            line = NULL;
+            cap = 0;
+        }
+        free(line);
+        fclose(fp);
+        c->src.path = strdup(file);
+    }
+    return no >= 1 && no <= c->src.n ? c->src.lines[no - 1] : NULL;
+}
+
+/* The integer literal assigned to `name` on line (outside strings and comments) when it does
+ * not fit 32 bits and has no L suffix: 1 and *out (LLONG_MIN/MAX past 64 bits), else 0. */
+static int wide_literal(const char *line, const char *name, long long *out)
+{
+    size_t nlen = strlen(name);
+    int in_str = 0;
+    for (const char *p = line; *p; p++) {
+        if (in_str) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                in_str = 0;
+            continue;
+        }
+        if (*p == '"') {
+            in_str = 1;
+            continue;
+        }
+        if (*p == '#' || (*p == '/' && (p[1] == '/' || p[1] == '*')))
+            return 0;
+        int word_start = p == line || !(isalnum((unsigned char)p[-1]) || strchr("_-*", p[-1]));
+        if (!word_start || strncmp(p, name, nlen) != 0)
+            continue;
+        const char *q = p + nlen + strspn(p + nlen, " \t");
+        if (*q != '=' && *q != ':')
+            continue;
+        q += 1 + strspn(q + 1, " \t");
+        char *end;
+        errno = 0;
+        int hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X'); /* libconfig: decimal or 0x */
+        long long v = strtoll(q, &end, hex ? 16 : 10);
+        if (end == q || *end == 'L' || *end == 'l')
+            continue;
+        if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
+            *out = errno == ERANGE ? (v < 0 ? LLONG_MIN : LLONG_MAX) : v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* libconfig 1.5 (Debian 12) stores a decimal literal without the L suffix with atoi(), so
  * 4294967297 silently becomes 1 (and an out-of-range value is reported with the wrong
  * number). For a 32-bit setting, read its literal back from the source line and use the
  * full value when it differs; the range check then sees what the file says. Returns 1 and
- * sets *out when a literal for `name` on that line overflows 32 bits. */
-static int source_int64(const struct ctx *c, const config_setting_t *s, long long *out)
+ * sets *out when a literal for the setting on its line overflows 32 bits. */
+static int source_int64(struct ctx *c, const config_setting_t *s, long long *out)
 {
     const char *file = config_setting_source_file(s);
-    unsigned want = config_setting_source_line(s);
     const char *name = config_setting_name(s);
-    FILE *fp = fopen(file ? file : c->path, "r");
-    if (!fp || !name || !want) {
-        if (fp)
-            fclose(fp);
-        return 0;
-    }
-    char *line = NULL;
-    size_t cap = 0, nlen = strlen(name);
-    unsigned no = 0;
-    int found = 0;
-    while (getline(&line, &cap, fp) >= 0 && ++no < want)
-        ;
-    if (no == want) {
-        int in_str = 0;
-        for (char *p = line; *p && !found; p++) {
-            if (in_str) {
-                if (*p == '\\' && p[1])
-                    p++;
-                else if (*p == '"')
-                    in_str = 0;
-                continue;
-            }
-            if (*p == '"') {
-                in_str = 1;
-                continue;
-            }
-            if (*p == '#' || (*p == '/' && (p[1] == '/' || p[1] == '*')))
-                break;
-            int word_start = p == line || !(isalnum((unsigned char)p[-1]) || strchr("_-*", p[-1]));
-            if (!word_start || strncmp(p, name, nlen) != 0)
-                continue;
-            char *q = p + nlen;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            if (*q != '=' && *q != ':')
-                continue;
-            q++;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            char *end;
-            errno = 0;
-            int hex = q[0] == '0' && (q[1] == 'x' || q[1] == 'X'); /* libconfig: decimal or 0x */
-            long long v = strtoll(q, &end, hex ? 16 : 10);
-            if (end == q || *end == 'L' || *end == 'l')
-                continue;
-            if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
-                *out = errno == ERANGE ? (v < 0 ? LLONG_MIN : LLONG_MAX) : v;
-                found = 1;
-            }
-        }
-    }
-    free(line);
-    fclose(fp);
-    return found;
+    const char *line = name ? source_line(c, file ? file : c->path, config_setting_source_line(s)) : NULL;
+    return line && wide_literal(line, name, out);
 }
 
 static int set_value(struct ctx *c, struct pm_config *cfg, const struct key *k, const config_setting_t *s)
@@ -353,7 +385,7 @@ static int validate(struct ctx *c, struct pm_config *cfg, const config_t *lc)
 
 int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t errsize)
 {
-    struct ctx c = {path, err, errsize};
+    struct ctx c = {path, err, errsize, {0}};
     memset(cfg, 0, sizeof *cfg);
     set_defaults(cfg);
     cfg->path = strdup(path);
@@ -372,6 +404,7 @@ int pm_config_load(const char *path, struct pm_config *cfg, char *err, size_t er
         goto out;
     rc = validate(&c, cfg, &lc);
 out:
+    source_free(&c.src);
     config_destroy(&lc);
     if (rc < 0)
         pm_config_free(cfg);

@@ -45,27 +45,15 @@ struct held_result {
 
 struct pm_job_client {
     struct pm_job_client_config cfg;
-    struct event_base *base;
     struct pm_bus *bus;
     struct event *heartbeat, *soon;
     struct job_entry *jobs; /* received, not answered */
     int outstanding;
     uint64_t received;
     struct held_result *held;
-    size_t nheld;
-    int connected_once, draining;
+    int draining;
     char name[128];
 };
-
-static const char *kind_name(Postmesh__WorkerKind k)
-{
-    switch (k) {
-    case POSTMESH__WORKER_KIND__WORKER_DELIVERY: return "delivery";
-    case POSTMESH__WORKER_KIND__WORKER_MTA: return "mta";
-    case POSTMESH__WORKER_KIND__WORKER_BOUNCER: return "bouncer";
-    default: return "none";
-    }
-}
 
 static void arm_heartbeat(struct pm_job_client *c, int ms)
 {
@@ -96,10 +84,7 @@ static int send_credit(struct pm_job_client *c)
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
     msg.credit = &credit;
-    if (pm_bus_send(c->bus, &msg) < 0)
-        return -1;
-    c->connected_once = 1;
-    return 0;
+    return pm_bus_send(c->bus, &msg);
 }
 
 /* Resends held results; drops those that still cannot go once their lease is over (the
@@ -129,7 +114,6 @@ static void flush_held(struct pm_job_client *c)
             pm_log(PM_WARN, "event=result_dropped id=%s job=%" PRIu64 " reason=lease_over", h->queue_id, h->job_id);
         *pp = h->next;
         free(h);
-        c->nheld--;
     }
 }
 
@@ -199,7 +183,6 @@ static void send_result(struct job_entry *e, Postmesh__RecipientResult **results
         tail = &(*tail)->next;
     h->next = NULL;
     *tail = h;
-    c->nheld++;
     pm_log(PM_WARN, "event=result_held id=%s job=%" PRIu64 " reason=queue_unreachable", e->queue_id, e->job_id);
     arm_heartbeat(c, RETRY_MS);
 }
@@ -350,7 +333,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         why = "4.3.2 worker busy";
     if (why) {
         pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " kind=%s reason=\"%s\"", e->queue_id, e->job_id,
-               kind_name(j->kind), why);
+               pm_worker_kind_name(j->kind), why);
         pm_job_return(&e->pub, why);
         return;
     }
@@ -366,12 +349,11 @@ struct pm_job_client *pm_job_client_new(struct event_base *base, const struct pm
     if (!c)
         return NULL;
     c->cfg = *cfg;
-    c->base = base;
     if (c->cfg.capacity < 1)
         c->cfg.capacity = 1;
     if (c->cfg.backlog < 0)
         c->cfg.backlog = 0;
-    snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : kind_name(cfg->kind));
+    snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : pm_worker_kind_name(cfg->kind));
     c->cfg.name = c->name;
     c->bus = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_message, c);
     c->heartbeat = evtimer_new(base, on_heartbeat, c);

@@ -5,9 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "clock.h"
 #include "config.h"
@@ -68,12 +66,6 @@ static void unlink_slot(struct slist *l, struct slot *s)
         l->tail = s->prev;
     s->prev = s->next = NULL;
     l->n--;
-}
-
-int mta_worker_free_slots(const struct mta_worker *w)
-{
-    long long n = w->env.cfg->mta.max_concurrency - w->running.n - w->backlog.n;
-    return w->shutting_down || n < 0 ? 0 : (int)n;
 }
 
 static int domain_running(const struct mta_worker *w, const char *domain)
@@ -185,8 +177,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     pump(arg);
 }
 
-static int free_slots(void *arg) { return mta_worker_free_slots(arg); }
-
 struct mta_worker *mta_worker_new(const struct mta_env *env)
 {
     struct mta_worker *w = calloc(1, sizeof *w);
@@ -202,7 +192,6 @@ struct mta_worker *mta_worker_new(const struct mta_env *env)
         .name = w->name,
         .capacity = (int)env->cfg->mta.max_concurrency,
         .backlog = (int)env->cfg->mta.max_concurrency,
-        .free_slots = free_slots,
         .on_job = on_job,
         .arg = w,
     };

@@ -9,12 +9,9 @@
 struct mta_worker;
 
 struct mta_worker *mta_worker_new(const struct mta_env *env);
-/* Stops taking jobs, ends every delivery (undecided recipients TEMPFAIL), hands back the
- * jobs not started and sends the results; the bus lingers briefly on close so they get out. */
+/* Stops taking jobs, ends every delivery (undecided recipients are handed back), hands back
+ * the jobs not started and sends the results; the bus lingers briefly on close so they get out. */
 void mta_worker_shutdown(struct mta_worker *w);
 void mta_worker_free(struct mta_worker *w);
-
-/* Free job slots: max_concurrency - running - waiting (never negative). */
-int mta_worker_free_slots(const struct mta_worker *w);
 
 #endif

@@ -20,20 +20,10 @@
 typedef Postmesh__StoredRecipient Rcpt;
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
 
-static const char *kind_name(Postmesh__WorkerKind k)
-{
-    switch (k) {
-    case POSTMESH__WORKER_KIND__WORKER_DELIVERY: return "delivery";
-    case POSTMESH__WORKER_KIND__WORKER_MTA: return "mta";
-    case POSTMESH__WORKER_KIND__WORKER_BOUNCER: return "bouncer";
-    default: return "none";
-    }
-}
-
 static void drop_worker(struct queue *q, size_t i, const char *why)
 {
     pm_log(PM_INFO, "event=worker_gone worker=%s kind=%s reason=%s", q->workers[i].name,
-           kind_name(q->workers[i].kind), why);
+           pm_worker_kind_name(q->workers[i].kind), why);
     q->workers[i] = q->workers[--q->nworkers];
 }
 
@@ -60,7 +50,7 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
         for (char *p = w->name; *p; p++)
             if (*p <= ' ' || *p == '"' || *p == '=')
                 *p = '_';
-        pm_log(PM_INFO, "event=worker_joined worker=%s kind=%s credits=%u", w->name, kind_name(c->kind), c->credits);
+        pm_log(PM_INFO, "event=worker_joined worker=%s kind=%s credits=%u", w->name, pm_worker_kind_name(c->kind), c->credits);
     }
     w->kind = c->kind;
     /* The worker counted its free slots before the jobs still on their way to it arrived. A
@@ -248,7 +238,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
         for (size_t i = 0; i < n; i++)
             m->inflight[idx[i]] = 1;
     pm_log(PM_INFO, "event=dispatch id=%s job=%llu kind=%s nrcpt=%zu worker=%s%s", m->rec->queue_id,
-           (unsigned long long)job_id, kind_name(kind), n, w->name, delay_notice ? " notice=delay" : "");
+           (unsigned long long)job_id, pm_worker_kind_name(kind), n, w->name, delay_notice ? " notice=delay" : "");
     return 0;
 }
 
@@ -598,8 +588,8 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
     if (!result_fits(j, r)) {
         /* The job stays out; its lease brings it back if no fitting answer comes. */
         pm_log(PM_WARN, "event=bus_drop reason=result_mismatch job=%llu id=%s kind=%s job_id=%s job_kind=%s",
-               (unsigned long long)r->job_id, r->queue_id, kind_name(r->kind), j->msg->rec->queue_id,
-               kind_name(j->kind));
+               (unsigned long long)r->job_id, r->queue_id, pm_worker_kind_name(r->kind), j->msg->rec->queue_id,
+               pm_worker_kind_name(j->kind));
         return;
     }
     *pj = j->next;
@@ -636,7 +626,7 @@ void queue_expire_leases(struct queue *q, uint64_t now)
         }
         *p = j->next;
         pm_log(PM_WARN, "event=lease_expired id=%s job=%llu kind=%s", j->msg->rec->queue_id,
-               (unsigned long long)j->job_id, kind_name(j->kind));
+               (unsigned long long)j->job_id, pm_worker_kind_name(j->kind));
         if (j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER)
             j->msg->bounce_inflight = 0;
         else

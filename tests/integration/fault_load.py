@@ -21,19 +21,18 @@ import os
 import poplib
 import random
 import re
-import shutil
 import signal
 import smtplib
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from conftest import BIN, wait_for
+from conftest import wait_for
 from pop3_helpers import add_user, make_tls_pair
-from remote_peers import AioSink, Dnsmasq
+from remote_peers import AioSink, Dnsmasq, common_port
+import supervisor_harness
 
 SERVICES = ("queue", "resolver", "delivery", "mta", "bouncer", "smtpd", "pop3d")
 # services whose supervised process is a privsep parent with a worker it restarts itself
@@ -44,22 +43,6 @@ REJECTED = "refused@remote.test"      # the sink answers 550 at RCPT: the sender
 PASSWORD = "fault pass"
 MSGID_RE = re.compile(rb"^Message-ID:\s*<([^>\r\n]+)>", re.I | re.M)
 
-
-def common_port(hosts=("127.0.0.2",)):
-    for _ in range(50):
-        socks = [socket.socket() for _ in hosts]
-        try:
-            socks[0].bind((hosts[0], 0))
-            port = socks[0].getsockname()[1]
-            for s, h in zip(socks[1:], hosts[1:]):
-                s.bind((h, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no common free port")
 
 
 def alive(pid):
@@ -87,44 +70,31 @@ def children(pid):
         return []
 
 
+
+def send_envelope(conn, m):
+    """MAIL and RCPT of message m on an open smtplib connection; refusals raise as smtplib's
+    sendmail would."""
+    code, resp = conn.mail(m.sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, resp, m.sender)
+    for r in m.rcpts:
+        code, resp = conn.rcpt(r)
+        if code != 250:
+            raise smtplib.SMTPRecipientsRefused({r: (code, resp)})
+
 # ---------------------------------------------------------------------------- supervisor
 
-class Supervisor:
-    """`postmesh run` from a private bin dir with every service; its stderr (all services'
-    lines) goes to run.log."""
+class Supervisor(supervisor_harness.Supervisor):
+    """`postmesh run` with every service; start() also waits for each service, and the
+    processes of each (privsep children included) can be listed to pick a victim."""
 
     def __init__(self, pm, services=SERVICES):
-        self.pm = pm
-        self.bindir = pm.root / "bin"
-        self.bindir.mkdir(exist_ok=True)
-        if not (self.bindir / "postmesh").exists():
-            shutil.copy2(BIN / "postmesh", self.bindir / "postmesh")  # services are found next to it
-        for svc in services:
-            link = self.bindir / f"postmesh-{svc}"
-            if not link.exists():
-                link.symlink_to(BIN / f"postmesh-{svc}")
-        self.log_path = pm.root / "run.log"
-        self.proc = None
-        self.services = services
+        super().__init__(pm, services)
 
     def start(self, timeout=30):
-        self.pm.write_config()
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen([str(self.bindir / "postmesh"), "-c", str(self.pm.conf_path), "run"],
-                                         stdout=logf, stderr=subprocess.STDOUT, cwd=self.pm.root)
-        wait_for(lambda: self.proc.poll() is not None or
-                 re.search(r"svc=postmesh .*event=started", self.log()[offset:]), timeout,
-                 what="postmesh run to start")
-        assert self.proc.poll() is None, self.log()[-5000:]
+        super().start(timeout)
         for svc in self.services:
             wait_for(lambda: self.started_since_spawn(svc), timeout, what=f"{svc} to start")
-
-    def log(self):
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def spawned(self, svc):
-        return [int(p) for p in re.findall(rf"svc=postmesh .*event=spawn svc={svc} pid=(\d+)", self.log())]
 
     def pid(self, svc):
         pids = self.spawned(svc)
@@ -164,13 +134,7 @@ class Supervisor:
         return out
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rc = super().stop(sig, timeout)
         # the children die with the supervisor (PR_SET_PDEATHSIG); make sure of it
         for svc in self.services:
             for pid in self.spawned(svc):
@@ -179,7 +143,7 @@ class Supervisor:
                         os.killpg(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-        return self.proc.returncode if self.proc else None
+        return rc
 
 
 # ---------------------------------------------------------------------------- rig
@@ -190,7 +154,7 @@ class Rig:
 
     def __init__(self, pm, users=4, lease=8):
         self.pm = pm
-        self.port = common_port()
+        self.port = common_port("127.0.0.2")
         zone = []
         for dom in REMOTE_DOMAINS:
             zone += [f"--mx-host={dom},mx.{dom},10", f"--host-record=mx.{dom},127.0.0.2"]
@@ -391,13 +355,7 @@ class Clients:
             try:
                 try:
                     conn = self._connect()
-                    code, resp = conn.mail(m.sender)
-                    if code != 250:
-                        raise smtplib.SMTPSenderRefused(code, resp, m.sender)
-                    for r in m.rcpts:
-                        code, resp = conn.rcpt(r)
-                        if code != 250:
-                            raise smtplib.SMTPRecipientsRefused({r: (code, resp)})
+                    send_envelope(conn, m)
                     conn.putcmd("data")
                     code, resp = conn.getreply()
                     if code != 354:
@@ -455,13 +413,7 @@ class Clients:
             try:
                 if conn is None:
                     conn, used = self._connect(), 0
-                code, resp = conn.mail(m.sender)
-                if code != 250:
-                    raise smtplib.SMTPSenderRefused(code, resp, m.sender)
-                for r in m.rcpts:
-                    code, resp = conn.rcpt(r)
-                    if code != 250:
-                        raise smtplib.SMTPRecipientsRefused({r: (code, resp)})
+                send_envelope(conn, m)
                 code, resp = conn.data_recorded(body, a, quit_after=halfclose)
                 used += 1
                 if halfclose:

@@ -18,7 +18,7 @@ import zmq
 from aiosmtpd.controller import Controller
 
 import remote_proto as rp
-from conftest import wait_for
+from conftest import free_port, wait_for
 
 
 def free_dual_port(host="127.0.0.1"):
@@ -34,6 +34,20 @@ def free_dual_port(host="127.0.0.1"):
                 except OSError:
                     continue
     raise AssertionError("no port free for UDP and TCP")
+
+def common_port(*hosts):
+    """One port number free on every one of hosts: mta.remote_port is a single port for all
+    the MX hosts a test serves on 127.0.0.x."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no common free port")
 
 # ------------------------------------------------------------------ DNS
 

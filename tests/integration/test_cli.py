@@ -4,7 +4,6 @@ import ctypes
 import ctypes.util
 import os
 import re
-import shutil
 import signal
 import smtplib
 import stat
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, wait_for
+from supervisor_harness import Supervisor
 
 _libcrypt = ctypes.CDLL(ctypes.util.find_library("crypt"))
 _libcrypt.crypt.restype = ctypes.c_char_p
@@ -261,47 +261,6 @@ def test_queue_list_show_hold_release_delete(pm):
 # ---------------------------------------------------------------- postmesh run
 
 SUPERVISED = ["queue", "resolver", "delivery", "bouncer"]
-
-
-class Supervisor:
-    """`postmesh run` from a private bin dir holding the CLI and the chosen services only."""
-
-    def __init__(self, pm, services):
-        self.pm = pm
-        self.bindir = pm.root / "bin"
-        self.bindir.mkdir()
-        shutil.copy2(BIN / "postmesh", self.bindir / "postmesh")   # a copy: services are found next to it
-        for svc in services:
-            (self.bindir / f"postmesh-{svc}").symlink_to(BIN / f"postmesh-{svc}")
-        self.log_path = pm.root / "run.log"
-        self.proc = None
-
-    def start(self):
-        self.pm.write_config()
-        offset = len(self.log()) if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen([str(self.bindir / "postmesh"), "-c", str(self.pm.conf_path), "run"],
-                                         stdout=logf, stderr=subprocess.STDOUT, cwd=self.pm.root)
-        wait_for(lambda: self.proc.poll() is not None or re.search(r"svc=postmesh .*event=started",
-                                                                   self.log()[offset:]),
-                 20, what="postmesh run to start")
-        assert self.proc.poll() is None, self.log()
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def spawned(self, svc):
-        return [int(p) for p in re.findall(rf"svc=postmesh .*event=spawn svc={svc} pid=(\d+)", self.log())]
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
 
 def started_after_spawn(log, svc, pid):

@@ -29,10 +29,10 @@ import time
 import pytest
 
 from conftest import BIN, wait_for
-from fault_load import (SERVICES, Clients, Killer, PopReader, Rig, alive, common_port, kill_schedule,
+from fault_load import (SERVICES, Clients, Killer, PopReader, Rig, alive, kill_schedule,
                         plan, pop_stat, queue_log_problems, unexpected_exits, verify, wait_queue_empty)
 from pop3_helpers import add_user, make_tls_pair, messages
-from remote_peers import AioSink, Dnsmasq
+from remote_peers import AioSink, Dnsmasq, common_port
 
 pytestmark = pytest.mark.skipif(not all((BIN / f"postmesh-{s}").exists() for s in SERVICES),
                                 reason="needs every service binary")
@@ -201,7 +201,7 @@ def test_stale_results_from_before_a_queue_restart_touch_no_other_message(pm, tm
     other message (whose MX never accepted it) delivered; the held one is delivered or retried,
     never removed undelivered."""
     from aiosmtpd.controller import Controller
-    port = common_port()
+    port = common_port("127.0.0.2")
     dns = Dnsmasq(tmp_path, ["--mx-host=hold.test,mx.hold.test,10", "--host-record=mx.hold.test,127.0.0.2",
                              "--mx-host=stuck.test,mx.stuck.test,10", "--host-record=mx.stuck.test,127.0.0.2"])
     handler = HoldingHandler()
@@ -268,7 +268,7 @@ def test_stale_results_from_before_a_queue_restart_touch_no_other_message(pm, tm
 
 def test_resolver_down_defers_remote_mail_then_delivers_it(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ["--mx-host=remote.test,mx.remote.test,10", "--host-record=mx.remote.test,127.0.0.2"])
-    port = common_port()
+    port = common_port("127.0.0.2")
     sink = AioSink("127.0.0.2", port, tmp_path)
     try:
         add_user(pm, "alice@example.test", "pw")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from remote_peers import Dnsmasq, SmtpSink
+from remote_peers import common_port, Dnsmasq, SmtpSink
 
 SERVICES = ("resolver", "queue", "mta", "smtpd")
 ZONE = [
@@ -21,18 +21,6 @@ ZONE = [
     "--mx-host=slow.test,mx.slow.test,10", "--host-record=mx.slow.test,127.0.0.3",
 ]
 
-
-def common_port():
-    for _ in range(50):
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.2", 0))
-                port = a.getsockname()[1]
-                b.bind(("127.0.0.3", port))
-                return port
-            except OSError:
-                continue
-    raise AssertionError("no common free port")
 
 
 class SilentServer:
@@ -66,7 +54,7 @@ class SilentServer:
 @pytest.fixture
 def relay(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ZONE)
-    port = common_port()
+    port = common_port("127.0.0.2", "127.0.0.3")
     sink = silent = None
     try:
         sink = SmtpSink("127.0.0.2", port, tmp_path)

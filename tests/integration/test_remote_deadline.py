@@ -4,31 +4,18 @@ command stays within mta.command_timeout, is cut off before the lease ends with 
 4.4.7 and tried again later -- never a second copy in parallel from a re-dispatched job --
 while mail for other domains keeps flowing in the meantime."""
 import smtplib
-import socket
 import time
 
 import pytest
 
 import remote_proto as rp
-from conftest import free_port, wait_for
-from remote_peers import AioSink, Dispatcher, Dnsmasq
+from conftest import wait_for
+from remote_peers import common_port, AioSink, Dispatcher, Dnsmasq
 from scripted_smtp import ScriptedSmtp
 
 ZONE = ["--mx-host=stall.test,mx.stall.test,10", "--host-record=mx.stall.test,127.0.0.8",
         "--mx-host=remote.test,mx.remote.test,10", "--host-record=mx.remote.test,127.0.0.2"]
 
-
-def common_port():
-    for _ in range(50):
-        port = free_port()
-        try:
-            for last in (2, 8):
-                with socket.socket() as s:
-                    s.bind((f"127.0.0.{last}", port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
 
 
 @pytest.fixture
@@ -36,7 +23,7 @@ def net(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ZONE)
     peers = [dns]
     try:
-        yield {"pm": pm, "dns": dns, "port": common_port(), "peers": peers, "root": tmp_path}
+        yield {"pm": pm, "dns": dns, "port": common_port("127.0.0.2", "127.0.0.8"), "peers": peers, "root": tmp_path}
     finally:
         pm.stop_all()
         for p in peers:

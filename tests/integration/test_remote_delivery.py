@@ -6,14 +6,13 @@ import email
 import email.policy
 import poplib
 import smtplib
-import socket
 import time
 
 import pytest
 
 from conftest import free_udp_port, wait_for
 from pop3_helpers import add_user, make_tls_pair, messages
-from remote_peers import AioSink, Dnsmasq
+from remote_peers import common_port, AioSink, Dnsmasq
 
 ALICE = "alice@example.test"
 SERVICES = ("resolver", "queue", "mta", "delivery", "bouncer", "smtpd", "pop3d")
@@ -30,18 +29,6 @@ BODY = (b"From: Alice <alice@example.test>\r\nTo: Bob <bob@remote.test>\r\nSubje
         b"y" * 900 + b"\r\nbye\r\n")
 
 
-def common_port():
-    for _ in range(50):
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.2", 0))
-                port = a.getsockname()[1]
-                b.bind(("127.0.0.3", port))
-                return port
-            except OSError:
-                continue
-    raise AssertionError("no common free port")
-
 
 @pytest.fixture
 def net(pm, tmp_path):
@@ -49,7 +36,7 @@ def net(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ZONE + [f"--server=/dnsdead.test/127.0.0.1#{dead}"])
     sink = None
     try:
-        port = common_port()
+        port = common_port("127.0.0.2", "127.0.0.3")
         sink = AioSink("127.0.0.2", port, tmp_path)
         add_user(pm, ALICE, "secret")
         cert, key = make_tls_pair(pm.root)

@@ -6,14 +6,13 @@ for the finer rules: a backup MX that is us leaves only the better ones."""
 import email
 import email.policy
 import smtplib
-import socket
 
 import pytest
 
 import remote_proto as rp
-from conftest import free_port, wait_for
+from conftest import wait_for
 from pop3_helpers import add_user, messages
-from remote_peers import AioSink, Dispatcher, Dnsmasq
+from remote_peers import common_port, AioSink, Dispatcher, Dnsmasq
 from scripted_smtp import ScriptedSmtp
 
 ALICE = "alice@example.test"
@@ -85,25 +84,13 @@ ZONE = [
 ]
 
 
-def common_port():
-    for _ in range(50):
-        port = free_port()
-        try:
-            for last in (3, 4, 6, 7, 9):
-                with socket.socket() as s:
-                    s.bind((f"127.0.0.{last}", port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
-
 
 @pytest.fixture
 def env(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ZONE)
     peers, queue = [dns], None
     try:
-        port = common_port()
+        port = common_port(*(f"127.0.0.{last}" for last in (3, 4, 6, 7, 9)))
         listen = pm.settings["smtpd"]["listen"] + [{"address": f"127.0.0.9:{port}", "mode": "smtp"}]
         pm.configure(smtpd={"listen": listen}, resolver={"nameservers": [dns.nameserver], "timeout": 2},
                      mta={"remote_port": port, "connect_timeout": 3, "command_timeout": 5})

@@ -10,8 +10,8 @@ import time
 import pytest
 
 import remote_proto as rp
-from conftest import free_port, free_udp_port, wait_for
-from remote_peers import AioSink, Dispatcher, Dnsmasq, SmtpSink
+from conftest import free_udp_port, wait_for
+from remote_peers import common_port, AioSink, Dispatcher, Dnsmasq, SmtpSink
 
 ZONE = [
     "--mx-host=remote.test,mx1.remote.test,10", "--mx-host=remote.test,mx2.remote.test,20",
@@ -30,19 +30,6 @@ BODY = (b"From: Alice <alice@example.test>\r\nTo: bob@remote.test\r\nSubject: in
         b"caf\xc3\xa9 8-bit\r\n\r\nlast line\r\n")
 
 
-def common_port():
-    """One port number free on the 127.0.0.x addresses the tests use (mta.remote_port)."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            for last in range(2, 9):
-                with socket.socket() as s:
-                    s.bind((f"127.0.0.{last}", port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
-
 
 @pytest.fixture
 def env(pm, tmp_path):
@@ -50,7 +37,7 @@ def env(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ZONE + [f"--server=/dnsdead.test/127.0.0.1#{dead}"])
     stuff = {"pm": pm, "root": tmp_path, "peers": [dns], "queue": None}
     try:
-        stuff["port"] = common_port()
+        stuff["port"] = common_port(*(f"127.0.0.{last}" for last in range(2, 9)))
         pm.configure(resolver={"nameservers": [dns.nameserver], "timeout": 2},
                      mta={"remote_port": stuff["port"], "connect_timeout": 3, "command_timeout": 5})
         pm.start("resolver")

@@ -17,97 +17,12 @@
 #include "bouncer/worker.h"
 #include "bus.h"
 #include "config.h"
-
-#define MAX_RECORDS 256
-
-struct record {
-    uint8_t peer[256];
-    size_t peerlen;
-    Postmesh__BusMessage *m;
-};
+#include "fake_queue.h"
 
 struct fixture {
-    struct event_base *base;
-    struct event *tick;
-    struct pm_bus *router;
-    char endpoint[128];
+    struct fake_queue q;
     struct bouncer_worker *worker;
-    struct record rec[MAX_RECORDS];
-    int n;
-    int breaks; /* loop iterations the worker ended with event_base_loopbreak (drain) */
 };
-
-/* The bus frees messages after the handler: keep a copy made by packing and unpacking. */
-static void on_router(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
-{
-    (void)bus;
-    struct fixture *f = arg;
-    if (f->n >= MAX_RECORDS)
-        return;
-    size_t len = postmesh__bus_message__get_packed_size(msg);
-    uint8_t *buf = malloc(len + 1);
-    postmesh__bus_message__pack(msg, buf);
-    struct record *r = &f->rec[f->n++];
-    r->m = postmesh__bus_message__unpack(NULL, len, buf);
-    free(buf);
-    r->peerlen = peerlen < sizeof r->peer ? peerlen : sizeof r->peer;
-    memcpy(r->peer, peer, r->peerlen);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int count(struct fixture *f, Postmesh__BusMessage__BodyCase c)
-{
-    int k = 0;
-    for (int i = 0; i < f->n; i++)
-        k += f->rec[i].m && f->rec[i].m->body_case == c;
-    return k;
-}
-
-/* The k-th (0-based) recorded message of a kind, or NULL. */
-static struct record *nth(struct fixture *f, Postmesh__BusMessage__BodyCase c, int k)
-{
-    for (int i = 0; i < f->n; i++)
-        if (f->rec[i].m && f->rec[i].m->body_case == c && k-- == 0)
-            return &f->rec[i];
-    return NULL;
-}
-
-/* One loop iteration; counts a break by the worker (libevent resets the flag when the next
- * iteration starts, so it is read here). */
-static void step(struct fixture *f)
-{
-    event_base_loop(f->base, EVLOOP_ONCE);
-    f->breaks += event_base_got_break(f->base);
-}
-
-/* Runs the loop until at least n messages of kind c were received, or timeout_ms passed. */
-static int wait_count(struct fixture *f, Postmesh__BusMessage__BodyCase c, int n, int timeout_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (count(f, c) < n && now_ms() < deadline)
-        step(f);
-    return count(f, c) >= n;
-}
-
-static void run_for(struct fixture *f, int ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)ms;
-    while (now_ms() < deadline)
-        step(f);
-}
 
 /* The fixture of the running test, freed by the per-test teardown if an assertion
  * failed midway: an unclosed socket would make zmq_ctx_term() wait forever. */
@@ -117,27 +32,19 @@ static struct fixture *fixture_new(int slots, int submit_timeout_ms)
 {
     struct fixture *f = calloc(1, sizeof *f);
     current = f;
-    f->base = event_base_new();
-    /* Wakes the loop regularly so every wait is bounded in time. */
-    f->tick = event_new(f->base, -1, EV_PERSIST, on_tick, NULL);
-    struct timeval tv = {0, 20 * 1000};
-    event_add(f->tick, &tv);
-    f->router = pm_bus_bind(f->base, ZMQ_ROUTER, "tcp://127.0.0.1:*", on_router, f);
-    assert_non_null(f->router);
-    size_t len = sizeof f->endpoint;
-    assert_int_equal(zmq_getsockopt(pm_bus_socket(f->router), ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
+    fq_open(&f->q);
     struct bouncer_worker_config wc = {
-        .endpoint = f->endpoint,
+        .endpoint = f->q.endpoint,
         .hostname = "mx.example.test",
         .slots = slots,
         .submit_timeout_ms = submit_timeout_ms,
         .delay_warning = 14400,
         .max_lifetime = 432000,
     };
-    f->worker = bouncer_worker_new(f->base, &wc);
+    f->worker = bouncer_worker_new(f->q.base, &wc);
     assert_non_null(f->worker);
     /* Ready once the queue side heard the worker's first credit. */
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 1, 5000));
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 1, 5000));
     return f;
 }
 
@@ -145,27 +52,8 @@ static void fixture_free(struct fixture *f)
 {
     current = NULL;
     bouncer_worker_free(f->worker);
-    pm_bus_close(f->router);
-    event_free(f->tick);
-    event_base_free(f->base);
-    for (int i = 0; i < f->n; i++)
-        if (f->rec[i].m)
-            postmesh__bus_message__free_unpacked(f->rec[i].m, NULL);
+    fq_close(&f->q);
     free(f);
-}
-
-/* The bouncer's logic is under test here, not CurveZMQ: plain tcp on loopback. */
-static int setup_security(void **state)
-{
-    (void)state;
-    static struct pm_config cfg;
-    cfg.bus.curve = 0;
-    cfg.state_dir = "/nonexistent";
-    cfg.queue.endpoint = "";
-    cfg.queue.control = "";
-    cfg.resolver.endpoint = "";
-    pm_bus_security_init(&cfg, "bouncer-test");
-    return 0;
 }
 
 static int teardown_test(void **state)
@@ -176,18 +64,11 @@ static int teardown_test(void **state)
     return 0;
 }
 
-static int teardown_context(void **state)
-{
-    (void)state;
-    pm_bus_context_term();
-    return 0;
-}
-
 /* Sends a bouncer Job to the peer that sent the credits. */
 static void send_job(struct fixture *f, uint64_t job_id, const char *sender, int delay, uint32_t lease,
                      Postmesh__WorkerKind kind)
 {
-    struct record *credit = nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0);
+    struct fq_record *credit = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0);
     assert_non_null(credit);
     Postmesh__JobRecipient jr = POSTMESH__JOB_RECIPIENT__INIT;
     jr.index = 0;
@@ -220,10 +101,10 @@ static void send_job(struct fixture *f, uint64_t job_id, const char *sender, int
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB;
     msg.job = &job;
-    assert_int_equal(pm_bus_send_to(f->router, credit->peer, credit->peerlen, &msg), 0);
+    assert_int_equal(pm_bus_send_to(f->q.router, credit->peer, credit->peerlen, &msg), 0);
 }
 
-static void reply_submit(struct fixture *f, struct record *submit, Postmesh__SubmitReply__Status st, const char *qid,
+static void reply_submit(struct fixture *f, struct fq_record *submit, Postmesh__SubmitReply__Status st, const char *qid,
                          const char *text)
 {
     Postmesh__SubmitReply r = POSTMESH__SUBMIT_REPLY__INIT;
@@ -234,40 +115,26 @@ static void reply_submit(struct fixture *f, struct record *submit, Postmesh__Sub
     msg.request_id = submit->m->request_id;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY;
     msg.submit_reply = &r;
-    assert_int_equal(pm_bus_send_to(f->router, submit->peer, submit->peerlen, &msg), 0);
+    assert_int_equal(pm_bus_send_to(f->q.router, submit->peer, submit->peerlen, &msg), 0);
 }
 
 /* ------------------------------------------------------------------ tests */
-
-/* Waits for a Credit recorded after the first `after` records; returns it or NULL. */
-static Postmesh__Credit *wait_credit_after(struct fixture *f, int after, int timeout_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        for (int i = after; i < f->n; i++)
-            if (f->rec[i].m && f->rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
-                return f->rec[i].m->credit;
-        if (now_ms() >= deadline)
-            return NULL;
-        event_base_loop(f->base, EVLOOP_ONCE);
-    }
-}
 
 static void test_credit_on_start_and_after_a_job(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(3, 1000);
-    Postmesh__Credit *c = nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0)->m->credit;
+    Postmesh__Credit *c = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0)->m->credit;
     assert_int_equal(c->kind, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     assert_int_equal(c->credits, 3);
     assert_true(c->jobs_received == 0);
     assert_non_null(strstr(c->worker_name, "bouncer"));
     /* A job answered at once (null sender): the credit after it has every slot free again
      * and counts the job received (the heartbeat is the job client's, every 2 s). */
-    int mark = f->n;
+    int mark = f->q.n;
     send_job(f, 3, "", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
-    c = wait_credit_after(f, mark, 3000);
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->kind, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     assert_int_equal(c->credits, 3);
@@ -280,8 +147,8 @@ static void test_job_submitted_then_delivered(void **state)
     (void)state;
     struct fixture *f = fixture_new(2, 2000);
     send_job(f, 77, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
-    struct record *s = nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0);
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
+    struct fq_record *s = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0);
     Postmesh__Submit *sub = s->m->submit;
     assert_string_equal(sub->sender, "");
     assert_int_equal(sub->n_recipients, 1);
@@ -295,13 +162,13 @@ static void test_job_submitted_then_delivered(void **state)
     assert_non_null(memmem(sub->body.data, sub->body.len, "Subject: hi\r\n", 13));
     assert_non_null(memmem(sub->body.data, sub->body.len, "550 5.1.1 no such user", 22));
     /* The slot is busy until the queue answers: no result yet. */
-    run_for(f, 300);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
+    fq_run_for(&f->q, 300);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
 
-    int mark = f->n;
+    int mark = f->q.n;
     reply_submit(f, s, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, "00000000000DS001", "");
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
-    struct record *r = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0);
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    struct fq_record *r = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0);
     Postmesh__JobResult *jr = r->m->job_result;
     assert_int_equal(jr->job_id, 77);
     assert_string_equal(jr->queue_id, "0123456789ABC001");
@@ -312,7 +179,7 @@ static void test_job_submitted_then_delivered(void **state)
     /* Jobs and submissions use different sockets: replies are matched by request id. */
     assert_false(r->peerlen == s->peerlen && memcmp(r->peer, s->peer, s->peerlen) == 0);
     /* A credit follows the result, with the slot free again. */
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 2);
     assert_true(c->jobs_received == 1);
@@ -324,12 +191,12 @@ static void test_null_sender_is_never_bounced(void **state)
     (void)state;
     struct fixture *f = fixture_new(2, 2000);
     send_job(f, 5, "", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
-    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    Postmesh__JobResult *jr = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
     assert_int_equal(jr->job_id, 5);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
-    run_for(f, 300);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
+    fq_run_for(&f->q, 300);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
     fixture_free(f);
 }
 
@@ -339,18 +206,18 @@ static void test_queue_refusals(void **state)
     struct fixture *f = fixture_new(2, 2000);
     send_job(f, 1, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     send_job(f, 2, "alice@example.test", 1, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
-    struct record *s1 = nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0);
-    struct record *s2 = nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1);
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
+    struct fq_record *s1 = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0);
+    struct fq_record *s2 = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1);
     assert_true(s1->m->request_id != s2->m->request_id);
     /* The delay warning's DSN says so. */
     assert_non_null(memmem(s2->m->submit->body.data, s2->m->submit->body.len, "Delayed Mail", 12));
     /* Answer in reverse order: matching is by request id, not arrival. */
     reply_submit(f, s2, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, "", "5.4.6 mail loop");
     reply_submit(f, s1, POSTMESH__SUBMIT_REPLY__STATUS__TEMPFAIL, "", "4.3.1 queue store full");
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
     for (int i = 0; i < 2; i++) {
-        Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, i)->m->job_result;
+        Postmesh__JobResult *jr = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, i)->m->job_result;
         if (jr->job_id == 1) {
             assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
             assert_string_equal(jr->results[0]->text, "4.3.1 queue store full");
@@ -367,19 +234,19 @@ static void test_no_reply_times_out(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(2, 500);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = pm_mono_ms();
     send_job(f, 9, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
-    uint64_t took = now_ms() - t0;
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
+    uint64_t took = pm_mono_ms() - t0;
     assert_true(took >= 400);
-    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    Postmesh__JobResult *jr = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
     assert_int_equal(jr->job_id, 9);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
     /* A late reply is ignored: no second result. */
-    reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
+    reply_submit(f, fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
                  "00000000000DS002", "");
-    run_for(f, 300);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    fq_run_for(&f->q, 300);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
     fixture_free(f);
 }
 
@@ -387,17 +254,17 @@ static void test_lease_shortens_the_wait(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(2, 30000);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = pm_mono_ms();
     send_job(f, 10, "alice@example.test", 0, 3, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     /* Answered within the 3 s lease although submit_timeout is 30 s. */
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
-    assert_true(now_ms() - t0 < 2500); /* lease - 1 s, plus scheduling slack */
-    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result->results[0]->status,
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 5000));
+    assert_true(pm_mono_ms() - t0 < 2500); /* lease - 1 s, plus scheduling slack */
+    assert_int_equal(fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result->results[0]->status,
                      POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
     /* With 2 s or less of lease there is no time to submit: handed back at once. */
     send_job(f, 11, "alice@example.test", 0, 2, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 1000));
-    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1)->m->job_result->results[0]->status,
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 1000));
+    assert_int_equal(fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1)->m->job_result->results[0]->status,
                      POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED);
     fixture_free(f);
 }
@@ -408,17 +275,17 @@ static void test_slots_limit_submissions(void **state)
     struct fixture *f = fixture_new(2, 5000);
     for (uint64_t j = 1; j <= 3; j++)
         send_job(f, j, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
-    run_for(f, 300);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 2);
-    int mark = f->n;
-    reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
+    fq_run_for(&f->q, 300);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 2);
+    int mark = f->q.n;
+    reply_submit(f, fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
                  "00000000000DS003", "");
     /* The freed slot goes to the job that waited ... */
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 3, 3000));
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 3, 3000));
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
     /* ... so the credit after the answer offers nothing: two jobs still unanswered. */
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 0);
     assert_true(c->jobs_received == 3);
@@ -432,26 +299,26 @@ static void test_wrong_kind_is_returned(void **state)
     (void)state;
     struct fixture *f = fixture_new(2, 2000);
     send_job(f, 11, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_MTA);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
-    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    Postmesh__JobResult *jr = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
     assert_int_equal(jr->job_id, 11);
     assert_string_equal(jr->queue_id, "0123456789ABC001");
     assert_int_equal(jr->n_results, 1);
     assert_int_equal(jr->results[0]->index, 0);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED);
-    run_for(f, 300);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    fq_run_for(&f->q, 300);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 0);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
     fixture_free(f);
 }
 
 /* Runs the loop until the worker ends it (event_base_loopbreak) or timeout_ms passed. */
 static int wait_break(struct fixture *f, int timeout_ms)
 {
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (!f->breaks && now_ms() < deadline)
-        step(f);
-    return f->breaks > 0;
+    uint64_t deadline = pm_mono_ms() + (uint64_t)timeout_ms;
+    while (!f->q.breaks && pm_mono_ms() < deadline)
+        fq_step(&f->q);
+    return f->q.breaks > 0;
 }
 
 struct drain_call {
@@ -473,14 +340,14 @@ static void drain_in_loop(struct fixture *f, int timeout_ms)
     static struct drain_call d;
     d = (struct drain_call){f, timeout_ms};
     struct timeval now = {0, 0};
-    assert_int_equal(event_base_once(f->base, -1, EV_TIMEOUT, on_drain, &d, &now), 0);
+    assert_int_equal(event_base_once(f->q.base, -1, EV_TIMEOUT, on_drain, &d, &now), 0);
 }
 
 /* The result for job_id among those received, or NULL. */
 static Postmesh__JobResult *result_for(struct fixture *f, uint64_t job_id)
 {
-    for (int k = 0; k < count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT); k++) {
-        Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, k)->m->job_result;
+    for (int k = 0; k < fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT); k++) {
+        Postmesh__JobResult *jr = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, k)->m->job_result;
         if (jr->job_id == job_id)
             return jr;
     }
@@ -495,55 +362,55 @@ static void test_drain_answers_submitted_returns_waiting(void **state)
     (void)state;
     struct fixture *f = fixture_new(1, 30000);
     send_job(f, 61, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
     send_job(f, 62, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     /* The second job has arrived (and waits for the slot) once a credit counts it. */
-    uint64_t deadline = now_ms() + 3000;
+    uint64_t deadline = pm_mono_ms() + 3000;
     for (;;) {
-        struct record *c = NULL;
-        for (int i = 0; i < f->n; i++)
-            if (f->rec[i].m && f->rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
-                c = &f->rec[i];
+        struct fq_record *c = NULL;
+        for (int i = 0; i < f->q.n; i++)
+            if (f->q.rec[i].m && f->q.rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
+                c = &f->q.rec[i];
         if (c && c->m->credit->jobs_received == 2)
             break;
-        assert_true(now_ms() < deadline);
-        step(f);
+        assert_true(pm_mono_ms() < deadline);
+        fq_step(&f->q);
     }
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 1);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 1);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
 
-    int mark = f->n;
-    uint64_t t0 = now_ms();
+    int mark = f->q.n;
+    uint64_t t0 = pm_mono_ms();
     drain_in_loop(f, 5000);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
-    Postmesh__JobResult *jr = nth(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
+    Postmesh__JobResult *jr = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0)->m->job_result;
     assert_int_equal(jr->job_id, 62);
     assert_int_equal(jr->n_results, 1);
     assert_int_equal(jr->results[0]->index, 0);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED);
-    assert_true(now_ms() - t0 < 1000); /* at once, not after a timeout */
+    assert_true(pm_mono_ms() - t0 < 1000); /* at once, not after a timeout */
     /* The submitted one is still waited for: no result, no break, and no slot offered. */
-    run_for(f, 300);
-    assert_int_equal(f->breaks, 0);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 1);
-    for (int i = mark; i < f->n; i++)
-        if (f->rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
-            assert_int_equal(f->rec[i].m->credit->credits, 0);
-    assert_int_equal(nth(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT, count(f, POSTMESH__BUS_MESSAGE__BODY_CREDIT) - 1)
+    fq_run_for(&f->q, 300);
+    assert_int_equal(f->q.breaks, 0);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 1);
+    for (int i = mark; i < f->q.n; i++)
+        if (f->q.rec[i].m->body_case == POSTMESH__BUS_MESSAGE__BODY_CREDIT)
+            assert_int_equal(f->q.rec[i].m->credit->credits, 0);
+    assert_int_equal(fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_CREDIT, fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_CREDIT) - 1)
                          ->m->credit->credits,
                      0);
 
-    reply_submit(f, nth(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
+    reply_submit(f, fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
                  "00000000000DS061", "");
     assert_true(wait_break(f, 3000));
     /* The result was sent before the loop ended; the ROUTER may see it a moment later. */
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
     jr = result_for(f, 61);
     assert_non_null(jr);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
     assert_non_null(strstr(jr->results[0]->text, "00000000000DS061"));
-    assert_true(now_ms() - t0 < 4000); /* by the reply, not by the drain timeout */
+    assert_true(pm_mono_ms() - t0 < 4000); /* by the reply, not by the drain timeout */
     fixture_free(f);
 }
 
@@ -553,14 +420,14 @@ static void test_drain_times_out(void **state)
     (void)state;
     struct fixture *f = fixture_new(1, 30000);
     send_job(f, 63, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
-    uint64_t t0 = now_ms();
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1, 3000));
+    uint64_t t0 = pm_mono_ms();
     drain_in_loop(f, 400);
     assert_true(wait_break(f, 5000));
-    uint64_t took = now_ms() - t0;
+    uint64_t took = pm_mono_ms() - t0;
     if (took < 350 || took > 2000)
         fail_msg("loop ended %llu ms after the drain, want about 400", (unsigned long long)took);
-    assert_int_equal(count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
+    assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
     fixture_free(f);
 }
 
@@ -570,13 +437,13 @@ static void test_waiting_job_answered_within_its_lease(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(1, 2500);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = pm_mono_ms();
     send_job(f, 71, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     send_job(f, 72, "alice@example.test", 0, 5, POSTMESH__WORKER_KIND__WORKER_BOUNCER);
     /* 71 holds the only slot until its 2.5 s run out; 72 then gets until its lease end
      * (5 s) - 1 s = 4 s, not a fresh 2.5 s that ends at 5 s, as the queue sends it again. */
-    assert_true(wait_count(f, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 8000));
-    uint64_t took = now_ms() - t0;
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 8000));
+    uint64_t took = pm_mono_ms() - t0;
     Postmesh__JobResult *jr = result_for(f, 72);
     assert_non_null(jr);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
@@ -600,5 +467,5 @@ int main(void)
         cmocka_unit_test_teardown(test_drain_times_out, teardown_test),
         cmocka_unit_test_teardown(test_waiting_job_answered_within_its_lease, teardown_test),
     };
-    return cmocka_run_group_tests(tests, setup_security, teardown_context);
+    return cmocka_run_group_tests(tests, fq_setup_security, fq_teardown_context);
 }

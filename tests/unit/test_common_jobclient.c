@@ -17,9 +17,9 @@
 
 #include "bus.h"
 #include "config.h"
+#include "fake_queue.h"
 #include "jobclient.h"
 
-#define MAX_RECORDS 256
 #define MAX_JOBS 16
 #define QID "0123456789ABC001"
 #define EPOCH 0x9e3779b97f4a7c15ull
@@ -28,49 +28,13 @@
 #define RS(x) POSTMESH__RECIPIENT_RESULT__STATUS__##x
 #define KIND(x) POSTMESH__WORKER_KIND__WORKER_##x
 
-struct record {
-    uint8_t peer[256];
-    size_t peerlen;
-    Postmesh__BusMessage *m;
-};
-
 struct fixture {
-    struct event_base *base;
-    struct event *tick;
-    struct pm_bus *router;
-    char endpoint[128];
-    int port;
+    struct fake_queue q;
     struct pm_job_client *client;
-    struct record rec[MAX_RECORDS];
-    int n;
     struct pm_job *jobs[MAX_JOBS]; /* handed to on_job, not answered by the test yet */
     int njobs, on_job_calls;
     int limit; /* what the free_slots callback says; -1: no callback */
 };
-
-/* The bus frees messages after the handler: keep a copy made by packing and unpacking. */
-static void on_router(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
-{
-    (void)bus;
-    struct fixture *f = arg;
-    if (f->n >= MAX_RECORDS)
-        return;
-    size_t len = postmesh__bus_message__get_packed_size(msg);
-    uint8_t *buf = malloc(len + 1);
-    postmesh__bus_message__pack(msg, buf);
-    struct record *r = &f->rec[f->n++];
-    r->m = postmesh__bus_message__unpack(NULL, len, buf);
-    free(buf);
-    r->peerlen = peerlen < sizeof r->peer ? peerlen : sizeof r->peer;
-    memcpy(r->peer, peer, r->peerlen);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
 
 static void on_job(struct pm_job *job, void *arg)
 {
@@ -82,79 +46,19 @@ static void on_job(struct pm_job *job, void *arg)
 
 static int free_slots_cb(void *arg) { return ((struct fixture *)arg)->limit; }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int count(struct fixture *f, Postmesh__BusMessage__BodyCase c)
-{
-    int k = 0;
-    for (int i = 0; i < f->n; i++)
-        k += f->rec[i].m && f->rec[i].m->body_case == c;
-    return k;
-}
-
-/* The k-th (0-based) recorded message of a kind, or NULL. */
-static struct record *nth(struct fixture *f, Postmesh__BusMessage__BodyCase c, int k)
-{
-    for (int i = 0; i < f->n; i++)
-        if (f->rec[i].m && f->rec[i].m->body_case == c && k-- == 0)
-            return &f->rec[i];
-    return NULL;
-}
-
-static struct record *last(struct fixture *f, Postmesh__BusMessage__BodyCase c)
-{
-    int k = count(f, c);
-    return k ? nth(f, c, k - 1) : NULL;
-}
-
 static Postmesh__JobResult *result(struct fixture *f, int k)
 {
-    struct record *r = nth(f, BODY(JOB_RESULT), k);
+    struct fq_record *r = fq_nth(&f->q, BODY(JOB_RESULT), k);
     assert_non_null(r);
     return r->m->job_result;
 }
 
-/* Runs the loop until at least n messages of kind c were received, or timeout_ms passed. */
-static int wait_count(struct fixture *f, Postmesh__BusMessage__BodyCase c, int n, int timeout_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (count(f, c) < n && now_ms() < deadline)
-        event_base_loop(f->base, EVLOOP_ONCE);
-    return count(f, c) >= n;
-}
-
-/* Waits for a Credit recorded after the first `after` records; returns it or NULL. */
-static Postmesh__Credit *wait_credit_after(struct fixture *f, int after, int timeout_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        for (int i = after; i < f->n; i++)
-            if (f->rec[i].m && f->rec[i].m->body_case == BODY(CREDIT))
-                return f->rec[i].m->credit;
-        if (now_ms() >= deadline)
-            return NULL;
-        event_base_loop(f->base, EVLOOP_ONCE);
-    }
-}
-
 static int wait_jobs(struct fixture *f, int n, int timeout_ms)
 {
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (f->on_job_calls < n && now_ms() < deadline)
-        event_base_loop(f->base, EVLOOP_ONCE);
+    uint64_t deadline = pm_mono_ms() + (uint64_t)timeout_ms;
+    while (f->on_job_calls < n && pm_mono_ms() < deadline)
+        fq_step(&f->q);
     return f->on_job_calls >= n;
-}
-
-static void run_for(struct fixture *f, int ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)ms;
-    while (now_ms() < deadline)
-        event_base_loop(f->base, EVLOOP_ONCE);
 }
 
 /* Whether some socket of this host still holds an open TCP connection to 127.0.0.1:port
@@ -179,22 +83,22 @@ static int connected_to(int port)
  * seen the connection end (before that a send could still be queued on the dying pipe). */
 static void router_close(struct fixture *f)
 {
-    pm_bus_close(f->router);
-    f->router = NULL;
-    uint64_t deadline = now_ms() + 5000;
-    while (connected_to(f->port) && now_ms() < deadline)
-        event_base_loop(f->base, EVLOOP_ONCE);
-    assert_false(connected_to(f->port));
-    run_for(f, 50); /* the DEALER's own thread learns of the closed pipe through its ZMQ_FD */
+    pm_bus_close(f->q.router);
+    f->q.router = NULL;
+    uint64_t deadline = pm_mono_ms() + 5000;
+    while (connected_to(f->q.port) && pm_mono_ms() < deadline)
+        fq_step(&f->q);
+    assert_false(connected_to(f->q.port));
+    fq_run_for(&f->q, 50); /* the DEALER's own thread learns of the closed pipe through its ZMQ_FD */
 }
 
 /* The queue comes back at the same endpoint (the closed listener may take a moment to go). */
 static void router_bind(struct fixture *f)
 {
-    uint64_t deadline = now_ms() + 5000;
-    while (!(f->router = pm_bus_bind(f->base, ZMQ_ROUTER, f->endpoint, on_router, f)) && now_ms() < deadline)
-        run_for(f, 20);
-    assert_non_null(f->router);
+    uint64_t deadline = pm_mono_ms() + 5000;
+    while (!(f->q.router = pm_bus_bind(f->q.base, ZMQ_ROUTER, f->q.endpoint, fq_on_router, &f->q)) && pm_mono_ms() < deadline)
+        fq_run_for(&f->q, 20);
+    assert_non_null(f->q.router);
 }
 
 /* The fixture of the running test, freed by the per-test teardown if an assertion
@@ -206,25 +110,14 @@ static struct fixture *fixture_open(void)
     struct fixture *f = calloc(1, sizeof *f);
     current = f;
     f->limit = -1;
-    f->base = event_base_new();
-    /* Wakes the loop regularly so every wait is bounded in time. */
-    f->tick = event_new(f->base, -1, EV_PERSIST, on_tick, NULL);
-    struct timeval tv = {0, 20 * 1000};
-    event_add(f->tick, &tv);
-    f->router = pm_bus_bind(f->base, ZMQ_ROUTER, "tcp://127.0.0.1:*", on_router, f);
-    assert_non_null(f->router);
-    size_t len = sizeof f->endpoint;
-    assert_int_equal(zmq_getsockopt(pm_bus_socket(f->router), ZMQ_LAST_ENDPOINT, f->endpoint, &len), 0);
-    const char *colon = strrchr(f->endpoint, ':');
-    assert_non_null(colon);
-    f->port = atoi(colon + 1);
+    fq_open(&f->q);
     return f;
 }
 
 static void client_start(struct fixture *f, int capacity, int backlog)
 {
     struct pm_job_client_config cfg = {
-        .endpoint = f->endpoint,
+        .endpoint = f->q.endpoint,
         .kind = KIND(DELIVERY),
         .name = "jobclient-test",
         .capacity = capacity,
@@ -233,7 +126,7 @@ static void client_start(struct fixture *f, int capacity, int backlog)
         .on_job = on_job,
         .arg = f,
     };
-    f->client = pm_job_client_new(f->base, &cfg);
+    f->client = pm_job_client_new(f->q.base, &cfg);
     assert_non_null(f->client);
 }
 
@@ -243,7 +136,7 @@ static struct fixture *fixture_new(int capacity, int backlog, int limit)
     struct fixture *f = fixture_open();
     f->limit = limit;
     client_start(f, capacity, backlog);
-    assert_true(wait_count(f, BODY(CREDIT), 1, 5000));
+    assert_true(fq_wait_count(&f->q, BODY(CREDIT), 1, 5000));
     return f;
 }
 
@@ -251,27 +144,8 @@ static void fixture_free(struct fixture *f)
 {
     current = NULL;
     pm_job_client_free(f->client); /* unanswered jobs are dropped with it */
-    pm_bus_close(f->router);
-    event_free(f->tick);
-    event_base_free(f->base);
-    for (int i = 0; i < f->n; i++)
-        if (f->rec[i].m)
-            postmesh__bus_message__free_unpacked(f->rec[i].m, NULL);
+    fq_close(&f->q);
     free(f);
-}
-
-/* The job client's logic is under test here, not CurveZMQ: plain tcp on loopback. */
-static int setup_security(void **state)
-{
-    (void)state;
-    static struct pm_config cfg;
-    cfg.bus.curve = 0;
-    cfg.state_dir = "/nonexistent";
-    cfg.queue.endpoint = "";
-    cfg.queue.control = "";
-    cfg.resolver.endpoint = "";
-    pm_bus_security_init(&cfg, "jobclient-test");
-    return 0;
 }
 
 static int teardown_test(void **state)
@@ -282,17 +156,10 @@ static int teardown_test(void **state)
     return 0;
 }
 
-static int teardown_context(void **state)
-{
-    (void)state;
-    pm_bus_context_term();
-    return 0;
-}
-
 /* The peer (DEALER identity) of the latest credit: where jobs go. */
-static struct record *worker_peer(struct fixture *f)
+static struct fq_record *worker_peer(struct fixture *f)
 {
-    struct record *r = last(f, BODY(CREDIT));
+    struct fq_record *r = fq_last(&f->q, BODY(CREDIT));
     assert_non_null(r);
     return r;
 }
@@ -308,7 +175,7 @@ struct job_spec {
 
 static void send_job(struct fixture *f, struct job_spec s)
 {
-    struct record *peer = worker_peer(f);
+    struct fq_record *peer = worker_peer(f);
     Postmesh__JobRecipient jr[4], *jrs[4];
     static const char *addrs[4] = {"a@example.test", "b@example.test", "c@example.test", "d@example.test"};
     assert_true(s.nrcpt <= 4);
@@ -336,7 +203,7 @@ static void send_job(struct fixture *f, struct job_spec s)
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = BODY(JOB);
     msg.job = &job;
-    assert_int_equal(pm_bus_send_to(f->router, peer->peer, peer->peerlen, &msg), 0);
+    assert_int_equal(pm_bus_send_to(f->q.router, peer->peer, peer->peerlen, &msg), 0);
 }
 
 static struct job_spec ok_job(uint64_t id)
@@ -388,7 +255,7 @@ static void test_credit_on_start(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(3, 0, -1);
-    Postmesh__Credit *c = nth(f, BODY(CREDIT), 0)->m->credit;
+    Postmesh__Credit *c = fq_nth(&f->q, BODY(CREDIT), 0)->m->credit;
     assert_int_equal(c->kind, KIND(DELIVERY));
     assert_int_equal(c->credits, 3);
     assert_true(c->jobs_received == 0);
@@ -401,13 +268,13 @@ static void test_credit_retried_until_the_queue_is_there(void **state)
 {
     (void)state;
     struct fixture *f = fixture_open();
-    pm_bus_close(f->router);
-    f->router = NULL;
+    pm_bus_close(f->q.router);
+    f->q.router = NULL;
     client_start(f, 2, 0);
-    run_for(f, 300);
+    fq_run_for(&f->q, 300);
     router_bind(f);
-    assert_true(wait_count(f, BODY(CREDIT), 1, 5000));
-    assert_int_equal(nth(f, BODY(CREDIT), 0)->m->credit->credits, 2);
+    assert_true(fq_wait_count(&f->q, BODY(CREDIT), 1, 5000));
+    assert_int_equal(fq_nth(&f->q, BODY(CREDIT), 0)->m->credit->credits, 2);
     fixture_free(f);
 }
 
@@ -415,10 +282,10 @@ static void test_heartbeat(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(3, 0, -1);
-    uint64_t t0 = now_ms();
-    Postmesh__Credit *c = wait_credit_after(f, f->n, 4000);
+    uint64_t t0 = pm_mono_ms();
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, f->q.n, 4000);
     assert_non_null(c);
-    uint64_t took = now_ms() - t0;
+    uint64_t took = pm_mono_ms() - t0;
     assert_true(took >= 1500 && took <= 3500);
     assert_int_equal(c->credits, 3);
     fixture_free(f);
@@ -433,18 +300,18 @@ static void test_credit_after_an_answer(void **state)
     send_job(f, ok_job(2));
     assert_true(wait_jobs(f, 2, 3000));
     assert_int_equal(pm_job_client_outstanding(f->client), 2);
-    int mark = f->n;
+    int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 2); /* 3 - 1 still running */
     assert_true(c->jobs_received == 2);
     assert_int_equal(pm_job_client_outstanding(f->client), 1);
     /* The result goes before the credit that counts its slot free. */
-    assert_int_equal(count(f, BODY(JOB_RESULT)), 1);
-    mark = f->n;
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
+    mark = f->q.n;
     finish_job(f, 1);
-    c = wait_credit_after(f, mark, 3000);
+    c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 3);
     assert_true(c->jobs_received == 2);
@@ -456,20 +323,20 @@ static void test_free_slots_callback_limits(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(5, 0, 2);
-    assert_int_equal(nth(f, BODY(CREDIT), 0)->m->credit->credits, 2);
-    int mark = f->n;
+    assert_int_equal(fq_nth(&f->q, BODY(CREDIT), 0)->m->credit->credits, 2);
+    int mark = f->q.n;
     f->limit = -3;
     pm_job_client_credit_soon(f->client);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 0);
     /* A limit above the free slots does not raise them. */
     send_job(f, ok_job(1));
     assert_true(wait_jobs(f, 1, 3000));
     f->limit = 100;
-    mark = f->n;
+    mark = f->q.n;
     pm_job_client_credit_soon(f->client);
-    c = wait_credit_after(f, mark, 3000);
+    c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 4);
     assert_true(c->jobs_received == 1);
@@ -489,7 +356,7 @@ static void test_result_echoes_the_job(void **state)
     assert_string_equal(job->job->queue_id, QID);
     assert_int_equal(job->job->n_recipients, 2);
     finish_job(f, 0);
-    assert_true(wait_count(f, BODY(JOB_RESULT), 1, 3000));
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 1, 3000));
     assert_answer(result(f, 0), 77, KIND(DELIVERY), RS(DELIVERED));
     fixture_free(f);
 }
@@ -499,13 +366,13 @@ static void test_lease_deadline_from_arrival(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(2, 0, -1);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = pm_mono_ms();
     send_job(f, ok_job(1));
     struct job_spec s = ok_job(2);
     s.lease = 0;
     send_job(f, s);
     assert_true(wait_jobs(f, 2, 3000));
-    uint64_t t1 = now_ms();
+    uint64_t t1 = pm_mono_ms();
     assert_true(f->jobs[0]->deadline_ms >= t0 + 60000 && f->jobs[0]->deadline_ms <= t1 + 60000);
     assert_true(f->jobs[1]->deadline_ms >= t0 + 600000 && f->jobs[1]->deadline_ms <= t1 + 600000);
     fixture_free(f);
@@ -525,7 +392,7 @@ static void test_lease_deadline_from_dispatch(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(4, 0, -1);
-    uint64_t t0 = now_ms(), w0 = wall_ms();
+    uint64_t t0 = pm_mono_ms(), w0 = wall_ms();
     struct job_spec s = ok_job(1);
     s.lease = 10;
     s.dispatch_time_ms = w0 - 2000;
@@ -540,7 +407,7 @@ static void test_lease_deadline_from_dispatch(void **state)
     s.dispatch_time_ms = w0 + 60000;
     send_job(f, s);
     assert_true(wait_jobs(f, 4, 3000));
-    uint64_t t1 = now_ms(); /* below: 3 ms for the two clocks' rounding to ms */
+    uint64_t t1 = pm_mono_ms(); /* below: 3 ms for the two clocks' rounding to ms */
     uint64_t want[4] = {8000, 7500, 10000, 10000};
     for (int k = 0; k < 4; k++) {
         assert_int_equal(f->jobs[k]->job->job_id, k + 1);
@@ -562,7 +429,7 @@ static void test_wrong_kind_returned_once(void **state)
     struct job_spec s = ok_job(11);
     s.kind = KIND(MTA);
     send_job(f, s);
-    assert_true(wait_count(f, BODY(JOB_RESULT), 1, 3000));
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 1, 3000));
     assert_answer(result(f, 0), 11, KIND(MTA), RS(RETURNED));
     assert_non_null(strstr(result(f, 0)->results[0]->text, "wrong kind"));
     assert_int_equal(f->on_job_calls, 0);
@@ -570,13 +437,13 @@ static void test_wrong_kind_returned_once(void **state)
     /* Once: a later job and its answer bring no second refusal. */
     send_job(f, ok_job(12));
     assert_true(wait_jobs(f, 1, 3000));
-    int mark = f->n;
+    int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 2);
     assert_true(c->jobs_received == 2);
-    assert_int_equal(count(f, BODY(JOB_RESULT)), 2);
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 2);
     assert_int_equal(result(f, 1)->job_id, 12);
     fixture_free(f);
 }
@@ -588,17 +455,17 @@ static void test_beyond_capacity_and_backlog_returned(void **state)
     struct fixture *f = fixture_new(2, 1, -1);
     for (uint64_t id = 1; id <= 4; id++)
         send_job(f, ok_job(id));
-    assert_true(wait_count(f, BODY(JOB_RESULT), 1, 3000));
-    run_for(f, 100);
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 1, 3000));
+    fq_run_for(&f->q, 100);
     assert_int_equal(f->on_job_calls, 3);
-    assert_int_equal(count(f, BODY(JOB_RESULT)), 1);
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
     assert_answer(result(f, 0), 4, KIND(DELIVERY), RS(RETURNED));
     assert_non_null(strstr(result(f, 0)->results[0]->text, "busy"));
     assert_int_equal(pm_job_client_outstanding(f->client), 3);
     /* Over capacity: no credit until two answers. */
-    int mark = f->n;
+    int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 0);
     assert_true(c->jobs_received == 4);
@@ -623,14 +490,14 @@ static void test_malformed_jobs_dropped(void **state)
     send_job(f, ok_job(4));
     assert_true(wait_jobs(f, 1, 3000));
     assert_int_equal(f->jobs[0]->job->job_id, 4);
-    int mark = f->n;
+    int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_true(c->jobs_received == 4);
     assert_int_equal(c->credits, 2);
     assert_int_equal(f->on_job_calls, 1);
-    assert_int_equal(count(f, BODY(JOB_RESULT)), 1);
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
     assert_int_equal(result(f, 0)->job_id, 4);
     fixture_free(f);
 }
@@ -646,19 +513,19 @@ static void test_result_held_and_resent(void **state)
     router_close(f);
     finish_job(f, 0);
     finish_job(f, 1);
-    run_for(f, 300); /* retried meanwhile, in vain */
-    int mark = f->n;
+    fq_run_for(&f->q, 300); /* retried meanwhile, in vain */
+    int mark = f->q.n;
     router_bind(f);
-    assert_true(wait_count(f, BODY(JOB_RESULT), 2, 5000));
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 2, 5000));
     assert_answer(result(f, 0), 21, KIND(DELIVERY), RS(DELIVERED));
     assert_answer(result(f, 1), 22, KIND(DELIVERY), RS(DELIVERED));
     /* Sent once: the credit after them counts both slots free, and no copy follows (a result
      * still held would be retried every 100 ms). */
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 3);
-    run_for(f, 400);
-    assert_int_equal(count(f, BODY(JOB_RESULT)), 2);
+    fq_run_for(&f->q, 400);
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 2);
     fixture_free(f);
 }
 
@@ -674,16 +541,16 @@ static void test_held_result_dropped_after_the_lease(void **state)
     uint64_t deadline = f->jobs[0]->deadline_ms;
     router_close(f);
     finish_job(f, 0);
-    assert_true(now_ms() < deadline); /* held while still within the lease */
+    assert_true(pm_mono_ms() < deadline); /* held while still within the lease */
     uint64_t end = deadline + 400;
-    run_for(f, (int)(end - now_ms()));
-    int mark = f->n;
+    fq_run_for(&f->q, (int)(end - pm_mono_ms()));
+    int mark = f->q.n;
     router_bind(f);
     /* A held result goes out before the next credit; none comes. */
-    Postmesh__Credit *c = wait_credit_after(f, mark, 5000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 5000);
     assert_non_null(c);
-    run_for(f, 200);
-    assert_int_equal(count(f, BODY(JOB_RESULT)), 0);
+    fq_run_for(&f->q, 200);
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 0);
     assert_int_equal(c->credits, 2);
     fixture_free(f);
 }
@@ -695,20 +562,20 @@ static void test_drain(void **state)
     struct fixture *f = fixture_new(2, 2, -1);
     send_job(f, ok_job(41));
     assert_true(wait_jobs(f, 1, 3000));
-    int mark = f->n;
+    int mark = f->q.n;
     pm_job_client_drain(f->client);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 0);
     send_job(f, ok_job(42));
-    assert_true(wait_count(f, BODY(JOB_RESULT), 1, 3000));
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 1, 3000));
     assert_answer(result(f, 0), 42, KIND(DELIVERY), RS(RETURNED));
     assert_int_equal(f->on_job_calls, 1);
-    mark = f->n;
+    mark = f->q.n;
     finish_job(f, 0);
-    assert_true(wait_count(f, BODY(JOB_RESULT), 2, 3000));
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 2, 3000));
     assert_answer(result(f, 1), 41, KIND(DELIVERY), RS(DELIVERED));
-    c = wait_credit_after(f, mark, 3000);
+    c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 0); /* still draining: no slot is offered */
     fixture_free(f);
@@ -728,11 +595,11 @@ static void test_return_all(void **state)
     assert_null(f->jobs[1]->job);
     assert_int_equal(taken->job->job_id, 52);
     postmesh__bus_message__free_unpacked(taken, NULL);
-    int mark = f->n;
+    int mark = f->q.n;
     f->jobs[0] = f->jobs[1] = NULL;
     pm_job_client_return_all(f->client, "4.3.2 test stopping");
     assert_int_equal(pm_job_client_outstanding(f->client), 0);
-    assert_true(wait_count(f, BODY(JOB_RESULT), 2, 3000));
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 2, 3000));
     for (int k = 0; k < 2; k++) {
         Postmesh__JobResult *r = result(f, k);
         assert_true(r->job_id == 51 || r->job_id == 52);
@@ -740,7 +607,7 @@ static void test_return_all(void **state)
         assert_string_equal(r->results[0]->text, "4.3.2 test stopping");
     }
     assert_true(result(f, 0)->job_id != result(f, 1)->job_id);
-    Postmesh__Credit *c = wait_credit_after(f, mark, 3000);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
     assert_non_null(c);
     assert_int_equal(c->credits, 3);
     fixture_free(f);
@@ -765,5 +632,5 @@ int main(void)
         cmocka_unit_test_teardown(test_drain, teardown_test),
         cmocka_unit_test_teardown(test_return_all, teardown_test),
     };
-    return cmocka_run_group_tests(tests, setup_security, teardown_context);
+    return cmocka_run_group_tests(tests, fq_setup_security, fq_teardown_context);
 }
