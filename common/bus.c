@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "allowlist.h"
 #include "log.h"
 
 /* At most this many messages per callback before yielding to other events. */
@@ -19,6 +20,10 @@ struct pm_bus {
     void *arg;
     char endpoint[256];
     int stolen; /* the handler kept the current message (pm_bus_steal) */
+    const struct pm_bus_policy *policy; /* binding sockets only */
+    struct pm_bus_sender sender;        /* of the message being handled */
+    char sender_uid[PM_KEY_Z85];        /* ZAP User-Id (the key, Z85) the sender was looked up by */
+    unsigned sender_gen;                /* allowlist generation of that lookup */
 };
 
 static void *bus_ctx;
@@ -57,6 +62,71 @@ static int prepare_socket(void *sock, int is_server)
     return 0;
 }
 
+const char *pm_bus_body_name(Postmesh__BusMessage__BodyCase body)
+{
+    switch (body) {
+    case POSTMESH__BUS_MESSAGE__BODY_SUBMIT: return "submit";
+    case POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY: return "submit_reply";
+    case POSTMESH__BUS_MESSAGE__BODY_CREDIT: return "credit";
+    case POSTMESH__BUS_MESSAGE__BODY_JOB: return "job";
+    case POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT: return "job_result";
+    case POSTMESH__BUS_MESSAGE__BODY_CONTROL: return "control";
+    case POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY: return "control_reply";
+    case POSTMESH__BUS_MESSAGE__BODY_RESOLVE: return "resolve";
+    case POSTMESH__BUS_MESSAGE__BODY_RESOLVE_REPLY: return "resolve_reply";
+    case POSTMESH__BUS_MESSAGE__BODY_PING: return "ping";
+    default: return "unknown";
+    }
+}
+
+const struct pm_bus_sender *pm_bus_sender(const struct pm_bus *bus) { return &bus->sender; }
+
+/* Who sent part: the key ZAP admitted (its Z85 is the User-Id), looked up again in the
+ * current allowlist, so a key removed since the handshake has no role any more. */
+static void identify_sender(struct pm_bus *bus, zmq_msg_t *part)
+{
+    struct pm_bus_sender *s = &bus->sender;
+    if (!pm_bus_roles_known()) {
+        *s = (struct pm_bus_sender){.role = PM_ROLE_NONE, .name = "-", .checked = 0};
+        return;
+    }
+    const char *uid = zmq_msg_gets(part, "User-Id");
+    if (!uid)
+        uid = "";
+    unsigned gen = pm_allowlist_generation();
+    if (gen == bus->sender_gen && strcmp(uid, bus->sender_uid) == 0)
+        return; /* the same peer as last time, and the allowlist has not changed */
+    s->checked = 1;
+    if (!pm_allowlist_find_z85(uid, &s->role, s->name)) {
+        s->role = PM_ROLE_NONE;
+        snprintf(s->name, sizeof s->name, "unlisted");
+    }
+    snprintf(bus->sender_uid, sizeof bus->sender_uid, "%s", uid);
+    bus->sender_gen = gen;
+}
+
+static const struct pm_bus_rule *find_rule(const struct pm_bus_policy *p, Postmesh__BusMessage__BodyCase body)
+{
+    for (const struct pm_bus_rule *r = p->rules; r && r->body; r++)
+        if (r->body == body)
+            return r;
+    return NULL;
+}
+
+static int role_sends_anything(const struct pm_bus_policy *p, enum pm_role role)
+{
+    for (const struct pm_bus_rule *r = p->rules; r && r->body; r++)
+        if (r->roles & PM_ROLE_BIT(role))
+            return 1;
+    return 0;
+}
+
+static void refuse(struct pm_bus *bus, const char *body, const char *reason, size_t size)
+{
+    pm_log(PM_WARN, "event=bus_refused endpoint=%s key=%s role=%s body=%s reason=%s bytes=%zu", bus->endpoint,
+           bus->sender.name, pm_role_name(bus->sender.role), body, reason, size);
+}
+
 static void dispatch_one(struct pm_bus *bus)
 {
     zmq_msg_t id, part;
@@ -89,16 +159,39 @@ static void dispatch_one(struct pm_bus *bus)
         zmq_msg_close(&extra);
         zmq_getsockopt(bus->sock, ZMQ_RCVMORE, &more, &moresz);
     }
-    Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
+    size_t size = zmq_msg_size(&part);
+    const struct pm_bus_policy *policy = bus->policy;
+    if (policy) {
+        identify_sender(bus, &part);
+        /* A key with no business here is turned away before its bytes are even decoded. */
+        if (bus->sender.checked && !role_sends_anything(policy, bus->sender.role)) {
+            refuse(bus, "any", "role", size);
+            zmq_msg_close(&part);
+            return;
+        }
+    }
+    Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, size, zmq_msg_data(&part));
     zmq_msg_close(&part);
     if (!m) {
-        pm_log(PM_WARN, "event=bus_drop reason=undecodable endpoint=%s", bus->endpoint);
+        pm_log(PM_WARN, "event=bus_drop reason=undecodable endpoint=%s key=%s", bus->endpoint,
+               policy ? bus->sender.name : "-");
         return;
     }
     if (m->version != PM_PROTOCOL_VERSION) {
         pm_log(PM_WARN, "event=bus_drop reason=version version=%u endpoint=%s", m->version, bus->endpoint);
         postmesh__bus_message__free_unpacked(m, NULL);
         return;
+    }
+    if (policy) {
+        const struct pm_bus_rule *rule = find_rule(policy, m->body_case);
+        const char *why = !rule ? "unexpected"
+                          : bus->sender.checked && !(rule->roles & PM_ROLE_BIT(bus->sender.role)) ? "role"
+                          : rule->max_bytes && size > rule->max_bytes ? "size" : NULL;
+        if (why) {
+            refuse(bus, pm_bus_body_name(m->body_case), why, size);
+            postmesh__bus_message__free_unpacked(m, NULL);
+            return;
+        }
     }
     bus->stolen = 0;
     bus->handler(bus, peerlen ? peer : NULL, peerlen, m, bus->arg);
@@ -122,11 +215,14 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     event_active(bus->ev, EV_READ, 0);
 }
 
-static struct pm_bus *bus_new(struct event_base *base, int type, const char *endpoint, pm_bus_handler h,
-                              void *arg, int is_server)
+static struct pm_bus *bus_new(struct event_base *base, int type, const char *endpoint,
+                              const struct pm_bus_policy *policy, pm_bus_handler h, void *arg, int is_server)
 {
     struct pm_bus *bus = calloc(1, sizeof *bus);
+    if (!bus)
+        return NULL;
     bus->type = type;
+    bus->policy = policy;
     bus->handler = h;
     bus->arg = arg;
     snprintf(bus->endpoint, sizeof bus->endpoint, "%s", endpoint);
@@ -140,11 +236,11 @@ static struct pm_bus *bus_new(struct event_base *base, int type, const char *end
         zmq_setsockopt(bus->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     }
     prepare_socket(bus->sock, is_server);
+    if (policy && policy->max_message > 0) /* only binds made after this obey it */
+        zmq_setsockopt(bus->sock, ZMQ_MAXMSGSIZE, &policy->max_message, sizeof policy->max_message);
     int rc = pm_bus_apply_security(bus->sock, endpoint, is_server);
     if (rc == 0)
-        rc = is_server ? zmq_bind(bus->sock, endpoint) : zmq_connect(bus->sock, endpoint);
-    if (rc == 0 && is_server)
-        pm_bus_after_bind(endpoint);
+        rc = is_server ? pm_bus_secure_bind(bus->sock, endpoint) : zmq_connect(bus->sock, endpoint);
     if (rc < 0) {
         pm_log(PM_ERR, "event=bus_error op=%s endpoint=%s error=\"%s\"", is_server ? "bind" : "connect", endpoint,
                zmq_strerror(errno));
@@ -165,12 +261,20 @@ static struct pm_bus *bus_new(struct event_base *base, int type, const char *end
 
 struct pm_bus *pm_bus_connect(struct event_base *base, int type, const char *endpoint, pm_bus_handler h, void *arg)
 {
-    return bus_new(base, type, endpoint, h, arg, 0);
+    return bus_new(base, type, endpoint, NULL, h, arg, 0);
 }
 
-struct pm_bus *pm_bus_bind(struct event_base *base, int type, const char *endpoint, pm_bus_handler h, void *arg)
+struct pm_bus *pm_bus_bind(struct event_base *base, int type, const char *endpoint,
+                           const struct pm_bus_policy *policy, pm_bus_handler h, void *arg)
 {
-    return bus_new(base, type, endpoint, h, arg, 1);
+    if (!policy) {
+        pm_log(PM_ERR, "event=bus_error op=bind endpoint=%s error=\"no policy\"", endpoint);
+        return NULL;
+    }
+    if (!pm_bus_roles_known())
+        pm_log(PM_WARN, "event=bus_roles_unchecked endpoint=%s reason=\"bus.curve = false: any peer may send "
+               "anything\"", endpoint);
+    return bus_new(base, type, endpoint, policy, h, arg, 1);
 }
 
 void pm_bus_close(struct pm_bus *bus)

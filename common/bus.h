@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keys.h"
 #include "postmesh.pb-c.h"
 
 #define PM_PROTOCOL_VERSION 1
@@ -24,8 +25,34 @@ void pm_bus_context_term(void);
 /* type is ZMQ_DEALER or ZMQ_ROUTER. Returns NULL (and logs) on failure. */
 struct pm_bus *pm_bus_connect(struct event_base *base, int type, const char *endpoint,
                               pm_bus_handler handler, void *arg);
+
+/* What a binding socket accepts. Every admitted key has a role (keys.h); a message is handed
+ * to the handler only if a rule lists its body and the sender's role, and it is no bigger
+ * than the rule allows. Anything else is dropped with one log line naming the key. */
+struct pm_bus_rule {
+    Postmesh__BusMessage__BodyCase body; /* 0 (BODY__NOT_SET) ends the list */
+    unsigned roles;                      /* PM_ROLE_BIT()s that may send it */
+    size_t max_bytes;                    /* 0: only the socket's limit */
+};
+struct pm_bus_policy {
+    int64_t max_message;             /* ZMQ_MAXMSGSIZE, set before the bind: a bigger frame,
+                                      * even in a handshake, closes the connection */
+    const struct pm_bus_rule *rules;
+};
 struct pm_bus *pm_bus_bind(struct event_base *base, int type, const char *endpoint,
-                           pm_bus_handler handler, void *arg);
+                           const struct pm_bus_policy *policy, pm_bus_handler handler, void *arg);
+
+/* In a handler of a binding socket: who sent the current message. checked is 0 when the
+ * bus runs without CurveZMQ (bus.curve = false): then nobody's role is known. */
+struct pm_bus_sender {
+    enum pm_role role;
+    char name[PM_KEY_NAME]; /* the key's name, e.g. "smtpd.eu-1"; "-" without CurveZMQ */
+    int checked;
+};
+const struct pm_bus_sender *pm_bus_sender(const struct pm_bus *bus);
+
+/* "submit", "credit", ... for logs. */
+const char *pm_bus_body_name(Postmesh__BusMessage__BodyCase body);
 void pm_bus_close(struct pm_bus *bus);
 void *pm_bus_socket(struct pm_bus *bus);
 
@@ -47,14 +74,20 @@ Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *re
 
 struct pm_config;
 /* Must be called once after loading the config, before any socket: sets this service's
- * CurveZMQ identity (state_dir/keys/<service>.key, created if missing). */
+ * CurveZMQ identity (keys_dir/<bus.key_name or service>.key, created if missing) and, for a
+ * server, registers the keys directory with the reader outside the chroot. */
 void pm_bus_security_init(const struct pm_config *cfg, const char *service);
 /* Reads a server's public key ("queue", "resolver") now and keeps it, for a process that
  * creates its client sockets only after it chrooted away from state_dir/keys. 0 or -1. */
 int pm_bus_security_preload(const char *server);
-/* Curve server/client settings for tcp:// endpoints (bus_security.c). -1: do not use. */
+/* CurveZMQ server/client settings for tcp:// and ipc:// endpoints (bus_security.c). -1: do
+ * not use the socket. */
 int pm_bus_apply_security(void *sock, const char *endpoint, int is_server);
-void pm_bus_after_bind(const char *endpoint);
+/* Binds; an ipc:// socket file is created 0660 (no window at a looser mode) and given the
+ * group of its directory. */
+int pm_bus_secure_bind(void *sock, const char *endpoint);
+/* Is CurveZMQ on, so that senders have roles? */
+int pm_bus_roles_known(void);
 
 
 #endif

@@ -1,29 +1,41 @@
-/* Bus security: CurveZMQ on every tcp:// endpoint, a ZAP handler on the binding side that
- * admits only the public keys in state_dir/keys, and 0660 permissions on ipc:// sockets.
- * A client with an unknown key fails the handshake; one without CURVE cannot even speak to a
- * CURVE server (mechanism mismatch). */
+/* Bus security: CurveZMQ on every tcp:// and ipc:// endpoint, a ZAP handler on the binding
+ * side that admits only keys of the allowlist (allowlist.h) and tells the socket which key
+ * it was (the User-Id every message then carries, from which bus.c finds the sender's role),
+ * and ipc:// socket files created 0660. A client with an unknown key fails the handshake;
+ * one without CURVE cannot even speak to a CURVE server (mechanism mismatch).
+ *
+ * Each process holds one secret key, its own (keys_dir/<name>.key), and the public keys of
+ * the servers it connects to. Nobody creates another's key: `postmesh keys init` does that. */
 #include <errno.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
+#include "allowlist.h"
 #include "bus.h"
+#include "clock.h"
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "outside.h"
+
+#define RELOAD_EVERY_MS 5000 /* revocation: a removed key file stops its key within this */
 
 static struct {
     int ready;
     int curve;
     char keys_dir[4096];
-    char service[64];
+    char name[PM_KEY_NAME];
     char pub[PM_KEY_Z85], sec[PM_KEY_Z85];
     char queue_endpoint[256], queue_control[256], resolver_endpoint[256];
     pthread_t zap_thread;
     int zap_running;
-    /* Server public keys read before a chroot hid state_dir/keys (pm_bus_security_preload). */
+    /* Server public keys read before a chroot hid the keys directory. */
     struct {
         char name[16];
         char pub[PM_KEY_Z85];
@@ -31,11 +43,13 @@ static struct {
     int npreloaded;
 } sec;
 
+int pm_bus_roles_known(void) { return sec.ready && sec.curve; }
+
 void pm_bus_security_init(const struct pm_config *cfg, const char *service)
 {
     sec.ready = 1;
     sec.curve = cfg->bus.curve;
-    snprintf(sec.service, sizeof sec.service, "%s", service);
+    snprintf(sec.name, sizeof sec.name, "%s", cfg->bus.key_name && *cfg->bus.key_name ? cfg->bus.key_name : service);
     if (cfg->bus.keys_dir && cfg->bus.keys_dir[0])
         snprintf(sec.keys_dir, sizeof sec.keys_dir, "%s", cfg->bus.keys_dir);
     else
@@ -43,13 +57,25 @@ void pm_bus_security_init(const struct pm_config *cfg, const char *service)
     snprintf(sec.queue_endpoint, sizeof sec.queue_endpoint, "%s", cfg->queue.endpoint);
     snprintf(sec.queue_control, sizeof sec.queue_control, "%s", cfg->queue.control);
     snprintf(sec.resolver_endpoint, sizeof sec.resolver_endpoint, "%s", cfg->resolver.endpoint);
-    if (sec.curve && pm_keys_load_or_create(sec.keys_dir, service, sec.pub, sec.sec) < 0) {
-        pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair\" dir=%s", sec.keys_dir);
-        sec.pub[0] = sec.sec[0] = '\0'; /* every tcp:// socket will refuse to start */
+    if (!sec.curve)
+        return;
+    if (pm_keys_load_or_create(sec.keys_dir, sec.name, sec.pub, sec.sec) < 0) {
+        pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair\" name=%s dir=%s", sec.name, sec.keys_dir);
+        sec.pub[0] = sec.sec[0] = '\0'; /* every socket will refuse to start */
     }
-    /* Every client may need these, and a worker reads nothing after its chroot. */
-    pm_bus_security_preload("queue");
-    pm_bus_security_preload("resolver");
+    /* The servers re-read the allowlist from inside their chroot, through the reader. */
+    if (!strcmp(service, "queue") || !strcmp(service, "resolver"))
+        pm_outside_add_keys(sec.keys_dir);
+    /* A worker reads nothing after its chroot: keep the servers' keys now (quietly: a
+     * missing one is an error only when that server is used). */
+    char pub[PM_KEY_Z85];
+    const char *servers[] = {"queue", "resolver"};
+    for (size_t i = 0; i < 2; i++)
+        if (pm_keys_public(sec.keys_dir, servers[i], pub) == 0) {
+            snprintf(sec.preloaded[sec.npreloaded].name, sizeof sec.preloaded[0].name, "%s", servers[i]);
+            memcpy(sec.preloaded[sec.npreloaded].pub, pub, sizeof pub);
+            sec.npreloaded++;
+        }
 }
 
 int pm_bus_security_preload(const char *server)
@@ -59,20 +85,11 @@ int pm_bus_security_preload(const char *server)
     for (int i = 0; i < sec.npreloaded; i++)
         if (strcmp(sec.preloaded[i].name, server) == 0)
             return 0;
-    if (sec.npreloaded == (int)(sizeof sec.preloaded / sizeof sec.preloaded[0]))
-        return -1;
-    char pub[PM_KEY_Z85];
-    if (pm_keys_public(sec.keys_dir, server, pub) < 0) {
-        pm_log(PM_ERR, "event=bus_security_error reason=\"no server key\" server=%s dir=%s", server, sec.keys_dir);
-        return -1;
-    }
-    snprintf(sec.preloaded[sec.npreloaded].name, sizeof sec.preloaded[0].name, "%s", server);
-    memcpy(sec.preloaded[sec.npreloaded].pub, pub, sizeof pub);
-    sec.npreloaded++;
-    return 0;
+    pm_log(PM_ERR, "event=bus_security_error reason=\"no public key of the server (copy %s.pub here or run "
+           "`postmesh keys init`)\" server=%s dir=%s", server, server, sec.keys_dir);
+    return -1;
 }
 
-/* The server's public key: preloaded, else read from the keys directory now. */
 static int server_public(const char *server, char pub[PM_KEY_Z85])
 {
     for (int i = 0; i < sec.npreloaded; i++)
@@ -97,36 +114,69 @@ static int recv_str(void *s, char *buf, size_t size, int *more)
     return n;
 }
 
-/* RFC 27 (ZAP): version, request id, domain, address, identity, mechanism, credentials. */
+static void reload(const char *why)
+{
+    int n = pm_allowlist_reload(sec.keys_dir);
+    pm_log(n < 0 ? PM_ERR : PM_DEBUG, "event=bus_allowlist keys=%d dir=%s why=%s", n, sec.keys_dir, why);
+}
+
+/* RFC 27 (ZAP): version, request id, domain, address, identity, mechanism, credentials.
+ * The answer's user id is the key itself, so that every message can be looked up again. */
+static void answer_zap(void *s)
+{
+    char frames[7][256];
+    int lens[7] = {0}, more = 1, n = 0;
+    while (more && n < 7) {
+        if ((lens[n] = recv_str(s, frames[n], sizeof frames[n], &more)) < 0)
+            return;
+        n++;
+    }
+    while (more) { /* ignore extra frames */
+        char junk[8];
+        if (recv_str(s, junk, sizeof junk, &more) < 0)
+            return;
+    }
+    char z85[PM_KEY_Z85] = "";
+    enum pm_role role = PM_ROLE_NONE;
+    char name[PM_KEY_NAME] = "";
+    int ok = n == 7 && strcmp(frames[5], "CURVE") == 0 && lens[6] == 32;
+    if (ok) {
+        zmq_z85_encode(z85, (const uint8_t *)frames[6], 32);
+        ok = pm_allowlist_find((const unsigned char *)frames[6], &role, name);
+        /* The operator may just have added it; a stream of unknown keys costs one stat each. */
+        if (!ok && pm_allowlist_reload_if_changed(sec.keys_dir) > 0)
+            ok = pm_allowlist_find((const unsigned char *)frames[6], &role, name);
+    }
+    if (ok)
+        pm_log(PM_DEBUG, "event=bus_admitted key=%s role=%s address=%s", name, pm_role_name(role), frames[3]);
+    else
+        pm_log(PM_WARN, "event=bus_denied address=%s mechanism=%s key=%s", n > 3 ? frames[3] : "?",
+               n > 5 ? frames[5] : "?", z85[0] ? z85 : "-");
+    zmq_send(s, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(s, frames[1], (size_t)(lens[1] > 0 ? lens[1] : 0), ZMQ_SNDMORE);
+    zmq_send(s, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+    zmq_send(s, ok ? "OK" : "key not allowed", ok ? 2 : 15, ZMQ_SNDMORE);
+    zmq_send(s, ok ? z85 : "", ok ? PM_KEY_Z85 - 1 : 0, ZMQ_SNDMORE);
+    zmq_send(s, "", 0, 0);
+}
+
 static void *zap_main(void *arg)
 {
     void *s = arg;
+    uint64_t last_reload = pm_mono_ms();
     for (;;) {
-        char frames[7][256];
-        int lens[7] = {0}, more = 1, n = 0;
-        while (more && n < 7) {
-            lens[n] = recv_str(s, frames[n], sizeof frames[n], &more);
-            if (lens[n] < 0)
-                goto out;
-            n++;
+        zmq_pollitem_t item = {.socket = s, .events = ZMQ_POLLIN};
+        int rc = zmq_poll(&item, 1, RELOAD_EVERY_MS);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc > 0)
+            answer_zap(s);
+        uint64_t now = pm_mono_ms();
+        if (now - last_reload >= RELOAD_EVERY_MS) {
+            last_reload = now;
+            reload("periodic");
         }
-        while (more) { /* ignore extra frames */
-            char junk[8];
-            if (recv_str(s, junk, sizeof junk, &more) < 0)
-                goto out;
-        }
-        int ok = n == 7 && strcmp(frames[5], "CURVE") == 0 && lens[6] == 32 &&
-                 pm_keys_is_allowed(sec.keys_dir, (const unsigned char *)frames[6]);
-        if (!ok)
-            pm_log(PM_WARN, "event=bus_denied address=%s mechanism=%s", n > 3 ? frames[3] : "?", n > 5 ? frames[5] : "?");
-        zmq_send(s, "1.0", 3, ZMQ_SNDMORE);
-        zmq_send(s, frames[1], (size_t)(lens[1] > 0 ? lens[1] : 0), ZMQ_SNDMORE);
-        zmq_send(s, ok ? "200" : "400", 3, ZMQ_SNDMORE);
-        zmq_send(s, ok ? "OK" : "key not allowed", ok ? 2 : 15, ZMQ_SNDMORE);
-        zmq_send(s, "", 0, ZMQ_SNDMORE);
-        zmq_send(s, "", 0, 0);
     }
-out:
     zmq_close(s);
     return NULL;
 }
@@ -135,13 +185,8 @@ static void start_zap(void)
 {
     if (sec.zap_running)
         return;
-    /* One machine needs no setup: the server makes sure every service has a key. */
-    for (const char *const *n = pm_keys_bus_names; *n; n++) {
-        char pub[PM_KEY_Z85];
-        pm_keys_public(sec.keys_dir, *n, pub);
-    }
-    int n = pm_keys_load_allowlist(sec.keys_dir);
-    pm_log(PM_INFO, "event=bus_allowlist keys=%d dir=%s", n, sec.keys_dir);
+    int n = pm_allowlist_reload(sec.keys_dir);
+    pm_log(n < 0 ? PM_ERR : PM_INFO, "event=bus_allowlist keys=%d dir=%s", n, sec.keys_dir);
     void *s = zmq_socket(pm_bus_context(), ZMQ_REP);
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
@@ -168,7 +213,7 @@ static const char *server_name(const char *endpoint)
 
 int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
 {
-    if (strncmp(endpoint, "tcp://", 6) != 0)
+    if (strncmp(endpoint, "tcp://", 6) != 0 && strncmp(endpoint, "ipc://", 6) != 0)
         return 0;
     if (!sec.ready) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"pm_bus_security_init not called\" endpoint=%s", endpoint);
@@ -177,7 +222,7 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
     if (!sec.curve)
         return 0;
     if (!sec.sec[0]) {
-        pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair for %s\" endpoint=%s", sec.service, endpoint);
+        pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair for %s\" endpoint=%s", sec.name, endpoint);
         return -1;
     }
     if (is_server) {
@@ -191,7 +236,8 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
     const char *server = server_name(endpoint);
     char server_pub[PM_KEY_Z85];
     if (!server || server_public(server, server_pub) < 0) {
-        pm_log(PM_ERR, "event=bus_security_error reason=\"no server key\" endpoint=%s", endpoint);
+        pm_log(PM_ERR, "event=bus_security_error reason=\"no public key of the server (copy %s.pub into the keys "
+               "directory)\" endpoint=%s dir=%s", server ? server : "?", endpoint, sec.keys_dir);
         return -1;
     }
     zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_pub, 40);
@@ -200,9 +246,25 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
     return 0;
 }
 
-void pm_bus_after_bind(const char *endpoint)
+int pm_bus_secure_bind(void *sock, const char *endpoint)
 {
-    /* ipc:// sockets are protected by file permissions: owner and group only. */
-    if (strncmp(endpoint, "ipc://", 6) == 0 && chmod(endpoint + 6, 0660) < 0)
-        pm_log(PM_WARN, "event=bus_chmod_failed endpoint=%s error=\"%s\"", endpoint, strerror(errno));
+    if (strncmp(endpoint, "ipc://", 6) != 0)
+        return zmq_bind(sock, endpoint);
+    /* The socket file is made by bind(2) in this thread: under this umask it is born 0660,
+     * never for a moment at a looser mode. Its group is its directory's, which the operator
+     * chooses (a file's group would otherwise be whatever our gid is). */
+    mode_t old = umask(0117);
+    int rc = zmq_bind(sock, endpoint);
+    int e = errno;
+    umask(old);
+    if (rc < 0) {
+        errno = e;
+        return rc;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", endpoint + 6);
+    struct stat st;
+    if (stat(dirname(dir), &st) == 0 && chown(endpoint + 6, (uid_t)-1, st.st_gid) < 0)
+        pm_log(PM_WARN, "event=bus_chown_failed endpoint=%s error=\"%s\"", endpoint, strerror(errno));
+    return 0;
 }

@@ -44,6 +44,7 @@ static const struct key schema[] = {
     BOOL("debug", debug, 0),
     BOOL("bus.curve", bus.curve, 1),
     STR("bus.keys_dir", bus.keys_dir, ""),
+    STR("bus.key_name", bus.key_name, ""),
     STR("tls.certificate", tls.certificate, ""),
     STR("tls.key", tls.key, ""),
     STR("queue.endpoint", queue.endpoint, "tcp://127.0.0.1:7701"),

@@ -31,6 +31,7 @@ struct pm_config {
     struct {
         int curve;                /* CurveZMQ on tcp:// bus endpoints */
         char *keys_dir;           /* default state_dir/keys */
+        char *key_name;           /* own key: keys_dir/<key_name>.key; default the service's role */
     } bus;
     struct {
         char *certificate;

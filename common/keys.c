@@ -1,6 +1,5 @@
 #include "keys.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +10,36 @@
 #include <zmq.h>
 
 #include "log.h"
+
+static const char *const role_names[PM_ROLE_COUNT] = {
+    [PM_ROLE_NONE] = "none",         [PM_ROLE_SMTPD] = "smtpd",     [PM_ROLE_QUEUE] = "queue",
+    [PM_ROLE_RESOLVER] = "resolver", [PM_ROLE_MTA] = "mta",         [PM_ROLE_DELIVERY] = "delivery",
+    [PM_ROLE_BOUNCER] = "bouncer",   [PM_ROLE_POP3D] = "pop3d",     [PM_ROLE_IMAPD] = "imapd",
+    [PM_ROLE_CLI] = "cli",
+};
+
+/* pop3d and imapd do not speak on the bus (yet): they have a role but no key by default. */
+const char *const pm_keys_bus_names[] = {"queue", "resolver", "smtpd", "mta", "delivery", "bouncer", "cli", NULL};
+
+const char *pm_role_name(enum pm_role r)
+{
+    return r > PM_ROLE_NONE && r < PM_ROLE_COUNT ? role_names[r] : "none";
+}
+
+enum pm_role pm_role_of_key_name(const char *name)
+{
+    size_t rlen = strcspn(name, ".");
+    const char *replica = name[rlen] == '.' ? name + rlen + 1 : NULL;
+    if (replica) {
+        size_t n = strspn(replica, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+        if (n == 0 || n > 40 || replica[n] != '\0')
+            return PM_ROLE_NONE;
+    }
+    for (int r = PM_ROLE_NONE + 1; r < PM_ROLE_COUNT; r++)
+        if (strlen(role_names[r]) == rlen && strncmp(role_names[r], name, rlen) == 0)
+            return (enum pm_role)r;
+    return PM_ROLE_NONE;
+}
 
 static int mkdir_p(const char *path)
 {
@@ -26,9 +55,6 @@ static int mkdir_p(const char *path)
     }
     return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
-
-const char *const pm_keys_bus_names[] = {"queue", "resolver", "smtpd", "mta", "delivery",
-                                         "bouncer", "pop3d", "cli", NULL};
 
 static int write_file(const char *path, const char *text, mode_t mode)
 {
@@ -47,6 +73,8 @@ static int write_file(const char *path, const char *text, mode_t mode)
     return ok ? 0 : -1;
 }
 
+/* Line lineno (0-based) of path, which must be exactly one Z85 key. Follows symlinks (a
+ * Kubernetes Secret volume presents every file as one). */
 static int read_line(const char *path, int lineno, char out[PM_KEY_Z85])
 {
     FILE *f = fopen(path, "re");
@@ -55,14 +83,31 @@ static int read_line(const char *path, int lineno, char out[PM_KEY_Z85])
     char line[128];
     int rc = -1;
     for (int i = 0; i <= lineno && fgets(line, sizeof line, f); i++) {
-        if (i == lineno && strlen(line) >= 40) {
-            memcpy(out, line, 40);
-            out[40] = '\0';
+        if (i == lineno && strcspn(line, "\r\n") == PM_KEY_Z85 - 1) {
+            memcpy(out, line, PM_KEY_Z85 - 1);
+            out[PM_KEY_Z85 - 1] = '\0';
             rc = 0;
         }
     }
+    explicit_bzero(line, sizeof line);
     fclose(f);
     return rc;
+}
+
+/* A secret key file nobody else may rewrite or read: not group/world writable, not world
+ * readable (a Secret mounted 0440 for an fsGroup is fine), owned by root or by us. */
+static int secret_file_ok(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -1;
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 0026) || (st.st_uid != 0 && st.st_uid != geteuid())) {
+        pm_log(PM_ERR, "event=keys_error path=%s reason=\"secret key must be a file of root or us, mode 0600 or 0640\" "
+               "mode=%03o uid=%u", path, (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid);
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
 }
 
 int pm_keys_load_or_create(const char *dir, const char *name, char pub[PM_KEY_Z85], char sec[PM_KEY_Z85])
@@ -70,8 +115,22 @@ int pm_keys_load_or_create(const char *dir, const char *name, char pub[PM_KEY_Z8
     char keypath[4096], pubpath[4096];
     snprintf(keypath, sizeof keypath, "%s/%s.key", dir, name);
     snprintf(pubpath, sizeof pubpath, "%s/%s.pub", dir, name);
-    if (read_line(keypath, 0, pub) == 0 && read_line(keypath, 1, sec) == 0)
-        return 0;
+    if (access(keypath, F_OK) == 0) {
+        if (secret_file_ok(keypath) < 0)
+            return -1;
+        if (read_line(keypath, 0, pub) == 0 && read_line(keypath, 1, sec) == 0)
+            return 0;
+        pm_log(PM_ERR, "event=keys_error path=%s reason=\"not two Z85 lines (public, secret)\"", keypath);
+        return -1; /* never replace a corrupt key: peers may know its public half */
+    }
+    if (access(pubpath, F_OK) == 0) {
+        /* The public half is known here (copied from the host that holds the secret): a new
+         * pair would silently replace an identity peers admit. */
+        pm_log(PM_ERR, "event=keys_error path=%s reason=\"%s.pub is here but not %s.key: copy the secret key, or "
+               "remove the .pub to make a new pair\"", keypath, name, name);
+        errno = EEXIST;
+        return -1;
+    }
     if (mkdir_p(dir) < 0) {
         pm_log(PM_ERR, "event=keys_error path=%s error=\"%s\"", dir, strerror(errno));
         return -1;
@@ -82,7 +141,9 @@ int pm_keys_load_or_create(const char *dir, const char *name, char pub[PM_KEY_Z8
         return -1;
     }
     snprintf(text, sizeof text, "%s\n%s\n", pub, sec);
-    if (write_file(keypath, text, 0600) < 0) {
+    int rc = write_file(keypath, text, 0600);
+    explicit_bzero(text, sizeof text);
+    if (rc < 0) {
         pm_log(PM_ERR, "event=keys_error path=%s error=\"%s\"", keypath, strerror(errno));
         return -1;
     }
@@ -90,7 +151,6 @@ int pm_keys_load_or_create(const char *dir, const char *name, char pub[PM_KEY_Z8
     if (read_line(keypath, 0, pub) < 0 || read_line(keypath, 1, sec) < 0)
         return -1;
     snprintf(text, sizeof text, "%s\n", pub);
-    unlink(pubpath);
     if (write_file(pubpath, text, 0644) < 0 && errno != EEXIST)
         return -1;
     pm_log(PM_INFO, "event=keys_created name=%s path=%s", name, keypath);
@@ -99,99 +159,7 @@ int pm_keys_load_or_create(const char *dir, const char *name, char pub[PM_KEY_Z8
 
 int pm_keys_public(const char *dir, const char *name, char pub[PM_KEY_Z85])
 {
-    char path[4096], sec[PM_KEY_Z85];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s.pub", dir, name);
-    if (read_line(path, 0, pub) == 0)
-        return 0;
-    return pm_keys_load_or_create(dir, name, pub, sec);
-}
-
-/* The allowlist is read once (before a chroot hides the directory) and re-read on demand
- * through a descriptor of the directory kept from the first read, so a key added later is
- * found even from inside the queue's chroot. */
-static unsigned char (*allowed)[32];
-static size_t nallowed;
-static int allow_dirfd = -1;
-static char allow_dir[4096];
-static struct timespec allow_mtime; /* of the directory when last read */
-
-static int read_line_at(int dirfd, const char *name, char out[PM_KEY_Z85])
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -1;
-    char line[64];
-    ssize_t n = read(fd, line, sizeof line);
-    close(fd);
-    if (n < 40)
-        return -1;
-    memcpy(out, line, 40);
-    out[40] = '\0';
-    return 0;
-}
-
-int pm_keys_load_allowlist(const char *dir)
-{
-    if (allow_dirfd < 0 || strcmp(allow_dir, dir) != 0) {
-        int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-            return -1;
-        if (allow_dirfd >= 0)
-            close(allow_dirfd);
-        allow_dirfd = fd;
-        snprintf(allow_dir, sizeof allow_dir, "%s", dir);
-    }
-    struct stat st;
-    if (fstat(allow_dirfd, &st) == 0)
-        allow_mtime = st.st_mtim;
-    int lfd = openat(allow_dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
-    if (!d) {
-        if (lfd >= 0)
-            close(lfd);
-        return -1;
-    }
-    size_t n = 0, cap = 16;
-    unsigned char (*list)[32] = malloc(cap * 32);
-    struct dirent *e;
-    while (list && (e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0)
-            continue;
-        char z85[PM_KEY_Z85];
-        if (n == cap) {
-            unsigned char (*nl)[32] = realloc(list, (cap *= 2) * 32);
-            if (!nl)
-                break;
-            list = nl;
-        }
-        if (read_line_at(dirfd(d), e->d_name, z85) == 0 && zmq_z85_decode(list[n], z85))
-            n++;
-    }
-    closedir(d);
-    if (!list)
-        return -1;
-    free(allowed);
-    allowed = list;
-    nallowed = n;
-    return (int)n;
-}
-
-int pm_keys_is_allowed(const char *dir, const unsigned char key[32])
-{
-    for (size_t i = 0; i < nallowed; i++)
-        if (memcmp(allowed[i], key, 32) == 0)
-            return 1;
-    /* Unknown: the operator may have added a key since; look again, but only if the directory
-     * changed (a stream of bad handshakes must not turn into a stream of directory reads). */
-    struct stat st;
-    if (allow_dirfd >= 0 && strcmp(allow_dir, dir) == 0 && fstat(allow_dirfd, &st) == 0 &&
-        st.st_mtim.tv_sec == allow_mtime.tv_sec && st.st_mtim.tv_nsec == allow_mtime.tv_nsec)
-        return 0;
-    if (pm_keys_load_allowlist(dir) < 0)
-        return 0;
-    for (size_t i = 0; i < nallowed; i++)
-        if (memcmp(allowed[i], key, 32) == 0)
-            return 1;
-    return 0;
+    return read_line(path, 0, pub);
 }

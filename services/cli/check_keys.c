@@ -110,13 +110,18 @@ static int check_extra_keys(struct cli_check_report *r, const char *dir)
         uint8_t bin[32];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
-        if (read_keys(path, pub, unused) < 1 || !zmq_z85_decode(bin, pub)) {
+        char name[PM_KEY_NAME];
+        snprintf(name, sizeof name, "%.*s", (int)(len - 4), e->d_name);
+        if (pm_role_of_key_name(name) == PM_ROLE_NONE) {
+            cli_check_line(r, "warn", "keys", "%s: name is not <role>.pub or <role>.<replica>.pub: not admitted", path);
+        } else if (read_keys(path, pub, unused) < 1 || !zmq_z85_decode(bin, pub)) {
             cli_check_line(r, "warn", "keys", "%s: not a Z85 public key: ignored by the allowlist", path);
         } else if (stat(path, &st) == 0 && ((st.st_mode & 0022) || !owner_ok(&st))) {
             cli_check_line(r, "FAIL", "keys", "%s: writable by others (mode %03o, uid %u)", path,
                            (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid);
         } else {
-            cli_check_line(r, "ok", "keys", "%s: also admitted on the bus (%s)", path, pub);
+            cli_check_line(r, "ok", "keys", "%s: also admitted on the bus as %s (%s)", path,
+                           pm_role_name(pm_role_of_key_name(name)), pub);
             n++;
         }
     }

@@ -1,6 +1,8 @@
-/* `postmesh keys init|list`: the CurveZMQ keypairs of the bus participants. Servers create
- * missing pairs on their first start too; `keys init` does it ahead of time (and `run` calls
- * it) so the keys exist, owned by whoever installs, before any service drops its privileges. */
+/* `postmesh keys init|add|list|where`: the CurveZMQ keypairs of the bus participants. A key's
+ * file name is its role (<role>.pub, or <role>.<replica>.pub for a replica with a key of its
+ * own). `keys init` makes one pair per role for a single machine (and `run` calls it); `keys
+ * add` makes one for a replica; `keys where` says which files each host needs, because each
+ * process must hold only its own secret key. A service creates only its own pair if missing. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +41,12 @@ int cli_keys_init(const struct pm_config *cfg, FILE *out)
         char path[4400], pub[PM_KEY_Z85], sec[PM_KEY_Z85];
         snprintf(path, sizeof path, "%s/%s.key", dir, *name);
         int existed = access(path, F_OK) == 0;
+        if (!existed && pm_keys_public(dir, *name, pub) == 0) {
+            /* Only the public key is here: its secret lives with that service elsewhere. */
+            if (out)
+                fprintf(out, "%s %s (public key only)\n", *name, pub);
+            continue;
+        }
         if (pm_keys_load_or_create(dir, *name, pub, sec) < 0) {
             cli_error("%s: cannot create or read the keypair of %s", path, *name);
             return -1;
@@ -95,7 +103,8 @@ static int list_keys(const struct pm_config *cfg)
             fclose(f);
         line[strcspn(line, "\r\n")] = '\0';
         if (ok)
-            printf("%s %s\n", names[i], line);
+            printf("%s %s %s\n", names[i], line, pm_role_of_key_name(names[i]) == PM_ROLE_NONE ? "(no role: not admitted)"
+                                                                                           : pm_role_name(pm_role_of_key_name(names[i])));
         else
             cli_error("%s: not a Z85 public key (40 characters)", path);
         bad += !ok;
@@ -107,12 +116,70 @@ static int list_keys(const struct pm_config *cfg)
     return n == 0 || bad ? CLI_FAIL : CLI_OK;
 }
 
+/* The public keys a process of this role needs besides its own pair: the servers it
+ * connects to; for a server, the keys of the roles it admits (its allowlist). */
+static const char *needs(enum pm_role role)
+{
+    switch (role) {
+    case PM_ROLE_QUEUE: return "smtpd*.pub mta*.pub delivery*.pub bouncer*.pub cli*.pub (who may connect)";
+    case PM_ROLE_RESOLVER: return "smtpd*.pub mta*.pub (who may connect)";
+    case PM_ROLE_SMTPD:
+    case PM_ROLE_MTA: return "queue.pub resolver.pub";
+    case PM_ROLE_DELIVERY:
+    case PM_ROLE_BOUNCER:
+    case PM_ROLE_CLI: return "queue.pub";
+    default: return "nothing (does not speak on the bus)";
+    }
+}
+
+static void print_where(FILE *out, const char *dir, const char *name)
+{
+    enum pm_role role = pm_role_of_key_name(name);
+    fprintf(out, "%-18s %s/%s.key (its only secret key; 0600) + %s%s\n", name, dir, name, needs(role),
+            strchr(name, '.') ? "; set bus.key_name" : "");
+}
+
+static int cmd_where(const char *dir)
+{
+    printf("each process's keys directory (bus.keys_dir) holds:\n");
+    for (const char *const *n = pm_keys_bus_names; *n; n++)
+        print_where(stdout, dir, *n);
+    printf("a replica with its own key (`postmesh keys add smtpd.NAME`): its NAME.key, the same public keys,\n"
+           "and its .pub on the queue and resolver hosts; deleting that .pub there revokes it within seconds\n");
+    return CLI_OK;
+}
+
+static int cmd_add(const struct pm_config *cfg, const char *name)
+{
+    if (pm_role_of_key_name(name) == PM_ROLE_NONE || !strchr(name, '.')) {
+        cli_error("%s: a replica key is named <role>.<replica> (replica: letters, digits, _ or -), e.g. smtpd.eu-1",
+                  name);
+        return CLI_USAGE;
+    }
+    char dir[4096], pub[PM_KEY_Z85], sec[PM_KEY_Z85];
+    cli_keys_dir(cfg, dir, sizeof dir);
+    if (cli_mkdirs(dir, 0755) < 0 || pm_keys_load_or_create(dir, name, pub, sec) < 0) {
+        cli_error("%s/%s.key: cannot create or read", dir, name);
+        return CLI_FAIL;
+    }
+    explicit_bzero(sec, sizeof sec);
+    printf("%s %s\n", name, pub);
+    print_where(stdout, dir, name);
+    return CLI_OK;
+}
+
 int cli_cmd_keys(const struct pm_config *cfg, int argc, char **argv)
 {
+    char dir[4096];
+    cli_keys_dir(cfg, dir, sizeof dir);
     if (argc == 2 && !strcmp(argv[1], "init"))
         return cli_keys_init(cfg, stdout) < 0 ? CLI_FAIL : CLI_OK;
     if (argc == 2 && !strcmp(argv[1], "list"))
         return list_keys(cfg);
-    cli_error("usage: postmesh keys init|list");
+    if (argc == 2 && !strcmp(argv[1], "where"))
+        return cmd_where(dir);
+    if (argc == 3 && !strcmp(argv[1], "add"))
+        return cmd_add(cfg, argv[2]);
+    cli_error("usage: postmesh keys init|list|where|add ROLE.REPLICA");
     return CLI_USAGE;
 }

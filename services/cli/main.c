@@ -30,7 +30,9 @@ static const char usage_text[] =
     "  user del ADDRESS      remove a mailbox's login (its mail stays on disk)\n"
     "  user list             the addresses that can log in\n"
     "  keys init             create the bus keypairs (CurveZMQ) that are missing; print the public keys\n"
-    "  keys list             name and public key of every key in the keys directory (the allowlist)\n"
+    "  keys list             name, public key and role of every key in the keys directory (the allowlist)\n"
+    "  keys add ROLE.NAME    create a replica's own keypair (revocable alone) and say where its files go\n"
+    "  keys where            which key files each service's host needs (each holds only its own secret)\n"
     "  help                  this text\n"
     "\n"
     "exit status: 0 ok, 1 failure, 2 usage or configuration error\n";

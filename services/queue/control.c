@@ -126,9 +126,23 @@ static int flush_msg(struct qmsg *m)
     return n;
 }
 
+void queue_answer_ping(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, const Postmesh__BusMessage *bm)
+{
+    Postmesh__Ping ping = POSTMESH__PING__INIT;
+    Postmesh__BusMessage m = POSTMESH__BUS_MESSAGE__INIT;
+    m.request_id = bm->request_id;
+    m.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
+    m.ping = &ping;
+    pm_bus_send_to(bus, peer, peerlen, &m);
+}
+
 void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *bm, void *arg)
 {
     struct queue *q = arg;
+    if (bm->body_case == POSTMESH__BUS_MESSAGE__BODY_PING) {
+        queue_answer_ping(bus, peer, peerlen, bm);
+        return;
+    }
     if (bm->body_case != POSTMESH__BUS_MESSAGE__BODY_CONTROL)
         return;
     const Postmesh__ControlRequest *c = bm->control;

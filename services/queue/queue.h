@@ -110,6 +110,8 @@ int queue_count_received(const uint8_t *body, size_t len);
 /* dispatch.c */
 void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__Credit *c);
 void queue_on_result(struct queue *q, const Postmesh__JobResult *r);
+/* A Ping answered in order with everything sent to that peer before (control.c). */
+void queue_answer_ping(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, const Postmesh__BusMessage *bm);
 void queue_dispatch(struct queue *q);      /* after events: stops when no worker has credit */
 void queue_dispatch_full(struct queue *q); /* periodic: every message that is due */
 void queue_expire_leases(struct queue *q, uint64_t now);

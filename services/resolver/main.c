@@ -9,7 +9,9 @@
 #include "bus.h"
 #include "config.h"
 #include "log.h"
+#include "outside.h"
 #include "privsep.h"
+#include "runas.h"
 #include "lookup.h"
 #include "server.h"
 #include "service.h"
@@ -48,6 +50,12 @@ int main(int argc, char **argv)
         }
     }
 
+    const struct pm_runas *runas = pm_runas_find("resolver");
+    if (pm_outside_start(runas->user) < 0) { /* re-reads the keys allowlist from the chroot */
+        free(ns);
+        pm_config_free(&cfg);
+        return 1;
+    }
     int rc = 1;
     struct event_base *base = event_base_new();
     struct resolver_transport *t = ns && base
@@ -65,7 +73,7 @@ int main(int argc, char **argv)
         event_add(sigint, NULL);
         /* Least privilege: nothing but sockets from here on. */
         char empty[4096];
-        if (pm_privsep_drop(&(struct pm_sandbox){.user = "postmesh",
+        if (pm_privsep_drop(&(struct pm_sandbox){.user = runas->user,
                                                  .chroot_dir = pm_config_state_path(&cfg, "empty", empty, sizeof empty)}) < 0) {
             pm_log(PM_ERR, "event=startup_failed reason=privsep");
             exit(1);

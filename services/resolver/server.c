@@ -84,6 +84,14 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     resolver_lookup_start(s->q, msg->resolve, on_done, r); /* may answer before returning */
 }
 
+/* smtpd asks for its client checks (PTR, A), the mta for MX and addresses; a Resolve is a
+ * name and a type. */
+static const struct pm_bus_rule rules[] = {
+    {POSTMESH__BUS_MESSAGE__BODY_RESOLVE, PM_ROLE_BIT(PM_ROLE_MTA) | PM_ROLE_BIT(PM_ROLE_SMTPD), 2048},
+    {0, 0, 0},
+};
+static const struct pm_bus_policy policy = {.max_message = 1 << 16, .rules = rules};
+
 struct resolver_server *resolver_server_new(struct event_base *base, const char *endpoint,
                                             struct resolver_queries *q)
 {
@@ -91,7 +99,7 @@ struct resolver_server *resolver_server_new(struct event_base *base, const char 
     if (!s)
         return NULL;
     s->q = q;
-    s->bus = pm_bus_bind(base, ZMQ_ROUTER, endpoint, on_message, s);
+    s->bus = pm_bus_bind(base, ZMQ_ROUTER, endpoint, &policy, on_message, s);
     if (!s->bus) {
         free(s);
         return NULL;

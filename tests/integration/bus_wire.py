@@ -7,6 +7,7 @@ from remote_proto import _varint as varint  # one varint encoder for every test 
 VERSION = 1
 # BusMessage body fields
 SUBMIT, SUBMIT_REPLY, CREDIT, JOB, JOB_RESULT, CONTROL, CONTROL_REPLY = 10, 11, 12, 13, 14, 15, 16
+RESOLVE, PING = 17, 19
 STATUS = 6             # ControlRequest.Command.STATUS
 WORKER_DELIVERY, WORKER_MTA, WORKER_BOUNCER = 1, 2, 3                # WorkerKind
 DELIVERED, TEMPFAIL, PERMFAIL, RETURNED = 0, 1, 2, 3                 # RecipientResult.Status
@@ -25,6 +26,12 @@ def field_bytes(num, data):
 
 def bus_message(request_id, body_field, body):
     return field_int(1, VERSION) + field_int(2, request_id) + field_bytes(body_field, body)
+
+
+def ping(request_id):
+    """Answered by the queue with a Ping of the same request id, after everything it sent the
+    peer before: a barrier."""
+    return bus_message(request_id, PING, b"")
 
 
 def control_status(request_id):

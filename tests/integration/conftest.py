@@ -134,6 +134,7 @@ class Postmesh:
     # ------------------------------------------------------------------ processes
     def start(self, *services, wait=True, timeout=10.0):
         self.write_config()
+        self.ensure_keys()
         for svc in services:
             log_path = self.root / f"{svc}.log"
             self.logs[svc] = log_path
@@ -147,6 +148,13 @@ class Postmesh:
             if wait:
                 self.wait_started(svc, offset, timeout)
         return self
+
+    def ensure_keys(self):
+        """The install step: one keypair per role (`postmesh keys init`), as `postmesh run` does
+        first. A service creates only its own pair, and never a server's key a client needs."""
+        if self.settings.get("bus", {}).get("curve", True) and not (self.state / "keys").exists() \
+                and (BIN / "postmesh").exists():
+            self.cli("keys", "init")
 
     def wait_started(self, svc, offset=0, timeout=10.0):
         def started():

@@ -107,12 +107,13 @@ def test_a_key_added_to_the_keys_dir_is_admitted(pm, zctx):
     pm.start("queue")
     control, endpoint = pm.settings["queue"]["control"], pm.settings["queue"]["endpoint"]
     key = queue_pub(pm)
-    client = zmq.curve_keypair()
+    client, sender, worker_key = zmq.curve_keypair(), zmq.curve_keypair(), zmq.curve_keypair()
 
     # Not listed yet: refused ...
     assert_refused(zctx, control, wire.control_status(7), key, client, expect={zmq.EVENT_HANDSHAKE_FAILED_AUTH})
-    # ... listed while the queue runs (it re-reads the directory on a miss): admitted.
-    (pm.state / "keys" / "test-client.pub").write_bytes(client[0] + b"\n")
+    # ... listed while the queue runs (it re-reads the directory on a miss): admitted, in the
+    # role its file name gives it.
+    (pm.state / "keys" / "cli.test-client.pub").write_bytes(client[0] + b"\n")
     s, mon = dealer(zctx, control, key, client)
     s.send(wire.control_status(7))
     assert handshake(mon) == zmq.EVENT_HANDSHAKE_SUCCEEDED
@@ -120,8 +121,9 @@ def test_a_key_added_to_the_keys_dir_is_admitted(pm, zctx):
     assert fields is not None, pm.log("queue")[-2000:]
     assert "messages=0" in status_reply(fields, 7)
 
-    # The same key submits a message, which the queue commits.
-    sub, _ = dealer(zctx, endpoint, key, client)
+    # A key listed as smtpd submits a message, which the queue commits.
+    (pm.state / "keys" / "smtpd.test-sender.pub").write_bytes(sender[0] + b"\n")
+    sub, _ = dealer(zctx, endpoint, key, sender)
     sub.send(wire.submit(8, "bob@example.net", "alice@example.test", b"Subject: hi\r\n\r\nhello\r\n"))
     fields = recv(sub, 10000)
     assert fields is not None and wire.first(fields, 2) == 8, fields
@@ -130,10 +132,11 @@ def test_a_key_added_to_the_keys_dir_is_admitted(pm, zctx):
     qid = wire.first(reply, 2, b"").decode()
     assert [row["id"] for row in pm.queue_list()] == [qid]
 
-    # An unknown worker announcing credit gets no job; a listed one gets it.
+    # An unknown worker announcing credit gets no job; a listed delivery key gets it.
     assert_refused(zctx, endpoint, wire.credit(wire.WORKER_DELIVERY, 5, "intruder"), key, zmq.curve_keypair(),
                    expect={zmq.EVENT_HANDSHAKE_FAILED_AUTH})
-    worker, _ = dealer(zctx, endpoint, key, client)
+    (pm.state / "keys" / "delivery.test-worker.pub").write_bytes(worker_key[0] + b"\n")
+    worker, _ = dealer(zctx, endpoint, key, worker_key)
     worker.send(wire.credit(wire.WORKER_DELIVERY, 1, "listed"))
     fields = recv(worker, 10000)
     assert fields is not None, pm.log("queue")[-2000:]

@@ -34,38 +34,57 @@ def zctx():
 
 
 class FakeWorker:
-    """A worker of one kind on its own DEALER: credit, jobs, results, submissions."""
+    """A worker of one kind on its own DEALER (credit, jobs, results), with a key listed in
+    the role of its kind, and a second DEALER with an smtpd key for its submissions (one key
+    has one role: a worker's key may not submit)."""
 
     def __init__(self, pm, zctx, kind, name="fake-worker"):
         self.pm, self.kind, self.name = pm, kind, name
-        keys = pm.state / "keys"
-        pub, sec = zmq.curve_keypair()
-        (keys / f"{name}.pub").write_bytes(pub + b"\n")      # admitted: the queue re-reads on a miss
-        self.sock = zctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        self.sock.curve_publickey, self.sock.curve_secretkey = pub, sec
-        self.sock.curve_serverkey = (keys / "queue.pub").read_text().strip().encode()
-        self.sock.connect(pm.settings["queue"]["endpoint"])
+        role = {wire.WORKER_DELIVERY: "delivery", wire.WORKER_MTA: "mta", wire.WORKER_BOUNCER: "bouncer"}[kind]
+        self.sock = self._dealer(zctx, f"{role}.{name}")
+        self.submitter = self._dealer(zctx, f"smtpd.{name}")
         self.jobs = []          # received, not taken by the test yet
         self.received = 0
         self.replies = {}
 
+    def _dealer(self, zctx, key_name):
+        keys = self.pm.state / "keys"
+        pub, sec = zmq.curve_keypair()
+        (keys / f"{key_name}.pub").write_bytes(pub + b"\n")      # admitted: the queue re-reads on a miss
+        s = zctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.curve_publickey, s.curve_secretkey = pub, sec
+        s.curve_serverkey = (keys / "queue.pub").read_text().strip().encode()
+        s.connect(self.pm.settings["queue"]["endpoint"])
+        return s
+
     def close(self):
         self.sock.close()
+        self.submitter.close()
 
     def _pump(self, timeout_ms):
-        """Reads one frame if one comes within timeout_ms."""
-        if not self.sock.poll(int(timeout_ms)):
+        """Reads one frame (of either socket) if one comes within timeout_ms."""
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.submitter, zmq.POLLIN)
+        ready = dict(poller.poll(int(timeout_ms)))
+        if not ready:
             return False
-        fields = wire.decode(self.sock.recv())
-        job = wire.parse_job(fields)
-        if job is not None:
-            self.jobs.append(job)
-            self.received += 1
-            return True
-        reply = wire.parse_submit_reply(fields)
-        assert reply is not None, f"unexpected frame {fields}"
-        self.replies[reply[0]] = reply
+        for sock in (self.sock, self.submitter):
+            if sock not in ready:
+                continue
+            fields = wire.decode(sock.recv())
+            job = wire.parse_job(fields)
+            if job is not None:
+                self.jobs.append(job)
+                self.received += 1
+                continue
+            if wire.PING in fields:
+                self.replies[wire.first(fields, 2, 0)] = "pong"
+                continue
+            reply = wire.parse_submit_reply(fields)
+            assert reply is not None, f"unexpected frame {fields}"
+            self.replies[reply[0]] = reply
         return True
 
     def _wait(self, done, timeout, what):
@@ -91,9 +110,9 @@ class FakeWorker:
             if queue_id is None or j["queue_id"] == queue_id:
                 return self.jobs.pop(i)
 
-    def _request(self, frame_for):
+    def _request(self, frame_for, sock=None):
         rid = next(_rid)
-        self.sock.send(frame_for(rid))
+        (sock or self.submitter).send(frame_for(rid))
         self._wait(lambda: rid in self.replies, 10, f"the reply to request {rid}")
         return self.replies.pop(rid)
 
@@ -104,8 +123,7 @@ class FakeWorker:
 
     def sync(self):
         """Barrier: everything sent before is handled, every job sent to us before is read."""
-        _, status, _, text = self._request(lambda rid: wire.submit(rid, "", [], b""))
-        assert status != wire.COMMITTED and "no valid recipients" in text, text
+        assert self._request(wire.ping, self.sock) == "pong"
 
     def answer(self, job, status=wire.DELIVERED, indexes=None, **override):
         """A result for job (every recipient it holds unless indexes), echoing its identity
