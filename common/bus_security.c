@@ -59,6 +59,13 @@ void pm_bus_security_init(const struct pm_config *cfg, const char *service)
     snprintf(sec.resolver_endpoint, sizeof sec.resolver_endpoint, "%s", cfg->resolver.endpoint);
     if (!sec.curve)
         return;
+    if (pm_role_of_key_name(sec.name) != pm_role_of_key_name(service)) {
+        /* A replica's key must be of its own role: smtpd with a cli key would be the CLI. */
+        pm_log(PM_ERR, "event=bus_security_error reason=\"bus.key_name must be %s or %s.<replica>\" key_name=%s",
+               service, service, sec.name);
+        sec.pub[0] = sec.sec[0] = '\0';
+        return;
+    }
     if (pm_keys_load_or_create(sec.keys_dir, sec.name, sec.pub, sec.sec) < 0) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"no keypair\" name=%s dir=%s", sec.name, sec.keys_dir);
         sec.pub[0] = sec.sec[0] = '\0'; /* every socket will refuse to start */

@@ -154,11 +154,15 @@ def test_ipc_endpoint_is_0660_and_the_cli_speaks_over_it(pm, zctx):
     try:
         os.chmod(ipc_dir, 0o711)
         sock_path = ipc_dir / "queue.sock"
+        if os.geteuid() == 0:
+            os.chown(ipc_dir, 0, 1)          # the operator's choice of group: the socket's too
         pm.configure(queue={"control": f"ipc://{sock_path}"})
         pm.start("queue")
         st = sock_path.stat()
         assert stat.S_ISSOCK(st.st_mode)
         assert stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
+        if os.geteuid() == 0:
+            assert st.st_gid == 1, st.st_gid        # not whatever gid the binder had
 
         if os.geteuid() == 0:
             # Another user (not owner, not in the group) is refused by the mode alone.
