@@ -220,15 +220,19 @@ class Postmesh:
         return self.ports[mode]
 
 
-@pytest.fixture
-def pm(tmp_path):
-    # pytest makes its temporary directories 0700: the queue, running as `postmesh`, could then
-    # not re-read the aliases file there after it dropped root, and alias changes during a test
-    # would go unseen (as they would in production with an unreadable /etc/postmesh). Let the
-    # service users traverse them, as they can /etc.
-    for d in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
+def traversable(path):
+    """pytest makes its temporary directories 0700: the queue's reader, running as the queue's
+    user, could then not read the aliases file there (as in production with an unreadable
+    /etc/postmesh, where the queue refuses to start). Let the service users traverse them, as
+    they can /etc. Returns path."""
+    for d in (path, path.parent, path.parent.parent):
         if d.owner() == "root" and str(d).startswith("/tmp/"):
             d.chmod(d.stat().st_mode | 0o011)
-    inst = Postmesh(tmp_path)
+    return path
+
+
+@pytest.fixture
+def pm(tmp_path):
+    inst = Postmesh(traversable(tmp_path))
     yield inst
     inst.stop_all()

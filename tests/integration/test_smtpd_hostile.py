@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Postmesh
+from conftest import Postmesh, traversable
 from smtpd_helpers import RawSMTP, add_user, enable_tls, queue_ids
 
 TXN = "MAIL FROM:<a@x.test>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n"
@@ -99,7 +99,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    pm = Postmesh(tmp_path_factory.mktemp("hostile"))
+    pm = Postmesh(traversable(tmp_path_factory.mktemp("hostile")))
     add_user(pm, "u@example.test", "pw")
     add_user(pm, "alice@example.test", "secret")
     enable_tls(pm, max_recipients=5, max_message_size=20000, auth_fail_delay_ms=0)
