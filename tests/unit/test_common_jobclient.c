@@ -96,7 +96,7 @@ static void router_close(struct fixture *f)
 static void router_bind(struct fixture *f)
 {
     uint64_t deadline = pm_mono_ms() + 5000;
-    while (!(f->q.router = pm_bus_bind(f->q.base, ZMQ_ROUTER, f->q.endpoint, fq_on_router, &f->q)) && pm_mono_ms() < deadline)
+    while (!(f->q.router = pm_bus_bind(f->q.base, ZMQ_ROUTER, f->q.endpoint, &fq_policy, fq_on_router, &f->q)) && pm_mono_ms() < deadline)
         fq_run_for(&f->q, 20);
     assert_non_null(f->q.router);
 }
