@@ -87,6 +87,9 @@ $$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_LIB) $$(LIBCOMMON)
 endef
 $(foreach t,$(patsubst tests/unit/%.c,%,$(UNIT_SRC)),$(eval $(call unit_rule,$(t))))
 
+# The sandbox probe (tests/sandbox/): built with `all`, outside bin/ (never installed).
+-include tests/sandbox/sandbox.mk
+
 # Unit tests run under ASan+UBSan (LeakSanitizer included).
 unit: deps-check
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 unit-run

@@ -106,7 +106,8 @@ enum pm_addr_status pm_addr_check_domain(const char *s, size_t len, int utf8)
 static enum pm_addr_status check_literal(const char *s, size_t len)
 {
     char buf[64];
-    if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof buf)
+    /* A NUL would end the text inet_pton() sees: "[192.0.2.1\0junk]" must not pass. */
+    if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof buf || memchr(s, '\0', len))
         return PM_ADDR_SYNTAX;
     memcpy(buf, s + 1, len - 2);
     buf[len - 2] = '\0';

@@ -6,8 +6,10 @@
  *       dave@example.test                 # lines starting with white space continue
  *
  * Held as a sorted array of lower-cased keys. Expansion is a depth-first walk that keeps the
- * current chain (to report loops) and the addresses already expanded (so a diamond of
- * aliases is walked once, not exponentially often). */
+ * current chain (to report loops), a hash set of the aliases already expanded (so a diamond
+ * of aliases, or an alias named by many recipients of one message, is walked once) and a
+ * hash set of the final addresses given (de-duplication in O(1) each: a scan of the list
+ * made one 1,000-member alias named in 1,000 RCPTs cost seconds of the queue's only thread). */
 #include "aliases.h"
 
 #include <ctype.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addrset.h"
 #include "filestamp.h"
 #include "pinned.h"
 
@@ -26,6 +29,7 @@
 #define MAX_RESULTS 1000   /* final addresses per expansion */
 #define MAX_DEPTH 32       /* aliases of aliases */
 #define MAX_STEPS 10000    /* lookups per expansion, a bound on work whatever the file holds */
+#define MAX_MESSAGE_STEPS 100000 /* lookups for all the recipients of one message */
 
 struct alias {
     char *key; /* lower-cased "local@domain", or a bare "local" */
@@ -324,45 +328,81 @@ int pm_aliases_is_alias(const struct pm_aliases *a, const struct pm_config *cfg,
     return lookup(a, cfg, address) != NULL;
 }
 
-struct expansion {
+struct pm_alias_expansion {
     const struct pm_aliases *a;
     const struct pm_config *cfg;
+    struct pm_addrset *seen; /* final addresses given so far, for every address of the message */
+    struct pm_addrset *done; /* lower-cased aliases fully expanded: each is walked once */
+    size_t max_total;        /* final addresses in all */
+    size_t total;
+    size_t steps;            /* lookups, for the whole message */
+    /* The address being added: */
     struct pm_strlist *out;
-    int first_new;          /* out->v[first_new..] were added by this expansion */
-    char *chain[MAX_DEPTH]; /* lower-cased addresses being expanded, outermost first */
+    int first_new;           /* out->v[first_new..] were added by it */
+    char *chain[MAX_DEPTH];  /* lower-cased addresses being expanded, outermost first */
     int depth;
-    char **done;            /* lower-cased addresses already fully expanded */
-    size_t ndone;
-    size_t steps;
+    char **marked;           /* aliases it added to done (taken back if it fails) */
+    size_t nmarked, capmarked;
+    size_t call_steps;
+    int too_many;            /* it failed on max_total */
     char *err;
     size_t errsize;
 };
 
-static int add_result(struct expansion *x, const char *address)
+static int oom(struct pm_alias_expansion *x)
 {
-    for (int i = 0; i < x->out->n; i++)
-        if (strcasecmp(x->out->v[i], address) == 0)
-            return 0;
+    snprintf(x->err, x->errsize, "out of memory");
+    return -1;
+}
+
+static int add_result(struct pm_alias_expansion *x, const char *address)
+{
+    if (pm_addrset_has(x->seen, address))
+        return 0;
     if (x->out->n - x->first_new >= MAX_RESULTS) {
         snprintf(x->err, x->errsize, "alias expansion gives more than %d addresses", MAX_RESULTS);
         return -1;
     }
-    char **nv = realloc(x->out->v, ((size_t)x->out->n + 2) * sizeof *nv);
-    char *copy = strdup(address);
-    if (!nv || !copy) {
-        free(copy);
-        if (nv)
-            x->out->v = nv;
-        snprintf(x->err, x->errsize, "out of memory");
+    if (x->total >= x->max_total) {
+        snprintf(x->err, x->errsize, "too many recipients after alias expansion (more than %zu for this message)",
+                 x->max_total);
+        x->too_many = 1;
         return -1;
     }
-    x->out->v = nv;
+    char **nv = realloc(x->out->v, ((size_t)x->out->n + 2) * sizeof *nv);
+    if (nv)
+        x->out->v = nv;
+    char *copy = nv ? strdup(address) : NULL;
+    if (!copy || pm_addrset_add(x->seen, address) < 0) {
+        free(copy);
+        return oom(x);
+    }
     nv[x->out->n++] = copy;
     nv[x->out->n] = NULL;
+    x->total++;
     return 0;
 }
 
-static int loop_error(struct expansion *x, int from, const char *again)
+static int mark_done(struct pm_alias_expansion *x, const char *low)
+{
+    if (x->nmarked == x->capmarked) {
+        size_t ncap = x->capmarked ? x->capmarked * 2 : 16;
+        char **nv = realloc(x->marked, ncap * sizeof *nv);
+        if (!nv)
+            return oom(x);
+        x->marked = nv;
+        x->capmarked = ncap;
+    }
+    char *copy = strdup(low);
+    if (!copy || pm_addrset_add(x->done, low) < 0) {
+        free(copy);
+        return oom(x);
+    }
+    x->marked[x->nmarked++] = copy;
+    return 0;
+}
+
+static int loop_error(struct pm_alias_expansion *x, int from, const char *again)
 {
     int n = snprintf(x->err, x->errsize, "alias loop:");
     for (int i = from; i < x->depth && n >= 0 && (size_t)n < x->errsize; i++)
@@ -373,10 +413,16 @@ static int loop_error(struct expansion *x, int from, const char *again)
 }
 
 /* parent: the lower-cased alias whose target this is (NULL at the top). */
-static int expand(struct expansion *x, const char *address, const char *parent)
+static int expand(struct pm_alias_expansion *x, const char *address, const char *parent)
 {
-    if (++x->steps > MAX_STEPS) {
+    if (++x->call_steps > MAX_STEPS) {
         snprintf(x->err, x->errsize, "alias expansion too large (more than %d lookups)", MAX_STEPS);
+        return -1;
+    }
+    if (++x->steps > MAX_MESSAGE_STEPS) { /* work done, not undone by a rollback */
+        snprintf(x->err, x->errsize, "too many recipients after alias expansion (more than %d lookups for this message)",
+                 MAX_MESSAGE_STEPS);
+        x->too_many = 1;
         return -1;
     }
     char low[MAX_ADDRESS + 1];
@@ -386,9 +432,8 @@ static int expand(struct expansion *x, const char *address, const char *parent)
     const struct alias *al = parent && strcmp(parent, low) == 0 ? NULL : lookup(x->a, x->cfg, address);
     if (!al)
         return add_result(x, address);
-    for (size_t i = 0; i < x->ndone; i++)
-        if (strcmp(x->done[i], low) == 0)
-            return 0;
+    if (pm_addrset_has(x->done, low))
+        return 0; /* its addresses are in already (a diamond, or an earlier RCPT) */
     for (int i = 0; i < x->depth; i++)
         if (strcmp(x->chain[i], low) == 0)
             return loop_error(x, i, low);
@@ -397,10 +442,8 @@ static int expand(struct expansion *x, const char *address, const char *parent)
         return -1;
     }
     char *self = strdup(low);
-    if (!self) {
-        snprintf(x->err, x->errsize, "out of memory");
-        return -1;
-    }
+    if (!self)
+        return oom(x);
     x->chain[x->depth++] = self;
     const char *at = strrchr(self, '@');
     int rc = 0;
@@ -419,40 +462,95 @@ static int expand(struct expansion *x, const char *address, const char *parent)
         }
     }
     x->depth--;
-    char **nd = rc == 0 ? realloc(x->done, (x->ndone + 1) * sizeof *nd) : NULL;
-    if (nd) {
-        x->done = nd;
-        x->done[x->ndone++] = self;
-    } else {
-        free(self);
-        if (rc == 0) {
-            snprintf(x->err, x->errsize, "out of memory");
-            rc = -1;
-        }
+    if (rc == 0)
+        rc = mark_done(x, self);
+    free(self);
+    return rc;
+}
+
+struct pm_alias_expansion *pm_alias_expansion_new(const struct pm_aliases *a, const struct pm_config *cfg,
+                                                  size_t max_total)
+{
+    struct pm_alias_expansion *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->a = a;
+    x->cfg = cfg;
+    x->max_total = max_total;
+    x->seen = pm_addrset_new();
+    x->done = pm_addrset_new();
+    if (!x->seen || !x->done) {
+        pm_alias_expansion_free(x);
+        return NULL;
     }
+    return x;
+}
+
+void pm_alias_expansion_free(struct pm_alias_expansion *x)
+{
+    if (!x)
+        return;
+    pm_addrset_free(x->seen);
+    pm_addrset_free(x->done);
+    free(x->marked);
+    free(x);
+}
+
+size_t pm_alias_expansion_count(const struct pm_alias_expansion *x) { return x->total; }
+
+int pm_alias_expansion_add(struct pm_alias_expansion *x, const char *address, struct pm_strlist *out, char *err,
+                           size_t errsize)
+{
+    x->out = out;
+    x->first_new = out->n;
+    x->depth = 0;
+    x->nmarked = 0;
+    x->call_steps = 0;
+    x->too_many = 0;
+    x->err = err;
+    x->errsize = errsize;
+    int rc;
+    if (!address || strlen(address) > MAX_ADDRESS) {
+        snprintf(err, errsize, "address too long");
+        rc = -1;
+    } else {
+        rc = expand(x, address, NULL);
+    }
+    if (rc < 0) {
+        /* A failed address adds nothing and leaves nothing behind: what it added is taken
+         * back from out and from both sets, so a later address still gets its own. */
+        while (out->n > x->first_new) {
+            char *v = out->v[--out->n];
+            pm_addrset_remove(x->seen, v);
+            x->total--;
+            free(v);
+        }
+        if (out->v)
+            out->v[out->n] = NULL;
+        for (size_t i = 0; i < x->nmarked; i++)
+            pm_addrset_remove(x->done, x->marked[i]);
+        rc = x->too_many ? PM_ALIAS_TOO_MANY : PM_ALIAS_ERROR;
+    }
+    for (size_t i = 0; i < x->nmarked; i++)
+        free(x->marked[i]);
+    x->nmarked = 0;
+    x->out = NULL;
     return rc;
 }
 
 int pm_aliases_expand(const struct pm_aliases *a, const struct pm_config *cfg, const char *address,
                       struct pm_strlist *out, char *err, size_t errsize)
 {
-    struct expansion x = {.a = a, .cfg = cfg, .out = out, .first_new = out->n, .err = err, .errsize = errsize};
-    int rc;
-    if (!address || strlen(address) > MAX_ADDRESS) {
-        snprintf(err, errsize, "address too long");
-        rc = -1;
-    } else {
-        rc = expand(&x, address, NULL);
-    }
-    for (size_t i = 0; i < x.ndone; i++)
-        free(x.done[i]);
-    free(x.done);
-    if (rc < 0) {
-        /* Leave out as it was: a failed expansion adds nothing. */
-        while (out->n > x.first_new)
-            free(out->v[--out->n]);
-        if (out->v)
-            out->v[out->n] = NULL;
-    }
+    struct pm_alias_expansion *x = pm_alias_expansion_new(a, cfg, (size_t)MAX_RESULTS);
+    int rc = x ? 0 : -1;
+    /* What out holds already is not repeated, and does not count against the limit. */
+    for (int i = 0; rc == 0 && i < out->n; i++)
+        if (pm_addrset_add(x->seen, out->v[i]) < 0)
+            rc = -1;
+    if (rc < 0)
+        snprintf(err, errsize, "out of memory");
+    else
+        rc = pm_alias_expansion_add(x, address, out, err, errsize) < 0 ? -1 : 0;
+    pm_alias_expansion_free(x);
     return rc;
 }

@@ -83,8 +83,20 @@ static int scan_one(int dfd, const char *dir, const char *file, char *out, size_
 
 char *pm_allowlist_scan(const char *dir)
 {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *text = pm_allowlist_scan_fd(fd, dir);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return text;
+}
+
+char *pm_allowlist_scan_fd(int dfd, const char *dir)
+{
     struct stat st;
-    if (stat(dir, &st) < 0)
+    if (fstat(dfd, &st) < 0)
         return NULL;
     /* Others may not write it, except a sticky directory (a Secret volume is 1777): there they
      * cannot replace our files, and files they add fail the owner check below. */
@@ -94,9 +106,13 @@ char *pm_allowlist_scan(const char *dir)
         errno = EPERM;
         return NULL;
     }
-    DIR *d = opendir(dir);
-    if (!d)
+    int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* its own offset: from the start */
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (!d) {
+        if (lfd >= 0)
+            close(lfd);
         return NULL;
+    }
     size_t used = 0;
     char *text = malloc(MAX_TEXT);
     struct dirent *e;

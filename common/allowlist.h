@@ -12,6 +12,8 @@
  * that others than root or us own or may write, whose name has no role, or that are not one
  * Z85 key. NULL (errno) if the directory cannot be read or others may write it. */
 char *pm_allowlist_scan(const char *dir);
+/* The same through a descriptor of the directory (dir only names it in logs). */
+char *pm_allowlist_scan_fd(int dirfd, const char *dir);
 
 /* From now on only root's files and symlinks count (the reader, which runs as the service's
  * user, calls this: files that user could write are not trusted). */

@@ -188,24 +188,34 @@ static void *zap_main(void *arg)
     return NULL;
 }
 
-static void start_zap(void)
+/* 0, or -1 if the allowlist cannot be read at all: a server that would admit nobody says so
+ * by not starting, rather than by refusing every peer with a log line each. */
+static int start_zap(void)
 {
     if (sec.zap_running)
-        return;
+        return 0;
     int n = pm_allowlist_reload(sec.keys_dir);
-    pm_log(n < 0 ? PM_ERR : PM_INFO, "event=bus_allowlist keys=%d dir=%s", n, sec.keys_dir);
+    if (n < 0) {
+        pm_log(PM_ERR, "event=bus_security_error reason=\"cannot read the keys directory\" dir=%s error=\"%s\"",
+               sec.keys_dir, strerror(errno));
+        return -1;
+    }
+    pm_log(PM_INFO, "event=bus_allowlist keys=%d dir=%s", n, sec.keys_dir);
     void *s = zmq_socket(pm_bus_context(), ZMQ_REP);
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_bind(s, "inproc://zeromq.zap.01") < 0) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"zap bind: %s\"", zmq_strerror(errno));
         zmq_close(s);
-        return;
+        return -1;
     }
-    if (pthread_create(&sec.zap_thread, NULL, zap_main, s) == 0) {
-        pthread_detach(sec.zap_thread);
-        sec.zap_running = 1;
+    if (pthread_create(&sec.zap_thread, NULL, zap_main, s) != 0) {
+        zmq_close(s);
+        return -1;
     }
+    pthread_detach(sec.zap_thread);
+    sec.zap_running = 1;
+    return 0;
 }
 
 /* Which server's public key a client needs for this endpoint. */
@@ -234,7 +244,8 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
     }
     if (is_server) {
         int one = 1;
-        start_zap();
+        if (start_zap() < 0)
+            return -1;
         zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec.sec, 40);
         zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "postmesh", 8);

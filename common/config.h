@@ -29,6 +29,9 @@ struct pm_config {
     struct pm_strlist trusted_networks;
     int debug;
     struct {
+        int allow_unprivileged;   /* development: run without root, every process under one uid */
+    } privsep;
+    struct {
         int curve;                /* CurveZMQ on tcp:// bus endpoints */
         char *keys_dir;           /* default state_dir/keys */
         char *key_name;           /* own key: keys_dir/<key_name>.key; default the service's role */
@@ -54,6 +57,7 @@ struct pm_config {
     struct {
         struct pm_listenlist listen;
         long long max_message_size, max_recipients, max_connections, max_connections_per_ip;
+        long long body_memory_mb;   /* bodies held by one worker's sessions (0: 8 x max_message_size) */
         long long timeout_command;  /* idle time waiting for a command (RFC 5321: 5 min) */
         long long timeout_data;     /* idle time inside DATA (RFC 5321: 3 min per block) */
         long long submit_timeout;   /* wait for the queue's commit before 451 */
@@ -80,6 +84,8 @@ struct pm_config {
     struct {
         struct pm_listenlist listen;
         long long max_connections, timeout;
+        long long max_connections_per_ip;
+        long long session_timeout;    /* a whole session, whatever it does (0: 6 x timeout) */
         long long auth_delay;         /* seconds before answering a failed login */
         long long auth_failures;      /* failed logins from one IP before lockout */
         long long auth_lockout;       /* seconds of lockout (and the counting window) */

@@ -19,7 +19,10 @@
 #define RETRY_MS 100          /* credit / held results while the queue is not connected */
 #define DEFAULT_LEASE 600
 #define MAX_RECIPIENTS 100000 /* a Job with more is malformed (smtpd.max_recipients bounds it) */
-#define MAX_QUEUE_ID 64
+/* The queue's ids: 13 hex digits of microseconds and 3 of a counter, upper case
+ * (services/queue/msg.c). Only that is admitted, so the id, logged bare on every line
+ * about the job, can carry nothing else from a compromised queue. */
+#define QUEUE_ID_LEN 16
 #define CLOSE_LINGER_MS 2000
 
 struct job_entry {
@@ -28,7 +31,7 @@ struct job_entry {
     Postmesh__BusMessage *msg; /* NULL once taken by the service */
     uint64_t job_id, epoch;
     Postmesh__WorkerKind kind; /* the job's (a wrong one is echoed so the queue matches it) */
-    char queue_id[MAX_QUEUE_ID + 1];
+    char queue_id[QUEUE_ID_LEN + 1];
     uint32_t *indexes; /* recipient indexes, for a return after the message was taken */
     size_t nindexes;
     struct job_entry *prev, *next;
@@ -38,7 +41,7 @@ struct held_result {
     struct held_result *next;
     uint64_t expires_ms;
     uint64_t job_id;
-    char queue_id[MAX_QUEUE_ID + 1];
+    char queue_id[QUEUE_ID_LEN + 1];
     size_t len;
     uint8_t data[]; /* a packed BusMessage */
 };
@@ -239,7 +242,8 @@ void pm_job_return(struct pm_job *job, const char *why)
 {
     struct job_entry *e = (struct job_entry *)job;
     entry_unlink(e);
-    pm_log(PM_INFO, "event=job_returned id=%s job=%" PRIu64 " reason=\"%s\"", e->queue_id, e->job_id, why);
+    char reason[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=job_returned id=%s job=%" PRIu64 " reason=%s", e->queue_id, e->job_id, PM_LOGV(reason, why));
     return_entry(e, why);
     pm_job_client_credit_soon(e->c);
     entry_free(e);
@@ -268,10 +272,20 @@ static uint64_t in_transit_ms(const Postmesh__Job *j, uint64_t lease_ms)
     return transit < lease_ms / 4 ? transit : lease_ms / 4;
 }
 
+static int valid_queue_id(const char *id)
+{
+    if (!id || strlen(id) != QUEUE_ID_LEN)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F')))
+            return 0;
+    return 1;
+}
+
 /* Checks a Job once at the edge; NULL if fit to run, else why not. */
 static const char *malformed(const Postmesh__Job *j)
 {
-    if (!j->queue_id || !j->queue_id[0] || strlen(j->queue_id) > MAX_QUEUE_ID)
+    if (!valid_queue_id(j->queue_id))
         return "bad queue id";
     if (j->n_recipients == 0 || j->n_recipients > MAX_RECIPIENTS)
         return "bad recipient count";
@@ -297,7 +311,8 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     const char *bad = malformed(j);
     if (bad) {
         /* Nothing in it can be answered safely: the queue's lease brings it back. */
-        pm_log(PM_WARN, "event=bus_drop reason=malformed_job detail=\"%s\" job=%" PRIu64, bad, j->job_id);
+        char detail[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=bus_drop reason=malformed_job detail=%s job=%" PRIu64, PM_LOGV(detail, bad), j->job_id);
         return;
     }
     struct job_entry *e = calloc(1, sizeof *e);
@@ -332,8 +347,9 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     else if (c->outstanding > c->cfg.capacity + c->cfg.backlog)
         why = "4.3.2 worker busy";
     if (why) {
-        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " kind=%s reason=\"%s\"", e->queue_id, e->job_id,
-               pm_worker_kind_name(j->kind), why);
+        char reason[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=job_refused id=%s job=%" PRIu64 " kind=%s reason=%s", e->queue_id, e->job_id,
+               pm_worker_kind_name(j->kind), PM_LOGV(reason, why));
         pm_job_return(&e->pub, why);
         return;
     }

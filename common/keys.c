@@ -49,7 +49,7 @@ static int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }

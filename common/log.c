@@ -34,6 +34,29 @@ static const char *level_name(enum pm_log_level l)
     }
 }
 
+#define TRUNCATED " truncated=1"
+
+/* A line cut at the buffer's end may stop inside a quoted value, which would swallow the
+ * rest of the line (and the next one) for a logfmt reader. Cut back to the last space outside
+ * quotes that leaves room for the mark, so only whole tokens stay, and mark the cut. The
+ * header ends in a space outside quotes, so there is always one. Returns the new length
+ * (at most max). */
+static size_t cut_line(char *line, size_t len, size_t max)
+{
+    size_t cut = 0;
+    int quoted = 0;
+    for (size_t i = 0; i < len && i + sizeof TRUNCATED - 1 <= max; i++) {
+        if (quoted && line[i] == '\\')
+            i++;
+        else if (line[i] == '"')
+            quoted = !quoted;
+        else if (!quoted && line[i] == ' ')
+            cut = i;
+    }
+    memcpy(line + cut, TRUNCATED, sizeof TRUNCATED - 1);
+    return cut + sizeof TRUNCATED - 1;
+}
+
 void pm_log(enum pm_log_level level, const char *fmt, ...)
 {
     if (level == PM_DEBUG && !log_debug)
@@ -52,41 +75,9 @@ void pm_log(enum pm_log_level level, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
-        len = sizeof line - 2;
+        len = cut_line(line, sizeof line - 2, sizeof line - 1); /* room for the newline */
     line[len++] = '\n';
     /* One write() per line so lines from concurrent processes never interleave. */
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
-}
-
-char *pm_log_value(char *dst, size_t size, const char *s)
-{
-    if (size == 0)
-        return dst;
-    if (!s)
-        s = "";
-    int needs_quote = (*s == '\0');
-    for (const char *p = s; *p && !needs_quote; p++)
-        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p >= 0x7f)
-            needs_quote = 1;
-    if (!needs_quote) {
-        snprintf(dst, size, "%s", s);
-        return dst;
-    }
-    size_t o = 0;
-    dst[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 6 < size; p++) {
-        if (*p == '"' || *p == '\\') {
-            dst[o++] = '\\';
-            dst[o++] = (char)*p;
-        } else if (*p < ' ' || *p == 0x7f) {
-            o += (size_t)snprintf(dst + o, size - o, "\\x%02x", *p);
-        } else {
-            dst[o++] = (char)*p;
-        }
-    }
-    if (o < size - 1)
-        dst[o++] = '"';
-    dst[o < size ? o : size - 1] = '\0';
-    return dst;
 }

@@ -12,12 +12,9 @@ void pm_log_set_debug(int on);
 /* fmt continues the line after "ts=... svc=... level=...": "event=accepted id=%s". */
 void pm_log(enum pm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Writes s into dst as a log value: bare if safe, else double-quoted with \" \\ and
- * control characters escaped. Always NUL-terminates; truncates to fit. Returns dst. */
-char *pm_log_value(char *dst, size_t size, const char *s);
-
-#define PM_LOGV_SIZE 512
-/* Convenience: a quoted copy in a caller-provided PM_LOGV_SIZE buffer. */
-#define PM_LV(buf, s) pm_log_value((buf), sizeof(buf), (s))
+/* Peer-controlled values go through the one escaping function, common/logvalue.h. PM_LV is
+ * the older name of PM_LOGV. */
+#include "logvalue.h"
+#define PM_LV(buf, s) PM_LOGV(buf, s)
 
 #endif

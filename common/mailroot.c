@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "mailstore.h"
 #include "privchan.h"
 #include "privsep.h"
+#include "runas.h"
 
 void pm_mailroot_init(const struct pm_config *cfg, int chrooted, char *dst, size_t size)
 {
@@ -27,11 +29,12 @@ int pm_mailroot_prepare(const struct pm_config *cfg, const char *user, char *mai
     int root = geteuid() == 0;
     pm_config_state_path(cfg, "mail", mail_dir, dirsize);
     pm_mailroot_init(cfg, root, mail_root, rootsize);
-    if ((mkdir(cfg->state_dir, 0755) < 0 && errno != EEXIST) || (mkdir(mail_dir, 0700) < 0 && errno != EEXIST)) {
+    if (pm_privsep_mkdirs(mail_dir, 0750) < 0) {
         pm_log(PM_ERR, "event=startup_failed reason=\"cannot create %s: %s\"", mail_dir, strerror(errno));
         return -1;
     }
-    return pm_privsep_chown_tree(mail_dir, user) < 0 ? -1 : 0;
+    /* A store from before the shared group (all vmail:vmail 0700/0600) keeps working. */
+    return pm_privsep_share_tree(mail_dir, user, PM_RUNAS_STORE_GROUP) < 0 ? -1 : 0;
 }
 
 int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t size)
@@ -45,15 +48,26 @@ int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* 1 if fd's owner was changed, 0 if it was right, -1 on error. */
+/* What the store wants of an entry owned as st says: the store group, the owner's bits for
+ * the group, and user for what root owns. */
+static void wanted(const struct stat *st, uid_t uid, uid_t *wuid, mode_t *wmode)
+{
+    *wuid = st->st_uid == 0 ? uid : st->st_uid;
+    *wmode = (st->st_mode & 07777) | ((st->st_mode & 0700) >> 3);
+}
+
+/* 1 if fd was changed, 0 if it was right, -1 on error. */
 static int fix_fd(int fd, uid_t uid, gid_t gid)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -1;
-    if (st.st_uid == uid && st.st_gid == gid)
+    uid_t wuid;
+    mode_t wmode;
+    wanted(&st, uid, &wuid, &wmode);
+    if (st.st_uid == wuid && st.st_gid == gid && (st.st_mode & 07777) == wmode)
         return 0;
-    return fchown(fd, uid, gid) < 0 ? -1 : 1;
+    return fchown(fd, wuid, gid) < 0 || fchmod(fd, wmode) < 0 ? -1 : 1;
 }
 
 /* The regular files directly in dirfd (tmp/, new/ or cur/). */
@@ -69,11 +83,16 @@ static int fix_files(int dirfd, uid_t uid, gid_t gid)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        struct stat st;
-        if (e->d_name[0] == '.' || fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        if (e->d_name[0] == '.')
             continue;
-        if ((st.st_uid != uid || st.st_gid != gid) && fchownat(dirfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0)
-            n++;
+        /* O_NOFOLLOW|O_NONBLOCK: a symlink or a FIFO a worker planted is neither followed nor waited on */
+        int fd = openat(dirfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            n += fix_fd(fd, uid, gid) > 0;
+        close(fd);
     }
     closedir(d);
     return n;
@@ -84,17 +103,19 @@ int pm_mailroot_repair(const char *store, const char *address, const char *user)
     unsigned uid, gid;
     const char *at = strrchr(address, '@');
     char local[256], domain[512];
+    struct group *gr;
     if (geteuid() != 0)
         return 0;
     if (!at || pm_mailstore_component(address, (size_t)(at - address), local, sizeof local) < 0 ||
         pm_mailstore_component(at + 1, strlen(at + 1), domain, sizeof domain) < 0 ||
-        pm_privsep_lookup(user, &uid, &gid) < 0)
+        pm_privsep_lookup(user, &uid, &gid) < 0 || !(gr = getgrnam(PM_RUNAS_STORE_GROUP)))
         return -1;
+    gid = gr->gr_gid;
     const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     int fd = open(store, flags);
     if (fd < 0)
         return -1;
-    int fixed = fix_fd(fd, uid, gid) > 0;
+    int fixed = 0; /* the store's root is the workers' chroot: root's (pm_privsep_drop) */
     const char *const path[] = {domain, local, "Maildir"};
     for (size_t i = 0; i < 3; i++) {
         int next = openat(fd, path[i], flags);

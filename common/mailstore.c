@@ -58,10 +58,12 @@ int pm_mailstore_fsync_dir(const char *path)
     return rc;
 }
 
-/* mkdir that fsyncs the parent when it created something, so the new entry survives a crash. */
+/* mkdir that fsyncs the parent when it created something, so the new entry survives a crash.
+ * 0770: the store's group (delivery writes, pop3d renames and deletes) needs all of it; the
+ * sandboxed writers run with umask 007. */
 static int make_dir(char *path)
 {
-    if (mkdir(path, 0700) == 0) {
+    if (mkdir(path, 0770) == 0) {
         char *slash = strrchr(path, '/');
         if (!slash)
             return pm_mailstore_fsync_dir(".");

@@ -16,8 +16,9 @@ int pm_mailstore_component(const char *in, size_t len, char *dst, size_t size);
  * Returns 0, or -1 for an address without '@' or with an empty or overlong part. */
 int pm_mailstore_maildir(const struct pm_config *cfg, const char *address, char *dst, size_t size);
 
-/* mkdir -p of maildir and its tmp/, new/, cur/ (mode 0700); newly made directories are
- * made durable by fsyncing their parent. Returns 0 or -1 (errno set). */
+/* mkdir -p of maildir and its tmp/, new/, cur/ (mode 0770 less the umask: the store group
+ * shares them); newly made directories are made durable by fsyncing their parent.
+ * Returns 0 or -1 (errno set). */
 int pm_mailstore_create(const char *maildir);
 
 /* fsync of a directory. Returns 0 or -1 (errno set). */

@@ -29,6 +29,7 @@ enum { OP_STAT = 1, OP_OPEN = 2 };
 static struct {
     enum slot_kind kind;
     char path[4096];
+    int dirfd; /* in the reader, a keys slot's directory, opened while still root */
 } slots[MAX_SLOTS];
 static int nslots;
 static int chan = -1; /* our end of the reader's socketpair; -1: answer in-process */
@@ -81,9 +82,10 @@ static void serve(const struct request *rq, struct answer *a, int *fd_out)
         return;
     }
     const char *path = slots[rq->slot].path;
+    int dfd = slots[rq->slot].kind == SLOT_KEYS ? slots[rq->slot].dirfd : -1;
     if (slots[rq->slot].kind == SLOT_KEYS && rq->op == OP_STAT) { /* has the directory changed? */
         struct stat st;
-        if (stat(path, &st) < 0) {
+        if ((dfd >= 0 ? fstat(dfd, &st) : stat(path, &st)) < 0) {
             a->err = errno;
             return;
         }
@@ -96,7 +98,7 @@ static void serve(const struct request *rq, struct answer *a, int *fd_out)
         return;
     }
     if (slots[rq->slot].kind == SLOT_KEYS) {
-        char *text = pm_allowlist_scan(path);
+        char *text = dfd >= 0 ? pm_allowlist_scan_fd(dfd, path) : pm_allowlist_scan(path);
         int fd = text ? memfd_create("allowlist", MFD_CLOEXEC) : -1;
         size_t len = text ? strlen(text) : 0;
         if (fd >= 0 && (write(fd, text, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0)) {
@@ -182,6 +184,7 @@ static int reader_seccomp(void)
 
 static _Noreturn void reader_main(int s, const char *user)
 {
+    int uid_was_root = geteuid() == 0;
     pid_t parent = getppid();
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
@@ -194,14 +197,19 @@ static _Noreturn void reader_main(int s, const char *user)
         s = 3;
     }
     close_range(4, ~0U, 0); /* stdio for the log, and the channel: nothing else */
+    /* The keys directory may sit in a state_dir only root may enter: open it now. A directory
+     * descriptor is no way out for a process that is not chrooted anyway. */
+    for (int i = 0; i < nslots; i++)
+        slots[i].dirfd = slots[i].kind == SLOT_KEYS ? open(slots[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     unsigned uid, gid;
-    if (pm_privsep_lookup(user, &uid, &gid) < 0 || setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-        setresuid(uid, uid, uid) < 0) {
+    if (geteuid() == 0 && (pm_privsep_lookup(user, &uid, &gid) < 0 || setgroups(0, NULL) < 0 ||
+                           setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)) {
         pm_log(PM_ERR, "event=outside_error step=setuid user=%s error=\"%s\"", user, strerror(errno));
         _exit(78);
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    pm_allowlist_root_only();
+    if (uid_was_root)
+        pm_allowlist_root_only();
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || reader_seccomp() < 0) {
         pm_log(PM_ERR, "event=outside_error step=seccomp");
         _exit(78);
@@ -224,7 +232,8 @@ static _Noreturn void reader_main(int s, const char *user)
 
 int pm_outside_start(const char *user)
 {
-    if (chan >= 0 || nslots == 0 || geteuid() != 0)
+    /* Without root too: the service's own sandbox may read no file at all (the resolver's). */
+    if (chan >= 0 || nslots == 0)
         return 0;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)

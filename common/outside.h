@@ -15,8 +15,9 @@ int pm_outside_add_file(const char *path);
 int pm_outside_add_keys(const char *dir);
 int pm_outside_find(const char *path); /* slot of a registered path, or -1 */
 
-/* Forks the reader as user (root only; without root, or with no slots, nothing happens and
- * the calls below are answered in-process). Call before the first thread is created. 0/-1. */
+/* Forks the reader, as user when started as root (it opens the keys directories first, so
+ * a root-only state_dir does not hide them). With no slots nothing happens, and without a
+ * reader the calls below are answered in-process. Call before the first thread. 0/-1. */
 int pm_outside_start(const char *user);
 int pm_outside_running(void);
 

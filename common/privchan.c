@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "privhelper.h"
 
 #define HDR 20
 #define MAX_FRAME (HDR + 2 * PM_PRIV_MAX_FIELD + 2)
@@ -26,7 +28,7 @@ static uint32_t get32(const uint8_t *p)
     return v;
 }
 
-int pm_priv_send(int fd, const struct pm_priv_msg *m)
+int pm_priv_send_fd(int fd, const struct pm_priv_msg *m, int passfd)
 {
     size_t la = m->a ? strnlen(m->a, PM_PRIV_MAX_FIELD) : 0, lb = m->b ? strnlen(m->b, PM_PRIV_MAX_FIELD) : 0;
     uint8_t *buf = malloc(HDR + la + lb);
@@ -41,31 +43,97 @@ int pm_priv_send(int fd, const struct pm_priv_msg *m)
         memcpy(buf + HDR, m->a, la);
     if (lb)
         memcpy(buf + HDR + la, m->b, lb);
-    ssize_t n = send(fd, buf, HDR + la + lb, MSG_NOSIGNAL);
+    struct iovec iov = {buf, HDR + la + lb};
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (passfd >= 0) {
+        memset(&ctl, 0, sizeof ctl);
+        mh.msg_control = ctl.space;
+        mh.msg_controllen = sizeof ctl.space;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+    }
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
     explicit_bzero(buf, HDR + la + lb); /* may hold a password */
     free(buf);
     return n == (ssize_t)(HDR + la + lb) ? 0 : -1;
 }
 
+int pm_priv_send(int fd, const struct pm_priv_msg *m) { return pm_priv_send_fd(fd, m, -1); }
+
+/* Parses a received frame into m. 1, or -1 if malformed. */
+static int parse(const uint8_t *buf, ssize_t n, struct pm_priv_msg *m)
+{
+    if (n < HDR) {
+        errno = EBADMSG;
+        return -1;
+    }
+    uint32_t la = get32(buf + 12), lb = get32(buf + 16);
+    if (la > PM_PRIV_MAX_FIELD || lb > PM_PRIV_MAX_FIELD || (size_t)n != HDR + la + lb) {
+        errno = EBADMSG;
+        return -1;
+    }
+    m->id = get32(buf);
+    m->op = get32(buf + 4);
+    m->result = (int32_t)get32(buf + 8);
+    m->a = strndup((const char *)buf + HDR, la);
+    m->b = strndup((const char *)buf + HDR + la, lb);
+    return 1;
+}
+
+int pm_priv_recv_fd(int fd, struct pm_priv_msg *m, int *gotfd)
+{
+    uint8_t *buf = malloc(MAX_FRAME);
+    memset(m, 0, sizeof *m);
+    *gotfd = -1;
+    if (!buf)
+        return -1;
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(4 * sizeof(int))];
+    } ctl;
+    struct iovec iov = {buf, MAX_FRAME};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof ctl.space};
+    ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfd; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (*gotfd < 0)
+                *gotfd = got;
+            else
+                close(got); /* one descriptor per frame at most */
+        }
+    }
+    int rc = n == 0 ? 0 : n > 0 ? parse(buf, n, m) : -1;
+    explicit_bzero(buf, n > 0 ? (size_t)n : 0);
+    free(buf);
+    if (rc <= 0 && *gotfd >= 0) {
+        close(*gotfd);
+        *gotfd = -1;
+    }
+    return rc;
+}
+
+/* Without a control buffer the kernel closes whatever descriptor a peer sent along: a
+ * parent never takes one from its worker. */
 int pm_priv_recv(int fd, struct pm_priv_msg *m)
 {
     uint8_t *buf = malloc(MAX_FRAME);
     memset(m, 0, sizeof *m);
+    if (!buf)
+        return -1;
     ssize_t n = recv(fd, buf, MAX_FRAME, 0);
-    int rc = -1;
-    if (n == 0) {
-        rc = 0;
-    } else if (n >= HDR) {
-        uint32_t la = get32(buf + 12), lb = get32(buf + 16);
-        if (la <= PM_PRIV_MAX_FIELD && lb <= PM_PRIV_MAX_FIELD && (size_t)n == HDR + la + lb) {
-            m->id = get32(buf);
-            m->op = get32(buf + 4);
-            m->result = (int32_t)get32(buf + 8);
-            m->a = strndup((char *)buf + HDR, la);
-            m->b = strndup((char *)buf + HDR + la, lb);
-            rc = 1;
-        }
-    }
+    int rc = n == 0 ? 0 : n > 0 ? parse(buf, n, m) : -1;
     explicit_bzero(buf, n > 0 ? (size_t)n : 0);
     free(buf);
     return rc;
@@ -224,6 +292,8 @@ static pid_t spawn(const struct pm_worker_spec *spec, int *parent_end)
         _exit(spec->worker_main(sv[1], spec->arg));
     }
     close(sv[1]);
+    /* Never blocks on a worker that does not read its answers: it only harms itself. */
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     *parent_end = sv[0];
     pm_log(PM_INFO, "event=worker_started worker=%s pid=%d", spec->name, (int)pid);
     return pid;
@@ -234,6 +304,40 @@ static double mono(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define MAX_HELPERS 8
+#define REQUESTS_PER_TURN 64 /* then the helpers' answers get their turn */
+
+/* The worker's questions: each is answered in the parent or forwarded to its helper. */
+static void serve_worker(const struct pm_worker_spec *spec, int *chan, unsigned gen)
+{
+    for (int i = 0; i < REQUESTS_PER_TURN && *chan >= 0; i++) {
+        struct pm_priv_msg req;
+        int rc = pm_priv_recv(*chan, &req);
+        if (rc < 0 && errno == EBADMSG) { /* a bug in the worker: dropped */
+            pm_log(PM_WARN, "event=worker_request_malformed worker=%s", spec->name);
+            continue;
+        }
+        if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            close(*chan); /* the worker is going away; SIGCHLD follows */
+            *chan = -1;
+        }
+        if (rc != 1)
+            return;
+        struct pm_priv_helper *h = spec->route ? spec->route(&req, spec->arg) : NULL;
+        if (h) {
+            pm_priv_helper_forward(h, &req, *chan, gen);
+        } else {
+            struct pm_priv_msg reply = {.id = req.id, .op = req.op, .result = 0};
+            spec->answer(&req, &reply, spec->arg);
+            if (pm_priv_send(*chan, &reply) < 0)
+                pm_log(PM_WARN, "event=worker_answer_dropped worker=%s op=%u error=\"%s\"", spec->name,
+                       (unsigned)req.op, strerror(errno));
+            pm_priv_msg_clear(&reply);
+        }
+        pm_priv_msg_clear(&req);
+    }
 }
 
 int pm_privsep_supervise(const struct pm_worker_spec *spec)
@@ -247,24 +351,44 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     signal(SIGPIPE, SIG_IGN);
+    int nhelpers = 0;
+    while (spec->helpers && spec->helpers[nhelpers] && nhelpers < MAX_HELPERS)
+        nhelpers++;
 
     int chan = -1;
+    unsigned gen = 1; /* which worker an answer is for: a restarted one must never get its predecessor's */
     double started = mono(), backoff = 0.2, restart_at = 0;
     pid_t pid = spawn(spec, &chan);
     int stopping = 0;
     while (!stopping || pid > 0) {
-        struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {chan, POLLIN, 0}};
-        int timeout = -1; /* a worker runs: sleep until a signal or a request */
+        struct pollfd pfd[2 + MAX_HELPERS];
+        int hix[MAX_HELPERS], n = 0, chan_ix = -1;
+        pfd[n++] = (struct pollfd){sfd, POLLIN, 0};
+        if (chan >= 0) {
+            chan_ix = n;
+            pfd[n++] = (struct pollfd){chan, POLLIN, 0};
+        }
+        int timeout = -1; /* a worker runs: sleep until a signal, a request or an answer */
         if (pid <= 0) {
             timeout = (int)((restart_at - mono()) * 1000) + 1;
             if (timeout < 0)
                 timeout = 0;
         }
-        if (poll(pfd, chan >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
+        for (int i = 0; i < nhelpers; i++) {
+            int fd = pm_priv_helper_fd(spec->helpers[i]);
+            hix[i] = fd >= 0 ? n : -1;
+            if (fd >= 0)
+                pfd[n++] = (struct pollfd){fd, POLLIN, 0};
+            int t = pm_priv_helper_timeout_ms(spec->helpers[i]);
+            if (t >= 0 && (timeout < 0 || t < timeout))
+                timeout = t;
+        }
+        if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;
         if (pid <= 0 && !stopping && mono() >= restart_at) {
             started = mono();
             pid = spawn(spec, &chan);
+            gen++;
             continue;
         }
         if (pfd[0].revents & POLLIN) {
@@ -291,6 +415,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
                 if (chan >= 0)
                     close(chan);
                 chan = -1;
+                chan_ix = -1;
                 if (!stopping) {
                     if (mono() - started > 30)
                         backoff = 0.2;
@@ -299,20 +424,14 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
                 }
             }
         }
-        if (chan >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
-            struct pm_priv_msg req;
-            int rc = pm_priv_recv(chan, &req);
-            if (rc == 1) {
-                struct pm_priv_msg reply = {.id = req.id, .op = req.op, .result = 0};
-                spec->answer(&req, &reply, spec->arg);
-                pm_priv_send(chan, &reply);
-                pm_priv_msg_clear(&reply);
-            } else if (rc == 0) {
-                close(chan); /* the worker is going away; SIGCHLD follows */
-                chan = -1;
-            }
-            pm_priv_msg_clear(&req);
+        /* Answers first: they free helper slots for the questions read next. */
+        for (int i = 0; i < nhelpers; i++) {
+            if (hix[i] >= 0 && (pfd[hix[i]].revents & (POLLIN | POLLHUP | POLLERR)))
+                pm_priv_helper_deliver(spec->helpers[i], chan, gen);
+            pm_priv_helper_expire(spec->helpers[i], chan, gen);
         }
+        if (chan_ix >= 0 && chan >= 0 && (pfd[chan_ix].revents & (POLLIN | POLLHUP | POLLERR)))
+            serve_worker(spec, &chan, gen);
     }
     close(sfd);
     return 0;

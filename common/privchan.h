@@ -15,7 +15,13 @@ enum pm_priv_op {
     PM_PRIV_MAILBOX_REPAIR = 4, /* a = address: its mailbox directories made by someone else
                                  * (root) become the store user's -> number fixed */
     PM_PRIV_TLS_PEM = 100,   /* parent -> worker: a = certificate PEM, b = key PEM */
+    PM_PRIV_HELD_FILE = 101, /* parent -> helper: a = path, with its open descriptor (result 0),
+                              * or result -errno when the parent could not open it */
 };
+
+/* An answer's result when the question was not asked because too many of its kind are in
+ * flight (a password check beyond the cap): a temporary failure, like -1. */
+#define PM_PRIV_BUSY (-2)
 
 #define PM_PRIV_MAX_FIELD 16384
 
@@ -28,8 +34,13 @@ struct pm_priv_msg {
 
 /* Frame: id, op, result, len(a), len(b), a, b. Returns 0 or -1. */
 int pm_priv_send(int fd, const struct pm_priv_msg *m);
-/* Reads one frame (blocking or not, as the fd is). 1 = got one, 0 = EOF, -1 = error/EAGAIN. */
+/* Reads one frame (blocking or not, as the fd is). 1 = got one, 0 = EOF, -1 = error/EAGAIN.
+ * A descriptor sent along is discarded. */
 int pm_priv_recv(int fd, struct pm_priv_msg *m);
+/* The same with a descriptor passed along (SCM_RIGHTS): passfd -1 for none; *gotfd is -1
+ * unless one came (then the caller owns it). */
+int pm_priv_send_fd(int fd, const struct pm_priv_msg *m, int passfd);
+int pm_priv_recv_fd(int fd, struct pm_priv_msg *m, int *gotfd);
 void pm_priv_msg_clear(struct pm_priv_msg *m);
 
 /* ---- worker side: asynchronous requests from a libevent loop ---- */
@@ -39,7 +50,8 @@ typedef void (*pm_priv_cb)(int result, void *arg);
 typedef void (*pm_priv_push_cb)(const struct pm_priv_msg *m, void *arg);
 
 struct pm_priv_client *pm_priv_client_new(struct event_base *base, int fd, pm_priv_push_cb push, void *push_arg);
-/* Sends a request; cb runs later with the result (-1 if the parent is gone). Returns a
+/* Sends a request; cb runs later with the result (-1 if the parent is gone, PM_PRIV_BUSY if
+ * the parent did not ask because too many are in flight). Returns a
  * handle for pm_priv_client_cancel (e.g. the session closed meanwhile). */
 uint32_t pm_priv_request(struct pm_priv_client *c, enum pm_priv_op op, const char *a, const char *b, pm_priv_cb cb,
                          void *arg);
@@ -47,6 +59,8 @@ void pm_priv_cancel(struct pm_priv_client *c, uint32_t handle);
 void pm_priv_client_free(struct pm_priv_client *c);
 
 /* ---- parent side ---- */
+struct pm_priv_helper;
+
 struct pm_worker_spec {
     const char *name;                 /* service name for logs */
     struct pm_sandbox sandbox;        /* applied in the child before worker_main */
@@ -54,16 +68,24 @@ struct pm_worker_spec {
      * exit status. Everything the worker needs (listening fds, TLS context) was set up by
      * the parent before the fork and is inherited. */
     int (*worker_main)(int parent_fd, void *arg);
-    /* Runs in the parent for each request; fills reply->result (and a/b if it wants). */
+    /* Runs in the parent for each request that route() gives no helper; fills reply->result
+     * (and a/b if it wants). It must not wait: every other question waits meanwhile. */
     void (*answer)(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
+    /* Optional: the helper process (privhelper.h) that answers req. The parent forwards the
+     * question and goes on; the answer reaches the worker when the helper gives it, so a
+     * slow kind of question (a password hash) never holds up a quick one that another
+     * helper answers. NULL: answer() in the parent. */
+    struct pm_priv_helper *(*route)(const struct pm_priv_msg *req, void *arg);
+    struct pm_priv_helper *const *helpers; /* every helper route() may return, NULL-terminated */
     /* Runs in the parent on SIGHUP; may push messages to the worker with pm_priv_send
      * (worker_fd is -1 while no worker runs: re-read the files for the next one). */
     void (*reload)(int worker_fd, void *arg);
     void *arg;
 };
 
-/* Forks the worker and supervises it: answers its requests, restarts it with backoff when it
- * dies, forwards SIGHUP to reload(), stops it on SIGTERM/SIGINT. Returns the exit status. */
+/* Forks the worker and supervises it: answers its requests (or forwards them to a helper),
+ * restarts it with backoff when it dies, forwards SIGHUP to reload(), stops it on
+ * SIGTERM/SIGINT. Returns the exit status. */
 int pm_privsep_supervise(const struct pm_worker_spec *spec);
 
 #endif

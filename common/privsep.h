@@ -1,24 +1,76 @@
-/* Privilege separation: the steps a process takes before it reads from the network. */
+/* Privilege separation: the steps a process takes before it reads from the network, and the
+ * seccomp profiles that say what each process may still do afterwards. Who runs as what is
+ * common/runas.c's table; this file only applies a row. */
 #ifndef PM_PRIVSEP_H
 #define PM_PRIVSEP_H
 
+struct pm_config;
+
+/* What a sandboxed process may do beyond the base every one of them gets: memory, its own
+ * threads (clone with CLONE_THREAD only), signals to itself only, time, polling, and I/O on
+ * the descriptors it already holds. A call outside its profile kills the process, except
+ * those answered with an error a library can live with (seccomp.c says which). */
+enum pm_seccomp_allow {
+    PM_SC_SOCKET = 1u << 0, /* socket(AF_UNIX/AF_INET/AF_INET6) + connect: the bus, DNS, outbound SMTP */
+    PM_SC_ACCEPT = 1u << 1, /* accept on sockets bound before the drop (listeners, ZeroMQ ROUTERs) */
+    PM_SC_BIND = 1u << 2,   /* bind + listen after the drop */
+    PM_SC_READ = 1u << 3,   /* open read-only, list directories; without it every path is ENOENT */
+    PM_SC_WRITE = 1u << 4,  /* open for writing, create files and directories, sync, truncate */
+    PM_SC_NAMES = 1u << 5,  /* rename, link, unlink, rmdir */
+};
+
+struct pm_seccomp_profile {
+    const char *name; /* for logs */
+    unsigned allow;   /* PM_SC_* */
+};
+
 struct pm_sandbox {
-    const char *user;       /* unprivileged user (and its group) to become, e.g. "postmesh-smtpd" */
-    const char *chroot_dir; /* created (0755, owned by root) if missing; NULL: no chroot */
+    const char *user;       /* unprivileged user to become, e.g. "postmesh-smtpd" */
+    const char *group;      /* group to take instead of the user's own (the mail store's "vmail"); NULL: the user's */
+    const char *chroot_dir; /* kept owned by root (see pm_privsep_drop); NULL: no chroot */
+    const struct pm_seccomp_profile *profile; /* NULL: the one of user's row in the runas table */
 };
 
 /* As root: chroot, chdir("/"), drop supplementary groups, setgid/setuid to the user; then
- * always: no_new_privs and the seccomp allowlist. Without root the first steps are skipped
- * and one log line says so. Returns 0, or -1 (logged) if a step that should work failed. */
+ * always: umask, no_new_privs and the seccomp profile. The chroot directory (created if
+ * missing, with missing parents 0750) must not be a symlink; it is made root's, mode 0755,
+ * or root:<group> 0770 for a profile that writes files there, so the sandboxed user can use
+ * it but never chmod or replace it. Without root the first steps are skipped and one
+ * event=privsep_limited line says so. Returns 0, or -1 (logged) if a step failed. */
 int pm_privsep_drop(const struct pm_sandbox *sb);
+
+/* At a service's start, before it opens anything: state_dir is made if missing (0750).
+ * As root, nothing else to check. Without root
+ * every process of every service would share one uid (a compromised worker could read the
+ * users file, or its parent's and helper's memory), so the service refuses to start unless
+ * the configuration says privsep.allow_unprivileged = true; when it may, it makes itself
+ * non-dumpable (inherited by the helper and worker it forks), so /proc/<pid>/mem and
+ * environ of the parent and helper stay closed to a worker of the same uid. 0, or -1
+ * (logged: the caller exits). */
+int pm_privsep_preflight(const struct pm_config *cfg, const char *service);
 
 /* Look up a user's uid/gid (0 if found). Must run before any chroot. */
 int pm_privsep_lookup(const char *user, unsigned *uid, unsigned *gid);
 
-/* chown -R path to the user, as root only (no-op otherwise). For state a worker must own. */
+/* As root only (no-op otherwise): the entries below path (not path itself: a chroot
+ * directory is pm_privsep_drop's) become user's, with the user's own group. For state one
+ * service owns alone (the queue's LMDB directory). */
 int pm_privsep_chown_tree(const char *path, const char *user);
 
-/* Installs the seccomp allowlist (all threads). Used by pm_privsep_drop. */
+/* As root only (no-op otherwise): for a tree several services share through a group (the
+ * mail store, group vmail): every entry below path gets that group and the owner's read and
+ * write (and search, for directories) bits for it; entries root owns become user's. No
+ * symlink is followed. Other bits and other owners stay as they are. */
+int pm_privsep_share_tree(const char *path, const char *user, const char *group);
+
+/* mkdir -p with mode for every directory it creates (0750 for state). 0 or -1 (errno). */
+int pm_privsep_mkdirs(const char *path, unsigned mode);
+
+/* Installs profile's seccomp filter (every thread, TSYNC). */
+int pm_seccomp_install_profile(const struct pm_seccomp_profile *profile);
+
+/* The lookup helpers' filter (the runas table's "auth" profile), for privhelper.c, which
+ * drops its own way; goes once it drops through pm_privsep_drop. */
 int pm_seccomp_install(void);
 
 #endif

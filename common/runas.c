@@ -4,22 +4,26 @@
 
 #include "config.h"
 
-/* queue: nothing but its LMDB directory; delivery and pop3d: the mail store; everyone else
- * needs no file at all once started, so an empty directory is its whole world. */
-const struct pm_runas pm_runas_table[] = {
-    {"queue", "postmesh", "queue", 0},
-    {"resolver", "postmesh", "empty", 0},
-    {"delivery", "vmail", "mail", 0},
-    {"mta", "postmesh-mta", "empty", 1},
-    {"bouncer", "postmesh", "empty", 0},
-    {"smtpd", "postmesh-smtpd", "empty", 1},
-    {"pop3d", "vmail", "mail", 1}, /* reads and deletes what delivery (vmail) wrote */
-    {NULL, NULL, NULL, 0},
-};
+#define SOCK PM_SC_SOCKET
+#define ACCEPT PM_SC_ACCEPT
+#define FILES (PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES)
 
-/* The accounts scripts/install-deps.sh creates (pop3d's worker is vmail today, so
- * postmesh-pop3d is created but unused). */
-const char *const pm_runas_users[] = {"postmesh", "postmesh-smtpd", "postmesh-mta", "postmesh-pop3d", "vmail", NULL};
+/* queue: nothing but its LMDB directory (written in place, never renamed); delivery and
+ * pop3d: the mail store; everyone else needs no file at all once started, so an empty
+ * directory is its whole world. The queue and the resolver accept: ZeroMQ's I/O thread
+ * accepts on their ROUTERs, bound before the drop. The queue connects nowhere, pop3d has no
+ * bus and the helpers no network: none of them makes a socket. */
+const struct pm_runas pm_runas_table[] = {
+    {"queue", "postmesh-queue", NULL, "queue", 0, {"queue", ACCEPT | PM_SC_READ | PM_SC_WRITE}},
+    {"resolver", "postmesh-resolver", NULL, "empty", 0, {"resolver", SOCK | ACCEPT}},
+    {"delivery", "postmesh-delivery", PM_RUNAS_STORE_GROUP, "mail", 1, {"delivery", SOCK | FILES}},
+    {"mta", "postmesh-mta", NULL, "empty", 1, {"mta", SOCK}},
+    {"bouncer", "postmesh-bouncer", NULL, "empty", 0, {"bouncer", SOCK}},
+    {"smtpd", "postmesh-smtpd", NULL, "empty", 1, {"smtpd", SOCK | ACCEPT}},
+    {"pop3d", "postmesh-pop3d", PM_RUNAS_STORE_GROUP, "mail", 1, {"pop3d", ACCEPT | FILES}},
+    {"auth", "postmesh-auth", NULL, NULL, 0, {"auth", PM_SC_READ}},
+    {NULL, NULL, NULL, NULL, 0, {NULL, 0}},
+};
 
 const struct pm_runas *pm_runas_find(const char *service)
 {
@@ -29,7 +33,32 @@ const struct pm_runas *pm_runas_find(const char *service)
     return NULL;
 }
 
+const struct pm_runas *pm_runas_find_user(const char *user)
+{
+    for (const struct pm_runas *r = pm_runas_table; r->service; r++)
+        if (strcmp(r->user, user) == 0)
+            return r;
+    return NULL;
+}
+
 char *pm_runas_chroot(const struct pm_config *cfg, const struct pm_runas *r, char *dst, size_t size)
 {
+    if (!r->chroot_rel) {
+        if (size)
+            dst[0] = '\0';
+        return dst;
+    }
     return pm_config_state_path(cfg, r->chroot_rel, dst, size);
+}
+
+int pm_runas_sandbox(const struct pm_config *cfg, const char *service, struct pm_sandbox *sb, char *dir,
+                     size_t size)
+{
+    const struct pm_runas *r = pm_runas_find(service);
+    if (!r)
+        return -1;
+    *sb = (struct pm_sandbox){.user = r->user, .group = r->group, .profile = &r->seccomp};
+    if (r->chroot_rel)
+        sb->chroot_dir = pm_runas_chroot(cfg, r, dir, size);
+    return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "bus.h"
 #include "log.h"
+#include "privsep.h"
 #include "service.h"
 
 int pm_service_init(int argc, char **argv, const char *name, unsigned flags, struct pm_config *cfg)
@@ -25,6 +26,10 @@ int pm_service_init(int argc, char **argv, const char *name, unsigned flags, str
         return 2;
     }
     pm_log_set_debug(cfg->debug);
+    if (pm_privsep_preflight(cfg, name) < 0) {
+        pm_config_free(cfg);
+        return 78; /* EX_CONFIG */
+    }
     signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error return, not a death */
     if (flags & PM_SERVICE_BUS)
         pm_bus_security_init(cfg, name);

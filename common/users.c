@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "filestamp.h"
-#include "pinned.h"
+#include "heldfile.h"
 
 #define MAX_LINE 4096
 #define MAX_ADDRESS 320
@@ -226,6 +227,19 @@ static int read_entries(struct pm_users *u, FILE *f, char *err, size_t errsize)
     return 0;
 }
 
+/* Through the descriptor the parent handed over when this process holds the file
+ * (heldfile.h: a helper that dropped root), else by name. */
+static FILE *open_file(const char *path)
+{
+    int fd;
+    if (!pm_heldfile_open(path, &fd))
+        return fopen(path, "re");
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f && fd >= 0)
+        close(fd);
+    return f;
+}
+
 struct pm_users *pm_users_load(const char *path, char *err, size_t errsize)
 {
     struct pm_users *u = calloc(1, sizeof *u);
@@ -234,7 +248,7 @@ struct pm_users *pm_users_load(const char *path, char *err, size_t errsize)
         snprintf(err, errsize, "%s:0: out of memory", path ? path : "");
         return NULL;
     }
-    FILE *f = *u->path ? pm_pinned_fopen(u->path) : NULL; /* pinned: readable after a chroot */
+    FILE *f = *u->path ? open_file(u->path) : NULL;
     if (!f) {
         if (!*u->path || errno == ENOENT)
             return u; /* no file yet: nobody can log in, but that is not an error */
@@ -259,7 +273,7 @@ int pm_users_reload_if_changed(struct pm_users **u, char *err, size_t errsize)
         return -1;
     }
     struct pm_filestamp now;
-    if (pm_filestamp_get((*u)->path, &now) < 0) {
+    if (!pm_heldfile_stamp((*u)->path, &now) && pm_filestamp_get((*u)->path, &now) < 0) {
         snprintf(err, errsize, "%s:0: cannot stat: %s", (*u)->path, strerror(errno));
         return -1;
     }

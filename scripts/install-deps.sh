@@ -10,12 +10,22 @@ libseccomp-dev libcmocka-dev libcrypt-dev
 python3 python3-pytest python3-zmq python3-aiosmtpd
 swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps"
 
-# Unprivileged users the services drop to (privilege separation). Root only; idempotent.
+# Unprivileged users the services drop to (privilege separation), one per service so none
+# can signal or read another (common/runas.c is the table); delivery and pop3d share the
+# mail store through the group vmail. Root only; idempotent: an existing user or group is
+# left as it is, an existing store user only gains the vmail group.
+SERVICE_USERS="postmesh-queue postmesh-resolver postmesh-bouncer postmesh-delivery postmesh-mta
+postmesh-smtpd postmesh-pop3d postmesh-auth"
+STORE_USERS="postmesh-delivery postmesh-pop3d"
 ensure_users() {
     [ "$(id -u)" = 0 ] || return 0
-    for u in postmesh postmesh-smtpd postmesh-mta postmesh-pop3d vmail; do
+    getent group vmail >/dev/null 2>&1 || groupadd --system vmail
+    for u in $SERVICE_USERS; do
         id "$u" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin --user-group "$u"
+    done
+    for u in $STORE_USERS; do
+        id -nG "$u" | tr ' ' '\n' | grep -qx vmail || usermod -a -G vmail "$u"
     done
 }
 

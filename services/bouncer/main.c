@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "privsep.h"
+#include "runas.h"
 #include "service.h"
 #include "worker.h"
 
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
     if (init_rc != 0)
         return init_rc;
     char err[512];
+    struct pm_sandbox sb;
 
     struct event_base *base = event_base_new();
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -54,8 +56,7 @@ int main(int argc, char **argv)
     if (!w) {
         pm_log(PM_ERR, "event=fatal reason=bus endpoint=%s", cfg.queue.endpoint);
         rc = 1;
-    } else if (pm_privsep_drop(&(struct pm_sandbox){
-                   .user = "postmesh", .chroot_dir = pm_config_state_path(&cfg, "empty", err, sizeof err)}) < 0) {
+    } else if (pm_runas_sandbox(&cfg, "bouncer", &sb, err, sizeof err) < 0 || pm_privsep_drop(&sb) < 0) {
         rc = 1; /* least privilege: the bouncer needs only the bus */
     } else {
         pm_log(PM_INFO, "event=started endpoint=%s slots=%d", cfg.queue.endpoint, wc.slots);

@@ -277,7 +277,7 @@ static void on_job(struct pm_job *handle, void *arg)
     /* The DSN goes to the original envelope sender: recipient 0 (job->sender as a fallback). */
     const char *sender = job->n_recipients ? job->recipients[0]->address : job->sender;
     const char *action = job->delay_notice ? "delayed" : "failed";
-    char lv[PM_LOGV_SIZE];
+    char lv[PM_LOGV_SIZE], sv[PM_LOGV_SIZE];
 
     if (!sender || !*sender) {
         /* A failed bounce: notifying nobody is the only way to avoid bounce loops. */
@@ -285,7 +285,7 @@ static void on_job(struct pm_job *handle, void *arg)
                job->n_report);
         for (size_t i = 0; i < job->n_report; i++)
             pm_log(PM_WARN, "event=failed_bounce id=%s rcpt=%s status=%s", qid, PM_LV(lv, job->report[i]->address),
-                   job->report[i]->status);
+                   PM_LOGV(sv, job->report[i]->status));
         send_result(handle, index, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0",
                     "2.0.0 null sender: not bounced, logged");
         return;
@@ -332,16 +332,17 @@ static void on_submit_reply(struct bouncer_worker *w, uint64_t request_id, const
     if (!t) {
         /* Its job was already answered TEMPFAIL: if this says COMMITTED the sender may get
          * the DSN twice (at-least-once), which beats never. */
+        char id[PM_LOGV_SIZE];
         pm_log(PM_WARN, "event=late_submit_reply request=%" PRIu64 " status=%d dsn_id=%s", request_id,
-               (int)r->status, r->queue_id);
+               (int)r->status, PM_LOGV(id, r->queue_id));
         return;
     }
     char lv[PM_LOGV_SIZE], tv[PM_LOGV_SIZE];
     switch (r->status) {
     case POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED: {
-        char text[128];
-        pm_log(PM_INFO, "event=dsn id=%s dsn_id=%s to=%s action=%s", t->queue_id, r->queue_id, PM_LV(lv, t->sender),
-               t->action);
+        char text[128], id[PM_LOGV_SIZE];
+        pm_log(PM_INFO, "event=dsn id=%s dsn_id=%s to=%s action=%s", t->queue_id, PM_LOGV(id, r->queue_id),
+               PM_LV(lv, t->sender), t->action);
         snprintf(text, sizeof text, "2.0.0 DSN queued as %.40s", r->queue_id);
         task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0", text);
         break;

@@ -2,6 +2,7 @@
  * the bus keys; the users file holds password hashes; the services drop to unprivileged
  * users that must exist. And for each service: what it would run as. */
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -17,10 +18,26 @@
 
 static int owner_ok(const struct stat *st) { return st->st_uid == 0 || st->st_uid == geteuid(); }
 
+/* Without root the services refuse to start unless the configuration allows it. */
+static void check_unprivileged(struct cli_check_report *r, const struct pm_config *cfg)
+{
+    if (geteuid() == 0)
+        return;
+    if (cfg->privsep.allow_unprivileged)
+        cli_check_line(r, "warn", "privsep",
+                       "not root and privsep.allow_unprivileged = true: every process runs as uid %d, no chroot "
+                       "(development only)", (int)geteuid());
+    else
+        cli_check_line(r, "FAIL", "privsep",
+                       "not root: the services refuse to start (run as root, or set privsep = { "
+                       "allow_unprivileged = true; } for development)");
+}
+
 void cli_check_state_dir(struct cli_check_report *r, const struct pm_config *cfg)
 {
     struct stat st;
     const char *dir = cfg->state_dir;
+    check_unprivileged(r, cfg); /* once, with the state the services would share */
     if (stat(dir, &st) < 0) {
         if (errno == ENOENT)
             cli_check_line(r, "ok", "state_dir", "%s (created with mode 750 by `postmesh run`)", dir);
@@ -69,24 +86,44 @@ void cli_check_users_file_mode(struct cli_check_report *r, const struct pm_confi
         cli_check_line(r, "ok", "users", "%s: %d users (mode %03o)", path, nusers, mode);
 }
 
-/* Every account the services drop to must exist and must not be root. */
+/* Every account the services drop to must exist, must not be root, and must be one
+ * service's alone; the mail store's group must exist. */
 void cli_check_accounts(struct cli_check_report *r)
 {
     char found[1024] = "";
     size_t o = 0;
     int root = geteuid() == 0;
-    for (const char *const *user = pm_runas_users; *user; user++) {
-        struct passwd *pw = getpwnam(*user);
-        if (!pw)
+    for (const struct pm_runas *ra = pm_runas_table; ra->service; ra++) {
+        struct passwd *pw = getpwnam(ra->user);
+        if (!pw) {
             cli_check_line(r, root ? "FAIL" : "warn", "accounts",
-                           "user %s does not exist%s (scripts/install-deps.sh creates it, as root)", *user,
+                           "user %s does not exist%s (scripts/install-deps.sh creates it, as root)", ra->user,
                            root ? ": services that drop to it will not start" : "; needed when started as root");
-        else if (pw->pw_uid == 0 || pw->pw_gid == 0)
-            cli_check_line(r, "FAIL", "accounts", "user %s has uid/gid 0: dropping to it drops nothing", *user);
+            continue;
+        }
+        uid_t uid = pw->pw_uid; /* getpwnam's buffer is reused below */
+        gid_t gid = pw->pw_gid;
+        const struct pm_runas *other = NULL;
+        for (const struct pm_runas *rb = pm_runas_table; rb < ra; rb++) {
+            struct passwd *pb = getpwnam(rb->user);
+            if (pb && pb->pw_uid == uid)
+                other = rb;
+        }
+        if (uid == 0 || gid == 0)
+            cli_check_line(r, "FAIL", "accounts", "user %s has uid/gid 0: dropping to it drops nothing", ra->user);
+        else if (other)
+            cli_check_line(r, "FAIL", "accounts", "users %s and %s share uid %u: each service needs its own",
+                           other->user, ra->user, (unsigned)uid);
         else if (o < sizeof found)
-            o += (size_t)snprintf(found + o, sizeof found - o, "%s%s (%u)", o ? ", " : "", *user,
-                                  (unsigned)pw->pw_uid);
+            o += (size_t)snprintf(found + o, sizeof found - o, "%s%s (%u)", o ? ", " : "", ra->user, (unsigned)uid);
     }
+    struct group *gr = getgrnam(PM_RUNAS_STORE_GROUP);
+    if (!gr)
+        cli_check_line(r, root ? "FAIL" : "warn", "accounts",
+                       "group %s (the mail store's) does not exist (scripts/install-deps.sh creates it, as root)",
+                       PM_RUNAS_STORE_GROUP);
+    else if (gr->gr_gid == 0)
+        cli_check_line(r, "FAIL", "accounts", "group %s has gid 0", PM_RUNAS_STORE_GROUP);
     if (*found)
         cli_check_line(r, "ok", "accounts", "%s", found);
 }
@@ -133,25 +170,27 @@ void cli_check_runas(struct cli_check_report *r, const struct pm_config *cfg, co
     const struct pm_runas *ra = pm_runas_find(service);
     if (!ra)
         return;
-    char chroot_dir[4096], who[160];
+    char chroot_dir[4096], who[200];
     pm_runas_chroot(cfg, ra, chroot_dir, sizeof chroot_dir);
     struct passwd *pw = getpwnam(ra->user);
-    if (pw)
-        snprintf(who, sizeof who, "%s (uid %u)", ra->user, (unsigned)pw->pw_uid);
-    else
-        snprintf(who, sizeof who, "%s (no such user)", ra->user);
+    int n = pw ? snprintf(who, sizeof who, "%s (uid %u)", ra->user, (unsigned)pw->pw_uid)
+               : snprintf(who, sizeof who, "%s (no such user)", ra->user);
+    if (ra->group && n >= 0 && (size_t)n < sizeof who)
+        snprintf(who + n, sizeof who - (size_t)n, " group %s", ra->group);
     if (geteuid() == 0 && ra->split)
         cli_check_line(r, "ok", service,
-                       "runs as: parent root (binds ports, reads TLS key and users file); workers %s, chroot %s, "
-                       "no_new_privs, seccomp",
-                       who, chroot_dir);
+                       "runs as: parent root (keeps what needs root, supervises; users file lookups by a helper "
+                       "as %s); workers %s, chroot %s, no_new_privs, seccomp profile %s",
+                       pm_runas_find("auth")->user, who, chroot_dir, ra->seccomp.name);
     else if (geteuid() == 0)
-        cli_check_line(r, "ok", service, "runs as: %s, chroot %s, no_new_privs, seccomp", who, chroot_dir);
+        cli_check_line(r, "ok", service, "runs as: %s, chroot %s, no_new_privs, seccomp profile %s", who, chroot_dir,
+                       ra->seccomp.name);
     else {
         pw = getpwuid(geteuid());
         cli_check_line(r, "ok", service,
-                       "runs as: uid %d (%s), no chroot (not root), no_new_privs, seccomp; as root: %s in %s",
-                       (int)geteuid(), pw ? pw->pw_name : "?", who, chroot_dir);
+                       "runs as: uid %d (%s), no chroot (not root), no_new_privs, seccomp profile %s; "
+                       "as root: %s in %s",
+                       (int)geteuid(), pw ? pw->pw_name : "?", ra->seccomp.name, who, chroot_dir);
     }
     if (!strcmp(service, "smtpd"))
         check_ports(r, service, &cfg->smtpd.listen);

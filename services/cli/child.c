@@ -89,7 +89,35 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-/* In the child between fork and exec: a clean process for the service. */
+/* The environment a service gets: what it needs to run and log (PATH, the time zone, the
+ * locale, where its configuration is), and in a test build the test switches; nothing else
+ * of ours (a secret in the operator's shell stays there). */
+static int env_passed(const char *kv)
+{
+    static const char *const exact[] = {"PATH", "TZ", "LANG", "LANGUAGE", "POSTMESH_CONFIG", NULL};
+    static const char *const prefixes[] = {"LC_",
+#ifndef POSTMESH_NO_TEST_HOOKS
+                                           "POSTMESH_TEST_", "POSTMESH_SECCOMP=",
+#endif
+                                           NULL};
+    size_t name = strcspn(kv, "=");
+    if (kv[name] != '=')
+        return 0;
+    for (const char *const *e = exact; *e; e++)
+        if (strlen(*e) == name && strncmp(kv, *e, name) == 0)
+            return 1;
+    for (const char *const *p = prefixes; *p; p++)
+        if (strncmp(kv, *p, strlen(*p)) == 0)
+            return 1;
+    return 0;
+}
+
+#define MAX_ENV 64
+
+/* In the child between fork and exec: a clean process for the service. Its own session
+ * (no controlling terminal: nothing in it can type into the operator's shell with TIOCSTI
+ * or be stopped by the terminal), stdin /dev/null, stdout and stderr the log pipe (no
+ * descriptor of the terminal), no other descriptor of ours, a clean environment. */
 static void exec_child(int wfd, const char *path, const char *config, pid_t parent)
 {
     for (int s = 1; s < NSIG; s++)
@@ -97,19 +125,28 @@ static void exec_child(int wfd, const char *path, const char *config, pid_t pare
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    setpgid(0, 0); /* a terminal's ^C reaches the supervisor only, which stops in order */
+    /* Our process group is its pid, as before, so the supervisor still kills it and the
+     * workers it left behind with kill(-pid); a terminal's ^C reaches the supervisor only,
+     * which stops in order. */
+    if (setsid() < 0)
+        _exit(126);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
         _exit(126); /* the supervisor is already gone */
+    if (wfd <= STDERR_FILENO)
+        wfd = fcntl(wfd, F_DUPFD, STDERR_FILENO + 1); /* dup2 onto itself would keep close-on-exec */
     int null = open("/dev/null", O_RDONLY);
-    if (null >= 0 && null != STDIN_FILENO) {
-        dup2(null, STDIN_FILENO);
-        close(null);
-    }
-    if (dup2(wfd, STDERR_FILENO) < 0)
+    if (wfd < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(wfd, STDOUT_FILENO) < 0 ||
+        dup2(wfd, STDERR_FILENO) < 0)
         _exit(126);
-    close(wfd);
+    close_range(3, ~0U, 0); /* whatever the supervisor inherited or holds: libevent's, a caller's */
+    char *envp[MAX_ENV + 1];
+    int n = 0;
+    for (char **e = environ; *e && n < MAX_ENV; e++)
+        if (env_passed(*e))
+            envp[n++] = *e;
+    envp[n] = NULL;
     char *const argv[] = {(char *)path, (char *)"-c", (char *)config, NULL};
-    execv(path, argv);
+    execve(path, argv, envp);
     dprintf(STDERR_FILENO, "svc=postmesh pid=%d level=error event=exec_failed path=%s error=\"%s\"\n", (int)getpid(),
             path, strerror(errno));
     _exit(127);

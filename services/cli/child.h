@@ -10,8 +10,10 @@ struct event_base;
 /* Called when the process of that generation logs event=started. */
 typedef void (*cli_child_started_fn)(void *arg, unsigned generation);
 
-/* fork + exec "path -c config" in its own process group, stdin from /dev/null, with
- * SIGTERM sent to it if the supervisor dies. Returns the pid or -1 (errno). */
+/* fork + exec "path -c config" in its own session (and process group, pgid = pid), stdin
+ * from /dev/null, stdout and stderr the log pipe, no other inherited descriptor, a clean
+ * environment (child.c says what passes), with SIGTERM sent to it if the supervisor dies.
+ * Returns the pid or -1 (errno). */
 pid_t cli_child_spawn(struct event_base *base, const char *path, const char *config, cli_child_started_fn fn,
                       void *arg, unsigned generation);
 

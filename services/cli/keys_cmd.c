@@ -32,7 +32,7 @@ int cli_keys_init(const struct pm_config *cfg, FILE *out)
         cli_error("%s: cannot create: %s", cfg->state_dir, strerror(errno));
         return -1;
     }
-    if (cli_mkdirs(dir, 0755) < 0) {
+    if (cli_mkdirs(dir, 0755) < 0) { /* public keys: readable, so a reader as the service user can list them */
         cli_error("%s: cannot create: %s", dir, strerror(errno));
         return -1;
     }

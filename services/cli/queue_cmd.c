@@ -1,6 +1,6 @@
 /* `postmesh queue ...` and `postmesh status`: one ControlRequest to queue.control each.
- * Everything printed comes from the network (senders, headers), so control characters are
- * escaped before they reach the operator's terminal. */
+ * Everything printed comes from the network (senders, headers, remote replies), so it is
+ * escaped before it reaches the operator's terminal or a script reading the columns. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,21 +10,49 @@
 
 #include "bus.h"
 #include "cli.h"
+#include "logvalue.h"
 
 #define CONTROL_TIMEOUT_MS 5000
 
 typedef Postmesh__ControlRequest__Command command_t;
 #define CMD(x) POSTMESH__CONTROL_REQUEST__COMMAND__##x
 
-/* Writes s with bytes that would break a line or a column (controls, and space when
- * in_column) as \xNN. */
-static void put_safe(FILE *out, const char *s, int in_column)
+/* Everything printed that came from the queue goes through the log-value escaping
+ * (logvalue.h): bare when harmless, else quoted with \xHH for controls, C1 controls, bytes
+ * that are not UTF-8 and '='. A listing column also escapes space and ','. Values up to
+ * several addresses or a long remote reply are printed whole. */
+#define OUT_VALUE 4096
+
+static void put_value(FILE *out, const char *s, unsigned flags)
 {
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || (in_column && (*p == ' ' || *p == ',')) || *p == '\\')
-            fprintf(out, "\\x%02x", *p);
-        else
-            fputc(*p, out);
+    char v[OUT_VALUE];
+    fputs(pm_logv_mem(v, sizeof v, s, s ? strlen(s) : 0, flags), out);
+}
+
+static void put_path(FILE *out, const char *address)
+{
+    char v[OUT_VALUE];
+    fputs(pm_logv_path(v, sizeof v, address), out);
+}
+
+/* Free text (the header section, the queue's answers): line by line, tab and newline kept. */
+static void put_text(FILE *out, const char *s)
+{
+    char v[OUT_VALUE];
+    size_t len = s ? strlen(s) : 0;
+    while (len) {
+        /* A stored line is at most 1000 octets; a longer run is cut at a character start so
+         * a UTF-8 sequence is never split into "invalid" halves. */
+        const char *nl = memchr(s, '\n', len);
+        size_t n = nl ? (size_t)(nl - s) + 1 : len;
+        if (n > 1000) {
+            n = 1000;
+            while (n > 1 && ((unsigned char)s[n] & 0xc0) == 0x80)
+                n--;
+        }
+        fputs(pm_logv_mem(v, sizeof v, s, n, PM_LOGV_TEXT), out);
+        s += n;
+        len -= n;
     }
 }
 
@@ -78,7 +106,8 @@ static Postmesh__BusMessage *control_call(const struct pm_config *cfg, command_t
     }
     if (!reply->control_reply->ok) {
         const char *t = reply->control_reply->text;
-        cli_error("%s", t && *t ? t : "the queue refused the request");
+        char v[OUT_VALUE];
+        cli_error("%s", t && *t ? pm_logv_mem(v, sizeof v, t, strlen(t), PM_LOGV_TEXT) : "the queue refused the request");
         postmesh__bus_message__free_unpacked(reply, NULL);
         return NULL;
     }
@@ -96,14 +125,14 @@ static void print_list_line(const Postmesh__QueueItem *it, time_t now)
 {
     char age[32];
     format_age(age, sizeof age, (long long)now - (long long)it->arrival_time);
-    put_safe(stdout, it->queue_id, 1);
+    put_value(stdout, it->queue_id, PM_LOGV_TOKEN);
     printf(" %s %llu ", age, (unsigned long long)it->size);
     if (it->sender && *it->sender)
-        put_safe(stdout, it->sender, 1);
+        put_value(stdout, it->sender, PM_LOGV_TOKEN);
     else
         fputs("<>", stdout);
     fputc(' ', stdout);
-    put_safe(stdout, it->state && *it->state ? it->state : "-", 1);
+    put_value(stdout, it->state && *it->state ? it->state : "-", PM_LOGV_TOKEN);
     size_t todo = 0;
     for (size_t i = 0; i < it->n_recipients; i++)
         todo += !is_delivered(it->recipients[i]);
@@ -112,7 +141,7 @@ static void print_list_line(const Postmesh__QueueItem *it, time_t now)
         if (todo && is_delivered(it->recipients[i]))
             continue;
         fputc(first ? ' ' : ',', stdout);
-        put_safe(stdout, it->recipients[i]->address, 1);
+        put_value(stdout, it->recipients[i]->address, PM_LOGV_TOKEN);
         first = 0;
     }
     if (first)
@@ -126,46 +155,48 @@ static void print_show(const Postmesh__QueueItem *it, time_t now)
     format_time(t, sizeof t, it->arrival_time);
     format_age(age, sizeof age, (long long)now - (long long)it->arrival_time);
     printf("id: ");
-    put_safe(stdout, it->queue_id, 0);
-    printf("\narrival: %s (%s ago)\nsize: %llu\nsender: <", t, age, (unsigned long long)it->size);
-    put_safe(stdout, it->sender, 0);
-    printf(">\nclient: ");
-    put_safe(stdout, it->client_address, 0);
+    put_value(stdout, it->queue_id, 0);
+    printf("\narrival: %s (%s ago)\nsize: %llu\nsender: ", t, age, (unsigned long long)it->size);
+    put_path(stdout, it->sender);
+    printf("\nclient: ");
+    put_value(stdout, it->client_address, 0);
     printf("\nhelo: ");
-    put_safe(stdout, it->helo, 0);
+    put_value(stdout, it->helo, 0);
     printf("\nstate: ");
-    put_safe(stdout, it->state, 0);
+    put_value(stdout, it->state, 0);
     fputc('\n', stdout);
     for (size_t i = 0; i < it->n_recipients; i++) {
         const Postmesh__QueueRecipient *r = it->recipients[i];
-        printf("recipient: <");
-        put_safe(stdout, r->address, 0);
-        printf("> state=");
-        put_safe(stdout, r->state, 1);
+        printf("recipient: ");
+        put_path(stdout, r->address);
+        printf(" state=");
+        put_value(stdout, r->state, PM_LOGV_TOKEN);
         printf(" attempts=%u", r->attempts);
         if (r->next_attempt) {
             format_time(t, sizeof t, r->next_attempt);
             printf(" next=%s", t);
         }
         if (r->last_error && *r->last_error) {
-            printf(" error=\"");
-            put_safe(stdout, r->last_error, 0);
-            fputc('"', stdout);
+            printf(" error=");
+            put_value(stdout, r->last_error, 0);
         }
         fputc('\n', stdout);
     }
     /* The header section as stored: CRLF lines, printed with plain newlines. */
     printf("\n");
-    for (const char *p = it->headers ? it->headers : ""; *p; p++) {
-        if (*p == '\r' && p[1] == '\n')
-            continue;
-        if (*p == '\n' || *p == '\t' || ((unsigned char)*p >= 0x20 && *p != 0x7f))
-            fputc(*p, stdout);
-        else
-            printf("\\x%02x", (unsigned char)*p);
+    size_t hlen = it->headers ? strlen(it->headers) : 0;
+    char *h = malloc(hlen + 1);
+    size_t o = 0;
+    for (size_t i = 0; h && i < hlen; i++)
+        if (!(it->headers[i] == '\r' && it->headers[i + 1] == '\n'))
+            h[o++] = it->headers[i];
+    if (h) {
+        h[o] = '\0';
+        put_text(stdout, h);
+        if (o && h[o - 1] != '\n')
+            fputc('\n', stdout);
+        free(h);
     }
-    if (it->headers && *it->headers && it->headers[strlen(it->headers) - 1] != '\n')
-        fputc('\n', stdout);
 }
 
 /* Queue ids are 16 hex digits; anything else is a typo, not a question for the queue. */
@@ -228,7 +259,7 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
             rc = CLI_FAIL;
         }
     } else {
-        put_safe(stdout, cr->text && *cr->text ? cr->text : "ok", 0);
+        put_text(stdout, cr->text && *cr->text ? cr->text : "ok");
         fputc('\n', stdout);
     }
     postmesh__bus_message__free_unpacked(reply, NULL);
@@ -246,7 +277,7 @@ int cli_cmd_status(const struct pm_config *cfg, int argc, char **argv)
     if (!reply)
         return CLI_FAIL;
     printf("queue: %s ", cfg->queue.control);
-    put_safe(stdout, reply->control_reply->text, 0);
+    put_text(stdout, reply->control_reply->text);
     fputc('\n', stdout);
     postmesh__bus_message__free_unpacked(reply, NULL);
     return CLI_OK;

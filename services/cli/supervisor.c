@@ -20,6 +20,7 @@
 #include "child.h"
 #include "cli.h"
 #include "log.h"
+#include "privsep.h"
 #include "selfsigned.h"
 #include "services.h"
 
@@ -323,6 +324,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 /* state_dir and the TLS pair before anything starts. */
 static int prepare(const struct pm_config *cfg)
 {
+    if (pm_privsep_preflight(cfg, "run") < 0)
+        return -1; /* each service would refuse on its own; say it once, before starting any */
     if (cli_mkdirs(cfg->state_dir, 0750) < 0) {
         pm_log(PM_ERR, "event=setup_failed state_dir=%s error=\"%s\"", cfg->state_dir, strerror(errno));
         return -1;

@@ -155,7 +155,7 @@ int delivery_maildir_write(const char *maildir, const char *name, const char *he
     snprintf(dst, sizeof dst, "%s/new/%s", maildir, name);
     snprintf(dir, sizeof dir, "%s/new", maildir);
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660); /* the store group's too */
     if (fd < 0)
         return neg_errno();
     int err = 0;

@@ -17,6 +17,7 @@
 #include "postmaster.h"
 #include "privchan.h"
 #include "privsep.h"
+#include "runas.h"
 #include "service.h"
 #include "users.h"
 
@@ -70,7 +71,7 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
     struct delivery_parent *p = arg;
     reply->result = -1;
     if (req->op == PM_PRIV_MAILBOX_REPAIR) { /* root's job, done here: nothing secret involved */
-        pm_mailroot_answer_repair(p->mail_dir, DELIVERY_WORKER_USER, req, reply);
+        pm_mailroot_answer_repair(p->mail_dir, p->sandbox.user, req, reply);
         return;
     }
     if (req->op != PM_PRIV_RCPT_EXISTS) {
@@ -86,16 +87,20 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
     pm_priv_helper_ask(p->helper, req, reply, HELPER_TIMEOUT_MS);
 }
 
-/* The store belongs to vmail, the only user that writes there. */
+/* The store is shared with pop3d through its group; the worker is delivery's own user. */
 static int prepare_store(struct delivery_parent *p)
 {
-    return pm_mailroot_prepare(p->cfg, DELIVERY_WORKER_USER, p->mail_dir, sizeof p->mail_dir, p->mail_root,
+    if (pm_runas_sandbox(p->cfg, "delivery", &p->sandbox, p->mail_dir, sizeof p->mail_dir) < 0)
+        return -1;
+    return pm_mailroot_prepare(p->cfg, p->sandbox.user, p->mail_dir, sizeof p->mail_dir, p->mail_root,
                                sizeof p->mail_root);
 }
 
+#ifndef POSTMESH_NO_TEST_HOOKS
 /* POSTMESH_TEST_DELIVERY_STALL=<seconds>[:tmp|:new] — test-only: sleep after the tmp/ file
  * is synced (tmp) or after it is linked into new/ (new, the default), before the result is
- * reported, so an integration test can SIGKILL the worker in the middle of a job. */
+ * reported, so an integration test can SIGKILL the worker in the middle of a job. A release
+ * build (-DPOSTMESH_NO_TEST_HOOKS) has no such switch. */
 static void read_test_stall(void)
 {
     const char *e = getenv("POSTMESH_TEST_DELIVERY_STALL");
@@ -106,6 +111,9 @@ static void read_test_stall(void)
     delivery_maildir_set_stall(seconds, at_new);
     pm_log(PM_WARN, "event=test_stall seconds=%u at=%s", seconds, at_new ? "new" : "tmp");
 }
+#else
+static void read_test_stall(void) {}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -120,14 +128,17 @@ int main(int argc, char **argv)
     int rc = 1;
     if (prepare_store(&parent) == 0) {
         /* Forked now: this process never reads the users file. */
+        if (cfg.users_file && cfg.users_file[0])
+            parent.helper_files[0] = cfg.users_file;
         parent.helper_spec = (struct pm_helper_spec){.name = "delivery-users", .open = helper_open,
-                                                     .answer = helper_answer, .arg = cfg.users_file};
+                                                     .answer = helper_answer, .arg = cfg.users_file,
+                                                     .files = parent.helper_files, .user = PM_PRIV_HELPER_USER};
         parent.helper = pm_priv_helper_start(&parent.helper_spec);
     }
     if (parent.helper) {
         struct pm_worker_spec spec = {
             .name = "delivery",
-            .sandbox = {.user = DELIVERY_WORKER_USER, .chroot_dir = parent.mail_dir},
+            .sandbox = parent.sandbox,
             .worker_main = delivery_worker_main,
             .answer = answer,
             .arg = &parent,

@@ -1,7 +1,7 @@
 /* The unprivileged delivery worker: forked by the parent (parent.h), already chrooted into
- * the mail store as vmail and under seccomp when this runs. Takes WORKER_DELIVERY jobs from
- * the queue, has the parent confirm each recipient is a user, writes each copy into its
- * Maildir and answers one result per recipient. */
+ * the mail store as postmesh-delivery (group vmail) and under seccomp when this runs. Takes
+ * WORKER_DELIVERY jobs from the queue, has the parent confirm each recipient is a user,
+ * writes each copy into its Maildir and answers one result per recipient. */
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -72,7 +72,7 @@ static void ignore_answer(int result, void *arg)
 }
 
 /* A mailbox we may not write to was made by someone else (root, by hand): the parent hands
- * it to vmail, and the queue's retry finds it writable. */
+ * it to the store group, and the queue's retry finds it writable. */
 static void ask_repairs(struct delivery *d, const struct delivery_job *job)
 {
     for (size_t i = 0; i < job->nrcpt; i++)

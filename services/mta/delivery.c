@@ -125,15 +125,15 @@ static void fail_all(struct mta_delivery *d, Status st, const char *dsn, const c
 
 static void log_result(const struct mta_delivery *d, const struct rcpt *r)
 {
-    char to[PM_LOGV_SIZE], reply[PM_LOGV_SIZE];
+    char to[PM_LOGV_SIZE], reply[PM_LOGV_SIZE], relay[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE];
     double delay = d->job->arrival_time ? difftime(time(NULL), (time_t)d->job->arrival_time) : 0;
     const char *event = r->status == DELIVERED                                    ? "delivered"
                         : r->status == TEMPFAIL                                   ? "deferred"
                         : r->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED ? "returned"
                                                                                   : "bounced";
     pm_log(PM_INFO, "event=%s id=%s to=%s relay=%s dsn=%s delay=%.0f%s%s%s reply=%s", event, d->job->queue_id,
-           PM_LV(to, r->address), r->relay[0] ? r->relay : "none", r->dsn, delay, r->tls[0] ? " tls=\"" : "",
-           r->tls, r->tls[0] ? "\"" : "", PM_LV(reply, r->text));
+           PM_LV(to, r->address), r->relay[0] ? PM_LOGV(relay, r->relay) : "none", PM_LOGV(dsn, r->dsn), delay,
+           r->tls[0] ? " tls=\"" : "", r->tls, r->tls[0] ? "\"" : "", PM_LV(reply, r->text));
 }
 
 static void end_session(struct mta_delivery *d)
@@ -253,9 +253,11 @@ static void fold_session(struct mta_delivery *d)
             break;
         }
     }
-    if (sm->loop)
-        pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s reason=\"%s\" best_mx=%s", d->job->queue_id,
-               d->domain, relay, sm->error, t->best ? "yes" : "no");
+    if (sm->loop) {
+        char dom[PM_LOGV_SIZE], rel[PM_LOGV_SIZE], why[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s reason=%s best_mx=%s", d->job->queue_id,
+               PM_LOGV(dom, d->domain), PM_LOGV(rel, relay), PM_LOGV(why, sm->error), t->best ? "yes" : "no");
+    }
 }
 
 static void on_session_done(struct mta_session *s, void *arg)
@@ -265,9 +267,11 @@ static void on_session_done(struct mta_session *s, void *arg)
     const char *relay = mta_session_relay(s);
     fold_session(d);
     int retry_plain = mta_session_tls_failed(s) && !t->plain && !d->env.cfg->mta.tls_verify;
-    if (d->smtp.error[0])
-        pm_log(PM_INFO, "event=attempt_failed id=%s relay=%s reason=\"%s\"%s", d->job->queue_id, relay, d->smtp.error,
-               retry_plain ? " retry=plaintext" : "");
+    if (d->smtp.error[0]) {
+        char rel[PM_LOGV_SIZE], why[PM_LOGV_SIZE];
+        pm_log(PM_INFO, "event=attempt_failed id=%s relay=%s reason=%s%s", d->job->queue_id, PM_LOGV(rel, relay),
+               PM_LOGV(why, d->smtp.error), retry_plain ? " retry=plaintext" : "");
+    }
     end_session(d);
     if (retry_plain)
         t->plain = 1; /* same address again, in the clear */
@@ -292,8 +296,9 @@ static void deadline_reached(struct mta_delivery *d)
         snprintf(text, sizeof text, "4.4.7 delivery time limit reached%s",
                  d->resolve_handle ? " waiting for the MX lookup" : "");
     }
-    pm_log(PM_INFO, "event=deadline id=%s domain=%s tried=%d reason=\"%s\"", d->job->queue_id, d->domain, d->cur,
-           text);
+    char dom[PM_LOGV_SIZE], why[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=deadline id=%s domain=%s tried=%d reason=%s", d->job->queue_id, PM_LOGV(dom, d->domain),
+           d->cur, PM_LOGV(why, text));
     fail_all(d, TEMPFAIL, "4.4.7", text);
     complete(d);
 }
@@ -361,8 +366,9 @@ static void next_attempt(struct mta_delivery *d)
         .done = on_session_done,
         .arg = d,
     };
-    pm_log(PM_DEBUG, "event=connecting id=%s host=%s ip=%s port=%d rcpts=%d tls=%s", d->job->queue_id, t->host, t->ip,
-           p.port, n, d->smtp.tls_allowed ? "may" : "no");
+    char host[PM_LOGV_SIZE], ip[PM_LOGV_SIZE];
+    pm_log(PM_DEBUG, "event=connecting id=%s host=%s ip=%s port=%d rcpts=%d tls=%s", d->job->queue_id,
+           PM_LOGV(host, t->host), PM_LOGV(ip, t->ip), p.port, n, d->smtp.tls_allowed ? "may" : "no");
     d->session = mta_session_start(&p);
     if (!d->session)
         abort();
@@ -404,8 +410,10 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
         for (size_t a = 0; a < m->n_addresses; a++) {
             if (!mta_self_is_listener(d->env.self, m->addresses[a], port))
                 continue;
-            pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s[%s]:%d preference=%u reason=our_listener",
-                   d->job->queue_id, d->domain, m->name, m->addresses[a], port, m->preference);
+            char dom[PM_LOGV_SIZE], rel[PM_LOGV_SIZE], relv[PM_LOGV_SIZE];
+            snprintf(rel, sizeof rel, "%s[%s]:%d", m->name, m->addresses[a], port);
+            pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s preference=%u reason=our_listener",
+                   d->job->queue_id, PM_LOGV(dom, d->domain), PM_LOGV(relv, rel), m->preference);
             while (usable > 0 && reply->hosts[usable - 1]->preference >= m->preference)
                 usable--;
             break;
@@ -490,8 +498,9 @@ struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__Bus
         if (mta_self_is_listener(env->self, ip, (int)env->cfg->mta.remote_port)) {
             char text[MTA_TEXT_MAX];
             loop_text(d, "5.4.6", text, sizeof text);
+            char dom[PM_LOGV_SIZE];
             pm_log(PM_WARN, "event=mail_loop id=%s domain=%s relay=%s:%lld reason=our_listener", d->job->queue_id,
-                   d->domain, ip, env->cfg->mta.remote_port);
+                   PM_LOGV(dom, d->domain), ip, env->cfg->mta.remote_port);
             fail_all(d, PERMFAIL, "5.4.6", text);
         } else {
             snprintf(d->targets[0].host, sizeof d->targets[0].host, "%s", d->domain);

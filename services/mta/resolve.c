@@ -102,7 +102,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     while (expired) {
         struct pending *p = expired;
         expired = p->next;
-        pm_log(PM_WARN, "event=resolver_timeout domain=%s sent=%d", p->domain, p->sent);
+        char dom[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=resolver_timeout domain=%s sent=%d", PM_LOGV(dom, p->domain), p->sent);
         p->cb(NULL, p->sent ? "resolver did not answer in time" : "resolver not reachable", p->arg);
         free(p);
     }

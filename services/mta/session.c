@@ -117,7 +117,8 @@ static void tls_established(struct mta_session *s)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
     snprintf(s->tls, sizeof s->tls, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
-    pm_log(PM_INFO, "event=tls id=%s relay=%s version=%s cipher=%s verified=%s", s->qid, s->relay,
+    char relay[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=tls id=%s relay=%s version=%s cipher=%s verified=%s", s->qid, PM_LOGV(relay, s->relay),
            SSL_get_version(ssl), SSL_get_cipher_name(ssl),
            s->p.tls_verify && SSL_get_verify_result(ssl) == X509_V_OK ? "yes" : "no");
     mta_smtp_tls_ready(s->p.smtp, bufferevent_get_output(s->bev));

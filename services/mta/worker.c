@@ -108,8 +108,9 @@ static void pump(struct mta_worker *w)
         push(&w->running, s);
         Postmesh__BusMessage *msg = s->msg;
         s->msg = NULL;
+        char dom[PM_LOGV_SIZE];
         pm_log(PM_DEBUG, "event=job_start id=%s job=%llu domain=%s nrcpt=%zu", msg->job->queue_id,
-               (unsigned long long)msg->job->job_id, s->domain, msg->job->n_recipients);
+               (unsigned long long)msg->job->job_id, PM_LOGV(dom, s->domain), msg->job->n_recipients);
         /* The deadline counts from the job's arrival, not from its start here. */
         uint64_t margin = s->job->lease_ms / 4 < LEASE_MARGIN_MS ? s->job->lease_ms / 4 : LEASE_MARGIN_MS;
         uint64_t deadline = s->job->deadline_ms - margin;
@@ -163,8 +164,9 @@ static void on_job(struct pm_job *job, void *arg)
     snprintf(s->domain, sizeof s->domain, "%s", dom);
     for (char *p = s->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
+    char domv[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=job id=%s job=%llu domain=%s nrcpt=%zu size=%zu", j->queue_id,
-           (unsigned long long)j->job_id, s->domain, j->n_recipients, j->body.len);
+           (unsigned long long)j->job_id, PM_LOGV(domv, s->domain), j->n_recipients, j->body.len);
     s->msg = pm_job_take_message(job);
     push(&w->backlog, s);
     pump(w);

@@ -1,7 +1,8 @@
 /* postmesh-pop3d: POP3 (RFC 1939) with CAPA, STLS, AUTH PLAIN and implicit TLS over the
  * Maildir store that postmesh-delivery writes. A privileged parent (parent.h) opens the
  * sockets and has passwords checked; one unprivileged worker (worker.c), chrooted into the
- * store as vmail and confined by seccomp, runs every session. */
+ * store as postmesh-pop3d (group vmail, runas.c) and confined by seccomp, runs every
+ * session. */
 #include "config.h"
 #include "parent.h"
 #include "service.h"
@@ -18,9 +19,11 @@ int main(int argc, char **argv)
     if (pop3_parent_init(&parent, &cfg) == 0) {
         struct pm_worker_spec spec = {
             .name = "pop3d",
-            .sandbox = {.user = POP3_WORKER_USER, .chroot_dir = parent.mail_dir},
+            .sandbox = parent.sandbox,
             .worker_main = pop3_worker_main,
             .answer = pop3_parent_answer,
+            .route = pop3_parent_route,
+            .helpers = parent.helpers,
             .reload = pop3_parent_reload,
             .arg = &parent,
         };

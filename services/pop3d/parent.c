@@ -10,10 +10,9 @@
 #include "net.h"
 #include "passdb.h"
 #include "privsep.h"
+#include "runas.h"
 #include "tls_server.h"
 #include "tlspem.h"
-
-#define HELPER_TIMEOUT_MS 10000 /* a password hash takes milliseconds; this is a stuck helper */
 
 static void *helper_open(void *arg) { return pop3_passdb_open(arg); }
 
@@ -47,10 +46,13 @@ static int open_listeners(struct pop3_parent *p)
     return 0;
 }
 
-/* The store belongs to vmail: the worker reads, renames and deletes there as vmail. */
+/* The store is shared with delivery through its group: the worker reads, renames and
+ * deletes there as its own user (runas.c). */
 static int prepare_store(struct pop3_parent *p)
 {
-    return pm_mailroot_prepare(p->cfg, POP3_WORKER_USER, p->mail_dir, sizeof p->mail_dir, p->mail_root,
+    if (pm_runas_sandbox(p->cfg, "pop3d", &p->sandbox, p->mail_dir, sizeof p->mail_dir) < 0)
+        return -1;
+    return pm_mailroot_prepare(p->cfg, p->sandbox.user, p->mail_dir, sizeof p->mail_dir, p->mail_root,
                                sizeof p->mail_root);
 }
 
@@ -73,9 +75,13 @@ int pop3_parent_init(struct pop3_parent *p, const struct pm_config *cfg)
     if (prepare_store(p) < 0 || open_listeners(p) < 0)
         return -1;
     /* Forked now: this process never reads the users file. */
-    p->helper_spec = (struct pm_helper_spec){.name = "pop3d-passdb", .open = helper_open,
-                                             .answer = helper_answer, .arg = cfg->users_file};
+    if (cfg->users_file && cfg->users_file[0])
+        p->helper_files[0] = cfg->users_file;
+    p->helper_spec = (struct pm_helper_spec){.name = "pop3d-passdb", .open = helper_open, .answer = helper_answer,
+                                             .arg = cfg->users_file, .files = p->helper_files,
+                                             .user = PM_PRIV_HELPER_USER, .max_pending = POP3_AUTH_IN_FLIGHT};
     p->helper = pm_priv_helper_start(&p->helper_spec);
+    p->helpers[0] = p->helper;
     return p->helper ? 0 : -1;
 }
 
@@ -88,19 +94,21 @@ void pop3_parent_free(struct pop3_parent *p)
     memset(p, 0, sizeof *p);
 }
 
+struct pm_priv_helper *pop3_parent_route(const struct pm_priv_msg *req, void *arg)
+{
+    struct pop3_parent *p = arg;
+    return req->op == PM_PRIV_AUTH ? p->helper : NULL;
+}
+
 void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
 {
     struct pop3_parent *p = arg;
     reply->result = -1;
     if (req->op == PM_PRIV_MAILBOX_REPAIR) { /* root's job, done here: nothing secret involved */
-        pm_mailroot_answer_repair(p->mail_dir, POP3_WORKER_USER, req, reply);
+        pm_mailroot_answer_repair(p->mail_dir, p->sandbox.user, req, reply);
         return;
     }
-    if (req->op != PM_PRIV_AUTH) {
-        pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
-        return;
-    }
-    pm_priv_helper_ask(p->helper, req, reply, HELPER_TIMEOUT_MS);
+    pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
 }
 
 void pop3_parent_reload(int worker_fd, void *arg)

@@ -1,5 +1,10 @@
-/* Session I/O and lifecycle: accepting, reading bounded command lines, replies, timeouts,
- * the login delay timer, streaming messages with back-pressure, STLS, and teardown. */
+/* Session I/O and lifecycle: accepting (with the per-address limit), reading bounded command
+ * lines, replies, timeouts, the login delay timer, streaming messages with back-pressure,
+ * STLS, and teardown.
+ *
+ * Three clocks, as in smtpd: the read timeout (pop3d.timeout) catches a silent client; a
+ * command must be complete within pop3d.timeout of the previous one however its bytes
+ * trickle in; and a session ends after POP3_SESSION_TIMEOUTS periods whatever it does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -9,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clients.h"
 #include "log.h"
 #include "net.h"
 #include "session_int.h"
@@ -32,17 +39,38 @@ void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     evbuffer_add(out, "\r\n", 2);
 }
 
+static long long mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (long long)ts.tv_sec;
+}
+
+/* The next command must be complete by now + timeout, however slowly its bytes come. */
+static void command_deadline(struct pop3_session *s) { s->deadline = mono_s() + s->srv->cfg->pop3d.timeout; }
+
+void pop3_auth_over(struct pop3_session *s)
+{
+    pop3_passdb_cancel(s->authreq); /* an answer now would find nobody to talk to */
+    s->authreq = NULL;
+    if (s->auth_running)
+        pm_clients_auth_end(s->srv->clients, s->peer);
+    s->auth_running = 0;
+}
+
 static void session_free(struct pop3_session *s)
 {
     struct pop3_server *srv = s->srv;
     char uv[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=disconnect session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, s->login));
-    pop3_passdb_cancel(s->authreq);
+    pop3_auth_over(s);
     free(s->checking_user);
     if (s->delay_ev)
         event_free(s->delay_ev);
     if (s->free_ev)
         event_free(s->free_ev);
+    if (s->limit_ev)
+        event_free(s->limit_ev);
     if (s->stream_fd >= 0)
         close(s->stream_fd);
     pop3_maildrop_close(s->drop); /* releases the lock; nothing is deleted */
@@ -57,6 +85,7 @@ static void session_free(struct pop3_session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    pm_clients_disconnect(srv->clients, s->peer, time(NULL));
     free(s);
 }
 
@@ -71,8 +100,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 static void schedule_free(struct pop3_session *s)
 {
     s->state = ST_CLOSING;
-    pop3_passdb_cancel(s->authreq); /* an answer now would find nobody to talk to */
-    s->authreq = NULL;
+    pop3_auth_over(s);
     bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     event_active(s->free_ev, EV_TIMEOUT, 0);
 }
@@ -159,6 +187,7 @@ static void process_input(struct pop3_session *s)
         line[len] = '\0';
         handle_line(s, line, len);
         explicit_bzero(line, len); /* may have held a password */
+        command_deadline(s);
     }
 }
 
@@ -166,6 +195,7 @@ void pop3_resume_input(struct pop3_session *s)
 {
     if (s->state == ST_CLOSING)
         return;
+    command_deadline(s);
     bufferevent_enable(s->bev, EV_READ);
     process_input(s);
 }
@@ -185,8 +215,7 @@ static void on_delay(evutil_socket_t fd, short what, void *arg)
         pop3_close_after_reply(s);
         return;
     }
-    bufferevent_enable(s->bev, EV_READ);
-    process_input(s);
+    pop3_resume_input(s);
 }
 
 void pop3_delay_reply(struct pop3_session *s, const char *reply, int close_after)
@@ -231,6 +260,7 @@ static void stream_fill(struct pop3_session *s)
             evbuffer_add(out, buf, n);
             stream_end(s);
             s->wait = WAIT_NONE;
+            command_deadline(s);
             bufferevent_enable(s->bev, EV_READ);
             return;
         }
@@ -253,8 +283,35 @@ void pop3_stream_start(struct pop3_session *s, int fd, long body_lines)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct pop3_session *s = arg;
-    if (bev == s->bev)
-        process_input(s);
+    if (bev != s->bev)
+        return;
+    if (s->state != ST_CLOSING && (s->wait == WAIT_NONE || s->wait == WAIT_AUTH_RESPONSE) && mono_s() > s->deadline) {
+        /* Bytes keep coming, never a whole command: the read timeout would never fire. */
+        pm_log(PM_INFO, "event=timeout session=%llu client=%s reason=deadline", s->id, s->client);
+        pop3_reply(s, "-ERR autologout: command not completed in time");
+        pop3_close_after_reply(s);
+        return;
+    }
+    process_input(s);
+}
+
+/* The session's absolute deadline. Mid-stream there is no way to say -ERR: the connection
+ * just ends (no UPDATE: nothing is deleted). */
+static void on_limit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pop3_session *s = arg;
+    if (s->state == ST_CLOSING)
+        return;
+    pm_log(PM_INFO, "event=timeout session=%llu client=%s reason=session_limit seconds=%lld", s->id, s->client,
+           POP3_SESSION_LIMIT(s->srv->cfg));
+    if (s->wait == WAIT_STREAM) {
+        schedule_free(s);
+        return;
+    }
+    pop3_reply(s, "-ERR [SYS/TEMP] session time limit reached");
+    pop3_close_after_reply(s);
 }
 
 static void start_tls_now(struct pop3_session *s);
@@ -299,7 +356,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != ST_CLOSING) {
-        pm_log(PM_INFO, "event=timeout session=%llu client=%s", s->id, s->client);
+        pm_log(PM_INFO, "event=timeout session=%llu client=%s reason=idle", s->id, s->client);
         pop3_reply(s, "-ERR autologout: idle for too long");
         pop3_close_after_reply(s);
         return;
@@ -309,7 +366,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (e) {
             char buf[256];
             ERR_error_string_n(e, buf, sizeof buf);
-            pm_log(PM_INFO, "event=tls_error session=%llu client=%s error=\"%s\"", s->id, s->client, buf);
+            char v[PM_LOGV_SIZE];
+            pm_log(PM_INFO, "event=tls_error session=%llu client=%s error=%s", s->id, s->client, PM_LOGV(v, buf));
         }
     }
     if (s->state != ST_CLOSING)
@@ -366,8 +424,18 @@ static void start_tls_now(struct pop3_session *s)
         return;
     }
     setup_bev(s);
+    command_deadline(s);
     s->have_user = 0; /* RFC 2595: forget what was said before TLS */
     s->wait = WAIT_NONE;
+}
+
+/* Refused before a session exists: one line (plain listeners only), then close. */
+static void refuse(evutil_socket_t fd, const char *ip, int implicit_tls, const char *line, const char *reason)
+{
+    if (!implicit_tls && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        (void)0; /* best effort */
+    close(fd);
+    pm_log(PM_WARN, "event=connection_refused client=%s reason=%s", ip, reason);
 }
 
 void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int implicit_tls)
@@ -375,33 +443,46 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
     char ip[64];
     pm_sockaddr_ip(sa, ip, sizeof ip);
     if (srv->nsessions >= srv->cfg->pop3d.max_connections || (implicit_tls && !srv->tls)) {
-        static const char busy[] = "-ERR [SYS/TEMP] too many connections, try again later\r\n";
-        if (!implicit_tls && send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-            (void)0; /* best effort */
-        close(fd);
-        pm_log(PM_WARN, "event=connection_refused client=%s reason=max_connections", ip);
+        refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections, try again later\r\n", "max_connections");
+        return;
+    }
+    enum pm_client_verdict verdict;
+    struct pm_client *peer = pm_clients_connect(srv->clients, ip, time(NULL), &verdict);
+    if (!peer) {
+        if (verdict == PM_CLIENT_TOO_MANY)
+            refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections from your address\r\n",
+                   "max_connections_per_ip");
+        else
+            refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many clients, try again later\r\n",
+                   verdict == PM_CLIENT_TABLE_FULL ? "client_table_full" : "no_memory");
         return;
     }
     struct pop3_session *s = calloc(1, sizeof *s);
     if (!s) {
+        pm_clients_disconnect(srv->clients, peer, time(NULL));
         close(fd);
         return;
     }
     s->srv = srv;
+    s->peer = peer;
     s->id = ++srv->next_id;
     s->fd = fd;
     s->stream_fd = -1;
     snprintf(s->ip, sizeof s->ip, "%s", ip);
     snprintf(s->client, sizeof s->client, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, pm_sockaddr_port(sa));
     s->free_ev = event_new(srv->base, -1, 0, on_free, s);
+    s->limit_ev = evtimer_new(srv->base, on_limit, s);
     s->bev = implicit_tls ? tls_bev(s) : bufferevent_socket_new(srv->base, fd, BEV_OPT_DEFER_CALLBACKS);
-    if (!s->bev || !s->free_ev) {
+    if (!s->bev || !s->free_ev || !s->limit_ev) {
         if (s->free_ev)
             event_free(s->free_ev);
+        if (s->limit_ev)
+            event_free(s->limit_ev);
         if (s->bev)
             bufferevent_free(s->bev);
         if (!s->bev_owns_fd)
             close(fd);
+        pm_clients_disconnect(srv->clients, peer, time(NULL));
         free(s);
         return;
     }
@@ -411,6 +492,9 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
     srv->sessions = s;
     srv->nsessions++;
     setup_bev(s);
+    command_deadline(s);
+    struct timeval limit = {(time_t)POP3_SESSION_LIMIT(srv->cfg), 0};
+    evtimer_add(s->limit_ev, &limit);
     pm_log(PM_INFO, "event=connect session=%llu client=%s tls=%d", s->id, s->client, implicit_tls);
     pop3_reply(s, "+OK %s POP3 server ready", srv->cfg->hostname);
 }

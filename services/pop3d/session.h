@@ -8,9 +8,19 @@
 
 #include "config.h"
 
+/* Password checks of one client address running at once (beyond: -ERR [SYS/TEMP]), so one
+ * address cannot take every turn at the password helper (parent.h caps the worker). */
+#define POP3_AUTH_PER_CLIENT 4
+/* Without pop3d.session_timeout, a session lasts at most this many pop3d.timeout periods
+ * (1 hour by default), however busy: a client that keeps a session (and a mailbox lock)
+ * forever holds a slot forever. */
+#define POP3_SESSION_TIMEOUTS 6
+#define POP3_SESSION_LIMIT(cfg) ((cfg)->pop3d.session_timeout ? (cfg)->pop3d.session_timeout \
+                                                               : (cfg)->pop3d.timeout * POP3_SESSION_TIMEOUTS)
+
 struct event_base;
 struct pm_priv_client;
-struct pop3_authfail;
+struct pm_clients;
 struct pop3_session;
 
 struct pop3_server {
@@ -19,7 +29,7 @@ struct pop3_server {
     SSL_CTX *tls; /* NULL: no STLS and no pop3s */
     struct pm_priv_client *priv;  /* password checks by the privileged parent */
     char mail_root[4096];         /* the mail store as this process sees it (mailroot.h) */
-    struct pop3_authfail *fails;
+    struct pm_clients *clients;   /* per client address: connections, logins in flight, lockout */
     long nsessions;
     unsigned long long next_id;
     struct pop3_session *sessions;

@@ -1,12 +1,13 @@
 /* The AUTHORIZATION state: CAPA, STLS, USER/PASS, AUTH PLAIN, and the login itself with
- * its uniform failure answer, delay, per-IP lockout and the exclusive mailbox lock. */
+ * its uniform failure answer, delay, per-IP lockout, the cap on password checks in flight
+ * (per address here, for the worker in the parent) and the exclusive mailbox lock. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "authfail.h"
+#include "clients.h"
 #include "log.h"
 #include "mailroot.h"
 #include "mailstore.h"
@@ -59,7 +60,7 @@ static void open_mailbox(struct pop3_session *s, const char *user)
     if (rc != POP3_DROP_OK) {
         int err = errno;
         pm_log(PM_ERR, "event=mailbox_error session=%llu user=%s error=\"%s\"", s->id, PM_LV(uv, user), strerror(err));
-        /* Made by someone else (root, by hand)? The parent hands it to vmail for next time. */
+        /* Made by someone else (root, by hand)? The parent hands it back to the store's users for next time. */
         if (err == EACCES || err == EPERM)
             pm_priv_request(s->srv->priv, PM_PRIV_MAILBOX_REPAIR, user, NULL, ignore_answer, NULL);
         pop3_reply(s, "-ERR [SYS/TEMP] cannot open the mailbox, try again later");
@@ -83,13 +84,18 @@ static void login_answered(void *arg, int ok)
     char uv[PM_LOGV_SIZE];
     char *user = s->checking_user;
     s->checking_user = NULL;
-    s->authreq = NULL;
+    s->authreq = NULL; /* answered: nothing to cancel */
+    pop3_auth_over(s);
     s->wait = WAIT_NONE;
-    if (ok < 0) {
+    if (ok == PM_PRIV_BUSY) {
+        pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=worker_in_flight user=%s", s->id, s->client,
+               PM_LV(uv, user));
+        pop3_reply(s, "-ERR [SYS/TEMP] too many logins in progress, try again later");
+    } else if (ok < 0) {
         pop3_reply(s, "-ERR [SYS/TEMP] authentication is unavailable, try again later");
     } else if (!ok) {
         s->auth_failures++;
-        int locked = pop3_authfail_record(s->srv->fails, s->ip, time(NULL));
+        int locked = pm_clients_auth_failed(s->srv->clients, s->peer, time(NULL));
         pm_log(PM_WARN, "event=auth_failed session=%llu client=%s user=%s failures=%d%s", s->id, s->client,
                PM_LV(uv, user), s->auth_failures, locked ? " locked_out=1" : "");
         pop3_delay_reply(s, AUTH_FAILED, locked || s->auth_failures >= POP3_MAX_AUTH_FAILURES);
@@ -105,15 +111,23 @@ static void login_answered(void *arg, int ok)
 static void login(struct pop3_session *s, const char *user, const char *password)
 {
     char uv[PM_LOGV_SIZE];
-    if (pop3_authfail_locked(s->srv->fails, s->ip, time(NULL))) {
+    if (pm_clients_auth_locked(s->srv->clients, s->peer, time(NULL))) {
         pm_log(PM_WARN, "event=auth_locked_out session=%llu client=%s user=%s", s->id, s->client, PM_LV(uv, user));
         pop3_delay_reply(s, "-ERR [SYS/TEMP] too many failed logins from your address, try again later", 1);
         return;
     }
+    if (!pm_clients_auth_begin(s->srv->clients, s->peer)) {
+        pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=per_client limit=%d user=%s", s->id, s->client,
+               POP3_AUTH_PER_CLIENT, PM_LV(uv, user));
+        pop3_reply(s, "-ERR [SYS/TEMP] too many logins in progress from your address, try again later");
+        return;
+    }
+    s->auth_running = 1;
     /* The hash is the privileged parent's: wait for its answer, reading paused. */
     s->checking_user = strdup(user);
     s->authreq = s->checking_user ? pop3_passdb_verify(s->srv->priv, user, password, login_answered, s) : NULL;
     if (!s->authreq) {
+        pop3_auth_over(s);
         free(s->checking_user);
         s->checking_user = NULL;
         pop3_reply(s, "-ERR [SYS/TEMP] authentication is unavailable, try again later");

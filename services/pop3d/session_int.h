@@ -37,6 +37,8 @@ struct pop3_session {
     int tls;
     char ip[64];
     char client[80]; /* ip:port for the log */
+    struct pm_client *peer;  /* this address's accounting (clients.h) */
+    long long deadline;      /* monotonic s: the command being read must be complete by then */
     enum pop3_state state;
     enum pop3_wait wait;
     char user[POP3_MAX_PASS + 1]; /* from USER, until PASS */
@@ -44,9 +46,11 @@ struct pop3_session {
     char login[POP3_MAX_PASS + 1]; /* the authenticated user */
     int auth_failures, errors;
     struct event *delay_ev, *free_ev;
+    struct event *limit_ev;  /* the session's absolute deadline */
     char delay_reply[160];
     int close_after_delay;
     struct pop3_passdb_req *authreq; /* outstanding password check */
+    int auth_running;                /* it counts in the address's checks in flight */
     char *checking_user;             /* the user it is for */
     struct pop3_maildrop *drop;
     int stream_fd;
@@ -70,6 +74,8 @@ void pop3_start_tls(struct pop3_session *s);
 
 /* Reading on again, and whatever complete commands are buffered run now. */
 void pop3_resume_input(struct pop3_session *s);
+/* The password check is over (answered or abandoned): the address's turn is free again. */
+void pop3_auth_over(struct pop3_session *s);
 
 /* May this session send a password now (TLS, or loopback if allowed)? */
 int pop3_auth_allowed(const struct pop3_session *s);

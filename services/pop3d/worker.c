@@ -1,6 +1,7 @@
 /* The unprivileged pop3d worker: forked by the parent (parent.h), already chrooted into
- * the mail store as vmail and under seccomp when this runs. It serves every POP3 session
- * on the sockets the parent opened and asks the parent to check passwords. */
+ * the mail store as postmesh-pop3d (group vmail) and under seccomp when this runs. It
+ * serves every POP3 session on the sockets the parent opened and asks the parent to check
+ * passwords. */
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
@@ -8,8 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "authfail.h"
+#include "clients.h"
 #include "log.h"
 #include "parent.h"
 #include "session.h"
@@ -60,6 +62,15 @@ static void on_push(const struct pm_priv_msg *m, void *arg)
     pm_log(PM_INFO, "event=tls_reloaded certificate=%s", srv->cfg->tls.certificate);
 }
 
+/* Forgets addresses with nothing left to remember (failures and lockouts that are over). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pop3_server *srv = arg;
+    pm_clients_sweep(srv->clients, time(NULL));
+}
+
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -87,16 +98,23 @@ int pop3_worker_main(int parent_fd, void *arg)
         }
     }
     srv.base = event_base_new();
-    srv.fails = pop3_authfail_new(cfg->pop3d.auth_failures, cfg->pop3d.auth_lockout);
+    struct pm_client_limits lim = {
+        .max_per_ip = (int)cfg->pop3d.max_connections_per_ip,
+        .auth_failures = (long)cfg->pop3d.auth_failures,
+        .auth_lockout = (long)cfg->pop3d.auth_lockout,
+        .auth_in_flight = POP3_AUTH_PER_CLIENT,
+    };
+    srv.clients = pm_clients_new(&lim);
     srv.priv = srv.base ? pm_priv_client_new(srv.base, parent_fd, on_push, &srv) : NULL;
     struct listener *ls = calloc((size_t)p->nfds + 1, sizeof *ls);
-    if (!srv.base || !srv.fails || !srv.priv || !ls)
+    if (!srv.base || !srv.clients || !srv.priv || !ls)
         return 1;
     for (int i = 0; i < p->nfds; i++) {
         ls[i].srv = &srv;
         ls[i].implicit_tls = p->fds[i].implicit_tls;
-        /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker. */
-        ls[i].l = evconnlistener_new(srv.base, on_accept, &ls[i], 0, -1, p->fds[i].fd);
+        /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker.
+         * Backlog 0: it already listens (a listen() here would be outside the sandbox). */
+        ls[i].l = evconnlistener_new(srv.base, on_accept, &ls[i], 0, 0, p->fds[i].fd);
         if (!ls[i].l)
             return 1;
         evconnlistener_set_error_cb(ls[i].l, on_accept_error);
@@ -107,6 +125,9 @@ int pop3_worker_main(int parent_fd, void *arg)
     };
     for (int i = 0; i < 2; i++)
         event_add(sigs[i], NULL);
+    struct event *sweep = event_new(srv.base, -1, EV_PERSIST, on_sweep, &srv);
+    struct timeval every = {30, 0};
+    event_add(sweep, &every);
     pm_log(PM_INFO, "event=started listeners=%d tls=%d", p->nfds, srv.tls != NULL);
 
     event_base_dispatch(srv.base);
@@ -117,9 +138,10 @@ int pop3_worker_main(int parent_fd, void *arg)
     pop3_session_close_all(&srv);
     for (int i = 0; i < 2; i++)
         event_free(sigs[i]);
+    event_free(sweep);
     pm_priv_client_free(srv.priv);
     event_base_free(srv.base);
-    pop3_authfail_free(srv.fails);
+    pm_clients_free(srv.clients);
     if (srv.tls)
         SSL_CTX_free(srv.tls);
     pm_log(PM_INFO, "event=stopped");

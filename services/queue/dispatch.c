@@ -320,8 +320,9 @@ static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint
             for (size_t i = 0; i < n; i++) {
                 Rcpt *r = rec->recipients[idx[i]];
                 r->state = ST(BOUNCED);
+                char to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE];
                 pm_log(PM_WARN, "event=bounce_suppressed id=%s to=%s dsn=%s reason=null_sender", rec->queue_id,
-                       r->address, r->dsn_status);
+                       PM_LOGV(to, r->address), PM_LOGV(dsn, r->dsn_status));
             }
             queue_msg_mark_dirty(q, m);
             return;
@@ -470,10 +471,10 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
 {
     Rcpt *r = m->rec->recipients[i];
     uint64_t now = queue_now();
-    char text[PM_LOGV_SIZE];
+    char text[PM_LOGV_SIZE], to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE], relay[PM_LOGV_SIZE];
     if (res && res->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED) {
         /* Not attempted (worker busy or stopping): due again now, no attempt counted. */
-        pm_log(PM_INFO, "event=rcpt_returned id=%s to=%s reason=%s", m->rec->queue_id, r->address,
+        pm_log(PM_INFO, "event=rcpt_returned id=%s to=%s reason=%s", m->rec->queue_id, PM_LOGV(to, r->address),
                PM_LV(text, res->text));
         return;
     }
@@ -485,12 +486,12 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
     Postmesh__RecipientResult__Status st = res ? res->status : POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL;
     if (st == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED) {
         r->state = ST(DELIVERED);
-        pm_log(PM_INFO, "event=rcpt_delivered id=%s to=%s relay=%s", m->rec->queue_id, r->address,
-               r->remote_mta[0] ? r->remote_mta : "local");
+        pm_log(PM_INFO, "event=rcpt_delivered id=%s to=%s relay=%s", m->rec->queue_id, PM_LOGV(to, r->address),
+               r->remote_mta[0] ? PM_LOGV(relay, r->remote_mta) : "local");
     } else if (st == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL) {
         r->state = ST(FAILED);
-        pm_log(PM_INFO, "event=rcpt_failed id=%s to=%s dsn=%s reason=%s", m->rec->queue_id, r->address,
-               r->dsn_status, PM_LV(text, r->last_error));
+        pm_log(PM_INFO, "event=rcpt_failed id=%s to=%s dsn=%s reason=%s", m->rec->queue_id, PM_LOGV(to, r->address),
+               PM_LOGV(dsn, r->dsn_status), PM_LV(text, r->last_error));
     } else if (now >= m->rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime) {
         queue_expire_rcpt(m, r, now);
     } else {
@@ -498,8 +499,9 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
         uint64_t delay = queue_retry_delay(r->attempts, (uint64_t)q->cfg->queue.retry_min,
                                            (uint64_t)q->cfg->queue.retry_max);
         r->next_attempt = now + delay;
-        pm_log(PM_INFO, "event=rcpt_deferred id=%s to=%s dsn=%s delay=%llu reason=%s", m->rec->queue_id, r->address,
-               r->dsn_status, (unsigned long long)delay, PM_LV(text, r->last_error));
+        pm_log(PM_INFO, "event=rcpt_deferred id=%s to=%s dsn=%s delay=%llu reason=%s", m->rec->queue_id,
+               PM_LOGV(to, r->address), PM_LOGV(dsn, r->dsn_status), (unsigned long long)delay,
+               PM_LV(text, r->last_error));
     }
 }
 
@@ -519,9 +521,9 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
         }
         if (j->delay_notice)
             m->rec->delay_warned = 1;
-        char text[PM_LOGV_SIZE];
-        pm_log(PM_WARN, "event=bounce_failed id=%s notify=<%s> reason=%s", m->rec->queue_id, m->rec->sender,
-               PM_LV(text, r->results[0]->text));
+        char text[PM_LOGV_SIZE], notify[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=bounce_failed id=%s notify=%s reason=%s", m->rec->queue_id,
+               PM_LOGV_PATH(notify, m->rec->sender), PM_LV(text, r->results[0]->text));
         return;
     }
     if (!ok) {
@@ -531,14 +533,16 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
     }
     if (j->delay_notice) {
         m->rec->delay_warned = 1;
-        pm_log(PM_INFO, "event=delay_notice_sent id=%s to=<%s>", m->rec->queue_id, m->rec->sender);
+        char to[PM_LOGV_SIZE];
+        pm_log(PM_INFO, "event=delay_notice_sent id=%s to=%s", m->rec->queue_id, PM_LOGV_PATH(to, m->rec->sender));
     } else {
         for (size_t i = 0; i < j->nrcpts; i++) {
             Rcpt *rc = m->rec->recipients[j->rcpts[i]];
             if (rc->state == ST(FAILED)) {
                 rc->state = ST(BOUNCED);
-                pm_log(PM_INFO, "event=bounced id=%s to=%s dsn=%s notify=<%s>", m->rec->queue_id, rc->address,
-                       rc->dsn_status, m->rec->sender);
+                char to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE], notify[PM_LOGV_SIZE];
+                pm_log(PM_INFO, "event=bounced id=%s to=%s dsn=%s notify=%s", m->rec->queue_id,
+                       PM_LOGV(to, rc->address), PM_LOGV(dsn, rc->dsn_status), PM_LOGV_PATH(notify, m->rec->sender));
             }
         }
     }
@@ -568,8 +572,10 @@ static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
         apply_result(q, m, res->index, res);
         settled++;
     }
-    pm_log(PM_WARN, "event=late_result id=%s job=%llu epoch=%016llx this_epoch=%s settled=%zu", r->queue_id,
-           (unsigned long long)r->job_id, (unsigned long long)r->epoch, r->epoch == q->epoch ? "yes" : "no", settled);
+    char id[PM_LOGV_SIZE];
+    pm_log(PM_WARN, "event=late_result id=%s job=%llu epoch=%016llx this_epoch=%s settled=%zu",
+           PM_LOGV(id, r->queue_id), (unsigned long long)r->job_id, (unsigned long long)r->epoch,
+           r->epoch == q->epoch ? "yes" : "no", settled);
     if (settled) {
         queue_msg_mark_dirty(q, m);
         m->next_due = 0;
@@ -587,9 +593,10 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
     struct job *j = *pj;
     if (!result_fits(j, r)) {
         /* The job stays out; its lease brings it back if no fitting answer comes. */
+        char id[PM_LOGV_SIZE];
         pm_log(PM_WARN, "event=bus_drop reason=result_mismatch job=%llu id=%s kind=%s job_id=%s job_kind=%s",
-               (unsigned long long)r->job_id, r->queue_id, pm_worker_kind_name(r->kind), j->msg->rec->queue_id,
-               pm_worker_kind_name(j->kind));
+               (unsigned long long)r->job_id, PM_LOGV(id, r->queue_id), pm_worker_kind_name(r->kind),
+               j->msg->rec->queue_id, pm_worker_kind_name(j->kind));
         return;
     }
     *pj = j->next;

@@ -40,7 +40,9 @@ void queue_expire_rcpt(struct qmsg *m, Postmesh__StoredRecipient *r, uint64_t no
     if (!r->dsn_status[0])
         queue_set_str(&r->dsn_status, "4.4.7");
     r->state = ST(FAILED);
-    pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, r->address, r->dsn_status);
+    char to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=rcpt_expired id=%s to=%s dsn=%s", m->rec->queue_id, PM_LOGV(to, r->address),
+           PM_LOGV(dsn, r->dsn_status));
 }
 
 void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now)

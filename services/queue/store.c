@@ -137,7 +137,8 @@ int queue_store_load(struct queue *q)
         Postmesh__StoredMessage *rec = postmesh__stored_message__unpack(NULL, v.mv_size, v.mv_data);
         if (!rec) {
             bad++;
-            pm_log(PM_ERR, "event=store_corrupt id=%.*s", (int)k.mv_size, (const char *)k.mv_data);
+            char id[PM_LOGV_SIZE];
+            pm_log(PM_ERR, "event=store_corrupt id=%s", pm_logv_mem(id, sizeof id, k.mv_data, k.mv_size, 0));
             continue;
         }
         struct qmsg *m = queue_msg_new(q, rec);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "logvalue.h"
 #include "queue.h"
 
 #define MAX_HOPS 100
@@ -72,7 +73,33 @@ static void add_rcpt(Postmesh__StoredMessage *rec, size_t *cap, Postmesh__Stored
     rec->recipients[rec->n_recipients++] = r;
 }
 
-/* Builds the stored record: aliases expanded, each final address remembering its RCPT. */
+/* Final recipients per message after alias expansion, at least what smtpd may accept
+ * without aliases. Beyond it the RCPTs that do not fit fail with 5.5.3 and the sender gets
+ * a DSN for them, as for an alias loop: smtpd answered 250 to each RCPT before anyone knew
+ * what it expands to, so the message is kept for those that fit. */
+#define MAX_EXPANDED_RCPTS 10000
+
+static size_t max_expanded(const struct pm_config *cfg)
+{
+    long long m = cfg->smtpd.max_recipients;
+    return m > MAX_EXPANDED_RCPTS ? (size_t)m : MAX_EXPANDED_RCPTS;
+}
+
+static void add_failed(const struct queue *q, Postmesh__StoredMessage *rec, size_t *cap, const char *rcpt,
+                       const char *status, const char *err)
+{
+    Postmesh__StoredRecipient *r = new_rcpt(q, rcpt, rcpt);
+    r->state = POSTMESH__STORED_RECIPIENT__STATE__FAILED;
+    queue_set_str(&r->dsn_status, status);
+    queue_set_str(&r->last_error, err);
+    add_rcpt(rec, cap, r);
+    char to[PM_LOGV_SIZE], ev[PM_LOGV_SIZE];
+    pm_log(PM_WARN, "event=alias_error id=%s to=%s status=%s error=%s", rec->queue_id, PM_LOGV(to, rcpt), status,
+           PM_LOGV(ev, err));
+}
+
+/* Builds the stored record: aliases expanded, each final address remembering its RCPT (the
+ * first one that gave it). */
 static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Submit *s, const char *id)
 {
     Postmesh__StoredMessage *rec = malloc(sizeof *rec);
@@ -89,27 +116,23 @@ static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Sub
     rec->origin_id = strdup(s->origin_id);
     rec->size = s->body.len;
     size_t cap = 0;
+    struct pm_alias_expansion *x = pm_alias_expansion_new(q->aliases, q->cfg, max_expanded(q->cfg));
     for (size_t i = 0; i < s->n_recipients; i++) {
         struct pm_strlist out = {0};
         char err[256];
-        if (pm_aliases_expand(q->aliases, q->cfg, s->recipients[i], &out, err, sizeof err) < 0) {
-            Postmesh__StoredRecipient *r = new_rcpt(q, s->recipients[i], s->recipients[i]);
-            r->state = POSTMESH__STORED_RECIPIENT__STATE__FAILED;
-            queue_set_str(&r->dsn_status, "5.4.6");
-            queue_set_str(&r->last_error, err);
-            add_rcpt(rec, &cap, r);
-            pm_log(PM_WARN, "event=alias_error id=%s to=%s error=\"%s\"", id, s->recipients[i], err);
-        }
+        int rc = x ? pm_alias_expansion_add(x, s->recipients[i], &out, err, sizeof err) : PM_ALIAS_ERROR;
+        if (!x)
+            snprintf(err, sizeof err, "out of memory");
+        if (rc < 0)
+            add_failed(q, rec, &cap, s->recipients[i], rc == PM_ALIAS_TOO_MANY ? "5.5.3" : "5.4.6", err);
+        /* The expansion gives each final address once per message. */
         for (int j = 0; j < out.n; j++) {
-            int dup = 0;
-            for (size_t k = 0; k < rec->n_recipients && !dup; k++)
-                dup = strcasecmp(rec->recipients[k]->address, out.v[j]) == 0;
-            if (!dup)
-                add_rcpt(rec, &cap, new_rcpt(q, out.v[j], s->recipients[i]));
+            add_rcpt(rec, &cap, new_rcpt(q, out.v[j], s->recipients[i]));
             free(out.v[j]);
         }
         free(out.v);
     }
+    pm_alias_expansion_free(x);
     return rec;
 }
 
@@ -124,12 +147,16 @@ void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postm
     if (queue_count_received(s->body.data, s->body.len) > MAX_HOPS) {
         reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, NULL,
               "5.4.6 too many hops, mail loop detected");
-        pm_log(PM_WARN, "event=reject reason=loop from=<%s> client=%s", s->sender, s->client_address);
+        char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=reject reason=loop from=%s client=%s", PM_LOGV_PATH(from, s->sender),
+               PM_LOGV(client, s->client_address));
         return;
     }
     char err[256];
-    if (pm_aliases_reload_if_changed(&q->aliases, err, sizeof err) < 0)
-        pm_log(PM_ERR, "event=aliases_error error=\"%s\"", err);
+    if (pm_aliases_reload_if_changed(&q->aliases, err, sizeof err) < 0) {
+        char ev[PM_LOGV_SIZE];
+        pm_log(PM_ERR, "event=aliases_error error=%s", PM_LOGV(ev, err));
+    }
 
     char id[QUEUE_ID_LEN + 1];
     queue_new_id(id);
@@ -139,10 +166,10 @@ void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postm
     memcpy(m->peer, peer, peerlen < sizeof m->peer ? peerlen : sizeof m->peer);
     m->peerlen = peerlen;
     m->request_id = bm->request_id;
-    char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE];
-    pm_log(PM_INFO, "event=received id=%s from=<%s> nrcpt=%zu size=%zu client=%s%s%s", id,
-           PM_LV(from, s->sender) , s->n_recipients, s->body.len, PM_LV(client, s->client_address),
-           s->is_dsn ? " dsn_for=" : "", s->is_dsn ? s->origin_id : "");
+    char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE], origin[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=received id=%s from=%s nrcpt=%zu size=%zu client=%s%s%s", id, PM_LOGV_PATH(from, s->sender),
+           s->n_recipients, s->body.len, PM_LOGV(client, s->client_address), s->is_dsn ? " dsn_for=" : "",
+           s->is_dsn ? PM_LOGV(origin, s->origin_id) : "");
     queue_msg_mark_dirty(q, m);
     if (++q->batch >= (size_t)q->cfg->queue.max_batch)
         queue_commit_now(q);

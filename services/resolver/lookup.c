@@ -317,7 +317,7 @@ void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRe
     l->arg = arg;
     l->kind = req->kind;
     const char *name = req->name ? req->name : "";
-    pm_log_value(l->name, sizeof l->name, name); /* escaped, for logs until it is validated */
+    pm_logv(l->name, sizeof l->name, name); /* escaped, for logs until it is validated */
 
     if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__PTR) {
         char rev[RESOLVER_NAME_MAX];

@@ -103,8 +103,8 @@ static void on_transport(ldns_pkt *pkt, const char *error, void *arg)
         resolver_answer_tempfail(&a, pkt ? "out of memory" : error);
     if (pkt)
         ldns_pkt_free(pkt);
-    char why[PM_LOGV_SIZE];
-    pm_log(PM_DEBUG, "event=dns_answer name=%s type=%s rcode=%s records=%d ttl=%u why=%s", f->name,
+    char why[PM_LOGV_SIZE], name[PM_LOGV_SIZE];
+    pm_log(PM_DEBUG, "event=dns_answer name=%s type=%s rcode=%s records=%d ttl=%u why=%s", PM_LOGV(name, f->name),
            resolver_type_name(f->type), resolver_rcode_name(a.rcode), a.n, a.ttl, PM_LV(why, a.why));
     resolver_cache_put(q->cache, f->name, f->type, &a, resolver_now());
 

@@ -1,6 +1,9 @@
 /* SMTP AUTH (RFC 4954) with PLAIN and LOGIN, only over TLS. The password check goes
  * through authdb.h to the privileged parent; failures are answered after smtpd.auth_fail_delay_ms and counted per
- * client IP, and too many lock that IP out of AUTH for smtpd.auth_lockout seconds. */
+ * client IP, and too many lock that IP out of AUTH for smtpd.auth_lockout seconds. Checks
+ * are costly on purpose, so few run at once: SMTPD_AUTH_PER_CLIENT per client address and
+ * SMTPD_AUTH_IN_FLIGHT for the worker (the parent's cap); beyond either, 454 4.7.0 at once
+ * (RFC 4954: a temporary failure, the client tries again later). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,6 +12,7 @@
 #include "authdb.h"
 #include "clients.h"
 #include "log.h"
+#include "privchan.h"
 #include "sasl.h"
 #include "session.h"
 
@@ -23,14 +27,27 @@ static void to_command(struct smtpd_session *s)
         s->state = SMTPD_ST_COMMAND;
 }
 
+/* The check is over (answered or abandoned): its client's turn is free again. */
+static void check_over(struct smtpd_session *s)
+{
+    if (s->auth_running)
+        pm_clients_auth_end(s->srv->clients, s->client);
+    s->auth_running = 0;
+}
+
 static void auth_done(void *arg, int ok)
 {
     struct smtpd_session *s = arg;
     struct smtpd_server *srv = s->srv;
     char u[PM_LOGV_SIZE];
     s->authreq = NULL;
+    check_over(s);
     if (ok < 0) { /* nobody could check: not the client's fault, not counted */
-        pm_log(PM_WARN, "event=auth client=%s result=tempfail user=%s", s->peer, PM_LV(u, s->auth_pending_user));
+        if (ok == PM_PRIV_BUSY)
+            pm_log(PM_WARN, "event=auth_busy client=%s reason=worker_in_flight user=%s", s->peer,
+                   PM_LV(u, s->auth_pending_user));
+        else
+            pm_log(PM_WARN, "event=auth client=%s result=tempfail user=%s", s->peer, PM_LV(u, s->auth_pending_user));
         free(s->auth_pending_user);
         s->auth_pending_user = NULL;
         to_command(s);
@@ -49,7 +66,7 @@ static void auth_done(void *arg, int ok)
         smtpd_session_settle(s);
         return;
     }
-    int locked = smtpd_clients_auth_failed(srv->clients, s->client, time(NULL));
+    int locked = pm_clients_auth_failed(srv->clients, s->client, time(NULL));
     pm_log(PM_WARN, "event=auth client=%s result=fail user=%s%s", s->peer, PM_LV(u, s->auth_pending_user),
            locked ? " lockout=start" : "");
     /* Answer later: slows down password guessing without blocking anybody else. */
@@ -67,12 +84,22 @@ void smtpd_auth_delay_done(struct smtpd_session *s)
 
 static void check(struct smtpd_session *s, const char *user, const char *pass)
 {
+    char u[PM_LOGV_SIZE];
+    if (!pm_clients_auth_begin(s->srv->clients, s->client)) {
+        pm_log(PM_WARN, "event=auth_busy client=%s reason=per_client limit=%d user=%s", s->peer, SMTPD_AUTH_PER_CLIENT,
+               PM_LV(u, user));
+        to_command(s);
+        smtpd_reply_error(s, "454 4.7.0 Temporary authentication failure");
+        return;
+    }
+    s->auth_running = 1;
     s->state = SMTPD_ST_AUTH_CHECK;
     smtpd_session_reading(s, 0);
     free(s->auth_pending_user);
     s->auth_pending_user = strdup(user);
     s->authreq = smtpd_authdb_verify(s->srv, user, pass, auth_done, s);
     if (!s->authreq) {
+        check_over(s);
         to_command(s);
         smtpd_session_reading(s, 1);
         smtpd_reply_error(s, "454 4.7.0 Temporary authentication failure");
@@ -104,10 +131,11 @@ void smtpd_auth_command(struct smtpd_session *s, const char *arg, size_t len)
         err = "503 5.5.1 Error: already authenticated";
     else if (s->txn.active)
         err = "503 5.5.1 Error: MAIL transaction in progress";
-    else if (smtpd_clients_auth_locked(s->srv->clients, s->client, time(NULL)))
+    else if (pm_clients_auth_locked(s->srv->clients, s->client, time(NULL)))
         err = "454 4.7.0 Error: too many failed authentications, try again later";
     if (err) {
-        pm_log(PM_INFO, "event=reject client=%s stage=AUTH reply=\"%s\"", s->peer, err);
+        char v[PM_LOGV_SIZE];
+        pm_log(PM_INFO, "event=reject client=%s stage=AUTH reply=%s", s->peer, PM_LOGV(v, err));
         smtpd_reply_error(s, "%s", err);
         return;
     }
@@ -174,6 +202,7 @@ void smtpd_auth_cancel(struct smtpd_session *s)
 {
     smtpd_authdb_cancel(s->authreq);
     s->authreq = NULL;
+    check_over(s);
     free(s->auth_pending_user);
     s->auth_pending_user = NULL;
     if (s->state == SMTPD_ST_AUTH_PLAIN || s->state == SMTPD_ST_AUTH_USER || s->state == SMTPD_ST_AUTH_PASS ||

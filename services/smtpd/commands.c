@@ -58,6 +58,11 @@ static void cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
         reply = "503 5.5.1 Error: need MAIL command";
     else if (s->txn.nrcpt == 0)
         reply = s->txn.rcpt_tries ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command";
+    else if (smtpd_body_budget_exhausted(s->srv)) {
+        pm_log(PM_WARN, "event=reject client=%s stage=DATA reason=memory_budget used=%llu budget=%llu", s->peer,
+               s->srv->body_used, s->srv->body_budget);
+        reply = "452 4.3.1 Insufficient system storage";
+    }
     if (!reply) {
         smtpd_data_begin(s);
         return;

@@ -25,21 +25,23 @@ static void load(struct smtpd_lookup *l)
         pm_log(PM_ERR, "event=aliases_error error=%s", PM_LV(v, err));
 }
 
-/* Re-reads what changed; at most once a second. */
+/* Re-reads what changed: the users file at every question (the parent hands a changed file
+ * over before the question that should see it, heldfile.h; checking costs an fstat), the
+ * aliases at most once a second. */
 static void refresh(struct smtpd_lookup *l)
 {
-    time_t now = time(NULL);
-    if (now == l->checked)
-        return;
-    l->checked = now;
-    load(l);
     char err[512], v[PM_LOGV_SIZE];
+    time_t now = time(NULL);
+    int aliases_due = now != l->checked;
+    l->checked = now;
+    if (aliases_due && (!l->users || !l->aliases))
+        load(l); /* a file that was unusable: try again, once a second */
     int r = l->users ? pm_users_reload_if_changed(&l->users, err, sizeof err) : 0;
     if (r < 0)
         pm_log(PM_ERR, "event=users_error error=%s", PM_LV(v, err));
     else if (r > 0)
         pm_log(PM_INFO, "event=users_reloaded file=%s", l->cfg->users_file);
-    r = l->aliases ? pm_aliases_reload_if_changed(&l->aliases, err, sizeof err) : 0;
+    r = aliases_due && l->aliases ? pm_aliases_reload_if_changed(&l->aliases, err, sizeof err) : 0;
     if (r < 0)
         pm_log(PM_ERR, "event=aliases_error error=%s", PM_LV(v, err));
     else if (r > 0)

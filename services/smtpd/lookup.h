@@ -1,7 +1,8 @@
 /* What smtpd's privileged helper answers for the worker (privhelper.h): passwords, local
  * recipients and the senders an authenticated user may use, from the users and aliases
- * files (re-read when they change, checked at most once a second). Only the helper process
- * ever loads these files: no worker holds a password hash. */
+ * files (re-read when they change: the users file at every question, the aliases at most
+ * once a second). Only the helper processes ever load these files: no worker holds a
+ * password hash. */
 #ifndef SMTPD_LOOKUP_H
 #define SMTPD_LOOKUP_H
 

@@ -41,9 +41,11 @@ int main(int argc, char **argv)
     if (smtpd_parent_init(&parent, &cfg) == 0) {
         struct pm_worker_spec spec = {
             .name = "smtpd",
-            .sandbox = {.user = SMTPD_WORKER_USER, .chroot_dir = parent.empty_dir},
+            .sandbox = parent.sandbox,
             .worker_main = smtpd_worker_main,
             .answer = smtpd_parent_answer,
+            .route = smtpd_parent_route,
+            .helpers = parent.helpers,
             .reload = smtpd_parent_reload,
             .arg = &parent,
         };

@@ -1,7 +1,14 @@
-/* The DATA phase of a session: decoder feeding, size limit, end-of-data checks and the
- * Received: header; the finished message goes to submit.c. */
+/* The DATA phase of a session: decoder feeding, size limit, the worker's memory budget for
+ * bodies, end-of-data checks and the Received: header; the finished message goes to
+ * submit.c.
+ *
+ * The budget: every byte of body a session holds (while it is received, and until the bus
+ * took the message) counts in srv->body_used. A message that would take it past
+ * srv->body_budget is dropped at once (its bytes given back) and refused with 452 4.3.1 at
+ * its end; DATA itself is refused while less than DATA_RESERVE of it is left. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -13,6 +20,28 @@
 #include "submit.h"
 
 #define DECODE_SLICE 16384
+/* Giving back a body this big also gives the memory back to the system (malloc_trim): freed
+ * chains in the middle of the heap would otherwise stay resident. */
+#define TRIM_AFTER (1024 * 1024)
+
+/* Room a new message needs at least: with less left, it would be refused at its end anyway,
+ * after the client sent all of it. */
+#define DATA_RESERVE (64 * 1024)
+
+int smtpd_body_budget_exhausted(const struct smtpd_server *srv)
+{
+    return srv->body_used + DATA_RESERVE > srv->body_budget;
+}
+
+void smtpd_body_release(struct smtpd_session *s)
+{
+    if (!s->body_held)
+        return;
+    s->srv->body_used -= s->body_held;
+    if (s->body_held >= TRIM_AFTER)
+        malloc_trim(0);
+    s->body_held = 0;
+}
 
 void smtpd_data_begin(struct smtpd_session *s)
 {
@@ -20,29 +49,47 @@ void smtpd_data_begin(struct smtpd_session *s)
     smtpd_data_init(&s->data, SMTPD_MAX_TEXT_LINE);
     s->data_size = 0;
     s->too_big = 0;
+    s->over_budget = 0;
     s->state = SMTPD_ST_DATA;
     smtpd_session_reading(s, 1); /* the DATA timeout applies now */
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* Keep reading to the end of data, storing nothing more. */
+static void stop_storing(struct smtpd_session *s)
+{
+    evbuffer_drain(s->body, evbuffer_get_length(s->body));
+    smtpd_body_release(s);
+}
+
 static void append(struct smtpd_session *s, const char *p, size_t n)
 {
+    struct smtpd_server *srv = s->srv;
     s->data_size += n;
-    if (s->too_big)
+    if (s->too_big || s->over_budget)
         return;
-    if (s->data_size > (unsigned long long)s->srv->cfg->smtpd.max_message_size) {
-        /* Keep reading to the end of data, storing nothing more. */
+    if (s->data_size > (unsigned long long)srv->cfg->smtpd.max_message_size) {
         s->too_big = 1;
-        evbuffer_drain(s->body, evbuffer_get_length(s->body));
+        stop_storing(s);
+        return;
+    }
+    if (srv->body_used + n > srv->body_budget) {
+        s->over_budget = 1;
+        pm_log(PM_WARN, "event=body_budget_exceeded client=%s size=%llu used=%llu budget=%llu", s->peer, s->data_size,
+               srv->body_used, srv->body_budget);
+        stop_storing(s);
         return;
     }
     evbuffer_add(s->body, p, n);
+    srv->body_used += n;
+    s->body_held += n;
 }
 
 static void drop_message(struct smtpd_session *s)
 {
     evbuffer_free(s->body);
     s->body = NULL;
+    smtpd_body_release(s);
     smtpd_txn_reset(&s->txn);
     s->state = SMTPD_ST_COMMAND;
     smtpd_session_reading(s, 1);
@@ -62,6 +109,10 @@ static void finish(struct smtpd_session *s)
 {
     if (s->too_big) {
         refuse(s, "size", "552 5.3.4 Error: message file too big");
+        return;
+    }
+    if (s->over_budget) {
+        refuse(s, "memory_budget", "452 4.3.1 Insufficient system storage");
         return;
     }
     if (s->data.long_line) {

@@ -1,15 +1,14 @@
 #include "parent.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "lookup.h"
 #include "net.h"
+#include "runas.h"
 #include "tls_server.h"
 #include "tlspem.h"
 
@@ -30,26 +29,15 @@ static int read_tls(const struct pm_config *cfg, char **cert, char **key, char *
     return pm_tls_read_pair(cfg->tls.certificate, keyfile, cert, key, err, errsize);
 }
 
-/* The chroot: an empty directory only root can write to. */
-static int make_empty_dir(struct smtpd_parent *p)
-{
-    pm_config_state_path(p->cfg, "empty", p->empty_dir, sizeof p->empty_dir);
-    if (geteuid() != 0)
-        return 0;
-    if (mkdir(p->cfg->state_dir, 0755) < 0 && errno != EEXIST)
-        return -1;
-    if (mkdir(p->empty_dir, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return chown(p->empty_dir, 0, 0) == 0 && chmod(p->empty_dir, 0755) == 0 ? 0 : -1;
-}
-
 int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
 {
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
     char err[512], v[PM_LOGV_SIZE];
-    if (make_empty_dir(p) < 0) {
-        pm_log(PM_ERR, "event=startup_failed reason=\"cannot prepare %s: %s\"", p->empty_dir, strerror(errno));
+    /* The worker's user, seccomp profile and chroot (an empty directory that stays root's;
+     * pm_privsep_drop makes it) are runas.c's "smtpd" row. */
+    if (pm_runas_sandbox(cfg, "smtpd", &p->sandbox, p->empty_dir, sizeof p->empty_dir) < 0) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"no runas row for smtpd\"");
         return -1;
     }
     if (cfg->tls.certificate && cfg->tls.certificate[0] &&
@@ -60,13 +48,26 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
     if (pm_listeners_open(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, &p->fds, &p->nfds) < 0)
         return -1;
     /* Forked now, before this process ever reads the users file (it never does). */
-    p->helper_spec = (struct pm_helper_spec){.name = "smtpd-lookup", .open = helper_open,
-                                             .answer = helper_answer, .arg = cfg};
-    p->helper = pm_priv_helper_start(&p->helper_spec);
-    if (!p->helper)
+    int nfiles = 0;
+    if (cfg->users_file && cfg->users_file[0])
+        p->helper_files[nfiles++] = cfg->users_file;
+    /* Read through the descriptor once aliases.c asks heldfile.h as users.c does; until then
+     * the helpers read it by name (it must be readable by postmesh-auth). */
+    if (cfg->aliases_file && cfg->aliases_file[0])
+        p->helper_files[nfiles++] = cfg->aliases_file;
+    p->lookup_spec = (struct pm_helper_spec){.name = "smtpd-lookup", .open = helper_open, .answer = helper_answer,
+                                             .arg = cfg, .files = p->helper_files, .user = PM_PRIV_HELPER_USER};
+    p->auth_spec = p->lookup_spec;
+    p->auth_spec.name = "smtpd-auth";
+    p->auth_spec.max_pending = SMTPD_AUTH_IN_FLIGHT;
+    p->lookup = pm_priv_helper_start(&p->lookup_spec);
+    p->auth = p->lookup ? pm_priv_helper_start(&p->auth_spec) : NULL;
+    p->helpers[0] = p->lookup;
+    p->helpers[1] = p->auth;
+    if (!p->lookup || !p->auth)
         return -1;
     struct pm_priv_msg probe = {.op = PM_PRIV_RCPT_EXISTS, .a = ""}, answer = {0};
-    pm_priv_helper_ask(p->helper, &probe, &answer, HELPER_TIMEOUT_MS);
+    pm_priv_helper_ask(p->lookup, &probe, &answer, HELPER_TIMEOUT_MS);
     pm_priv_msg_clear(&answer);
     if (answer.result < 0) {
         pm_log(PM_ERR, "event=startup_failed reason=\"users or aliases file not usable\"");
@@ -77,22 +78,33 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
 
 void smtpd_parent_free(struct smtpd_parent *p)
 {
-    pm_priv_helper_stop(p->helper);
+    pm_priv_helper_stop(p->auth);
+    pm_priv_helper_stop(p->lookup);
     pm_listeners_close(p->fds, p->nfds);
     pm_tls_pem_free(p->cert_pem);
     pm_tls_pem_free(p->key_pem);
     memset(p, 0, sizeof *p);
 }
 
-void smtpd_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
+struct pm_priv_helper *smtpd_parent_route(const struct pm_priv_msg *req, void *arg)
 {
     struct smtpd_parent *p = arg;
-    reply->result = -1;
-    if (req->op != PM_PRIV_AUTH && req->op != PM_PRIV_RCPT_EXISTS && req->op != PM_PRIV_SENDER_OK) {
-        pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
-        return;
+    switch (req->op) {
+    case PM_PRIV_AUTH:
+        return p->auth;
+    case PM_PRIV_RCPT_EXISTS:
+    case PM_PRIV_SENDER_OK:
+        return p->lookup;
+    default:
+        return NULL; /* smtpd_parent_answer refuses it */
     }
-    pm_priv_helper_ask(p->helper, req, reply, HELPER_TIMEOUT_MS);
+}
+
+void smtpd_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
+{
+    (void)arg;
+    reply->result = -1;
+    pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
 }
 
 void smtpd_parent_reload(int worker_fd, void *arg)

@@ -16,7 +16,7 @@ struct pm_bus;
 struct pm_priv_client;
 struct smtpd_session;
 struct smtpd_tls;
-struct smtpd_clients;
+struct pm_clients;
 
 enum smtpd_mode { SMTPD_MODE_SMTP, SMTPD_MODE_SUBMISSION, SMTPD_MODE_SMTPS };
 
@@ -29,6 +29,12 @@ struct smtpd_listener {
 };
 
 #define SMTPD_PENDING_BUCKETS 1024
+/* Password checks of one client address running at once (beyond: 454 4.7.0): one address
+ * cannot take every turn at the password helper (parent.h caps the whole worker). */
+#define SMTPD_AUTH_PER_CLIENT 4
+/* Message bodies buffered by the worker at once, in max_message_size units: the memory
+ * budget for bodies unless smtpd.body_memory_mb sets it. Over it: 452 4.3.1. */
+#define SMTPD_BODY_BUDGET_MESSAGES 8
 
 struct smtpd_server {
     struct pm_config *cfg;
@@ -38,11 +44,13 @@ struct smtpd_server {
     struct pm_bus *bus;          /* DEALER to queue.endpoint */
     struct smtpd_tls *tls;       /* NULL when no certificate is configured */
     struct pm_priv_client *priv; /* questions to the privileged parent (authdb.h) */
-    struct smtpd_clients *clients;
+    struct pm_clients *clients;
     struct smtpd_session *sessions; /* every live session */
     long nsessions;
     struct smtpd_session *pending[SMTPD_PENDING_BUCKETS]; /* by request_id, see submit.c */
     uint64_t next_request_id;
+    unsigned long long body_budget; /* bytes of message bodies all sessions may hold together */
+    unsigned long long body_used;   /* held now (message.c) */
     struct event *ev_term, *ev_int, *ev_sweep;
 };
 

@@ -144,20 +144,24 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
         refuse(fd, line, plain);
         return;
     }
-    enum smtpd_client_verdict verdict;
-    struct smtpd_client *cl = smtpd_clients_connect(srv->clients, ip, time(NULL), &verdict);
+    enum pm_client_verdict verdict;
+    struct pm_client *cl = pm_clients_connect(srv->clients, ip, time(NULL), &verdict);
     if (!cl) {
-        int fast = verdict == SMTPD_CLIENT_TOO_FAST;
-        pm_log(PM_WARN, "event=reject client=%s:%d reason=%s", ip, port,
-               fast ? "connection_rate" : "max_connections_per_ip");
-        snprintf(line, sizeof line, "421 4.7.0 %s Error: too many connections%s from %s\r\n", cfg->hostname,
-                 fast ? " per minute" : "", ip);
+        static const char *const reasons[] = {[PM_CLIENT_OK] = "no_memory", [PM_CLIENT_TOO_MANY] = "max_connections_per_ip",
+                                              [PM_CLIENT_TOO_FAST] = "connection_rate",
+                                              [PM_CLIENT_TABLE_FULL] = "client_table_full"};
+        pm_log(PM_WARN, "event=reject client=%s:%d reason=%s", ip, port, reasons[verdict]);
+        if (verdict == PM_CLIENT_TABLE_FULL || verdict == PM_CLIENT_OK)
+            snprintf(line, sizeof line, "421 4.7.0 %s Error: too many clients, try again later\r\n", cfg->hostname);
+        else
+            snprintf(line, sizeof line, "421 4.7.0 %s Error: too many connections%s from %s\r\n", cfg->hostname,
+                     verdict == PM_CLIENT_TOO_FAST ? " per minute" : "", ip);
         refuse(fd, line, plain);
         return;
     }
     struct smtpd_session *s = calloc(1, sizeof *s);
     if (!s) {
-        smtpd_clients_disconnect(srv->clients, cl, time(NULL));
+        pm_clients_disconnect(srv->clients, cl, time(NULL));
         close(fd);
         return;
     }
@@ -179,7 +183,7 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
     }
     if (!s->bev) {
         pm_log(PM_ERR, "event=session_error client=%s reason=bufferevent", s->peer);
-        smtpd_clients_disconnect(srv->clients, cl, time(NULL));
+        pm_clients_disconnect(srv->clients, cl, time(NULL));
         close(fd);
         free(s);
         return;
@@ -213,6 +217,8 @@ void smtpd_session_free(struct smtpd_session *s)
     smtpd_txn_reset(&s->txn);
     if (s->body)
         evbuffer_free(s->body);
+    s->body = NULL;
+    smtpd_body_release(s);
     bufferevent_free(s->bev);
     free(s->helo);
     free(s->auth_user);
@@ -223,7 +229,7 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
-    smtpd_clients_disconnect(srv->clients, s->client, time(NULL));
+    pm_clients_disconnect(srv->clients, s->client, time(NULL));
     free(s);
 }
 

@@ -12,7 +12,7 @@
 struct bufferevent;
 struct evbuffer;
 struct smtpd_authdb_req;
-struct smtpd_client;
+struct pm_client;
 
 enum smtpd_state {
     SMTPD_ST_GREETING,   /* greet pause: talking now is an error */
@@ -49,7 +49,7 @@ struct smtpd_session {
     struct smtpd_server *srv;
     struct bufferevent *bev;
     struct smtpd_session *prev, *next;
-    struct smtpd_client *client; /* per-IP accounting */
+    struct pm_client *client; /* per-IP accounting */
     enum smtpd_mode mode;
     enum smtpd_state state;
     char ip[64];
@@ -70,6 +70,8 @@ struct smtpd_session {
     struct smtpd_data data;
     unsigned long long data_size;
     int too_big;
+    int over_budget;                /* the worker's body budget ran out during this message */
+    unsigned long long body_held;   /* bytes of body (or outgoing) counted in srv->body_used */
 
     long long deadline;    /* monotonic s: the current command (or DATA) must be done by then */
     unsigned long data_credit; /* DATA octets not yet turned into deadline extension */
@@ -90,6 +92,7 @@ struct smtpd_session {
     long long submit_start;            /* monotonic ms of the first send attempt */
     struct evbuffer *outgoing;         /* the message until the bus took it */
     struct smtpd_authdb_req *authreq;
+    int auth_running;                  /* authreq counts in the client's checks in flight */
     char *login_user;                  /* AUTH LOGIN: the user name, until the password */
     char *auth_pending_user;           /* the user being checked */
     struct smtpd_authdb_req *lookup;   /* MAIL/RCPT check outstanding (envelope.c) */
@@ -139,6 +142,10 @@ void smtpd_greet(struct smtpd_session *s);
 /* message.c: feeds buffered input to the DATA decoder. 1 if it made progress. */
 int smtpd_data_input(struct smtpd_session *s);
 void smtpd_data_begin(struct smtpd_session *s);
+/* message.c: the worker's budget for buffered bodies. Is it (nearly) used up: refuse DATA? */
+int smtpd_body_budget_exhausted(const struct smtpd_server *srv);
+/* The session's body (and outgoing copy) is gone: its bytes leave the budget. */
+void smtpd_body_release(struct smtpd_session *s);
 
 /* envelope.c: MAIL and RCPT (may wait for the parent); cancel drops an outstanding check. */
 struct smtpd_command;

@@ -81,6 +81,7 @@ static void try_send(struct smtpd_session *s)
     }
     evbuffer_free(msg); /* sent (the bus made its own copy) or given up */
     s->outgoing = NULL;
+    smtpd_body_release(s);
     if (rc < 0) {
         pm_log(PM_WARN, "event=submit_error client=%s error=\"%s\" waited_ms=%lld", s->peer,
                err == EAGAIN ? "queue not connected" : strerror(err), waited);
@@ -177,9 +178,9 @@ void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen
     char v[PM_LOGV_SIZE];
     if (!s) {
         /* The client left or timed out; it was told 451 (or nothing), so it will retry. */
+        char idv[PM_LOGV_SIZE];
         pm_log(PM_WARN, "event=submit_late request_id=%llu id=%s status=%d text=%s",
-               (unsigned long long)m->request_id, r->queue_id ? r->queue_id : "", (int)r->status,
-               PM_LV(v, r->text));
+               (unsigned long long)m->request_id, PM_LOGV(idv, r->queue_id), (int)r->status, PM_LV(v, r->text));
         return;
     }
     unlink_pending(s);
@@ -217,4 +218,6 @@ void smtpd_submit_forget(struct smtpd_session *s)
     if (s->outgoing)
         evbuffer_free(s->outgoing);
     s->outgoing = NULL;
+    if (!s->body)
+        smtpd_body_release(s);
 }

@@ -2,6 +2,7 @@
  * root and under seccomp when this runs. It serves every SMTP session on the sockets the
  * parent opened and asks the parent whatever needs the users or aliases files. */
 #include <event2/event.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -17,7 +18,11 @@ int smtpd_worker_main(int parent_fd, void *arg)
     struct pm_config *cfg = p->cfg;
     char err[512], v[PM_LOGV_SIZE];
     signal(SIGHUP, SIG_IGN); /* reloads are the parent's (it pushes the new certificate) */
-    pm_priv_helper_forget(p->helper);
+    /* A fixed threshold: big buffers (a whole message made contiguous for the bus) are always
+     * mapped and unmapped, never left in the heap after glibc raised the threshold past them. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    pm_priv_helper_forget(p->lookup);
+    pm_priv_helper_forget(p->auth);
     struct smtpd_tls *tls = NULL;
     if (p->cert_pem) {
         tls = smtpd_tls_new(p->cert_pem, p->key_pem, err, sizeof err);

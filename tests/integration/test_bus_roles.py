@@ -355,3 +355,20 @@ def test_servers_keep_no_directory_open_outside_their_chroot(pm):
         s.close()
     finally:
         ctx.destroy(linger=0)
+
+
+def test_a_server_whose_allowlist_cannot_be_read_does_not_start(pm):
+    """A keys directory others may write (they could admit any key) is not read; a queue that
+    would then admit nobody says so by exiting, not by refusing every peer one by one."""
+    pm.write_config()
+    pm.ensure_keys()
+    keys = pm.state / "keys"
+    keys.chmod(0o777)
+    pm.start("queue", wait=False)
+    proc = pm.procs["queue"]
+    wait_for(lambda: proc.poll() is not None, 10, what="the queue to give up")
+    assert proc.returncode != 0
+    assert re.search(r"event=bus_security_error reason=\"cannot read the keys directory\"", pm.log("queue"))
+    keys.chmod(0o755)
+    pm.start("queue")
+    assert "messages=0" in pm.cli("status").stdout

@@ -89,11 +89,12 @@ def test_check_keys_permissions_and_runas(pm):
     runas = re.search(r"^ok\s+queue\s+runs as: (.*)$", out, re.M)
     assert runas, out
     if os.geteuid() == 0:
-        assert f"postmesh (uid {int(subprocess.check_output(['id', '-u', 'postmesh']))}), chroot " \
+        assert f"postmesh-queue (uid {int(subprocess.check_output(['id', '-u', 'postmesh-queue']))}), chroot " \
                f"{pm.state}/queue" in runas.group(1)
         accounts = re.search(r"^ok\s+accounts\s+(.*)$", out, re.M)
         assert accounts, out
-        for user in ("postmesh", "postmesh-smtpd", "postmesh-mta", "postmesh-pop3d", "vmail"):
+        for user in ("postmesh-queue", "postmesh-resolver", "postmesh-delivery", "postmesh-mta", "postmesh-bouncer",
+                     "postmesh-smtpd", "postmesh-pop3d", "postmesh-auth"):
             assert re.search(rf"(^|, ){user} \(\d+\)", accounts.group(1)), out
         if (BIN / "postmesh-smtpd").exists():
             assert re.search(r"^ok\s+smtpd\s+runs as: parent root .*workers postmesh-smtpd", out, re.M), out

@@ -7,6 +7,7 @@ next connection at once; the whole smtplib -> smtpd -> queue -> delivery -> pop3
 Runs as root only (the drops need it). Started without root, a service logs
 event=privsep_limited once per worker instead (test_without_root_one_line_says_so)."""
 import os
+import grp
 import poplib
 import pwd
 import re
@@ -135,29 +136,35 @@ def test_workers_are_confined(mx):
     state = mx.state
     expected = {
         "smtpd": (state / "empty", "postmesh-smtpd"),
-        "pop3d": (state / "mail", "vmail"),
-        "delivery": (state / "mail", "vmail"),
+        "pop3d": (state / "mail", "postmesh-pop3d"),
+        "delivery": (state / "mail", "postmesh-delivery"),
     }
     for svc, (chroot, user) in expected.items():
         parent = mx.procs[svc].pid
         worker = worker_pid(mx, svc)
-        helper = last_pid(mx, svc, "helper_started", {"smtpd": "smtpd-lookup", "pop3d": "pop3d-passdb",
-                                                      "delivery": "delivery-users"}[svc])
-        assert worker and helper, mx.log(svc)
-        # the parent stays root (it binds and reads the keys); its children are exactly these two
+        helpers = {last_pid(mx, svc, "helper_started", n) for n in
+                   {"smtpd": ("smtpd-lookup", "smtpd-auth"), "pop3d": ("pop3d-passdb",),
+                    "delivery": ("delivery-users",)}[svc]}
+        assert worker and None not in helpers, mx.log(svc)
+        # the parent stays root (it binds and reads the keys); its children are the worker and
+        # its helpers (smtpd: recipient lookups apart from password checks)
         assert proc_status(parent)["Uid"].split()[0] == "0"
-        assert children(parent) == {worker, helper}
+        assert children(parent) == {worker} | helpers
         uid = assert_sandboxed(worker, chroot)
         assert uid == pwd.getpwnam(user).pw_uid
-        # the helper keeps root for the users file but cannot gain anything new or exec
-        hs = proc_status(helper)
-        assert hs["NoNewPrivs"] == "1" and hs["Seccomp"] == "2"
+        # the helpers run as postmesh-auth with no capabilities, and cannot gain anything or exec
+        for helper in helpers:
+            hs = proc_status(helper)
+            assert hs["NoNewPrivs"] == "1" and hs["Seccomp"] == "2"
+            assert hs["Uid"].split()[0] == str(pwd.getpwnam("postmesh-auth").pw_uid)
+            assert int(hs["CapEff"], 16) == 0
         assert f"event=privsep user={user} chroot={chroot}" in mx.log(svc)
     # the queue drops in place: its LMDB directory, user postmesh
     queue = mx.procs["queue"].pid
-    assert assert_sandboxed(queue, state / "queue") == pwd.getpwnam("postmesh").pw_uid
-    # the store belongs to vmail, the only user that writes there
-    assert (state / "mail").stat().st_uid == pwd.getpwnam("vmail").pw_uid
+    assert assert_sandboxed(queue, state / "queue") == pwd.getpwnam("postmesh-queue").pw_uid
+    # the store is shared through the group vmail; its root, the workers' chroot, stays root's
+    st = (state / "mail").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, grp.getgrnam("vmail").gr_gid, 0o770)
 
 
 def test_full_path_under_privsep_with_auth_checked_by_the_parent(mx):
@@ -273,6 +280,7 @@ def test_without_root_one_line_says_so():
         os.chmod(root, 0o755)
         inst = Postmesh(root)
         inst.settings["smtpd"]["listen"] = inst.settings["smtpd"]["listen"][:1]
+        inst.settings["privsep"] = {"allow_unprivileged": True}  # refused without it (test_sandbox.py)
         inst.write_config()
         for p in (inst.state, root / "users", root / "aliases"):
             os.chown(p, nobody.pw_uid, nobody.pw_gid)
@@ -310,7 +318,7 @@ def test_mailbox_made_by_root_after_start_is_handed_to_vmail(mx):
     """An administrator makes mailboxes as root while the services run: the workers (vmail)
     cannot write there, the parent repairs the ownership, the next attempt works."""
     mx.start(*SERVICES, timeout=20)
-    vmail = pwd.getpwnam("vmail").pw_uid
+    vmail = grp.getgrnam("vmail").gr_gid  # the store's group: both workers' users may then write
     # pop3d: a Maildir (with a message) made by root -> SYS/TEMP once, then served
     put_message(mx, ALICE, "0000000000000001.0.mx.example.test", b"Subject: by hand\r\n\r\nx\r\n")
     p = poplib.POP3("127.0.0.1", mx.port("pop3"), timeout=15)
@@ -320,8 +328,8 @@ def test_mailbox_made_by_root_after_start_is_handed_to_vmail(mx):
     p.quit()
     wait_for(lambda: "event=mailbox_repair address=alice@example.test fixed=" in mx.log("pop3d"), timeout=10,
              what="pop3d's repair")
-    assert maildir(mx, ALICE).stat().st_uid == vmail
-    assert (maildir(mx, ALICE) / "new" / "0000000000000001.0.mx.example.test").stat().st_uid == vmail
+    assert maildir(mx, ALICE).stat().st_gid == vmail
+    assert (maildir(mx, ALICE) / "new" / "0000000000000001.0.mx.example.test").stat().st_gid == vmail
     assert len(pop3_all(mx, ALICE, "secret")) == 1
     # delivery: bob's directory made by root -> deferred (EACCES), repaired, delivered on retry
     bob_dir = maildir(mx, BOB).parent
@@ -332,7 +340,7 @@ def test_mailbox_made_by_root_after_start_is_handed_to_vmail(mx):
     wait_for(lambda: messages(mx, BOB), timeout=40, what="bob's copy after the repair")
     log = mx.log("delivery")
     assert "Permission denied" in log and "event=mailbox_repair address=bob@example.test fixed=" in log
-    assert bob_dir.stat().st_uid == vmail
+    assert bob_dir.stat().st_gid == vmail
 
 
 def test_repair_does_not_follow_symlinks(mx):

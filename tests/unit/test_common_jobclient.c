@@ -502,6 +502,45 @@ static void test_malformed_jobs_dropped(void **state)
     fixture_free(f);
 }
 
+/* A queue id is logged bare on every line about its job, so only the queue's own format is
+ * admitted (16 upper-case hex digits, services/queue/msg.c): a compromised queue cannot put
+ * ` event=` into a worker's log through it. */
+static void test_queue_id_must_be_16_upper_hex_digits(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "x id=0000000000000000 event=delivered", /* the reported injection */
+        "0123456789ABC00",                       /* 15 */
+        "0123456789ABC0011",                     /* 17 */
+        "0123456789abc001",                      /* lower case */
+        "0123456789ABC00G",
+        "0123456789ABC 01",
+        "0123456789ABC\n01",
+        "\"123456789ABC001",
+    };
+    const size_t nbad = sizeof bad / sizeof bad[0];
+    struct fixture *f = fixture_new(2, 0, -1);
+    for (size_t i = 0; i < nbad; i++) {
+        struct job_spec s = ok_job(100 + i);
+        s.queue_id = bad[i];
+        send_job(f, s);
+    }
+    struct job_spec s = ok_job(200);
+    s.queue_id = "FEDCBA9876543210";
+    send_job(f, s);
+    assert_true(wait_jobs(f, 1, 3000)); /* one pipe, in order: the bad ones came first */
+    assert_int_equal(f->on_job_calls, 1);
+    assert_int_equal(f->jobs[0]->job->job_id, 200);
+    int mark = f->q.n;
+    finish_job(f, 0);
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
+    assert_non_null(c);
+    assert_true(c->jobs_received == nbad + 1);
+    assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
+    assert_string_equal(result(f, 0)->queue_id, "FEDCBA9876543210");
+    fixture_free(f);
+}
+
 /* Results the queue cannot take now are held, in order, and resent once it is back. */
 static void test_result_held_and_resent(void **state)
 {
@@ -627,6 +666,7 @@ int main(void)
         cmocka_unit_test_teardown(test_wrong_kind_returned_once, teardown_test),
         cmocka_unit_test_teardown(test_beyond_capacity_and_backlog_returned, teardown_test),
         cmocka_unit_test_teardown(test_malformed_jobs_dropped, teardown_test),
+        cmocka_unit_test_teardown(test_queue_id_must_be_16_upper_hex_digits, teardown_test),
         cmocka_unit_test_teardown(test_result_held_and_resent, teardown_test),
         cmocka_unit_test_teardown(test_held_result_dropped_after_the_lease, teardown_test),
         cmocka_unit_test_teardown(test_drain, teardown_test),

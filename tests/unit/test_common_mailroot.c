@@ -1,12 +1,14 @@
 /* Mailbox paths seen from a chroot or not, and the parent's ownership repair: only the
- * mailbox's own directories and files change hands, nothing is created, no symlink is
- * followed. The repair half needs root (skipped otherwise). */
+ * mailbox's own directories and files change, they get the store group (vmail) with group
+ * read/write, what root owned becomes the worker user's, nothing is created, no symlink is
+ * followed. The repair half needs root and the group (skipped otherwise). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 
 #include "mailroot.h"
 #include "privsep.h"
+#include "runas.h"
 
 static char dir[64];
 
@@ -58,20 +61,23 @@ static void mk(const char *rel)
     assert_int_equal(mkdir(p, 0755), 0);
 }
 
-static uid_t owner(const char *rel)
+static struct stat info(const char *rel)
 {
     char p[256];
     struct stat st;
     snprintf(p, sizeof p, "%s/%s", dir, rel);
     assert_int_equal(lstat(p, &st), 0);
-    return st.st_uid;
+    return st;
 }
+
+static uid_t owner(const char *rel) { return info(rel).st_uid; }
 
 static void test_repair(void **state)
 {
     (void)state;
     unsigned uid, gid;
-    if (geteuid() != 0 || pm_privsep_lookup("nobody", &uid, &gid) < 0)
+    struct group *store = getgrnam(PM_RUNAS_STORE_GROUP);
+    if (geteuid() != 0 || pm_privsep_lookup("nobody", &uid, &gid) < 0 || !store)
         skip();
     mk("example.test");
     mk("example.test/alice");
@@ -84,10 +90,17 @@ static void test_repair(void **state)
     snprintf(p, sizeof p, "%s/example.test/bob", dir);
     assert_int_equal(symlink("../other", p), 0);   /* a planted link */
 
-    /* store, domain, local part, Maildir, new/ and the file: 6 entries */
-    assert_int_equal(pm_mailroot_repair(dir, "alice@example.test", "nobody"), 6);
-    assert_int_equal(owner("example.test/alice/Maildir/new/1.0.mx"), uid);
-    assert_int_equal(owner("example.test/alice"), uid);
+    /* domain, local part, Maildir, new/ and the file: 5 entries (the store's root is the
+     * workers' chroot: root's) */
+    assert_int_equal(pm_mailroot_repair(dir, "alice@example.test", "nobody"), 5);
+    struct stat f = info("example.test/alice/Maildir/new/1.0.mx"), d = info("example.test/alice");
+    assert_int_equal(f.st_uid, uid);
+    assert_int_equal(f.st_gid, store->gr_gid);
+    assert_int_equal(f.st_mode & 0777, 0660);
+    assert_int_equal(d.st_uid, uid);
+    assert_int_equal(d.st_gid, store->gr_gid);
+    assert_int_equal(d.st_mode & 0777, 0775);
+    assert_int_equal(owner("."), 0);
     assert_int_equal(pm_mailroot_repair(dir, "alice@example.test", "nobody"), 0); /* already right */
     assert_int_equal(owner("other"), 0);
 

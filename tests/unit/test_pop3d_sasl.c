@@ -1,13 +1,12 @@
-/* AUTH PLAIN decoding and strict base64; the per-IP failure lockout table. */
+/* AUTH PLAIN decoding and strict base64 (the per-address lockout table, shared with smtpd,
+ * is tested in test_smtpd_limits.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "pop3d/authfail.h"
 #include "pop3d/sasl.h"
 
 static int plain(const char *b64, char *user, char *pass)
@@ -54,48 +53,11 @@ static void test_plain(void **state)
     assert_int_equal(plain("", user, pass), -1);
 }
 
-static void test_lockout(void **state)
-{
-    (void)state;
-    struct pop3_authfail *t = pop3_authfail_new(3, 100);
-    assert_false(pop3_authfail_locked(t, "192.0.2.1", 1000));
-    assert_int_equal(pop3_authfail_record(t, "192.0.2.1", 1000), 0);
-    assert_int_equal(pop3_authfail_record(t, "192.0.2.1", 1001), 0);
-    assert_int_equal(pop3_authfail_record(t, "192.0.2.2", 1001), 0);
-    assert_int_equal(pop3_authfail_record(t, "192.0.2.1", 1002), 1);
-    assert_true(pop3_authfail_locked(t, "192.0.2.1", 1050));
-    assert_false(pop3_authfail_locked(t, "192.0.2.2", 1050));
-    assert_false(pop3_authfail_locked(t, "192.0.2.1", 1102)); /* lockout over */
-    assert_int_equal(pop3_authfail_record(t, "192.0.2.1", 1103), 0);
-    /* failures spread wider than the window never lock */
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(pop3_authfail_record(t, "192.0.2.3", 2000 + i * 101), 0);
-    pop3_authfail_free(t);
-}
-
-static void test_lockout_table_bounded(void **state)
-{
-    (void)state;
-    struct pop3_authfail *t = pop3_authfail_new(2, 100);
-    assert_int_equal(pop3_authfail_record(t, "198.51.100.1", 10), 0);
-    assert_int_equal(pop3_authfail_record(t, "198.51.100.1", 11), 1);
-    char ip[64];
-    for (int i = 0; i < POP3_AUTHFAIL_MAX + 100; i++) {
-        snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
-        pop3_authfail_record(t, ip, 12 + i % 50);
-    }
-    /* the locked address survives the flood (unlocked entries are replaced first) */
-    assert_true(pop3_authfail_locked(t, "198.51.100.1", 60));
-    pop3_authfail_free(t);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_plain),
-        cmocka_unit_test(test_lockout),
-        cmocka_unit_test(test_lockout_table_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
