@@ -22,6 +22,7 @@
 #include "config.h"
 #include "keys.h"
 #include "log.h"
+#include "logvalue.h"
 #include "outside.h"
 
 #define RELOAD_EVERY_MS 5000 /* revocation: a removed key file stops its key within this */
@@ -156,9 +157,11 @@ static void answer_zap(void *s)
     }
     if (ok)
         pm_log(PM_DEBUG, "event=bus_admitted key=%s role=%s address=%s", name, pm_role_name(role), frames[3]);
-    else
+    else { /* the key is the peer's choice, and Z85 has '=' */
+        char k[PM_LOGV_SIZE], mech[PM_LOGV_SIZE];
         pm_log(PM_WARN, "event=bus_denied address=%s mechanism=%s key=%s", n > 3 ? frames[3] : "?",
-               n > 5 ? frames[5] : "?", z85[0] ? z85 : "-");
+               PM_LOGV(mech, n > 5 ? frames[5] : "?"), PM_LOGV(k, z85[0] ? z85 : "-"));
+    }
     zmq_send(s, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(s, frames[1], (size_t)(lens[1] > 0 ? lens[1] : 0), ZMQ_SNDMORE);
     zmq_send(s, ok ? "200" : "400", 3, ZMQ_SNDMORE);
