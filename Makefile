@@ -90,6 +90,10 @@ $(foreach t,$(patsubst tests/unit/%.c,%,$(UNIT_SRC)),$(eval $(call unit_rule,$(t
 # The sandbox probe (tests/sandbox/): built with `all`, outside bin/ (never installed).
 -include tests/sandbox/sandbox.mk
 
+# libFuzzer harnesses (tests/fuzz/README.md): `make fuzz` (FUZZ_SECONDS each), and a short
+# `fuzz-smoke` over the seeds and every reproducer, part of `make test`.
+-include tests/fuzz/fuzz.mk
+
 # Unit tests run under ASan+UBSan (LeakSanitizer included).
 unit: deps-check
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 unit-run
@@ -111,6 +115,7 @@ test: deps-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory valgrind
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory integration
 
 run: all

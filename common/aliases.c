@@ -68,7 +68,7 @@ static const char *check_address(const char *s, const char *what)
         snprintf(reason, sizeof reason, "%s too long", what);
     else if (has_ctl(s) || strchr(s, ' '))
         snprintf(reason, sizeof reason, "%s contains white space or control characters", what);
-    else if (at && (at == s || at[1] == '\0'))
+    else if (!*s || (at && (at == s || at[1] == '\0')))
         snprintf(reason, sizeof reason, "%s '%s' must be local-part@domain or a bare local part", what, s);
     else
         return NULL;

@@ -232,6 +232,8 @@ static void test_load_errors(void **state)
     expect_load_error("a b@example.test: c@example.test\n", "1: alias name contains white space");
     expect_load_error("x: @example.test\n", "1: target '@example.test' must be");
     expect_load_error(": c@example.test\n", "1: empty alias name");
+    /* Found by fuzzing: `<>` is an empty target, which the queue would store as "". */
+    expect_load_error("list@example.test: <>\n", "1: target '' must be");
     expect_load_error("a@example.test: b@x.test\n\nc@x.test: d@x.test,\n   e@x.test\nA@Example.test: z@x.test\n",
                       "5: duplicate alias a@example.test (also on line 1)");
     char *big = malloc(9000);
