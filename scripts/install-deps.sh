@@ -7,7 +7,7 @@ PACKAGES="build-essential pkg-config
 libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
 libldns-dev ldnsutils libconfig-dev libevent-dev libssl-dev openssl
 libseccomp-dev libcmocka-dev libcrypt-dev
-clang libclang-rt-14-dev
+clang libclang-rt-14-dev llvm-14
 python3 python3-pytest python3-zmq python3-aiosmtpd
 swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps"
 

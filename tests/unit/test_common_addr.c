@@ -103,6 +103,13 @@ static void test_literals(void **state)
     assert_int_equal(path("<u@[IPv6:2001:db8::1]>", 0, &a), PM_ADDR_OK);
     assert_true(a.is_literal);
     assert_int_equal(path("<u@[2001:db8::1]>", 0, &a), PM_ADDR_SYNTAX);
+    /* Found by fuzzing: a NUL inside a literal ended what inet_pton() saw, so this passed and
+     * the stored address was cut at the NUL. */
+    static const char nul[] = "<u@[192.0.2.1\0x]>";
+    size_t used = 0;
+    const char *why = NULL;
+    assert_int_equal(pm_addr_parse_path(nul, sizeof nul - 1, 0, &a, &used, &why), PM_ADDR_SYNTAX);
+    assert_int_equal(pm_addr_check_domain("[192.0.2.1\0]", 13, 0) == PM_ADDR_OK, 0);
 }
 
 static void fill(char *dst, char c, size_t n)
