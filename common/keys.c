@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "privsep.h"
 
 static const char *const role_names[PM_ROLE_COUNT] = {
     [PM_ROLE_NONE] = "none",         [PM_ROLE_SMTPD] = "smtpd",     [PM_ROLE_QUEUE] = "queue",
@@ -41,19 +42,19 @@ enum pm_role pm_role_of_key_name(const char *name)
     return PM_ROLE_NONE;
 }
 
+/* The parents as state (0750); the keys directory itself 0755: public keys, listed by the
+ * reader that runs as the service's user. */
 static int mkdir_p(const char *path)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (pm_privsep_mkdirs(parent, 0750) < 0)
             return -1;
-        *p = '/';
     }
-    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int write_file(const char *path, const char *text, mode_t mode)

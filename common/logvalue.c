@@ -159,13 +159,15 @@ char *pm_logv_path(char *dst, size_t size, const char *address)
 {
     const char *a = address ? address : "";
     size_t n = strlen(a);
-    char *path = malloc(n + 2);
+    char local[PM_LOGV_SIZE + 2]; /* every path SMTP allows fits: no allocation per log line */
+    char *path = n + 2 <= sizeof local ? local : malloc(n + 2);
     if (!path) /* the address alone, still escaped */
         return pm_logv_mem(dst, size, a, n, 0);
     path[0] = '<';
     memcpy(path + 1, a, n);
     path[n + 1] = '>';
     pm_logv_mem(dst, size, path, n + 2, 0);
-    free(path);
+    if (path != local)
+        free(path);
     return dst;
 }

@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 
 #include "allowlist.h"
 #include "log.h"
+#include "privchan.h"
 #include "privsep.h"
 
 #define MAX_SLOTS 8
@@ -34,17 +34,6 @@ static struct {
 static int nslots;
 static int chan = -1; /* our end of the reader's socketpair; -1: answer in-process */
 static pthread_mutex_t chan_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct request {
-    uint8_t op, slot;
-};
-
-struct answer {
-    int32_t err; /* 0 or an errno */
-    uint32_t mode;
-    uint64_t dev, ino;
-    int64_t size, mtime_sec, mtime_nsec;
-};
 
 static int add(enum slot_kind kind, const char *path)
 {
@@ -71,33 +60,18 @@ int pm_outside_find(const char *path)
 
 int pm_outside_running(void) { return chan >= 0; }
 
-/* What the reader (or, without one, this process) does for one request. *fd_out is a
- * descriptor to hand over, or -1. */
-static void serve(const struct request *rq, struct answer *a, int *fd_out)
+/* What the reader (or, without one, this process) does for one request: 0 or an errno; *st
+ * filled for a stat or a file, *fd_out a descriptor to hand over or -1. */
+static int serve(unsigned op, unsigned slot, struct stat *st, int *fd_out)
 {
     *fd_out = -1;
-    memset(a, 0, sizeof *a);
-    if (rq->slot >= nslots || (rq->op != OP_STAT && rq->op != OP_OPEN)) {
-        a->err = EINVAL;
-        return;
-    }
-    const char *path = slots[rq->slot].path;
-    int dfd = slots[rq->slot].kind == SLOT_KEYS ? slots[rq->slot].dirfd : -1;
-    if (slots[rq->slot].kind == SLOT_KEYS && rq->op == OP_STAT) { /* has the directory changed? */
-        struct stat st;
-        if ((dfd >= 0 ? fstat(dfd, &st) : stat(path, &st)) < 0) {
-            a->err = errno;
-            return;
-        }
-        a->mode = st.st_mode;
-        a->dev = st.st_dev;
-        a->ino = st.st_ino;
-        a->size = st.st_size;
-        a->mtime_sec = st.st_mtim.tv_sec;
-        a->mtime_nsec = st.st_mtim.tv_nsec;
-        return;
-    }
-    if (slots[rq->slot].kind == SLOT_KEYS) {
+    if (slot >= (unsigned)nslots || (op != OP_STAT && op != OP_OPEN))
+        return EINVAL;
+    const char *path = slots[slot].path;
+    if (slots[slot].kind == SLOT_KEYS) {
+        int dfd = slots[slot].dirfd;
+        if (op == OP_STAT) /* has the directory changed? */
+            return (dfd >= 0 ? fstat(dfd, st) : stat(path, st)) < 0 ? errno : 0;
         char *text = dfd >= 0 ? pm_allowlist_scan_fd(dfd, path) : pm_allowlist_scan(path);
         int fd = text ? memfd_create("allowlist", MFD_CLOEXEC) : -1;
         size_t len = text ? strlen(text) : 0;
@@ -105,59 +79,58 @@ static void serve(const struct request *rq, struct answer *a, int *fd_out)
             close(fd);
             fd = -1;
         }
-        a->err = fd < 0 ? (errno ? errno : EIO) : 0;
+        int err = fd < 0 ? (errno ? errno : EIO) : 0;
         free(text);
         *fd_out = fd;
-        return;
+        return err;
     }
-    struct stat st;
     int fd = -1;
-    if (rq->op == OP_OPEN) {
+    if (op == OP_OPEN) {
         fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0 && fstat(fd, &st) < 0) {
-            close(fd);
-            fd = -1;
-        }
-        if (fd < 0) {
-            a->err = errno;
-            return;
+        if (fd < 0 || fstat(fd, st) < 0) {
+            int err = errno;
+            if (fd >= 0)
+                close(fd);
+            return err;
         }
         fcntl(fd, F_SETFL, 0); /* O_NONBLOCK only kept a FIFO from hanging the open */
-    } else if (stat(path, &st) < 0) {
-        a->err = errno;
-        return;
+    } else if (stat(path, st) < 0) {
+        return errno;
     }
-    if (!S_ISREG(st.st_mode)) { /* a directory descriptor would open the way out */
+    if (!S_ISREG(st->st_mode)) { /* a directory descriptor would open the way out */
         if (fd >= 0)
             close(fd);
-        a->err = EINVAL;
-        return;
+        return EINVAL;
     }
-    a->mode = st.st_mode;
-    a->dev = st.st_dev;
-    a->ino = st.st_ino;
-    a->size = st.st_size;
-    a->mtime_sec = st.st_mtim.tv_sec;
-    a->mtime_nsec = st.st_mtim.tv_nsec;
     *fd_out = fd;
+    return 0;
 }
 
-static int send_answer(int s, const struct answer *a, int fd)
+/* The stat fields a caller uses, as text in the answer's first field (privchan frames carry
+ * strings). */
+static void put_stat(char *dst, size_t size, const struct stat *st)
 {
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {.iov_base = (void *)a, .iov_len = sizeof *a};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        memset(cbuf, 0, sizeof cbuf);
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    return sendmsg(s, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof *a ? 0 : -1;
+    snprintf(dst, size, "%u %llu %llu %lld %lld %ld", (unsigned)st->st_mode, (unsigned long long)st->st_dev,
+             (unsigned long long)st->st_ino, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+             (long)st->st_mtim.tv_nsec);
+}
+
+static int get_stat(const char *src, struct stat *st)
+{
+    unsigned mode;
+    unsigned long long dev, ino;
+    long long size, sec;
+    long nsec;
+    if (!src || sscanf(src, "%u %llu %llu %lld %lld %ld", &mode, &dev, &ino, &size, &sec, &nsec) != 6)
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_mode = mode;
+    st->st_dev = dev;
+    st->st_ino = ino;
+    st->st_size = size;
+    st->st_mtim.tv_sec = sec;
+    st->st_mtim.tv_nsec = nsec;
+    return 0;
 }
 
 /* The reader's whole world: read a few files, answer on its socket. */
@@ -215,16 +188,21 @@ static _Noreturn void reader_main(int s, const char *user)
         _exit(78);
     }
     for (;;) {
-        struct request rq;
-        ssize_t n = recv(s, &rq, sizeof rq, 0);
-        if (n == 0 || (n < 0 && errno != EINTR))
+        struct pm_priv_msg rq;
+        int rc = pm_priv_recv(s, &rq);
+        if (rc == 0 || (rc < 0 && errno != EINTR && errno != EBADMSG))
             _exit(0);
-        if (n != (ssize_t)sizeof rq)
+        if (rc < 0)
             continue;
-        struct answer a;
+        struct stat st = {0};
+        char text[128] = "";
         int fd;
-        serve(&rq, &a, &fd);
-        send_answer(s, &a, fd);
+        int err = serve(rq.op, (unsigned)rq.result, &st, &fd);
+        if (!err)
+            put_stat(text, sizeof text, &st);
+        struct pm_priv_msg reply = {.id = rq.id, .op = rq.op, .result = err, .a = text};
+        pm_priv_send_fd(s, &reply, fd);
+        pm_priv_msg_clear(&rq);
         if (fd >= 0)
             close(fd);
     }
@@ -256,73 +234,53 @@ int pm_outside_start(const char *user)
     return 0;
 }
 
-/* One request to the reader; the answer and, if sent, a descriptor. */
-static int ask(const struct request *rq, struct answer *a, int *fd_out)
+/* One request, to the reader or answered here: 0, or -1 with errno; *fd_out a descriptor
+ * or -1. */
+static int ask(unsigned op, int slot, struct stat *st, int *fd_out)
 {
     *fd_out = -1;
+    if (slot < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int err;
     if (chan < 0) {
-        serve(rq, a, fd_out);
-        return 0;
-    }
-    pthread_mutex_lock(&chan_lock);
-    int rc = -1;
-    if (send(chan, rq, sizeof *rq, MSG_NOSIGNAL) == (ssize_t)sizeof *rq) {
+        err = serve(op, (unsigned)slot, st, fd_out);
+    } else {
+        struct pm_priv_msg rq = {.op = op, .result = slot}, reply = {0};
         struct pollfd p = {.fd = chan, .events = POLLIN};
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = {.iov_base = a, .iov_len = sizeof *a};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-        if (poll(&p, 1, ANSWER_MS) == 1 && recvmsg(chan, &mh, MSG_CMSG_CLOEXEC) == (ssize_t)sizeof *a) {
-            rc = 0;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                    memcpy(fd_out, CMSG_DATA(c), sizeof(int));
-        }
+        pthread_mutex_lock(&chan_lock);
+        int ok = pm_priv_send(chan, &rq) == 0 && poll(&p, 1, ANSWER_MS) == 1 &&
+                 pm_priv_recv_fd(chan, &reply, fd_out) == 1 && (reply.result || get_stat(reply.a, st) == 0);
+        pthread_mutex_unlock(&chan_lock);
+        err = ok ? reply.result : EIO;
+        pm_priv_msg_clear(&reply);
+        if (!ok)
+            pm_log(PM_ERR, "event=outside_error step=ask reason=\"reader gone or stuck\"");
     }
-    pthread_mutex_unlock(&chan_lock);
-    if (rc < 0)
-        pm_log(PM_ERR, "event=outside_error step=ask reason=\"reader gone or stuck\"");
-    return rc;
+    if (err && *fd_out >= 0) {
+        close(*fd_out);
+        *fd_out = -1;
+    }
+    errno = err;
+    return err ? -1 : 0;
 }
 
 int pm_outside_stat(int slot, struct stat *st)
 {
-    struct request rq = {.op = OP_STAT, .slot = (uint8_t)slot};
-    struct answer a;
-    int fd;
-    if (slot < 0 || ask(&rq, &a, &fd) < 0) {
-        errno = EIO;
-        return -1;
-    }
-    if (fd >= 0)
+    int fd, rc = ask(OP_STAT, slot, st, &fd);
+    if (fd >= 0) /* a stat comes without one; never keep what a confused peer sent */
         close(fd);
-    if (a.err) {
-        errno = a.err;
-        return -1;
-    }
-    memset(st, 0, sizeof *st);
-    st->st_mode = a.mode;
-    st->st_dev = a.dev;
-    st->st_ino = a.ino;
-    st->st_size = a.size;
-    st->st_mtim.tv_sec = a.mtime_sec;
-    st->st_mtim.tv_nsec = a.mtime_nsec;
-    return 0;
+    return rc;
 }
 
 int pm_outside_open(int slot)
 {
-    struct request rq = {.op = OP_OPEN, .slot = (uint8_t)slot};
-    struct answer a;
+    struct stat st;
     int fd;
-    if (slot < 0 || ask(&rq, &a, &fd) < 0) {
+    if (ask(OP_OPEN, slot, &st, &fd) < 0)
+        return -1;
+    if (fd < 0)
         errno = EIO;
-        return -1;
-    }
-    if (a.err || fd < 0) {
-        if (fd >= 0)
-            close(fd);
-        errno = a.err ? a.err : EIO;
-        return -1;
-    }
     return fd;
 }

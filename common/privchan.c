@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "privhelper.h"
 
@@ -299,13 +300,6 @@ static pid_t spawn(const struct pm_worker_spec *spec, int *parent_end)
     return pid;
 }
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 #define MAX_HELPERS 8
 #define REQUESTS_PER_TURN 64 /* then the helpers' answers get their turn */
 
@@ -357,7 +351,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
 
     int chan = -1;
     unsigned gen = 1; /* which worker an answer is for: a restarted one must never get its predecessor's */
-    double started = mono(), backoff = 0.2, restart_at = 0;
+    double started = pm_mono_s(), backoff = 0.2, restart_at = 0;
     pid_t pid = spawn(spec, &chan);
     int stopping = 0;
     while (!stopping || pid > 0) {
@@ -370,7 +364,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
         }
         int timeout = -1; /* a worker runs: sleep until a signal, a request or an answer */
         if (pid <= 0) {
-            timeout = (int)((restart_at - mono()) * 1000) + 1;
+            timeout = (int)((restart_at - pm_mono_s()) * 1000) + 1;
             if (timeout < 0)
                 timeout = 0;
         }
@@ -385,8 +379,8 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
         }
         if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;
-        if (pid <= 0 && !stopping && mono() >= restart_at) {
-            started = mono();
+        if (pid <= 0 && !stopping && pm_mono_s() >= restart_at) {
+            started = pm_mono_s();
             pid = spawn(spec, &chan);
             gen++;
             continue;
@@ -417,9 +411,9 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
                 chan = -1;
                 chan_ix = -1;
                 if (!stopping) {
-                    if (mono() - started > 30)
+                    if (pm_mono_s() - started > 30)
                         backoff = 0.2;
-                    restart_at = mono() + backoff;
+                    restart_at = pm_mono_s() + backoff;
                     backoff = backoff * 2 > 10 ? 10 : backoff * 2;
                 }
             }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "filestamp.h"
 #include "heldfile.h"
 #include "log.h"
@@ -53,13 +54,6 @@ struct pm_priv_helper {
     struct sent_file files[PM_PRIV_HELPER_MAX_FILES];
     int nfiles;
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ------------------------------------------------------------------ the helper process */
 
@@ -169,7 +163,7 @@ static _Noreturn void helper_main(const struct pm_helper_spec *spec, int fd)
 static int spawn(struct pm_priv_helper *h)
 {
     int sv[2];
-    h->started = mono();
+    h->started = pm_mono_s();
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -1;
     /* What the new helper will open itself: it needs the files again only after a change. */
@@ -254,7 +248,7 @@ static void lost(struct pm_priv_helper *h, const char *why)
 /* A helper runs (started again if it died over a second ago)? */
 static int running(struct pm_priv_helper *h)
 {
-    return h->fd >= 0 || (mono() - h->started >= RESTART_INTERVAL && spawn(h) == 0);
+    return h->fd >= 0 || (pm_mono_s() - h->started >= RESTART_INTERVAL && spawn(h) == 0);
 }
 
 /* A declared file changed since the helper opened it: open it again, for the helper. The
@@ -307,7 +301,7 @@ void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *
         return;
     }
     *p = (struct pending){.seq = m.id, .worker_id = req->id, .op = req->op, .gen = gen,
-                          .deadline = mono() + timeout_ms(h) / 1000.0};
+                          .deadline = pm_mono_s() + timeout_ms(h) / 1000.0};
     if (h->tail)
         h->tail->next = p;
     else
@@ -359,13 +353,13 @@ int pm_priv_helper_timeout_ms(const struct pm_priv_helper *h)
 {
     if (!h->head)
         return -1;
-    double left = h->head->deadline - mono();
+    double left = h->head->deadline - pm_mono_s();
     return left <= 0 ? 0 : (int)(left * 1000) + 1;
 }
 
 void pm_priv_helper_expire(struct pm_priv_helper *h, int worker_fd, unsigned gen)
 {
-    if (!h->head || mono() < h->head->deadline)
+    if (!h->head || pm_mono_s() < h->head->deadline)
         return;
     if (h->fd >= 0)
         lost(h, "timeout");
@@ -386,9 +380,9 @@ static int round_trip(struct pm_priv_helper *h, const struct pm_priv_msg *req, s
         lost(h, "send");
         return 0;
     }
-    double deadline = mono() + timeout_ms / 1000.0;
+    double deadline = pm_mono_s() + timeout_ms / 1000.0;
     for (;;) {
-        int left = (int)((deadline - mono()) * 1000);
+        int left = (int)((deadline - pm_mono_s()) * 1000);
         struct pollfd p = {h->fd, POLLIN, 0};
         int n = left > 0 ? poll(&p, 1, left) : 0;
         if (n < 0 && errno == EINTR)

@@ -37,7 +37,6 @@ static int read_keys(const char *path, char first[PM_KEY_Z85], char second[PM_KE
     return n;
 }
 
-static int owner_ok(const struct stat *st) { return st->st_uid == 0 || st->st_uid == geteuid(); }
 
 /* One service's pair: <name>.key (public, secret; 0600) and <name>.pub matching it. */
 static int check_pair(struct cli_check_report *r, const char *dir, const char *name)

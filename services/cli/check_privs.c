@@ -16,7 +16,6 @@
 
 #define CAP_NET_BIND_SERVICE_BIT 10
 
-static int owner_ok(const struct stat *st) { return st->st_uid == 0 || st->st_uid == geteuid(); }
 
 /* Without root the services refuse to start unless the configuration allows it. */
 static void check_unprivileged(struct cli_check_report *r, const struct pm_config *cfg)

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "privsep.h"
 
 static const char usage_text[] =
     "usage: postmesh [-c FILE] COMMAND [ARGS]\n"
@@ -49,22 +50,8 @@ void cli_error(const char *fmt, ...)
 
 int cli_mkdirs(const char *path, unsigned mode)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
+    if (pm_privsep_mkdirs(path, mode) < 0)
         return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
-                return -1;
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
     struct stat st;
     if (stat(path, &st) < 0)
         return -1;

@@ -19,6 +19,7 @@
 
 #include "child.h"
 #include "cli.h"
+#include "clock.h"
 #include "log.h"
 #include "privsep.h"
 #include "selfsigned.h"
@@ -64,13 +65,6 @@ struct supervisor {
     struct event *sig_term, *sig_int, *sig_chld, *timer;
 };
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static struct timeval tv_of(double secs)
 {
     struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
@@ -96,7 +90,7 @@ static void spawn(struct child *c)
     c->generation++;
     c->ready = 0;
     c->spawned = 1;
-    c->started_at = mono();
+    c->started_at = pm_mono_s();
     c->pid = cli_child_spawn(c->sv->base, c->path, c->sv->config_path, on_started, c, c->generation);
     if (c->pid < 0) {
         pm_log(PM_ERR, "event=spawn_failed svc=%s path=%s error=\"%s\"", c->svc->name, c->path, strerror(errno));
@@ -184,7 +178,7 @@ static void finish(struct supervisor *sv)
     if (sv->phase == PHASE_DONE)
         return;
     sv->phase = PHASE_DONE;
-    sv->drain_until = mono() + DRAIN_WAIT;
+    sv->drain_until = pm_mono_s() + DRAIN_WAIT;
     arm_timer(sv, 0); /* on_timer polls until the pipes are closed or drain_until */
 }
 
@@ -216,7 +210,7 @@ static void begin_stop(struct supervisor *sv, int sig)
 {
     pm_log(PM_INFO, "event=stopping signal=%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
     sv->phase = PHASE_STOPPING;
-    sv->stop_began = mono();
+    sv->stop_began = pm_mono_s();
     for (int i = 0; i < sv->n; i++)
         evtimer_del(sv->v[i].restart_timer);
     signal_group(sv, 0, SIGTERM);
@@ -256,7 +250,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         }
         break;
     case PHASE_DONE:
-        if (cli_child_open_pipes() == 0 || mono() >= sv->drain_until)
+        if (cli_child_open_pipes() == 0 || pm_mono_s() >= sv->drain_until)
             event_base_loopbreak(sv->base);
         else
             arm_timer(sv, 0.05);
@@ -272,7 +266,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct supervisor *sv = arg;
     /* A second signal means "now"; but one kill often reaches us twice at once (a wrapper
      * signalling both us and our process group), so only a later one counts. */
-    if (sv->phase == PHASE_STOPPING && !sv->killed && mono() - sv->stop_began >= 1.0) {
+    if (sv->phase == PHASE_STOPPING && !sv->killed && pm_mono_s() - sv->stop_began >= 1.0) {
         pm_log(PM_WARN, "event=stopping_now signal=%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
         kill_all(sv);
     } else if (sv->phase < PHASE_STOPPING) {
@@ -306,7 +300,7 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
             continue;
         char st[32];
         describe_status(st, sizeof st, status);
-        double ran = mono() - c->started_at;
+        double ran = pm_mono_s() - c->started_at;
         pm_log(sv->phase >= PHASE_STOPPING ? PM_INFO : PM_WARN, "event=exit svc=%s pid=%d status=%s ran=%.1fs",
                c->svc->name, (int)pid, st, ran);
         kill(-pid, SIGKILL); /* workers the service left behind in its process group */

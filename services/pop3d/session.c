@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "clients.h"
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "session_int.h"
@@ -39,15 +40,8 @@ void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     evbuffer_add(out, "\r\n", 2);
 }
 
-static long long mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (long long)ts.tv_sec;
-}
-
 /* The next command must be complete by now + timeout, however slowly its bytes come. */
-static void command_deadline(struct pop3_session *s) { s->deadline = mono_s() + s->srv->cfg->pop3d.timeout; }
+static void command_deadline(struct pop3_session *s) { s->deadline = pm_mono_coarse_s() + s->srv->cfg->pop3d.timeout; }
 
 void pop3_auth_over(struct pop3_session *s)
 {
@@ -285,7 +279,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct pop3_session *s = arg;
     if (bev != s->bev)
         return;
-    if (s->state != ST_CLOSING && (s->wait == WAIT_NONE || s->wait == WAIT_AUTH_RESPONSE) && mono_s() > s->deadline) {
+    if (s->state != ST_CLOSING && (s->wait == WAIT_NONE || s->wait == WAIT_AUTH_RESPONSE) && pm_mono_coarse_s() > s->deadline) {
         /* Bytes keep coming, never a whole command: the read timeout would never fire. */
         pm_log(PM_INFO, "event=timeout session=%llu client=%s reason=deadline", s->id, s->client);
         pop3_reply(s, "-ERR autologout: command not completed in time");

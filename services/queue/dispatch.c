@@ -649,3 +649,11 @@ void queue_expire_leases(struct queue *q, uint64_t now)
             i++;
     }
 }
+
+void queue_tick(struct queue *q)
+{
+    queue_expire_leases(q, queue_now());
+    if (q->dirty)
+        queue_schedule_commit(q);
+    queue_dispatch_full(q);
+}

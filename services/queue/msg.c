@@ -122,3 +122,23 @@ void queue_set_str(char **field, const char *value)
         free(*field);
     *field = strdup(value ? value : "");
 }
+
+void queue_free_memory(struct queue *q)
+{
+    for (struct job *j = q->jobs, *n; j; j = n) {
+        n = j->next;
+        queue_msg_release(q, j->msg); /* a message deleted while its job was out is on no list */
+        free(j->rcpts);
+        free(j);
+    }
+    q->jobs = NULL;
+    for (struct qmsg *m = q->head, *n; m; m = n) {
+        n = m->next;
+        queue_msg_free(m);
+    }
+    q->head = q->tail = NULL;
+    q->nmsgs = 0;
+    free(q->workers);
+    q->workers = NULL;
+    q->nworkers = 0;
+}

@@ -60,6 +60,7 @@ struct queue {
     struct event_base *base;
     struct pm_bus *bus;     /* queue.endpoint */
     struct pm_bus *control; /* queue.control */
+    struct pm_bus_policy endpoint_policy; /* sized from the config (endpoints.c) */
     MDB_env *env;
     MDB_dbi db_meta, db_body;
     struct qmsg *head, *tail; /* all messages in arrival order */
@@ -96,6 +97,14 @@ void queue_msg_remove(struct queue *q, struct qmsg *m); /* unlink + mark for del
 void queue_msg_release(struct queue *q, struct qmsg *m); /* drop a job's reference */
 struct qmsg *queue_msg_find(struct queue *q, const char *id);
 void queue_msg_free(struct qmsg *m);
+/* At exit: every job and message freed (each job gives back its reference first); the store
+ * keeps everything for the next start. */
+void queue_free_memory(struct queue *q);
+
+/* endpoints.c: queue.endpoint and queue.control bound with their policies. 0 or -1. */
+int queue_bind(struct queue *q);
+/* The periodic work (main.c's tick): leases, commit scheduling, a full dispatch walk. */
+void queue_tick(struct queue *q);
 void queue_new_id(char out[QUEUE_ID_LEN + 1]);
 int queue_msg_finished(const struct qmsg *m);
 /* Replaces a string field of a stored record (handles protobuf-c's static empty string). */

@@ -11,22 +11,8 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
+#include "privsep.h"
 #include "queue.h"
-
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0750) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(buf, 0750) < 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* Where the store lives, to reopen it: the configured path before the chroot, "/" inside it
  * (the same directory, recognised by device and inode). */
@@ -69,7 +55,7 @@ int queue_store_open(struct queue *q)
     char dir[4096];
     pm_config_state_path(q->cfg, "queue", dir, sizeof dir);
     struct stat st;
-    if (mkdir_p(dir) < 0 || stat(dir, &st) < 0) {
+    if (pm_privsep_mkdirs(dir, 0750) < 0 || stat(dir, &st) < 0) {
         pm_log(PM_ERR, "event=store_error op=mkdir path=%s error=\"%s\"", dir, strerror(errno));
         return -1;
     }

@@ -97,10 +97,9 @@ static void drop_message(struct smtpd_session *s)
 
 static void refuse(struct smtpd_session *s, const char *reason, const char *reply)
 {
-    char from[PM_LOGV_SIZE], sender[PM_ADDR_MAX_PATH + 3];
-    snprintf(sender, sizeof sender, "<%s>", s->txn.sender ? s->txn.sender : "");
+    char from[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=reject client=%s stage=DATA reason=%s from=%s nrcpt=%d size=%llu", s->peer, reason,
-           PM_LV(from, sender), s->txn.nrcpt, s->data_size);
+           PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->data_size);
     drop_message(s);
     smtpd_reply_error(s, "%s", reply);
 }

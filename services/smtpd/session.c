@@ -20,6 +20,7 @@
 
 #include "authdb.h"
 #include "clients.h"
+#include "clock.h"
 #include "log.h"
 #include "net.h"
 #include "parser.h"
@@ -73,13 +74,6 @@ static void flush_direct(struct smtpd_session *s)
         bufferevent_enable(s->bev, EV_WRITE); /* the rest (or the error) is bufferevent's */
 }
 
-static long long mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (long long)ts.tv_sec;
-}
-
 static long long state_timeout(const struct smtpd_session *s)
 {
     const struct pm_config *cfg = s->srv->cfg;
@@ -94,7 +88,7 @@ void smtpd_session_reading(struct smtpd_session *s, int on)
     struct timeval wr = {s->srv->cfg->smtpd.timeout_command, 0};
     bufferevent_set_timeouts(s->bev, &rd, &wr);
     if (on) {
-        s->deadline = mono_s() + state_timeout(s);
+        s->deadline = pm_mono_coarse_s() + state_timeout(s);
         s->data_credit = 0;
         if (!s->in_eof) /* a socket at EOF would only report it again */
             bufferevent_enable(s->bev, EV_READ);
@@ -382,7 +376,7 @@ static int next_line(struct smtpd_session *s)
             dispatch_line(s, line, smtpd_line_strip(line, total), total);
             explicit_bzero(line, total); /* it may have been a password */
             if (s->state != SMTPD_ST_DATA && s->state != SMTPD_ST_CLOSING)
-                s->deadline = mono_s() + s->srv->cfg->smtpd.timeout_command; /* for the next one */
+                s->deadline = pm_mono_coarse_s() + s->srv->cfg->smtpd.timeout_command; /* for the next one */
             return 1;
         }
         if (s->scan.overflow) {
@@ -452,7 +446,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         smtpd_session_settle(s);
         return;
     }
-    if (mono_s() > s->deadline && wants_input(s)) {
+    if (pm_mono_coarse_s() > s->deadline && wants_input(s)) {
         timed_out(s, "deadline");
         return;
     }

@@ -188,11 +188,10 @@ void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen
     char reply[320];
     smtpd_submit_reply_text(r->status, r->queue_id, r->text, reply, sizeof reply);
     if (r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED) {
-        char from[PM_LOGV_SIZE], idv[64], sender[PM_ADDR_MAX_PATH + 3];
+        char from[PM_LOGV_SIZE], idv[64];
         s->messages++;
-        snprintf(sender, sizeof sender, "<%s>", s->txn.sender ? s->txn.sender : "");
         pm_log(PM_INFO, "event=queued id=%s client=%s from=%s nrcpt=%d size=%llu", PM_LV(idv, r->queue_id), s->peer,
-               PM_LV(from, sender), s->txn.nrcpt, s->submit_size);
+               PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->submit_size);
         smtpd_reply(s, "%s", reply);
     } else {
         pm_log(PM_WARN, "event=reject client=%s stage=queue reply=%s", s->peer, PM_LV(v, reply));

@@ -29,11 +29,6 @@ FUZZ_LIBFILES := $(foreach s,smtpd pop3d mta queue resolver,$(FUZZ_BUILD)/lib/li
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -Icommon -Iservices -Itests/fuzz -I$(FUZZ_BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# The queue's bus entry (on_bus, its rule tables, the tick) lives in main.c, which libqueue.a
-# leaves out: fuzz_queue_bus links main.o with those symbols made global and main renamed.
-FUZZ_QUEUE_MAIN_OBJ := $(FUZZ_BUILD)/obj/services/queue/main.o
-FUZZ_QUEUE_MAIN     := $(FUZZ_BUILD)/fuzz/queue_main.o
-FUZZ_EXTRA_queue_bus   := $(FUZZ_QUEUE_MAIN)
 # The bus harnesses stand in for ZAP's verdict (the sender's key): see tests/fuzz/fuzz_bus.h.
 FUZZ_LDFLAGS_queue_bus    := -Wl,--wrap=zmq_msg_gets
 FUZZ_LDFLAGS_resolver_bus := -Wl,--wrap=zmq_msg_gets -Wl,--wrap=pm_bus_bind
@@ -45,7 +40,7 @@ fuzz-libs:
 	+@$(FUZZ_SUBMAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN=1 EXTRA_CFLAGS=-fsanitize=fuzzer-no-link fuzz-lib-files
 
 # Inside that sub-make the top Makefile's rules build these (BUILD is $(FUZZ_BUILD) there).
-fuzz-lib-files: $(FUZZ_LIBFILES) $(FUZZ_QUEUE_MAIN_OBJ)
+fuzz-lib-files: $(FUZZ_LIBFILES)
 	@:
 
 # A second make, so the harnesses see the libraries the first one just (re)built.
@@ -58,14 +53,7 @@ fuzz-bins: $(FUZZ_BINS)
 $(FUZZ_BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIBFILES)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_EXTRA_$*) $(FUZZ_LIBFILES) $(LDLIBS) $(FUZZ_LDFLAGS_$*)
-
-$(FUZZ_BUILD)/fuzz/fuzz_queue_bus: $(FUZZ_QUEUE_MAIN)
-
-$(FUZZ_QUEUE_MAIN): $(FUZZ_QUEUE_MAIN_OBJ)
-	@mkdir -p $(dir $@)
-	@objcopy --globalize-symbol=on_bus --globalize-symbol=on_tick --globalize-symbol=endpoint_rules \
-	    --globalize-symbol=control_rules --redefine-sym main=postmesh_queue_main $< $@
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBFILES) $(LDLIBS) $(FUZZ_LDFLAGS_$*)
 
 fuzz: fuzz-build
 	@$(FUZZ_RUN) --seconds $(FUZZ_SECONDS)

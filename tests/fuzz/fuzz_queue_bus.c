@@ -1,6 +1,6 @@
 /* The queue as a compromised peer meets it: every BusMessage a role can send, garbage
  * included, through the queue's real bus endpoints (queue.endpoint and queue.control: the
- * policy tables and on_bus of services/queue/main.c, the handlers of submit.c, dispatch.c,
+ * policy tables and on_bus of services/queue/endpoints.c, the handlers of submit.c, dispatch.c,
  * control.c) into a real LMDB store on tmpfs, fresh for every input. See fuzz_bus.h for the
  * record format; here bit 4 picks queue.control and the op (bits 5-6) is:
  *   0  the payload is a frame, sent as is;
@@ -13,8 +13,8 @@
  * kind (an smtpd key once got a Job with a message body); SubmitReplies only to the
  * submitting roles; nothing to a role that may send nothing; and no crash, leak or UB.
  *
- * main.o is linked with on_bus, on_tick and the rule tables made global by objcopy
- * (tests/fuzz/fuzz.mk), and main renamed: the harness runs the code the service runs. */
+ * queue_bind() and queue_tick() are what main() calls: the harness runs the code the
+ * service runs. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -29,9 +29,6 @@
 #include "queue/queue.h"
 
 /* From services/queue/main.o (see above). */
-void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg);
-void on_tick(evutil_socket_t fd, short what, void *arg);
-extern const struct pm_bus_rule endpoint_rules[], control_rules[];
 
 static struct queue q;
 static struct pm_config cfg;
@@ -166,24 +163,12 @@ static void queue_start(void)
     FUZZ_CHECK(q.nmsgs == 0);
 }
 
-/* As main() ends: commit what is dirty, then free memory only. Unlike main(), a job gives
- * back its reference to its message first: a message deleted while a job was out is on no
- * list, and would leak here once per input (main() leaks it once, at exit). */
+/* As main() ends: commit what is dirty, then free memory only (queue_free_memory). */
 static void queue_stop(void)
 {
     queue_commit_now(&q);
     fb_collect(&clients, on_reply, NULL);
-    for (struct job *j = q.jobs, *n; j; j = n) {
-        n = j->next;
-        queue_msg_release(&q, j->msg);
-        free(j->rcpts);
-        free(j);
-    }
-    for (struct qmsg *m = q.head, *n; m; m = n) {
-        n = m->next;
-        queue_msg_free(m);
-    }
-    free(q.workers);
+    queue_free_memory(&q);
     queue_store_close(&q);
     struct queue keep = q;
     memset(&q, 0, sizeof q);
@@ -229,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             send_control(&r);
             break;
         default:
-            on_tick(-1, 0, &q);
+            queue_tick(&q);
             fb_collect(&clients, on_reply, NULL);
             continue;
         }
@@ -307,15 +292,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     q.aliases = pm_aliases_load(cfg.aliases_file, err, sizeof err);
     FUZZ_CHECK(q.aliases);
     q.base = event_base_new();
-    /* The policies as main() builds them around the same rule tables. */
-    static struct pm_bus_policy endpoint_policy, control_policy;
-    endpoint_policy.max_message = cfg.smtpd.max_message_size + (cfg.smtpd.max_message_size / 2) + (1 << 20);
-    endpoint_policy.rules = endpoint_rules;
-    control_policy.max_message = 1 << 16;
-    control_policy.rules = control_rules;
-    q.bus = pm_bus_bind(q.base, ZMQ_ROUTER, cfg.queue.endpoint, &endpoint_policy, on_bus, &q);
-    q.control = pm_bus_bind(q.base, ZMQ_ROUTER, cfg.queue.control, &control_policy, queue_on_control, &q);
-    FUZZ_CHECK(q.bus && q.control);
+    FUZZ_CHECK(queue_bind(&q) == 0); /* the policies and handler main() binds */
     const char *endpoints[FB_ENDPOINTS] = {cfg.queue.endpoint, cfg.queue.control};
     fb_clients_open(&clients, endpoints);
     return 0;
