@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum key_type { T_STR, T_INT, T_BOOL, T_STRLIST, T_LISTEN };
+enum key_type { T_STR, T_INT, T_BOOL, T_STRLIST, T_LISTEN, T_STRS };
 
 /* The schema: every known key, its type, where it lives and its default. */
 struct key {
@@ -32,6 +32,7 @@ struct key {
 #define BOOL(p, f, d) {p, T_BOOL, O(f), NULL, d, 0, 1}
 #define LIST(p, f) {p, T_STRLIST, O(f), NULL, 0, 0, 0}
 #define LISTEN(p, f) {p, T_LISTEN, O(f), NULL, 0, 0, 0}
+#define STRS(p, f, d) {p, T_STRS, O(f), d, 0, 0, 0} /* a string or a list of strings */
 #define DAY 86400LL
 
 static const struct key schema[] = {
@@ -41,6 +42,7 @@ static const struct key schema[] = {
     STR("users_file", users_file, "/etc/postmesh/users"),
     STR("aliases_file", aliases_file, ""),
     LIST("trusted_networks", trusted_networks),
+    LIST("proxy_networks", proxy_networks),
     BOOL("debug", debug, 0),
     BOOL("privsep.allow_unprivileged", privsep.allow_unprivileged, 0),
     BOOL("bus.curve", bus.curve, 1),
@@ -48,8 +50,11 @@ static const struct key schema[] = {
     STR("bus.key_name", bus.key_name, ""),
     STR("tls.certificate", tls.certificate, ""),
     STR("tls.key", tls.key, ""),
-    STR("queue.endpoint", queue.endpoint, "tcp://127.0.0.1:7701"),
-    STR("queue.control", queue.control, "tcp://127.0.0.1:7702"),
+    STRS("queue.endpoint", queue.endpoints, "tcp://127.0.0.1:7701"),
+    STRS("queue.control", queue.controls, "tcp://127.0.0.1:7702"),
+    STR("queue.listen", queue.listen, ""),
+    STR("queue.control_listen", queue.control_listen, ""),
+    STR("queue.metrics", queue.metrics, ""),
     INT("queue.map_size_mb", queue.map_size_mb, 4096, 1, 1LL << 24),
     INT("queue.retry_min", queue.retry_min, 300, 1, 365 * DAY),
     INT("queue.retry_max", queue.retry_max, 3600, 1, 365 * DAY),
@@ -58,10 +63,14 @@ static const struct key schema[] = {
     INT("queue.job_lease", queue.job_lease, 600, 1, DAY),
     INT("queue.max_batch", queue.max_batch, 256, 1, 100000),
     STR("resolver.endpoint", resolver.endpoint, "tcp://127.0.0.1:7703"),
+    STR("resolver.listen", resolver.listen, ""),
+    STR("resolver.metrics", resolver.metrics, ""),
     LIST("resolver.nameservers", resolver.nameservers),
     INT("resolver.timeout", resolver.timeout, 5, 1, 120),
     INT("resolver.negative_ttl", resolver.negative_ttl, 60, 0, DAY),
     LISTEN("smtpd.listen", smtpd.listen),
+    STR("smtpd.metrics", smtpd.metrics, ""),
+    INT("smtpd.drain_timeout", smtpd.drain_timeout, 30, 0, 3600),
     INT("smtpd.max_message_size", smtpd.max_message_size, 36700160, 1024, 1LL << 31),
     INT("smtpd.max_recipients", smtpd.max_recipients, 1000, 1, 100000),
     INT("smtpd.max_connections", smtpd.max_connections, 10000, 1, 1000000),
@@ -76,16 +85,21 @@ static const struct key schema[] = {
     INT("smtpd.greet_pause_ms", smtpd.greet_pause_ms, 0, 0, 60000),
     INT("smtpd.auth_fail_delay_ms", smtpd.auth_fail_delay_ms, 1000, 0, 60000),
     INT("smtpd.max_connection_rate", smtpd.max_connection_rate, 0, 0, 1000000),
+    STR("mta.metrics", mta.metrics, ""),
     INT("mta.remote_port", mta.remote_port, 25, 1, 65535),
     INT("mta.max_concurrency", mta.max_concurrency, 100, 1, 100000),
     INT("mta.max_per_domain", mta.max_per_domain, 20, 1, 100000),
     INT("mta.connect_timeout", mta.connect_timeout, 30, 1, 3600),
     INT("mta.command_timeout", mta.command_timeout, 300, 1, 3600),
     BOOL("mta.tls_verify", mta.tls_verify, 0),
+    STR("delivery.metrics", delivery.metrics, ""),
     INT("delivery.concurrency", delivery.concurrency, 8, 1, 1000),
+    STR("bouncer.metrics", bouncer.metrics, ""),
     INT("bouncer.concurrency", bouncer.concurrency, 4, 1, 1000),
     INT("bouncer.submit_timeout", bouncer.submit_timeout, 30, 1, 3600),
     LISTEN("pop3d.listen", pop3d.listen),
+    STR("pop3d.metrics", pop3d.metrics, ""),
+    INT("pop3d.drain_timeout", pop3d.drain_timeout, 30, 0, 3600),
     INT("pop3d.max_connections", pop3d.max_connections, 10000, 1, 1000000),
     INT("pop3d.timeout", pop3d.timeout, 600, 1, DAY),
     INT("pop3d.max_connections_per_ip", pop3d.max_connections_per_ip, 20, 1, 1000000),
@@ -155,6 +169,7 @@ static int is_group_prefix(const char *path)
 }
 
 static void *field(struct pm_config *cfg, const struct key *k) { return (char *)cfg + k->off; }
+static void free_strlist(struct pm_strlist *l);
 
 static int set_strlist(struct ctx *c, struct pm_strlist *l, const config_setting_t *s, const char *path)
 {
@@ -192,8 +207,14 @@ static int set_listen(struct ctx *c, struct pm_listenlist *l, const config_setti
         for (int j = 0; j < len; j++) {
             const config_setting_t *kv = config_setting_get_elem(e, (unsigned)j);
             const char *name = config_setting_name(kv);
+            if (strcmp(name, "proxy_protocol") == 0) {
+                if (config_setting_type(kv) != CONFIG_TYPE_BOOL)
+                    return fail(c, kv, "%s.proxy_protocol must be true or false", path);
+                li->proxy_protocol = config_setting_get_bool(kv);
+                continue;
+            }
             if (strcmp(name, "address") && strcmp(name, "mode"))
-                return fail(c, kv, "unknown key '%s' in %s (known: address, mode)", name, path);
+                return fail(c, kv, "unknown key '%s' in %s (known: address, mode, proxy_protocol)", name, path);
             if (config_setting_type(kv) != CONFIG_TYPE_STRING)
                 return fail(c, kv, "%s.%s must be a string", path, name);
             char **dst = strcmp(name, "address") == 0 ? &li->address : &li->mode;
@@ -326,6 +347,20 @@ static int set_value(struct ctx *c, struct pm_config *cfg, const struct key *k, 
         return 0;
     case T_STRLIST:
         return set_strlist(c, f, s, k->path);
+    case T_STRS:
+        if (t == CONFIG_TYPE_STRING) {
+            struct pm_strlist *l = f;
+            free_strlist(l);
+            l->v = calloc(2, sizeof *l->v);
+            l->v[0] = strdup(config_setting_get_string(s));
+            l->n = 1;
+            return 0;
+        }
+        if (set_strlist(c, f, s, k->path) < 0)
+            return -1;
+        if (((struct pm_strlist *)f)->n == 0)
+            return fail(c, s, "%s must name at least one endpoint", k->path);
+        return 0;
     case T_LISTEN:
         return set_listen(c, f, s, k->path,
                           strncmp(k->path, "smtpd.", 6) == 0 ? listen_modes_smtpd : listen_modes_pop3d);
@@ -367,6 +402,21 @@ static void set_defaults(struct pm_config *cfg)
             *(long long *)f = k->def_int;
         else if (k->type == T_BOOL)
             *(int *)f = (int)k->def_int;
+        else if (k->type == T_STRS) {
+            struct pm_strlist *l = f;
+            l->v = calloc(2, sizeof *l->v);
+            l->v[0] = strdup(k->def_str);
+            l->n = 1;
+        }
+    }
+}
+
+/* A bind address defaults to the one connect address when there is only one. */
+static void default_to(char **dst, const char *src)
+{
+    if (!(*dst)[0] && src) {
+        free(*dst);
+        *dst = strdup(src);
     }
 }
 
@@ -378,6 +428,17 @@ static int validate(struct ctx *c, struct pm_config *cfg, const config_t *lc)
         gethostname(h, sizeof h - 1);
         cfg->hostname = strdup(h);
     }
+    cfg->queue.endpoint = cfg->queue.endpoints.v[0];
+    cfg->queue.control = cfg->queue.controls.v[0];
+    if (cfg->queue.controls.n != cfg->queue.endpoints.n)
+        return fail(c, config_setting_lookup(root, "queue.control"),
+                    "queue.control must name one control endpoint per queue.endpoint (%d shards, %d control)",
+                    cfg->queue.endpoints.n, cfg->queue.controls.n);
+    if (cfg->queue.endpoints.n == 1) {
+        default_to(&cfg->queue.listen, cfg->queue.endpoint);
+        default_to(&cfg->queue.control_listen, cfg->queue.control);
+    }
+    default_to(&cfg->resolver.listen, cfg->resolver.endpoint);
     if (cfg->queue.retry_min > cfg->queue.retry_max)
         return fail(c, config_setting_lookup(root, "queue.retry_min"), "queue.retry_min must not exceed queue.retry_max");
     if (!cfg->state_dir[0])
@@ -443,7 +504,7 @@ void pm_config_free(struct pm_config *cfg)
         if (schema[i].type == T_STR) {
             free(*(char **)f);
             *(char **)f = NULL;
-        } else if (schema[i].type == T_STRLIST) {
+        } else if (schema[i].type == T_STRLIST || schema[i].type == T_STRS) {
             free_strlist(f);
         } else if (schema[i].type == T_LISTEN) {
             free_listen(f);
@@ -451,6 +512,7 @@ void pm_config_free(struct pm_config *cfg)
     }
     free(cfg->path);
     cfg->path = NULL;
+    cfg->queue.endpoint = cfg->queue.control = NULL; /* they were the lists' first elements */
 }
 
 const char *pm_config_default_path(void)

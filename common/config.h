@@ -12,6 +12,7 @@ struct pm_strlist {
 struct pm_listen {
     char *address; /* "host:port", "[v6]:port" */
     char *mode;    /* smtp | submission | smtps | pop3 | pop3s */
+    int proxy_protocol; /* the connection starts with a PROXY v1/v2 header (from proxy_networks only) */
 };
 
 struct pm_listenlist {
@@ -27,6 +28,7 @@ struct pm_config {
     char *users_file;
     char *aliases_file;
     struct pm_strlist trusted_networks;
+    struct pm_strlist proxy_networks; /* who may send a PROXY header on a proxy_protocol listener */
     int debug;
     struct {
         int allow_unprivileged;   /* development: run without root, every process under one uid */
@@ -41,21 +43,32 @@ struct pm_config {
         char *key;
     } tls;
     struct {
+        /* Where everyone else connects: one endpoint per queue shard (a string or a list in
+         * the file), with the control endpoints in the same order. endpoint and control are
+         * the first of each (not separately allocated). */
+        struct pm_strlist endpoints, controls;
         char *endpoint;
         char *control;
+        char *listen;             /* where the queue binds (default: the only endpoint) */
+        char *control_listen;     /* where the queue binds control (default: the only control) */
+        char *metrics;            /* "host:port" of the metrics/health HTTP server ("" off) */
         long long map_size_mb;
         long long retry_min, retry_max, max_lifetime, delay_warning;
         long long job_lease;      /* seconds a worker has to answer a job */
         long long max_batch;      /* submissions per group commit at most */
     } queue;
     struct {
-        char *endpoint;
+        char *endpoint;           /* where smtpd and mta connect */
+        char *listen;             /* where the resolver binds (default: endpoint) */
+        char *metrics;
         struct pm_strlist nameservers;
         long long timeout;        /* seconds per DNS query */
         long long negative_ttl;   /* cache time for NXDOMAIN/no-data answers */
     } resolver;
     struct {
         struct pm_listenlist listen;
+        char *metrics;
+        long long drain_timeout;    /* SIGTERM: running sessions may go on this long, then 421 */
         long long max_message_size, max_recipients, max_connections, max_connections_per_ip;
         long long body_memory_mb;   /* bodies held by one worker's sessions (0: 8 x max_message_size) */
         long long timeout_command;  /* idle time waiting for a command (RFC 5321: 5 min) */
@@ -69,20 +82,25 @@ struct pm_config {
         long long max_connection_rate; /* new connections per IP per minute (0: unlimited) */
     } smtpd;
     struct {
+        char *metrics;
         long long remote_port;
         long long max_concurrency, max_per_domain;
         long long connect_timeout, command_timeout;
         int tls_verify;
     } mta;
     struct {
+        char *metrics;
         long long concurrency;
     } delivery;
     struct {
+        char *metrics;
         long long concurrency;      /* DSNs awaiting the queue's commit at once */
         long long submit_timeout;   /* seconds to wait for that commit, then TEMPFAIL the job */
     } bouncer;
     struct {
         struct pm_listenlist listen;
+        char *metrics;
+        long long drain_timeout;      /* SIGTERM: running sessions may go on this long, then -ERR */
         long long max_connections, timeout;
         long long max_connections_per_ip;
         long long session_timeout;    /* a whole session, whatever it does (0: 6 x timeout) */

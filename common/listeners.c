@@ -34,8 +34,10 @@ int pm_listeners_open(const struct pm_listenlist *list, const char *implicit_tls
         l->fd = fd;
         l->implicit_tls = implicit;
         snprintf(l->mode, sizeof l->mode, "%s", li->mode);
+        l->proxy_protocol = li->proxy_protocol;
         snprintf(l->address, sizeof l->address, "%s", li->address);
-        pm_log(PM_INFO, "event=listening address=%s mode=%s", li->address, li->mode);
+        pm_log(PM_INFO, "event=listening address=%s mode=%s proxy_protocol=%s", li->address, li->mode,
+               li->proxy_protocol ? "yes" : "no");
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 struct pm_listener {
     int fd;
     int implicit_tls; /* mode is the service's implicit-TLS mode (smtps, pop3s) */
+    int proxy_protocol; /* connections begin with a PROXY v1/v2 header */
     char mode[16];    /* as configured: smtp, submission, smtps, pop3, pop3s */
     char address[128];
 };

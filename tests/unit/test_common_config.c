@@ -80,6 +80,53 @@ static void test_errors_name_file_and_line(void **state)
 }
 
 /* A 64-bit value in range is taken as written, with or without the L suffix. */
+/* Containers: where a service binds and where the others connect are separate; several
+ * queue shards are a list, with their control endpoints in the same order. */
+static void test_bind_and_connect_endpoints(void **state)
+{
+    (void)state;
+    struct pm_config cfg;
+    char err[256];
+    write_conf("queue = { endpoint = \"tcp://queue:7701\"; control = \"tcp://queue:7702\"; };\n");
+    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.queue.endpoints.n, 1);
+    assert_string_equal(cfg.queue.endpoint, "tcp://queue:7701");
+    assert_string_equal(cfg.queue.listen, "tcp://queue:7701"); /* one shard: binds where others connect */
+    assert_string_equal(cfg.resolver.listen, "tcp://127.0.0.1:7703");
+    pm_config_free(&cfg);
+    unlink(path);
+
+    write_conf("queue = { listen = \"tcp://*:7701\"; control_listen = \"tcp://*:7702\";\n"
+               "  endpoint = [ \"tcp://q0:7701\", \"tcp://q1:7701\" ];\n"
+               "  control = [ \"tcp://q0:7702\", \"tcp://q1:7702\" ]; };\n"
+               "resolver = { listen = \"tcp://*:7703\"; endpoint = \"tcp://resolver:7703\"; };\n"
+               "proxy_networks = [ \"10.0.0.0/8\" ];\n"
+               "smtpd = { metrics = \"0.0.0.0:9025\"; drain_timeout = 5;\n"
+               "  listen = ( { address = \"0.0.0.0:25\"; mode = \"smtp\"; proxy_protocol = true; } ); };\n");
+    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.queue.endpoints.n, 2);
+    assert_string_equal(cfg.queue.endpoints.v[1], "tcp://q1:7701");
+    assert_string_equal(cfg.queue.controls.v[1], "tcp://q1:7702");
+    assert_string_equal(cfg.queue.endpoint, "tcp://q0:7701");
+    assert_string_equal(cfg.queue.listen, "tcp://*:7701");
+    assert_string_equal(cfg.resolver.listen, "tcp://*:7703");
+    assert_string_equal(cfg.resolver.endpoint, "tcp://resolver:7703");
+    assert_string_equal(cfg.smtpd.metrics, "0.0.0.0:9025");
+    assert_int_equal(cfg.smtpd.drain_timeout, 5);
+    assert_int_equal(cfg.smtpd.listen.v[0].proxy_protocol, 1);
+    assert_int_equal(cfg.proxy_networks.n, 1);
+    pm_config_free(&cfg);
+    unlink(path);
+
+    write_conf("queue = { listen = \"tcp://*:7701\"; endpoint = [ \"tcp://q0:7701\", \"tcp://q1:7701\" ]; };\n");
+    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), 0 - 1);
+    assert_non_null(strstr(err, "one control endpoint per queue.endpoint"));
+    unlink(path);
+    expect_error("queue = {\n endpoint = [ ];\n};\n", 2, "at least one endpoint");
+    expect_error("smtpd = { listen = (\n { address = \"0.0.0.0:25\"; mode = \"smtp\"; proxy_protocol = \"yes\"; } ); };\n", 2,
+                 "proxy_protocol must be true or false");
+}
+
 static void test_large_values_in_range(void **state)
 {
     (void)state;
@@ -101,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_large_values_in_range),
+        cmocka_unit_test(test_bind_and_connect_endpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
