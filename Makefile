@@ -94,6 +94,10 @@ $(foreach t,$(patsubst tests/unit/%.c,%,$(UNIT_SRC)),$(eval $(call unit_rule,$(t
 # `fuzz-smoke` over the seeds and every reproducer, part of `make test`.
 -include tests/fuzz/fuzz.mk
 
+# The container image, the compose stack behind HAProxy and the Kubernetes manifests on a
+# real engine (podman): `make test-containers` (tests/containers/README.md), run by .ci/run.
+-include tests/containers/containers.mk
+
 # Unit tests run under ASan+UBSan (LeakSanitizer included).
 unit: deps-check
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 unit-run
