@@ -8,6 +8,7 @@
 
 #include "allowlist.h"
 #include "log.h"
+#include "metrics.h"
 
 /* At most this many messages per callback before yielding to other events. */
 #define DRAIN_BATCH 512
@@ -39,6 +40,7 @@ void *pm_bus_context(void)
 
 void pm_bus_context_term(void)
 {
+    pm_metrics_bus_closed(NULL);
     if (bus_ctx)
         zmq_ctx_term(bus_ctx);
     bus_ctx = NULL;
@@ -193,6 +195,7 @@ static void dispatch_one(struct pm_bus *bus)
             return;
         }
     }
+    pm_metric_add(PM_M_BUS_MESSAGES, 1, "received", pm_bus_body_name(m->body_case));
     bus->stolen = 0;
     bus->handler(bus, peerlen ? peer : NULL, peerlen, m, bus->arg);
     if (!bus->stolen)
@@ -248,6 +251,7 @@ static struct pm_bus *bus_new(struct event_base *base, int type, const char *end
         free(bus);
         return NULL;
     }
+    pm_metrics_bus_opened(base, bus->sock, type, endpoint);
     if (base) {
         int fd;
         size_t sz = sizeof fd;
@@ -283,6 +287,7 @@ void pm_bus_close(struct pm_bus *bus)
         return;
     if (bus->ev)
         event_free(bus->ev);
+    pm_metrics_bus_closed(bus->sock);
     zmq_close(bus->sock);
     free(bus);
 }
@@ -323,6 +328,7 @@ static int send_frame(void *sock, Postmesh__BusMessage *msg, int flags)
         errno = e;
         return -1;
     }
+    pm_metric_add(PM_M_BUS_MESSAGES, 1, "sent", pm_bus_body_name(msg->body_case));
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -33,7 +34,11 @@ static struct {
     char keys_dir[4096];
     char name[PM_KEY_NAME];
     char pub[PM_KEY_Z85], sec[PM_KEY_Z85];
-    char queue_endpoint[256], queue_control[256], resolver_endpoint[256];
+    /* Where clients connect, to know whose public key a connect needs: every queue shard's
+     * endpoint and control (all shards hold the queue's key), and the resolver. */
+    char **queue_endpoints;
+    int nqueue_endpoints;
+    char resolver_endpoint[256];
     pthread_t zap_thread;
     int zap_running;
     /* Server public keys read before a chroot hid the keys directory. */
@@ -46,6 +51,23 @@ static struct {
 
 int pm_bus_roles_known(void) { return sec.ready && sec.curve; }
 
+static void remember_queue_endpoints(const struct pm_config *cfg)
+{
+    for (int i = 0; i < sec.nqueue_endpoints; i++)
+        free(sec.queue_endpoints[i]);
+    free(sec.queue_endpoints);
+    sec.nqueue_endpoints = 0;
+    int n = cfg->queue.endpoints.n + cfg->queue.controls.n;
+    sec.queue_endpoints = calloc((size_t)(n ? n : 1), sizeof *sec.queue_endpoints);
+    if (!sec.queue_endpoints)
+        return; /* then no queue endpoint is known: connects fail with a log line */
+    const struct pm_strlist *lists[] = {&cfg->queue.endpoints, &cfg->queue.controls};
+    for (size_t l = 0; l < 2; l++)
+        for (int i = 0; i < lists[l]->n; i++)
+            if ((sec.queue_endpoints[sec.nqueue_endpoints] = strdup(lists[l]->v[i])))
+                sec.nqueue_endpoints++;
+}
+
 void pm_bus_security_init(const struct pm_config *cfg, const char *service)
 {
     sec.ready = 1;
@@ -55,8 +77,7 @@ void pm_bus_security_init(const struct pm_config *cfg, const char *service)
         snprintf(sec.keys_dir, sizeof sec.keys_dir, "%s", cfg->bus.keys_dir);
     else
         snprintf(sec.keys_dir, sizeof sec.keys_dir, "%s/keys", cfg->state_dir);
-    snprintf(sec.queue_endpoint, sizeof sec.queue_endpoint, "%s", cfg->queue.endpoint);
-    snprintf(sec.queue_control, sizeof sec.queue_control, "%s", cfg->queue.control);
+    remember_queue_endpoints(cfg);
     snprintf(sec.resolver_endpoint, sizeof sec.resolver_endpoint, "%s", cfg->resolver.endpoint);
     if (!sec.curve)
         return;
@@ -224,8 +245,9 @@ static int start_zap(void)
 /* Which server's public key a client needs for this endpoint. */
 static const char *server_name(const char *endpoint)
 {
-    if (!strcmp(endpoint, sec.queue_endpoint) || !strcmp(endpoint, sec.queue_control))
-        return "queue";
+    for (int i = 0; i < sec.nqueue_endpoints; i++)
+        if (!strcmp(endpoint, sec.queue_endpoints[i]))
+            return "queue";
     if (!strcmp(endpoint, sec.resolver_endpoint))
         return "resolver";
     return NULL;

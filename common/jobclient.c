@@ -1,5 +1,6 @@
-/* Worker side of the job protocol (jobclient.h): credit, heartbeat, edge checks of incoming
- * jobs, refusals, held results. One copy for mta, delivery and bouncer. */
+/* Worker side of the job protocol (jobclient.h): one DEALER per queue shard, credit and
+ * heartbeat per shard, edge checks of incoming jobs, refusals, held results per shard. One
+ * copy for mta, delivery and bouncer. */
 #include "jobclient.h"
 
 #include <errno.h>
@@ -24,10 +25,14 @@
  * about the job, can carry nothing else from a compromised queue. */
 #define QUEUE_ID_LEN 16
 #define CLOSE_LINGER_MS 2000
+#define MAX_SHARDS 64
+
+struct shard;
 
 struct job_entry {
     struct pm_job pub;
     struct pm_job_client *c;
+    struct shard *s;           /* where it came from: the only place its answer may go */
     Postmesh__BusMessage *msg; /* NULL once taken by the service */
     uint64_t job_id, epoch;
     Postmesh__WorkerKind kind; /* the job's (a wrong one is echoed so the queue matches it) */
@@ -46,22 +51,44 @@ struct held_result {
     uint8_t data[]; /* a packed BusMessage */
 };
 
+/* One queue shard: its own socket, count of jobs received (the queue's jobs_sent is per
+ * connection), held results and heartbeat, so one shard away delays nothing of another. */
+struct shard {
+    struct pm_job_client *c;
+    int index; /* in the configured list, for the logs */
+    struct pm_bus *bus;
+    struct event *heartbeat;
+    uint64_t received;
+    int settle_pending; /* draining: our Ping is out and its answer not in yet */
+    struct held_result *held;
+    int retrying; /* the heartbeat is armed for RETRY_MS: later failures leave it be */
+};
+
 struct pm_job_client {
     struct pm_job_client_config cfg;
-    struct pm_bus *bus;
-    struct event *heartbeat, *soon;
-    struct job_entry *jobs; /* received, not answered */
+    struct shard *shards;
+    int nshards;
+    struct event *soon;
+    struct job_entry *jobs; /* received from any shard, not answered */
     int outstanding;
-    uint64_t received;
-    struct held_result *held;
     int draining;
     char name[128];
 };
 
-static void arm_heartbeat(struct pm_job_client *c, int ms)
+static void arm_heartbeat(struct shard *s, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(c->heartbeat, &tv);
+    evtimer_add(s->heartbeat, &tv);
+    s->retrying = ms == RETRY_MS;
+}
+
+/* A send to this shard failed: try again in RETRY_MS, without pushing back a retry already
+ * armed (a busy worker fails a send to a shard that is down on every answer; re-arming each
+ * time would put the retry off for as long as the others keep it busy). */
+static void retry_soon(struct shard *s)
+{
+    if (!s->retrying || !evtimer_pending(s->heartbeat, NULL))
+        arm_heartbeat(s, RETRY_MS);
 }
 
 static int free_slots(const struct pm_job_client *c)
@@ -77,32 +104,34 @@ static int free_slots(const struct pm_job_client *c)
     return n < 0 ? 0 : n;
 }
 
-static int send_credit(struct pm_job_client *c)
+/* Every shard hears the same free slots: they are the worker's, not the shard's. */
+static int send_credit(struct shard *s)
 {
+    struct pm_job_client *c = s->c;
     Postmesh__Credit credit = POSTMESH__CREDIT__INIT;
     credit.kind = c->cfg.kind;
     credit.credits = (uint32_t)free_slots(c);
     credit.worker_name = c->name;
-    credit.jobs_received = c->received;
+    credit.jobs_received = s->received;
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
     msg.credit = &credit;
-    return pm_bus_send(c->bus, &msg);
+    return pm_bus_send(s->bus, &msg);
 }
 
 /* Resends held results; drops those that still cannot go once their lease is over (the
  * queue has dispatched the job again; a late result could only settle a recipient that is
  * still waiting, so one that does get through is harmless). */
-static void flush_held(struct pm_job_client *c)
+static void flush_held(struct shard *s)
 {
     uint64_t now = pm_mono_ms();
     int blocked = 0; /* once one send fails, later ones wait too: results keep their order */
-    for (struct held_result **pp = &c->held; *pp;) {
+    for (struct held_result **pp = &s->held; *pp;) {
         struct held_result *h = *pp;
         int sent = 0;
         if (!blocked) {
             Postmesh__BusMessage *m = postmesh__bus_message__unpack(NULL, h->len, h->data);
-            sent = m && pm_bus_send(c->bus, m) == 0;
+            sent = m && pm_bus_send(s->bus, m) == 0;
             if (m)
                 postmesh__bus_message__free_unpacked(m, NULL);
             blocked = !sent;
@@ -112,9 +141,10 @@ static void flush_held(struct pm_job_client *c)
             continue;
         }
         if (sent)
-            pm_log(PM_INFO, "event=result_resent id=%s job=%" PRIu64, h->queue_id, h->job_id);
+            pm_log(PM_INFO, "event=result_resent id=%s job=%" PRIu64 " shard=%d", h->queue_id, h->job_id, s->index);
         else
-            pm_log(PM_WARN, "event=result_dropped id=%s job=%" PRIu64 " reason=lease_over", h->queue_id, h->job_id);
+            pm_log(PM_WARN, "event=result_dropped id=%s job=%" PRIu64 " shard=%d reason=lease_over", h->queue_id,
+                   h->job_id, s->index);
         *pp = h->next;
         free(h);
     }
@@ -124,11 +154,11 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct pm_job_client *c = arg;
-    if (c->held)
-        flush_held(c);
-    int ok = send_credit(c) == 0;
-    arm_heartbeat(c, ok && !c->held ? HEARTBEAT_MS : RETRY_MS);
+    struct shard *s = arg;
+    if (s->held)
+        flush_held(s);
+    int ok = send_credit(s) == 0;
+    arm_heartbeat(s, ok && !s->held ? HEARTBEAT_MS : RETRY_MS);
 }
 
 static void on_soon(evutil_socket_t fd, short what, void *arg)
@@ -136,8 +166,12 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct pm_job_client *c = arg;
-    if (send_credit(c) < 0)
-        arm_heartbeat(c, RETRY_MS);
+    for (int i = 0; i < c->nshards; i++) {
+        struct shard *s = &c->shards[i];
+        /* One with results held gets its credit after them, from its retry. */
+        if (!s->held && send_credit(s) < 0)
+            retry_soon(s);
+    }
 }
 
 void pm_job_client_credit_soon(struct pm_job_client *c)
@@ -151,10 +185,10 @@ void pm_job_client_credit_soon(struct pm_job_client *c)
 
 int pm_job_client_outstanding(const struct pm_job_client *c) { return c->outstanding; }
 
-/* Sends (or holds) the JobResult of entry e. */
+/* Sends (or holds) the JobResult of entry e, to the shard that sent the job. */
 static void send_result(struct job_entry *e, Postmesh__RecipientResult **results, size_t n)
 {
-    struct pm_job_client *c = e->c;
+    struct shard *s = e->s;
     Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
     res.job_id = e->job_id;
     res.epoch = e->epoch;
@@ -165,10 +199,10 @@ static void send_result(struct job_entry *e, Postmesh__RecipientResult **results
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT;
     msg.job_result = &res;
-    if (!c->held && pm_bus_send(c->bus, &msg) == 0)
+    if (!s->held && pm_bus_send(s->bus, &msg) == 0)
         return;
-    /* The queue is away (or older results wait: keep their order). Delivered verdicts are
-     * worth keeping: they spare the recipient a second copy. */
+    /* The shard is away (or older results for it wait: keep their order). Delivered verdicts
+     * are worth keeping: they spare the recipient a second copy. */
     msg.version = PM_PROTOCOL_VERSION;
     size_t len = postmesh__bus_message__get_packed_size(&msg);
     struct held_result *h = malloc(sizeof *h + len);
@@ -181,13 +215,14 @@ static void send_result(struct job_entry *e, Postmesh__RecipientResult **results
     h->expires_ms = e->pub.deadline_ms;
     h->job_id = e->job_id;
     memcpy(h->queue_id, e->queue_id, sizeof h->queue_id);
-    struct held_result **tail = &c->held;
+    struct held_result **tail = &s->held;
     while (*tail)
         tail = &(*tail)->next;
     h->next = NULL;
     *tail = h;
-    pm_log(PM_WARN, "event=result_held id=%s job=%" PRIu64 " reason=queue_unreachable", e->queue_id, e->job_id);
-    arm_heartbeat(c, RETRY_MS);
+    pm_log(PM_WARN, "event=result_held id=%s job=%" PRIu64 " shard=%d reason=queue_unreachable", e->queue_id,
+           e->job_id, s->index);
+    retry_soon(s);
 }
 
 static void entry_free(struct job_entry *e)
@@ -301,13 +336,18 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
 {
     (void)peer;
     (void)peerlen;
-    struct pm_job_client *c = arg;
+    struct shard *s = arg;
+    struct pm_job_client *c = s->c;
+    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_PING) {
+        s->settle_pending = 0; /* every job sent before our credit 0 has arrived */
+        return;
+    }
     if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_JOB || !msg->job) {
         pm_log(PM_WARN, "event=bus_drop reason=unexpected_message body=%d", (int)msg->body_case);
         return;
     }
     const Postmesh__Job *j = msg->job;
-    c->received++;
+    s->received++;
     const char *bad = malformed(j);
     if (bad) {
         /* Nothing in it can be answered safely: the queue's lease brings it back. */
@@ -324,6 +364,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         return;
     }
     e->c = c;
+    e->s = s;
     e->job_id = j->job_id;
     e->epoch = j->epoch;
     e->kind = j->kind;
@@ -338,6 +379,10 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         c->jobs->prev = e;
     c->jobs = e;
     c->outstanding++;
+    /* The other shards were offered the slot this job takes: tell them it is gone (the
+     * sending shard counts its own jobs on the way, see Credit.jobs_received). */
+    if (c->nshards > 1)
+        pm_job_client_credit_soon(c);
 
     const char *why = NULL;
     if (j->kind != c->cfg.kind)
@@ -359,26 +404,64 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     c->cfg.on_job(&e->pub, c->cfg.arg);
 }
 
+/* The shard endpoints of cfg, the same one listed twice only once (two DEALERs to one
+ * queue would be two workers there, each offered the same slots). */
+static int shard_endpoints(const struct pm_job_client_config *cfg, const char **out)
+{
+    if (cfg->nendpoints <= 0) {
+        out[0] = cfg->endpoint;
+        return out[0] ? 1 : 0;
+    }
+    int n = 0;
+    for (int i = 0; i < cfg->nendpoints && n < MAX_SHARDS; i++) {
+        const char *ep = cfg->endpoints[i];
+        int dup = !ep || !*ep;
+        for (int k = 0; k < n && !dup; k++)
+            dup = strcmp(out[k], ep) == 0;
+        if (!dup)
+            out[n++] = ep;
+    }
+    if (cfg->nendpoints > MAX_SHARDS)
+        pm_log(PM_WARN, "event=too_many_shards configured=%d used=%d", cfg->nendpoints, MAX_SHARDS);
+    return n;
+}
+
 struct pm_job_client *pm_job_client_new(struct event_base *base, const struct pm_job_client_config *cfg)
 {
-    struct pm_job_client *c = calloc(1, sizeof *c);
+    const char *eps[MAX_SHARDS];
+    int n = shard_endpoints(cfg, eps);
+    struct pm_job_client *c = n ? calloc(1, sizeof *c) : NULL;
     if (!c)
         return NULL;
     c->cfg = *cfg;
+    c->cfg.endpoints = NULL; /* the caller's; not kept */
+    c->cfg.endpoint = NULL;
     if (c->cfg.capacity < 1)
         c->cfg.capacity = 1;
     if (c->cfg.backlog < 0)
         c->cfg.backlog = 0;
     snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : pm_worker_kind_name(cfg->kind));
     c->cfg.name = c->name;
-    c->bus = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_message, c);
-    c->heartbeat = evtimer_new(base, on_heartbeat, c);
     c->soon = evtimer_new(base, on_soon, c);
-    if (!c->bus || !c->heartbeat || !c->soon) {
+    c->shards = calloc((size_t)n, sizeof *c->shards);
+    if (!c->soon || !c->shards) {
         pm_job_client_free(c);
         return NULL;
     }
-    on_heartbeat(-1, 0, c); /* usually EAGAIN until connected: retried every RETRY_MS */
+    for (int i = 0; i < n; i++) {
+        struct shard *s = &c->shards[i];
+        s->c = c;
+        s->index = i;
+        s->bus = pm_bus_connect(base, ZMQ_DEALER, eps[i], on_message, s);
+        s->heartbeat = evtimer_new(base, on_heartbeat, s);
+        c->nshards++; /* freed with the client from here on */
+        if (!s->bus || !s->heartbeat) {
+            pm_job_client_free(c);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        on_heartbeat(-1, 0, &c->shards[i]); /* usually EAGAIN until connected: retried every RETRY_MS */
     return c;
 }
 
@@ -387,9 +470,53 @@ void pm_job_client_drain(struct pm_job_client *c)
     if (!c || c->draining)
         return;
     c->draining = 1;
-    send_credit(c);
     int linger = CLOSE_LINGER_MS;
-    zmq_setsockopt(pm_bus_socket(c->bus), ZMQ_LINGER, &linger, sizeof linger);
+    for (int i = 0; i < c->nshards; i++) {
+        struct shard *s = &c->shards[i];
+        /* Credit 0, then a Ping: the queue answers it after everything it sent us before,
+         * so its answer says no job is still on the way (pm_job_client_settle). */
+        Postmesh__Ping ping = POSTMESH__PING__INIT;
+        Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+        msg.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
+        msg.ping = &ping;
+        s->settle_pending = send_credit(s) == 0 && pm_bus_send(s->bus, &msg) == 0;
+        zmq_setsockopt(pm_bus_socket(s->bus), ZMQ_LINGER, &linger, sizeof linger);
+    }
+}
+
+static int settling(const struct pm_job_client *c)
+{
+    for (int i = 0; i < c->nshards; i++)
+        if (c->shards[i].settle_pending)
+            return 1;
+    return 0;
+}
+
+static void on_settle_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(int *)arg = 1;
+}
+
+void pm_job_client_settle(struct pm_job_client *c, struct event_base *base, int timeout_ms)
+{
+    if (!c || !c->draining || !settling(c))
+        return;
+    int expired = 0;
+    struct event *deadline = evtimer_new(base, on_settle_deadline, &expired);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (!deadline)
+        return;
+    evtimer_add(deadline, &tv);
+    /* Jobs that arrive meanwhile are handed back at once (draining). */
+    while (settling(c) && !expired)
+        if (event_base_loop(base, EVLOOP_ONCE) < 0)
+            break;
+    event_free(deadline);
+    if (expired)
+        pm_log(PM_WARN, "event=drain_unsettled reason=\"no answer to the drain ping\"");
+    pm_job_client_return_all(c, "4.3.2 worker shutting down");
 }
 
 void pm_job_client_return_all(struct pm_job_client *c, const char *why)
@@ -402,22 +529,27 @@ void pm_job_client_free(struct pm_job_client *c)
 {
     if (!c)
         return;
-    if (c->bus && c->held)
-        flush_held(c);
+    for (int i = 0; i < c->nshards; i++)
+        if (c->shards[i].bus && c->shards[i].held)
+            flush_held(&c->shards[i]);
     while (c->jobs) {
         struct job_entry *e = c->jobs;
         entry_unlink(e);
         entry_free(e);
     }
-    while (c->held) {
-        struct held_result *h = c->held;
-        c->held = h->next;
-        free(h);
+    for (int i = 0; i < c->nshards; i++) {
+        struct shard *s = &c->shards[i];
+        while (s->held) {
+            struct held_result *h = s->held;
+            s->held = h->next;
+            free(h);
+        }
+        if (s->heartbeat)
+            event_free(s->heartbeat);
+        pm_bus_close(s->bus);
     }
-    if (c->heartbeat)
-        event_free(c->heartbeat);
+    free(c->shards);
     if (c->soon)
         event_free(c->soon);
-    pm_bus_close(c->bus);
     free(c);
 }

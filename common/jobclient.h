@@ -1,14 +1,21 @@
 /* The worker side of the job protocol, written once for every kind of worker (mta, delivery,
- * bouncer). It owns the DEALER to queue.endpoint and everything the contract asks of a
- * worker; the service only runs jobs and reports their outcome:
- *  - Credit: the free slots (capacity minus jobs not yet answered, further limited by the
- *    service's callback) and the count of jobs received, on start, after answers and every
- *    heartbeat; retried every 100 ms until the queue is connected;
+ * bouncer). It owns one DEALER per queue shard (queue.endpoint, or each of the list) and
+ * everything the contract asks of a worker; the service only runs jobs and reports their
+ * outcome:
+ *  - every job remembers the shard it came from; its result (or RETURNED) goes back there
+ *    and nowhere else (one DEALER on several endpoints would round-robin its sends);
+ *  - Credit to every shard: the free slots of the whole worker (capacity minus jobs not yet
+ *    answered from any shard, further limited by the service's callback), so the slots are
+ *    never counted once per shard; two shards filling the same free slot at once land in
+ *    the backlog (or come back RETURNED beyond it). With jobs_received counted per shard, on
+ *    start, after answers, after jobs from another shard, and every heartbeat; retried every
+ *    100 ms while that shard is not connected;
  *  - a job of the wrong kind, beyond the bounded backlog or while draining is handed back at
  *    once (RETURNED: the queue re-dispatches it and counts no attempt);
  *  - each job's lease deadline counts from its dispatch (the queue's send time against our
  *    clock, never later than arrival + lease);
- *  - a result the queue cannot take right now is held and resent until that deadline.
+ *  - a result the queue cannot take right now is held and resent until that deadline, to its
+ *    own shard only: a shard that is down or restarting holds up nothing from the others.
  * What it does not do: run or schedule jobs (the service decides what starts when). */
 #ifndef PM_JOBCLIENT_H
 #define PM_JOBCLIENT_H
@@ -29,7 +36,9 @@ struct pm_job {
 };
 
 struct pm_job_client_config {
-    const char *endpoint;
+    const char *endpoint;              /* the one queue when nendpoints == 0 */
+    const char *const *endpoints;      /* one per queue shard (cfg->queue.endpoints) */
+    int nendpoints;
     Postmesh__WorkerKind kind;
     const char *name;      /* for the queue's logs */
     int capacity;          /* jobs the service runs or holds at once */
@@ -59,12 +68,17 @@ Postmesh__BusMessage *pm_job_take_message(struct pm_job *job);
 /* The service's capacity changed (a slot freed outside an answer): tell the queue soon. */
 void pm_job_client_credit_soon(struct pm_job_client *c);
 
-/* Jobs received and not answered yet. */
+/* Jobs received and not answered yet (from every shard). */
 int pm_job_client_outstanding(const struct pm_job_client *c);
 
 /* SIGTERM: credit 0 from now on and every new job is returned. The service returns or
  * finishes what it holds; results still held go out while the bus lingers on free. */
 void pm_job_client_drain(struct pm_job_client *c);
+
+/* After the service's loop stopped: waits (running base, at most timeout_ms) until every
+ * shard answered the Ping pm_job_client_drain sent behind its credit 0, handing back every
+ * job that was already on the way, so none is left to wait out its lease. */
+void pm_job_client_settle(struct pm_job_client *c, struct event_base *base, int timeout_ms);
 
 /* Hands back every job not answered yet (after the service dropped its own references),
  * so the queue re-dispatches them at once instead of waiting out their lease. */

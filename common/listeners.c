@@ -1,8 +1,10 @@
 #include "listeners.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -35,6 +37,7 @@ int pm_listeners_open(const struct pm_listenlist *list, const char *implicit_tls
         l->implicit_tls = implicit;
         snprintf(l->mode, sizeof l->mode, "%s", li->mode);
         l->proxy_protocol = li->proxy_protocol;
+        l->backlog = backlog;
         snprintf(l->address, sizeof l->address, "%s", li->address);
         pm_log(PM_INFO, "event=listening address=%s mode=%s proxy_protocol=%s", li->address, li->mode,
                li->proxy_protocol ? "yes" : "no");
@@ -47,4 +50,11 @@ void pm_listeners_close(struct pm_listener *v, int n)
     for (int i = 0; i < n; i++)
         close(v[i].fd);
     free(v);
+}
+
+void pm_listeners_rearm(const struct pm_listener *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (listen(v[i].fd, v[i].backlog) < 0)
+            pm_log(PM_WARN, "event=listen_error address=%s error=\"%s\"", v[i].address, strerror(errno));
 }

@@ -8,6 +8,7 @@ struct pm_listener {
     int fd;
     int implicit_tls; /* mode is the service's implicit-TLS mode (smtps, pop3s) */
     int proxy_protocol; /* connections begin with a PROXY v1/v2 header */
+    int backlog;
     char mode[16];    /* as configured: smtp, submission, smtps, pop3, pop3s */
     char address[128];
 };
@@ -17,5 +18,9 @@ struct pm_listener {
 int pm_listeners_open(const struct pm_listenlist *list, const char *implicit_tls_mode, int have_tls, int backlog,
                       struct pm_listener **out, int *n);
 void pm_listeners_close(struct pm_listener *v, int n);
+
+/* listen() again on every socket: a draining worker shut them down (SHUT_RD) so that the
+ * port refuses new clients; the worker started after it must find them listening. */
+void pm_listeners_rearm(const struct pm_listener *v, int n);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "listeners.h"
 #include "log.h"
 #include "privhelper.h"
 
@@ -381,6 +382,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
             break;
         if (pid <= 0 && !stopping && pm_mono_s() >= restart_at) {
             started = pm_mono_s();
+            pm_listeners_rearm(spec->listeners, spec->nlisteners);
             pid = spawn(spec, &chan);
             gen++;
             continue;

@@ -61,6 +61,7 @@ void pm_priv_client_free(struct pm_priv_client *c);
 /* ---- parent side ---- */
 struct pm_priv_helper;
 
+struct pm_listener;
 struct pm_worker_spec {
     const char *name;                 /* service name for logs */
     struct pm_sandbox sandbox;        /* applied in the child before worker_main */
@@ -81,6 +82,10 @@ struct pm_worker_spec {
      * (worker_fd is -1 while no worker runs: re-read the files for the next one). */
     void (*reload)(int worker_fd, void *arg);
     void *arg;
+    /* The listening sockets the worker serves: re-armed before a worker is restarted (the
+     * one before may have shut them down while draining). */
+    const struct pm_listener *listeners;
+    int nlisteners;
 };
 
 /* Forks the worker and supervises it: answers its requests (or forwards them to a helper),

@@ -17,6 +17,11 @@ enum pm_seccomp_allow {
     PM_SC_READ = 1u << 3,   /* open read-only, list directories; without it every path is ENOENT */
     PM_SC_WRITE = 1u << 4,  /* open for writing, create files and directories, sync, truncate */
     PM_SC_NAMES = 1u << 5,  /* rename, link, unlink, rmdir */
+    /* open read-only (no directory listing, no write): glibc's getaddrinfo reading the copies
+     * of hosts, resolv.conf and nsswitch.conf in the chroot's etc/. Never in a profile of
+     * runas.c: pm_privsep_drop adds it to a process that connects to a bus endpoint naming a
+     * host (privsep.c says why). */
+    PM_SC_RESOLVE = 1u << 6,
 };
 
 struct pm_seccomp_profile {
@@ -36,11 +41,19 @@ struct pm_sandbox {
  * missing, with missing parents 0750) must not be a symlink; it is made root's, mode 0755,
  * or root:<group> 0770 for a profile that writes files there, so the sandboxed user can use
  * it but never chmod or replace it. Without root the first steps are skipped and one
- * event=privsep_limited line says so. Returns 0, or -1 (logged) if a step failed. */
+ * event=privsep_limited line says so. Returns 0, or -1 (logged) if a step failed.
+ * When the user's runas row connects to a bus endpoint that names a host (see
+ * pm_privsep_note_endpoints), the chroot first gets etc/ with root's read-only copies of
+ * /etc/hosts, /etc/resolv.conf and a "hosts: files dns" nsswitch.conf, made afresh at each
+ * start, and the profile gets PM_SC_RESOLVE; a chroot shared through a group (the mail
+ * store) is then also sticky (01770), so its group cannot rename root's etc/ away. With IP
+ * literals only, a stale etc/ of ours is removed and nothing else changes. */
 int pm_privsep_drop(const struct pm_sandbox *sb);
 
-/* At a service's start, before it opens anything: state_dir is made if missing (0750).
- * As root, nothing else to check. Without root
+/* At a service's start, before it opens anything: state_dir is made if missing (0750), and
+ * the bus endpoints are noted (pm_privsep_note_endpoints); delivery refuses a host name on
+ * the bus while a local domain is "etc" (that domain's directory in the store would be the
+ * resolver's etc/). As root, nothing else to check. Without root
  * every process of every service would share one uid (a compromised worker could read the
  * users file, or its parent's and helper's memory), so the service refuses to start unless
  * the configuration says privsep.allow_unprivileged = true; when it may, it makes itself
@@ -48,6 +61,15 @@ int pm_privsep_drop(const struct pm_sandbox *sb);
  * environ of the parent and helper stay closed to a worker of the same uid. 0, or -1
  * (logged: the caller exits). */
 int pm_privsep_preflight(const struct pm_config *cfg, const char *service);
+
+/* Which bus endpoints of cfg name a host rather than an IP literal (PM_CONNECTS_* of
+ * runas.h), remembered for pm_privsep_drop; pm_privsep_preflight calls it. */
+void pm_privsep_note_endpoints(const struct pm_config *cfg);
+
+/* 1 if a ZeroMQ endpoint names a host ZeroMQ must resolve ("tcp://queue:7701"), 0 for an
+ * IP literal ("tcp://10.0.0.5:7701", "tcp://[::1]:7701", the wildcard "*" of a bind) or another
+ * transport (ipc://, inproc://). */
+int pm_privsep_endpoint_names_host(const char *endpoint);
 
 /* Look up a user's uid/gid (0 if found). Must run before any chroot. */
 int pm_privsep_lookup(const char *user, unsigned *uid, unsigned *gid);

@@ -17,7 +17,13 @@ struct pm_runas {
     const char *chroot_rel; /* chroot below state_dir: "queue", "mail" or "empty"; NULL: none */
     int split;              /* privileged parent (ports, TLS key, users file) + unprivileged workers */
     struct pm_seccomp_profile seccomp;
+    unsigned connects;      /* PM_CONNECTS_*: the bus endpoints its sandboxed process connects to */
 };
+
+/* The bus endpoints a sandboxed process connects to (ZeroMQ resolves a host name in them on
+ * every connect and reconnect, from inside the sandbox: privsep.h pm_privsep_note_endpoints). */
+#define PM_CONNECTS_QUEUE 1u    /* queue.endpoint (every shard) */
+#define PM_CONNECTS_RESOLVER 2u /* resolver.endpoint */
 
 /* The mail store's group: delivery writes, pop3d (and imapd) read, rename and delete. */
 #define PM_RUNAS_STORE_GROUP "vmail"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "runas.h"
 
@@ -179,8 +180,36 @@ static void sockets(struct build *b, unsigned allow)
     rule(b, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0, NULL);
 }
 
-/* Files: read-only opens (no create, truncate, write access or O_PATH) with PM_SC_READ,
- * any open with PM_SC_WRITE, every path ENOENT with neither. */
+/* Read-only opens: no write access, create, truncate, append or O_PATH. open(2) has its
+ * flags in argument 1, openat(2) in argument 2. */
+static const uint64_t open_writes = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_PATH;
+
+static void read_only_opens(struct build *b)
+{
+    struct scmp_arg_cmp ro_open = {1, SCMP_CMP_MASKED_EQ, open_writes, 0};
+    struct scmp_arg_cmp ro_openat = {2, SCMP_CMP_MASKED_EQ, open_writes, 0};
+    rule(b, SCMP_ACT_ALLOW, SCMP_SYS(open), 1, &ro_open);
+    rule(b, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &ro_openat);
+}
+
+/* PM_SC_RESOLVE alone: read-only opens (getaddrinfo's etc/ copies, privsep.c) and every
+ * other open ENOENT, as in a profile without files: one rule per write bit (a flags value
+ * with several matches several rules of one action, never the read-only one). */
+static void resolver_opens(struct build *b)
+{
+    read_only_opens(b);
+    const uint64_t bits[] = {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND, O_PATH};
+    for (size_t i = 0; i < NELEM(bits); i++) {
+        struct scmp_arg_cmp w_open = {1, SCMP_CMP_MASKED_EQ, bits[i], bits[i]};
+        struct scmp_arg_cmp w_openat = {2, SCMP_CMP_MASKED_EQ, bits[i], bits[i]};
+        rule(b, SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(open), 1, &w_open);
+        rule(b, SCMP_ACT_ERRNO(ENOENT), SCMP_SYS(openat), 1, &w_openat);
+    }
+    all(b, SCMP_ACT_ERRNO(ENOENT), look_calls);
+}
+
+/* Files: read-only opens with PM_SC_READ, any open with PM_SC_WRITE, every path ENOENT with
+ * neither; PM_SC_RESOLVE adds read-only opens to a profile that had none. */
 static void files(struct build *b, unsigned allow)
 {
     if (allow & PM_SC_WRITE) {
@@ -188,12 +217,10 @@ static void files(struct build *b, unsigned allow)
         all(b, SCMP_ACT_ALLOW, look_calls);
         all(b, SCMP_ACT_ALLOW, write_calls);
     } else if (allow & PM_SC_READ) {
-        const uint64_t writes = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_PATH;
-        struct scmp_arg_cmp ro_open = {1, SCMP_CMP_MASKED_EQ, writes, 0};
-        struct scmp_arg_cmp ro_openat = {2, SCMP_CMP_MASKED_EQ, writes, 0};
-        rule(b, SCMP_ACT_ALLOW, SCMP_SYS(open), 1, &ro_open);
-        rule(b, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &ro_openat);
+        read_only_opens(b);
         all(b, SCMP_ACT_ALLOW, look_calls);
+    } else if (allow & PM_SC_RESOLVE) {
+        resolver_opens(b);
     } else {
         all(b, SCMP_ACT_ERRNO(ENOENT), open_calls);
         all(b, SCMP_ACT_ERRNO(ENOENT), look_calls);
@@ -238,7 +265,9 @@ int pm_seccomp_install_profile(const struct pm_seccomp_profile *profile)
     limits(&b);
     sockets(&b, profile->allow);
     files(&b, profile->allow);
-    if (profile->allow & PM_SC_ACCEPT)
+    /* A process serving metrics accepts on the socket it bound before the drop (metrics.h);
+     * without bind and listen it cannot make another one to accept on. */
+    if ((profile->allow & PM_SC_ACCEPT) || pm_metrics_holds_listener())
         all(&b, SCMP_ACT_ALLOW, accept_calls);
     if (profile->allow & PM_SC_BIND)
         all(&b, SCMP_ACT_ALLOW, bind_calls);

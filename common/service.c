@@ -5,6 +5,7 @@
 
 #include "bus.h"
 #include "log.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "service.h"
 
@@ -31,6 +32,11 @@ int pm_service_init(int argc, char **argv, const char *name, unsigned flags, str
         return 78; /* EX_CONFIG */
     }
     signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error return, not a death */
+    /* Bound now, before any chroot or seccomp; served later by the process that counts. */
+    if (pm_metrics_listen(cfg, name) < 0) {
+        pm_config_free(cfg);
+        return 1;
+    }
     if (flags & PM_SERVICE_BUS)
         pm_bus_security_init(cfg, name);
     return 0;

@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "privsep.h"
 #include "runas.h"
 #include "service.h"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
 
     struct bouncer_worker_config wc = {
         .endpoint = cfg.queue.endpoint,
+        .endpoints = (const char *const *)cfg.queue.endpoints.v,
+        .nendpoints = cfg.queue.endpoints.n,
         .hostname = cfg.hostname,
         .slots = (int)cfg.bouncer.concurrency,
         .submit_timeout_ms = (int)(cfg.bouncer.submit_timeout * 1000),
@@ -59,7 +62,9 @@ int main(int argc, char **argv)
     } else if (pm_runas_sandbox(&cfg, "bouncer", &sb, err, sizeof err) < 0 || pm_privsep_drop(&sb) < 0) {
         rc = 1; /* least privilege: the bouncer needs only the bus */
     } else {
-        pm_log(PM_INFO, "event=started endpoint=%s slots=%d", cfg.queue.endpoint, wc.slots);
+        pm_metrics_serve(base, NULL, NULL);
+        pm_log(PM_INFO, "event=started endpoint=%s shards=%d slots=%d", cfg.queue.endpoint, cfg.queue.endpoints.n,
+               wc.slots);
         event_base_dispatch(base);
         worker = NULL;
         bouncer_worker_free(w);

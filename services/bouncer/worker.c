@@ -15,6 +15,7 @@
 #include "compose.h"
 #include "jobclient.h"
 #include "log.h"
+#include "queueset.h"
 
 #define SUBMIT_RETRY_MS 100
 
@@ -24,7 +25,9 @@ struct task {
     struct bouncer_worker *w;
     struct pm_job *handle;    /* answered in task_finish */
     uint64_t job_id;
-    uint64_t request_id;      /* of the Submit, 0 while waiting */
+    uint64_t request_id;      /* of the last Submit, 0 before one was sent */
+    int shard;                /* where that Submit went; -1: not sent (yet, or again) */
+    uint64_t sent_ms;         /* monotonic: when */
     uint32_t rcpt_index;
     char *queue_id;
     char *sender;             /* the DSN's recipient */
@@ -32,7 +35,7 @@ struct task {
     int smtputf8;
     int timeout_ms;
     uint64_t deadline_ms;     /* monotonic: TEMPFAIL the job if no reply by then */
-    char *dsn;
+    char *dsn;                /* kept until answered when there is another shard to try */
     size_t dsn_len;
     struct event *timer;
 };
@@ -48,7 +51,7 @@ struct bouncer_worker {
     char hostname[256];
     char name[300];
     struct pm_job_client *jobs; /* Credit, Job, JobResult */
-    struct pm_bus *submit;      /* Submit, SubmitReply */
+    struct pm_queueset *queues; /* Submit, SubmitReply: a DEALER per shard */
     struct task_list waiting, active;
     uint64_t next_request_id;
     struct event *drain_deadline; /* SIGTERM: stop waiting for replies after this */
@@ -130,10 +133,19 @@ static void arm(struct task *t, uint64_t ms)
     evtimer_add(t->timer, &tv);
 }
 
-/* Sends t's Submit. The DEALER refuses (EAGAIN) while the queue is not connected, e.g. for
- * a moment after start or while the queue restarts: then it is retried every
- * SUBMIT_RETRY_MS until the deadline. 0 sent, -1 not yet. */
-static int try_submit(struct task *t)
+/* How long one shard may take to commit a DSN before it goes to another (well under
+ * submit_timeout, so the second shard still has time). */
+static uint64_t shard_timeout_ms(const struct bouncer_worker *w)
+{
+    int t = w->cfg.submit_timeout_ms / 4;
+    return t < 1000 ? 1000 : t > 5000 ? 5000 : (uint64_t)t;
+}
+
+/* Sends t's Submit to the first shard that takes it, never to avoid (-1: any). A DEALER
+ * refuses (EAGAIN) while its shard is not connected, e.g. for a moment after start or
+ * while the queue restarts: then the caller tries again every SUBMIT_RETRY_MS until the
+ * deadline. 0 sent, -1 not now. */
+static int try_submit(struct task *t, int avoid)
 {
     struct bouncer_worker *w = t->w;
     char *rcpts[1] = {t->sender};
@@ -149,14 +161,47 @@ static int try_submit(struct task *t)
     sub.smtputf8 = t->smtputf8;
     sub.origin_id = t->queue_id;
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-    msg.request_id = t->request_id;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
     msg.submit = &sub;
-    if (pm_bus_send(w->submit, &msg) < 0)
+    int order[PM_QUEUESET_MAX];
+    int n = t->dsn ? pm_queueset_order(w->queues, avoid, order) : 0;
+    for (int k = 0; k < n; k++) {
+        /* A fresh id per send: an answer from a shard given up on matches nothing. */
+        msg.request_id = ++w->next_request_id;
+        if (pm_queueset_send_to(w->queues, order[k], &msg) < 0)
+            continue;
+        t->request_id = msg.request_id;
+        t->shard = order[k];
+        t->sent_ms = pm_mono_ms();
+        if (pm_queueset_size(w->queues) == 1) {
+            /* The queue holds a copy now, and there is no other shard to send it to. */
+            free(t->dsn);
+            t->dsn = NULL;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* After a send: wake at the deadline, or when the shard has had its time to answer. */
+static void arm_wait(struct task *t, uint64_t now)
+{
+    uint64_t wake = t->deadline_ms;
+    if (t->dsn && t->sent_ms + shard_timeout_ms(t->w) < wake)
+        wake = t->sent_ms + shard_timeout_ms(t->w);
+    arm(t, wake > now ? wake - now : 1);
+}
+
+/* The shard of t's Submit did not answer in time or lost its connection: another shard.
+ * If the first one did commit the DSN and only its answer is missing, the sender gets the
+ * notice twice: at-least-once, never a lost one. 0 sent elsewhere. */
+static int failover(struct task *t, const char *why)
+{
+    int from = t->shard;
+    if (try_submit(t, from) < 0)
         return -1;
-    /* The queue holds a copy now; the DSN text is not needed again. */
-    free(t->dsn);
-    t->dsn = NULL;
+    pm_log(PM_WARN, "event=dsn_failover id=%s job=%" PRIu64 " from=%s to=%s reason=%s", t->queue_id, t->job_id,
+           pm_queueset_endpoint(t->w->queues, from), pm_queueset_endpoint(t->w->queues, t->shard), why);
     return 0;
 }
 
@@ -165,16 +210,25 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct task *t = arg;
+    struct bouncer_worker *w = t->w;
     uint64_t now = pm_mono_ms();
     if (now < t->deadline_ms) {
-        if (t->dsn && try_submit(t) < 0) {
-            arm(t, SUBMIT_RETRY_MS);
-            return;
+        if (t->shard < 0) {
+            if (try_submit(t, -1) < 0) {
+                arm(t, SUBMIT_RETRY_MS);
+                return;
+            }
+        } else if (t->dsn && now >= t->sent_ms + shard_timeout_ms(w) && pm_queueset_other_up(w->queues, t->shard)) {
+            pm_queueset_suspect(w->queues, t->shard, "submit_timeout");
+            if (failover(t, "timeout") < 0)
+                t->sent_ms = now; /* nowhere else: wait for this one another round */
+        } else if (t->dsn && now >= t->sent_ms + shard_timeout_ms(w)) {
+            t->sent_ms = now;
         }
-        arm(t, t->deadline_ms - now);
+        arm_wait(t, now);
         return;
     }
-    int sent = t->dsn == NULL;
+    int sent = t->shard >= 0;
     pm_log(PM_WARN, "event=dsn_timeout id=%s job=%" PRIu64 " request=%" PRIu64 " reason=%s", t->queue_id, t->job_id,
            t->request_id, sent ? "no_reply" : "queue_unreachable");
     task_finish(t, &t->w->active, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
@@ -195,7 +249,7 @@ static void task_start(struct task *t)
         task_free(t);
         return;
     }
-    t->request_id = ++w->next_request_id;
+    t->shard = -1;
     t->deadline_ms = now + (uint64_t)t->timeout_ms;
     if (t->deadline_ms > lease_end - 1000)
         t->deadline_ms = lease_end - 1000;
@@ -206,7 +260,10 @@ static void task_start(struct task *t)
         task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0", "4.3.0 out of memory");
         return;
     }
-    arm(t, try_submit(t) == 0 ? (uint64_t)t->timeout_ms : SUBMIT_RETRY_MS);
+    if (try_submit(t, -1) == 0)
+        arm_wait(t, now);
+    else
+        arm(t, SUBMIT_RETRY_MS);
 }
 
 /* ------------------------------------------------------------------ jobs */
@@ -363,16 +420,41 @@ static void on_submit_reply(struct bouncer_worker *w, uint64_t request_id, const
     }
 }
 
-static void on_submit_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg,
-                              void *arg)
+static void on_submit_message(int shard, Postmesh__BusMessage *msg, void *arg)
 {
-    (void)bus;
-    (void)peer;
-    (void)peerlen;
+    (void)shard;
     if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY && msg->submit_reply)
         on_submit_reply(arg, msg->request_id, msg->submit_reply);
     else
         pm_log(PM_WARN, "event=bus_unexpected socket=submit body=%d", (int)msg->body_case);
+}
+
+/* shard's connection went away, and with it the answers owed on it: DSNs still held go to
+ * another shard (or wait for one); a DSN already let go (one shard) is a TEMPFAIL now, so
+ * the queue tries the bounce again instead of the job waiting out submit_timeout. */
+static void on_shard_lost(int shard, void *arg)
+{
+    struct bouncer_worker *w = arg;
+    struct task *next;
+    for (struct task *t = w->active.head; t; t = next) {
+        next = t->next;
+        if (t->shard != shard)
+            continue;
+        if (t->dsn) {
+            if (failover(t, "connection_lost") == 0) {
+                arm_wait(t, pm_mono_ms());
+            } else {
+                t->shard = -1; /* sent again by the timer, wherever a shard comes back */
+                arm(t, SUBMIT_RETRY_MS);
+            }
+            continue;
+        }
+        pm_log(PM_WARN, "event=dsn_lost id=%s job=%" PRIu64 " request=%" PRIu64 " endpoint=%s", t->queue_id, t->job_id,
+               t->request_id, pm_queueset_endpoint(w->queues, shard));
+        task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0",
+                    "4.3.0 queue connection lost before the DSN was committed");
+        next = w->active.head; /* task_finish may have started waiting tasks: look again */
+    }
 }
 
 /* ------------------------------------------------------------------ lifetime */
@@ -429,9 +511,14 @@ struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct 
     if (getrandom(&w->next_request_id, sizeof w->next_request_id, GRND_NONBLOCK) != sizeof w->next_request_id)
         w->next_request_id = (uint64_t)time(NULL) << 20;
     w->next_request_id >>= 1;
-    w->submit = pm_bus_connect(base, ZMQ_DEALER, cfg->endpoint, on_submit_message, w);
+    const char *one[1] = {cfg->endpoint};
+    const char *const *eps = cfg->nendpoints > 0 ? cfg->endpoints : one;
+    int neps = cfg->nendpoints > 0 ? cfg->nendpoints : 1;
+    w->queues = pm_queueset_new(base, eps, neps, on_submit_message, on_shard_lost, w);
     struct pm_job_client_config jc = {
         .endpoint = cfg->endpoint,
+        .endpoints = cfg->endpoints,
+        .nendpoints = cfg->nendpoints,
         .kind = POSTMESH__WORKER_KIND__WORKER_BOUNCER,
         .name = w->name,
         .capacity = w->cfg.slots,
@@ -439,7 +526,7 @@ struct bouncer_worker *bouncer_worker_new(struct event_base *base, const struct 
         .on_job = on_job,
         .arg = w,
     };
-    w->jobs = w->submit ? pm_job_client_new(base, &jc) : NULL;
+    w->jobs = w->queues ? pm_job_client_new(base, &jc) : NULL;
     if (!w->jobs) {
         bouncer_worker_free(w);
         return NULL;
@@ -459,9 +546,11 @@ void bouncer_worker_free(struct bouncer_worker *w)
             task_free(t);
         }
     pm_job_client_return_all(w->jobs, "4.3.2 bouncer stopping");
+    if (w->draining)
+        pm_job_client_settle(w->jobs, w->base, 1000); /* jobs already on the way go back too */
     pm_job_client_free(w->jobs);
     if (w->drain_deadline)
         event_free(w->drain_deadline);
-    pm_bus_close(w->submit);
+    pm_queueset_free(w->queues);
     free(w);
 }

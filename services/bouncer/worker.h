@@ -1,8 +1,10 @@
 /* The bouncer's side of "Work dispatch" (docs/internals.md): through the shared job client
- * (jobclient.h) it takes WORKER_BOUNCER jobs, turns each Job into a DSN, submits it to the queue over a second
- * DEALER (replies matched by request_id) and answers the Job with DELIVERED once the queue
- * committed the DSN, TEMPFAIL when it did not (error, timeout), PERMFAIL when the queue
- * refused it for good. A slot is busy from the Submit until its SubmitReply. */
+ * (jobclient.h) it takes WORKER_BOUNCER jobs from every queue shard, turns each Job into a
+ * DSN, submits it to a shard that is up (common/queueset.h, as smtpd does; replies matched
+ * by request_id) and answers the Job with DELIVERED once a shard committed the DSN,
+ * TEMPFAIL when none did (error, timeout), PERMFAIL when the queue refused it for good. A
+ * DSN whose shard lost its connection or did not answer within a short per-shard timeout
+ * is sent to another shard. A slot is busy from the Submit until its SubmitReply. */
 #ifndef BOUNCER_WORKER_H
 #define BOUNCER_WORKER_H
 
@@ -10,7 +12,9 @@ struct event_base;
 struct bouncer_worker;
 
 struct bouncer_worker_config {
-    const char *endpoint;     /* queue.endpoint */
+    const char *endpoint;     /* queue.endpoint, when nendpoints == 0 */
+    const char *const *endpoints; /* one per queue shard (cfg->queue.endpoints) */
+    int nendpoints;
     const char *hostname;     /* for the DSN and the worker's name */
     int slots;                /* DSN submissions in flight at once */
     int submit_timeout_ms;    /* wait for SubmitReply, then TEMPFAIL */

@@ -130,6 +130,35 @@ static void print_listen(const struct pm_listenlist *l, char *dst, size_t size)
         snprintf(dst, size, "no listen addresses configured");
 }
 
+/* Where this config's queue binds, and the shards everyone else connects to. */
+static void describe_queue(const struct pm_config *cfg, char *dst, size_t size)
+{
+    size_t o = 0;
+    if (cfg->queue.listen[0] && cfg->queue.control_listen[0])
+        o += (size_t)snprintf(dst, size, "binds %s and %s, store in %s/queue", cfg->queue.listen,
+                              cfg->queue.control_listen, cfg->state_dir);
+    else
+        o += (size_t)snprintf(dst, size, "cannot start from this file (no queue.listen/control_listen)");
+    for (int i = 0; i < cfg->queue.endpoints.n && o < size; i++)
+        o += (size_t)snprintf(dst + o, size - o, "%s%s (control %s)",
+                              i ? ", " : cfg->queue.endpoints.n > 1 ? "; shards: " : "; clients connect to ",
+                              cfg->queue.endpoints.v[i], cfg->queue.controls.v[i]);
+}
+
+/* The queue shards: with several, each shard's host must say where it binds (the list
+ * names where the others connect, and one file serves every role). */
+static void check_shards(struct cli_check_report *r, const struct pm_config *cfg)
+{
+    int n = cfg->queue.endpoints.n;
+    if (n <= 1)
+        return;
+    cli_check_line(r, "ok", "shards", "%d queue shards: smtpd and the bouncer submit to each, workers and "
+                   "`postmesh queue`/`status` talk to all", n);
+    if (!cfg->queue.listen[0] || !cfg->queue.control_listen[0])
+        cli_check_line(r, "warn", "shards", "queue.listen and queue.control_listen are not set: a queue shard "
+                       "refuses to start with this file (fine on hosts that run no queue)");
+}
+
 /* What each service would do, as `postmesh run` would start it. */
 static void check_services(struct cli_check_report *r, const struct pm_config *cfg)
 {
@@ -147,10 +176,11 @@ static void check_services(struct cli_check_report *r, const struct pm_config *c
         }
         found++;
         if (!strcmp(name, "queue"))
-            snprintf(what, sizeof what, "binds %s and %s, store in %s", cfg->queue.endpoint, cfg->queue.control,
-                     cfg->state_dir);
+            describe_queue(cfg, what, sizeof what);
         else if (!strcmp(name, "resolver"))
-            snprintf(what, sizeof what, "binds %s, asks %d nameserver(s)%s%s", cfg->resolver.endpoint,
+            snprintf(what, sizeof what, "binds %s%s%s, asks %d nameserver(s)%s%s", cfg->resolver.listen,
+                     strcmp(cfg->resolver.listen, cfg->resolver.endpoint) ? ", clients connect to " : "",
+                     strcmp(cfg->resolver.listen, cfg->resolver.endpoint) ? cfg->resolver.endpoint : "",
                      cfg->resolver.nameservers.n, cfg->resolver.nameservers.n ? " from " : "",
                      cfg->resolver.nameservers.n ? cfg->resolver.nameservers.v[0] : "");
         else if (!strcmp(name, "smtpd"))
@@ -192,6 +222,7 @@ int cli_cmd_check(const struct pm_config *cfg, const char *config_path, int argc
     cli_check_postmaster(&r, cfg);
     check_tls(&r, cfg);
     cli_check_accounts(&r);
+    check_shards(&r, cfg);
     check_services(&r, cfg);
     struct passwd *pw = getpwuid(geteuid());
     cli_check_line(&r, "ok", "runs as", "uid %d (%s)%s", (int)geteuid(), pw ? pw->pw_name : "?",

@@ -130,7 +130,13 @@ static int check_extra_keys(struct cli_check_report *r, const char *dir)
 
 static int has_tcp_endpoint(const struct pm_config *cfg)
 {
-    const char *eps[] = {cfg->queue.endpoint, cfg->queue.control, cfg->resolver.endpoint};
+    /* Every shard, and the binds too: a bind on all interfaces is reachable however clients name it. */
+    const struct pm_strlist *lists[] = {&cfg->queue.endpoints, &cfg->queue.controls};
+    for (size_t l = 0; l < 2; l++)
+        for (int i = 0; i < lists[l]->n; i++)
+            if (strncmp(lists[l]->v[i], "tcp://", 6) == 0)
+                return 1;
+    const char *eps[] = {cfg->queue.listen, cfg->queue.control_listen, cfg->resolver.endpoint, cfg->resolver.listen};
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++)
         if (eps[i] && strncmp(eps[i], "tcp://", 6) == 0)
             return 1;

@@ -19,9 +19,11 @@ static const char usage_text[] =
     "  run                   start every installed service and supervise them in the foreground\n"
     "  check                 validate the configuration, users, aliases, TLS files, keys and\n"
     "                        permissions; show what each service would run as\n"
-    "  status                the queue's counters\n"
-    "  queue list            one line per message: id age size sender state recipients\n"
-    "  queue show ID         envelope and headers of one message\n"
+    "  status [--json]       every queue shard's counters (--json: one document for scripts)\n"
+    "  ping SERVICE          is SERVICE ready? GET /health on SERVICE.metrics (the queue without\n"
+    "                        one: a bus ping to queue.control); exit 0 ready, 1 not, 2 cannot ask\n"
+    "  queue list [--json]   one line per message of every shard: id age size sender state recipients\n"
+    "  queue show ID         envelope and headers of one message (on whichever shard holds it)\n"
     "  queue flush           retry every deferred message now\n"
     "  queue hold ID         keep a message from being delivered\n"
     "  queue release ID      undo hold\n"
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return CLI_OK;
     }
-    static const char *const known[] = {"run", "check", "status", "queue", "user", "keys", NULL};
+    static const char *const known[] = {"run", "check", "status", "queue", "user", "keys", "ping", NULL};
     int found = 0;
     for (const char *const *k = known; *k; k++)
         found |= !strcmp(*k, cmd);
@@ -119,6 +121,8 @@ int main(int argc, char **argv)
         rc = cli_cmd_queue(&cfg, argc, argv);
     else if (!strcmp(cmd, "keys"))
         rc = cli_cmd_keys(&cfg, argc, argv);
+    else if (!strcmp(cmd, "ping"))
+        rc = cli_cmd_ping(&cfg, argc, argv);
     else
         rc = cli_cmd_user(&cfg, argc, argv);
     pm_config_free(&cfg);

@@ -1,6 +1,10 @@
-/* `postmesh queue ...` and `postmesh status`: one ControlRequest to queue.control each.
+/* `postmesh queue ...` and `postmesh status`: one ControlRequest to every queue shard's
+ * control endpoint (control.h), the answers merged: a listing of every shard, a command on
+ * one message done by the shard that holds it. A shard that does not answer is reported
+ * and the others are still shown; the exit status is then 1.
  * Everything printed comes from the network (senders, headers, remote replies), so it is
- * escaped before it reaches the operator's terminal or a script reading the columns. */
+ * escaped before it reaches the operator's terminal or a script reading the columns (or,
+ * with --json, a JSON parser: json.h). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +14,8 @@
 
 #include "bus.h"
 #include "cli.h"
+#include "control.h"
+#include "json.h"
 #include "logvalue.h"
 
 #define CONTROL_TIMEOUT_MS 5000
@@ -76,42 +82,6 @@ static void format_time(char *dst, size_t size, unsigned long long t)
     struct tm tm;
     if (!gmtime_r(&tt, &tm) || !strftime(dst, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
         snprintf(dst, size, "%llu", t);
-}
-
-/* Sends one request; returns the reply's ControlReply holder (free with
- * postmesh__bus_message__free_unpacked) or NULL after printing why. */
-static Postmesh__BusMessage *control_call(const struct pm_config *cfg, command_t command, const char *id)
-{
-    Postmesh__ControlRequest req = POSTMESH__CONTROL_REQUEST__INIT;
-    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    req.command = command;
-    req.queue_id = (char *)(id ? id : "");
-    msg.request_id = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CONTROL;
-    msg.control = &req;
-    pm_bus_security_init(cfg, "cli"); /* our CurveZMQ identity on tcp:// endpoints */
-    Postmesh__BusMessage *reply = pm_bus_call(cfg->queue.control, &msg, CONTROL_TIMEOUT_MS);
-    pm_bus_context_term();
-    if (!reply) {
-        cli_error("the queue at %s did not answer within %d s (is postmesh-queue running?)", cfg->queue.control,
-                  CONTROL_TIMEOUT_MS / 1000);
-        return NULL;
-    }
-    if (reply->body_case != POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY || reply->request_id != msg.request_id) {
-        cli_error("unexpected answer from the queue at %s", cfg->queue.control);
-        postmesh__bus_message__free_unpacked(reply, NULL);
-        return NULL;
-    }
-    if (!reply->control_reply->ok) {
-        const char *t = reply->control_reply->text;
-        char v[OUT_VALUE];
-        cli_error("%s", t && *t ? pm_logv_mem(v, sizeof v, t, strlen(t), PM_LOGV_TEXT) : "the queue refused the request");
-        postmesh__bus_message__free_unpacked(reply, NULL);
-        return NULL;
-    }
-    return reply;
 }
 
 static int is_delivered(const Postmesh__QueueRecipient *r)
@@ -222,6 +192,179 @@ static const struct subcommand subcommands[] = {
     {"hold", CMD(HOLD), 1},     {"release", CMD(RELEASE), 1},
 };
 
+/* Every shard's answer; NULL (printed) if none could be asked. */
+static struct cli_answer *ask_all(const struct pm_config *cfg, command_t command, const char *id, int *n)
+{
+    struct cli_answer *a = NULL;
+    *n = cli_control_all(cfg, command, id, CONTROL_TIMEOUT_MS, &a);
+    return *n < 0 ? NULL : a;
+}
+
+/* Says which shards did not answer; returns how many. */
+static int report_silent(const struct cli_answer *a, int n)
+{
+    int silent = 0;
+    for (int i = 0; i < n; i++)
+        if (!a[i].reply) {
+            cli_error("the queue at %s did not answer within %d s (is postmesh-queue running?)", a[i].control,
+                      CONTROL_TIMEOUT_MS / 1000);
+            silent++;
+        }
+    return silent;
+}
+
+static void report_refused(const struct cli_answer *a)
+{
+    const char *t = a->reply->text;
+    char v[OUT_VALUE];
+    cli_error("%s: %s", a->control,
+              t && *t ? pm_logv_mem(v, sizeof v, t, strlen(t), PM_LOGV_TEXT) : "the queue refused the request");
+}
+
+static void json_key(FILE *out, const char *key) /* "key": */
+{
+    cli_json_string(out, key);
+    fputc(':', out);
+}
+
+static void json_item(FILE *out, const Postmesh__QueueItem *it, time_t now)
+{
+    long long age = (long long)now - (long long)it->arrival_time;
+    fputc('{', out);
+    json_key(out, "id");
+    cli_json_string(out, it->queue_id);
+    fprintf(out, ",\"arrival_time\":%llu,\"age\":%lld,\"size\":%llu,", (unsigned long long)it->arrival_time,
+            age < 0 ? 0 : age, (unsigned long long)it->size);
+    json_key(out, "sender");
+    cli_json_string(out, it->sender);
+    fputc(',', out);
+    json_key(out, "state");
+    cli_json_string(out, it->state);
+    fputc(',', out);
+    json_key(out, "client_address");
+    cli_json_string(out, it->client_address);
+    fputc(',', out);
+    json_key(out, "helo");
+    cli_json_string(out, it->helo);
+    fputs(",\"recipients\":[", out);
+    for (size_t i = 0; i < it->n_recipients; i++) {
+        const Postmesh__QueueRecipient *r = it->recipients[i];
+        fputs(i ? ",{" : "{", out);
+        json_key(out, "address");
+        cli_json_string(out, r->address);
+        fputc(',', out);
+        json_key(out, "state");
+        cli_json_string(out, r->state);
+        fprintf(out, ",\"attempts\":%u,\"next_attempt\":%llu,", r->attempts, (unsigned long long)r->next_attempt);
+        json_key(out, "last_error");
+        cli_json_string(out, r->last_error);
+        fputc('}', out);
+    }
+    fputs("]}", out);
+}
+
+/* The queue's counters ("messages=3 workers=2 ...") as JSON members: digits as numbers,
+ * anything else as a string. */
+static void json_counters(FILE *out, const char *text)
+{
+    fputc('{', out);
+    int first = 1;
+    for (const char *p = text ? text : ""; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *end = p + strcspn(p, " ");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && eq > p) {
+            if (!first)
+                fputc(',', out);
+            first = 0;
+            cli_json_mem(out, p, (size_t)(eq - p));
+            fputc(':', out);
+            const char *v = eq + 1;
+            size_t vlen = (size_t)(end - v);
+            int number = vlen > 0 && vlen < 20 && strspn(v, "0123456789") >= vlen;
+            if (number)
+                fwrite(v, 1, vlen, out);
+            else
+                cli_json_mem(out, v, vlen);
+        }
+        p = end;
+    }
+    fputc('}', out);
+}
+
+/* {"ok":..., "shards":[{"control":..., "ok":..., <what>}]}: one document, shards named by
+ * their control endpoint; a shard without an answer has "ok":false and "error". */
+static int print_json(const struct cli_answer *a, int n, int status)
+{
+    time_t now = time(NULL);
+    int all = 1;
+    for (int i = 0; i < n; i++)
+        all &= a[i].reply && a[i].reply->ok;
+    printf("{\"ok\":%s,\"shards\":[", all ? "true" : "false");
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ",{" : "{", stdout);
+        json_key(stdout, "control");
+        cli_json_string(stdout, a[i].control);
+        const Postmesh__ControlReply *r = a[i].reply;
+        printf(",\"ok\":%s", r && r->ok ? "true" : "false");
+        if (!r) {
+            fputs(",\"error\":", stdout);
+            cli_json_string(stdout, "did not answer");
+        } else if (!r->ok) {
+            fputs(",\"error\":", stdout);
+            cli_json_string(stdout, r->text);
+        } else if (status) {
+            fputs(",\"text\":", stdout);
+            cli_json_string(stdout, r->text);
+            fputs(",\"counters\":", stdout);
+            json_counters(stdout, r->text);
+        } else {
+            fputs(",\"messages\":[", stdout);
+            for (size_t k = 0; k < r->n_items; k++) {
+                if (k)
+                    fputc(',', stdout);
+                json_item(stdout, r->items[k], now);
+            }
+            fputc(']', stdout);
+        }
+        fputc('}', stdout);
+    }
+    fputs("]}\n", stdout);
+    return all ? CLI_OK : CLI_FAIL;
+}
+
+/* show, hold, release, delete: the shard holding the id does it (each shard owns its
+ * messages, and ids are unique across shards); the others answer "no message". */
+static int on_one_message(const struct subcommand *sc, const char *id, const struct cli_answer *a, int n)
+{
+    const struct cli_answer *holder = NULL, *refusal = NULL;
+    for (int i = 0; i < n && !holder; i++) {
+        const Postmesh__ControlReply *r = a[i].reply;
+        if (r && r->ok && (sc->command != CMD(SHOW) || r->n_items == 1))
+            holder = &a[i];
+        else if (r && !r->ok && !refusal && r->text && strncmp(r->text, "no message with id", 18) != 0)
+            refusal = &a[i]; /* the holder said no for a reason of its own */
+    }
+    int silent = report_silent(a, n);
+    if (!holder) {
+        if (refusal)
+            report_refused(refusal);
+        else if (silent)
+            cli_error("no answering queue shard holds %s (%d shard(s) did not answer)", id, silent);
+        else
+            cli_error("no message with id %s in the queue", id);
+        return CLI_FAIL;
+    }
+    if (sc->command == CMD(SHOW)) {
+        print_show(holder->reply->items[0], time(NULL));
+    } else {
+        put_text(stdout, holder->reply->text && *holder->reply->text ? holder->reply->text : "ok");
+        fputc('\n', stdout);
+    }
+    return silent ? CLI_FAIL : CLI_OK;
+}
+
 int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
 {
     const struct subcommand *sc = NULL;
@@ -229,12 +372,13 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
         if (!strcmp(argv[1], subcommands[i].name))
             sc = &subcommands[i];
     int nargs = argc - 2;
-    if (!sc || nargs != sc->takes_id) {
-        cli_error("usage: postmesh queue list | show ID | flush | hold ID | release ID | delete ID");
+    int json = sc && sc->command == CMD(LIST) && nargs == 1 && !strcmp(argv[2], "--json");
+    if (!sc || nargs - json != sc->takes_id) {
+        cli_error("usage: postmesh queue list [--json] | show ID | flush | hold ID | release ID | delete ID");
         return CLI_USAGE;
     }
     char id[17] = "";
-    if (nargs == 1) {
+    if (sc->takes_id) {
         if (!valid_id(argv[2])) {
             cli_error("'%s' is not a queue id (16 hexadecimal digits)", argv[2]);
             return CLI_USAGE;
@@ -242,43 +386,72 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
         for (int i = 0; i < 16; i++)
             id[i] = (char)toupper((unsigned char)argv[2][i]);
     }
-    Postmesh__BusMessage *reply = control_call(cfg, sc->command, id);
-    if (!reply)
+    int n;
+    struct cli_answer *a = ask_all(cfg, sc->command, id, &n);
+    if (!a)
         return CLI_FAIL;
-    const Postmesh__ControlReply *cr = reply->control_reply;
-    time_t now = time(NULL);
     int rc = CLI_OK;
-    if (sc->command == CMD(LIST)) {
-        for (size_t i = 0; i < cr->n_items; i++)
-            print_list_line(cr->items[i], now);
-    } else if (sc->command == CMD(SHOW)) {
-        if (cr->n_items == 1) {
-            print_show(cr->items[0], now);
-        } else {
-            cli_error("no message with id %s in the queue", id);
-            rc = CLI_FAIL;
-        }
+    if (json) {
+        rc = print_json(a, n, 0);
+    } else if (sc->takes_id) {
+        rc = on_one_message(sc, id, a, n);
     } else {
-        put_text(stdout, cr->text && *cr->text ? cr->text : "ok");
-        fputc('\n', stdout);
+        /* list and flush: every shard that answered, then who did not. */
+        time_t now = time(NULL);
+        for (int i = 0; i < n; i++) {
+            const Postmesh__ControlReply *r = a[i].reply;
+            if (!r)
+                continue;
+            if (!r->ok) {
+                report_refused(&a[i]);
+                rc = CLI_FAIL;
+            } else if (sc->command == CMD(LIST)) {
+                for (size_t k = 0; k < r->n_items; k++)
+                    print_list_line(r->items[k], now);
+            } else {
+                if (n > 1)
+                    printf("%s: ", a[i].control);
+                put_text(stdout, r->text && *r->text ? r->text : "ok");
+                fputc('\n', stdout);
+            }
+        }
+        if (report_silent(a, n))
+            rc = CLI_FAIL;
     }
-    postmesh__bus_message__free_unpacked(reply, NULL);
+    cli_answers_free(a, n);
     return rc;
 }
 
 int cli_cmd_status(const struct pm_config *cfg, int argc, char **argv)
 {
-    (void)argv;
-    if (argc != 1) {
-        cli_error("usage: postmesh status");
+    int json = argc == 2 && !strcmp(argv[1], "--json");
+    if (argc != 1 + json) {
+        cli_error("usage: postmesh status [--json]");
         return CLI_USAGE;
     }
-    Postmesh__BusMessage *reply = control_call(cfg, CMD(STATUS), NULL);
-    if (!reply)
+    int n;
+    struct cli_answer *a = ask_all(cfg, CMD(STATUS), NULL, &n);
+    if (!a)
         return CLI_FAIL;
-    printf("queue: %s ", cfg->queue.control);
-    put_text(stdout, reply->control_reply->text);
-    fputc('\n', stdout);
-    postmesh__bus_message__free_unpacked(reply, NULL);
-    return CLI_OK;
+    int rc = CLI_OK;
+    if (json) {
+        rc = print_json(a, n, 1);
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (!a[i].reply)
+                continue;
+            if (!a[i].reply->ok) {
+                report_refused(&a[i]);
+                rc = CLI_FAIL;
+                continue;
+            }
+            printf("queue: %s ", a[i].control);
+            put_text(stdout, a[i].reply->text);
+            fputc('\n', stdout);
+        }
+        if (report_silent(a, n))
+            rc = CLI_FAIL;
+    }
+    cli_answers_free(a, n);
+    return rc;
 }

@@ -14,6 +14,7 @@
 #include "jobclient.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "parent.h"
 #include "pool.h"
 #include "privchan.h"
@@ -137,6 +138,8 @@ int delivery_worker_main(int parent_fd, void *arg)
     d.pool = d.checks ? delivery_pool_new(d.base, (int)d.cfg->delivery.concurrency, job_done, &d) : NULL;
     struct pm_job_client_config jc = {
         .endpoint = d.cfg->queue.endpoint,
+        .endpoints = (const char *const *)d.cfg->queue.endpoints.v,
+        .nendpoints = d.cfg->queue.endpoints.n,
         .kind = POSTMESH__WORKER_KIND__WORKER_DELIVERY,
         .name = d.worker_name,
         .capacity = (int)d.cfg->delivery.concurrency,
@@ -153,7 +156,9 @@ int delivery_worker_main(int parent_fd, void *arg)
     d.sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
     event_add(d.sigterm, NULL);
     event_add(d.sigint, NULL);
-    pm_log(PM_INFO, "event=started endpoint=%s concurrency=%lld", d.cfg->queue.endpoint, d.cfg->delivery.concurrency);
+    pm_metrics_serve(d.base, NULL, NULL);
+    pm_log(PM_INFO, "event=started endpoint=%s shards=%d concurrency=%lld", d.cfg->queue.endpoint,
+           d.cfg->queue.endpoints.n, d.cfg->delivery.concurrency);
 
     event_base_dispatch(d.base);
 
@@ -162,6 +167,9 @@ int delivery_worker_main(int parent_fd, void *arg)
     delivery_pool_free(d.pool); /* running jobs finish and answer; unstarted ones are handed back */
     d.pool = NULL;
     pm_job_client_return_all(d.jobs, "4.3.2 delivery stopping");
+    /* and any job the queue sent before it saw our credit 0 (one dispatched a few ms before
+     * SIGTERM would otherwise wait out its lease) */
+    pm_job_client_settle(d.jobs, d.base, 1000);
     event_free(d.sigterm);
     event_free(d.sigint);
     pm_job_client_free(d.jobs);

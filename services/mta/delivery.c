@@ -535,6 +535,11 @@ void mta_delivery_abort(struct mta_delivery *d)
     complete(d);
 }
 
+int mta_delivery_awaiting_verdict(const struct mta_delivery *d)
+{
+    return !d->completed && d->session && d->smtp.dot_sent;
+}
+
 void mta_delivery_free(struct mta_delivery *d)
 {
     if (!d)

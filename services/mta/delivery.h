@@ -49,6 +49,9 @@ struct mta_delivery *mta_delivery_start(const struct mta_env *env, Postmesh__Bus
 /* Shutdown: stops at once; what the server decided stands, undecided recipients are
  * RETURNED (re-dispatched at once, no attempt counted); done is called before return. */
 void mta_delivery_abort(struct mta_delivery *d);
+/* The whole body went out and the server's verdict on it is all that is missing: aborting
+ * now would leave the outcome unknown (a deferral, and maybe a second copy later). */
+int mta_delivery_awaiting_verdict(const struct mta_delivery *d);
 void mta_delivery_free(struct mta_delivery *d);
 
 const char *mta_delivery_domain(const struct mta_delivery *d); /* lower-cased */

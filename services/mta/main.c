@@ -10,6 +10,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "log.h"
+#include "metrics.h"
 #include "privchan.h"
 #include "resolve.h"
 #include "self.h"
@@ -52,11 +53,17 @@ static int worker_main(int parent_fd, void *arg)
         sigint = evsignal_new(base, SIGINT, on_signal, base);
         event_add(sigterm, NULL);
         event_add(sigint, NULL);
-        pm_log(PM_INFO, "event=started queue=%s resolver=%s remote_port=%lld max_concurrency=%lld max_per_domain=%lld "
-               "tls_verify=%s", cfg->queue.endpoint, cfg->resolver.endpoint, cfg->mta.remote_port,
-               cfg->mta.max_concurrency, cfg->mta.max_per_domain, cfg->mta.tls_verify ? "yes" : "no");
+        pm_metrics_serve(base, NULL, NULL);
+        pm_log(PM_INFO, "event=started queue=%s shards=%d resolver=%s remote_port=%lld max_concurrency=%lld "
+               "max_per_domain=%lld tls_verify=%s", cfg->queue.endpoint, cfg->queue.endpoints.n, cfg->resolver.endpoint,
+               cfg->mta.remote_port, cfg->mta.max_concurrency, cfg->mta.max_per_domain, cfg->mta.tls_verify ? "yes" : "no");
         event_base_dispatch(base);
-        mta_worker_shutdown(w);
+        /* Sessions waiting for the verdict on a body they sent may finish for a moment
+         * (broken by the last one done, the grace's end, or a second signal); the rest is
+         * handed back now. */
+        if (mta_worker_shutdown(w, 1) > 0)
+            event_base_dispatch(base);
+        mta_worker_shutdown(w, 0);
         rc = 0;
     } else {
         pm_log(PM_ERR, "event=startup_failed queue=%s resolver=%s", cfg->queue.endpoint, cfg->resolver.endpoint);

@@ -12,6 +12,8 @@
 #include "jobclient.h"
 #include "log.h"
 
+#define SETTLE_MS 1000 /* SIGTERM: how long to wait for jobs already on the way */
+
 /* Leave the queue this long (at most a quarter of the lease) between our deadline and the
  * lease end, for the result to get there before the job is dispatched again. */
 #define LEASE_MARGIN_MS 5000
@@ -37,6 +39,7 @@ struct mta_worker {
     struct pm_job_client *jobs;
     struct event *reaper;
     struct event *tick; /* looks at the backlog now and then (jobs waiting for a domain) */
+    struct event *grace; /* draining: the end of the wait for verdicts after the body */
     struct slist backlog, running, finished;
     char name[128];
     int shutting_down;
@@ -143,6 +146,16 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
         free(s);
     }
     pump(w);
+    if (w->shutting_down && !w->running.head)
+        event_base_loopbreak(w->env.base); /* the last verdict of the drain is in */
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mta_worker *w = arg;
+    event_base_loopbreak(w->env.base);
 }
 
 static void on_job(struct pm_job *job, void *arg)
@@ -190,6 +203,8 @@ struct mta_worker *mta_worker_new(const struct mta_env *env)
     snprintf(w->name, sizeof w->name, "mta-%s-%d", host, (int)getpid());
     struct pm_job_client_config jc = {
         .endpoint = env->cfg->queue.endpoint,
+        .endpoints = (const char *const *)env->cfg->queue.endpoints.v,
+        .nendpoints = env->cfg->queue.endpoints.n,
         .kind = POSTMESH__WORKER_KIND__WORKER_MTA,
         .name = w->name,
         .capacity = (int)env->cfg->mta.max_concurrency,
@@ -199,32 +214,49 @@ struct mta_worker *mta_worker_new(const struct mta_env *env)
     };
     w->jobs = pm_job_client_new(env->base, &jc);
     w->reaper = evtimer_new(env->base, on_reap, w);
+    w->grace = evtimer_new(env->base, on_grace_over, w);
     w->tick = event_new(env->base, -1, EV_PERSIST, on_tick, w);
     struct timeval second = {1, 0};
     if (w->tick)
         event_add(w->tick, &second);
-    if (!w->jobs || !w->reaper || !w->tick) {
+    if (!w->jobs || !w->reaper || !w->tick || !w->grace) {
         mta_worker_free(w);
         return NULL;
     }
     return w;
 }
 
-void mta_worker_shutdown(struct mta_worker *w)
+int mta_worker_shutdown(struct mta_worker *w, int grace)
 {
-    if (!w || w->shutting_down)
-        return;
-    w->shutting_down = 1;
-    pm_job_client_drain(w->jobs); /* credit 0; new jobs are handed back */
-    while (w->running.head)
-        mta_delivery_abort(w->running.head->d); /* answers TEMPFAIL, moves it to finished */
-    while (w->backlog.head) {
-        struct slot *s = w->backlog.head;
-        unlink_slot(&w->backlog, s);
-        pm_job_return(s->job, "4.3.2 mta shutting down");
-        postmesh__bus_message__free_unpacked(s->msg, NULL);
-        free(s);
+    if (!w)
+        return 0;
+    if (!w->shutting_down) {
+        w->shutting_down = 1;
+        pm_job_client_drain(w->jobs); /* credit 0 everywhere; new jobs are handed back */
+        while (w->backlog.head) {
+            struct slot *s = w->backlog.head;
+            unlink_slot(&w->backlog, s);
+            pm_job_return(s->job, "4.3.2 mta shutting down");
+            postmesh__bus_message__free_unpacked(s->msg, NULL);
+            free(s);
+        }
     }
+    /* Undecided recipients are RETURNED (moves the slot to finished); what the server
+     * already decided stands. */
+    int left = 0;
+    for (struct slot *s = w->running.head, *next; s; s = next) {
+        next = s->next;
+        if (grace && mta_delivery_awaiting_verdict(s->d))
+            left++;
+        else
+            mta_delivery_abort(s->d);
+    }
+    if (left) {
+        struct timeval tv = {MTA_DRAIN_GRACE_MS / 1000, (MTA_DRAIN_GRACE_MS % 1000) * 1000};
+        evtimer_add(w->grace, &tv);
+        pm_log(PM_INFO, "event=drain_wait deliveries=%d grace_ms=%d", left, MTA_DRAIN_GRACE_MS);
+    }
+    return left;
 }
 
 void mta_worker_free(struct mta_worker *w)
@@ -247,6 +279,12 @@ void mta_worker_free(struct mta_worker *w)
         event_free(w->reaper);
     if (w->tick)
         event_free(w->tick);
-    pm_job_client_free(w->jobs); /* jobs not answered are dropped: their lease brings them back */
+    if (w->grace)
+        event_free(w->grace);
+    /* Jobs still unanswered, and any the queue sent before it saw our credit 0, go back
+     * now rather than after their lease. */
+    if (w->shutting_down)
+        pm_job_client_settle(w->jobs, w->env.base, SETTLE_MS);
+    pm_job_client_free(w->jobs);
     free(w);
 }

@@ -26,6 +26,8 @@ int main(int argc, char **argv)
             .helpers = parent.helpers,
             .reload = pop3_parent_reload,
             .arg = &parent,
+            .listeners = parent.fds,
+            .nlisteners = parent.nfds,
         };
         rc = pm_privsep_supervise(&spec);
     }

@@ -20,6 +20,7 @@
 #include "clients.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "session_int.h"
 #include "tls.h"
@@ -79,8 +80,10 @@ static void session_free(struct pop3_session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    pm_metric_set(PM_M_POP3D_SESSIONS, (double)srv->nsessions, NULL, NULL);
     pm_clients_disconnect(srv->clients, s->peer, time(NULL));
     free(s);
+    pop3_drain_settled(srv);
 }
 
 static void on_free(evutil_socket_t fd, short what, void *arg)
@@ -163,6 +166,8 @@ static void process_input(struct pop3_session *s)
     while (s->state != ST_CLOSING && (s->wait == WAIT_NONE || s->wait == WAIT_AUTH_RESPONSE)) {
         if (evbuffer_get_length(out) > POP3_OUT_HIGH)
             return; /* on_write resumes */
+        if (pop3_drain_session(s, 1))
+            return; /* past the drain deadline: -ERR instead of the next command */
         size_t max = s->wait == WAIT_AUTH_RESPONSE ? POP3_MAX_AUTH_LINE : POP3_MAX_COMMAND_LINE;
         size_t eol_len = 0;
         struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
@@ -173,8 +178,10 @@ static void process_input(struct pop3_session *s)
             pop3_close_after_reply(s);
             return;
         }
-        if (eol.pos < 0)
+        if (eol.pos < 0) {
+            pop3_drain_session(s, 0); /* draining: a session with nothing to lose goes now */
             return; /* wait for the rest of the line */
+        }
         size_t len = (size_t)eol.pos;
         evbuffer_remove(in, line, len);
         evbuffer_drain(in, eol_len);
@@ -432,7 +439,8 @@ static void refuse(evutil_socket_t fd, const char *ip, int implicit_tls, const c
     pm_log(PM_WARN, "event=connection_refused client=%s reason=%s", ip, reason);
 }
 
-void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int implicit_tls)
+void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int implicit_tls,
+                        const struct sockaddr *proxy)
 {
     char ip[64];
     pm_sockaddr_ip(sa, ip, sizeof ip);
@@ -485,11 +493,19 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
         s->next->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    pm_metric_inc(PM_M_POP3D_CONNECTIONS);
+    pm_metric_set(PM_M_POP3D_SESSIONS, (double)srv->nsessions, NULL, NULL);
     setup_bev(s);
     command_deadline(s);
     struct timeval limit = {(time_t)POP3_SESSION_LIMIT(srv->cfg), 0};
     evtimer_add(s->limit_ev, &limit);
-    pm_log(PM_INFO, "event=connect session=%llu client=%s tls=%d", s->id, s->client, implicit_tls);
+    char via[96] = "";
+    if (proxy) {
+        char pip[64];
+        pm_sockaddr_ip(proxy, pip, sizeof pip);
+        snprintf(via, sizeof via, strchr(pip, ':') ? " proxy=[%s]:%d" : " proxy=%s:%d", pip, pm_sockaddr_port(proxy));
+    }
+    pm_log(PM_INFO, "event=connect session=%llu client=%s tls=%d%s", s->id, s->client, implicit_tls, via);
     pop3_reply(s, "+OK %s POP3 server ready", srv->cfg->hostname);
 }
 

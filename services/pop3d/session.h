@@ -19,9 +19,19 @@
                                                                : (cfg)->pop3d.timeout * POP3_SESSION_TIMEOUTS)
 
 struct event_base;
+struct event;
+struct evconnlistener;
 struct pm_priv_client;
 struct pm_clients;
+struct pm_proxy_waits;
 struct pop3_session;
+
+struct pop3_listener {
+    struct pop3_server *srv;
+    struct evconnlistener *l;
+    int implicit_tls;
+    int proxy_protocol; /* connections start with a PROXY header (proxywait.h) */
+};
 
 struct pop3_server {
     const struct pm_config *cfg;
@@ -33,10 +43,32 @@ struct pop3_server {
     long nsessions;
     unsigned long long next_id;
     struct pop3_session *sessions;
+    struct pop3_listener *listeners;
+    int nlisteners;
+    struct pm_proxy_waits *proxy; /* connections waiting for their PROXY header (NULL: none configured) */
+    /* Graceful stop (drain.c) */
+    int draining;                 /* SIGTERM seen: listeners closed, idle sessions told -ERR */
+    int drain_expired;            /* pop3d.drain_timeout passed: every session goes */
+    struct event *ev_drain;
 };
 
-/* Takes over fd (an accepted, non-blocking socket). */
-void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int implicit_tls);
+/* Takes over fd (an accepted, non-blocking socket). sa is the client's address; proxy the
+ * PROXY-protocol peer it came through (logged), or NULL for a direct connection. */
+void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int implicit_tls,
+                        const struct sockaddr *proxy);
+
+/* drain.c: SIGTERM (rolling updates). Accepting stops at once, a session waiting for a
+ * command with nothing to lose is told "-ERR [SYS/TEMP] shutting down" at once, one in the
+ * middle of something (a command, a login, DELE marks not yet applied) goes on until
+ * pop3d.drain_timeout and is told so at its next command after that; then the loop ends.
+ * A repeated signal changes nothing. */
+void pop3_drain_start(struct pop3_server *srv, int sig);
+/* A session is about to run its next command (before 1) or found none complete (before
+ * 0). While draining, tells it -ERR and closes it if it must go now. 1 if it did. */
+int pop3_drain_session(struct pop3_session *s, int before);
+/* A session was freed: when none is left while draining, the loop ends. */
+void pop3_drain_settled(struct pop3_server *srv);
+void pop3_drain_free(struct pop3_server *srv);
 
 /* Ends every session without UPDATE (shutdown). */
 void pop3_session_close_all(struct pop3_server *srv);

@@ -10,28 +10,48 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clients.h"
 #include "log.h"
+#include "metrics.h"
+#include "net.h"
 #include "parent.h"
+#include "proxywait.h"
 #include "session.h"
 #include "tls.h"
 #include "tlspem.h"
-
-struct listener {
-    struct pop3_server *srv;
-    struct evconnlistener *l;
-    int implicit_tls;
-};
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     (void)l;
     (void)salen;
-    struct listener *li = arg;
+    struct pop3_listener *li = arg;
+    struct pop3_server *srv = li->srv;
     evutil_make_socket_nonblocking(fd);
     evutil_make_socket_closeonexec(fd);
-    pop3_session_start(li->srv, fd, sa, li->implicit_tls);
+    if (!li->proxy_protocol) {
+        pop3_session_start(srv, fd, sa, li->implicit_tls, NULL);
+        return;
+    }
+    /* Waiting connections count against max_connections: silent ones cannot pile up. */
+    if (srv->nsessions + pm_proxy_waits_count(srv->proxy) >= srv->cfg->pop3d.max_connections) {
+        char ip[64];
+        pm_sockaddr_ip(sa, ip, sizeof ip);
+        pm_log(PM_WARN, "event=connection_refused proxy=%s:%d reason=max_connections", ip, pm_sockaddr_port(sa));
+        close(fd);
+        return;
+    }
+    pm_proxy_waits_add(srv->proxy, fd, sa, li);
+}
+
+/* The header is in: the session starts with the client's address, so per-address caps,
+ * lockouts, the loopback rule for plaintext logins and the logs see the client's. */
+static void on_proxied(int fd, const struct sockaddr *client, const struct sockaddr *proxy, void *listener, void *arg)
+{
+    (void)arg;
+    struct pop3_listener *li = listener;
+    pop3_session_start(li->srv, fd, client, li->implicit_tls, proxy);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -74,8 +94,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
-    event_base_loopbreak(arg);
+    pop3_drain_start(arg, (int)sig);
 }
 
 int pop3_worker_main(int parent_fd, void *arg)
@@ -106,36 +125,54 @@ int pop3_worker_main(int parent_fd, void *arg)
     };
     srv.clients = pm_clients_new(&lim);
     srv.priv = srv.base ? pm_priv_client_new(srv.base, parent_fd, on_push, &srv) : NULL;
-    struct listener *ls = calloc((size_t)p->nfds + 1, sizeof *ls);
+    struct pop3_listener *ls = calloc((size_t)p->nfds + 1, sizeof *ls);
     if (!srv.base || !srv.clients || !srv.priv || !ls)
         return 1;
+    srv.listeners = ls;
+    int any_proxy = 0;
     for (int i = 0; i < p->nfds; i++) {
         ls[i].srv = &srv;
         ls[i].implicit_tls = p->fds[i].implicit_tls;
+        ls[i].proxy_protocol = p->fds[i].proxy_protocol;
+        any_proxy |= ls[i].proxy_protocol;
         /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker.
          * Backlog 0: it already listens (a listen() here would be outside the sandbox). */
         ls[i].l = evconnlistener_new(srv.base, on_accept, &ls[i], 0, 0, p->fds[i].fd);
         if (!ls[i].l)
             return 1;
+        srv.nlisteners++;
         evconnlistener_set_error_cb(ls[i].l, on_accept_error);
     }
+    if (any_proxy) {
+        long timeout = PM_PROXY_HEADER_TIMEOUT_MS;
+        if (cfg->pop3d.timeout * 1000 < timeout)
+            timeout = (long)cfg->pop3d.timeout * 1000;
+        if (cfg->proxy_networks.n == 0)
+            pm_log(PM_WARN, "event=proxy_networks_empty reason=\"every connection to a proxy_protocol listener is refused\"");
+        srv.proxy = pm_proxy_waits_new(srv.base, &cfg->proxy_networks, timeout, on_proxied, &srv);
+        if (!srv.proxy)
+            return 1;
+    }
     struct event *sigs[2] = {
-        evsignal_new(srv.base, SIGTERM, on_stop, srv.base),
-        evsignal_new(srv.base, SIGINT, on_stop, srv.base),
+        evsignal_new(srv.base, SIGTERM, on_stop, &srv),
+        evsignal_new(srv.base, SIGINT, on_stop, &srv),
     };
     for (int i = 0; i < 2; i++)
         event_add(sigs[i], NULL);
     struct event *sweep = event_new(srv.base, -1, EV_PERSIST, on_sweep, &srv);
     struct timeval every = {30, 0};
     event_add(sweep, &every);
+    pm_metrics_serve(srv.base, NULL, NULL);
     pm_log(PM_INFO, "event=started listeners=%d tls=%d", p->nfds, srv.tls != NULL);
 
     event_base_dispatch(srv.base);
 
-    for (int i = 0; i < p->nfds; i++)
+    for (int i = 0; i < srv.nlisteners; i++)
         evconnlistener_free(ls[i].l);
     free(ls);
+    pm_proxy_waits_free(srv.proxy);
     pop3_session_close_all(&srv);
+    pop3_drain_free(&srv);
     for (int i = 0; i < 2; i++)
         event_free(sigs[i]);
     event_free(sweep);

@@ -472,6 +472,7 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
     Rcpt *r = m->rec->recipients[i];
     uint64_t now = queue_now();
     char text[PM_LOGV_SIZE], to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE], relay[PM_LOGV_SIZE];
+    queue_count_result(r->local ? "local" : "remote", res);
     if (res && res->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED) {
         /* Not attempted (worker busy or stopping): due again now, no attempt counted. */
         pm_log(PM_INFO, "event=rcpt_returned id=%s to=%s reason=%s", m->rec->queue_id, PM_LOGV(to, r->address),
@@ -510,6 +511,7 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
     int ok = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED;
     int perm = r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL;
     m->bounce_inflight = 0;
+    queue_count_result("bounce", r->n_results > 0 ? r->results[0] : NULL);
     if (r->n_results > 0 && r->results[0]->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED)
         return; /* not attempted: due again at once */
     if (perm) {

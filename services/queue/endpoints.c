@@ -1,5 +1,8 @@
 /* queue.endpoint and queue.control: who may say what on each (the bus policy, and what a
- * role may say beyond it), and binding both. */
+ * role may say beyond it), and binding both where the queue listens: queue.listen and
+ * queue.control_listen (all interfaces in a container, "tcp://0.0.0.0:7701"), while
+ * everyone else connects to queue.endpoint ("tcp://queue:7701": ZeroMQ takes no host name
+ * in a bind). */
 #include <zmq.h>
 
 #include "log.h"
@@ -44,7 +47,7 @@ static void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Post
     const struct pm_bus_sender *from = pm_bus_sender(bus);
     const char *why = content_refused(from, m);
     if (why) {
-        pm_log(PM_WARN, "event=bus_refused endpoint=%s key=%s role=%s body=%s reason=%s", q->cfg->queue.endpoint,
+        pm_log(PM_WARN, "event=bus_refused endpoint=%s key=%s role=%s body=%s reason=%s", q->cfg->queue.listen,
                from->name, pm_role_name(from->role), pm_bus_body_name(m->body_case), why);
         return;
     }
@@ -93,7 +96,7 @@ int queue_bind(struct queue *q)
         .rules = endpoint_rules,
     };
     static const struct pm_bus_policy control_policy = {.max_message = 1 << 16, .rules = control_rules};
-    q->bus = pm_bus_bind(q->base, ZMQ_ROUTER, q->cfg->queue.endpoint, &q->endpoint_policy, on_bus, q);
-    q->control = pm_bus_bind(q->base, ZMQ_ROUTER, q->cfg->queue.control, &control_policy, queue_on_control, q);
+    q->bus = pm_bus_bind(q->base, ZMQ_ROUTER, q->cfg->queue.listen, &q->endpoint_policy, on_bus, q);
+    q->control = pm_bus_bind(q->base, ZMQ_ROUTER, q->cfg->queue.control_listen, &control_policy, queue_on_control, q);
     return q->bus && q->control ? 0 : -1;
 }

@@ -1,5 +1,6 @@
-/* postmesh-queue: binds queue.endpoint (submissions, workers) and queue.control (CLI),
- * keeps every message in LMDB and dispatches work. */
+/* postmesh-queue: binds queue.listen (submissions, workers) and queue.control_listen (CLI),
+ * which everyone else reaches as queue.endpoint and queue.control; keeps every message in
+ * LMDB and dispatches work. One process is one shard: several shards each own their store. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,15 @@ int main(int argc, char **argv)
     if (init_rc != 0)
         return init_rc;
     char err[512];
+    /* With several shards nobody can tell which of queue.endpoint is this process: the
+     * config must say where it binds (config.c defaults the binds only for one shard). */
+    if (!cfg.queue.listen[0] || !cfg.queue.control_listen[0]) {
+        fprintf(stderr, "postmesh-queue: %s: queue.endpoint lists %d shards: set queue.listen and "
+                "queue.control_listen (where this shard binds, e.g. \"tcp://*:7701\")\n", cfg.path,
+                cfg.queue.endpoints.n);
+        pm_config_free(&cfg);
+        return 2;
+    }
 
     struct queue q = {.cfg = &cfg};
     /* Job ids restart with every run; the epoch tells this run's jobs from any earlier one's
@@ -79,8 +89,10 @@ int main(int argc, char **argv)
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
 
-    pm_log(PM_INFO, "event=started endpoint=%s control=%s messages=%zu epoch=%016llx", cfg.queue.endpoint,
-           cfg.queue.control, q.nmsgs, (unsigned long long)q.epoch);
+    if (queue_metrics_serve(&q) < 0)
+        return 1;
+    pm_log(PM_INFO, "event=started listen=%s control_listen=%s shards=%d messages=%zu epoch=%016llx",
+           cfg.queue.listen, cfg.queue.control_listen, cfg.queue.endpoints.n, q.nmsgs, (unsigned long long)q.epoch);
     event_base_dispatch(q.base);
 
     event_free(sigterm);

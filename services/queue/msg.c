@@ -2,33 +2,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "queue.h"
 
 uint64_t queue_now(void) { return (uint64_t)time(NULL); }
 
+/* A queue id is 64 bits in 16 upper-case hex digits: the time in units of 64 us (46 bits,
+ * good until 2112) and an 18-bit tag drawn at random when this process starts. The time
+ * part never repeats within a run (an id taken in the same tick borrows the next one: up
+ * to 15,625 ids a second before ids run ahead of the clock), so a shard's ids are unique
+ * and sorted by arrival, which the store relies on, also across restarts.
+ *
+ * Several shards started from one config file have nothing that tells them apart, and
+ * their ids must still differ: Maildir files are named by queue id (a second message with
+ * the same id would look delivered already) and `postmesh queue show ID` finds the shard
+ * by it. The tag does that: two shards' ids can meet only if they drew the same tag (one
+ * chance in 262,144 per pair of runs) and then also the same tick. 64 bits leave no room
+ * for a certainty without a per-shard setting; a restart draws a new tag. The old layout
+ * (microseconds and a 12-bit counter) is the same number scaled, so ids from a store
+ * written before still sort before the new ones. */
+#define ID_TICK_US 64
+#define ID_TAG_BITS 18
+
+static uint32_t id_tag(void)
+{
+    static uint32_t tag;
+    static int drawn;
+    if (!drawn) {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+            struct timeval tv;
+            gettimeofday(&tv, NULL);
+            r = (uint32_t)tv.tv_usec ^ ((uint32_t)getpid() << 12) ^ (uint32_t)tv.tv_sec;
+        }
+        tag = r & ((1u << ID_TAG_BITS) - 1);
+        drawn = 1;
+    }
+    return tag;
+}
+
+static uint64_t id_compose(uint64_t tick, uint32_t tag)
+{
+    return (tick << ID_TAG_BITS) | (tag & ((1u << ID_TAG_BITS) - 1));
+}
+
 void queue_new_id(char out[QUEUE_ID_LEN + 1])
 {
-    /* 13 hex digits of microseconds + 3 of a counter: unique and sorted by arrival. */
-    static uint64_t last_us;
-    static unsigned counter;
+    static uint64_t last_tick;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     uint64_t us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-    if (us <= last_us) {
-        if (++counter > 0xfff) {
-            counter = 0;
-            last_us++;
-        }
-        us = last_us;
-    } else {
-        counter = 0;
-        last_us = us;
-    }
-    snprintf(out, QUEUE_ID_LEN + 1, "%013llX%03X", (unsigned long long)(us & 0xFFFFFFFFFFFFFull), counter);
+    uint64_t tick = us / ID_TICK_US;
+    if (tick <= last_tick)
+        tick = last_tick + 1;
+    last_tick = tick;
+    snprintf(out, QUEUE_ID_LEN + 1, "%016llX", (unsigned long long)id_compose(tick, id_tag()));
 }
 
 struct qmsg *queue_msg_new(struct queue *q, Postmesh__StoredMessage *rec)

@@ -1,9 +1,11 @@
-/* The retry schedule and the periodic pass: expiry of old deferred mail. */
+/* The retry schedule and the periodic pass: expiry of old deferred mail; what the metrics
+ * say about the queue's contents (depth by state, recipient results applied). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
@@ -59,4 +61,51 @@ void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now)
     }
     if (changed)
         queue_msg_mark_dirty(q, m);
+}
+
+/* The state `queue list` shows for a message (control.c's msg_state says the same). */
+static const char *depth_state(const struct qmsg *m)
+{
+    if (m->rec->hold)
+        return "hold";
+    int deferred = 0;
+    for (size_t i = 0; i < m->rec->n_recipients; i++) {
+        if (m->inflight[i])
+            return "active";
+        deferred |= m->rec->recipients[i]->state == ST(DEFERRED);
+    }
+    return deferred ? "deferred" : "queued";
+}
+
+/* Depth by state at scrape time: one walk over the messages in memory, cheaper than keeping
+ * four gauges right through every state change. */
+static void collect_depth(void *arg)
+{
+    static const char *const states[] = {"queued", "active", "deferred", "hold"};
+    struct queue *q = arg;
+    double n[4] = {0};
+    for (const struct qmsg *m = q->head; m; m = m->next) {
+        if (!m->committed || m->removed || queue_msg_finished(m))
+            continue;
+        const char *st = depth_state(m);
+        for (int k = 0; k < 4; k++)
+            if (strcmp(st, states[k]) == 0)
+                n[k]++;
+    }
+    for (int k = 0; k < 4; k++)
+        pm_metric_set(PM_M_QUEUE_MESSAGES, n[k], states[k], NULL);
+}
+
+int queue_metrics_serve(struct queue *q)
+{
+    pm_metrics_on_collect(collect_depth, q);
+    return pm_metrics_serve(q->base, NULL, NULL); /* ready: both ROUTERs are bound by now */
+}
+
+void queue_count_result(const char *kind, const Postmesh__RecipientResult *res)
+{
+    char result[32] = "missing";
+    if (res)
+        pm_metric_enum(&postmesh__recipient_result__status__descriptor, (int)res->status, result, sizeof result);
+    pm_metric_add(PM_M_QUEUE_DELIVERIES, 1, kind, result);
 }

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "logvalue.h"
+#include "metrics.h"
 #include "queue.h"
 
 #define MAX_HOPS 100
@@ -25,6 +26,10 @@ static void reply(struct queue *q, const uint8_t *peer, size_t peerlen, uint64_t
     out.request_id = request_id;
     out.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY;
     out.submit_reply = &r;
+    char reason[16];
+    int ok = status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED;
+    pm_metric_add(PM_M_QUEUE_SUBMISSIONS, 1, ok ? "committed" : "refused",
+                  pm_metric_reason(r.text, reason, sizeof reason));
     if (pm_bus_send_to(q->bus, peer, peerlen, &out) < 0)
         pm_log(PM_WARN, "event=reply_lost id=%s error=\"%s\"", id ? id : "-", strerror(errno));
 }

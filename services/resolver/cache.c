@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
+
 #define NBUCKETS 4096
 
 struct entry {
@@ -79,13 +81,12 @@ const struct resolver_answer *resolver_cache_get(struct resolver_cache *c, const
                                                  uint64_t now)
 {
     struct entry *e = find(c, name, type);
-    if (!e)
-        return NULL;
-    if (e->expires <= now) {
+    if (e && e->expires <= now) {
         unlink_entry(c, e);
-        return NULL;
+        e = NULL;
     }
-    return &e->answer;
+    pm_metric_add(PM_M_RESOLVER_CACHE, 1, e ? "hit" : "miss", NULL);
+    return e ? &e->answer : NULL;
 }
 
 static void make_room(struct resolver_cache *c, uint64_t now)

@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "outside.h"
 #include "privsep.h"
 #include "runas.h"
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
     struct resolver_cache *cache = resolver_cache_new(CACHE_ENTRIES);
     struct resolver_queries *q = t && cache ? resolver_queries_new(t, cache, (uint32_t)cfg.resolver.negative_ttl)
                                             : NULL;
-    struct resolver_server *srv = q ? resolver_server_new(base, cfg.resolver.endpoint, q) : NULL;
+    struct resolver_server *srv = q ? resolver_server_new(base, cfg.resolver.listen, q) : NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     if (srv) {
         sigterm = evsignal_new(base, SIGTERM, on_signal, base);
@@ -81,12 +82,13 @@ int main(int argc, char **argv)
         char list[256] = "";
         for (int i = 0; i < nns; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", ns[i].text);
-        pm_log(PM_INFO, "event=started endpoint=%s nameservers=%s timeout=%lld negative_ttl=%lld",
-               cfg.resolver.endpoint, list, cfg.resolver.timeout, cfg.resolver.negative_ttl);
+        pm_metrics_serve(base, NULL, NULL);
+        pm_log(PM_INFO, "event=started listen=%s nameservers=%s timeout=%lld negative_ttl=%lld",
+               cfg.resolver.listen, list, cfg.resolver.timeout, cfg.resolver.negative_ttl);
         event_base_dispatch(base);
         rc = 0;
     } else {
-        pm_log(PM_ERR, "event=startup_failed endpoint=%s", cfg.resolver.endpoint);
+        pm_log(PM_ERR, "event=startup_failed listen=%s", cfg.resolver.listen);
     }
 
     if (sigterm)

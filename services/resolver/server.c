@@ -6,6 +6,7 @@
 
 #include "bus.h"
 #include "log.h"
+#include "metrics.h"
 #include "lookup.h"
 
 #define MAX_OUTSTANDING 10000 /* lookups in progress; past this, answer TEMPFAIL at once */
@@ -60,6 +61,9 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         pm_log(PM_WARN, "event=bus_drop reason=unexpected_message body=%d", (int)msg->body_case);
         return;
     }
+    char kind[16];
+    pm_metric_enum(&postmesh__resolve_request__kind__descriptor, (int)msg->resolve->kind, kind, sizeof kind);
+    pm_metric_add(PM_M_RESOLVER_QUERIES, 1, kind, NULL);
     if (s->outstanding >= MAX_OUTSTANDING || peerlen > sizeof ((struct request *)0)->peer) {
         Postmesh__ResolveReply busy = POSTMESH__RESOLVE_REPLY__INIT;
         busy.status = POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL;

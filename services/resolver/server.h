@@ -1,5 +1,6 @@
-/* The resolver's bus side: a ROUTER on resolver.endpoint taking ResolveRequests from any
- * number of clients and answering each, in completion order, with its request_id. */
+/* The resolver's bus side: a ROUTER bound on resolver.listen (clients connect to
+ * resolver.endpoint) taking ResolveRequests from any number of clients and answering each,
+ * in completion order, with its request_id. */
 #ifndef RESOLVER_SERVER_H
 #define RESOLVER_SERVER_H
 #include "query.h"

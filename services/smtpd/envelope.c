@@ -14,6 +14,7 @@
 
 #include "authdb.h"
 #include "log.h"
+#include "metrics.h"
 #include "logvalue.h"
 #include "parser.h"
 #include "policy.h"
@@ -24,6 +25,7 @@ static void refuse(struct smtpd_session *s, const char *stage, const char *reply
     char v[PM_LOGV_SIZE], a[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=reject client=%s stage=%s address=%s reply=%s", s->peer, stage, PM_LOGV(a, addr ? addr : ""),
            PM_LOGV(v, reply));
+    pm_metric_add(PM_M_SMTPD_ENVELOPE_REJECTS, 1, stage, pm_metric_reason(reply, v, sizeof v));
     smtpd_reply_error(s, "%s", reply);
 }
 

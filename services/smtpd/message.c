@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "parser.h"
 #include "received.h"
 #include "session.h"
@@ -101,6 +102,7 @@ static void refuse(struct smtpd_session *s, const char *reason, const char *repl
     pm_log(PM_INFO, "event=reject client=%s stage=DATA reason=%s from=%s nrcpt=%d size=%llu", s->peer, reason,
            PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->data_size);
     drop_message(s);
+    pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", pm_metric_reason(reply, from, sizeof from));
     smtpd_reply_error(s, "%s", reply);
 }
 

@@ -11,8 +11,11 @@
 
 #include "bus.h"
 #include "clients.h"
+#include "drain.h"
 #include "log.h"
 #include "privchan.h"
+#include "proxyin.h"
+#include "proxywait.h"
 #include "session.h"
 #include "submit.h"
 #include "tls.h"
@@ -35,7 +38,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     (void)lev;
     (void)socklen;
     struct smtpd_listener *l = arg;
-    smtpd_session_new(l->srv, fd, sa, l->mode);
+    if (l->proxy_protocol)
+        smtpd_proxyin_accept(l, fd, sa);
+    else
+        smtpd_session_new(l->srv, fd, sa, l->mode, NULL);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -60,9 +66,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    struct smtpd_server *srv = arg;
-    pm_log(PM_INFO, "event=stopping signal=%d sessions=%ld", (int)sig, srv->nsessions);
-    event_base_loopbreak(srv->base);
+    smtpd_drain_start(arg, (int)sig);
 }
 
 /* The parent pushes a new certificate and key after SIGHUP: new sessions use them, running
@@ -105,6 +109,7 @@ static int serve_listeners(struct smtpd_server *srv, const struct pm_listener *f
         struct smtpd_listener *l = &srv->listeners[srv->nlisteners];
         l->srv = srv;
         l->mode = smtpd_mode_parse(fds[i].mode);
+        l->proxy_protocol = fds[i].proxy_protocol;
         snprintf(l->address, sizeof l->address, "%s", fds[i].address);
         /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker.
          * Backlog 0: it already listens (a listen() here would be outside the sandbox). */
@@ -144,10 +149,10 @@ int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct ev
     srv->body_budget = cfg->smtpd.body_memory_mb
                            ? (unsigned long long)cfg->smtpd.body_memory_mb << 20
                            : (unsigned long long)cfg->smtpd.max_message_size * (unsigned long long)budget_messages;
-    srv->bus = pm_bus_connect(base, ZMQ_DEALER, cfg->queue.endpoint, smtpd_submit_on_bus, srv);
-    if (!srv->priv || !srv->clients || !srv->bus)
+    srv->queues = smtpd_submit_connect(srv); /* one DEALER per queue shard */
+    if (!srv->priv || !srv->clients || !srv->queues)
         return -1;
-    if (serve_listeners(srv, fds, nfds) < 0)
+    if (serve_listeners(srv, fds, nfds) < 0 || smtpd_proxyin_init(srv) < 0)
         return -1;
     srv->ev_term = evsignal_new(base, SIGTERM, on_stop, srv);
     srv->ev_int = evsignal_new(base, SIGINT, on_stop, srv);
@@ -166,6 +171,8 @@ void smtpd_server_free(struct smtpd_server *srv)
             srv->sessions->close_reason = "shutdown";
         smtpd_session_free(srv->sessions);
     }
+    pm_proxy_waits_free(srv->proxy);
+    smtpd_drain_free(srv);
     for (int i = 0; i < srv->nlisteners; i++) {
         evconnlistener_free(srv->listeners[i].lev);
         event_free(srv->listeners[i].retry);
@@ -175,7 +182,7 @@ void smtpd_server_free(struct smtpd_server *srv)
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
-    pm_bus_close(srv->bus);
+    smtpd_submit_disconnect(srv);
     smtpd_tls_free(srv->tls);
     pm_priv_client_free(srv->priv);
     pm_clients_free(srv->clients);

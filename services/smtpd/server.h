@@ -17,6 +17,7 @@ struct pm_priv_client;
 struct smtpd_session;
 struct smtpd_tls;
 struct pm_clients;
+struct pm_proxy_waits;
 
 enum smtpd_mode { SMTPD_MODE_SMTP, SMTPD_MODE_SUBMISSION, SMTPD_MODE_SMTPS };
 
@@ -25,6 +26,7 @@ struct smtpd_listener {
     struct evconnlistener *lev;
     struct event *retry; /* re-enables accepting after EMFILE and friends */
     enum smtpd_mode mode;
+    int proxy_protocol; /* connections start with a PROXY header (proxywait.h) */
     char address[128];
 };
 
@@ -41,7 +43,7 @@ struct smtpd_server {
     struct event_base *base;
     struct smtpd_listener *listeners;
     int nlisteners;
-    struct pm_bus *bus;          /* DEALER to queue.endpoint */
+    struct pm_queueset *queues;  /* a DEALER per queue shard (submit.h) */
     struct smtpd_tls *tls;       /* NULL when no certificate is configured */
     struct pm_priv_client *priv; /* questions to the privileged parent (authdb.h) */
     struct pm_clients *clients;
@@ -52,6 +54,12 @@ struct smtpd_server {
     unsigned long long body_budget; /* bytes of message bodies all sessions may hold together */
     unsigned long long body_used;   /* held now (message.c) */
     struct event *ev_term, *ev_int, *ev_sweep;
+    struct pm_proxy_waits *proxy; /* connections waiting for their PROXY header (NULL: no such listener) */
+    /* Graceful stop (drain.c) */
+    int draining;                 /* SIGTERM seen: listeners closed, idle sessions told 421 */
+    int drain_expired;            /* smtpd.drain_timeout passed: every session is told 421 */
+    long nlinger;                 /* sessions only lingering after their FIN */
+    struct event *ev_drain;       /* the drain deadline, then the final grace */
 };
 
 /* Serves the inherited listening sockets, connects to the queue and takes the channel to

@@ -21,7 +21,9 @@
 #include "authdb.h"
 #include "clients.h"
 #include "clock.h"
+#include "drain.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "parser.h"
 #include "submit.h"
@@ -124,7 +126,8 @@ static void refuse(int fd, const char *text, int plain)
     close(fd);
 }
 
-void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *sa, enum smtpd_mode mode)
+void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *sa, enum smtpd_mode mode,
+                       const struct sockaddr *proxy)
 {
     const struct pm_config *cfg = srv->cfg;
     char ip[64], line[300];
@@ -187,9 +190,18 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
         s->next->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    pm_metric_inc(PM_M_SMTPD_CONNECTIONS);
+    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
     s->state = SMTPD_ST_COMMAND;
     setup_bev(s);
-    pm_log(PM_INFO, "event=connect client=%s mode=%s sessions=%ld", s->peer, smtpd_mode_name(mode), srv->nsessions);
+    char via[96] = "";
+    if (proxy) {
+        char pip[64];
+        pm_sockaddr_ip(proxy, pip, sizeof pip);
+        snprintf(via, sizeof via, " proxy=%s:%d", pip, pm_sockaddr_port(proxy));
+    }
+    pm_log(PM_INFO, "event=connect client=%s mode=%s sessions=%ld%s", s->peer, smtpd_mode_name(mode), srv->nsessions,
+           via);
     if (mode == SMTPD_MODE_SMTP && cfg->smtpd.greet_pause_ms > 0) {
         s->state = SMTPD_ST_GREETING;
         smtpd_session_set_timer(s, SMTPD_TIMER_GREET, (long)cfg->smtpd.greet_pause_ms);
@@ -223,8 +235,12 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
+    if (s->fin_sent)
+        srv->nlinger--;
     pm_clients_disconnect(srv->clients, s->client, time(NULL));
     free(s);
+    smtpd_drain_settled(srv);
 }
 
 void smtpd_txn_reset(struct smtpd_txn *t)
@@ -314,6 +330,8 @@ void smtpd_session_settle(struct smtpd_session *s)
     /* Half-close and keep reading a moment: closing with unread input would send a RST
      * that can destroy our last reply before the client reads it. */
     s->fin_sent = 1;
+    s->srv->nlinger++;
+    smtpd_drain_settled(s->srv); /* a draining worker need not wait for the client's FIN */
     shutdown(bufferevent_getfd(s->bev), SHUT_WR);
     evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
     bufferevent_enable(s->bev, EV_READ);
@@ -408,6 +426,8 @@ static int wants_input(const struct smtpd_session *s)
 static void drive(struct smtpd_session *s)
 {
     while (wants_input(s)) {
+        if (smtpd_drain_session(s, 1))
+            return; /* past the drain deadline: 421 instead of the next command */
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH) {
             s->out_blocked = 1; /* write_cb resumes once the client read its replies */
             return;
@@ -417,6 +437,8 @@ static void drive(struct smtpd_session *s)
             /* Everything the client sent before its FIN is answered; no more can come. */
             if (s->in_eof)
                 smtpd_session_close(s, s->state == SMTPD_ST_DATA ? "eof_in_data" : "eof");
+            else
+                smtpd_drain_session(s, 0); /* draining: an idle session goes now */
             return;
         }
     }
@@ -493,6 +515,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct smtpd_session *s = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        s->tls_up = 1;
         char ver[32], cipher[128];
         smtpd_session_tls_info(s, ver, sizeof ver, cipher, sizeof cipher);
         pm_log(PM_INFO, "event=tls client=%s version=%s cipher=%s", s->peer, ver, cipher);
@@ -500,6 +523,15 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != SMTPD_ST_CLOSING) {
         timed_out(s, "idle");
+        return;
+    }
+    /* Gone before the handshake finished (a load balancer's health check, a port scan): the
+     * greeting waiting behind the handshake can never leave, so there is nothing to settle;
+     * waiting for it would keep the session until the write timeout. */
+    if ((what & BEV_EVENT_EOF) && s->tls && !s->tls_up) {
+        if (!s->close_reason)
+            s->close_reason = "eof_in_tls_handshake";
+        smtpd_session_free(s);
         return;
     }
     if ((what & BEV_EVENT_EOF) && !s->fin_sent) {

@@ -58,6 +58,7 @@ struct smtpd_session {
     char *helo;
     int esmtp;
     int tls;        /* TLS active (handshake may still be running) */
+    int tls_up;     /* the handshake completed */
     char *auth_user;
     struct smtpd_txn txn;
 
@@ -100,8 +101,10 @@ struct smtpd_session {
     int lookup_smtputf8, lookup_8bit;  /* MAIL parameters kept for the answer */
 };
 
-/* Takes ownership of fd (accepted, non-blocking). */
-void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *sa, enum smtpd_mode mode);
+/* Takes ownership of fd (accepted, non-blocking). sa is the client's address; proxy the
+ * PROXY-protocol peer it came through (logged), or NULL for a direct connection. */
+void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *sa, enum smtpd_mode mode,
+                       const struct sockaddr *proxy);
 void smtpd_session_free(struct smtpd_session *s);
 
 /* Appends one reply line (CRLF added). */

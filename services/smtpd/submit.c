@@ -1,3 +1,5 @@
+/* Submission to the queue shards: building the Submit, the shard it goes to, failover,
+ * and matching replies to sessions (submit.h). */
 #include "submit.h"
 
 #include <errno.h>
@@ -9,11 +11,26 @@
 
 #include "addr.h"
 #include "log.h"
+#include "metrics.h"
+#include "queueset.h"
 #include "session.h"
+
+/* A request id names its shard in the low bits, so that a lost connection finds the
+ * sessions waiting on it without a second table. */
+#define SHARD_BITS 8
+#define SHARD_OF(rid) ((int)((rid) & ((1u << SHARD_BITS) - 1)))
 
 static struct smtpd_session **bucket(struct smtpd_server *srv, uint64_t id)
 {
-    return &srv->pending[id % SMTPD_PENDING_BUCKETS];
+    return &srv->pending[(id >> SHARD_BITS) % SMTPD_PENDING_BUCKETS];
+}
+
+static void link_pending(struct smtpd_session *s, uint64_t rid)
+{
+    s->request_id = rid;
+    struct smtpd_session **b = bucket(s->srv, rid);
+    s->pend_next = *b;
+    *b = s;
 }
 
 static void unlink_pending(struct smtpd_session *s)
@@ -27,9 +44,21 @@ static void unlink_pending(struct smtpd_session *s)
     s->request_id = 0;
 }
 
+/* The message is no longer needed here: answered, given up, or (one shard: nowhere else
+ * to send it again) taken by the bus, which made its own copy. */
+static void release_outgoing(struct smtpd_session *s)
+{
+    if (s->outgoing)
+        evbuffer_free(s->outgoing);
+    s->outgoing = NULL;
+    if (!s->body)
+        smtpd_body_release(s);
+}
+
 /* The transaction is over whatever happened: back to commands. */
 static void done(struct smtpd_session *s)
 {
+    release_outgoing(s);
     smtpd_txn_reset(&s->txn);
     if (s->state == SMTPD_ST_SUBMITTING) {
         s->state = SMTPD_ST_COMMAND;
@@ -44,60 +73,114 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sends s->outgoing. EAGAIN means the DEALER has no connection to the queue right now
- * (starting up, reconnecting after a queue restart): try again every SEND_RETRY_MS for up to
- * SEND_WINDOW_MS (never past submit_timeout), then give up with 451. */
+/* How long a shard may take to commit before the message goes to another one. Well under
+ * submit_timeout, so that a second shard still has time; not so short that an ordinary
+ * slow commit (a big message, a busy disk) is sent twice. */
+static long long shard_timeout_ms(const struct smtpd_server *srv)
+{
+    long long t = srv->cfg->smtpd.submit_timeout * 1000 / 4;
+    return t < 1000 ? 1000 : t > 5000 ? 5000 : t;
+}
+
+/* Sends s->outgoing to the first shard that takes it (never avoid). Returns the request id
+ * (its shard in the low bits), or 0 with errno (EAGAIN: no shard is connected). */
+static uint64_t send_once(struct smtpd_session *s, int avoid)
+{
+    struct smtpd_server *srv = s->srv;
+    Postmesh__Submit sub = POSTMESH__SUBMIT__INIT;
+    sub.sender = s->txn.sender;
+    sub.n_recipients = (size_t)s->txn.nrcpt;
+    sub.recipients = s->txn.rcpt;
+    sub.body.len = evbuffer_get_length(s->outgoing);
+    sub.body.data = evbuffer_pullup(s->outgoing, -1);
+    sub.client_address = s->peer;
+    sub.helo = s->helo ? s->helo : "";
+    sub.auth_user = s->auth_user ? s->auth_user : "";
+    sub.smtputf8 = s->txn.smtputf8;
+    Postmesh__BusMessage bm = POSTMESH__BUS_MESSAGE__INIT;
+    bm.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
+    bm.submit = &sub;
+    uint64_t base = ++srv->next_request_id << SHARD_BITS;
+    int order[PM_QUEUESET_MAX], err = srv->queues ? EAGAIN : ENOTCONN;
+    int n = srv->queues ? pm_queueset_order(srv->queues, avoid, order) : 0;
+    for (int k = 0; k < n; k++) {
+        bm.request_id = base | (uint64_t)order[k];
+        if (pm_queueset_send_to(srv->queues, order[k], &bm) == 0)
+            return bm.request_id;
+        err = errno;
+    }
+    errno = err;
+    return 0;
+}
+
+/* Sent: wait for the answer, and look again after the per-shard timeout (submit_timeout()
+ * decides then). With one shard the message is not needed any more. */
+static void wait_reply(struct smtpd_session *s, uint64_t rid)
+{
+    struct smtpd_server *srv = s->srv;
+    link_pending(s, rid);
+    if (pm_queueset_size(srv->queues) == 1)
+        release_outgoing(s);
+    long long left = srv->cfg->smtpd.submit_timeout * 1000 - (now_ms() - s->submit_start);
+    long long wait = pm_queueset_size(srv->queues) > 1 && shard_timeout_ms(srv) < left ? shard_timeout_ms(srv) : left;
+    s->state = SMTPD_ST_SUBMITTING;
+    smtpd_session_reading(s, 0);
+    smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT, (long)(wait > 0 ? wait : 1));
+}
+
+/* EAGAIN means no shard has a connection right now (starting up, reconnecting after a
+ * queue restart): try again every SEND_RETRY_MS for up to SEND_WINDOW_MS (never past
+ * submit_timeout), then give up with 451. */
 #define SEND_RETRY_MS 50
 #define SEND_WINDOW_MS 1000
 
 static void try_send(struct smtpd_session *s)
 {
     struct smtpd_server *srv = s->srv;
-    struct evbuffer *msg = s->outgoing;
-    size_t len = evbuffer_get_length(msg);
-    Postmesh__Submit sub = POSTMESH__SUBMIT__INIT;
-    sub.sender = s->txn.sender;
-    sub.n_recipients = (size_t)s->txn.nrcpt;
-    sub.recipients = s->txn.rcpt;
-    sub.body.len = len;
-    sub.body.data = evbuffer_pullup(msg, -1);
-    sub.client_address = s->peer;
-    sub.helo = s->helo ? s->helo : "";
-    sub.auth_user = s->auth_user ? s->auth_user : "";
-    sub.smtputf8 = s->txn.smtputf8;
-    Postmesh__BusMessage bm = POSTMESH__BUS_MESSAGE__INIT;
-    bm.request_id = ++srv->next_request_id;
-    bm.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
-    bm.submit = &sub;
-    int rc = srv->bus ? pm_bus_send(srv->bus, &bm) : -1;
-    int err = srv->bus ? errno : ENOTCONN;
+    uint64_t rid = send_once(s, -1);
+    int err = errno;
     long long waited = now_ms() - s->submit_start;
     long long limit = srv->cfg->smtpd.submit_timeout * 1000;
-    if (rc < 0 && err == EAGAIN && waited + SEND_RETRY_MS < (limit < SEND_WINDOW_MS ? limit : SEND_WINDOW_MS)) {
+    if (!rid && err == EAGAIN && waited + SEND_RETRY_MS < (limit < SEND_WINDOW_MS ? limit : SEND_WINDOW_MS)) {
         s->state = SMTPD_ST_SUBMITTING;
         smtpd_session_reading(s, 0);
         smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT_RETRY, SEND_RETRY_MS);
         return;
     }
-    evbuffer_free(msg); /* sent (the bus made its own copy) or given up */
-    s->outgoing = NULL;
-    smtpd_body_release(s);
-    if (rc < 0) {
+    if (!rid) {
         pm_log(PM_WARN, "event=submit_error client=%s error=\"%s\" waited_ms=%lld", s->peer,
                err == EAGAIN ? "queue not connected" : strerror(err), waited);
+        pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", "4.3.0");
         smtpd_reply_error(s, "451 4.3.0 Error: queue not available, try again later");
         done(s);
         return;
     }
     if (waited > 0)
         pm_log(PM_INFO, "event=submit_retried client=%s waited_ms=%lld", s->peer, waited);
-    s->request_id = bm.request_id;
-    struct smtpd_session **b = bucket(srv, s->request_id);
-    s->pend_next = *b;
-    *b = s;
-    s->state = SMTPD_ST_SUBMITTING;
-    smtpd_session_reading(s, 0);
-    smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT, (long)(limit - waited > 0 ? limit - waited : 1));
+    wait_reply(s, rid);
+}
+
+/* The shard of the outstanding request will not answer in time, or not at all: send the
+ * message to another shard that is up. If the first shard did commit it and only its
+ * answer is missing, the message is now queued twice and delivered twice; that is the
+ * price of never losing one whose shard died between commit and answer (at-least-once,
+ * as everywhere else). The first shard's answer, should it still come, is only logged
+ * (submit_late). 0 sent elsewhere, -1 no other shard took it. */
+static int failover(struct smtpd_session *s, const char *why)
+{
+    struct smtpd_server *srv = s->srv;
+    int from = SHARD_OF(s->request_id);
+    if (!s->outgoing || !pm_queueset_other_up(srv->queues, from))
+        return -1;
+    uint64_t rid = send_once(s, from);
+    if (!rid)
+        return -1;
+    pm_log(PM_WARN, "event=submit_failover client=%s from=%s to=%s reason=%s waited_ms=%lld", s->peer,
+           pm_queueset_endpoint(srv->queues, from), pm_queueset_endpoint(srv->queues, SHARD_OF(rid)), why,
+           now_ms() - s->submit_start);
+    unlink_pending(s);
+    wait_reply(s, rid);
+    return 0;
 }
 
 void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg)
@@ -161,14 +244,12 @@ void smtpd_submit_reply_text(int status, const char *queue_id, const char *text,
     }
 }
 
-void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg)
+static void on_reply(int shard, Postmesh__BusMessage *m, void *arg)
 {
-    (void)bus;
-    (void)peer;
-    (void)peerlen;
     struct smtpd_server *srv = arg;
     if (m->body_case != POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY || !m->submit_reply) {
-        pm_log(PM_WARN, "event=bus_drop reason=unexpected body=%d", (int)m->body_case);
+        pm_log(PM_WARN, "event=bus_drop reason=unexpected body=%d endpoint=%s", (int)m->body_case,
+               pm_queueset_endpoint(srv->queues, shard));
         return;
     }
     Postmesh__SubmitReply *r = m->submit_reply;
@@ -177,16 +258,21 @@ void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen
         s = s->pend_next;
     char v[PM_LOGV_SIZE];
     if (!s) {
-        /* The client left or timed out; it was told 451 (or nothing), so it will retry. */
+        /* The client left or timed out (it was told 451, or nothing, so it will retry), or
+         * the message went to another shard meanwhile (then a COMMITTED here is a copy). */
         char idv[PM_LOGV_SIZE];
-        pm_log(PM_WARN, "event=submit_late request_id=%llu id=%s status=%d text=%s",
-               (unsigned long long)m->request_id, PM_LOGV(idv, r->queue_id), (int)r->status, PM_LV(v, r->text));
+        pm_log(PM_WARN, "event=submit_late request_id=%llu id=%s status=%d endpoint=%s text=%s",
+               (unsigned long long)m->request_id, PM_LOGV(idv, r->queue_id), (int)r->status,
+               pm_queueset_endpoint(srv->queues, shard), PM_LV(v, r->text));
         return;
     }
     unlink_pending(s);
     smtpd_session_cancel_timer(s);
     char reply[320];
     smtpd_submit_reply_text(r->status, r->queue_id, r->text, reply, sizeof reply);
+    char why[16];
+    int queued = r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED;
+    pm_metric_add(PM_M_SMTPD_MESSAGES, 1, queued ? "accepted" : "rejected", pm_metric_reason(reply, why, sizeof why));
     if (r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED) {
         char from[PM_LOGV_SIZE], idv[64];
         s->messages++;
@@ -203,20 +289,81 @@ void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen
 
 void smtpd_submit_timeout(struct smtpd_session *s)
 {
-    pm_log(PM_WARN, "event=submit_timeout client=%s request_id=%llu timeout=%lld", s->peer,
-           (unsigned long long)s->request_id, s->srv->cfg->smtpd.submit_timeout);
+    struct smtpd_server *srv = s->srv;
+    long long left = srv->cfg->smtpd.submit_timeout * 1000 - (now_ms() - s->submit_start);
+    if (left > 0) {
+        int shard = SHARD_OF(s->request_id);
+        if (s->outgoing && pm_queueset_other_up(srv->queues, shard)) {
+            pm_queueset_suspect(srv->queues, shard, "submit_timeout");
+            if (failover(s, "timeout") == 0)
+                return;
+        }
+        /* Nowhere better to go: go on waiting for this shard. */
+        long long wait = shard_timeout_ms(srv) < left ? shard_timeout_ms(srv) : left;
+        smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT, (long)wait);
+        return;
+    }
+    pm_log(PM_WARN, "event=submit_timeout client=%s request_id=%llu timeout=%lld endpoint=%s", s->peer,
+           (unsigned long long)s->request_id, srv->cfg->smtpd.submit_timeout,
+           pm_queueset_endpoint(srv->queues, SHARD_OF(s->request_id)));
     unlink_pending(s);
+    pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", "4.3.0");
     smtpd_reply_error(s, "451 4.3.0 Error: queue did not answer in time, try again later");
     done(s);
+}
+
+/* shard's connection is gone, and with it every answer owed on it: the sessions waiting
+ * there go to another shard now, or hear 451 (the message may have been committed before
+ * the connection went: the client's retry may make a second copy, never a lost one). */
+static void on_lost(int shard, void *arg)
+{
+    struct smtpd_server *srv = arg;
+    size_t n = 0, cap = 0;
+    struct smtpd_session **list = NULL;
+    for (int b = 0; b < SMTPD_PENDING_BUCKETS; b++)
+        for (struct smtpd_session *s = srv->pending[b]; s; s = s->pend_next)
+            if (SHARD_OF(s->request_id) == shard) {
+                if (n == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    struct smtpd_session **nl = realloc(list, ncap * sizeof *nl);
+                    if (!nl)
+                        break;
+                    list = nl;
+                    cap = ncap;
+                }
+                list[n++] = s;
+            }
+    for (size_t i = 0; i < n; i++) {
+        struct smtpd_session *s = list[i];
+        if (failover(s, "connection_lost") == 0)
+            continue;
+        pm_log(PM_WARN, "event=submit_lost client=%s request_id=%llu endpoint=%s", s->peer,
+               (unsigned long long)s->request_id, pm_queueset_endpoint(srv->queues, shard));
+        unlink_pending(s);
+        smtpd_session_cancel_timer(s);
+        pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", "4.3.0");
+        smtpd_reply_error(s, "451 4.3.0 Error: queue connection lost, try again later");
+        done(s);
+        smtpd_session_settle(s);
+    }
+    free(list);
+}
+
+struct pm_queueset *smtpd_submit_connect(struct smtpd_server *srv)
+{
+    const struct pm_strlist *eps = &srv->cfg->queue.endpoints;
+    return pm_queueset_new(srv->base, (const char *const *)eps->v, eps->n, on_reply, on_lost, srv);
+}
+
+void smtpd_submit_disconnect(struct smtpd_server *srv)
+{
+    pm_queueset_free(srv->queues);
+    srv->queues = NULL;
 }
 
 void smtpd_submit_forget(struct smtpd_session *s)
 {
     if (s->request_id)
         unlink_pending(s);
-    if (s->outgoing)
-        evbuffer_free(s->outgoing);
-    s->outgoing = NULL;
-    if (!s->body)
-        smtpd_body_release(s);
+    release_outgoing(s);
 }

@@ -1,6 +1,12 @@
 /* Handing a finished message to the queue: one Submit over the bus per message, matched
  * to its session by request_id. The client hears 250 only for COMMITTED; a send failure,
- * a TEMPFAIL or silence past smtpd.submit_timeout is a 4xx, never a false 250. */
+ * a TEMPFAIL or silence past smtpd.submit_timeout is a 4xx, never a false 250.
+ *
+ * With several queue shards (queue.endpoint as a list) submissions go round robin over the
+ * shards that are up (common/queueset.h). A submission whose shard is not connected goes to
+ * the next one; one whose shard lost its connection, or did not answer within a short
+ * per-shard timeout, is sent again to another shard that is up. Only when no shard takes
+ * or answers it does the client get 451. */
 #ifndef SMTPD_SUBMIT_H
 #define SMTPD_SUBMIT_H
 #include <stddef.h>
@@ -15,13 +21,17 @@ struct smtpd_session;
  * client follows later (or at once if the send fails). */
 void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg);
 
-/* The bus handler for queue.endpoint; arg is the server. */
-void smtpd_submit_on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg);
+struct smtpd_server;
+struct pm_queueset;
+/* One DEALER per queue shard, answers handed to srv's sessions. NULL (logged) on failure. */
+struct pm_queueset *smtpd_submit_connect(struct smtpd_server *srv);
+void smtpd_submit_disconnect(struct smtpd_server *srv);
 
 /* The retry timer fired: try sending again (the queue was not connected). */
 void smtpd_submit_retry(struct smtpd_session *s);
 
-/* submit_timeout expired: 451 to the client. */
+/* The submit timer fired: another shard after the per-shard timeout, 451 to the client
+ * after submit_timeout. */
 void smtpd_submit_timeout(struct smtpd_session *s);
 
 /* The session is going away: forget its outstanding request (a late reply is logged). */

@@ -8,6 +8,7 @@
 
 #include "bus.h"
 #include "log.h"
+#include "metrics.h"
 #include "parent.h"
 #include "tls.h"
 #include "tlspem.h"
@@ -42,8 +43,9 @@ int smtpd_worker_main(int parent_fd, void *arg)
         pm_bus_context_term();
         return 1;
     }
-    pm_log(PM_INFO, "event=started listeners=%d queue=%s tls=%s max_connections=%lld", srv.nlisteners,
-           cfg->queue.endpoint, srv.tls ? "yes" : "no", cfg->smtpd.max_connections);
+    pm_metrics_serve(base, NULL, NULL);
+    pm_log(PM_INFO, "event=started listeners=%d queue=%s shards=%d tls=%s max_connections=%lld", srv.nlisteners,
+           cfg->queue.endpoint, cfg->queue.endpoints.n, srv.tls ? "yes" : "no", cfg->smtpd.max_connections);
     event_base_dispatch(base);
 
     smtpd_server_free(&srv);

@@ -77,6 +77,7 @@ class Postmesh:
         self.conf_path = root / "postmesh.conf"
         self.procs = {}
         self.logs = {}
+        self.exec_prefix = []     # e.g. ["ip", "netns", "exec", NS]: run the services on another host
         self.ports = {
             "smtp": free_port(), "submission": free_port(), "smtps": free_port(),
             "pop3": free_port(), "pop3s": free_port(),
@@ -105,6 +106,7 @@ class Postmesh:
                     {"address": f"127.0.0.1:{self.ports['smtps']}", "mode": "smtps"},
                 ],
                 "submit_timeout": 5,
+                "drain_timeout": 2,  # a test stopping smtpd mid-transaction must not wait 30 s
             },
             "mta": {"remote_port": 25, "connect_timeout": 3, "command_timeout": 10},
             "pop3d": {
@@ -112,6 +114,7 @@ class Postmesh:
                     {"address": f"127.0.0.1:{self.ports['pop3']}", "mode": "pop3"},
                     {"address": f"127.0.0.1:{self.ports['pop3s']}", "mode": "pop3s"},
                 ],
+                "drain_timeout": 2,
             },
         }
         (root / "users").touch()
@@ -132,21 +135,24 @@ class Postmesh:
         self.conf_path.write_text(text)
 
     # ------------------------------------------------------------------ processes
-    def start(self, *services, wait=True, timeout=10.0):
+    def start(self, *services, wait=True, timeout=10.0, name=None, conf=None):
+        """name: the process's key in procs/logs instead of the service (a second queue
+        shard: start("queue", name="queue2", conf=path)); conf: its own config file."""
         self.write_config()
         self.ensure_keys()
         for svc in services:
-            log_path = self.root / f"{svc}.log"
-            self.logs[svc] = log_path
+            key = name or svc
+            log_path = self.root / f"{key}.log"
+            self.logs[key] = log_path
             offset = log_path.stat().st_size if log_path.exists() else 0
             logf = open(log_path, "ab")
-            self.procs[svc] = subprocess.Popen(
-                [str(BIN / f"postmesh-{svc}"), "-c", str(self.conf_path)],
+            self.procs[key] = subprocess.Popen(
+                [*self.exec_prefix, str(BIN / f"postmesh-{svc}"), "-c", str(conf or self.conf_path)],
                 stdout=logf, stderr=subprocess.STDOUT, cwd=self.root,
             )
             logf.close()
             if wait:
-                self.wait_started(svc, offset, timeout)
+                self.wait_started(key, offset, timeout)
         return self
 
     def ensure_keys(self):
@@ -200,7 +206,7 @@ class Postmesh:
 
     # ------------------------------------------------------------------ clients
     def cli(self, *args, input=None, check=True, timeout=30):
-        r = subprocess.run([str(BIN / "postmesh"), "-c", str(self.conf_path), *args],
+        r = subprocess.run([*self.exec_prefix, str(BIN / "postmesh"), "-c", str(self.conf_path), *args],
                            input=input, capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"postmesh {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")

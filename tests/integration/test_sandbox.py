@@ -138,6 +138,112 @@ def test_tiocsti_into_the_controlling_terminal_is_refused(state, service):
         os.close(slave)
 
 
+# ---------------------------------------------------------------------------- host names on the bus
+CONNECTS = ("smtpd", "mta", "bouncer", "delivery")  # their sandboxed process connects to the queue
+RESOLVER_FILES = {"hosts", "resolv.conf", "nsswitch.conf"}
+NAMED, LITERAL = "tcp://localhost:1", "tcp://127.0.0.1:1"   # localhost: /etc/hosts, no DNS query
+
+
+def probe_bus(state, service, endpoint, attack, arg=None):
+    """probe() with endpoint as the queue's and the resolver's bus endpoint."""
+    return probe(state, service, attack, arg, env=dict(os.environ, PROBE_BUS_ENDPOINT=endpoint))
+
+
+def chroot_of(state, service):
+    return state / ("mail" if service in ("delivery", "pop3d") else "empty")
+
+
+@pytest.mark.parametrize("service", CONNECTS)
+def test_bus_names_sandbox_reads_only_the_resolver_copies(tmp_path, service):
+    """A process connecting to tcp://localhost:PORT resolves the name in its sandbox (the copy
+    of /etc/hosts), reads files read-only and nothing outside its chroot; writes, netlink and
+    directory listings stay refused; etc/ holds only root's read-only copies."""
+    state = tmp_path / "state"
+    r = subprocess.run([str(PROBE), str(state), service, "resolve", "localhost"], capture_output=True, text=True,
+                       timeout=20, env=dict(os.environ, PROBE_BUS_ENDPOINT=NAMED))
+    assert "result=allowed" in r.stderr and "probe resolve address=127.0.0.1" in r.stderr, r.stderr
+    assert probe_bus(state, service, NAMED, "open_read", "/etc/hosts") == "allowed"
+    assert probe_bus(state, service, NAMED, "open_read", "/etc/passwd") == "refused ENOENT"  # not in the chroot
+    assert probe_bus(state, service, NAMED, "open_write", "/etc/hosts").startswith("refused")
+    assert probe_bus(state, service, NAMED, "socket_netlink") == "refused EAFNOSUPPORT"
+    assert probe_bus(state, service, NAMED, "socket_udp") == "allowed"
+    assert probe_bus(state, service, NAMED, "fork") == "refused EPERM"
+    etc = chroot_of(state, service) / "etc"
+    assert {p.name for p in etc.iterdir()} == RESOLVER_FILES
+    st = etc.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o755)
+    for p in etc.iterdir():
+        st = p.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o444), p
+    assert (etc / "hosts").read_bytes() == Path("/etc/hosts").read_bytes()
+    assert (etc / "nsswitch.conf").read_text() == "hosts: files dns\n"
+    if service == "delivery":  # the store's group cannot rename root's etc/ away
+        assert chroot_of(state, service).stat().st_mode & 0o7777 == 0o1770
+    else:
+        assert probe_bus(state, service, NAMED, "open_write", "/new-file") == "refused ENOENT"
+
+
+def test_bus_names_leave_other_sandboxes_and_ip_literals_unchanged(tmp_path):
+    """Only a process that connects to a named endpoint gets read-only opens: the resolver
+    (it only binds) and the queue do not, even with the copies in their chroot; with IP
+    literals smtpd's profile is the old one (a file root put in its chroot stays unreadable)
+    and the copies an earlier configuration needed are gone."""
+    state = tmp_path / "state"
+    assert probe_bus(state, "smtpd", NAMED, "open_read", "/etc/hosts") == "allowed"
+    marker = state / "empty" / "marker"
+    marker.write_text("x")
+    marker.chmod(0o444)
+    assert probe_bus(state, "smtpd", NAMED, "open_read", "/marker") == "allowed"
+    assert (state / "empty" / "etc" / "hosts").exists()
+    assert probe_bus(state, "resolver", NAMED, "open_read", "/etc/hosts") == "refused ENOENT"
+    assert probe_bus(state, "queue", NAMED, "socket_inet") == "refused EACCES"
+    assert not (state / "queue" / "etc").exists()
+    assert probe_bus(state, "smtpd", LITERAL, "open_read", "/marker") == "refused ENOENT"
+    assert probe_bus(state, "smtpd", LITERAL, "socket_udp") == "allowed"
+    assert sorted(p.name for p in (state / "empty").iterdir()) == ["marker"]
+    assert probe_bus(state, "delivery", NAMED, "open_read", "/etc/hosts") == "allowed"
+    assert probe_bus(state, "delivery", LITERAL, "open_read", "/etc/hosts") == "refused ENOENT"
+    assert not (state / "mail" / "etc").exists()
+    assert (state / "mail").stat().st_mode & 0o7777 == 0o770
+    assert (state / "queue").stat().st_mode & 0o7777 == 0o770
+
+
+def named_bus(root, **changes):
+    inst = Postmesh(traversable(root))
+    q = inst.settings["queue"]
+    inst.configure(queue={"endpoint": q["endpoint"].replace("127.0.0.1", "localhost"), "listen": q["endpoint"],
+                          "control": q["control"].replace("127.0.0.1", "localhost"), "control_listen": q["control"]},
+                   **changes)
+    return inst
+
+
+def test_bus_names_keep_the_store_copies_roots_across_restarts(tmp_path):
+    """delivery and pop3d hand every entry of the store to its group at each start; root's
+    etc/ there is left alone, so delivery's next start finds it root's and refreshes it."""
+    pm = named_bus(tmp_path)
+    try:
+        for _ in range(2):
+            pm.start("delivery", "pop3d", timeout=20)
+            pm.stop_all()
+        etc = pm.state / "mail" / "etc"
+        assert {(p.name, p.stat().st_uid, p.stat().st_mode & 0o7777) for p in etc.iterdir()} == \
+            {(n, 0, 0o444) for n in RESOLVER_FILES}
+        assert (etc.stat().st_uid, etc.stat().st_gid, etc.stat().st_mode & 0o7777) == (0, 0, 0o755)
+        assert "bus_names=1" in pm.log("delivery") and "bus_names=1" not in pm.log("pop3d")
+    finally:
+        pm.stop_all()
+
+
+def test_bus_names_refuse_a_local_domain_named_etc(tmp_path):
+    pm = named_bus(tmp_path, domains=["example.test", "etc"])
+    try:
+        pm.start("delivery", wait=False)
+        assert pm.procs["delivery"].wait(timeout=20) != 0
+        assert re.search(r"event=startup_failed service=delivery .*local domain etc", pm.log("delivery"))
+    finally:
+        pm.stop_all()
+
+
 # ---------------------------------------------------------------------------- postmesh run
 def supervisor_bindir(root, services):
     """The supervisor finds services next to itself: a private bin dir with a copy of the CLI."""

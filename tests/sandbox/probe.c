@@ -8,6 +8,9 @@
  *   sandbox_probe STATE_DIR SERVICE ATTACK [ARG]
  *       one attack as SERVICE ("queue", ..., "auth"), chrooted below STATE_DIR; prints
  *       "attack=NAME result=allowed" or "attack=NAME result=refused errno=ENAME".
+ *       With PROBE_BUS_ENDPOINT=tcp://HOST:PORT in the environment, that is the queue's and
+ *       the resolver's endpoint (as in a configuration; a host name there changes the
+ *       sandbox of a process that connects to it, privsep.h).
  *   postmesh-<service> -c CONFIG        (the probe installed under a service's name)
  *       started by `postmesh run` like that service: reports on stderr which of its
  *       descriptors 0-2 are terminals and whether it has a controlling terminal, drops as
@@ -17,6 +20,8 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/netlink.h>
+#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -91,6 +96,45 @@ static int open_socket(int family, int type, int proto)
 static int a_socket_netlink(const char *arg) { (void)arg; return open_socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE); }
 static int a_socket_packet(const char *arg) { (void)arg; return open_socket(AF_PACKET, SOCK_DGRAM, 0); }
 static int a_socket_inet(const char *arg) { (void)arg; return open_socket(AF_INET, SOCK_STREAM, 0); }
+
+static int a_socket_udp(const char *arg) { (void)arg; return open_socket(AF_INET, SOCK_DGRAM, 0); }
+
+/* A path read (one byte) or opened for writing (created if missing). */
+static int a_open_read(const char *arg)
+{
+    int fd = open(arg ? arg : "/", O_RDONLY | O_CLOEXEC);
+    char c;
+    int rc = fd >= 0 && read(fd, &c, 1) >= 0 ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int a_open_write(const char *arg)
+{
+    int fd = open(arg ? arg : "/x", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 ? -1 : 0;
+}
+
+/* A host name as ZeroMQ resolves one for a connect (IPv4, no AI_ADDRCONFIG); the first
+ * address on stderr. A failure is EHOSTUNREACH (getaddrinfo has no errno of its own). */
+static int a_resolve(const char *arg)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(arg ? arg : "localhost", NULL, &hints, &res);
+    if (rc != 0) {
+        dprintf(STDERR_FILENO, "probe resolve error=\"%s\"\n", gai_strerror(rc));
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    char text[INET_ADDRSTRLEN] = "";
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, text, sizeof text);
+    dprintf(STDERR_FILENO, "probe resolve address=%s\n", text);
+    freeaddrinfo(res);
+    return 0;
+}
 
 static int a_bind(const char *arg)
 {
@@ -178,8 +222,9 @@ static const struct attack {
     {"kill_all", a_kill_all}, {"tgkill_other", a_tgkill_other}, {"ptrace", a_ptrace},
     {"setuid", a_setuid}, {"dumpable", a_dumpable}, {"fork", a_fork}, {"fork_syscall", a_fork_syscall},
     {"thread", a_thread}, {"socket_netlink", a_socket_netlink}, {"socket_packet", a_socket_packet},
-    {"socket_inet", a_socket_inet}, {"bind", a_bind}, {"connect", a_connect}, {"tiocsti", a_tiocsti},
-    {"tcgets", a_tcgets}, {"fionread", a_fionread}, {"exec", a_exec}, {"procmem", a_procmem},
+    {"socket_inet", a_socket_inet}, {"socket_udp", a_socket_udp}, {"open_read", a_open_read},
+    {"open_write", a_open_write}, {"resolve", a_resolve}, {"bind", a_bind}, {"connect", a_connect},
+    {"tiocsti", a_tiocsti}, {"tcgets", a_tcgets}, {"fionread", a_fionread}, {"exec", a_exec}, {"procmem", a_procmem},
 };
 
 static void report(const char *name, int rc, int err)
@@ -254,6 +299,7 @@ static int as_service(const char *service, int argc, char **argv)
     pm_log_init(service);
     report_terminal();
     struct pm_sandbox sb;
+    pm_privsep_note_endpoints(&cfg); /* as pm_privsep_preflight does for a service */
     if (pm_runas_sandbox(&cfg, service, &sb, dir, sizeof dir) < 0 || pm_privsep_drop(&sb) < 0)
         return 1;
     const char *list = getenv("POSTMESH_TEST_PROBE");
@@ -278,6 +324,10 @@ int main(int argc, char **argv)
     struct pm_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.state_dir = argv[1];
+    char *endpoint = getenv("PROBE_BUS_ENDPOINT");
+    cfg.queue.endpoint = cfg.resolver.endpoint = endpoint;
+    cfg.queue.endpoints = (struct pm_strlist){endpoint ? &endpoint : NULL, endpoint ? 1 : 0};
+    pm_privsep_note_endpoints(&cfg);
     pm_log_init("probe");
     char dir[4096], spec[256];
     struct pm_sandbox sb;

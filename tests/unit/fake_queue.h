@@ -63,6 +63,7 @@ static const struct pm_bus_rule fq_rules[] = {
     {POSTMESH__BUS_MESSAGE__BODY_SUBMIT, ~0u, 0},
     {POSTMESH__BUS_MESSAGE__BODY_CREDIT, ~0u, 0},
     {POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, ~0u, 0},
+    {POSTMESH__BUS_MESSAGE__BODY_PING, ~0u, 0},
     {0, 0, 0},
 };
 static const struct pm_bus_policy fq_policy = {.max_message = 64 << 20, .rules = fq_rules};

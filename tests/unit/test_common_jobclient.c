@@ -620,6 +620,39 @@ static void test_drain(void **state)
     fixture_free(f);
 }
 
+/* A job the queue sent before it saw our credit 0 is still on the way when the service's
+ * loop ends: settle waits for the answer to the Ping that drain sent behind the credit (the
+ * queue answers it after everything it sent before) and hands that job back, instead of
+ * dropping it with the socket (the queue would wait out its lease). */
+static void test_settle_returns_jobs_still_on_the_way(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 2, -1);
+    int mark = f->q.n;
+    pm_job_client_drain(f->client);
+    assert_true(fq_wait_count(&f->q, BODY(PING), 1, 3000));
+    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
+    assert_non_null(c);
+    assert_int_equal(c->credits, 0);
+    /* The queue dispatched before it read the credit: the job, then the Ping's answer. */
+    send_job(f, ok_job(61));
+    struct fq_record *peer = fq_last(&f->q, BODY(PING));
+    Postmesh__Ping ping = POSTMESH__PING__INIT;
+    Postmesh__BusMessage pong = POSTMESH__BUS_MESSAGE__INIT;
+    pong.body_case = BODY(PING);
+    pong.ping = &ping;
+    assert_int_equal(pm_bus_send_to(f->q.router, peer->peer, peer->peerlen, &pong), 0);
+    uint64_t t0 = pm_mono_ms();
+    pm_job_client_settle(f->client, f->q.base, 3000);
+    assert_true(pm_mono_ms() - t0 < 2500); /* ended by the answer, not the timeout */
+    pm_job_client_free(f->client); /* what the service does next; the socket lingers */
+    f->client = NULL;
+    assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 1, 3000));
+    assert_answer(result(f, 0), 61, KIND(DELIVERY), RS(RETURNED));
+    assert_int_equal(f->on_job_calls, 0);
+    fixture_free(f);
+}
+
 /* return_all hands back every unanswered job, one taken by the service included, with the
  * recipient indexes of the job. */
 static void test_return_all(void **state)
@@ -670,6 +703,7 @@ int main(void)
         cmocka_unit_test_teardown(test_result_held_and_resent, teardown_test),
         cmocka_unit_test_teardown(test_held_result_dropped_after_the_lease, teardown_test),
         cmocka_unit_test_teardown(test_drain, teardown_test),
+        cmocka_unit_test_teardown(test_settle_returns_jobs_still_on_the_way, teardown_test),
         cmocka_unit_test_teardown(test_return_all, teardown_test),
     };
     return cmocka_run_group_tests(tests, fq_setup_security, fq_teardown_context);

@@ -52,8 +52,8 @@ static void test_specific_listeners_match_their_address_and_port(void **state)
 {
     (void)state;
     struct pm_listen l[] = {
-        {"127.0.0.1:2525", "smtp"}, {"127.0.0.1:2465", "smtps"}, {"[::1]:2587", "submission"},
-        {"not an address", "smtp"},
+        {"127.0.0.1:2525", "smtp", 0}, {"127.0.0.1:2465", "smtps", 0}, {"[::1]:2587", "submission", 0},
+        {"not an address", "smtp", 0},
     };
     struct mta_self *s = self_for(l, 4);
     assert_true(mta_self_is_listener(s, "127.0.0.1", 2525));
@@ -72,7 +72,7 @@ static void test_specific_listeners_match_their_address_and_port(void **state)
 static void test_wildcard_listeners_match_every_local_address_of_their_family(void **state)
 {
     (void)state;
-    struct pm_listen l[] = {{"0.0.0.0:25", "smtp"}, {"[::]:587", "submission"}, {"*:26", "smtp"}};
+    struct pm_listen l[] = {{"0.0.0.0:25", "smtp", 0}, {"[::]:587", "submission", 0}, {"*:26", "smtp", 0}};
     struct mta_self *s = self_for(l, 3);
     assert_true(mta_self_is_listener(s, "127.0.0.1", 25));
     assert_true(mta_self_is_listener(s, "127.3.2.1", 25)); /* all of 127/8 is this host */

@@ -1,0 +1,130 @@
+/* One ControlRequest to every queue shard at once (control.h): a DEALER per shard, the
+ * requests all sent before any answer is awaited, zmq_poll until each answered or the
+ * deadline. */
+#include "control.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "cli.h"
+
+/* Packs and queues msg on sock (the DEALER queues it until the connection is up). */
+static int send_request(void *sock, Postmesh__BusMessage *msg)
+{
+    msg->version = PM_PROTOCOL_VERSION;
+    size_t len = postmesh__bus_message__get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    postmesh__bus_message__pack(msg, buf);
+    int rc = zmq_send(sock, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The answer on sock, if it is the ControlReply to request_id; else NULL. */
+static Postmesh__BusMessage *receive_reply(void *sock, uint64_t request_id)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    Postmesh__BusMessage *m = NULL;
+    if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) >= 0)
+        m = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
+    zmq_msg_close(&part);
+    if (m && (m->version != PM_PROTOCOL_VERSION || m->body_case != POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY ||
+              !m->control_reply || m->request_id != request_id)) {
+        postmesh__bus_message__free_unpacked(m, NULL);
+        m = NULL;
+    }
+    return m;
+}
+
+int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Command command, const char *queue_id,
+                    int timeout_ms, struct cli_answer **out)
+{
+    int n = cfg->queue.controls.n;
+    struct cli_answer *a = calloc((size_t)(n ? n : 1), sizeof *a);
+    void **socks = calloc((size_t)(n ? n : 1), sizeof *socks);
+    uint64_t *ids = calloc((size_t)(n ? n : 1), sizeof *ids);
+    if (!a || !socks || !ids) {
+        free(a);
+        free(socks);
+        free(ids);
+        cli_error("out of memory");
+        return -1;
+    }
+    pm_bus_security_init(cfg, "cli"); /* our CurveZMQ identity on tcp:// endpoints */
+    Postmesh__ControlRequest req = POSTMESH__CONTROL_REQUEST__INIT;
+    req.command = command;
+    req.queue_id = (char *)(queue_id ? queue_id : "");
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CONTROL;
+    msg.control = &req;
+    uint64_t base = pm_wall_ms() * 1000;
+    int waiting = 0;
+    for (int i = 0; i < n; i++) {
+        a[i].control = cfg->queue.controls.v[i];
+        void *s = zmq_socket(pm_bus_context(), ZMQ_DEALER);
+        if (!s)
+            continue;
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        ids[i] = msg.request_id = base + (uint64_t)i + 1;
+        if (pm_bus_apply_security(s, a[i].control, 0) < 0 || zmq_connect(s, a[i].control) < 0 ||
+            send_request(s, &msg) < 0) {
+            zmq_close(s);
+            continue;
+        }
+        socks[i] = s;
+        waiting++;
+    }
+    uint64_t deadline = pm_mono_ms() + (uint64_t)timeout_ms;
+    zmq_pollitem_t *items = calloc((size_t)(n ? n : 1), sizeof *items);
+    int *which = calloc((size_t)(n ? n : 1), sizeof *which);
+    while (items && which && waiting > 0) {
+        uint64_t now = pm_mono_ms();
+        if (now >= deadline)
+            break;
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (socks[i] && !a[i].msg) {
+                items[k] = (zmq_pollitem_t){.socket = socks[i], .events = ZMQ_POLLIN};
+                which[k++] = i;
+            }
+        int rc = zmq_poll(items, k, (long)(deadline - now));
+        if (rc < 0 && errno != EINTR)
+            break;
+        for (int j = 0; rc > 0 && j < k; j++) {
+            if (!(items[j].revents & ZMQ_POLLIN))
+                continue;
+            int i = which[j];
+            a[i].msg = receive_reply(socks[i], ids[i]);
+            if (a[i].msg) {
+                a[i].reply = a[i].msg->control_reply;
+                waiting--;
+            }
+        }
+    }
+    free(items);
+    free(which);
+    for (int i = 0; i < n; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    free(socks);
+    free(ids);
+    pm_bus_context_term();
+    *out = a;
+    return n;
+}
+
+void cli_answers_free(struct cli_answer *a, int n)
+{
+    for (int i = 0; a && i < n; i++)
+        if (a[i].msg)
+            postmesh__bus_message__free_unpacked(a[i].msg, NULL);
+    free(a);
+}

@@ -1,0 +1,22 @@
+/* The CLI's side of queue.control with shards: one ControlRequest to every shard's control
+ * endpoint (cfg->queue.controls) at once, each answer kept with the shard it came from. A
+ * shard that does not answer in time costs that time once, not once per shard. */
+#ifndef CLI_CONTROL_H
+#define CLI_CONTROL_H
+#include "config.h"
+#include "postmesh.pb-c.h"
+
+struct cli_answer {
+    const char *control;                /* the shard's control endpoint (the config's string) */
+    Postmesh__BusMessage *msg;          /* NULL: no (usable) answer */
+    const Postmesh__ControlReply *reply; /* inside msg */
+};
+
+/* Asks every shard; *out gets one answer per shard in config order (free with
+ * cli_answers_free). Returns the number of shards, or -1 (printed) if nothing could be
+ * asked at all. */
+int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Command command, const char *queue_id,
+                    int timeout_ms, struct cli_answer **out);
+void cli_answers_free(struct cli_answer *a, int n);
+
+#endif
