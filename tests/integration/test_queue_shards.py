@@ -4,7 +4,8 @@ are lists; each shard's own file says where it binds). smtpd spreads submissions
 and keeps answering 250 while one is dead; delivery and the bouncer work with both; nothing
 acknowledged is lost when the dead shard comes back; `postmesh queue` and `status` show
 every shard. And a queue that binds 127.0.0.1 while its clients connect to "localhost" (the
-CLI here; chrooted services cannot resolve a name yet, see the xfail below)."""
+CLI, and the chrooted services, which resolve the name from a copy of /etc/hosts in their
+chroot: docs/security.md)."""
 import copy
 import json
 import re
