@@ -8,7 +8,7 @@
 
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
 
-static const char *msg_state(const struct qmsg *m)
+const char *queue_msg_state(const struct qmsg *m)
 {
     if (m->rec->hold)
         return "hold";
@@ -30,7 +30,7 @@ static void fill_item(Postmesh__QueueItem *it, Postmesh__QueueRecipient **rp, Po
     it->arrival_time = m->rec->arrival_time;
     it->size = m->rec->size;
     it->sender = m->rec->sender;
-    it->state = (char *)msg_state(m);
+    it->state = (char *)queue_msg_state(m);
     it->client_address = m->rec->client_address;
     it->helo = m->rec->helo;
     for (size_t i = 0; i < m->rec->n_recipients; i++) {

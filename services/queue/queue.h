@@ -131,6 +131,9 @@ void queue_expire_rcpt(struct qmsg *m, Postmesh__StoredRecipient *r, uint64_t no
 /* Fails the deferred recipients of a message older than queue.max_lifetime. */
 void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now);
 const char *queue_rcpt_state_name(Postmesh__StoredRecipient__State s);
+/* A message's state as `queue list` and the depth metric show it: hold, active, deferred,
+ * queued (control.c). */
+const char *queue_msg_state(const struct qmsg *m);
 /* Metrics (metrics.h): serves queue.metrics with the depth-by-state gauge; counts one
  * recipient result applied, kind "local", "remote" or "bounce" (res NULL: none named). */
 int queue_metrics_serve(struct queue *q);

@@ -63,20 +63,6 @@ void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now)
         queue_msg_mark_dirty(q, m);
 }
 
-/* The state `queue list` shows for a message (control.c's msg_state says the same). */
-static const char *depth_state(const struct qmsg *m)
-{
-    if (m->rec->hold)
-        return "hold";
-    int deferred = 0;
-    for (size_t i = 0; i < m->rec->n_recipients; i++) {
-        if (m->inflight[i])
-            return "active";
-        deferred |= m->rec->recipients[i]->state == ST(DEFERRED);
-    }
-    return deferred ? "deferred" : "queued";
-}
-
 /* Depth by state at scrape time: one walk over the messages in memory, cheaper than keeping
  * four gauges right through every state change. */
 static void collect_depth(void *arg)
@@ -87,7 +73,7 @@ static void collect_depth(void *arg)
     for (const struct qmsg *m = q->head; m; m = m->next) {
         if (!m->committed || m->removed || queue_msg_finished(m))
             continue;
-        const char *st = depth_state(m);
+        const char *st = queue_msg_state(m);
         for (int k = 0; k < 4; k++)
             if (strcmp(st, states[k]) == 0)
                 n[k]++;
