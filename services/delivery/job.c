@@ -102,13 +102,14 @@ static void decide_errno(struct delivery_rcpt *r, int err)
 
 void delivery_job_run(struct delivery_job *job)
 {
-    char name[512];
-    int name_ok = delivery_file_name(job->queue_id, 0, job->hostname, name, sizeof name) == 0;
+    char name[512], digest[DELIVERY_DIGEST_LEN + 1];
+    delivery_body_digest(job->body, job->body_len, digest);
+    int name_ok = delivery_file_name(job->queue_id, 0, digest, job->hostname, name, sizeof name) == 0;
     for (size_t i = 0; i < job->nrcpt; i++) {
         struct delivery_rcpt *r = &job->rcpts[i];
         if (r->decided)
             continue;
-        if (!name_ok || delivery_file_name(job->queue_id, r->index, job->hostname, name, sizeof name) < 0) {
+        if (!name_ok || delivery_file_name(job->queue_id, r->index, digest, job->hostname, name, sizeof name) < 0) {
             decide(r, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL, "4.3.0", "unusable queue id");
             continue;
         }

@@ -1,5 +1,6 @@
 #include "maildir.h"
 
+#include <openssl/evp.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,18 @@ void delivery_maildir_set_stall(unsigned seconds, int at_new)
     stall_at_new = at_new;
 }
 
-int delivery_file_name(const char *queue_id, uint32_t index, const char *hostname, char *dst, size_t size)
+void delivery_body_digest(const uint8_t *body, size_t len, char dst[DELIVERY_DIGEST_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(body, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < DELIVERY_DIGEST_LEN / 2)
+        memset(md, 0, sizeof md);
+    for (int i = 0; i < DELIVERY_DIGEST_LEN / 2; i++)
+        snprintf(dst + 2 * i, 3, "%02X", md[i]);
+}
+
+int delivery_file_name(const char *queue_id, uint32_t index, const char *digest, const char *hostname, char *dst,
+                       size_t size)
 {
     size_t qlen = strlen(queue_id);
     if (qlen == 0 || qlen > 64)
@@ -33,7 +45,7 @@ int delivery_file_name(const char *queue_id, uint32_t index, const char *hostnam
         if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
             return -1;
     }
-    int n = snprintf(dst, size, "%s.%u.", queue_id, index);
+    int n = snprintf(dst, size, "%s.%u.%s.", queue_id, index, digest);
     if (n < 0 || (size_t)n >= size)
         return -1;
     size_t o = (size_t)n;

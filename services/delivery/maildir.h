@@ -13,10 +13,18 @@ enum delivery_write_result {
     DELIVERY_DUPLICATE = 1, /* this (queue id, recipient) was already delivered */
 };
 
-/* The file name "<queue_id>.<index>.<hostname>": the queue id must be [A-Za-z0-9]{1,64};
- * '/' and ':' in the hostname are written as \057 and \072 (Maildir convention).
- * Returns 0, or -1 if the queue id is unusable. */
-int delivery_file_name(const char *queue_id, uint32_t index, const char *hostname, char *dst, size_t size);
+/* The file name "<queue_id>.<index>.<digest>.<hostname>": the queue id must be
+ * [A-Za-z0-9]{1,64}; digest is delivery_body_digest's; '/' and ':' in the hostname are
+ * written as \057 and \072 (Maildir convention). Returns 0, or -1 if the queue id is
+ * unusable. */
+int delivery_file_name(const char *queue_id, uint32_t index, const char *digest, const char *hostname, char *dst,
+                       size_t size);
+
+/* 8 hex digits of the body's SHA-256. A repeated job (same message) finds its file again;
+ * a different message that happens to carry the same queue id (ids of two queue shards
+ * differ only by a random tag) gets another name instead of passing for a duplicate. */
+#define DELIVERY_DIGEST_LEN 8
+void delivery_body_digest(const uint8_t *body, size_t len, char dst[DELIVERY_DIGEST_LEN + 1]);
 
 /* The header lines delivery prepends: "Return-Path: <sender>\r\nDelivered-To: <address>\r\n".
  * CR, LF and NUL in either value are replaced by '?' so nothing can inject a header.

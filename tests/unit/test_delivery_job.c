@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "delivery/job.h"
+#include "delivery/maildir.h"
 #include "users.h"
 
 static char root[128];
@@ -62,7 +63,10 @@ static void prepare(struct delivery_job *job, const struct pm_users *u)
 }
 
 /* A Job as the queue sends it: recipients with their envelope indexes. */
-static struct delivery_job *make_job(const char *qid, const char *const *addrs, const uint32_t *idx, size_t n)
+static const char job_body[] = "Subject: hi\r\n\r\nbody\r\n";
+
+static struct delivery_job *make_job_with(const char *qid, const char *const *addrs, const uint32_t *idx, size_t n,
+                                          const char *body)
 {
     Postmesh__Job j = POSTMESH__JOB__INIT;
     Postmesh__JobRecipient r[4], *rp[4];
@@ -72,7 +76,6 @@ static struct delivery_job *make_job(const char *qid, const char *const *addrs, 
         r[i].address = (char *)addrs[i];
         rp[i] = &r[i];
     }
-    static const char body[] = "Subject: hi\r\n\r\nbody\r\n";
     j.job_id = 42;
     j.queue_id = (char *)qid;
     j.kind = POSTMESH__WORKER_KIND__WORKER_DELIVERY;
@@ -80,8 +83,13 @@ static struct delivery_job *make_job(const char *qid, const char *const *addrs, 
     j.recipients = rp;
     j.n_recipients = n;
     j.body.data = (uint8_t *)body;
-    j.body.len = sizeof body - 1;
+    j.body.len = strlen(body);
     return delivery_job_new(&j, "mx.example.test");
+}
+
+static struct delivery_job *make_job(const char *qid, const char *const *addrs, const uint32_t *idx, size_t n)
+{
+    return make_job_with(qid, addrs, idx, n, job_body);
 }
 
 static void test_results_per_recipient(void **state)
@@ -107,8 +115,10 @@ static void test_results_per_recipient(void **state)
     assert_int_equal(res.results[2]->index, 5);
     delivery_job_free(job);
 
-    char path[512];
-    snprintf(path, sizeof path, "%s/mail/example.test/bob/Maildir/new/ABCDEF0123456789.5.mx.example.test", root);
+    char path[512], digest[DELIVERY_DIGEST_LEN + 1];
+    delivery_body_digest((const uint8_t *)job_body, strlen(job_body), digest);
+    snprintf(path, sizeof path, "%s/mail/example.test/bob/Maildir/new/ABCDEF0123456789.5.%s.mx.example.test", root,
+             digest);
     assert_int_equal(access(path, F_OK), 0);
 
     /* the same job again (lease expired): delivered, but as a duplicate */
@@ -117,6 +127,15 @@ static void test_results_per_recipient(void **state)
     delivery_job_run(job);
     assert_int_equal(job->rcpts[0].status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
     assert_true(job->rcpts[0].duplicate);
+    delivery_job_free(job);
+
+    /* Another message that carries the same queue id (two queue shards that drew the same
+     * random tag, in the same tick): delivered as a new file, never taken for a repeat. */
+    job = make_job_with("ABCDEF0123456789", addrs, idx, 3, "Subject: other\r\n\r\nanother message\r\n");
+    prepare(job, users);
+    delivery_job_run(job);
+    assert_int_equal(job->rcpts[0].status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
+    assert_false(job->rcpts[0].duplicate);
     delivery_job_free(job);
 }
 

@@ -101,12 +101,15 @@ static void test_file_name_and_headers(void **state)
 {
     (void)state;
     char n[256];
-    assert_int_equal(delivery_file_name("661403C3C5AC3000", 2, "mx.example.test", n, sizeof n), 0);
-    assert_string_equal(n, "661403C3C5AC3000.2.mx.example.test");
-    assert_int_equal(delivery_file_name("ABC", 0, "a/b:c", n, sizeof n), 0);
-    assert_string_equal(n, "ABC.0.a\\057b\\072c");
-    assert_int_equal(delivery_file_name("../x", 0, "h", n, sizeof n), -1);
-    assert_int_equal(delivery_file_name("", 0, "h", n, sizeof n), -1);
+    char d[DELIVERY_DIGEST_LEN + 1];
+    delivery_body_digest((const uint8_t *)"abc", 3, d);
+    assert_string_equal(d, "BA7816BF"); /* SHA-256("abc") begins ba7816bf */
+    assert_int_equal(delivery_file_name("661403C3C5AC3000", 2, d, "mx.example.test", n, sizeof n), 0);
+    assert_string_equal(n, "661403C3C5AC3000.2.BA7816BF.mx.example.test");
+    assert_int_equal(delivery_file_name("ABC", 0, d, "a/b:c", n, sizeof n), 0);
+    assert_string_equal(n, "ABC.0.BA7816BF.a\\057b\\072c");
+    assert_int_equal(delivery_file_name("../x", 0, d, "h", n, sizeof n), -1);
+    assert_int_equal(delivery_file_name("", 0, d, "h", n, sizeof n), -1);
     size_t len;
     char *h = delivery_trace_headers("bob@remote.test", "alice@example.test", &len);
     assert_string_equal(h, "Return-Path: <bob@remote.test>\r\nDelivered-To: alice@example.test\r\n");
