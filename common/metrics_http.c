@@ -3,9 +3,11 @@
  * A deliberately small HTTP/1.x server on libevent bufferevents rather than evhttp: the
  * libevent 2.1 of Debian 12 has no connection cap for evhttp (evhttp_set_max_connections
  * came in 2.2), and this port lives in the same process as the SMTP sessions. It answers
- * GET or HEAD of /metrics and /health and closes; every connection is bounded: at most
- * MAX_CONNS at once (the listener pauses, later ones wait in the kernel's backlog), a
- * request line and headers of at most MAX_REQUEST bytes, CONN_SECONDS in all.
+ * GET or HEAD of /metrics, /health (readiness) and /live (liveness: the loop runs) and
+ * closes; every connection is bounded: at most MAX_CONNS at once (the listener pauses,
+ * later ones wait in the kernel's backlog) and MAX_CONNS_PER_PEER from one address (more
+ * are closed at once), a request line and headers of at most MAX_REQUEST bytes, whole
+ * within REQUEST_SECONDS of the accept, CONN_SECONDS for reading the answer.
  *
  * Ready means: every bus socket this process connects has a live connection (a ZeroMQ
  * socket monitor reports handshakes and disconnects; connections to queue shards count as
@@ -33,8 +35,10 @@
 #include "net.h"
 
 #define MAX_CONNS 8
+#define MAX_CONNS_PER_PEER 2 /* one peer holding every slot would blind the probes */
 #define MAX_REQUEST 8192 /* request line + headers */
-#define CONN_SECONDS 10
+#define REQUEST_SECONDS 2 /* the whole request, from the accept */
+#define CONN_SECONDS 10   /* the whole connection, once the answer is queued */
 #define MAX_WATCH 64
 
 /* ---- which address ---- */
@@ -233,6 +237,8 @@ const char *pm_metrics_health(void)
 /* ---- HTTP ---- */
 
 struct conn {
+    struct conn *prev, *next;
+    char peer[64]; /* the client's IP, for the per-peer cap */
     struct bufferevent *bev;
     struct event *deadline;
     int lines;   /* request line + headers read so far */
@@ -243,10 +249,17 @@ struct conn {
 };
 
 static struct evconnlistener *listener;
+static struct conn *conns;
 static int nconns;
 
 static void conn_free(struct conn *c)
 {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     bufferevent_free(c->bev);
     event_free(c->deadline);
     free(c);
@@ -271,6 +284,8 @@ static void answer(struct conn *c, int status, const char *reason, const char *t
     if (strcmp(c->method, "HEAD") != 0)
         evbuffer_add(out, body, len);
     c->answered = 1;
+    struct timeval all = {CONN_SECONDS, 0}; /* time to read the answer */
+    evtimer_add(c->deadline, &all);
 }
 
 static void answer_text(struct conn *c, int status, const char *reason, const char *text)
@@ -294,6 +309,10 @@ static void route(struct conn *c)
         else
             answer_text(c, 500, "Internal Server Error", "out of memory");
         free(text);
+    } else if (strcmp(c->path, "/live") == 0) {
+        /* Liveness: the loop answers. Not the dependencies: a queue that is down must make
+         * us unready, never get us restarted. */
+        answer_text(c, 200, "OK", "ok");
     } else if (strcmp(c->path, "/health") == 0) {
         const char *why = pm_metrics_health();
         if (why)
@@ -301,7 +320,7 @@ static void route(struct conn *c)
         else
             answer_text(c, 200, "OK", "ok");
     } else {
-        answer_text(c, 404, "Not Found", "try /metrics or /health");
+        answer_text(c, 404, "Not Found", "try /metrics, /health or /live");
     }
 }
 
@@ -380,9 +399,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)sa;
     (void)salen;
     struct event_base *base = arg;
+    char peer[64];
+    pm_sockaddr_ip(sa, peer, sizeof peer);
+    int same = 0;
+    for (const struct conn *o = conns; o; o = o->next)
+        same += strcmp(o->peer, peer) == 0;
+    if (same >= MAX_CONNS_PER_PEER) {
+        close(fd);
+        return;
+    }
     struct conn *c = calloc(1, sizeof *c);
     if (c) {
         c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -398,9 +425,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         free(c);
         return;
     }
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
     if (++nconns == MAX_CONNS)
         evconnlistener_disable(l);
-    struct timeval io = {CONN_SECONDS, 0}, all = {CONN_SECONDS, 0};
+    struct timeval io = {CONN_SECONDS, 0}, all = {REQUEST_SECONDS, 0};
     bufferevent_set_timeouts(c->bev, &io, &io);
     bufferevent_setwatermark(c->bev, EV_READ, 0, MAX_REQUEST);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);

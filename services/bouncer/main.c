@@ -23,6 +23,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
+    pm_metrics_set_unready("draining");
     if (worker)
         bouncer_worker_drain(worker, DRAIN_MS); /* ends the loop when done */
     else

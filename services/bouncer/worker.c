@@ -381,11 +381,17 @@ static void on_job(struct pm_job *handle, void *arg)
         list_push(&w->waiting, t);
 }
 
-static void on_submit_reply(struct bouncer_worker *w, uint64_t request_id, const Postmesh__SubmitReply *r)
+static void on_submit_reply(struct bouncer_worker *w, int shard, uint64_t request_id, const Postmesh__SubmitReply *r)
 {
     struct task *t = w->active.head;
     while (t && t->request_id != request_id)
         t = t->next;
+    /* Only the shard the DSN went to may say it committed it. */
+    if (t && t->shard != shard) {
+        pm_log(PM_WARN, "event=bus_drop reason=wrong_shard request=%" PRIu64 " endpoint=%s", request_id,
+               pm_queueset_endpoint(w->queues, shard));
+        return;
+    }
     if (!t) {
         /* Its job was already answered TEMPFAIL: if this says COMMITTED the sender may get
          * the DSN twice (at-least-once), which beats never. */
@@ -422,9 +428,8 @@ static void on_submit_reply(struct bouncer_worker *w, uint64_t request_id, const
 
 static void on_submit_message(int shard, Postmesh__BusMessage *msg, void *arg)
 {
-    (void)shard;
     if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY && msg->submit_reply)
-        on_submit_reply(arg, msg->request_id, msg->submit_reply);
+        on_submit_reply(arg, shard, msg->request_id, msg->submit_reply);
     else
         pm_log(PM_WARN, "event=bus_unexpected socket=submit body=%d", (int)msg->body_case);
 }

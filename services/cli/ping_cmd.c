@@ -59,7 +59,7 @@ static void reachable_host(char *host, size_t size)
         snprintf(host, size, "::1");
 }
 
-static int ping_http(const char *service, const char *address)
+static int ping_http(const char *service, const char *address, const char *path)
 {
     char host[256];
     int port;
@@ -77,7 +77,7 @@ static int ping_http(const char *service, const char *address)
         evhttp_connection_set_retries(conn, 0);
         evhttp_request_set_error_cb(req, on_error);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Host", host);
-        if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/health") == 0) /* req is conn's now */
+        if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, path) == 0) /* req is conn's now */
             event_base_dispatch(base);
         else
             snprintf(h.error, sizeof h.error, "cannot send the request");
@@ -133,18 +133,21 @@ static int ping_queue_bus(const struct pm_config *cfg)
 
 int cli_cmd_ping(const struct pm_config *cfg, int argc, char **argv)
 {
-    if (argc != 2) {
-        cli_error("usage: postmesh ping SERVICE (queue, resolver, smtpd, mta, delivery, bouncer, pop3d)");
+    /* --live: is the process alive (its loop answers), whatever its peers do: what a
+     * liveness probe asks; without it, readiness (/health). */
+    int live = argc == 3 && strcmp(argv[1], "--live") == 0;
+    if (argc != 2 && !live) {
+        cli_error("usage: postmesh ping [--live] SERVICE (queue, resolver, smtpd, mta, delivery, bouncer, pop3d)");
         return CLI_USAGE;
     }
-    const char *service = argv[1];
+    const char *service = argv[argc - 1];
     const char *address = pm_metrics_address(cfg, service);
     if (!address) {
         cli_error("unknown service '%s' (queue, resolver, smtpd, mta, delivery, bouncer, pop3d)", service);
         return CLI_USAGE;
     }
     if (address[0])
-        return ping_http(service, address);
+        return ping_http(service, address, live ? "/live" : "/health");
     if (strcmp(service, "queue") == 0)
         return ping_queue_bus(cfg);
     cli_error("set %s.metrics to check %s", service, service);

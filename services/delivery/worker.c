@@ -121,6 +121,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct delivery *d = arg;
     pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
+    pm_metrics_set_unready("draining");
     pm_job_client_drain(d->jobs);
     event_base_loopbreak(d->base);
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "proxywait.h"
 #include "session_int.h"
+#include "metrics.h"
 
 #define DRAIN_GRACE_MS 1000
 
@@ -103,6 +104,7 @@ void pop3_drain_start(struct pop3_server *srv, int sig)
     if (srv->draining)
         return;
     srv->draining = 1;
+    pm_metrics_set_unready("draining");
     for (int i = 0; i < srv->nlisteners; i++) {
         evconnlistener_disable(srv->listeners[i].l);
         shutdown(evconnlistener_get_fd(srv->listeners[i].l), SHUT_RD);

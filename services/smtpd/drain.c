@@ -21,6 +21,7 @@
 #include "proxywait.h"
 #include "server.h"
 #include "session.h"
+#include "metrics.h"
 
 #define DRAIN_GRACE_MS 1000
 
@@ -119,6 +120,7 @@ void smtpd_drain_start(struct smtpd_server *srv, int sig)
     if (srv->draining)
         return;
     srv->draining = 1;
+    pm_metrics_set_unready("draining"); /* a load balancer's readiness probe stops sending us clients */
     for (int i = 0; i < srv->nlisteners; i++) {
         struct smtpd_listener *l = &srv->listeners[i];
         evconnlistener_disable(l->lev);

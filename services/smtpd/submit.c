@@ -257,6 +257,13 @@ static void on_reply(int shard, Postmesh__BusMessage *m, void *arg)
     while (s && s->request_id != m->request_id)
         s = s->pend_next;
     char v[PM_LOGV_SIZE];
+    /* Only the shard a request went to may answer it: another one's COMMITTED would give a
+     * 250 for a message the first shard never committed. */
+    if (s && SHARD_OF(m->request_id) != shard) {
+        pm_log(PM_WARN, "event=bus_drop reason=wrong_shard request_id=%llu endpoint=%s",
+               (unsigned long long)m->request_id, pm_queueset_endpoint(srv->queues, shard));
+        return;
+    }
     if (!s) {
         /* The client left or timed out (it was told 451, or nothing, so it will retry), or
          * the message went to another shard meanwhile (then a COMMITTED here is a copy). */

@@ -172,8 +172,10 @@ def test_k8s_every_workload_is_complete():
             assert env.get("POSTMESH_SERVICE") == svc, where
             cfgdir = os.path.dirname(env["POSTMESH_CONFIG"])
             assert any(m["mountPath"] == cfgdir for m in c["volumeMounts"]), where
-            for probe in ("readinessProbe", "livenessProbe"):
-                assert c[probe]["exec"]["command"] == ["postmesh", "ping", svc], (where, probe)
+            # readiness follows the bus; liveness only the process, or a queue outage would
+            # get every front end and worker restarted in a loop
+            assert c["readinessProbe"]["exec"]["command"] == ["postmesh", "ping", svc], where
+            assert c["livenessProbe"]["exec"]["command"] == ["postmesh", "ping", "--live", svc], where
             assert c["resources"]["requests"] and c["resources"]["limits"], where
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True, where
