@@ -338,6 +338,16 @@ static void rearm(struct pm_bus *bus)
         event_active(bus->ev, EV_READ, 0);
 }
 
+int pm_bus_events(struct pm_bus *bus)
+{
+    int events = 0;
+    size_t sz = sizeof events;
+    if (zmq_getsockopt(bus->sock, ZMQ_EVENTS, &events, &sz) < 0)
+        events = 0;
+    rearm(bus); /* reading ZMQ_EVENTS may take the ZMQ_FD edge of a message waiting to be read */
+    return events;
+}
+
 int pm_bus_send(struct pm_bus *bus, Postmesh__BusMessage *msg)
 {
     int rc = send_frame(bus->sock, msg, ZMQ_DONTWAIT);

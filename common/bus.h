@@ -54,6 +54,10 @@ const struct pm_bus_sender *pm_bus_sender(const struct pm_bus *bus);
 /* "submit", "credit", ... for logs. */
 const char *pm_bus_body_name(Postmesh__BusMessage__BodyCase body);
 void pm_bus_close(struct pm_bus *bus);
+/* ZMQ_EVENTS (ZMQ_POLLIN / ZMQ_POLLOUT: on a DEALER with ZMQ_IMMEDIATE, POLLOUT means a peer
+ * is connected). Use this, never zmq_getsockopt(ZMQ_EVENTS) on a bus socket: reading it
+ * consumes the edge of ZMQ_FD, and this re-arms the watcher so nothing is left unread. */
+int pm_bus_events(struct pm_bus *bus);
 void *pm_bus_socket(struct pm_bus *bus);
 
 /* Called inside a handler: the handler keeps the message and frees it later with

@@ -76,12 +76,7 @@ static void on_lost_event(evutil_socket_t fd, short what, void *arg)
 
 /* ZMQ_IMMEDIATE: a DEALER without a connection cannot take a message. Asking first spares
  * packing a whole message body just to hear EAGAIN. */
-static int connected(const struct shard *sh)
-{
-    int events = 0;
-    size_t sz = sizeof events;
-    return zmq_getsockopt(pm_bus_socket(sh->bus), ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLOUT);
-}
+static int connected(const struct shard *sh) { return (pm_bus_events(sh->bus) & ZMQ_POLLOUT) != 0; }
 
 static void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m, void *arg)
 {
