@@ -39,7 +39,7 @@
 #define MAX_REQUEST 8192 /* request line + headers */
 #define REQUEST_SECONDS 2 /* the whole request, from the accept */
 #define CONN_SECONDS 10   /* the whole connection, once the answer is queued */
-#define MAX_WATCH 64
+#define MAX_WATCH 160 /* bus sockets watched for readiness: up to 64 shards x 2 (the bouncer) + the rest */
 
 /* ---- which address ---- */
 
