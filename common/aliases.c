@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "addrset.h"
 #include "filestamp.h"
+#include "heldfile.h"
 #include "pinned.h"
 
 #define MAX_LINE 8192      /* one physical line */
@@ -249,6 +251,20 @@ static int read_aliases(struct pm_aliases *a, FILE *f, char *err, size_t errsize
     return 0;
 }
 
+/* Through the descriptor the privileged parent handed over (heldfile.h: smtpd's lookup
+ * helper, which dropped root), through the reader outside the chroot (pinned.h: the queue),
+ * or by name. */
+static FILE *open_file(const char *path)
+{
+    int fd;
+    if (!pm_heldfile_open(path, &fd))
+        return pm_pinned_fopen(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f && fd >= 0)
+        close(fd);
+    return f;
+}
+
 struct pm_aliases *pm_aliases_load(const char *path, char *err, size_t errsize)
 {
     struct pm_aliases *a = calloc(1, sizeof *a);
@@ -257,7 +273,7 @@ struct pm_aliases *pm_aliases_load(const char *path, char *err, size_t errsize)
         snprintf(err, errsize, "%s:0: out of memory", path ? path : "");
         return NULL;
     }
-    FILE *f = *a->path ? pm_pinned_fopen(a->path) : NULL; /* pinned: readable after a chroot */
+    FILE *f = *a->path ? open_file(a->path) : NULL;
     if (!f) {
         if (!*a->path || errno == ENOENT)
             return a; /* the aliases file is optional */
@@ -284,7 +300,7 @@ int pm_aliases_reload_if_changed(struct pm_aliases **a, char *err, size_t errsiz
     if (!*(*a)->path)
         return 0;
     struct pm_filestamp now;
-    if (pm_filestamp_get((*a)->path, &now) < 0) {
+    if (!pm_heldfile_stamp((*a)->path, &now) && pm_filestamp_get((*a)->path, &now) < 0) {
         snprintf(err, errsize, "%s:0: cannot stat: %s", (*a)->path, strerror(errno));
         return -1;
     }

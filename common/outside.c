@@ -29,7 +29,9 @@ enum { OP_STAT = 1, OP_OPEN = 2 };
 static struct {
     enum slot_kind kind;
     char path[4096];
-    int dirfd; /* in the reader, a keys slot's directory, opened while still root */
+    int dirfd; /* in the reader, opened while still root: a keys slot's directory, or the
+                * directory a file slot's file is in (the file is then opened relative to
+                * it, so a root-only directory above it, e.g. /root, hides nothing) */
 } slots[MAX_SLOTS];
 static int nslots;
 static int chan = -1; /* our end of the reader's socketpair; -1: answer in-process */
@@ -43,6 +45,7 @@ static int add(enum slot_kind kind, const char *path)
     if (i >= 0 && slots[i].kind == kind)
         return i;
     slots[nslots].kind = kind;
+    slots[nslots].dirfd = -1; /* opened by the reader; answered in-process, by path */
     snprintf(slots[nslots].path, sizeof slots[nslots].path, "%s", path);
     return nslots++;
 }
@@ -84,9 +87,10 @@ static int serve(unsigned op, unsigned slot, struct stat *st, int *fd_out)
         *fd_out = fd;
         return err;
     }
-    int fd = -1;
+    int fd = -1, dfd = slots[slot].dirfd;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (op == OP_OPEN) {
-        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        fd = dfd >= 0 ? openat(dfd, base, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0 || fstat(fd, st) < 0) {
             int err = errno;
             if (fd >= 0)
@@ -94,7 +98,7 @@ static int serve(unsigned op, unsigned slot, struct stat *st, int *fd_out)
             return err;
         }
         fcntl(fd, F_SETFL, 0); /* O_NONBLOCK only kept a FIFO from hanging the open */
-    } else if (stat(path, st) < 0) {
+    } else if ((dfd >= 0 ? fstatat(dfd, base, st, 0) : stat(path, st)) < 0) {
         return errno;
     }
     if (!S_ISREG(st->st_mode)) { /* a directory descriptor would open the way out */
@@ -172,8 +176,18 @@ static _Noreturn void reader_main(int s, const char *user)
     close_range(4, ~0U, 0); /* stdio for the log, and the channel: nothing else */
     /* The keys directory may sit in a state_dir only root may enter: open it now. A directory
      * descriptor is no way out for a process that is not chrooted anyway. */
-    for (int i = 0; i < nslots; i++)
-        slots[i].dirfd = slots[i].kind == SLOT_KEYS ? open(slots[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    for (int i = 0; i < nslots; i++) {
+        char dir[sizeof slots[i].path];
+        snprintf(dir, sizeof dir, "%s", slots[i].path);
+        if (slots[i].kind == SLOT_FILE) { /* its directory: the file itself may come and go */
+            char *slash = strrchr(dir, '/');
+            if (!slash)
+                strcpy(dir, ".");
+            else
+                slash[slash == dir ? 1 : 0] = '\0'; /* "/x" -> "/", "a/b" -> "a" */
+        }
+        slots[i].dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     unsigned uid, gid;
     if (geteuid() == 0 && (pm_privsep_lookup(user, &uid, &gid) < 0 || setgroups(0, NULL) < 0 ||
                            setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)) {

@@ -51,9 +51,10 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
     int nfiles = 0;
     if (cfg->users_file && cfg->users_file[0])
         p->helper_files[nfiles++] = cfg->users_file;
-    /* The aliases file is read by name (aliases.c does not read through heldfile.h yet), so
-     * it must be readable by postmesh-auth; holding a descriptor for it would only cost a
-     * stat per forwarded question. */
+    /* Both held (heldfile.h): the helper opens them as root and the parent passes a new
+     * descriptor when one changes, so they may sit in a state_dir only root may enter. */
+    if (cfg->aliases_file && cfg->aliases_file[0])
+        p->helper_files[nfiles++] = cfg->aliases_file;
     p->lookup_spec = (struct pm_helper_spec){.name = "smtpd-lookup", .open = helper_open, .answer = helper_answer,
                                              .arg = cfg, .files = p->helper_files, .user = PM_PRIV_HELPER_USER};
     p->auth_spec = p->lookup_spec;
