@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +134,10 @@ int pm_ip_in_networks(const char *ip, char *const *networks, int n)
             return 1;
     }
     return 0;
+}
+
+void pm_socket_nodelay(int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* ENOTSUP on a unix socket: fine */
 }

@@ -17,4 +17,9 @@ int pm_sockaddr_port(const struct sockaddr *sa);
 /* Is ip (text) inside any of the CIDR entries ("127.0.0.0/8", "::1/128", or a bare IP)? */
 int pm_ip_in_networks(const char *ip, char *const *networks, int n);
 
+/* TCP_NODELAY on a session socket: each reply is handed over whole, so there is nothing to
+ * coalesce, and Nagle would hold a reply written while the one before is unacknowledged
+ * (pipelined commands) until the client's delayed ACK, ~40 ms. Best effort. */
+void pm_socket_nodelay(int fd);
+
 #endif

@@ -474,6 +474,7 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
     snprintf(s->client, sizeof s->client, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, pm_sockaddr_port(sa));
     s->free_ev = event_new(srv->base, -1, 0, on_free, s);
     s->limit_ev = evtimer_new(srv->base, on_limit, s);
+    pm_socket_nodelay(fd); /* a response is written whole (bufferevent); none waits on Nagle */
     s->bev = implicit_tls ? tls_bev(s) : bufferevent_socket_new(srv->base, fd, BEV_OPT_DEFER_CALLBACKS);
     if (!s->bev || !s->free_ev || !s->limit_ev) {
         if (s->free_ev)
