@@ -312,7 +312,7 @@ static void free_packed(void *data, void *hint)
     free(data);
 }
 
-static int send_frame(void *sock, Postmesh__BusMessage *msg, int flags)
+int pm_bus_send_frame(void *sock, Postmesh__BusMessage *msg, int flags)
 {
     msg->version = PM_PROTOCOL_VERSION;
     size_t len = postmesh__bus_message__get_packed_size(msg);
@@ -350,7 +350,7 @@ int pm_bus_events(struct pm_bus *bus)
 
 int pm_bus_send(struct pm_bus *bus, Postmesh__BusMessage *msg)
 {
-    int rc = send_frame(bus->sock, msg, ZMQ_DONTWAIT);
+    int rc = pm_bus_send_frame(bus->sock, msg, ZMQ_DONTWAIT);
     rearm(bus);
     return rc;
 }
@@ -359,9 +359,34 @@ int pm_bus_send_to(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Post
 {
     int rc = -1;
     if (zmq_send(bus->sock, peer, peerlen, ZMQ_DONTWAIT | ZMQ_SNDMORE) >= 0)
-        rc = send_frame(bus->sock, msg, ZMQ_DONTWAIT);
+        rc = pm_bus_send_frame(bus->sock, msg, ZMQ_DONTWAIT);
     rearm(bus);
     return rc;
+}
+
+Postmesh__BusMessage *pm_bus_recv_frame(void *sock, int flags)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    Postmesh__BusMessage *m = NULL;
+    if (zmq_msg_recv(&part, sock, flags) >= 0)
+        m = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
+    zmq_msg_close(&part);
+    if (m && m->version != PM_PROTOCOL_VERSION) {
+        postmesh__bus_message__free_unpacked(m, NULL);
+        m = NULL;
+    }
+    return m;
+}
+
+int pm_bus_send_ping(struct pm_bus *bus, uint64_t request_id)
+{
+    Postmesh__Ping ping = POSTMESH__PING__INIT;
+    Postmesh__BusMessage m = POSTMESH__BUS_MESSAGE__INIT;
+    m.request_id = request_id;
+    m.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
+    m.ping = &ping;
+    return pm_bus_send(bus, &m);
 }
 
 Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *req, int timeout_ms)
@@ -376,17 +401,8 @@ Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *re
     zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     Postmesh__BusMessage *reply = NULL;
     if (pm_bus_apply_security(sock, endpoint, 0) == 0 && zmq_connect(sock, endpoint) == 0 &&
-        send_frame(sock, req, 0) == 0) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, sock, 0) >= 0) {
-            reply = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
-            if (reply && reply->version != PM_PROTOCOL_VERSION) {
-                postmesh__bus_message__free_unpacked(reply, NULL);
-                reply = NULL;
-            }
-        }
-        zmq_msg_close(&part);
+        pm_bus_send_frame(sock, req, 0) == 0) {
+        reply = pm_bus_recv_frame(sock, 0);
     }
     zmq_close(sock);
     return reply;

@@ -72,6 +72,14 @@ const char *pm_worker_kind_name(Postmesh__WorkerKind k);
 int pm_bus_send(struct pm_bus *bus, Postmesh__BusMessage *msg);
 int pm_bus_send_to(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg);
 
+/* A Ping (answered by a server after everything it sent us before) with request_id. */
+int pm_bus_send_ping(struct pm_bus *bus, uint64_t request_id);
+
+/* For a raw ZeroMQ socket the CLI polls itself: one BusMessage per frame, version set on
+ * send and checked on receipt (NULL: nothing, or not one of ours). */
+int pm_bus_send_frame(void *sock, Postmesh__BusMessage *msg, int flags);
+Postmesh__BusMessage *pm_bus_recv_frame(void *sock, int flags);
+
 /* Blocking request/reply for the CLI and tools: DEALER to endpoint, one reply or NULL after
  * timeout_ms. Free the reply with postmesh__bus_message__free_unpacked(r, NULL). */
 Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *req, int timeout_ms);

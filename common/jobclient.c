@@ -475,11 +475,7 @@ void pm_job_client_drain(struct pm_job_client *c)
         struct shard *s = &c->shards[i];
         /* Credit 0, then a Ping: the queue answers it after everything it sent us before,
          * so its answer says no job is still on the way (pm_job_client_settle). */
-        Postmesh__Ping ping = POSTMESH__PING__INIT;
-        Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-        msg.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
-        msg.ping = &ping;
-        s->settle_pending = send_credit(s) == 0 && pm_bus_send(s->bus, &msg) == 0;
+        s->settle_pending = send_credit(s) == 0 && pm_bus_send_ping(s->bus, 0) == 0;
         zmq_setsockopt(pm_bus_socket(s->bus), ZMQ_LINGER, &linger, sizeof linger);
     }
 }

@@ -79,6 +79,7 @@ void pm_job_client_drain(struct pm_job_client *c);
  * shard answered the Ping pm_job_client_drain sent behind its credit 0, handing back every
  * job that was already on the way, so none is left to wait out its lease. */
 void pm_job_client_settle(struct pm_job_client *c, struct event_base *base, int timeout_ms);
+#define PM_JOB_SETTLE_MS 1000 /* what every worker gives it on SIGTERM */
 
 /* Hands back every job not answered yet (after the service dropped its own references),
  * so the queue re-dispatches them at once instead of waiting out their lease. */

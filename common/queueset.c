@@ -100,12 +100,8 @@ static void ping(struct shard *sh, uint64_t now)
         return; /* the answer is not due yet */
     if (sh->ping_id)
         set_state(sh, SHARD_DOWN, "no_answer");
-    Postmesh__Ping p = POSTMESH__PING__INIT;
-    Postmesh__BusMessage m = POSTMESH__BUS_MESSAGE__INIT;
-    m.request_id = ++sh->qs->next_ping_id;
-    m.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
-    m.ping = &p;
-    if (!connected(sh) || pm_bus_send(sh->bus, &m) < 0) {
+    uint64_t id = ++sh->qs->next_ping_id;
+    if (!connected(sh) || pm_bus_send_ping(sh->bus, id) < 0) {
         sh->ping_id = 0;
         unlinked(sh);
         return;
@@ -114,7 +110,7 @@ static void ping(struct shard *sh, uint64_t now)
     /* A Ping still unanswered keeps its clock: the next answer may be to the older one. */
     if (!sh->ping_id)
         sh->ping_sent_ms = now;
-    sh->ping_id = m.request_id;
+    sh->ping_id = id;
 }
 
 static void on_ping_timer(evutil_socket_t fd, short what, void *arg)

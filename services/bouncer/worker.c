@@ -552,7 +552,7 @@ void bouncer_worker_free(struct bouncer_worker *w)
         }
     pm_job_client_return_all(w->jobs, "4.3.2 bouncer stopping");
     if (w->draining)
-        pm_job_client_settle(w->jobs, w->base, 1000); /* jobs already on the way go back too */
+        pm_job_client_settle(w->jobs, w->base, PM_JOB_SETTLE_MS); /* jobs already on the way go back too */
     pm_job_client_free(w->jobs);
     if (w->drain_deadline)
         event_free(w->drain_deadline);

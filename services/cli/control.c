@@ -12,39 +12,19 @@
 #include "clock.h"
 #include "cli.h"
 
-/* Packs and queues msg on sock (the DEALER queues it until the connection is up). */
-static int send_request(void *sock, Postmesh__BusMessage *msg)
+/* The answer on sock, if it is the reply of kind `want` to request_id; else NULL. */
+static Postmesh__BusMessage *receive_reply(void *sock, uint64_t request_id, Postmesh__BusMessage__BodyCase want)
 {
-    msg->version = PM_PROTOCOL_VERSION;
-    size_t len = postmesh__bus_message__get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return -1;
-    postmesh__bus_message__pack(msg, buf);
-    int rc = zmq_send(sock, buf, len, ZMQ_DONTWAIT);
-    free(buf);
-    return rc < 0 ? -1 : 0;
-}
-
-/* The answer on sock, if it is the ControlReply to request_id; else NULL. */
-static Postmesh__BusMessage *receive_reply(void *sock, uint64_t request_id)
-{
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    Postmesh__BusMessage *m = NULL;
-    if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) >= 0)
-        m = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
-    zmq_msg_close(&part);
-    if (m && (m->version != PM_PROTOCOL_VERSION || m->body_case != POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY ||
-              !m->control_reply || m->request_id != request_id)) {
+    Postmesh__BusMessage *m = pm_bus_recv_frame(sock, ZMQ_DONTWAIT);
+    if (m && (m->body_case != want || m->request_id != request_id)) {
         postmesh__bus_message__free_unpacked(m, NULL);
         m = NULL;
     }
     return m;
 }
 
-int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Command command, const char *queue_id,
-                    int timeout_ms, struct cli_answer **out)
+int cli_ask_shards(const struct pm_config *cfg, Postmesh__BusMessage *msg, Postmesh__BusMessage__BodyCase want,
+                   int timeout_ms, struct cli_answer **out)
 {
     int n = cfg->queue.controls.n;
     struct cli_answer *a = calloc((size_t)(n ? n : 1), sizeof *a);
@@ -58,12 +38,6 @@ int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Comma
         return -1;
     }
     pm_bus_security_init(cfg, "cli"); /* our CurveZMQ identity on tcp:// endpoints */
-    Postmesh__ControlRequest req = POSTMESH__CONTROL_REQUEST__INIT;
-    req.command = command;
-    req.queue_id = (char *)(queue_id ? queue_id : "");
-    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CONTROL;
-    msg.control = &req;
     uint64_t base = pm_wall_ms() * 1000;
     int waiting = 0;
     for (int i = 0; i < n; i++) {
@@ -73,9 +47,10 @@ int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Comma
             continue;
         int zero = 0;
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-        ids[i] = msg.request_id = base + (uint64_t)i + 1;
+        ids[i] = msg->request_id = base + (uint64_t)i + 1;
+        /* the DEALER queues it until the connection is up */
         if (pm_bus_apply_security(s, a[i].control, 0) < 0 || zmq_connect(s, a[i].control) < 0 ||
-            send_request(s, &msg) < 0) {
+            pm_bus_send_frame(s, msg, ZMQ_DONTWAIT) < 0) {
             zmq_close(s);
             continue;
         }
@@ -102,9 +77,9 @@ int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Comma
             if (!(items[j].revents & ZMQ_POLLIN))
                 continue;
             int i = which[j];
-            a[i].msg = receive_reply(socks[i], ids[i]);
+            a[i].msg = receive_reply(socks[i], ids[i], want);
             if (a[i].msg) {
-                a[i].reply = a[i].msg->control_reply;
+                a[i].reply = a[i].msg->control_reply; /* NULL for another kind of reply */
                 waiting--;
             }
         }
@@ -119,6 +94,18 @@ int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Comma
     pm_bus_context_term();
     *out = a;
     return n;
+}
+
+int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Command command, const char *queue_id,
+                    int timeout_ms, struct cli_answer **out)
+{
+    Postmesh__ControlRequest req = POSTMESH__CONTROL_REQUEST__INIT;
+    req.command = command;
+    req.queue_id = (char *)(queue_id ? queue_id : "");
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CONTROL;
+    msg.control = &req;
+    return cli_ask_shards(cfg, &msg, POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY, timeout_ms, out);
 }
 
 void cli_answers_free(struct cli_answer *a, int n)

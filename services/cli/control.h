@@ -9,12 +9,15 @@
 struct cli_answer {
     const char *control;                /* the shard's control endpoint (the config's string) */
     Postmesh__BusMessage *msg;          /* NULL: no (usable) answer */
-    const Postmesh__ControlReply *reply; /* inside msg */
+    const Postmesh__ControlReply *reply; /* inside msg, for a ControlRequest */
 };
 
 /* Asks every shard; *out gets one answer per shard in config order (free with
  * cli_answers_free). Returns the number of shards, or -1 (printed) if nothing could be
  * asked at all. */
+/* The same for any request (request_id is set per shard), keeping answers of kind want. */
+int cli_ask_shards(const struct pm_config *cfg, Postmesh__BusMessage *msg, Postmesh__BusMessage__BodyCase want,
+                   int timeout_ms, struct cli_answer **out);
 int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Command command, const char *queue_id,
                     int timeout_ms, struct cli_answer **out);
 void cli_answers_free(struct cli_answer *a, int n);

@@ -9,10 +9,10 @@
 #include <event2/http.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "bus.h"
 #include "cli.h"
+#include "control.h"
 #include "metrics.h"
 #include "net.h"
 
@@ -102,32 +102,27 @@ static int ping_http(const char *service, const char *address, const char *path)
     return CLI_FAIL;
 }
 
-/* Each shard's queue.control: a Ping, answered after everything before it. */
+/* Each shard's queue.control, all at once: a Ping, answered after everything before it. */
 static int ping_queue_bus(const struct pm_config *cfg)
 {
-    pm_bus_security_init(cfg, "cli");
+    Postmesh__Ping ping = POSTMESH__PING__INIT;
+    Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+    msg.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
+    msg.ping = &ping;
+    struct cli_answer *a;
+    int n = cli_ask_shards(cfg, &msg, POSTMESH__BUS_MESSAGE__BODY_PING, PING_TIMEOUT_S * 1000, &a);
+    if (n < 0)
+        return CLI_FAIL;
     int failed = 0;
-    for (int i = 0; i < cfg->queue.controls.n; i++) {
-        const char *endpoint = cfg->queue.controls.v[i];
-        Postmesh__Ping ping = POSTMESH__PING__INIT;
-        Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        msg.request_id = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-        msg.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
-        msg.ping = &ping;
-        Postmesh__BusMessage *reply = pm_bus_call(endpoint, &msg, PING_TIMEOUT_S * 1000);
-        int ok = reply && reply->body_case == POSTMESH__BUS_MESSAGE__BODY_PING && reply->request_id == msg.request_id;
-        if (reply)
-            postmesh__bus_message__free_unpacked(reply, NULL);
-        if (ok) {
-            printf("queue ok (%s)\n", endpoint);
+    for (int i = 0; i < n; i++) {
+        if (a[i].msg) {
+            printf("queue ok (%s)\n", a[i].control);
         } else {
-            cli_error("the queue at %s did not answer a ping within %d s", endpoint, PING_TIMEOUT_S);
+            cli_error("the queue at %s did not answer a ping within %d s", a[i].control, PING_TIMEOUT_S);
             failed = 1;
         }
     }
-    pm_bus_context_term();
+    cli_answers_free(a, n);
     return failed ? CLI_FAIL : CLI_OK;
 }
 

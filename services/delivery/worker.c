@@ -170,7 +170,7 @@ int delivery_worker_main(int parent_fd, void *arg)
     pm_job_client_return_all(d.jobs, "4.3.2 delivery stopping");
     /* and any job the queue sent before it saw our credit 0 (one dispatched a few ms before
      * SIGTERM would otherwise wait out its lease) */
-    pm_job_client_settle(d.jobs, d.base, 1000);
+    pm_job_client_settle(d.jobs, d.base, PM_JOB_SETTLE_MS);
     event_free(d.sigterm);
     event_free(d.sigint);
     pm_job_client_free(d.jobs);

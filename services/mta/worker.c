@@ -12,7 +12,6 @@
 #include "jobclient.h"
 #include "log.h"
 
-#define SETTLE_MS 1000 /* SIGTERM: how long to wait for jobs already on the way */
 
 /* Leave the queue this long (at most a quarter of the lease) between our deadline and the
  * lease end, for the result to get there before the job is dispatched again. */
@@ -284,7 +283,7 @@ void mta_worker_free(struct mta_worker *w)
     /* Jobs still unanswered, and any the queue sent before it saw our credit 0, go back
      * now rather than after their lease. */
     if (w->shutting_down)
-        pm_job_client_settle(w->jobs, w->env.base, SETTLE_MS);
+        pm_job_client_settle(w->jobs, w->env.base, PM_JOB_SETTLE_MS);
     pm_job_client_free(w->jobs);
     free(w);
 }

@@ -80,7 +80,6 @@ static void session_free(struct pop3_session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
-    pm_metric_set(PM_M_POP3D_SESSIONS, (double)srv->nsessions, NULL, NULL);
     pm_clients_disconnect(srv->clients, s->peer, time(NULL));
     free(s);
     pop3_drain_settled(srv);
@@ -495,7 +494,6 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
     srv->sessions = s;
     srv->nsessions++;
     pm_metric_inc(PM_M_POP3D_CONNECTIONS);
-    pm_metric_set(PM_M_POP3D_SESSIONS, (double)srv->nsessions, NULL, NULL);
     setup_bev(s);
     command_deadline(s);
     struct timeval limit = {(time_t)POP3_SESSION_LIMIT(srv->cfg), 0};

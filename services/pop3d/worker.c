@@ -97,6 +97,12 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     pop3_drain_start(arg, (int)sig);
 }
 
+/* The sessions gauge is read off the server at scrape time, not kept up on every connect. */
+static void collect_sessions(void *arg)
+{
+    pm_metric_set(PM_M_POP3D_SESSIONS, (double)((struct pop3_server *)arg)->nsessions, NULL, NULL);
+}
+
 int pop3_worker_main(int parent_fd, void *arg)
 {
     struct pop3_parent *p = arg; /* this process's copy of the parent's state */
@@ -162,6 +168,7 @@ int pop3_worker_main(int parent_fd, void *arg)
     struct event *sweep = event_new(srv.base, -1, EV_PERSIST, on_sweep, &srv);
     struct timeval every = {30, 0};
     event_add(sweep, &every);
+    pm_metrics_on_collect(collect_sessions, &srv);
     pm_metrics_serve(srv.base, NULL, NULL);
     pm_log(PM_INFO, "event=started listeners=%d tls=%d", p->nfds, srv.tls != NULL);
 

@@ -40,20 +40,10 @@ static int idle(const struct smtpd_session *s)
            evbuffer_get_length(bufferevent_get_input(s->bev)) == 0;
 }
 
-/* Would take client input now (its next command, or DATA octets). */
+/* Would take client input now (its next command, or DATA octets; in the greet pause too). */
 static int wants_input(const struct smtpd_session *s)
 {
-    switch (s->state) {
-    case SMTPD_ST_GREETING:
-    case SMTPD_ST_COMMAND:
-    case SMTPD_ST_DATA:
-    case SMTPD_ST_AUTH_PLAIN:
-    case SMTPD_ST_AUTH_USER:
-    case SMTPD_ST_AUTH_PASS:
-        return 1;
-    default:
-        return 0;
-    }
+    return s->state == SMTPD_ST_GREETING || smtpd_session_wants_input(s);
 }
 
 int smtpd_drain_session(struct smtpd_session *s, int before)

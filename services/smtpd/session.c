@@ -192,7 +192,6 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
     srv->sessions = s;
     srv->nsessions++;
     pm_metric_inc(PM_M_SMTPD_CONNECTIONS);
-    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
     s->state = SMTPD_ST_COMMAND;
     setup_bev(s);
     char via[96] = "";
@@ -236,7 +235,6 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
-    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
     if (s->fin_sent)
         srv->nlinger--;
     pm_clients_disconnect(srv->clients, s->client, time(NULL));
@@ -413,7 +411,7 @@ static int next_line(struct smtpd_session *s)
 
 /* The states that consume client input; the others wait for a timer, the queue, the
  * parent or the password check. */
-static int wants_input(const struct smtpd_session *s)
+int smtpd_session_wants_input(const struct smtpd_session *s)
 {
     switch (s->state) {
     case SMTPD_ST_COMMAND:
@@ -429,7 +427,7 @@ static int wants_input(const struct smtpd_session *s)
 
 static void drive(struct smtpd_session *s)
 {
-    while (wants_input(s)) {
+    while (smtpd_session_wants_input(s)) {
         if (smtpd_drain_session(s, 1))
             return; /* past the drain deadline: 421 instead of the next command */
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH) {
@@ -472,7 +470,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         smtpd_session_settle(s);
         return;
     }
-    if (pm_mono_coarse_s() > s->deadline && wants_input(s)) {
+    if (pm_mono_coarse_s() > s->deadline && smtpd_session_wants_input(s)) {
         timed_out(s, "deadline");
         return;
     }

@@ -130,6 +130,8 @@ void smtpd_session_cancel_timer(struct smtpd_session *s);
 /* Sets the read timeout for the state (command or data) and enables/disables reading;
  * enabling also starts a fresh deadline for the next command or the DATA phase. */
 void smtpd_session_reading(struct smtpd_session *s, int on);
+/* In a state that consumes client input (a command, DATA octets, an AUTH answer)? */
+int smtpd_session_wants_input(const struct smtpd_session *s);
 
 void smtpd_txn_reset(struct smtpd_txn *t);
 

@@ -13,6 +13,12 @@
 #include "tls.h"
 #include "tlspem.h"
 
+/* The sessions gauge is read off the server at scrape time, not kept up on every connect. */
+static void collect_sessions(void *arg)
+{
+    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)((struct smtpd_server *)arg)->nsessions, NULL, NULL);
+}
+
 int smtpd_worker_main(int parent_fd, void *arg)
 {
     struct smtpd_parent *p = arg; /* this process's copy of the parent's state */
@@ -43,6 +49,7 @@ int smtpd_worker_main(int parent_fd, void *arg)
         pm_bus_context_term();
         return 1;
     }
+    pm_metrics_on_collect(collect_sessions, &srv);
     pm_metrics_serve(base, NULL, NULL);
     pm_log(PM_INFO, "event=started listeners=%d queue=%s shards=%d tls=%s max_connections=%lld", srv.nlisteners,
            cfg->queue.endpoint, cfg->queue.endpoints.n, srv.tls ? "yes" : "no", cfg->smtpd.max_connections);
