@@ -56,6 +56,7 @@ struct pm_config {
         long long retry_min, retry_max, max_lifetime, delay_warning;
         long long job_lease;      /* seconds a worker has to answer a job */
         long long max_batch;      /* submissions per group commit at most */
+        long long active_limit;   /* messages held in memory at once; the rest wait in LMDB */
     } queue;
     struct {
         char *endpoint;           /* where smtpd and mta connect */
@@ -69,6 +70,8 @@ struct pm_config {
         struct pm_listenlist listen;
         char *metrics;
         long long drain_timeout;    /* SIGTERM: running sessions may go on this long, then 421 */
+        long long workers;          /* session worker processes sharing the listeners (0: one per CPU) */
+        long long lookup_cache_ttl; /* seconds a worker remembers a recipient look-up (0: off) */
         long long max_message_size, max_recipients, max_connections, max_connections_per_ip;
         long long body_memory_mb;   /* bodies held by one worker's sessions (0: 8 x max_message_size) */
         long long timeout_command;  /* idle time waiting for a command (RFC 5321: 5 min) */

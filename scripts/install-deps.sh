@@ -10,7 +10,9 @@ libseccomp-dev libcmocka-dev libcrypt-dev
 clang libclang-rt-14-dev llvm-14
 python3 python3-pytest python3-zmq python3-aiosmtpd
 swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps
-python3-yaml"
+python3-yaml gnutls-bin postal"
+# make bench only: the Dovecot it compares POP3 retrieval with (never started as a daemon).
+BENCH_PACKAGES="dovecot-pop3d"
 
 # Unprivileged users the services drop to (privilege separation), one per service so none
 # can signal or read another (common/runas.c is the table); delivery and pop3d share the
@@ -65,6 +67,9 @@ ensure_users() {
 # --users: only the users and groups (the container image has no use for the packages).
 if [ "${1:-}" = "--users" ]; then ensure_users; exit 0; fi
 
+# --bench: also what only the benchmark compares against.
+if [ "${1:-}" = "--bench" ]; then PACKAGES="$PACKAGES $BENCH_PACKAGES"; fi
+
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -93,5 +98,8 @@ apt-get update -qq || true
 apt-get install -y -qq --no-install-recommends $missing
 [ "$created_policy" = 1 ] && rm -f "$policy"
 postfix stop >/dev/null 2>&1 || true
+# Dovecot's package enables its daemon: the benchmark starts its own instance.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+pkill -x dovecot >/dev/null 2>&1 || true
 ensure_users
 exit 0
