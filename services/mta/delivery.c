@@ -13,12 +13,14 @@
 #include "config.h"
 #include "dotstuff.h"
 #include "log.h"
+#include "resolve.h"
 #include "self.h"
 #include "session.h"
 #include "smtp.h"
 
 #define MAX_TARGETS 10      /* addresses tried per job (Postfix: smtp_mx_address_limit) */
 #define MAX_ADDRESS_LEN 512
+#define LOCAL_RETRY_MS 50   /* first wait after a connect failed locally (doubles to 16x) */
 
 typedef Postmesh__RecipientResult__Status Status;
 #define DELIVERED POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED
@@ -59,6 +61,7 @@ struct mta_delivery {
     struct event *kick, *deadline;
     uint64_t deadline_ms;
     int completed;
+    int local_waits; /* connects in a row that failed for want of a local resource */
     /* the session in progress and its view of the recipients */
     struct mta_session *session;
     struct mta_smtp smtp;
@@ -265,6 +268,22 @@ static void on_session_done(struct mta_session *s, void *arg)
     struct mta_delivery *d = arg;
     struct target *t = &d->targets[d->cur];
     const char *relay = mta_session_relay(s);
+    if (mta_session_local_failure(s)) {
+        /* We are short of descriptors or ports, not the server of anything: the same
+         * address again soon, holding our slot meanwhile (the queue sends no more than the
+         * slots), rather than a deferral or the next MX for nothing. */
+        int ms = LOCAL_RETRY_MS << (d->local_waits < 4 ? d->local_waits : 4);
+        if (d->local_waits++ == 0) {
+            char rel[PM_LOGV_SIZE], why[PM_LOGV_SIZE];
+            pm_log(PM_WARN, "event=local_resources id=%s relay=%s reason=%s retry_ms=%d", d->job->queue_id,
+                   PM_LOGV(rel, relay), PM_LOGV(why, d->smtp.error), ms);
+        }
+        end_session(d);
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(d->kick, &tv);
+        return;
+    }
+    d->local_waits = 0;
     fold_session(d);
     int retry_plain = mta_session_tls_failed(s) && !t->plain && !d->env.cfg->mta.tls_verify;
     if (d->smtp.error[0]) {
@@ -285,6 +304,15 @@ static void on_session_done(struct mta_session *s, void *arg)
 static void deadline_reached(struct mta_delivery *d)
 {
     char text[MTA_TEXT_MAX];
+    if (!d->session && d->local_waits) {
+        /* The whole time went on waiting for our own resources: handed back, not deferred. */
+        char dom[PM_LOGV_SIZE];
+        pm_log(PM_INFO, "event=deadline id=%s domain=%s tried=%d reason=local_resources", d->job->queue_id,
+               PM_LOGV(dom, d->domain), d->cur);
+        fail_all(d, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED, "4.3.2", "4.3.2 mta short of local resources");
+        complete(d);
+        return;
+    }
     if (d->session) {
         const struct mta_smtp *sm = &d->smtp;
         snprintf(text, sizeof text, "4.4.7 delivery time limit reached %s%s with %s",
@@ -385,6 +413,18 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
 {
     struct mta_delivery *d = arg;
     d->resolve_handle = 0;
+    int busy = reply ? reply->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL && reply->dsn_status &&
+                           strcmp(reply->dsn_status, MTA_RESOLVER_BUSY_DSN) == 0
+                     : strcmp(error, MTA_RESOLVER_BUSY) == 0;
+    if (busy) {
+        /* Our own resolver was congested for the whole wait: nothing was learnt about the
+         * domain. Handed back, not deferred: local overload must not cost a retry delay. */
+        char text[MTA_TEXT_MAX];
+        snprintf(text, sizeof text, "4.3.2 MX lookup for %s: %s", d->domain, MTA_RESOLVER_BUSY);
+        fail_all(d, POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED, "4.3.2", text);
+        complete(d);
+        return;
+    }
     if (!reply) {
         char text[MTA_TEXT_MAX];
         snprintf(text, sizeof text, "4.4.3 MX lookup for %s: %s", d->domain, error);

@@ -13,8 +13,10 @@
 
 struct pending {
     struct pending *next;
-    uint64_t id;
+    uint64_t id;     /* of the request on the wire (a new one for each ask) */
+    uint64_t handle; /* the caller's, for mta_resolve_cancel */
     int sent;
+    int busy; /* the resolver said it is overloaded: asked again from the tick */
     uint64_t deadline_ms;
     mta_resolve_cb cb;
     void *arg;
@@ -36,10 +38,10 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static struct pending *take(struct mta_resolver *r, uint64_t id)
+static struct pending *take(struct mta_resolver *r, uint64_t id, int by_handle)
 {
     for (struct pending **pp = &r->head; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id == id) {
+        if ((by_handle ? (*pp)->handle : (*pp)->id) == id) {
             struct pending *p = *pp;
             *pp = p->next;
             return p;
@@ -56,10 +58,22 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     struct mta_resolver *r = arg;
     if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_RESOLVE_REPLY || !msg->resolve_reply)
         return;
-    struct pending *p = take(r, msg->request_id);
+    struct pending *p = take(r, msg->request_id, 0);
     if (!p)
         return; /* answered after we gave up, or cancelled */
-    p->cb(msg->resolve_reply, NULL, p->arg);
+    const Postmesh__ResolveReply *rr = msg->resolve_reply;
+    if (rr->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL && rr->dsn_status &&
+        strcmp(rr->dsn_status, MTA_RESOLVER_BUSY_DSN) == 0 && now_ms() + TICK_MS < p->deadline_ms) {
+        /* Local congestion, not an answer about the domain: ask again soon (the tick sends
+         * it, under a new id so a late twin of this reply cannot match it). */
+        p->sent = 0;
+        p->busy = 1;
+        p->id = ++r->next_id;
+        p->next = r->head;
+        r->head = p;
+        return;
+    }
+    p->cb(rr, NULL, p->arg);
     free(p);
 }
 
@@ -104,7 +118,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         expired = p->next;
         char dom[PM_LOGV_SIZE];
         pm_log(PM_WARN, "event=resolver_timeout domain=%s sent=%d", PM_LOGV(dom, p->domain), p->sent);
-        p->cb(NULL, p->sent ? "resolver did not answer in time" : "resolver not reachable", p->arg);
+        p->cb(NULL, p->busy ? MTA_RESOLVER_BUSY : p->sent ? "resolver did not answer in time" : "resolver not reachable",
+              p->arg);
         free(p);
     }
 }
@@ -148,17 +163,17 @@ uint64_t mta_resolve_mx(struct mta_resolver *r, const char *domain, mta_resolve_
     if (!p)
         abort();
     memcpy(p->domain, domain, len + 1);
-    p->id = ++r->next_id;
+    p->id = p->handle = ++r->next_id;
     p->cb = cb;
     p->arg = arg;
     p->deadline_ms = now_ms() + (uint64_t)r->timeout_ms;
     p->next = r->head;
     r->head = p;
     send_request(r, p); /* if it cannot go now, the tick resends */
-    return p->id;
+    return p->handle;
 }
 
 void mta_resolve_cancel(struct mta_resolver *r, uint64_t handle)
 {
-    free(take(r, handle));
+    free(take(r, handle, 1));
 }

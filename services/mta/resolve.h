@@ -1,6 +1,6 @@
 /* The mta's client of postmesh-resolver: MX requests over a DEALER on resolver.endpoint,
- * matched to their replies by request_id, resent while the resolver is not connected and
- * given up (TEMPFAIL) after a deadline so no delivery waits forever. */
+ * matched to their replies by request_id, resent while the resolver is not connected or says
+ * it is overloaded, and given up after a deadline so no delivery waits forever. */
 #ifndef MTA_RESOLVE_H
 #define MTA_RESOLVE_H
 #include <stdint.h>
@@ -9,6 +9,11 @@
 
 struct event_base;
 struct mta_resolver;
+
+/* The resolver's answer when it is congested (TEMPFAIL with this status): asked again every
+ * 200 ms until the deadline, which then reports MTA_RESOLVER_BUSY as the error. */
+#define MTA_RESOLVER_BUSY_DSN "4.3.2"
+#define MTA_RESOLVER_BUSY "resolver overloaded"
 
 /* reply is NULL when the resolver did not answer in time (error says so). reply is freed
  * after the call. */

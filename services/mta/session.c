@@ -14,6 +14,7 @@
 
 #include "dotstuff.h"
 #include "log.h"
+#include "net.h"
 #include "tls.h"
 
 #define BODY_LOW_WATER (64 * 1024)   /* refill the output below this ... */
@@ -28,14 +29,22 @@ struct mta_session {
     struct event *timer;
     struct mta_reply reply;
     struct mta_dotstuff ds;
-    int connected, tls_failed, closing, finished, fail_pending;
+    int connected, tls_failed, closing, finished, fail_pending, local_failure;
     char tls[160];
 };
 
 int mta_session_connected(const struct mta_session *s) { return s->connected; }
 int mta_session_tls_failed(const struct mta_session *s) { return s->tls_failed; }
+int mta_session_local_failure(const struct mta_session *s) { return s->local_failure; }
 const char *mta_session_tls(const struct mta_session *s) { return s->tls; }
 const char *mta_session_relay(const struct mta_session *s) { return s->relay; }
+
+/* Errors of socket()/connect() that say we are short of something (descriptors, ephemeral
+ * ports, memory), not that the server is. */
+static int local_errno(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM || e == EADDRNOTAVAIL;
+}
 
 static void arm(struct mta_session *s, int seconds)
 {
@@ -225,6 +234,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     char err[256];
     if (!s->connected) {
         int e = EVUTIL_SOCKET_ERROR();
+        s->local_failure = local_errno(e);
         mta_smtp_fail(s->p.smtp, "4.4.1", "connect to %s: %s", s->relay,
                       e ? evutil_socket_error_to_string(e) : "connection failed");
     } else if (s->p.smtp->step == MTA_STEP_TLS) {
@@ -313,10 +323,16 @@ struct mta_session *mta_session_start(const struct mta_session_params *p)
     arm(s, p->connect_timeout);
     if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, sslen) < 0) {
         /* libevent reports most failures as an event; this is the immediate kind. */
+        s->local_failure = local_errno(errno);
         mta_smtp_fail(p->smtp, "4.4.1", "connect to %s: %s", s->relay, strerror(errno));
         s->fail_pending = 1;
         arm(s, 0);
+        return s;
     }
+    /* Each turn of ours (EHLO, the pipelined envelope, the body with its dot, QUIT) is
+     * queued whole in the output buffer and leaves in one write; a tail of it must never
+     * wait on Nagle for the server's delayed ACK. */
+    pm_socket_nodelay(bufferevent_getfd(s->bev));
     return s;
 }
 

@@ -38,6 +38,9 @@ void mta_session_free(struct mta_session *s);
 
 int mta_session_connected(const struct mta_session *s); /* TCP connected */
 int mta_session_tls_failed(const struct mta_session *s); /* the TLS handshake broke */
+/* The connection could not even be tried for want of a local resource (descriptors,
+ * ephemeral ports, buffers): nothing was learnt about the server. */
+int mta_session_local_failure(const struct mta_session *s);
 const char *mta_session_tls(const struct mta_session *s); /* "TLSv1.3 cipher" or "" */
 const char *mta_session_relay(const struct mta_session *s); /* "host[ip]:port" */
 
