@@ -1,5 +1,6 @@
 #include "tls_server.h"
 
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <stdio.h>
 
@@ -23,6 +24,34 @@ SSL_CTX *pm_tls_server_context(const char *cert_pem, const char *key_pem, char *
         return NULL;
     }
     return ctx;
+}
+
+void pm_tls_close_notify(SSL *ssl)
+{
+    /* Not during a handshake or after a fatal error (OpenSSL then counts the connection as
+     * "in init"): there is no session to close, and the alert already said why. */
+    if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+        return;
+    /* One call sends our close_notify; the peer's is not awaited (RFC 8446 6.1 lets the
+     * closing side go once its own is sent). A dead socket only makes it fail. */
+    SSL_shutdown(ssl);
+    ERR_clear_error();
+}
+
+unsigned long pm_tls_bev_error(struct bufferevent *bev)
+{
+    /* libevent hands its list back newest first and mixes in the bare SSL_ERROR_* code of
+     * each failed call (library 0): after a failed handshake it tries the dead SSL again,
+     * and its "5" (SSL_ERROR_SYSCALL) came out ahead of "no shared cipher". The oldest
+     * real OpenSSL error is the cause. */
+    unsigned long e, real = 0, code = 0;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+        if (ERR_GET_LIB(e))
+            real = e;
+        else if (!code)
+            code = e;
+    }
+    return real ? real : code;
 }
 
 int pm_tls_read_pair(const char *cert_path, const char *key_path, char **cert, char **key, char *err,

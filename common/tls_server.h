@@ -1,15 +1,29 @@
 /* What smtpd and pop3d share on the TLS server side: the baseline context (TLS 1.2 or
- * newer, no renegotiation, no compression, our cipher order) and the parent's reading of
- * the certificate/key pair (tlspem.h has the PEM text handling underneath). */
+ * newer, no renegotiation, no compression, our cipher order), the close_notify that ends a
+ * session, the error a failed one reports, and the parent's reading of the certificate/key
+ * pair (tlspem.h has the PEM text handling underneath). */
 #ifndef PM_TLS_SERVER_H
 #define PM_TLS_SERVER_H
 #include <stddef.h>
 
 #include <openssl/ssl.h>
 
+struct bufferevent;
+
 /* A server context holding the pair; the caller may tune it further. NULL with the reason
  * in err if the pair is not usable. */
 SSL_CTX *pm_tls_server_context(const char *cert_pem, const char *key_pem, char *err, size_t errsize);
+
+/* The server's close_notify, once, after everything the session wrote: a client that reads
+ * to the end can then tell a finished session from a cut one (gnutls-cli reports "The TLS
+ * connection was non-properly terminated" otherwise). Does nothing before the handshake
+ * completed, after a fatal error or when already sent. The record goes to the SSL's write
+ * BIO: the socket itself, or a bufferevent filter's underlying buffer. */
+void pm_tls_close_notify(SSL *ssl);
+
+/* Why an OpenSSL bufferevent failed, for the log: the first real OpenSSL error it kept
+ * (consumes them all), else libevent's SSL_ERROR_* code, else 0. */
+unsigned long pm_tls_bev_error(struct bufferevent *bev);
 
 /* In the privileged parent: reads both PEM files and checks that they make a context.
  * 0 with *cert and *key set (free with pm_tls_pem_free), or -1 with both NULL and err. */

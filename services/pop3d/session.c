@@ -69,6 +69,8 @@ static void session_free(struct pop3_session *s)
     if (s->stream_fd >= 0)
         close(s->stream_fd);
     pop3_maildrop_close(s->drop); /* releases the lock; nothing is deleted */
+    if (s->bev && s->tls)
+        pop3_tls_close_notify(s->bev); /* after the last reply, which has left */
     if (s->bev)
         bufferevent_free(s->bev);
     if (!s->bev_owns_fd)
@@ -362,7 +364,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_ERROR) {
-        unsigned long e = bufferevent_get_openssl_error(bev);
+        unsigned long e = pop3_tls_error(bev);
         if (e) {
             char buf[256];
             ERR_error_string_n(e, buf, sizeof buf);

@@ -225,6 +225,8 @@ void smtpd_session_free(struct smtpd_session *s)
         evbuffer_free(s->body);
     s->body = NULL;
     smtpd_body_release(s);
+    if (s->tls)
+        smtpd_tls_push(s->bev); /* a failed handshake's alert, still in the plain buffer */
     bufferevent_free(s->bev);
     free(s->helo);
     free(s->auth_user);
@@ -323,6 +325,9 @@ void smtpd_session_settle(struct smtpd_session *s)
 {
     if (s->state != SMTPD_ST_CLOSING || s->fin_sent)
         return;
+    /* The last reply is encrypted: our close_notify follows it, before the FIN. */
+    if (s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        smtpd_tls_close_notify(s->bev);
     if (!flushed(s)) {
         /* A filter's underlying buffer gives us no callback: poll it briefly. */
         if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && !(s->timer && evtimer_pending(s->timer, NULL)))
@@ -527,6 +532,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         timed_out(s, "idle");
         return;
     }
+    /* A failed handshake can come with EOF too: libevent tries the dead SSL once more, and
+     * that attempt reads as a dirty shutdown. The error is what happened. */
+    if ((what & BEV_EVENT_ERROR) && s->tls && !s->tls_up)
+        what &= ~BEV_EVENT_EOF;
     /* Gone before the handshake finished (a load balancer's health check, a port scan): the
      * greeting waiting behind the handshake can never leave, so there is nothing to settle;
      * waiting for it would keep the session until the write timeout. */
@@ -542,7 +551,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_ERROR) {
-        unsigned long e = bufferevent_get_openssl_error(bev);
+        unsigned long e = smtpd_tls_error(bev);
         if (e) {
             char buf[256];
             ERR_error_string_n(e, buf, sizeof buf);

@@ -1,7 +1,9 @@
-/* The server TLS context: TLS 1.2+ only, built from PEM text (the worker cannot read the
- * files from its chroot: the privileged parent reads them), replaced atomically when the
- * parent pushes a new pair after SIGHUP (sessions already running keep the context they
- * started with, OpenSSL reference-counts it).
+/* The server TLS context: TLS 1.2+ only, anonymous suites accepted last (opportunistic
+ * STARTTLS, see make_ctx), built from PEM text (the worker cannot read the files from its
+ * chroot: the privileged parent reads them), replaced atomically when the parent pushes a
+ * new pair after SIGHUP (sessions already running keep the context they started with,
+ * OpenSSL reference-counts it). Also the end of a session's TLS: the close_notify after the
+ * last reply, and records a STARTTLS filter still holds pushed to the socket.
  *
  * Where the private key lives: the worker does the handshakes, so it holds the key in its
  * SSL_CTX (in memory only; it never can open the key file). The parent keeps the files and
@@ -13,6 +15,7 @@
 
 #include <openssl/ssl.h>
 
+struct bufferevent;
 struct smtpd_tls;
 
 /* NULL with err filled if the pair is not usable. */
@@ -26,5 +29,20 @@ SSL *smtpd_tls_new_ssl(struct smtpd_tls *t);
 
 /* "TLSv1.3" and the cipher name of an established connection. */
 void smtpd_tls_describe(const SSL *ssl, char *ver, size_t vsize, char *cipher, size_t csize);
+
+/* Why the session's TLS failed, for the log (pm_tls_bev_error): the cause, not the
+ * SSL_ERROR_SYSCALL of libevent's retry on the dead SSL. */
+unsigned long smtpd_tls_error(struct bufferevent *bev);
+
+/* For a STARTTLS session (an OpenSSL filter over the plain socket bufferevent): writes the
+ * TLS records the filter left in the plain buffer to the socket now, as far as it takes
+ * them. Called before the session is freed, the alert of a failed handshake leaves instead
+ * of dying in that buffer (the client saw a bare close: GnuTLS "Can't gnutls_handshake").
+ * Nothing to do for a socket SSL (smtps), which writes to the socket itself. */
+void smtpd_tls_push(struct bufferevent *bev);
+
+/* Once the last reply is out of bev's own buffer: our close_notify, pushed to the socket
+ * (smtpd_tls_push). Safe to call again. */
+void smtpd_tls_close_notify(struct bufferevent *bev);
 
 #endif
