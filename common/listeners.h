@@ -19,6 +19,16 @@ int pm_listeners_open(const struct pm_listenlist *list, const char *implicit_tls
                       struct pm_listener **out, int *n);
 void pm_listeners_close(struct pm_listener *v, int n);
 
+/* For several workers: nsets sets of every listener, laid out set-major (set s is
+ * (*out)[s * *n .. s * *n + *n - 1]; *n counts one set). nsets 1 is pm_listeners_open.
+ * Otherwise each address gets nsets sockets bound with SO_REUSEPORT, one per worker, and
+ * the group a classic BPF program that picks the socket by a hash of the client's address
+ * alone: every connection from one address reaches the same worker, so that worker's
+ * per-address limits (connections, rate, AUTH lockout) see all of that address's traffic,
+ * and distinct addresses spread across the workers. -1 (logged) on failure. */
+int pm_listeners_open_sets(const struct pm_listenlist *list, const char *implicit_tls_mode, int have_tls,
+                           int backlog, int nsets, struct pm_listener **out, int *n);
+
 /* listen() again on every socket: a draining worker shut them down (SHUT_RD) so that the
  * port refuses new clients; the worker started after it must find them listening. */
 void pm_listeners_rearm(const struct pm_listener *v, int n);

@@ -1,7 +1,8 @@
 /* The metrics catalog, the values and the Prometheus text exposition (format 0.0.4). What
  * is served over HTTP and what "ready" means is metrics_http.c. Values are kept under one
  * mutex: counting happens in event loops and in delivery's threads, and an uncontended lock
- * costs less than a system call. */
+ * costs less than a system call. With several worker processes (smtpd) each counts in its
+ * own table in shared memory, and the text adds up every worker's. */
 #include <ctype.h>
 #include <math.h>
 #include <protobuf-c/protobuf-c.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "metrics.h"
 
@@ -71,21 +73,33 @@ static const struct row catalog[PM_M_COUNT] = {
 /* Label sets per metric at most; the last one is kept for "other". */
 #define MAX_SERIES 32
 #define MAX_HOOKS 8
+#define MAX_LABEL 64  /* a longer label value is counted as "other" */
+#define MAX_BOUNDS 16 /* histogram bounds in the catalog at most */
 
+/* Fixed size, no pointers: a table may sit in memory shared by several worker processes
+ * (pm_metrics_share), each counting in its own table, the one serving the port adding
+ * them up. */
 struct series {
-    char *l[2];
+    char l[2][MAX_LABEL];
     double v;
 };
 
 struct values {
     struct series s[MAX_SERIES];
-    int n;
-    double *buckets; /* histogram: count per bound, not cumulative; [nbounds] is +Inf */
+    int n;                           /* series in use; raised only once the series is written */
+    double buckets[MAX_BOUNDS + 1];  /* histogram: count per bound, not cumulative; [nbounds] is +Inf */
     double sum, count;
 };
 
+struct table {
+    struct values v[PM_M_COUNT];
+};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct values values[PM_M_COUNT];
+static struct table local;
+static struct table *mine = &local; /* where this process counts */
+static struct table *shared;        /* every worker's table (pm_metrics_share), or NULL */
+static int nshared;
 static const char *service_name;
 static struct {
     void (*fn)(void *);
@@ -95,44 +109,48 @@ static int nhooks;
 
 static int nlabels(const struct row *r) { return r->labels[0] ? (r->labels[1] ? 2 : 1) : 0; }
 
-static int same(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
-
-static struct series *lookup(struct values *vs, const char *const want[2])
+static struct series *lookup(struct values *vs, int nl, const char *const want[2])
 {
-    for (int i = 0; i < vs->n; i++)
-        if (same(vs->s[i].l[0], want[0]) && same(vs->s[i].l[1], want[1]))
+    int n = __atomic_load_n(&vs->n, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < nl && strcmp(vs->s[i].l[k], want[k]) == 0)
+            k++;
+        if (k == nl)
             return &vs->s[i];
+    }
     return NULL;
 }
 
-/* The series of these label values, made on first use (locked). */
-static struct series *find(enum pm_metric_id id, const char *l1, const char *l2)
+/* The series of these label values in vs, made on first use (locked, or vs is private). */
+static struct series *find_in(struct values *vs, enum pm_metric_id id, const char *l1, const char *l2)
 {
-    struct values *vs = &values[id];
     int nl = nlabels(&catalog[id]);
-    const char *want[2] = {nl > 0 ? (l1 ? l1 : "") : NULL, nl > 1 ? (l2 ? l2 : "") : NULL};
-    struct series *s = lookup(vs, want);
+    const char *want[2] = {l1 ? l1 : "", l2 ? l2 : ""};
+    for (int k = 0; k < nl; k++)
+        if (strlen(want[k]) >= MAX_LABEL)
+            want[k] = "other";
+    struct series *s = lookup(vs, nl, want);
     if (s)
         return s;
     if (vs->n >= (nl ? MAX_SERIES - 1 : 1)) {
         /* Full: this label set is counted as "other", in the slot kept for it. */
         for (int k = 0; k < nl; k++)
             want[k] = "other";
-        if ((s = lookup(vs, want)) != NULL || vs->n >= MAX_SERIES)
+        if ((s = lookup(vs, nl, want)) != NULL || vs->n >= MAX_SERIES)
             return s;
     }
     s = &vs->s[vs->n];
-    for (int k = 0; k < nl; k++) {
-        s->l[k] = strdup(want[k]);
-        if (!s->l[k]) {
-            free(s->l[0]);
-            s->l[0] = NULL;
-            return NULL;
-        }
-    }
+    for (int k = 0; k < 2; k++)
+        snprintf(s->l[k], sizeof s->l[k], "%s", k < nl ? want[k] : "");
     s->v = 0;
-    vs->n++;
+    __atomic_store_n(&vs->n, vs->n + 1, __ATOMIC_RELEASE); /* a reader elsewhere sees it whole */
     return s;
+}
+
+static struct series *find(enum pm_metric_id id, const char *l1, const char *l2)
+{
+    return find_in(&mine->v[id], id, l1, l2);
 }
 
 static void update(enum pm_metric_id id, double v, const char *l1, const char *l2, int set)
@@ -146,6 +164,40 @@ static void update(enum pm_metric_id id, double v, const char *l1, const char *l
     pthread_mutex_unlock(&lock);
 }
 
+int pm_metrics_share(int nslots)
+{
+    if (nslots <= 1)
+        return 0;
+    void *m = mmap(NULL, sizeof(struct table) * (size_t)nslots, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    memset(m, 0, sizeof(struct table) * (size_t)nslots);
+    shared = m;
+    nshared = nslots;
+    return 0;
+}
+
+void pm_metrics_clear_gauges(int slot)
+{
+    if (!shared || slot < 0 || slot >= nshared)
+        return;
+    for (int id = 0; id < PM_M_COUNT; id++) {
+        struct values *vs = &shared[slot].v[id];
+        for (int i = 0; catalog[id].kind == GAUGE && i < vs->n; i++)
+            vs->s[i].v = 0;
+    }
+}
+
+void pm_metrics_use_slot(int slot)
+{
+    if (!shared || slot < 0 || slot >= nshared)
+        return;
+    pthread_mutex_lock(&lock);
+    mine = &shared[slot];
+    pthread_mutex_unlock(&lock);
+}
+
 void pm_metric_add(enum pm_metric_id id, double v, const char *l1, const char *l2) { update(id, v, l1, l2, 0); }
 
 void pm_metric_set(enum pm_metric_id id, double v, const char *l1, const char *l2) { update(id, v, l1, l2, 1); }
@@ -155,18 +207,14 @@ void pm_metric_observe(enum pm_metric_id id, double v)
     if ((unsigned)id >= PM_M_COUNT || catalog[id].kind != HISTOGRAM)
         return;
     const struct row *r = &catalog[id];
-    struct values *vs = &values[id];
     pthread_mutex_lock(&lock);
-    if (!vs->buckets)
-        vs->buckets = calloc((size_t)r->nbounds + 1, sizeof *vs->buckets);
-    if (vs->buckets) {
-        int b = 0;
-        while (b < r->nbounds && v > r->bounds[b])
-            b++;
-        vs->buckets[b]++;
-        vs->sum += v;
-        vs->count++;
-    }
+    struct values *vs = &mine->v[id];
+    int b = 0;
+    while (b < r->nbounds && b < MAX_BOUNDS && v > r->bounds[b])
+        b++;
+    vs->buckets[b]++;
+    vs->sum += v;
+    vs->count++;
     pthread_mutex_unlock(&lock);
 }
 
@@ -281,7 +329,7 @@ static void put_metric(FILE *f, const struct row *r, const struct values *vs)
     if (r->kind == HISTOGRAM) {
         double cum = 0;
         for (int b = 0; b <= r->nbounds; b++) {
-            cum += vs->buckets ? vs->buckets[b] : 0;
+            cum += vs->buckets[b];
             char le[32];
             if (b < r->nbounds)
                 snprintf(le, sizeof le, "%g", r->bounds[b]);
@@ -311,6 +359,31 @@ static void put_metric(FILE *f, const struct row *r, const struct values *vs)
     }
 }
 
+/* Every worker's table added into out: counters, and a service's gauges, which are each
+ * worker's share (its sessions). A common gauge (postmesh_ready) is about the process
+ * answering: its own value. */
+static void add_up(struct table *out)
+{
+    for (int w = 0; w < nshared; w++)
+        for (int id = 0; id < PM_M_COUNT; id++) {
+            int own_only = catalog[id].kind == GAUGE && !catalog[id].service;
+            if (own_only && &shared[w] != mine)
+                continue;
+            const struct values *in = &shared[w].v[id];
+            struct values *vs = &out->v[id];
+            int n = __atomic_load_n(&in->n, __ATOMIC_ACQUIRE);
+            for (int i = 0; i < n && i < MAX_SERIES; i++) {
+                struct series *s = find_in(vs, (enum pm_metric_id)id, in->s[i].l[0], in->s[i].l[1]);
+                if (s)
+                    s->v += in->s[i].v;
+            }
+            for (int b = 0; b <= MAX_BOUNDS; b++)
+                vs->buckets[b] += in->buckets[b];
+            vs->sum += in->sum;
+            vs->count += in->count;
+        }
+}
+
 char *pm_metrics_text(size_t *len)
 {
     pthread_mutex_lock(&lock);
@@ -318,16 +391,25 @@ char *pm_metrics_text(size_t *len)
     pthread_mutex_unlock(&lock);
     for (int i = 0; i < n; i++) /* unlocked: a hook sets gauges */
         hooks[i].fn(hooks[i].arg);
+    struct table *sum = NULL;
+    if (shared && !(sum = calloc(1, sizeof *sum)))
+        return NULL;
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
-    if (!f)
+    if (!f) {
+        free(sum);
         return NULL;
+    }
     pthread_mutex_lock(&lock);
+    if (sum)
+        add_up(sum);
+    const struct table *t = sum ? sum : mine;
     for (int id = 0; id < PM_M_COUNT; id++)
-        if (shown(&catalog[id], &values[id]))
-            put_metric(f, &catalog[id], &values[id]);
+        if (shown(&catalog[id], &t->v[id]))
+            put_metric(f, &catalog[id], &t->v[id]);
     pthread_mutex_unlock(&lock);
+    free(sum);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

@@ -73,6 +73,17 @@ int pm_metrics_listen(const struct pm_config *cfg, const char *service);
 /* Does this process hold the metrics listener (so its seccomp profile must let it accept)? */
 int pm_metrics_holds_listener(void);
 
+/* Several worker processes, one metrics port (smtpd.workers): in the parent before the
+ * workers are forked, nslots tables in shared memory (0 and nothing done for nslots <= 1;
+ * -1 if it cannot be mapped). In worker i, pm_metrics_use_slot(i) before it counts
+ * anything: it counts in table i (a successor continues its counters, so they never go
+ * back), and pm_metrics_text adds up every table. */
+int pm_metrics_share(int nslots);
+void pm_metrics_use_slot(int slot);
+/* In the parent, once worker slot is gone: its gauges (sessions open) are 0; its counters
+ * stay for its successor. */
+void pm_metrics_clear_gauges(int slot);
+
 /* Readiness, beyond what the bus watch below finds: NULL when ready, else the reason. */
 typedef const char *(*pm_metrics_ready_fn)(void *arg);
 /* Serves the socket pm_metrics_listen opened on base (nothing when it opened none).

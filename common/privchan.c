@@ -267,19 +267,59 @@ void pm_priv_client_free(struct pm_priv_client *c)
 }
 
 /* ------------------------------------------------------------------ parent side */
-static pid_t spawn(const struct pm_worker_spec *spec, int *parent_end)
+#define MAX_WORKERS 64
+#define MAX_HELPERS 8
+#define REQUESTS_PER_TURN 64 /* then the helpers' answers get their turn */
+
+static int worker_index; /* the child's own, set before worker_main */
+
+int pm_privsep_worker_index(void) { return worker_index; }
+
+struct worker {
+    pid_t pid;       /* <= 0 while not running */
+    int chan;        /* parent's end of its channel, -1 while none */
+    unsigned gen;    /* unique per start: answers for an earlier worker in this slot are dropped */
+    double started, backoff, restart_at;
+};
+
+struct supervisor {
+    const struct pm_worker_spec *spec;
+    struct worker w[MAX_WORKERS];
+    int n;
+    unsigned next_gen;
+};
+
+/* pm_priv_worker_fd_fn: the channel of the worker started as gen, -1 once it is gone. */
+static int fd_of_gen(unsigned gen, void *arg)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    struct supervisor *sv = arg;
+    for (int i = 0; i < sv->n; i++)
+        if (sv->w[i].gen == gen)
+            return sv->w[i].pid > 0 ? sv->w[i].chan : -1;
+    return -1;
+}
+
+static pid_t spawn(struct supervisor *sv, int index)
+{
+    const struct pm_worker_spec *spec = sv->spec;
+    struct worker *w = &sv->w[index];
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         return -1;
     pid_t pid = fork();
     if (pid < 0) {
-        close(sv[0]);
-        close(sv[1]);
+        close(pair[0]);
+        close(pair[1]);
         return -1;
     }
     if (pid == 0) {
-        close(sv[0]);
+        close(pair[0]);
+        /* The other workers' channels stay the parent's: with one, this worker could read
+         * their questions (passwords) or answer in their name. */
+        for (int i = 0; i < sv->n; i++)
+            if (i != index && sv->w[i].chan >= 0)
+                close(sv->w[i].chan);
+        worker_index = index;
         /* A worker never outlives its parent (kill -9 of the parent, a crash): it would keep
          * serving with nobody to answer its checks. pm_privsep_drop keeps this across setuid. */
         pid_t parent = getppid();
@@ -291,47 +331,86 @@ static pid_t spawn(const struct pm_worker_spec *spec, int *parent_end)
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (pm_privsep_drop(&spec->sandbox) < 0)
             _exit(78); /* EX_CONFIG: do not restart in a tight loop, the supervisor backs off */
-        _exit(spec->worker_main(sv[1], spec->arg));
+        _exit(spec->worker_main(pair[1], spec->arg));
     }
-    close(sv[1]);
+    close(pair[1]);
     /* Never blocks on a worker that does not read its answers: it only harms itself. */
-    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-    *parent_end = sv[0];
-    pm_log(PM_INFO, "event=worker_started worker=%s pid=%d", spec->name, (int)pid);
+    fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
+    w->pid = pid;
+    w->chan = pair[0];
+    w->gen = ++sv->next_gen ? sv->next_gen : ++sv->next_gen;
+    w->started = pm_mono_s();
+    pm_log(PM_INFO, "event=worker_started worker=%s pid=%d index=%d", spec->name, (int)pid, index);
     return pid;
 }
 
-#define MAX_HELPERS 8
-#define REQUESTS_PER_TURN 64 /* then the helpers' answers get their turn */
-
-/* The worker's questions: each is answered in the parent or forwarded to its helper. */
-static void serve_worker(const struct pm_worker_spec *spec, int *chan, unsigned gen)
+/* One worker's questions: each is answered in the parent or forwarded to its helper. */
+static void serve_worker(struct supervisor *sv, struct worker *w)
 {
-    for (int i = 0; i < REQUESTS_PER_TURN && *chan >= 0; i++) {
+    const struct pm_worker_spec *spec = sv->spec;
+    for (int i = 0; i < REQUESTS_PER_TURN && w->chan >= 0; i++) {
         struct pm_priv_msg req;
-        int rc = pm_priv_recv(*chan, &req);
+        int rc = pm_priv_recv(w->chan, &req);
         if (rc < 0 && errno == EBADMSG) { /* a bug in the worker: dropped */
             pm_log(PM_WARN, "event=worker_request_malformed worker=%s", spec->name);
             continue;
         }
         if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            close(*chan); /* the worker is going away; SIGCHLD follows */
-            *chan = -1;
+            close(w->chan); /* the worker is going away; SIGCHLD follows */
+            w->chan = -1;
         }
         if (rc != 1)
             return;
         struct pm_priv_helper *h = spec->route ? spec->route(&req, spec->arg) : NULL;
         if (h) {
-            pm_priv_helper_forward(h, &req, *chan, gen);
+            pm_priv_helper_forward(h, &req, w->gen, fd_of_gen, sv);
         } else {
             struct pm_priv_msg reply = {.id = req.id, .op = req.op, .result = 0};
             spec->answer(&req, &reply, spec->arg);
-            if (pm_priv_send(*chan, &reply) < 0)
+            if (pm_priv_send(w->chan, &reply) < 0)
                 pm_log(PM_WARN, "event=worker_answer_dropped worker=%s op=%u error=\"%s\"", spec->name,
                        (unsigned)req.op, strerror(errno));
             pm_priv_msg_clear(&reply);
         }
         pm_priv_msg_clear(&req);
+    }
+}
+
+/* A worker's own listening sockets, before it starts again (a draining predecessor may have
+ * shut them down). */
+static void rearm(const struct pm_worker_spec *spec, int index)
+{
+    if (spec->listener_sets > 1)
+        pm_listeners_rearm(spec->listeners + (size_t)index * (size_t)spec->nlisteners, spec->nlisteners);
+    else
+        pm_listeners_rearm(spec->listeners, spec->nlisteners);
+}
+
+static void reap(struct supervisor *sv, int stopping)
+{
+    int status;
+    pid_t dead;
+    while ((dead = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < sv->n; i++) {
+            struct worker *w = &sv->w[i];
+            if (w->pid != dead)
+                continue;
+            pm_log(stopping ? PM_INFO : PM_ERR, "event=worker_exited worker=%s pid=%d index=%d %s=%d",
+                   sv->spec->name, (int)dead, i, WIFSIGNALED(status) ? "signal" : "status",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            w->pid = -1;
+            if (w->chan >= 0)
+                close(w->chan);
+            w->chan = -1;
+            if (sv->spec->exited)
+                sv->spec->exited(i, sv->spec->arg);
+            if (!stopping) {
+                if (pm_mono_s() - w->started > 30)
+                    w->backoff = 0.2;
+                w->restart_at = pm_mono_s() + w->backoff;
+                w->backoff = w->backoff * 2 > 10 ? 10 : w->backoff * 2;
+            }
+        }
     }
 }
 
@@ -350,24 +429,36 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
     while (spec->helpers && spec->helpers[nhelpers] && nhelpers < MAX_HELPERS)
         nhelpers++;
 
-    int chan = -1;
-    unsigned gen = 1; /* which worker an answer is for: a restarted one must never get its predecessor's */
-    double started = pm_mono_s(), backoff = 0.2, restart_at = 0;
-    pid_t pid = spawn(spec, &chan);
+    static struct supervisor sv; /* static: fd_of_gen needs it for as long as helpers answer */
+    memset(&sv, 0, sizeof sv);
+    sv.spec = spec;
+    sv.n = spec->nworkers < 1 ? 1 : spec->nworkers > MAX_WORKERS ? MAX_WORKERS : spec->nworkers;
+    for (int i = 0; i < sv.n; i++)
+        sv.w[i] = (struct worker){.pid = -1, .chan = -1, .backoff = 0.2};
+    for (int i = 0; i < sv.n; i++)
+        spawn(&sv, i);
     int stopping = 0;
-    while (!stopping || pid > 0) {
-        struct pollfd pfd[2 + MAX_HELPERS];
-        int hix[MAX_HELPERS], n = 0, chan_ix = -1;
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < sv.n; i++)
+            running += sv.w[i].pid > 0;
+        if (stopping && !running)
+            break;
+        struct pollfd pfd[1 + MAX_WORKERS + MAX_HELPERS];
+        int hix[MAX_HELPERS], wix[MAX_WORKERS], n = 0;
         pfd[n++] = (struct pollfd){sfd, POLLIN, 0};
-        if (chan >= 0) {
-            chan_ix = n;
-            pfd[n++] = (struct pollfd){chan, POLLIN, 0};
-        }
-        int timeout = -1; /* a worker runs: sleep until a signal, a request or an answer */
-        if (pid <= 0) {
-            timeout = (int)((restart_at - pm_mono_s()) * 1000) + 1;
-            if (timeout < 0)
-                timeout = 0;
+        int timeout = -1; /* every worker runs: sleep until a signal, a request or an answer */
+        for (int i = 0; i < sv.n; i++) {
+            struct worker *w = &sv.w[i];
+            wix[i] = w->chan >= 0 ? n : -1;
+            if (w->chan >= 0)
+                pfd[n++] = (struct pollfd){w->chan, POLLIN, 0};
+            if (w->pid <= 0 && !stopping) {
+                int t = (int)((w->restart_at - pm_mono_s()) * 1000) + 1;
+                t = t < 0 ? 0 : t;
+                if (timeout < 0 || t < timeout)
+                    timeout = t;
+            }
         }
         for (int i = 0; i < nhelpers; i++) {
             int fd = pm_priv_helper_fd(spec->helpers[i]);
@@ -380,54 +471,48 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
         }
         if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;
-        if (pid <= 0 && !stopping && pm_mono_s() >= restart_at) {
-            started = pm_mono_s();
-            pm_listeners_rearm(spec->listeners, spec->nlisteners);
-            pid = spawn(spec, &chan);
-            gen++;
-            continue;
+        for (int i = 0; i < sv.n && !stopping; i++) {
+            if (sv.w[i].pid <= 0 && pm_mono_s() >= sv.w[i].restart_at) {
+                rearm(spec, i);
+                if (spawn(&sv, i) < 0) { /* no fork now: try again later, not in a loop */
+                    pm_log(PM_ERR, "event=worker_error worker=%s index=%d step=fork error=\"%s\"", spec->name, i,
+                           strerror(errno));
+                    sv.w[i].restart_at = pm_mono_s() + sv.w[i].backoff;
+                }
+                wix[i] = -1; /* not polled this turn */
+            }
         }
         if (pfd[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == sizeof si) {
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
                     stopping = 1;
-                    if (pid > 0)
-                        kill(pid, SIGTERM);
+                    for (int i = 0; i < sv.n; i++)
+                        if (sv.w[i].pid > 0)
+                            kill(sv.w[i].pid, SIGTERM);
                 } else if (si.ssi_signo == SIGHUP && spec->reload) {
-                    /* Also while no worker runs (chan -1): the next one starts with the new files. */
-                    spec->reload(chan, spec->arg);
+                    /* Also while no worker runs (-1): the next one starts with the new files. */
+                    int told = 0;
+                    for (int i = 0; i < sv.n; i++)
+                        if (sv.w[i].chan >= 0) {
+                            spec->reload(sv.w[i].chan, spec->arg);
+                            told++;
+                        }
+                    if (!told)
+                        spec->reload(-1, spec->arg);
                 }
             }
-            int status;
-            pid_t dead;
-            while ((dead = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (dead != pid)
-                    continue;
-                pm_log(stopping ? PM_INFO : PM_ERR, "event=worker_exited worker=%s pid=%d %s=%d", spec->name, (int)dead,
-                       WIFSIGNALED(status) ? "signal" : "status",
-                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-                pid = -1;
-                if (chan >= 0)
-                    close(chan);
-                chan = -1;
-                chan_ix = -1;
-                if (!stopping) {
-                    if (pm_mono_s() - started > 30)
-                        backoff = 0.2;
-                    restart_at = pm_mono_s() + backoff;
-                    backoff = backoff * 2 > 10 ? 10 : backoff * 2;
-                }
-            }
+            reap(&sv, stopping);
         }
         /* Answers first: they free helper slots for the questions read next. */
         for (int i = 0; i < nhelpers; i++) {
             if (hix[i] >= 0 && (pfd[hix[i]].revents & (POLLIN | POLLHUP | POLLERR)))
-                pm_priv_helper_deliver(spec->helpers[i], chan, gen);
-            pm_priv_helper_expire(spec->helpers[i], chan, gen);
+                pm_priv_helper_deliver(spec->helpers[i], fd_of_gen, &sv);
+            pm_priv_helper_expire(spec->helpers[i], fd_of_gen, &sv);
         }
-        if (chan_ix >= 0 && chan >= 0 && (pfd[chan_ix].revents & (POLLIN | POLLHUP | POLLERR)))
-            serve_worker(spec, &chan, gen);
+        for (int i = 0; i < sv.n; i++)
+            if (wix[i] >= 0 && sv.w[i].chan >= 0 && (pfd[wix[i]].revents & (POLLIN | POLLHUP | POLLERR)))
+                serve_worker(&sv, &sv.w[i]);
     }
     close(sfd);
     return 0;

@@ -86,11 +86,24 @@ struct pm_worker_spec {
      * one before may have shut them down while draining). */
     const struct pm_listener *listeners;
     int nlisteners;
+    /* Worker processes (0: 1), each with its own channel, restarted on its own. */
+    int nworkers;
+    /* listener_sets > 1: listeners holds that many sets of nlisteners sockets, set-major,
+     * one set per worker (pm_listeners_open_sets: SO_REUSEPORT); only worker i's set is
+     * re-armed when worker i restarts. Otherwise every worker serves the same sockets. */
+    int listener_sets;
+    /* Optional, in the parent: worker index ended (before it is started again). */
+    void (*exited)(int index, void *arg);
 };
 
-/* Forks the worker and supervises it: answers its requests (or forwards them to a helper),
- * restarts it with backoff when it dies, forwards SIGHUP to reload(), stops it on
- * SIGTERM/SIGINT. Returns the exit status. */
+/* Forks the workers and supervises them: answers their requests (or forwards them to a
+ * helper), restarts a worker that died with backoff (the others go on serving), forwards
+ * SIGHUP to reload() once per running worker, stops them all on SIGTERM/SIGINT. Returns
+ * the exit status. */
 int pm_privsep_supervise(const struct pm_worker_spec *spec);
+
+/* In a worker: which one it is (0 .. nworkers-1; a restarted worker keeps the index of the
+ * one it replaces). 0 in any other process. */
+int pm_privsep_worker_index(void);
 
 #endif

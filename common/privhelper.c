@@ -223,13 +223,12 @@ static void answer_worker(int worker_fd, uint32_t id, uint32_t op, int32_t resul
 }
 
 /* Every question in flight: answered -1 to the worker it came from (if it still runs). */
-static void fail_pending(struct pm_priv_helper *h, int worker_fd, unsigned gen)
+static void fail_pending(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg)
 {
     while (h->head) {
         struct pending *p = h->head;
         h->head = p->next;
-        if (p->gen == gen)
-            answer_worker(worker_fd, p->worker_id, p->op, -1, NULL, NULL);
+        answer_worker(fd_of(p->gen, arg), p->worker_id, p->op, -1, NULL, NULL);
         free(p);
     }
     h->tail = NULL;
@@ -276,8 +275,10 @@ static void sync_files(struct pm_priv_helper *h)
 
 static uint32_t next_seq(struct pm_priv_helper *h) { return ++h->seq ? h->seq : ++h->seq; }
 
-void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *req, int worker_fd, unsigned gen)
+void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *req, unsigned gen,
+                            pm_priv_worker_fd_fn fd_of, void *arg)
 {
+    int worker_fd = fd_of(gen, arg);
     if (h->npending >= max_pending(h)) {
         answer_worker(worker_fd, req->id, req->op, PM_PRIV_BUSY, NULL, NULL);
         return;
@@ -295,7 +296,7 @@ void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *
         free(p);
         if (!full && h->fd >= 0) {
             lost(h, "send");
-            fail_pending(h, worker_fd, gen);
+            fail_pending(h, fd_of, arg);
         }
         answer_worker(worker_fd, req->id, req->op, full ? PM_PRIV_BUSY : -1, NULL, NULL);
         return;
@@ -329,7 +330,7 @@ static struct pending *take(struct pm_priv_helper *h, uint32_t seq)
     return NULL;
 }
 
-void pm_priv_helper_deliver(struct pm_priv_helper *h, int worker_fd, unsigned gen)
+void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg)
 {
     while (h->fd >= 0) {
         struct pm_priv_msg got;
@@ -338,12 +339,12 @@ void pm_priv_helper_deliver(struct pm_priv_helper *h, int worker_fd, unsigned ge
             return;
         if (rc <= 0) {
             lost(h, rc == 0 ? "eof" : "recv");
-            fail_pending(h, worker_fd, gen);
+            fail_pending(h, fd_of, arg);
             return;
         }
         struct pending *p = take(h, got.id);
-        if (p && p->gen == gen)
-            answer_worker(worker_fd, p->worker_id, p->op, got.result, got.a, got.b);
+        if (p)
+            answer_worker(fd_of(p->gen, arg), p->worker_id, p->op, got.result, got.a, got.b);
         free(p);
         pm_priv_msg_clear(&got);
     }
@@ -357,13 +358,13 @@ int pm_priv_helper_timeout_ms(const struct pm_priv_helper *h)
     return left <= 0 ? 0 : (int)(left * 1000) + 1;
 }
 
-void pm_priv_helper_expire(struct pm_priv_helper *h, int worker_fd, unsigned gen)
+void pm_priv_helper_expire(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg)
 {
     if (!h->head || pm_mono_s() < h->head->deadline)
         return;
     if (h->fd >= 0)
         lost(h, "timeout");
-    fail_pending(h, worker_fd, gen);
+    fail_pending(h, fd_of, arg);
 }
 
 int pm_priv_helper_pending(const struct pm_priv_helper *h) { return h->npending; }

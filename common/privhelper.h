@@ -56,20 +56,26 @@ struct pm_priv_helper *pm_priv_helper_start(const struct pm_helper_spec *spec);
 void pm_priv_helper_ask(struct pm_priv_helper *h, const struct pm_priv_msg *req, struct pm_priv_msg *reply,
                         int timeout_ms);
 
-/* ---- asynchronous, driven by pm_privsep_supervise (privchan.c) ---- */
+/* ---- asynchronous, driven by pm_privsep_supervise (privchan.c) ----
+ * Several workers may ask through one helper: every question remembers the generation of
+ * the worker that asked (each worker started gets a new one), and its answer goes to the
+ * channel fd_of(gen) gives, if that worker still runs (-1: it is gone, the answer is
+ * dropped; a restarted worker never gets its predecessor's answers). */
+typedef int (*pm_priv_worker_fd_fn)(unsigned gen, void *arg);
 /* The descriptor to poll for answers, -1 while no helper runs. */
 int pm_priv_helper_fd(const struct pm_priv_helper *h);
-/* Forwards the worker's question; its answer goes to worker_fd under req->id once the helper
- * gives it (gen: which worker it is for; a later worker never gets it). Answered at once with
- * PM_PRIV_BUSY when max_pending are in flight, -1 when no helper can be reached. */
-void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *req, int worker_fd, unsigned gen);
+/* Forwards the question of worker gen; its answer goes back under req->id once the helper
+ * gives it. Answered at once with PM_PRIV_BUSY when max_pending are in flight, -1 when no
+ * helper can be reached. */
+void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *req, unsigned gen,
+                            pm_priv_worker_fd_fn fd_of, void *arg);
 /* The helper's descriptor is readable: passes its answers on. */
-void pm_priv_helper_deliver(struct pm_priv_helper *h, int worker_fd, unsigned gen);
+void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg);
 /* ms until the oldest question in flight is overdue, -1 if none. */
 int pm_priv_helper_timeout_ms(const struct pm_priv_helper *h);
 /* An overdue question means a stuck helper: it is killed and every question in flight is
  * answered -1 (the next one starts a new helper). */
-void pm_priv_helper_expire(struct pm_priv_helper *h, int worker_fd, unsigned gen);
+void pm_priv_helper_expire(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg);
 /* Questions in flight now. */
 int pm_priv_helper_pending(const struct pm_priv_helper *h);
 

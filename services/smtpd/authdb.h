@@ -1,7 +1,8 @@
 /* The one door to the privileged parent: password checks, local recipient existence and
  * the senders an authenticated user may use. The worker holds no users or aliases data; it
  * asks over the privchan channel and the session waits for the callback (reading paused).
- * The parent forwards to its helper process, which alone loads the files (lookup.h). */
+ * The parent forwards to its helper processes, which alone load the files (lookup.h). A
+ * recipient found to exist is remembered for smtpd.lookup_cache_ttl seconds (authdb.c). */
 #ifndef SMTPD_AUTHDB_H
 #define SMTPD_AUTHDB_H
 

@@ -22,6 +22,7 @@
 #include "server.h"
 #include "session.h"
 #include "metrics.h"
+#include "tally.h"
 
 #define DRAIN_GRACE_MS 1000
 
@@ -111,6 +112,7 @@ void smtpd_drain_start(struct smtpd_server *srv, int sig)
         return;
     srv->draining = 1;
     pm_metrics_set_unready("draining"); /* a load balancer's readiness probe stops sending us clients */
+    smtpd_tally_set_draining(smtpd_tally_mine, 1); /* and the other workers' probes too */
     for (int i = 0; i < srv->nlisteners; i++) {
         struct smtpd_listener *l = &srv->listeners[i];
         evconnlistener_disable(l->lev);

@@ -1,6 +1,7 @@
 /* postmesh-smtpd: the SMTP front end (RFC 5321 + ESMTP, STARTTLS, AUTH). A privileged
- * parent (parent.h) opens the sockets and answers questions about users; one unprivileged,
- * chrooted, seccomp-confined worker (worker.c) runs every session in one libevent loop;
+ * parent (parent.h) opens the sockets and answers questions about users; smtpd.workers
+ * unprivileged, chrooted, seccomp-confined workers (worker.c) run the sessions, each in one
+ * libevent loop;
  * finished messages go to the queue over the bus and are acknowledged only once committed. */
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +51,9 @@ int main(int argc, char **argv)
             .arg = &parent,
             .listeners = parent.fds,
             .nlisteners = parent.nfds,
+            .nworkers = parent.nworkers,
+            .listener_sets = parent.listener_sets,
+            .exited = smtpd_parent_exited,
         };
         rc = pm_privsep_supervise(&spec);
     }

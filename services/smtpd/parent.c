@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "lookup.h"
+#include "metrics.h"
 #include "net.h"
 #include "runas.h"
 #include "tls_server.h"
@@ -45,8 +46,28 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
         pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err));
         return -1;
     }
-    if (pm_listeners_open(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, &p->fds, &p->nfds) < 0)
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpus = cpus < 1 ? 1 : cpus;
+    p->nworkers = cfg->smtpd.workers > 0 ? (int)cfg->smtpd.workers
+                                          : (int)(cpus < SMTPD_AUTO_WORKERS ? cpus : SMTPD_AUTO_WORKERS);
+    p->nworkers = p->nworkers > SMTPD_TALLY_MAX ? SMTPD_TALLY_MAX : p->nworkers;
+    p->listener_sets = p->nworkers;
+    if (pm_listeners_open_sets(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, p->listener_sets, &p->fds,
+                               &p->nfds) < 0) {
+        if (p->nworkers == 1)
+            return -1;
+        /* No SO_REUSEPORT steering here (an old kernel): one worker, as before. */
+        pm_log(PM_WARN, "event=workers_reduced workers=1 wanted=%d reason=\"no per-worker listeners\"", p->nworkers);
+        p->nworkers = p->listener_sets = 1;
+        if (pm_listeners_open(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, &p->fds, &p->nfds) < 0)
+            return -1;
+    }
+    if (!(p->tally = smtpd_tally_new()))
         return -1;
+    if (pm_metrics_share(p->nworkers) < 0) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"cannot map the workers' metrics\"");
+        return -1;
+    }
     /* Forked now, before this process ever reads the users file (it never does). */
     int nfiles = 0;
     if (cfg->users_file && cfg->users_file[0])
@@ -57,15 +78,21 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
         p->helper_files[nfiles++] = cfg->aliases_file;
     p->lookup_spec = (struct pm_helper_spec){.name = "smtpd-lookup", .open = helper_open, .answer = helper_answer,
                                              .arg = cfg, .files = p->helper_files, .user = PM_PRIV_HELPER_USER};
+    /* A hash keeps one core busy: one password helper per core uses them all, and the cap on
+     * checks in flight is shared among them. */
+    p->nauth = (int)(cpus < SMTPD_AUTH_HELPERS ? cpus : SMTPD_AUTH_HELPERS);
     p->auth_spec = p->lookup_spec;
     p->auth_spec.name = "smtpd-auth";
-    p->auth_spec.max_pending = SMTPD_AUTH_IN_FLIGHT;
+    p->auth_spec.max_pending = (SMTPD_AUTH_IN_FLIGHT + p->nauth - 1) / p->nauth;
     p->lookup = pm_priv_helper_start(&p->lookup_spec);
-    p->auth = p->lookup ? pm_priv_helper_start(&p->auth_spec) : NULL;
     p->helpers[0] = p->lookup;
-    p->helpers[1] = p->auth;
-    if (!p->lookup || !p->auth)
+    if (!p->lookup)
         return -1;
+    for (int i = 0; i < p->nauth; i++) {
+        if (!(p->auth[i] = pm_priv_helper_start(&p->auth_spec)))
+            return -1;
+        p->helpers[1 + i] = p->auth[i];
+    }
     struct pm_priv_msg probe = {.op = PM_PRIV_RCPT_EXISTS, .a = ""}, answer = {0};
     pm_priv_helper_ask(p->lookup, &probe, &answer, HELPER_TIMEOUT_MS);
     pm_priv_msg_clear(&answer);
@@ -78,9 +105,11 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
 
 void smtpd_parent_free(struct smtpd_parent *p)
 {
-    pm_priv_helper_stop(p->auth);
+    for (int i = 0; i < p->nauth; i++)
+        pm_priv_helper_stop(p->auth[i]);
     pm_priv_helper_stop(p->lookup);
-    pm_listeners_close(p->fds, p->nfds);
+    pm_listeners_close(p->fds, p->nfds * (p->listener_sets > 1 ? p->listener_sets : 1));
+    smtpd_tally_free(p->tally);
     pm_tls_pem_free(p->cert_pem);
     pm_tls_pem_free(p->key_pem);
     memset(p, 0, sizeof *p);
@@ -90,8 +119,13 @@ struct pm_priv_helper *smtpd_parent_route(const struct pm_priv_msg *req, void *a
 {
     struct smtpd_parent *p = arg;
     switch (req->op) {
-    case PM_PRIV_AUTH:
-        return p->auth;
+    case PM_PRIV_AUTH: { /* the least busy password helper */
+        struct pm_priv_helper *best = p->auth[0];
+        for (int i = 1; i < p->nauth; i++)
+            if (pm_priv_helper_pending(p->auth[i]) < pm_priv_helper_pending(best))
+                best = p->auth[i];
+        return best;
+    }
     case PM_PRIV_RCPT_EXISTS:
     case PM_PRIV_SENDER_OK:
         return p->lookup;
@@ -120,4 +154,11 @@ void smtpd_parent_reload(int worker_fd, void *arg)
     }
     if (pm_tls_keep_and_push(worker_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
         pm_log(PM_ERR, "event=tls_reload result=fail error=\"cannot reach the worker\"");
+}
+
+void smtpd_parent_exited(int index, void *arg)
+{
+    struct smtpd_parent *p = arg;
+    smtpd_tally_set(p->tally, index, 0); /* its sessions are gone with it */
+    pm_metrics_clear_gauges(index);
 }

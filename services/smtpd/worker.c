@@ -1,35 +1,100 @@
-/* The unprivileged smtpd worker: forked by the parent (parent.h), already chrooted, without
- * root and under seccomp when this runs. It serves every SMTP session on the sockets the
- * parent opened and asks the parent whatever needs the users or aliases files. */
+/* An unprivileged smtpd worker: forked by the parent (parent.h), already chrooted, without
+ * root and under seccomp when this runs. It serves its share of the SMTP sessions on its
+ * own set of the listening sockets (one set per worker) and asks the parent whatever needs
+ * the users or aliases files. Besides: it keeps its session count in the workers' shared
+ * tally (so smtpd.max_connections holds for all of them), and its metrics in its own
+ * table of the shared ones, so the metrics port answers for the whole smtpd. */
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "log.h"
 #include "metrics.h"
 #include "parent.h"
+#include "proxyin.h"
+#include "session.h"
+#include "tally.h"
 #include "tls.h"
 #include "tlspem.h"
 
-/* The sessions gauge is read off the server at scrape time, not kept up on every connect. */
-static void collect_sessions(void *arg)
+#define TALLY_MS 100 /* a closed session leaves the others' view of us at most this late */
+
+static struct smtpd_parent *parent; /* this process's copy */
+static int worker_ix;
+static long long overall_max; /* smtpd.max_connections as configured: for all workers */
+
+/* Our sessions, for the other workers' admission and in our metrics table (whichever worker
+ * answers a scrape adds up every worker's gauge). */
+static void publish(const struct smtpd_server *srv)
 {
-    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)((struct smtpd_server *)arg)->nsessions, NULL, NULL);
+    smtpd_tally_set(parent->tally, worker_ix, srv->nsessions);
+    pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
+}
+
+static void collect_sessions(void *arg) { publish(arg); }
+
+/* Readiness: not while any worker drains (tally.h). */
+static const char *ready(void *arg)
+{
+    (void)arg;
+    return smtpd_tally_draining(parent->tally) ? "draining" : NULL;
+}
+
+static void on_tally(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    publish(arg);
+}
+
+/* server.c's accept, with the room left by the other workers' sessions first: session.c
+ * refuses past cfg->smtpd.max_connections, which this worker's copy of the config lowers to
+ * what the others leave. Two workers admitting at the same instant can overshoot by one
+ * each; the next accept sees it. */
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+{
+    (void)lev;
+    (void)socklen;
+    struct smtpd_listener *l = arg;
+    struct smtpd_server *srv = l->srv;
+    long long room = overall_max - smtpd_tally_others(parent->tally, worker_ix);
+    srv->cfg->smtpd.max_connections = room > 0 ? room : 0;
+    if (l->proxy_protocol)
+        smtpd_proxyin_accept(l, fd, sa);
+    else
+        smtpd_session_new(srv, fd, sa, l->mode, NULL);
+    publish(srv);
 }
 
 int smtpd_worker_main(int parent_fd, void *arg)
 {
-    struct smtpd_parent *p = arg; /* this process's copy of the parent's state */
+    struct smtpd_parent *p = parent = arg;
     struct pm_config *cfg = p->cfg;
     char err[512], v[PM_LOGV_SIZE];
+    worker_ix = pm_privsep_worker_index();
+    smtpd_tally_mine = p->tally;
+    smtpd_tally_set_draining(p->tally, 0);
+    pm_metrics_use_slot(worker_ix); /* our counters, added up with the others' at a scrape */
+    overall_max = cfg->smtpd.max_connections;
     signal(SIGHUP, SIG_IGN); /* reloads are the parent's (it pushes the new certificate) */
     /* A fixed threshold: big buffers (a whole message made contiguous for the bus) are always
      * mapped and unmapped, never left in the heap after glibc raised the threshold past them. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     pm_priv_helper_forget(p->lookup);
-    pm_priv_helper_forget(p->auth);
+    for (int i = 0; i < p->nauth; i++)
+        pm_priv_helper_forget(p->auth[i]);
+    /* Our own set of listeners; the other workers' sets are theirs alone. */
+    const struct pm_listener *fds = p->fds;
+    if (p->listener_sets > 1) {
+        for (int s = 0; s < p->listener_sets; s++)
+            for (int i = 0; s != worker_ix && i < p->nfds; i++)
+                close(p->fds[s * p->nfds + i].fd);
+        fds = p->fds + worker_ix * p->nfds;
+    }
     struct smtpd_tls *tls = NULL;
     if (p->cert_pem) {
         tls = smtpd_tls_new(p->cert_pem, p->key_pem, err, sizeof err);
@@ -42,20 +107,38 @@ int smtpd_worker_main(int parent_fd, void *arg)
     }
     struct event_base *base = event_base_new();
     struct smtpd_server srv = {0};
-    if (!base || smtpd_server_init(&srv, cfg, base, p->fds, p->nfds, tls, parent_fd) < 0) {
+    if (!base || smtpd_server_init(&srv, cfg, base, fds, p->nfds, tls, parent_fd) < 0) {
         smtpd_server_free(&srv);
         if (base)
             event_base_free(base);
         pm_bus_context_term();
         return 1;
     }
+    if (p->nworkers > 1)
+        for (int i = 0; i < srv.nlisteners; i++)
+            evconnlistener_set_cb(srv.listeners[i].lev, on_accept, &srv.listeners[i]);
+    publish(&srv);
+    struct event *ev_tally = event_new(base, -1, EV_PERSIST, on_tally, &srv);
+    struct timeval tally_tv = {0, TALLY_MS * 1000};
+    if (ev_tally && p->nworkers > 1)
+        event_add(ev_tally, &tally_tv);
+    /* Every worker serves the metrics port, and any of them answers for all: the values of
+     * every worker are added up (metrics.h). So a scrape or a readiness probe still gets an
+     * answer while one worker restarts or has finished draining. */
     pm_metrics_on_collect(collect_sessions, &srv);
-    pm_metrics_serve(base, NULL, NULL);
-    pm_log(PM_INFO, "event=started listeners=%d queue=%s shards=%d tls=%s max_connections=%lld", srv.nlisteners,
-           cfg->queue.endpoint, cfg->queue.endpoints.n, srv.tls ? "yes" : "no", cfg->smtpd.max_connections);
+    pm_metrics_serve(base, ready, NULL);
+    /* event=started once every worker serves (the last to get here says it; a successor
+     * after a crash says it again); the ones before say worker_ready. */
+    int ready = smtpd_tally_ready(p->tally);
+    pm_log(PM_INFO, "event=%s listeners=%d queue=%s shards=%d tls=%s max_connections=%lld worker=%d workers=%d",
+           ready >= p->nworkers ? "started" : "worker_ready", srv.nlisteners, cfg->queue.endpoint,
+           cfg->queue.endpoints.n, srv.tls ? "yes" : "no", overall_max, worker_ix, p->nworkers);
     event_base_dispatch(base);
 
+    if (ev_tally)
+        event_free(ev_tally);
     smtpd_server_free(&srv);
+    smtpd_tally_set(p->tally, worker_ix, 0);
     event_base_free(base);
     pm_bus_context_term();
     pm_log(PM_INFO, "event=stopped");

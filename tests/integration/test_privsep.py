@@ -141,17 +141,19 @@ def test_workers_are_confined(mx):
     }
     for svc, (chroot, user) in expected.items():
         parent = mx.procs[svc].pid
-        worker = worker_pid(mx, svc)
-        helpers = {last_pid(mx, svc, "helper_started", n) for n in
-                   {"smtpd": ("smtpd-lookup", "smtpd-auth"), "pop3d": ("pop3d-passdb",),
-                    "delivery": ("delivery-users",)}[svc]}
-        assert worker and None not in helpers, mx.log(svc)
-        # the parent stays root (it binds and reads the keys); its children are the worker and
-        # its helpers (smtpd: recipient lookups apart from password checks)
+        # smtpd runs smtpd.workers workers (one per CPU) and a password helper per CPU
+        workers = {int(p) for p in re.findall(rf"event=worker_started worker={svc} pid=(\d+)", mx.log(svc))}
+        helpers = {int(p) for n in {"smtpd": ("smtpd-lookup", "smtpd-auth"), "pop3d": ("pop3d-passdb",),
+                                    "delivery": ("delivery-users",)}[svc]
+                   for p in re.findall(rf"event=helper_started helper={n} pid=(\d+)", mx.log(svc))}
+        assert workers and helpers, mx.log(svc)
+        # the parent stays root (it binds and reads the keys); its children are the workers and
+        # their helpers (smtpd: recipient lookups apart from password checks)
         assert proc_status(parent)["Uid"].split()[0] == "0"
-        assert children(parent) == {worker} | helpers
-        uid = assert_sandboxed(worker, chroot)
-        assert uid == pwd.getpwnam(user).pw_uid
+        assert children(parent) == workers | helpers
+        for worker in workers:
+            uid = assert_sandboxed(worker, chroot)
+            assert uid == pwd.getpwnam(user).pw_uid
         # the helpers run as postmesh-auth with no capabilities, and cannot gain anything or exec
         for helper in helpers:
             hs = proc_status(helper)
@@ -219,7 +221,6 @@ def test_forbidden_syscall_kills_the_worker_and_a_new_one_serves(mx, monkeypatch
     mx.start("smtpd")
     monkeypatch.delenv("POSTMESH_TEST_FORBIDDEN_SYSCALL")
     assert "event=test_hook_armed" in mx.log("smtpd")
-    old = worker_pid(mx, "smtpd")
     # a POP3 session of another service is open across the kill
     pop = poplib.POP3("127.0.0.1", mx.port("pop3"), timeout=15)
     pop.user(ALICE)
@@ -232,11 +233,13 @@ def test_forbidden_syscall_kills_the_worker_and_a_new_one_serves(mx, monkeypatch
         c.sendall(b"XTESTEXEC\r\n")
         c.settimeout(15)
         assert c.recv(512) == b""  # no reply: the process is gone
-    wait_for(lambda: f"event=worker_exited worker=smtpd pid={old} signal={SIGSYS}" in mx.log("smtpd"),
-             timeout=10, what="the worker's death by SIGSYS")
+    # the worker that serves 127.0.0.1 (and so the bystander too: workers are chosen by address)
+    died = wait_for(lambda: re.search(rf"event=worker_exited worker=smtpd pid=(\d+) index=(\d+) signal={SIGSYS}",
+                                      mx.log("smtpd")), timeout=10, what="the worker's death by SIGSYS")
+    old, index = int(died.group(1)), died.group(2)
     # at once, before the backoff even ran out: the socket is the parent's, the connection waits
     assert smtp_greeting(mx.port("smtp")).startswith(b"220")
-    new = worker_pid(mx, "smtpd")
+    new = int(re.findall(rf"event=worker_started worker=smtpd pid=(\d+) index={index}\b", mx.log("smtpd"))[-1])
     assert new != old and not Path(f"/proc/{old}").exists()
     assert_sandboxed(new, mx.state / "empty")
     assert mx.procs["smtpd"].poll() is None
@@ -295,9 +298,12 @@ def test_without_root_one_line_says_so():
                                      "--clear-groups", str(BIN / "postmesh-smtpd"), "-c", str(inst.conf_path)],
                                     stdout=out, stderr=subprocess.STDOUT, cwd=root)
         try:
+            # event=started once every worker is ready (smtpd.workers: one per CPU)
             wait_for(lambda: "event=started" in log.read_text(), timeout=10, what="unprivileged smtpd")
             text = log.read_text()
-            assert text.count("event=privsep_limited") == 1
+            assert len(re.findall(r"event=(?:started|worker_ready) listeners=", text)) == \
+                text.count("event=worker_started")
+            assert text.count("event=privsep_limited") == text.count("event=worker_started")
             assert "event=privsep user=" not in text
             worker = int(re.findall(r"event=worker_started worker=smtpd pid=(\d+)", text)[-1])
             st = proc_status(worker)

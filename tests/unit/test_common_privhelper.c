@@ -79,10 +79,20 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The worker running now is generation live_gen; an answer for another one is dropped. */
+static unsigned live_gen;
+
+static int fd_of(unsigned gen, void *arg)
+{
+    struct fixture *f = arg;
+    return gen == live_gen ? f->worker[0] : -1;
+}
+
 static void ask(struct pm_priv_helper *h, struct fixture *f, uint32_t id, uint32_t op, const char *a, unsigned gen)
 {
     struct pm_priv_msg m = {.id = id, .op = op, .a = (char *)a};
-    pm_priv_helper_forward(h, &m, f->worker[0], gen);
+    live_gen = gen;
+    pm_priv_helper_forward(h, &m, gen, fd_of, f);
 }
 
 /* The next answer the worker gets within ms: its id (result in *result), 0 if none. */
@@ -115,9 +125,10 @@ static uint32_t next_answer(struct fixture *f, struct pm_priv_helper *const *hs,
             return m.id;
         }
         for (int i = 0; i < nh; i++) {
+            live_gen = gen;
             if (p[1 + i].revents)
-                pm_priv_helper_deliver(hs[i], f->worker[0], gen);
-            pm_priv_helper_expire(hs[i], f->worker[0], gen);
+                pm_priv_helper_deliver(hs[i], fd_of, f);
+            pm_priv_helper_expire(hs[i], fd_of, f);
         }
     }
 }

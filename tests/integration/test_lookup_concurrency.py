@@ -1,0 +1,166 @@
+"""RCPT and AUTH look-ups that do not queue behind one password hash (issue 12):
+
+- password checks run in parallel, one helper per core: of two AUTHs of a deliberately
+  slow hash (SHA512-CRYPT with many rounds) started together, each helper computes one
+  (CPU time from /proc; with a single password helper one process computes both);
+- while AUTHs wait on slow hashes, another session's RCPT to a local user is answered
+  within a bound (the recipients have their own helper);
+- a worker remembers a recipient that exists for smtpd.lookup_cache_ttl seconds: a user
+  removed from the users file is still accepted within the ttl, refused once it expired,
+  and at once with the cache off (ttl 0).
+"""
+import base64
+import crypt
+import os
+import re
+import smtplib
+import threading
+import time
+
+import pytest
+
+from conftest import wait_for
+from smtpd_helpers import client_context, enable_tls
+
+SLOW = "slow@example.test"
+LOCAL = "local@example.test"
+CPUS = os.cpu_count() or 1
+
+
+def write_users(pm, rounds, *extra):
+    lines = [f"{SLOW}:{{SHA512-CRYPT}}{crypt.crypt('slowpass', f'$6$rounds={rounds}$saltsalt$')}"]
+    lines.append(f"{LOCAL}:{{SHA512-CRYPT}}{crypt.crypt('x', '$6$saltsalt$')}")
+    lines += list(extra)
+    (pm.root / "users").write_text("\n".join(lines) + "\n")
+
+
+def auth_session(pm):
+    c = smtplib.SMTP("127.0.0.1", pm.port("submission"), timeout=30)
+    c.ehlo("auth.test")
+    c.starttls(context=client_context())
+    c.ehlo("auth.test")
+    return c
+
+
+def auth(c):
+    token = base64.b64encode(f"\0{SLOW}\0slowpass".encode()).decode()
+    t0 = time.monotonic()
+    code, _ = c.docmd("AUTH", f"PLAIN {token}")
+    return code, time.monotonic() - t0
+
+
+def rcpt_time(pm, rcpt=LOCAL):
+    c = smtplib.SMTP("127.0.0.1", pm.port("smtp"), timeout=30)
+    c.ehlo("rcpt.test")
+    c.mail("a@remote.test")
+    t0 = time.monotonic()
+    code, _ = c.rcpt(rcpt)
+    took = time.monotonic() - t0
+    c.quit()
+    return code, took
+
+
+def timed_hash(rounds):
+    t0 = time.monotonic()
+    crypt.crypt("slowpass", f"$6$rounds={rounds}$othersalt$")
+    return time.monotonic() - t0
+
+
+@pytest.fixture
+def slow_mx(pm):
+    # about 0.4 s a hash on this machine, measured rather than assumed
+    rounds = 400000
+    per = timed_hash(rounds)
+    rounds = max(50000, int(rounds * 0.4 / max(per, 0.01)))
+    write_users(pm, rounds)
+    enable_tls(pm)
+    pm.start("queue", "smtpd")
+    return pm
+
+
+def helper_cpu(pid):
+    """utime + stime of a process, in clock ticks."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+@pytest.mark.skipif(CPUS < 2, reason="parallel hashing needs two cores")
+def test_password_checks_run_in_parallel(slow_mx):
+    """Two AUTHs at once: each password helper computes one of the hashes (CPU time from
+    /proc, so a busy machine cannot make it pass or fail). With one password helper, or
+    a parent that gave both to the same helper, one helper would spend two hashes."""
+    pm = slow_mx
+    helpers = [int(p) for p in re.findall(r"event=helper_started helper=smtpd-auth pid=(\d+)", pm.log("smtpd"))]
+    assert len(helpers) == min(CPUS, 4), f"password helpers: {helpers}"
+    for _ in range(2):  # also each helper's first load of the users file
+        c = auth_session(pm)
+        assert auth(c)[0] == 235
+        c.quit()
+    # one hash, in CPU ticks (wall time would count a busy machine's waits)
+    c = auth_session(pm)
+    before = [helper_cpu(p) for p in helpers]
+    assert auth(c)[0] == 235
+    hash_ticks = sum(helper_cpu(p) - b for p, b in zip(helpers, before))
+    c.quit()
+    assert hash_ticks >= 5, f"a hash took {hash_ticks} ticks: too fast to tell"
+    sessions = [auth_session(pm) for _ in range(2)]
+    results = [None, None]
+    before = [helper_cpu(p) for p in helpers]
+
+    def run(i):
+        results[i] = auth(sessions[i])
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(r and r[0] == 235 for r in results), results
+    spent = sorted((helper_cpu(p) - b for p, b in zip(helpers, before)), reverse=True)
+    # one helper computing both would show ~2 hashes and the other ~0
+    assert spent[1] >= 0.5 * hash_ticks, f"CPU ticks per helper {spent}, one hash {hash_ticks}"
+    assert spent[0] < 1.5 * hash_ticks, f"CPU ticks per helper {spent}, one hash {hash_ticks}"
+    for s in sessions:
+        s.quit()
+
+
+def test_rcpt_is_answered_while_auths_hash(slow_mx):
+    pm = slow_mx
+    sessions = [auth_session(pm) for _ in range(4)]
+    done = []
+    threads = [threading.Thread(target=lambda s=s: done.append(auth(s))) for s in sessions]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)  # not a check: lets the AUTHs reach the helpers first
+    code, took = rcpt_time(pm)
+    busy = len(done) < len(sessions)
+    for t in threads:
+        t.join(30)
+    assert code == 250
+    assert busy, "the AUTHs were over before the RCPT: the test measured nothing"
+    assert took < 0.3, f"RCPT took {took:.2f}s behind the password checks"
+    assert all(r[0] == 235 for r in done), done
+    for s in sessions:
+        s.quit()
+
+
+def remove_local(pm):
+    users = pm.root / "users"
+    text = "".join(line + "\n" for line in users.read_text().splitlines() if not line.startswith(LOCAL))
+    users.write_text(text)
+
+
+@pytest.mark.parametrize("ttl", [4, 0])
+def test_existing_recipient_is_remembered_for_the_ttl(pm, ttl):
+    write_users(pm, 5000)
+    pm.configure(smtpd={"workers": 1, "lookup_cache_ttl": ttl})
+    pm.start("queue", "smtpd")
+    t_first = time.monotonic()
+    assert rcpt_time(pm)[0] == 250
+    remove_local(pm)
+    code = rcpt_time(pm)[0]
+    if ttl == 0:
+        assert code == 550  # no cache: the helper sees the new file at once
+        return
+    if time.monotonic() - t_first < ttl - 1:
+        assert code == 250, "an existing recipient was not remembered"
+    wait_for(lambda: rcpt_time(pm)[0] == 550, ttl + 5, what="the cached answer to expire")
