@@ -1,437 +1,270 @@
 #!/usr/bin/python3
-"""Postmesh vs Postfix on loopback (run through scripts/bench, which owns the temp dir and
-the trap that always stops Postfix).
+"""`make bench`: Postmesh against a Postfix instance set up for the same jobs (and Dovecot
+for POP3), in the same run, on loopback. Run through scripts/bench, which owns the temporary
+directory and the trap that stops Postfix and our services however the run ends.
 
-1. Postmesh: queue + smtpd from POSTMESH_BIN in a temporary state dir. smtpd memory per idle
-   session (VmRSS of smtpd and its children before/after opening BENCH_IDLE sessions that
-   got their greeting), then smtp-source -s SESSIONS -l SIZE -m MESSAGES: accepted messages
-   per second (the queue commits and syncs each one before smtpd's 250; no delivery workers
-   run, so mail stays queued).
-2. Postfix: an instance with its own config_directory, queue_directory and data_directory in
-   the temp dir, inet_interfaces=127.0.0.1 on a free port, no chroot, fsync as shipped, every
-   message discarded by the discard transport. Same smtp-source run; memory per idle session
-   over a few sessions (one smtpd process each).
-Every wait is bounded; each smtp-source run is limited to BENCH_TIMEOUT seconds.
+Figures (the median of BENCH_RUNS runs, at least 3; the systems alternate within a run):
+  the limit (smtp-source into smtp-sink; postal's own ceiling the same way), intake with smtp-source / loadgen (EHLO,
+  PIPELINING; p50/p99 end-of-DATA -> 250) / postal (plain and STARTTLS), relay end to end
+  into smtp-sink (Postmesh via a loopback dnsmasq), local delivery end to end into a Maildir
+  (Postfix: virtual(8)), connect+EHLO+QUIT latency, smtpd RSS with 1,000 and 10,000 idle
+  EHLO'd sessions, POP3 retrieval of a BENCH_POP3_MESSAGES mailbox (Dovecot's pop3 on a
+  copy of the same Maildir), and scripts/deepqueue.py's figures when that script exists.
+Raw numbers: build/bench/results.csv; the table: build/bench/table.md and README "Benchmark".
+
+  --smoke or BENCH_QUICK=1: tiny counts, one run, under a minute (tests/integration/
+  test_bench_smoke.py); exits 1 if a figure is missing or zero.
+  BENCH_MESSAGES=2000 BENCH_SESSIONS=20 BENCH_SIZE=10240 BENCH_RUNS=3 BENCH_POSTAL_SECONDS=8
+  BENCH_POSTAL_THREADS=20 BENCH_IDLE=1000,10000 BENCH_POSTFIX_IDLE=1000 BENCH_LATENCY=500
+  BENCH_POP3_MESSAGES=5000 BENCH_DEEPQUEUE=1000000 BENCH_TIMEOUT=120 BENCH_OUT=build/bench
+  BENCH_README=1 (replace the README section; the smoke run never does) POSTMESH_BIN LOADGEN
 """
+import csv
 import os
-import re
-import select
+import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(os.environ.get("POSTMESH_BIN", REPO / "build" / "bin"))
-SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
-POSTFIX = "/usr/sbin/postfix"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import figures, report                          # noqa: E402
+from benchlib.clients import Postal, Sink                             # noqa: E402
+from benchlib.dovecot import Dovecot                          # noqa: E402
+from benchlib.postfix import PostfixRig                       # noqa: E402
+from benchlib.postmesh import PostmeshRig                     # noqa: E402
+from benchlib.util import REPO, Results, free_port, log, run  # noqa: E402
 
 
-def env_int(name, default, lo, hi):
-    value = int(os.environ.get(name, default))
-    if not lo <= value <= hi:
-        sys.exit(f"bench: {name}={value} is out of range [{lo}, {hi}]")
-    return value
+class Config:
+    def __init__(self, smoke):
+        def env(name, default, full_lo=1):
+            value = int(os.environ.get(name, default))
+            if value < full_lo:
+                sys.exit(f"bench: {name}={value} is below {full_lo}")
+            return value
+        q = smoke
+        self.smoke = smoke
+        self.messages = env("BENCH_MESSAGES", 40 if q else 2000)
+        self.sessions = env("BENCH_SESSIONS", 4 if q else 20)
+        self.size = env("BENCH_SIZE", 10240, 1024)
+        self.runs = env("BENCH_RUNS", 1 if q else 3, 1 if q else 3)
+        self.postal_seconds = env("BENCH_POSTAL_SECONDS", 2 if q else 8)
+        self.postal_threads = env("BENCH_POSTAL_THREADS", 4 if q else 20)
+        self.idle_counts = [int(x) for x in os.environ.get("BENCH_IDLE", "50,200" if q else "1000,10000").split(",")]
+        self.postfix_idle = env("BENCH_POSTFIX_IDLE", 50 if q else 1000)
+        self.latency_count = env("BENCH_LATENCY", 30 if q else 500)
+        self.pop3_messages = env("BENCH_POP3_MESSAGES", 100 if q else 5000)
+        self.deepqueue = env("BENCH_DEEPQUEUE", 2000 if q else 1000000)
+        self.timeout = env("BENCH_TIMEOUT", 60 if q else 120, 10)
+        self.out = Path(os.environ.get("BENCH_OUT", REPO / "build" / "bench"))
+        self.readme = os.environ.get("BENCH_README", "0" if q else "1") == "1"
 
 
-MESSAGES = env_int("BENCH_MESSAGES", 2000, 1, 100000)
-SESSIONS = env_int("BENCH_SESSIONS", 20, 1, 100)
-SIZE = env_int("BENCH_SIZE", 10240, 100, 10 * 1024 * 1024)
-IDLE = env_int("BENCH_IDLE", 1000, 1, 5000)
-POSTFIX_IDLE = env_int("BENCH_POSTFIX_IDLE", 20, 1, 80)   # one process each: keep it small
-TIMEOUT = env_int("BENCH_TIMEOUT", 300, 10, 3600)
+def raise_nofile(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = min(hard, max(soft, want))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return new
 
 
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
+def build_loadgen(root: Path):
+    exe = os.environ.get("LOADGEN")
+    if exe and Path(exe).exists():
+        return str(Path(exe).resolve())
+    exe = root / "loadgen"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libevent"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+                    str(REPO / "scripts" / "loadgen.c"), *flags], check=True, timeout=120)
+    return str(exe)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def make_pop3_maildir(path: Path, count: int, size: int):
+    """A Maildir as delivery writes it (CRLF, Return-Path and Delivered-To first)."""
+    for d in ("tmp", "new", "cur"):
+        (path / d).mkdir(parents=True)
+    line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
+    body = line * max(1, (size - 300) // len(line))
+    base = int(time.time()) - count
+    for i in range(count):
+        head = (f"Return-Path: <sender{i}@client.test>\r\nDelivered-To: {figures.POP_USER}\r\n"
+                f"From: <sender{i}@client.test>\r\nTo: <{figures.POP_USER}>\r\nSubject: message {i}\r\n"
+                f"Message-ID: <{i}.bench@client.test>\r\n\r\n").encode()
+        f = path / "new" / f"{base + i}.M{i}P1.bench.test"
+        f.write_bytes(head + body)
+        os.utime(f, (base + i, base + i))
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+class Context:
+    def __init__(self, cfg, root, results, sink, loadgen):
+        self.cfg, self.root, self.results, self.sink, self.loadgen = cfg, root, results, sink, loadgen
 
 
-# ------------------------------------------------------------------ memory
+# The order within a run: the cheap, sensitive figures first, the heavy ones later.
+SMTP_FIGURES = [figures.connect_ehlo_quit, figures.intake_smtp_source, figures.intake_loadgen,
+                figures.intake_loadgen_newconn, figures.intake_postal, figures.intake_postal_tls, figures.relay_e2e, figures.idle_rss]
+MAILBOX_FIGURES = ("smtp_source", "loadgen", "loadgen_newconn", "intake_postal", "intake_postal_tls")
 
 
-def status_kb(pid, field="VmRSS"):
+def run_deepqueue(cfg, results, bin_dir, root):
+    """scripts/deepqueue.py (another part of issue 12) when it exists. It writes into a
+    directory of its own here (a fresh deepqueue.csv: header and this run's row), which is
+    then appended to BENCH_OUT/deepqueue.csv (started anew if its columns changed)."""
+    script = REPO / "scripts" / "deepqueue.py"
+    if not script.exists():
+        log("deep queue: scripts/deepqueue.py does not exist yet: skipped")
+        results.add("deepqueue", "postmesh", 0, None, "", "skipped: scripts/deepqueue.py not there yet")
+        return None
+    own = root / "deepqueue"
+    env = dict(os.environ, BENCH_OUT=str(own), POSTMESH_BIN=str(bin_dir))
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def pss_kb(pid):
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def children(pid):
-    """Direct children of pid, with their command names."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == pid:
-            out.append((int(entry.name), comm))
-    return out
-
-
-def tree_rss_kb(pid):
-    """VmRSS of pid and all its descendants (privilege-separated workers included)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        total += status_kb(p)
-        todo.extend(c for c, _ in children(p))
-    return total
-
-
-def open_idle_sessions(port, count, timeout=60):
-    """count connections that each received a 220 greeting; they then stay silent."""
-    socks, pending = [], {}
-    deadline = time.monotonic() + timeout
-    for _ in range(count):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.setblocking(False)
-        pending[s.fileno()] = (s, b"")
-        # Read greetings as we go so the server never has too many unanswered accepts.
-        while len(pending) > 64 and time.monotonic() < deadline:
-            collect_greetings(pending, socks, 0.5)
-    while pending and time.monotonic() < deadline:
-        collect_greetings(pending, socks, 0.5)
-    if pending:
-        for s, _ in pending.values():
-            s.close()
-        raise RuntimeError(f"{len(pending)} of {count} sessions got no greeting")
-    return socks
-
-
-def collect_greetings(pending, done, wait):
-    ready, _, _ = select.select([s for s, _ in pending.values()], [], [], wait)
-    for s in ready:
-        sock, buf = pending.pop(s.fileno())
-        try:
-            data = sock.recv(512)
-        except BlockingIOError:
-            pending[s.fileno()] = (sock, buf)
-            continue
-        buf += data
-        if not data or (b"\n" in buf and not buf.startswith(b"220")):
-            sock.close()
-            raise RuntimeError(f"session refused: {buf[:200]!r}")
-        if b"\n" in buf:
-            done.append(sock)
-        else:
-            pending[s.fileno()] = (sock, buf)
-
-
-def close_all(socks):
-    for s in socks:
-        s.close()
-
-
-# ------------------------------------------------------------------ smtp-source
-
-
-def smtp_source(port, rcpt):
-    args = [SMTP_SOURCE, "-s", str(SESSIONS), "-l", str(SIZE), "-m", str(MESSAGES), "-c",
-            "-f", "bench@example.test", "-t", rcpt, f"127.0.0.1:{port}"]
-    start = time.monotonic()
-    r = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT)
-    elapsed = time.monotonic() - start
-    if r.returncode != 0:
-        log(f"smtp-source exited {r.returncode}: {r.stderr.strip()[-500:]}")
-    return elapsed
-
-
-# ------------------------------------------------------------------ Postmesh
-
-
-def to_libconfig(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, dict):
-        return "{ " + " ".join(f"{k} = {to_libconfig(v)};" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        if value and isinstance(value[0], dict):
-            return "( " + ", ".join(to_libconfig(v) for v in value) + " )"
-        return "[ " + ", ".join(to_libconfig(v) for v in value) + " ]"
-    raise TypeError(value)
-
-
-class Postmesh:
-    def __init__(self, root: Path):
-        self.root = root / "postmesh"
-        self.root.mkdir()
-        (self.root / "users").touch()
-        self.port = free_port()
-        self.procs = {}
-        settings = {
-            "hostname": "bench.postmesh.test",
-            "state_dir": str(self.root / "state"),
-            "domains": ["example.test"],
-            "users_file": str(self.root / "users"),
-            "trusted_networks": ["127.0.0.0/8"],       # smtp-source relays to a remote domain
-            "queue": {"endpoint": f"tcp://127.0.0.1:{free_port()}", "control": f"tcp://127.0.0.1:{free_port()}",
-                      "map_size_mb": max(256, MESSAGES * SIZE * 3 // 2**20)},
-            "resolver": {"endpoint": f"tcp://127.0.0.1:{free_port()}"},
-            "smtpd": {"listen": [{"address": f"127.0.0.1:{self.port}", "mode": "smtp"}],
-                      "max_connections": IDLE + SESSIONS + 100,
-                      "max_connections_per_ip": IDLE + SESSIONS + 100},
-        }
-        (self.root / "state").mkdir()
-        self.conf = self.root / "postmesh.conf"
-        self.conf.write_text("".join(f"{k} = {to_libconfig(v)};\n" for k, v in settings.items()))
-        self.pids = root / "pids"
-
-    def start(self, svc):
-        logf = self.root / f"{svc}.log"
-        with open(logf, "ab") as out:
-            p = subprocess.Popen([str(BIN / f"postmesh-{svc}"), "-c", str(self.conf)], stdout=out,
-                                 stderr=subprocess.STDOUT, cwd=self.root)
-        self.procs[svc] = p
-        with open(self.pids, "a") as f:
-            f.write(f"{p.pid}\n")
-
-        def started():
-            if p.poll() is not None:
-                raise RuntimeError(f"postmesh-{svc} exited {p.returncode}:\n{logf.read_text()[-2000:]}")
-            return "event=started" in logf.read_text(errors="replace")
-        wait_for(started, 30, f"postmesh-{svc} to start")
-
-    def log(self, svc):
-        return (self.root / f"{svc}.log").read_text(errors="replace")
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs.values():
+        r = subprocess.run(["/usr/bin/python3", str(script), "--messages", str(cfg.deepqueue)], env=env,
+                           timeout=max(600, cfg.timeout), cwd=REPO, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        results.add("deepqueue", "postmesh", 0, None, "", "deepqueue.py timed out")
+        return None
+    sys.stderr.write(r.stdout[-3000:] + r.stderr[-3000:])
+    fresh = own / "deepqueue.csv"
+    if r.returncode != 0 or not fresh.exists():
+        results.add("deepqueue", "postmesh", 0, None, "", f"deepqueue.py exited {r.returncode}")
+        return None
+    lines = fresh.read_text().splitlines()
+    kept = cfg.out / "deepqueue.csv"
+    if kept.exists() and kept.read_text().splitlines()[:1] == lines[:1]:
+        with open(kept, "a") as f:
+            f.write("".join(line + "\n" for line in lines[1:]))
+    else:
+        kept.write_text("".join(line + "\n" for line in lines))
+    rows = list(csv.reader(lines))
+    for row in rows[1:]:
+        for key, value in zip(rows[0], row):
             try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self.procs.clear()
-        self.pids.write_text("")
-
-
-def bench_postmesh(root: Path):
-    pm = Postmesh(root)
-    try:
-        pm.start("queue")
-        pm.start("smtpd")
-        pid = pm.procs["smtpd"].pid
-        time.sleep(0.5)
-        before = tree_rss_kb(pid)
-        socks = open_idle_sessions(pm.port, IDLE)
-        time.sleep(0.5)
-        after = tree_rss_kb(pid)
-        close_all(socks)
-        log(f"postmesh: {IDLE} idle sessions, smtpd VmRSS {before} kB -> {after} kB")
-        time.sleep(1)  # let smtpd see the closes before the throughput run
-
-        queued_before = pm.log("smtpd").count("event=queued")
-        elapsed = smtp_source(pm.port, "sink@bench.test")
-        accepted = pm.log("smtpd").count("event=queued") - queued_before
-        return {"elapsed": elapsed, "accepted": accepted, "rss_before": before, "rss_after": after}
-    finally:
-        pm.stop()
-
-
-# ------------------------------------------------------------------ Postfix
-
-
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {d}/queue
-data_directory = {d}/data
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = bench.postfix.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains =
-# Accept, queue (with the fsyncs Postfix always does), then throw away: the cheapest delivery.
-default_transport = discard:bench
-smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-maillog_file_prefixes = {d}
-maillog_file = {d}/maillog
-syslog_name = postfix-bench
-"""
-
-
-class Postfix:
-    def __init__(self, root: Path):
-        self.dir = root / "postfix"
-        self.etc = self.dir / "etc"
-        for sub in ("etc", "queue", "data"):
-            (self.dir / sub).mkdir(parents=True)
-        shutil.chown(self.dir / "data", "postfix", "postfix")
-        self.port = free_port()
-        (self.etc / "main.cf").write_text(MAIN_CF.format(d=self.dir))
-        # Debian's master.cf, with smtpd on our loopback port only and nothing chrooted (the
-        # chroot would need copies of /etc files inside the temporary queue directory).
-        lines = []
-        for line in Path("/usr/share/postfix/master.cf.dist").read_text().splitlines():
-            fields = line.split()
-            if line[:1].isalpha() and len(fields) >= 8:
-                if fields[0] == "smtp" and fields[1] == "inet":
-                    fields[0] = f"127.0.0.1:{self.port}"
-                fields[4] = "n"
-                line = "  ".join(fields)
-            lines.append(line)
-        (self.etc / "master.cf").write_text("\n".join(lines) + "\n")
-        self.maillog = self.dir / "maillog"
-
-    def postfix(self, *args):
-        return subprocess.run([POSTFIX, "-c", str(self.etc), *args], capture_output=True, text=True, timeout=120)
-
-    def start(self):
-        r = self.postfix("start")
-        if r.returncode != 0:
-            tail = self.maillog.read_text(errors="replace")[-1500:] if self.maillog.exists() else ""
-            raise RuntimeError(f"postfix start failed ({r.returncode}): {r.stderr}{tail}")
-        wait_for(self.listening, 30, "postfix smtpd to listen")
-
-    def listening(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.settimeout(5)
-                return s.recv(3) == b"220"
-        except OSError:
-            return False
-
-    def master_pid(self):
-        return int((self.dir / "queue" / "pid" / "master.pid").read_text().split()[0])
-
-    def smtpd_pids(self):
-        return [p for p, comm in children(self.master_pid()) if comm == "smtpd"]
-
-    def count(self, pattern):
-        if not self.maillog.exists():
-            return 0
-        return len(re.findall(pattern, self.maillog.read_text(errors="replace")))
-
-    def version(self):
-        r = subprocess.run(["/usr/sbin/postconf", "-c", str(self.etc), "-h", "mail_version"], capture_output=True,
-                           text=True, timeout=30)
-        return r.stdout.strip() or "?"
-
-    def stop(self):
-        self.postfix("stop")
-
-
-def bench_postfix(root: Path):
-    pf = Postfix(root)
-    try:
-        pf.start()
-        # Each session is served by its own smtpd process; the one that answered the start
-        # probe may be reused, so the figures are per new process.
-        before = set(pf.smtpd_pids())
-        socks = open_idle_sessions(pf.port, POSTFIX_IDLE)
-        time.sleep(0.5)
-        procs = [p for p in pf.smtpd_pids() if p not in before]
-        rss = sum(status_kb(p) for p in procs)
-        pss = sum(pss_kb(p) for p in procs)
-        close_all(socks)
-        log(f"postfix: {POSTFIX_IDLE} idle sessions in {len(procs)} new smtpd processes, RSS {rss} kB, PSS {pss} kB")
-
-        sent_before = pf.count(r"cleanup\[\d+\]: \w+: message-id=")
-        elapsed = smtp_source(pf.port, "sink@bench.test")
-        # cleanup logs each accepted message; postlogd writes asynchronously.
-        last, stable_since = -1, time.monotonic()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            n = pf.count(r"cleanup\[\d+\]: \w+: message-id=") - sent_before
-            if n != last:
-                last, stable_since = n, time.monotonic()
-            if n >= MESSAGES or time.monotonic() - stable_since > 2:
-                break
-            time.sleep(0.2)
-        return {"elapsed": elapsed, "accepted": last, "version": pf.version(), "sessions": POSTFIX_IDLE,
-                "procs": len(procs), "rss": rss, "pss": pss}
-    finally:
-        pf.stop()
-
-
-# ------------------------------------------------------------------ main
-
-
-def rate(r):
-    return r["accepted"] / r["elapsed"] if r["elapsed"] > 0 else 0.0
+                results.add(f"deepqueue_{key}", "postmesh", 1, float(value), "")
+            except ValueError:
+                pass
+    return rows
 
 
 def main():
+    smoke = "--smoke" in sys.argv[2:] or os.environ.get("BENCH_QUICK") == "1"
     if len(sys.argv) < 2:
-        sys.exit("usage: sh scripts/bench   (bench.py needs the temporary directory the wrapper made)")
+        sys.exit("usage: sh scripts/bench [--smoke]   (bench.py needs the temporary directory the wrapper made)")
     root = Path(sys.argv[1])
-    # Turn TERM/HUP into an exception so the finally blocks stop Postfix and our services
-    # (the wrapper's trap does it again, in case this process is killed outright).
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
-    for exe in (BIN / "postmesh-queue", BIN / "postmesh-smtpd", Path(SMTP_SOURCE)):
-        if not exe.exists():
-            sys.exit(f"bench: {exe} is missing (make; apt-get install postfix for smtp-source)")
-    load = os.getloadavg()[0]
-    print(f"Postmesh benchmark: {MESSAGES} messages of {SIZE} bytes over {SESSIONS} sessions (smtp-source), "
-          f"loopback, {os.cpu_count()} CPUs, load {load:.2f} at start")
-    ours = bench_postmesh(root)
-    print(f"  postmesh (queue+smtpd): {ours['accepted']:6d} accepted in {ours['elapsed']:6.2f} s = "
-          f"{rate(ours):8.1f} msg/s")
-    theirs = None
-    if Path(POSTFIX).exists() and os.geteuid() == 0:
-        theirs = bench_postfix(root)
-        print(f"  postfix {theirs['version']:<14s}: {theirs['accepted']:6d} accepted in {theirs['elapsed']:6.2f} s = "
-              f"{rate(theirs):8.1f} msg/s")
+    cfg = Config(smoke)
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (a private Postfix instance, Dovecot, the service users)")
+    r = run(["sh", str(REPO / "scripts" / "install-deps.sh"), "--bench"], timeout=900)
+    if r.returncode != 0:
+        sys.exit(f"bench: install-deps.sh --bench failed: {r.stderr}")
+    bin_dir = Path(os.environ.get("POSTMESH_BIN", REPO / "build" / "bin")).resolve()
+    nofile = raise_nofile(max(cfg.idle_counts) * 2 + 2000)   # inherited by smtpd and loadgen
+    if nofile < max(cfg.idle_counts) + 500:
+        sys.exit(f"bench: nofile limit {nofile} is too low for {max(cfg.idle_counts)} idle sessions")
+    loadgen = build_loadgen(root)
+    results = Results(cfg.out / "results.csv")
+    started = time.monotonic()
+    print(f"Postmesh benchmark: {cfg.messages} messages of {cfg.size} bytes over {cfg.sessions} sessions, "
+          f"{cfg.runs} run(s), {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start"
+          + (" (smoke)" if smoke else ""), flush=True)
+
+    sink = pm = pf = None
+    try:
+        sink = Sink(root, free_port(), host="127.0.0.2")
+        pm = PostmeshRig(root / "postmesh", bin_dir, sink.port, max(cfg.idle_counts),
+                         max(512, cfg.messages * cfg.size * 12 // 2**20))
+        pf = PostfixRig(root / "postfix", sink.port, cfg.postfix_idle + 200, pm.root / "cert.pem",
+                        pm.root / "key.pem")
+        for run_no in range(1, cfg.runs + 1):
+            for fig in MAILBOX_FIGURES:
+                for rig in (pm, pf):
+                    rig.add_mailbox(figures.mailbox(fig, run_no), "bench")
+        pm.add_mailbox(figures.POP_USER, figures.POP_PASSWORD)
+        pm.start()
+        pm.write_pids([sink.proc.pid])
+        pf.start()
+        ctx = Context(cfg, root, results, sink, loadgen)
+        for run_no in range(1, cfg.runs + 1):
+            figures.limit_sink(ctx, run_no)
+            figures.limit_postal(ctx, run_no)
+            for fig in SMTP_FIGURES:
+                for rig in ((pm, pf) if run_no % 2 else (pf, pm)):
+                    fig(ctx, rig, run_no)
+                    rig.check_alive()
+        pf.stop()
+        pop3(cfg, root, pm, results)
+        pm.stop()
+        pm = None
+        deep = run_deepqueue(cfg, results, bin_dir, root)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        Postal.stop_all()
+        for thing in (pf, pm, sink):
+            if thing is not None:
+                try:
+                    thing.stop()
+                except Exception as e:   # stop the others anyway
+                    log(f"stopping {thing}: {e}")
+        (root / "pids").write_text("")
+    return finish(cfg, results, deep, time.monotonic() - started, pf_version=pf.version() if pf else "?")
+
+
+def pop3(cfg, root, pm, results):
+    source = root / "pop3-source"
+    make_pop3_maildir(source, cfg.pop3_messages, cfg.size)
+    pm.install_pop3_mailbox(figures.POP_USER, source)
+    dove = Dovecot(root / "dovecot", figures.POP_USER, figures.POP_PASSWORD, source)
+    try:
+        dove.start()
+        for run_no in range(1, cfg.runs + 1):
+            for server in ((pm, dove) if run_no % 2 else (dove, pm)):
+                figures.pop3_retrieval(Context(cfg, root, results, None, None), _Pop(server), run_no)
+    finally:
+        dove.stop()
+
+
+class _Pop:
+    """The POP3 face of a system: its name and port."""
+    def __init__(self, server):
+        self.name = server.name
+        self.pop3_port = server.pop3_port
+
+
+def finish(cfg, results, deep, seconds, pf_version):
+    header = (f"`make bench`, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPUs, loopback, "
+              f"median of {cfg.runs} run(s); {cfg.messages} messages of {cfg.size // 1024} KiB over "
+              f"{cfg.sessions} sessions for smtp-source/loadgen/relay/local, postal {cfg.postal_threads} "
+              f"threads for {cfg.postal_seconds} s (counted in the mailbox), {cfg.latency_count} sequential "
+              f"smtplib sessions, POP3 mailbox of {cfg.pop3_messages}. Postfix {pf_version} "
+              f"(virtual(8) Maildir, transport to the same sink, smtpd one process per session: "
+              f"measured up to {cfg.postfix_idle:,} idle sessions, beyond that scaled linearly), "
+              f"Dovecot {Dovecot.version(None) if shutil.which('dovecot') else '?'}. Raw runs: "
+              f"build/bench/results.csv.")
+    lines, missing = report.table(results, cfg, header)
+    lines += report.targets_lines(results, cfg)
+    notes = report.notes_lines(results)
+    if notes:
+        lines += ["", "Notes:", *notes]
+    if deep:
+        lines += report.deepqueue_lines(deep)
     else:
-        print("  postfix: skipped (needs /usr/sbin/postfix and root to run an instance)")
-    delta = ours["rss_after"] - ours["rss_before"]
-    print(f"  postmesh smtpd, {IDLE} idle sessions: VmRSS {ours['rss_before'] / 1024:.1f} MiB -> "
-          f"{ours['rss_after'] / 1024:.1f} MiB = {delta / IDLE:.1f} KiB per session")
-    if theirs and theirs["procs"]:
-        print(f"  postfix smtpd, {theirs['sessions']} idle sessions ({theirs['procs']} processes): "
-              f"{theirs['rss'] / theirs['procs']:.0f} KiB RSS, {theirs['pss'] / theirs['procs']:.0f} KiB PSS "
-              f"per session (one process each)")
-    if ours["accepted"] < MESSAGES or (theirs and theirs["accepted"] < MESSAGES):
-        print("  note: fewer messages accepted than sent (see the smtp-source errors above)")
+        lines += ["", "Deep queue: " + ("; ".join(results.notes("deepqueue", "postmesh")) or "not run")]
+    md = "\n".join(lines) + "\n"
+    (cfg.out / "table.md").write_text(md)
+    print(md)
+    print(f"bench: {seconds:.0f} s; raw numbers in {cfg.out / 'results.csv'}, table in {cfg.out / 'table.md'}")
+    if cfg.readme:
+        report.update_readme(REPO / "README.md", md)
+        print("bench: README.md section Benchmark updated")
+    if missing:
+        print(f"bench: figures missing or zero: {', '.join(missing)}")
         return 1
     return 0
 
