@@ -41,6 +41,8 @@ static struct {
     enum mode mode;
     const char *host, *from, *rcpt, *helo;
     int port, concurrency, per_message_conn, size, timeout;
+    int sources;  /* -S: spread connections over 127.0.0.10 .. 10+sources-1 (0: the kernel picks) */
+    long next_source;
     long target;  /* messages (send), connections (latency, idle) */
     long started, done, failed, connfail, open, idle_ready, lost;
     double *lat;
@@ -234,7 +236,19 @@ static void conn_open(void) {
     else if (g.started >= g.target) return;
     struct conn *c = calloc(1, sizeof *c);
     if (!c) { perror("calloc"); exit(2); }
-    c->bev = bufferevent_socket_new(g.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    /* Several source addresses, as real clients come from: smtpd spreads its workers by
+     * client address, so one address would measure one worker. */
+    evutil_socket_t fd = -1;
+    if (g.sources > 0) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f00000aU + (uint32_t)(g.next_source++ % g.sources));
+        if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) < 0 || evutil_make_socket_nonblocking(fd) < 0) {
+            perror("source address");
+            exit(2);
+        }
+    }
+    c->bev = bufferevent_socket_new(g.base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
@@ -287,19 +301,20 @@ static void make_body(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: loadgen [-c conc] [-m msgs] [-s size] [-n] [-f from] [-t rcpt] [-T secs]\n"
+    fprintf(stderr, "usage: loadgen [-c conc] [-m msgs] [-s size] [-n] [-f from] [-t rcpt] [-T secs] [-S sources]\n"
                     "               [-L count | -I count] host:port\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "c:m:s:nf:t:T:L:I:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:m:s:nf:t:T:L:I:S:")) != -1) {
         switch (opt) {
         case 'c': g.concurrency = atoi(optarg); break;
         case 'm': g.target = atol(optarg); break;
         case 's': g.size = atoi(optarg); break;
         case 'n': g.per_message_conn = 1; break;
+        case 'S': g.sources = atoi(optarg); break;
         case 'f': g.from = optarg; break;
         case 't': g.rcpt = optarg; break;
         case 'T': g.timeout = atoi(optarg); break;

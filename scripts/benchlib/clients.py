@@ -83,7 +83,9 @@ def parse_kv(line):
 
 def loadgen(exe, port, rcpt, messages, conc, size, timeout, new_conn=False):
     """Returns loadgen's figures: messages, failed, msgs_per_s, p50_ms, p99_ms."""
-    args = [exe, "-c", conc, "-m", messages, "-s", size, "-t", rcpt, "-f", FROM, "-T", timeout]
+    # -S 16: clients from 16 loopback addresses, as an MX sees many (smtpd picks a worker by
+    # client address; Postfix does not care).
+    args = [exe, "-c", conc, "-m", messages, "-s", size, "-t", rcpt, "-f", FROM, "-T", timeout, "-S", 16]
     if new_conn:
         args.append("-n")
     r = run([*args, f"127.0.0.1:{port}"], timeout=timeout + 30)
