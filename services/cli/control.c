@@ -1,10 +1,11 @@
 /* One ControlRequest to every queue shard at once (control.h): a DEALER per shard, the
  * requests all sent before any answer is awaited, zmq_poll until each answered or the
- * deadline. */
+ * deadline. A listing is paged instead (cli_list_pages): one shard after the other. */
 #include "control.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -114,4 +115,84 @@ void cli_answers_free(struct cli_answer *a, int n)
         if (a[i].msg)
             postmesh__bus_message__free_unpacked(a[i].msg, NULL);
     free(a);
+}
+
+/* One request on sock and its answer within timeout_ms (NULL: none). */
+static Postmesh__BusMessage *call(void *sock, Postmesh__BusMessage *msg, int timeout_ms)
+{
+    if (pm_bus_send_frame(sock, msg, ZMQ_DONTWAIT) < 0)
+        return NULL;
+    uint64_t deadline = pm_mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        uint64_t now = pm_mono_ms();
+        if (now >= deadline)
+            return NULL;
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+        int rc = zmq_poll(&it, 1, (long)(deadline - now));
+        if (rc < 0 && errno != EINTR)
+            return NULL;
+        if (rc > 0) {
+            Postmesh__BusMessage *m = receive_reply(sock, msg->request_id, POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY);
+            if (m && m->control_reply)
+                return m;
+            if (m)
+                postmesh__bus_message__free_unpacked(m, NULL);
+        }
+    }
+}
+
+int cli_list_pages(const struct pm_config *cfg, unsigned page_size, int timeout_ms, cli_page_fn page,
+                   cli_shard_done_fn done, void *arg)
+{
+    int n = cfg->queue.controls.n;
+    pm_bus_security_init(cfg, "cli");
+    uint64_t rid = pm_wall_ms() * 1000;
+    for (int i = 0; i < n; i++) {
+        const char *control = cfg->queue.controls.v[i];
+        void *s = zmq_socket(pm_bus_context(), ZMQ_DEALER);
+        int complete = 0;
+        Postmesh__BusMessage *refusal = NULL;
+        if (s) {
+            int zero = 0;
+            zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        }
+        if (s && pm_bus_apply_security(s, control, 0) == 0 && zmq_connect(s, control) == 0) {
+            char after[64] = "";
+            for (;;) {
+                Postmesh__ControlRequest req = POSTMESH__CONTROL_REQUEST__INIT;
+                req.command = POSTMESH__CONTROL_REQUEST__COMMAND__LIST;
+                req.after = after;
+                req.limit = page_size;
+                Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
+                msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CONTROL;
+                msg.control = &req;
+                msg.request_id = ++rid;
+                Postmesh__BusMessage *m = call(s, &msg, timeout_ms);
+                if (!m)
+                    break;
+                const Postmesh__ControlReply *r = m->control_reply;
+                if (!r->ok) {
+                    refusal = m;
+                    break;
+                }
+                page(i, control, r, arg);
+                /* An older queue ignores the limit and sends everything at once, more unset. */
+                int more = r->more && r->n_items > 0;
+                if (more)
+                    snprintf(after, sizeof after, "%s", r->items[r->n_items - 1]->queue_id);
+                postmesh__bus_message__free_unpacked(m, NULL);
+                if (!more) {
+                    complete = 1;
+                    break;
+                }
+            }
+        }
+        done(i, control, complete, refusal ? refusal->control_reply : NULL, arg);
+        if (refusal)
+            postmesh__bus_message__free_unpacked(refusal, NULL);
+        if (s)
+            zmq_close(s);
+    }
+    pm_bus_context_term();
+    return n;
 }

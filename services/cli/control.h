@@ -22,4 +22,14 @@ int cli_control_all(const struct pm_config *cfg, Postmesh__ControlRequest__Comma
                     int timeout_ms, struct cli_answer **out);
 void cli_answers_free(struct cli_answer *a, int n);
 
+/* `queue list` streamed: each shard in turn is asked page after page (LIST with a limit,
+ * items after the last id seen) and every page handed to page() as it arrives, so the CLI
+ * never holds more than one page. done() is called once per shard with whether its listing
+ * was complete. Returns the number of shards, or -1 (printed) if nothing could be asked. */
+typedef void (*cli_page_fn)(int shard, const char *control, const Postmesh__ControlReply *reply, void *arg);
+typedef void (*cli_shard_done_fn)(int shard, const char *control, int complete, const Postmesh__ControlReply *refusal,
+                                  void *arg);
+int cli_list_pages(const struct pm_config *cfg, unsigned page_size, int timeout_ms, cli_page_fn page,
+                   cli_shard_done_fn done, void *arg);
+
 #endif

@@ -334,6 +334,82 @@ static int print_json(const struct cli_answer *a, int n, int status)
     return all ? CLI_OK : CLI_FAIL;
 }
 
+/* `queue list` streamed (control.h): lines, or one JSON document written as pages arrive. */
+#define LIST_PAGE 1000
+
+struct list_out {
+    int json;
+    int shard_open; /* JSON: this shard's object is started */
+    int nitems;     /* JSON: items of this shard so far */
+    int all_ok;
+    time_t now;
+};
+
+static void json_shard_open(struct list_out *o, int shard, const char *control)
+{
+    if (o->shard_open)
+        return;
+    fputs(shard ? ",{" : "{", stdout);
+    json_key(stdout, "control");
+    cli_json_string(stdout, control);
+    fputs(",\"messages\":[", stdout);
+    o->shard_open = 1;
+    o->nitems = 0;
+}
+
+static void on_list_page(int shard, const char *control, const Postmesh__ControlReply *r, void *arg)
+{
+    struct list_out *o = arg;
+    if (o->json)
+        json_shard_open(o, shard, control);
+    for (size_t k = 0; k < r->n_items; k++) {
+        if (!o->json) {
+            print_list_line(r->items[k], o->now);
+            continue;
+        }
+        if (o->nitems++)
+            fputc(',', stdout);
+        json_item(stdout, r->items[k], o->now);
+    }
+    fflush(stdout);
+}
+
+static void on_list_done(int shard, const char *control, int complete, const Postmesh__ControlReply *refusal,
+                         void *arg)
+{
+    struct list_out *o = arg;
+    o->all_ok &= complete;
+    if (o->json) {
+        json_shard_open(o, shard, control);
+        printf("],\"ok\":%s", complete ? "true" : "false");
+        if (!complete) {
+            fputs(",\"error\":", stdout);
+            cli_json_string(stdout, refusal ? refusal->text : "did not answer");
+        }
+        fputc('}', stdout);
+        o->shard_open = 0;
+    } else if (refusal) {
+        const char *t = refusal->text;
+        char v[OUT_VALUE];
+        cli_error("%s: %s", control,
+                  t && *t ? pm_logv_mem(v, sizeof v, t, strlen(t), PM_LOGV_TEXT) : "the queue refused the request");
+    } else if (!complete) {
+        cli_error("the queue at %s did not answer within %d s (is postmesh-queue running?)", control,
+                  CONTROL_TIMEOUT_MS / 1000);
+    }
+}
+
+static int list_streamed(const struct pm_config *cfg, int json)
+{
+    struct list_out o = {.json = json, .all_ok = 1, .now = time(NULL)};
+    if (json)
+        fputs("{\"shards\":[", stdout);
+    int n = cli_list_pages(cfg, LIST_PAGE, CONTROL_TIMEOUT_MS, on_list_page, on_list_done, &o);
+    if (json)
+        printf("],\"ok\":%s}\n", o.all_ok && n >= 0 ? "true" : "false");
+    return n >= 0 && o.all_ok ? CLI_OK : CLI_FAIL;
+}
+
 /* show, hold, release, delete: the shard holding the id does it (each shard owns its
  * messages, and ids are unique across shards); the others answer "no message". */
 static int on_one_message(const struct subcommand *sc, const char *id, const struct cli_answer *a, int n)
@@ -386,6 +462,8 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
         for (int i = 0; i < 16; i++)
             id[i] = (char)toupper((unsigned char)argv[2][i]);
     }
+    if (sc->command == CMD(LIST))
+        return list_streamed(cfg, json);
     int n;
     struct cli_answer *a = ask_all(cfg, sc->command, id, &n);
     if (!a)

@@ -1,4 +1,6 @@
-/* The control endpoint: what `postmesh queue ...` asks. */
+/* The control endpoint: what `postmesh queue ...` asks. A listing pages through the store (a
+ * message in memory is shown as it is there, with what is in flight); one message is found
+ * by id in the active set or read from the store. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,26 +67,89 @@ static char *headers_of(struct queue *q, const char *id)
     return h;
 }
 
+/* One page of the listing (SHOW: only that message). Items of messages not in memory are
+ * decoded from the store and freed once the reply is sent. A page is bounded in items and in
+ * bytes (messages with many recipients), whatever the request asks: limit 0 (all at once,
+ * as an older CLI asked) gets a full page with `more` set, not a million items. */
+#define LIST_PAGE_MAX 5000
+#define LIST_PAGE_BYTES (4u << 20) /* packed items per reply */
+
 static void reply_list(struct queue *q, struct pm_bus *bus, const uint8_t *peer, size_t peerlen, uint64_t rid,
-                       struct qmsg *only)
+                       struct qmsg *only, const Postmesh__ControlRequest *c)
 {
-    size_t n = only ? 1 : q->nmsgs, k = 0;
-    Postmesh__QueueItem *items = calloc(n + 1, sizeof *items), **itp = calloc(n + 1, sizeof *itp);
-    Postmesh__QueueRecipient **rps = calloc(n + 1, sizeof *rps), ***rpps = calloc(n + 1, sizeof *rpps);
-    for (struct qmsg *m = only ? only : q->head; m && k < n; m = only ? NULL : m->next) {
-        rps[k] = calloc(m->rec->n_recipients + 1, sizeof **rps);
-        rpps[k] = calloc(m->rec->n_recipients + 1, sizeof **rpps);
-        fill_item(&items[k], rpps[k], rps[k], m);
-        if (only)
-            items[k].headers = headers_of(q, m->rec->queue_id);
-        itp[k] = &items[k];
-        k++;
+    size_t cap = only ? 1 : c->limit && c->limit < LIST_PAGE_MAX ? c->limit : LIST_PAGE_MAX, bytes = 0;
+    Postmesh__QueueItem *items = calloc(cap + 1, sizeof *items), **itp = calloc(cap + 1, sizeof *itp);
+    Postmesh__QueueRecipient **rps = calloc(cap + 1, sizeof *rps), ***rpps = calloc(cap + 1, sizeof *rpps);
+    struct qmsg *tmp = calloc(cap + 1, sizeof *tmp); /* stand-ins for records read from the store */
+    size_t k = 0, ntmp = 0;
+    int more = 0;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    if (!items || !itp || !rps || !rpps || !tmp) {
+        cap = 0;
+    } else if (!only && (mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn) || mdb_cursor_open(txn, q->db_meta, &cur))) {
+        if (txn)
+            mdb_txn_abort(txn);
+        txn = NULL;
+        cap = 0;
     }
+    MDB_val key, val;
+    int rc = MDB_NOTFOUND;
+    if (cur) {
+        size_t alen = strlen(c->after);
+        key = (MDB_val){alen, c->after};
+        rc = mdb_cursor_get(cur, &key, &val, alen ? MDB_SET_RANGE : MDB_FIRST);
+        if (rc == 0 && alen && key.mv_size == alen && memcmp(key.mv_data, c->after, alen) == 0)
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    for (;;) {
+        const struct qmsg *m = only;
+        if (!only) {
+            if (rc)
+                break;
+            if (k == cap || bytes >= LIST_PAGE_BYTES) {
+                more = 1;
+                break;
+            }
+            if (key.mv_size == QUEUE_ID_LEN) {
+                char id[QUEUE_ID_LEN + 1];
+                memcpy(id, key.mv_data, QUEUE_ID_LEN);
+                id[QUEUE_ID_LEN] = '\0';
+                m = queue_hash_get(q, id);
+                if (!m) {
+                    Postmesh__StoredMessage *rec = postmesh__stored_message__unpack(NULL, val.mv_size, val.mv_data);
+                    if (rec) {
+                        tmp[ntmp].rec = rec;
+                        tmp[ntmp].inflight = calloc(rec->n_recipients + 1, 1);
+                        m = &tmp[ntmp++];
+                    }
+                }
+            }
+            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+        if (m && m->inflight && !m->removed) {
+            rps[k] = calloc(m->rec->n_recipients + 1, sizeof **rps);
+            rpps[k] = calloc(m->rec->n_recipients + 1, sizeof **rpps);
+            fill_item(&items[k], rpps[k], rps[k], m);
+            if (only)
+                items[k].headers = headers_of(q, m->rec->queue_id);
+            itp[k] = &items[k];
+            bytes += postmesh__queue_item__get_packed_size(&items[k]);
+            k++;
+        }
+        if (only)
+            break;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
     Postmesh__ControlReply cr = POSTMESH__CONTROL_REPLY__INIT;
     Postmesh__BusMessage out = POSTMESH__BUS_MESSAGE__INIT;
     cr.ok = 1;
     cr.items = itp;
     cr.n_items = k;
+    cr.more = more;
     out.request_id = rid;
     out.body_case = POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY;
     out.control_reply = &cr;
@@ -95,6 +160,11 @@ static void reply_list(struct queue *q, struct pm_bus *bus, const uint8_t *peer,
         free(rps[i]);
         free(rpps[i]);
     }
+    for (size_t i = 0; i < ntmp; i++) {
+        postmesh__stored_message__free_unpacked(tmp[i].rec, NULL);
+        free(tmp[i].inflight);
+    }
+    free(tmp);
     free(items);
     free(itp);
     free(rps);
@@ -161,15 +231,21 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
     }
     switch (c->command) {
     case POSTMESH__CONTROL_REQUEST__COMMAND__LIST:
-        reply_list(q, bus, peer, peerlen, bm->request_id, NULL);
+        reply_list(q, bus, peer, peerlen, bm->request_id, NULL, c);
         return;
     case POSTMESH__CONTROL_REQUEST__COMMAND__SHOW:
-        reply_list(q, bus, peer, peerlen, bm->request_id, m);
+        reply_list(q, bus, peer, peerlen, bm->request_id, m, c);
         return;
     case POSTMESH__CONTROL_REQUEST__COMMAND__FLUSH: {
         int n = 0;
-        for (struct qmsg *x = q->head; x; x = x->next)
-            n += flush_msg(x);
+        for (struct qmsg *x = q->head; x; x = x->next) {
+            int k = flush_msg(x);
+            if (k)
+                queue_msg_mark_dirty(q, x); /* written, so that leaving memory does not undo it */
+            n += k;
+        }
+        n += queue_store_flush(q);
+        queue_load_due(q);
         snprintf(text, sizeof text, "%d deferred recipients scheduled now", n);
         pm_log(PM_INFO, "event=flush recipients=%d", n);
         break;
@@ -194,9 +270,12 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
         size_t njobs = 0;
         for (struct job *j = q->jobs; j; j = j->next)
             njobs++;
-        snprintf(text, sizeof text, "messages=%zu jobs_in_flight=%zu workers=%zu committed_total=%llu commits_total=%llu",
-                 q->nmsgs, njobs, q->nworkers, (unsigned long long)q->committed_total,
-                 (unsigned long long)q->commits_total);
+        snprintf(text, sizeof text,
+                 "messages=%zu jobs_in_flight=%zu workers=%zu committed_total=%llu commits_total=%llu "
+                 "in_memory=%zu active_limit=%zu deferred=%zu hold=%zu",
+                 q->nstored + q->nfresh, njobs, q->nworkers, (unsigned long long)q->committed_total,
+                 (unsigned long long)q->commits_total, q->nmsgs, q->active_limit, q->depth[QSTATE_DEFERRED],
+                 q->depth[QSTATE_HOLD]);
         break;
     }
     default:

@@ -58,9 +58,7 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
      * it is also still outstanding here only until its lease ends: take the smaller. */
     if (w->jobs_sent < c->jobs_received)
         w->jobs_sent = c->jobs_received;
-    uint64_t on_the_way = w->jobs_sent - c->jobs_received, outstanding = 0;
-    for (const struct job *j = q->jobs; j; j = j->next)
-        outstanding += j->worker == w->serial;
+    uint64_t on_the_way = w->jobs_sent - c->jobs_received, outstanding = w->outstanding;
     if (on_the_way > outstanding)
         on_the_way = outstanding;
     uint64_t free_slots = c->credits > 100000 ? 100000 : c->credits;
@@ -69,13 +67,76 @@ void queue_on_credit(struct queue *q, const uint8_t *peer, size_t peerlen, const
     queue_dispatch(q);
 }
 
-/* mta jobs for domain that worker has in flight. */
-static long long domain_jobs(const struct queue *q, uint64_t worker, const char *domain)
+/* mta jobs in flight per (worker, destination), counted as jobs go out and come back, so
+ * that picking a worker for a domain does not walk every outstanding job. */
+struct domjobs {
+    uint64_t worker;
+    long long n;
+    struct domjobs *next;
+    char domain[]; /* lower case */
+};
+
+#define DOMJOBS_BUCKETS 4096
+
+static size_t domjobs_bucket(uint64_t worker, const char *domain)
 {
-    long long n = 0;
-    for (const struct job *j = q->jobs; j; j = j->next)
-        n += j->worker == worker && j->domain && strcasecmp(j->domain, domain) == 0;
-    return n;
+    size_t h = 1469598103934665603ull ^ (size_t)worker;
+    for (const char *p = domain; *p; p++)
+        h = (h ^ (unsigned char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p)) * 1099511628211ull;
+    return h % DOMJOBS_BUCKETS;
+}
+
+static struct domjobs **domjobs_find(struct queue *q, uint64_t worker, const char *domain)
+{
+    if (!q->domjobs && !(q->domjobs = calloc(DOMJOBS_BUCKETS, sizeof *q->domjobs)))
+        return NULL;
+    struct domjobs **p = &q->domjobs[domjobs_bucket(worker, domain)];
+    while (*p && ((*p)->worker != worker || strcasecmp((*p)->domain, domain) != 0))
+        p = &(*p)->next;
+    return p;
+}
+
+static void domjobs_add(struct queue *q, uint64_t worker, const char *domain, int delta)
+{
+    struct domjobs **p = domjobs_find(q, worker, domain);
+    if (!p)
+        return;
+    if (!*p) {
+        if (delta < 0)
+            return;
+        size_t len = strlen(domain);
+        struct domjobs *d = calloc(1, sizeof *d + len + 1);
+        if (!d)
+            return; /* the domain's limit is not enforced for this job: rare, harmless */
+        d->worker = worker;
+        for (size_t i = 0; i <= len; i++)
+            d->domain[i] = (char)(domain[i] >= 'A' && domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
+        *p = d;
+    }
+    (*p)->n += delta;
+    if ((*p)->n <= 0) {
+        struct domjobs *d = *p;
+        *p = d->next;
+        free(d);
+    }
+}
+
+void queue_domjobs_free(struct queue *q)
+{
+    for (size_t b = 0; q->domjobs && b < DOMJOBS_BUCKETS; b++)
+        for (struct domjobs *d = q->domjobs[b], *n; d; d = n) {
+            n = d->next;
+            free(d);
+        }
+    free(q->domjobs);
+    q->domjobs = NULL;
+}
+
+/* mta jobs for domain that worker has in flight. */
+static long long domain_jobs(struct queue *q, uint64_t worker, const char *domain)
+{
+    struct domjobs **p = domjobs_find(q, worker, domain);
+    return p && *p ? (*p)->n : 0;
 }
 
 /* The worker of this kind with the most credit (for an mta job: among those below
@@ -217,6 +278,9 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
 
     w->credits--;
     w->jobs_sent++;
+    w->outstanding++;
+    if (kind == POSTMESH__WORKER_KIND__WORKER_MTA)
+        domjobs_add(q, w->serial, job.domain, 1);
     j->job_id = job_id;
     j->msg = m;
     j->worker = w->serial;
@@ -244,8 +308,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
 
 /* What one dispatch walk learns as it goes: scratch space, and the destinations no mta can
  * take more of (no credits change for the better during a walk), so a message waiting for a
- * busy domain is not checked against every outstanding job again. (It is still visited on
- * every walk, as every due message is: issue 12's deep-queue work.) */
+ * busy domain is not checked against every outstanding job again. */
 struct walk {
     uint32_t *idx;
     uint8_t *seen;
@@ -352,43 +415,27 @@ static int any_credit(const struct queue *q)
     return 0;
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
-/* When this message next needs attention: 0 = now, UINT64_MAX = only after an event. A
- * deferred message is also due at its expiry and at its delay-warning time. */
+/* When this message next needs attention: 0 = now, UINT64_MAX = only after an event (the
+ * same rule as its stored entry's: index.c). */
 static uint64_t next_due(const struct queue *q, const struct qmsg *m)
 {
-    const Postmesh__StoredMessage *rec = m->rec;
-    uint64_t due = UINT64_MAX;
-    int deferred = 0;
-    for (size_t i = 0; i < rec->n_recipients; i++) {
-        const Rcpt *r = rec->recipients[i];
-        if (m->inflight[i])
-            continue;
-        if (r->state == ST(PENDING))
-            return 0;
-        if (r->state == ST(DEFERRED)) {
-            due = min_u64(due, r->next_attempt);
-            deferred = 1;
-        }
-        if (r->state == ST(FAILED) && !m->bounce_inflight)
-            due = min_u64(due, m->bounce_retry_at);
-    }
-    if (deferred) {
-        due = min_u64(due, rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime);
-        if (!rec->delay_warned && q->cfg->queue.delay_warning > 0 && rec->sender[0] && !rec->is_dsn)
-            due = min_u64(due, rec->arrival_time + (uint64_t)q->cfg->queue.delay_warning);
-    }
-    return due;
+    return queue_due_rule(q->cfg, m->rec, m->inflight, m->bounce_inflight, m->bounce_retry_at, 0);
 }
 
-/* Walks the queue in arrival order handing due work to workers with credit. Messages that
- * need nothing before next_due are skipped cheaply; without any credit left the walk stops
+/* Walks the active set (at most queue.active_limit messages; those not due are in the store
+ * only, index.c) handing due work to workers with credit. Messages that need nothing before
+ * next_due (in flight) are skipped cheaply; without any credit left the walk stops
  * (unless full: the periodic pass also expires, finishes and bounces without workers). */
 static void dispatch_walk(struct queue *q, int full)
 {
     uint64_t now = queue_now();
     struct walk wk = {0};
+    /* With due messages left in the store for lack of room, messages still due after the walk
+     * (no worker of their kind with credit, their destination at mta.max_per_domain) go back
+     * to the store, at most a quarter of the set per full walk: the loader brings in others
+     * (it goes round: index.c), so one stalled destination cannot keep the set for itself.
+     * Without any credit at all the walk would only churn: nothing rotates then. */
+    size_t rotate = full && q->backlog && any_credit(q) ? q->active_limit / 4 + 1 : 0;
     for (struct qmsg *m = q->head, *next; m; m = next) {
         next = m->next;
         if (!m->committed || m->next_due > now)
@@ -396,8 +443,10 @@ static void dispatch_walk(struct queue *q, int full)
         if (!full && !any_credit(q))
             break;
         queue_expire_msg(q, m, now); /* held messages expire too */
-        if (m->rec->hold)
+        if (m->rec->hold) {
+            queue_msg_maybe_evict(q, m, now); /* (shown or found by id): back to the store */
             continue;
+        }
         if (m->rec->n_recipients + 1 > wk.cap) {
             uint32_t *idx = realloc(wk.idx, (m->rec->n_recipients + 1) * sizeof *idx);
             uint8_t *seen = idx ? realloc(wk.seen, m->rec->n_recipients + 1) : NULL;
@@ -416,7 +465,12 @@ static void dispatch_walk(struct queue *q, int full)
             continue;
         }
         m->next_due = next_due(q, m);
-        /* Still due now means it waits for credit: look again when credit comes. */
+        /* Still due now means it waits for credit: look again when credit comes. Not due
+         * and nothing in flight: back to the store only (index.c). */
+        if (m->next_due > now)
+            queue_msg_maybe_evict(q, m, now);
+        else if (rotate && queue_msg_evict_blocked(q, m))
+            rotate--;
     }
     free(wk.idx);
     free(wk.seen);
@@ -460,6 +514,11 @@ static int result_fits(const struct job *j, const Postmesh__JobResult *r)
 
 static void free_job(struct queue *q, struct job *j)
 {
+    for (size_t i = 0; i < q->nworkers; i++)
+        if (q->workers[i].serial == j->worker && q->workers[i].outstanding)
+            q->workers[i].outstanding--;
+    if (j->domain)
+        domjobs_add(q, j->worker, j->domain, -1);
     queue_msg_release(q, j->msg);
     free(j->rcpts);
     free(j);
@@ -474,9 +533,13 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
     char text[PM_LOGV_SIZE], to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE], relay[PM_LOGV_SIZE];
     queue_count_result(r->local ? "local" : "remote", res);
     if (res && res->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED) {
-        /* Not attempted (worker busy or stopping): due again now, no attempt counted. */
+        /* Not attempted (worker busy or stopping): due again now, no attempt counted. A
+         * message handed back again and again still ends at queue.max_lifetime. */
         pm_log(PM_INFO, "event=rcpt_returned id=%s to=%s reason=%s", m->rec->queue_id, PM_LOGV(to, r->address),
                PM_LV(text, res->text));
+        if (now >= m->rec->arrival_time + (uint64_t)q->cfg->queue.max_lifetime &&
+            (r->state == ST(PENDING) || r->state == ST(DEFERRED)))
+            queue_expire_rcpt(m, r, now);
         return;
     }
     r->last_attempt = now;
@@ -657,5 +720,9 @@ void queue_tick(struct queue *q)
     queue_expire_leases(q, queue_now());
     if (q->dirty)
         queue_schedule_commit(q);
+    queue_load_due(q); /* what became due in the store since the last tick */
     queue_dispatch_full(q);
+    static unsigned ticks;
+    if (++ticks % 40 == 0)
+        queue_store_trim(q); /* every 10 s: the map's pages read since (store.c) */
 }

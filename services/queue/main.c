@@ -69,7 +69,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "postmesh-queue: %s\n", err);
         return 2;
     }
-    if (queue_store_open(&q) < 0 || queue_store_load(&q) < 0)
+    q.active_limit = (size_t)cfg.queue.active_limit;
+    if (queue_hash_init(&q, q.active_limit) < 0) {
+        fprintf(stderr, "postmesh-queue: out of memory\n");
+        return 1;
+    }
+    if (queue_store_open(&q) < 0)
+        return 1;
+    int fill = queue_testhook_fill(&q);
+    if (fill >= 0) {
+        queue_store_close(&q);
+        return fill;
+    }
+    if (queue_store_load(&q) < 0)
         return 1;
     q.base = event_base_new();
     if (queue_bind(&q) < 0)
@@ -91,8 +103,9 @@ int main(int argc, char **argv)
 
     if (queue_metrics_serve(&q) < 0)
         return 1;
-    pm_log(PM_INFO, "event=started listen=%s control_listen=%s shards=%d messages=%zu epoch=%016llx",
-           cfg.queue.listen, cfg.queue.control_listen, cfg.queue.endpoints.n, q.nmsgs, (unsigned long long)q.epoch);
+    pm_log(PM_INFO, "event=started listen=%s control_listen=%s shards=%d messages=%zu in_memory=%zu epoch=%016llx",
+           cfg.queue.listen, cfg.queue.control_listen, cfg.queue.endpoints.n, q.nstored, q.nmsgs,
+           (unsigned long long)q.epoch);
     event_base_dispatch(q.base);
 
     event_free(sigterm);

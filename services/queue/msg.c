@@ -1,4 +1,5 @@
-/* Messages in memory: arrival-ordered list, dirty tracking, reference counting by jobs. */
+/* Messages in memory (the active set): a list in load order plus an id hash, dirty tracking,
+ * reference counting by jobs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +68,19 @@ void queue_new_id(char out[QUEUE_ID_LEN + 1])
 struct qmsg *queue_msg_new(struct queue *q, Postmesh__StoredMessage *rec)
 {
     struct qmsg *m = calloc(1, sizeof *m);
+    if (m)
+        m->inflight = calloc(rec->n_recipients + 1, 1);
+    if (!m || !m->inflight || (!q->hcap && queue_hash_init(q, 0) < 0)) {
+        /* Out of memory. Never in the list without being in the hash: a look-up by id would
+         * load a second copy of it from the store (a duplicate delivery). */
+        pm_log(PM_ERR, "event=out_of_memory id=%s what=message", rec->queue_id);
+        postmesh__stored_message__free_unpacked(rec, NULL);
+        if (m)
+            free(m->inflight);
+        free(m);
+        return NULL;
+    }
     m->rec = rec;
-    m->inflight = calloc(rec->n_recipients + 1, 1);
     m->refs = 1; /* the arrival list's reference; jobs and the dirty list add theirs */
     m->prev = q->tail;
     if (q->tail)
@@ -77,6 +89,7 @@ struct qmsg *queue_msg_new(struct queue *q, Postmesh__StoredMessage *rec)
         q->head = m;
     q->tail = m;
     q->nmsgs++;
+    queue_hash_add(q, m); /* cannot fail: the table exists */
     return m;
 }
 
@@ -93,10 +106,23 @@ void queue_msg_mark_dirty(struct queue *q, struct qmsg *m)
 
 struct qmsg *queue_msg_find(struct queue *q, const char *id)
 {
-    for (struct qmsg *m = q->head; m; m = m->next)
-        if (strcmp(m->rec->queue_id, id) == 0)
-            return m;
-    return NULL;
+    struct qmsg *m = queue_hash_get(q, id);
+    if (m || strlen(id) != QUEUE_ID_LEN)
+        return m && !m->removed ? m : NULL;
+    /* Not in the active set: the store has it if it is queued at all. */
+    Postmesh__StoredMessage *rec = queue_store_record(q, NULL, id);
+    if (!rec)
+        return NULL;
+    m = queue_msg_new(q, rec);
+    if (!m)
+        return NULL;
+    m->committed = 1;
+    m->indexed = 1;
+    /* The entry the last commit put, computed alike (if the config changed the expiry since,
+     * the old entry is left behind; the loader drops it when it finds it: index.c). */
+    m->idx_due = queue_stored_due(q->cfg, rec);
+    m->idx_state = queue_stored_state(rec);
+    return m;
 }
 
 void queue_msg_free(struct qmsg *m)
@@ -124,6 +150,8 @@ void queue_msg_remove(struct queue *q, struct qmsg *m)
         q->tail = m->prev;
     m->prev = m->next = NULL;
     q->nmsgs--;
+    /* It stays in the id hash until the commit deleted it from the store: until then a
+     * look-up must not load the record again as a second, live copy (submit.c written()). */
     queue_msg_mark_dirty(q, m); /* the commit deletes it from the store */
     queue_msg_release(q, m);    /* the list's reference */
 }
@@ -165,12 +193,16 @@ void queue_free_memory(struct queue *q)
         free(j);
     }
     q->jobs = NULL;
+    queue_domjobs_free(q);
     for (struct qmsg *m = q->head, *n; m; m = n) {
         n = m->next;
         queue_msg_free(m);
     }
     q->head = q->tail = NULL;
     q->nmsgs = 0;
+    free(q->htab);
+    q->htab = NULL;
+    q->hcap = 0;
     free(q->workers);
     q->workers = NULL;
     q->nworkers = 0;

@@ -63,15 +63,21 @@ void queue_expire_msg(struct queue *q, struct qmsg *m, uint64_t now)
         queue_msg_mark_dirty(q, m);
 }
 
-/* Depth by state at scrape time: one walk over the messages in memory, cheaper than keeping
- * four gauges right through every state change. */
+/* Depth by state at scrape time without reading the store: the committed messages by stored
+ * state are counted as the commits write them (index.c); those in memory are then shown as
+ * they are now (with what is in flight: "active"), a walk over the active set only. */
 static void collect_depth(void *arg)
 {
-    static const char *const states[] = {"queued", "active", "deferred", "hold"};
+    static const char *const states[] = {"queued", "deferred", "hold", "active"};
     struct queue *q = arg;
     double n[4] = {0};
+    for (int k = 0; k < QSTATE_N; k++)
+        n[k] = (double)q->depth[k];
     for (const struct qmsg *m = q->head; m; m = m->next) {
-        if (!m->committed || m->removed || queue_msg_finished(m))
+        if (!m->committed || m->removed || !m->indexed)
+            continue;
+        n[m->idx_state]--;
+        if (queue_msg_finished(m))
             continue;
         const char *st = queue_msg_state(m);
         for (int k = 0; k < 4; k++)
@@ -79,7 +85,7 @@ static void collect_depth(void *arg)
                 n[k]++;
     }
     for (int k = 0; k < 4; k++)
-        pm_metric_set(PM_M_QUEUE_MESSAGES, n[k], states[k], NULL);
+        pm_metric_set(PM_M_QUEUE_MESSAGES, n[k] > 0 ? n[k] : 0, states[k], NULL);
 }
 
 int queue_metrics_serve(struct queue *q)

@@ -1,6 +1,8 @@
 /* Submissions and the group commit. A submission is kept in memory (stolen from the bus,
  * no copy) until the commit that holds it; all submissions read in one burst from the bus
- * share one synced LMDB transaction, and only then get their COMMITTED reply. */
+ * share one synced LMDB transaction, and only then get their COMMITTED reply. Once written, a
+ * message beyond queue.active_limit (or not due) leaves memory: the store and its due index
+ * keep it (index.c). */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -166,11 +168,17 @@ void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postm
     char id[QUEUE_ID_LEN + 1];
     queue_new_id(id);
     struct qmsg *m = queue_msg_new(q, make_record(q, s, id));
+    if (!m) {
+        reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__TEMPFAIL, NULL,
+              "4.3.0 queue out of memory");
+        return;
+    }
     pm_bus_steal(q->bus);
     m->pending_submit = bm;
     memcpy(m->peer, peer, peerlen < sizeof m->peer ? peerlen : sizeof m->peer);
     m->peerlen = peerlen;
     m->request_id = bm->request_id;
+    q->nfresh++;
     char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE], origin[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=received id=%s from=%s nrcpt=%zu size=%zu client=%s%s%s", id, PM_LOGV_PATH(from, s->sender),
            s->n_recipients, s->body.len, PM_LOGV(client, s->client_address), s->is_dsn ? " dsn_for=" : "",
@@ -189,14 +197,17 @@ static void reject_new(struct queue *q, struct qmsg *m, int rc)
     pm_log(PM_ERR, "event=store_reject id=%s error=\"%s\"", m->rec->queue_id, mdb_strerror(rc));
     postmesh__bus_message__free_unpacked(m->pending_submit, NULL);
     m->pending_submit = NULL;
+    q->nfresh--;
     m->dirty = 0;
     queue_msg_remove(q, m);  /* marks it dirty again: the next commit deletes nothing, harmlessly */
     queue_msg_release(q, m); /* the dirty reference it had before */
 }
 
-static void written(struct queue *q, struct qmsg *m)
+static void written(struct queue *q, struct qmsg *m, uint64_t now)
 {
+    queue_index_written(q, m);
     if (m->pending_submit) {
+        q->nfresh--;
         m->committed = 1;
         reply(q, m->peer, m->peerlen, m->request_id, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, m->rec->queue_id,
               "2.0.0 committed");
@@ -206,7 +217,12 @@ static void written(struct queue *q, struct qmsg *m)
         q->committed_total++;
     }
     m->dirty = 0;
-    queue_msg_release(q, m);
+    int removed = m->removed;
+    if (removed)
+        queue_hash_del(q, m); /* gone from the store: a look-up may no longer find it */
+    queue_msg_release(q, m); /* frees a removed message no job refers to */
+    if (!removed)
+        queue_msg_maybe_evict(q, m, now);
 }
 
 void queue_commit_now(struct queue *q)
@@ -224,12 +240,13 @@ void queue_commit_now(struct queue *q)
         free(list);
         return;
     }
+    uint64_t now = queue_now();
     int rc = queue_store_write(q, list, n);
     if (rc == 0) {
         q->commits_total++;
         pm_log(PM_DEBUG, "event=group_commit records=%zu", n);
         for (size_t i = 0; i < n; i++)
-            written(q, list[i]);
+            written(q, list[i], now);
     } else {
         /* Slow path (store full, disk error): write the changes to known messages first (they
          * free space), then each new message alone so one that does not fit fails alone. */
@@ -251,12 +268,12 @@ void queue_commit_now(struct queue *q)
             }
         } else {
             for (size_t i = 0; i < nold; i++)
-                written(q, old[i]);
+                written(q, old[i], now);
         }
         for (size_t i = 0; i < nfresh; i++) {
             rc = queue_store_write(q, &fresh[i], 1);
             if (rc == 0)
-                written(q, fresh[i]);
+                written(q, fresh[i], now);
             else
                 reject_new(q, fresh[i], rc);
         }
@@ -264,6 +281,8 @@ void queue_commit_now(struct queue *q)
         free(old);
     }
     free(list);
+    if (q->backlog)
+        queue_load_due(q); /* room freed by finished messages is filled from the store */
     queue_dispatch(q);
 }
 
