@@ -99,46 +99,6 @@ static int attach_selector(int fd, int nsets)
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
 }
 
-/* One socket of a reuseport group on address; *port 0 takes the port the first one got. */
-static int bind_shared(const char *address, int *port, int backlog)
-{
-    char host[256], portstr[16];
-    int want;
-    if (pm_split_hostport(address, host, sizeof host, &want) < 0) {
-        pm_log(PM_ERR, "event=listen_error address=%s error=\"not host:port\"", address);
-        return -1;
-    }
-    snprintf(portstr, sizeof portstr, "%d", *port ? *port : want);
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
-    int rc = getaddrinfo(*host && strcmp(host, "*") ? host : NULL, portstr, &hints, &ai);
-    if (rc) {
-        pm_log(PM_ERR, "event=listen_error address=%s error=\"%s\"", address, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ai->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    }
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
-        pm_log(PM_ERR, "event=listen_error address=%s error=\"%s\"", address, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
-        return -1;
-    }
-    freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (!*port && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                               : ((struct sockaddr_in *)&ss)->sin_port);
-    return fd;
-}
-
 int pm_listeners_open_sets(const struct pm_listenlist *list, const char *implicit_tls_mode, int have_tls,
                            int backlog, int nsets, struct pm_listener **out, int *n)
 {
@@ -165,7 +125,7 @@ int pm_listeners_open_sets(const struct pm_listenlist *list, const char *implici
         for (int s = 0; s < nsets && ok; s++) {
             struct pm_listener *l = &(*out)[(size_t)s * (size_t)per + (size_t)i];
             *l = one[i];
-            l->fd = bind_shared(one[i].address, &port, backlog);
+            l->fd = pm_listen_tcp_shared(one[i].address, &port, backlog, 1);
             ok = l->fd >= 0;
         }
         if (ok && attach_selector((*out)[i].fd, nsets) < 0) {

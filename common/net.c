@@ -42,7 +42,9 @@ int pm_split_hostport(const char *s, char *host, size_t hostsize, int *port)
     return 0;
 }
 
-int pm_listen_tcp(const char *address, int backlog)
+int pm_listen_tcp(const char *address, int backlog) { return pm_listen_tcp_shared(address, NULL, backlog, 0); }
+
+int pm_listen_tcp_shared(const char *address, int *port_inout, int backlog, int reuseport)
 {
     char host[256];
     int port;
@@ -50,6 +52,8 @@ int pm_listen_tcp(const char *address, int backlog)
         pm_log(PM_ERR, "event=listen_error address=%s error=\"not host:port\"", address);
         return -1;
     }
+    if (port_inout && *port_inout)
+        port = *port_inout;
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -65,13 +69,19 @@ int pm_listen_tcp(const char *address, int backlog)
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
-    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+    if (fd < 0 || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
         pm_log(PM_ERR, "event=listen_error address=%s error=\"%s\"", address, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
     }
     freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (fd >= 0 && port_inout && !*port_inout && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        *port_inout = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                     : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
 }
 

@@ -9,6 +9,10 @@ int pm_split_hostport(const char *s, char *host, size_t hostsize, int *port);
 
 /* A non-blocking, close-on-exec listening socket bound to "host:port". -1 (logged) on error. */
 int pm_listen_tcp(const char *address, int backlog);
+/* The same with SO_REUSEPORT when reuseport (the sockets of one group must all set it before
+ * bind); *port_inout, when not 0, replaces the address's port, and when 0 receives the port
+ * the kernel chose ("host:0"), so the rest of a group binds the same one. */
+int pm_listen_tcp_shared(const char *address, int *port_inout, int backlog, int reuseport);
 
 /* Numeric text of an address, without port ("192.0.2.1", "2001:db8::1"). */
 void pm_sockaddr_ip(const struct sockaddr *sa, char *dst, size_t size);

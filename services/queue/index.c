@@ -288,15 +288,7 @@ static int only_in_set(const struct qmsg *m)
 
 static void unlink_evicted(struct queue *q, struct qmsg *m)
 {
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        q->head = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    else
-        q->tail = m->prev;
-    q->nmsgs--;
+    queue_msg_unlink(q, m);
     queue_hash_del(q, m);
     queue_msg_release(q, m);
 }

@@ -135,11 +135,8 @@ void queue_msg_free(struct qmsg *m)
     free(m);
 }
 
-void queue_msg_remove(struct queue *q, struct qmsg *m)
+void queue_msg_unlink(struct queue *q, struct qmsg *m)
 {
-    if (m->removed)
-        return;
-    m->removed = 1;
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -150,6 +147,14 @@ void queue_msg_remove(struct queue *q, struct qmsg *m)
         q->tail = m->prev;
     m->prev = m->next = NULL;
     q->nmsgs--;
+}
+
+void queue_msg_remove(struct queue *q, struct qmsg *m)
+{
+    if (m->removed)
+        return;
+    m->removed = 1;
+    queue_msg_unlink(q, m);
     /* It stays in the id hash until the commit deleted it from the store: until then a
      * look-up must not load the record again as a second, live copy (submit.c written()). */
     queue_msg_mark_dirty(q, m); /* the commit deletes it from the store */

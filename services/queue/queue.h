@@ -179,6 +179,7 @@ struct qmsg *queue_hash_get(const struct queue *q, const char *id);
 struct qmsg *queue_msg_new(struct queue *q, Postmesh__StoredMessage *rec);
 void queue_msg_mark_dirty(struct queue *q, struct qmsg *m);
 void queue_msg_remove(struct queue *q, struct qmsg *m); /* unlink + mark for deletion */
+void queue_msg_unlink(struct queue *q, struct qmsg *m); /* out of the arrival list only */
 void queue_msg_release(struct queue *q, struct qmsg *m); /* drop a job's reference */
 /* The message with id: from the active set, else loaded from the store into it (NULL: none). */
 struct qmsg *queue_msg_find(struct queue *q, const char *id);
