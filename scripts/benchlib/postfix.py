@@ -27,6 +27,10 @@ inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 relay_domains =
 smtpd_relay_restrictions = permit_mynetworks, reject
+# Nothing leaves loopback, DNS included: no client-name look-ups (a PTR for 127.0.0.10 went
+# to the system's resolver and stalled every loadgen -S connection), no MX look-ups.
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
 alias_maps =
 alias_database =
 # Local mail: the same mailbox as Postmesh's, a Maildir written by virtual(8).
