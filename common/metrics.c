@@ -172,8 +172,7 @@ int pm_metrics_share(int nslots)
                    -1, 0);
     if (m == MAP_FAILED)
         return -1;
-    memset(m, 0, sizeof(struct table) * (size_t)nslots);
-    shared = m;
+    shared = m; /* zero-filled by the kernel */
     nshared = nslots;
     return 0;
 }

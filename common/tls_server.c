@@ -1,5 +1,6 @@
 #include "tls_server.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <stdio.h>
@@ -36,6 +37,12 @@ void pm_tls_close_notify(SSL *ssl)
      * closing side go once its own is sent). A dead socket only makes it fail. */
     SSL_shutdown(ssl);
     ERR_clear_error();
+}
+
+void pm_tls_bev_close_notify(struct bufferevent *bev)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        pm_tls_close_notify(bufferevent_openssl_get_ssl(bev));
 }
 
 unsigned long pm_tls_bev_error(struct bufferevent *bev)

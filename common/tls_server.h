@@ -20,6 +20,9 @@ SSL_CTX *pm_tls_server_context(const char *cert_pem, const char *key_pem, char *
  * completed, after a fatal error or when already sent. The record goes to the SSL's write
  * BIO: the socket itself, or a bufferevent filter's underlying buffer. */
 void pm_tls_close_notify(SSL *ssl);
+/* The same for an OpenSSL bufferevent, only once its output is empty: a close_notify behind
+ * a reply still waiting to be encrypted would pass a cut reply off as complete. */
+void pm_tls_bev_close_notify(struct bufferevent *bev);
 
 /* Why an OpenSSL bufferevent failed, for the log: the first real OpenSSL error it kept
  * (consumes them all), else libevent's SSL_ERROR_* code, else 0. */

@@ -3,7 +3,6 @@ memory, medians and percentiles, and the raw-results CSV (one row per run per fi
 system)."""
 import csv
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -12,6 +11,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))   # conftest, remote_peers, pop3_helpers
+
+# The tests' own: one set of handed-out ports for the Postmesh rig (conftest) and the rest.
+from conftest import free_port  # noqa: E402,F401
 
 
 def log(msg):
@@ -26,20 +28,6 @@ def wait_for(predicate, timeout, what, interval=0.02):
             return result
         time.sleep(interval)
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-_handed_out = set()
-
-
-def free_port():
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port")
 
 
 def run(args, timeout, **kw):

@@ -413,10 +413,7 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
 {
     struct mta_delivery *d = arg;
     d->resolve_handle = 0;
-    int busy = reply ? reply->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL && reply->dsn_status &&
-                           strcmp(reply->dsn_status, MTA_RESOLVER_BUSY_DSN) == 0
-                     : strcmp(error, MTA_RESOLVER_BUSY) == 0;
-    if (busy) {
+    if (!reply && strcmp(error, MTA_RESOLVER_BUSY) == 0) {
         /* Our own resolver was congested for the whole wait: nothing was learnt about the
          * domain. Handed back, not deferred: local overload must not cost a retry delay. */
         char text[MTA_TEXT_MAX];

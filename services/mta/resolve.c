@@ -62,8 +62,9 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     if (!p)
         return; /* answered after we gave up, or cancelled */
     const Postmesh__ResolveReply *rr = msg->resolve_reply;
-    if (rr->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL && rr->dsn_status &&
-        strcmp(rr->dsn_status, MTA_RESOLVER_BUSY_DSN) == 0 && now_ms() + TICK_MS < p->deadline_ms) {
+    int busy = rr->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL && rr->dsn_status &&
+               strcmp(rr->dsn_status, MTA_RESOLVER_BUSY_DSN) == 0;
+    if (busy && now_ms() + TICK_MS < p->deadline_ms) {
         /* Local congestion, not an answer about the domain: ask again soon (the tick sends
          * it, under a new id so a late twin of this reply cannot match it). */
         p->sent = 0;
@@ -73,7 +74,12 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         r->head = p;
         return;
     }
-    p->cb(rr, NULL, p->arg);
+    /* Still congested at the deadline: the caller hears it as MTA_RESOLVER_BUSY, the same as
+     * from the tick, and never has to read the resolver's busy reply itself. */
+    if (busy)
+        p->cb(NULL, MTA_RESOLVER_BUSY, p->arg);
+    else
+        p->cb(rr, NULL, p->arg);
     free(p);
 }
 

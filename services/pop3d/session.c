@@ -24,6 +24,7 @@
 #include "net.h"
 #include "session_int.h"
 #include "tls.h"
+#include "tls_server.h"
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -70,7 +71,7 @@ static void session_free(struct pop3_session *s)
         close(s->stream_fd);
     pop3_maildrop_close(s->drop); /* releases the lock; nothing is deleted */
     if (s->bev && s->tls)
-        pop3_tls_close_notify(s->bev); /* after the last reply, which has left */
+        pm_tls_bev_close_notify(s->bev); /* after the last reply, which has left */
     if (s->bev)
         bufferevent_free(s->bev);
     if (!s->bev_owns_fd)
@@ -364,7 +365,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_ERROR) {
-        unsigned long e = pop3_tls_error(bev);
+        unsigned long e = pm_tls_bev_error(bev);
         if (e) {
             char buf[256];
             ERR_error_string_n(e, buf, sizeof buf);

@@ -515,8 +515,11 @@ static int result_fits(const struct job *j, const Postmesh__JobResult *r)
 static void free_job(struct queue *q, struct job *j)
 {
     for (size_t i = 0; i < q->nworkers; i++)
-        if (q->workers[i].serial == j->worker && q->workers[i].outstanding)
-            q->workers[i].outstanding--;
+        if (q->workers[i].serial == j->worker) { /* serials are unique */
+            if (q->workers[i].outstanding)
+                q->workers[i].outstanding--;
+            break;
+        }
     if (j->domain)
         domjobs_add(q, j->worker, j->domain, -1);
     queue_msg_release(q, j->msg);

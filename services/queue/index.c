@@ -135,18 +135,16 @@ int queue_hash_init(struct queue *q, size_t expected)
     return q->hcap >= cap ? 0 : hash_resize(q, cap);
 }
 
-int queue_hash_add(struct queue *q, struct qmsg *m)
+void queue_hash_add(struct queue *q, struct qmsg *m)
 {
-    /* Sized at start for the active set; beyond it (a burst of fresh submissions) the table
-     * doubles, and if that fails the chains just get longer. */
-    if (!q->hcap && hash_resize(q, 1024) < 0)
-        return -1;
+    /* Sized at start for the active set (queue_hash_init, before any message); beyond it (a
+     * burst of fresh submissions) the table doubles, and if that fails the chains just get
+     * longer. */
     if (q->nmsgs > q->hcap)
         (void)hash_resize(q, q->hcap * 2);
     size_t b = id_hash(m->rec->queue_id) & (q->hcap - 1);
     m->hnext = q->htab[b];
     q->htab[b] = m;
-    return 0;
 }
 
 void queue_hash_del(struct queue *q, struct qmsg *m)
@@ -186,7 +184,7 @@ struct load_fix {
     size_t ndrop, nnever;
 };
 
-static void key_after(uint8_t key[QUEUE_DUE_KEY_LEN])
+void queue_due_key_after(uint8_t key[QUEUE_DUE_KEY_LEN])
 {
     for (int i = QUEUE_DUE_KEY_LEN - 1; i >= 0 && ++key[i] == 0; i--)
         ;
@@ -210,7 +208,7 @@ static int load_pass(struct queue *q, struct queue_due_scan *sc, struct load_fix
         if (q->nmsgs >= q->active_limit)
             return 1;
         int err;
-        Postmesh__StoredMessage *rec = queue_store_scan_record(sc, id, &err);
+        Postmesh__StoredMessage *rec = queue_store_record(sc->q, sc->txn, id, &err);
         if (!rec) {
             /* Only an entry whose record is really gone is an orphan (left behind by an older
              * binary or a config change); a read error or lack of memory is tried again, an
@@ -231,7 +229,7 @@ static int load_pass(struct queue *q, struct queue_due_scan *sc, struct load_fix
         m->idx_due = due;
         m->idx_state = state;
         memcpy(q->load_from, key, QUEUE_DUE_KEY_LEN);
-        key_after(q->load_from);
+        queue_due_key_after(q->load_from);
         (*loaded)++;
     }
     return 0;

@@ -89,7 +89,7 @@ struct qmsg *queue_msg_new(struct queue *q, Postmesh__StoredMessage *rec)
         q->head = m;
     q->tail = m;
     q->nmsgs++;
-    queue_hash_add(q, m); /* cannot fail: the table exists */
+    queue_hash_add(q, m); /* the table exists (made above if need be) */
     return m;
 }
 
@@ -110,7 +110,7 @@ struct qmsg *queue_msg_find(struct queue *q, const char *id)
     if (m || strlen(id) != QUEUE_ID_LEN)
         return m && !m->removed ? m : NULL;
     /* Not in the active set: the store has it if it is queued at all. */
-    Postmesh__StoredMessage *rec = queue_store_record(q, NULL, id);
+    Postmesh__StoredMessage *rec = queue_store_record(q, NULL, id, NULL);
     if (!rec)
         return NULL;
     m = queue_msg_new(q, rec);

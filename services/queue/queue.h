@@ -117,11 +117,10 @@ int queue_store_body(struct queue *q, MDB_txn **txn, const char *id, MDB_val *bo
 int queue_store_flush(struct queue *q);
 /* Drops the map's pages from the resident set (they stay in the page cache): store.c. */
 void queue_store_trim(struct queue *q);
-/* The stored record of id (NULL: none, or undecodable), read in txn or a transaction of its own. */
-Postmesh__StoredMessage *queue_store_record(struct queue *q, MDB_txn *txn, const char *id);
-/* The same with why there is none in *err: 0, MDB_NOTFOUND (no record), EBADMSG (undecodable),
- * ENOMEM, or another MDB error. */
-Postmesh__StoredMessage *queue_store_record_rc(struct queue *q, MDB_txn *txn, const char *id, int *err);
+/* The stored record of id (NULL: none, or undecodable), read in txn or a transaction of its own;
+ * why there is none in *err unless err is NULL: 0, MDB_NOTFOUND (no record), EBADMSG
+ * (undecodable), ENOMEM, or another MDB error. */
+Postmesh__StoredMessage *queue_store_record(struct queue *q, MDB_txn *txn, const char *id, int *err);
 /* The "~index" marker (index version and the config the keys depend on: store.c), put in txn. */
 int queue_store_put_marker(struct queue *q, MDB_txn *txn);
 
@@ -132,7 +131,7 @@ int queue_store_put_marker(struct queue *q, MDB_txn *txn);
 #define QUEUE_DUE_NEVER UINT64_MAX
 /* The loader's read of the index in key order (store.c): begin (0 or an MDB error), next
  * (from: the first key >= from, NULL: the one after; 0 or MDB_NOTFOUND; state clamped to a
- * QSTATE_*), a record in the same transaction (as queue_store_record_rc), end. */
+ * QSTATE_*), a record in the same transaction (as queue_store_record), end. */
 struct queue_due_scan {
     struct queue *q;
     MDB_txn *txn;
@@ -141,13 +140,14 @@ struct queue_due_scan {
 int queue_store_scan_begin(struct queue *q, struct queue_due_scan *sc);
 int queue_store_scan_next(struct queue_due_scan *sc, const uint8_t *from, uint8_t key[QUEUE_DUE_KEY_LEN],
                           uint8_t *state);
-Postmesh__StoredMessage *queue_store_scan_record(struct queue_due_scan *sc, const char *id, int *err);
 void queue_store_scan_end(struct queue_due_scan *sc);
 /* The loader's repairs (store.c): entries without a record deleted, entries of undecodable
  * records moved to never due. 0 or -1 (nothing changed). */
 int queue_store_fix_entries(struct queue *q, uint8_t (*drop)[QUEUE_DUE_KEY_LEN], size_t ndrop,
                             uint8_t (*never)[QUEUE_DUE_KEY_LEN], size_t nnever);
 void queue_due_key(uint8_t key[QUEUE_DUE_KEY_LEN], uint64_t due, const char *id);
+/* The smallest key after key (the next page or pass of a scan starts there). */
+void queue_due_key_after(uint8_t key[QUEUE_DUE_KEY_LEN]);
 uint64_t queue_due_key_time(const uint8_t *key);
 /* When the stored record next needs the queue, and its stored state. Work to do at once is
  * keyed by the message's arrival (not 0), so that entries sort by when they became due: new
@@ -171,7 +171,7 @@ void queue_index_written(struct queue *q, struct qmsg *m);
 /* Id hash of the active set: allocated at start (queue_hash_init, 0 or -1) so that adding
  * never fails (a failed growth only lengthens chains); add fails (-1) only without a table. */
 int queue_hash_init(struct queue *q, size_t expected);
-int queue_hash_add(struct queue *q, struct qmsg *m);
+void queue_hash_add(struct queue *q, struct qmsg *m);
 void queue_hash_del(struct queue *q, struct qmsg *m);
 struct qmsg *queue_hash_get(const struct queue *q, const char *id);
 

@@ -360,7 +360,7 @@ static void oom_free(void *data, void *p)
 }
 static ProtobufCAllocator oom_allocator = {oom_alloc, oom_free, NULL};
 
-Postmesh__StoredMessage *queue_store_record_rc(struct queue *q, MDB_txn *txn, const char *id, int *err)
+Postmesh__StoredMessage *queue_store_record(struct queue *q, MDB_txn *txn, const char *id, int *err)
 {
     MDB_txn *own = NULL;
     int rc = txn ? 0 : txn_begin(q, MDB_RDONLY, &own);
@@ -384,11 +384,6 @@ Postmesh__StoredMessage *queue_store_record_rc(struct queue *q, MDB_txn *txn, co
     if (err)
         *err = rc;
     return rec;
-}
-
-Postmesh__StoredMessage *queue_store_record(struct queue *q, MDB_txn *txn, const char *id)
-{
-    return queue_store_record_rc(q, txn, id, NULL);
 }
 
 /* The loader's repairs, in a small transaction of its own: entries whose record is gone
@@ -460,11 +455,6 @@ int queue_store_scan_next(struct queue_due_scan *sc, const uint8_t *from, uint8_
     if (*state >= QSTATE_N)
         *state = QSTATE_QUEUED; /* as count_index counts it */
     return 0;
-}
-
-Postmesh__StoredMessage *queue_store_scan_record(struct queue_due_scan *sc, const char *id, int *err)
-{
-    return queue_store_record_rc(sc->q, sc->txn, id, err);
 }
 
 void queue_store_scan_end(struct queue_due_scan *sc)
@@ -638,6 +628,14 @@ int queue_store_body(struct queue *q, MDB_txn **txn, const char *id, MDB_val *bo
 /* Flush for the messages that are only in the store: every entry not due yet is rewritten
  * due now (record and entry in one transaction per 10,000), so the loader brings them in.
  * Held messages keep their hold (their entry stays at their expiry). */
+/* The queue id inside a due key, as a string in id. Returns id. */
+static char *due_key_id(const uint8_t key[QUEUE_DUE_KEY_LEN], char id[QUEUE_ID_LEN + 1])
+{
+    memcpy(id, key + 8, QUEUE_ID_LEN);
+    id[QUEUE_ID_LEN] = '\0';
+    return id;
+}
+
 int queue_store_flush(struct queue *q)
 {
     uint64_t now = queue_now();
@@ -654,29 +652,26 @@ int queue_store_flush(struct queue *q)
             break;
         }
         /* Ids first (the index changes under the cursor as entries are rewritten). */
-        static char ids[10000][QUEUE_ID_LEN + 1];
         static uint8_t keys[10000][QUEUE_DUE_KEY_LEN]; /* the entry as it is, whatever the config now computes */
+        char id[QUEUE_ID_LEN + 1];
         size_t n = 0;
         MDB_val k = {sizeof from, from}, v;
         int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        for (; rc == 0 && n < sizeof ids / sizeof ids[0]; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        for (; rc == 0 && n < sizeof keys / sizeof keys[0]; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
             if (k.mv_size != QUEUE_DUE_KEY_LEN)
                 continue;
             memcpy(from, k.mv_data, sizeof from);
-            memcpy(ids[n], (const uint8_t *)k.mv_data + 8, QUEUE_ID_LEN);
-            ids[n][QUEUE_ID_LEN] = '\0';
             memcpy(keys[n], k.mv_data, QUEUE_DUE_KEY_LEN);
-            if (!queue_hash_get(q, ids[n]))
+            if (!queue_hash_get(q, due_key_id(keys[n], id)))
                 n++;
         }
         done = rc != 0;
         mdb_cursor_close(cur);
         /* The next batch starts after the last key seen. */
-        for (int i = QUEUE_DUE_KEY_LEN - 1; i >= 0 && ++from[i] == 0; i--)
-            ;
+        queue_due_key_after(from);
         int changed = 0, err = 0, in_batch = 0;
         for (size_t i = 0; i < n && !err; i++) {
-            Postmesh__StoredMessage *rec = queue_store_record(q, txn, ids[i]);
+            Postmesh__StoredMessage *rec = queue_store_record(q, txn, due_key_id(keys[i], id), NULL);
             if (!rec)
                 continue;
             uint64_t old_due = queue_due_key_time(keys[i]);
@@ -690,14 +685,14 @@ int queue_store_flush(struct queue *q)
             if (nr && new_due != old_due) {
                 uint8_t key[QUEUE_DUE_KEY_LEN], state = queue_stored_state(rec);
                 size_t len = postmesh__stored_message__get_packed_size(rec);
-                MDB_val mk = {QUEUE_ID_LEN, ids[i]}, mv = {len, NULL};
+                MDB_val mk = {QUEUE_ID_LEN, id}, mv = {len, NULL};
                 memcpy(key, keys[i], sizeof key);
                 MDB_val dk = {sizeof key, key}, dv = {1, &state};
                 /* The entry deleted is the one the cursor read; a failure half way through
                  * a message aborts the batch (a record must never lose its entry). */
                 err = mdb_del(txn, q->db_due, &dk, NULL);
                 if (!err) {
-                    queue_due_key(key, new_due, ids[i]);
+                    queue_due_key(key, new_due, id);
                     err = mdb_put(txn, q->db_due, &dk, &dv, 0);
                 }
                 if (!err)

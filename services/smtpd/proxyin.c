@@ -40,11 +40,11 @@ int smtpd_proxyin_init(struct smtpd_server *srv)
 void smtpd_proxyin_accept(struct smtpd_listener *l, int fd, const struct sockaddr *sa)
 {
     struct smtpd_server *srv = l->srv;
-    if (srv->nsessions + pm_proxy_waits_count(srv->proxy) >= srv->cfg->smtpd.max_connections) {
+    if (srv->nsessions + pm_proxy_waits_count(srv->proxy) >= srv->max_sessions) {
         char ip[64];
         pm_sockaddr_ip(sa, ip, sizeof ip);
         pm_log(PM_WARN, "event=reject proxy=%s:%d reason=max_connections limit=%lld", ip, pm_sockaddr_port(sa),
-               srv->cfg->smtpd.max_connections);
+               srv->max_sessions);
         close(fd); /* who the client is, the header would say: nothing is written before it */
         return;
     }

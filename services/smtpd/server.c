@@ -38,10 +38,15 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     (void)lev;
     (void)socklen;
     struct smtpd_listener *l = arg;
+    struct smtpd_server *srv = l->srv;
+    if (srv->before_accept)
+        srv->before_accept(srv);
     if (l->proxy_protocol)
         smtpd_proxyin_accept(l, fd, sa);
     else
-        smtpd_session_new(l->srv, fd, sa, l->mode, NULL);
+        smtpd_session_new(srv, fd, sa, l->mode, NULL);
+    if (srv->after_accept)
+        srv->after_accept(srv);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -132,6 +137,7 @@ int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct ev
     srv->cfg = cfg;
     srv->base = base;
     srv->tls = tls;
+    srv->max_sessions = cfg->smtpd.max_connections;
     srv->priv = pm_priv_client_new(base, priv_fd, on_push, srv);
     struct pm_client_limits lim = {
         .max_per_ip = (long)cfg->smtpd.max_connections_per_ip,

@@ -55,6 +55,12 @@ struct smtpd_server {
     unsigned long long body_used;   /* held now (message.c) */
     struct event *ev_term, *ev_int, *ev_sweep;
     struct pm_proxy_waits *proxy; /* connections waiting for their PROXY header (NULL: no such listener) */
+    long long max_sessions;       /* sessions this process may hold: smtpd.max_connections, less
+                                   * what the other workers hold (before_accept keeps it so) */
+    /* With several workers (worker.c): before an accept, max_sessions from the shared tally;
+     * after it, our count into the tally. NULL with one worker. */
+    void (*before_accept)(struct smtpd_server *srv);
+    void (*after_accept)(struct smtpd_server *srv);
     /* Graceful stop (drain.c) */
     int draining;                 /* SIGTERM seen: listeners closed, idle sessions told 421 */
     int drain_expired;            /* smtpd.drain_timeout passed: every session is told 421 */

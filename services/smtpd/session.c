@@ -28,6 +28,7 @@
 #include "parser.h"
 #include "submit.h"
 #include "tls.h"
+#include "tls_server.h"
 
 #define OUTPUT_HIGH (64 * 1024) /* unread replies before we stop taking commands */
 #define INPUT_HIGH (64 * 1024)  /* socket data buffered per session at most */
@@ -134,9 +135,9 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
     pm_sockaddr_ip(sa, ip, sizeof ip);
     int port = pm_sockaddr_port(sa);
     int plain = mode != SMTPD_MODE_SMTPS;
-    if (srv->nsessions >= cfg->smtpd.max_connections) {
+    if (srv->nsessions >= srv->max_sessions) {
         pm_log(PM_WARN, "event=reject client=%s:%d reason=max_connections limit=%lld", ip, port,
-               cfg->smtpd.max_connections);
+               srv->max_sessions);
         snprintf(line, sizeof line, "421 4.7.0 %s Error: too many connections\r\n", cfg->hostname);
         refuse(fd, line, plain);
         return;
@@ -326,7 +327,7 @@ void smtpd_session_settle(struct smtpd_session *s)
     if (s->state != SMTPD_ST_CLOSING || s->fin_sent)
         return;
     /* The last reply is encrypted: our close_notify follows it, before the FIN. */
-    if (s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+    if (s->tls)
         smtpd_tls_close_notify(s->bev);
     if (!flushed(s)) {
         /* A filter's underlying buffer gives us no callback: poll it briefly. */
@@ -551,7 +552,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_ERROR) {
-        unsigned long e = smtpd_tls_error(bev);
+        unsigned long e = pm_tls_bev_error(bev); /* the cause, not libevent's retry on the dead SSL */
         if (e) {
             char buf[256];
             ERR_error_string_n(e, buf, sizeof buf);

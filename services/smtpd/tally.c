@@ -22,8 +22,7 @@ struct smtpd_tally *smtpd_tally_new(void)
         pm_log(PM_ERR, "event=startup_failed reason=\"cannot map the workers' tally\"");
         return NULL;
     }
-    memset(m, 0, sizeof(struct smtpd_tally));
-    return m;
+    return m; /* zero-filled by the kernel */
 }
 
 void smtpd_tally_free(struct smtpd_tally *t)

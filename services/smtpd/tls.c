@@ -142,10 +142,9 @@ void smtpd_tls_push(struct bufferevent *bev)
     evbuffer_freeze(out, 1);
 }
 
-unsigned long smtpd_tls_error(struct bufferevent *bev) { return pm_tls_bev_error(bev); }
 
 void smtpd_tls_close_notify(struct bufferevent *bev)
 {
-    pm_tls_close_notify(bufferevent_openssl_get_ssl(bev));
+    pm_tls_bev_close_notify(bev);
     smtpd_tls_push(bev);
 }

@@ -30,9 +30,6 @@ SSL *smtpd_tls_new_ssl(struct smtpd_tls *t);
 /* "TLSv1.3" and the cipher name of an established connection. */
 void smtpd_tls_describe(const SSL *ssl, char *ver, size_t vsize, char *cipher, size_t csize);
 
-/* Why the session's TLS failed, for the log (pm_tls_bev_error): the cause, not the
- * SSL_ERROR_SYSCALL of libevent's retry on the dead SSL. */
-unsigned long smtpd_tls_error(struct bufferevent *bev);
 
 /* For a STARTTLS session (an OpenSSL filter over the plain socket bufferevent): writes the
  * TLS records the filter left in the plain buffer to the socket now, as far as it takes

@@ -5,7 +5,6 @@
  * tally (so smtpd.max_connections holds for all of them), and its metrics in its own
  * table of the shared ones, so the metrics port answers for the whole smtpd. */
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -25,11 +24,10 @@
 
 static struct smtpd_parent *parent; /* this process's copy */
 static int worker_ix;
-static long long overall_max; /* smtpd.max_connections as configured: for all workers */
 
 /* Our sessions, for the other workers' admission and in our metrics table (whichever worker
  * answers a scrape adds up every worker's gauge). */
-static void publish(const struct smtpd_server *srv)
+static void publish(struct smtpd_server *srv)
 {
     smtpd_tally_set(parent->tally, worker_ix, srv->nsessions);
     pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
@@ -51,23 +49,13 @@ static void on_tally(evutil_socket_t fd, short what, void *arg)
     publish(arg);
 }
 
-/* server.c's accept, with the room left by the other workers' sessions first: session.c
- * refuses past cfg->smtpd.max_connections, which this worker's copy of the config lowers to
- * what the others leave. Two workers admitting at the same instant can overshoot by one
+/* Admission across workers: the room the others' sessions leave, so smtpd.max_connections
+ * holds for all together. Two workers admitting at the same instant can overshoot by one
  * each; the next accept sees it. */
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+static void before_accept(struct smtpd_server *srv)
 {
-    (void)lev;
-    (void)socklen;
-    struct smtpd_listener *l = arg;
-    struct smtpd_server *srv = l->srv;
-    long long room = overall_max - smtpd_tally_others(parent->tally, worker_ix);
-    srv->cfg->smtpd.max_connections = room > 0 ? room : 0;
-    if (l->proxy_protocol)
-        smtpd_proxyin_accept(l, fd, sa);
-    else
-        smtpd_session_new(srv, fd, sa, l->mode, NULL);
-    publish(srv);
+    long long room = srv->cfg->smtpd.max_connections - smtpd_tally_others(parent->tally, worker_ix);
+    srv->max_sessions = room > 0 ? room : 0;
 }
 
 int smtpd_worker_main(int parent_fd, void *arg)
@@ -79,7 +67,6 @@ int smtpd_worker_main(int parent_fd, void *arg)
     smtpd_tally_mine = p->tally;
     smtpd_tally_set_draining(p->tally, 0);
     pm_metrics_use_slot(worker_ix); /* our counters, added up with the others' at a scrape */
-    overall_max = cfg->smtpd.max_connections;
     signal(SIGHUP, SIG_IGN); /* reloads are the parent's (it pushes the new certificate) */
     /* A fixed threshold: big buffers (a whole message made contiguous for the bus) are always
      * mapped and unmapped, never left in the heap after glibc raised the threshold past them. */
@@ -114,9 +101,10 @@ int smtpd_worker_main(int parent_fd, void *arg)
         pm_bus_context_term();
         return 1;
     }
-    if (p->nworkers > 1)
-        for (int i = 0; i < srv.nlisteners; i++)
-            evconnlistener_set_cb(srv.listeners[i].lev, on_accept, &srv.listeners[i]);
+    if (p->nworkers > 1) {
+        srv.before_accept = before_accept;
+        srv.after_accept = publish;
+    }
     publish(&srv);
     struct event *ev_tally = event_new(base, -1, EV_PERSIST, on_tally, &srv);
     struct timeval tally_tv = {0, TALLY_MS * 1000};
@@ -132,7 +120,7 @@ int smtpd_worker_main(int parent_fd, void *arg)
     int ready = smtpd_tally_ready(p->tally);
     pm_log(PM_INFO, "event=%s listeners=%d queue=%s shards=%d tls=%s max_connections=%lld worker=%d workers=%d",
            ready >= p->nworkers ? "started" : "worker_ready", srv.nlisteners, cfg->queue.endpoint,
-           cfg->queue.endpoints.n, srv.tls ? "yes" : "no", overall_max, worker_ix, p->nworkers);
+           cfg->queue.endpoints.n, srv.tls ? "yes" : "no", cfg->smtpd.max_connections, worker_ix, p->nworkers);
     event_base_dispatch(base);
 
     if (ev_tally)

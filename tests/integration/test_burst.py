@@ -50,20 +50,30 @@ def assert_burst_delivered(pm, n, t0):
     assert queue_counts(pm) == (n, 0)
 
 
+def relay_to_sink(pm, tmp_path, slots, per_domain):
+    """burst.test's MX on 127.0.0.2 (loopback dnsmasq) with a sink there; the mta configured
+    with slots sessions, per_domain of them for one domain. Returns (dns, sink)."""
+    dns = Dnsmasq(tmp_path, ["--mx-host=burst.test,mx.burst.test,10", "--host-record=mx.burst.test,127.0.0.2"])
+    try:
+        port = common_port("127.0.0.2")
+        sink = SmtpSink("127.0.0.2", port, tmp_path)
+    except Exception:
+        dns.stop()
+        raise
+    pm.configure(trusted_networks=["127.0.0.0/8"],
+                 queue={"retry_min": 300, "retry_max": 600, "job_lease": 30},
+                 resolver={"nameservers": [dns.nameserver], "timeout": 2},
+                 mta={"remote_port": port, "max_concurrency": slots, "max_per_domain": per_domain,
+                      "connect_timeout": 3, "command_timeout": 30})
+    return dns, sink
+
+
 def test_relay_burst_queues_instead_of_deferring(pm, tmp_path):
     """1,500 relayed 10 KiB messages through an mta with 4 slots (2 per domain): the backlog
     waits in the queue, every lookup goes through the resolver, and not one recipient is
     deferred."""
-    dns = Dnsmasq(tmp_path, ["--mx-host=burst.test,mx.burst.test,10", "--host-record=mx.burst.test,127.0.0.2"])
-    sink = None
+    dns, sink = relay_to_sink(pm, tmp_path, 4, 2)
     try:
-        port = common_port("127.0.0.2")
-        sink = SmtpSink("127.0.0.2", port, tmp_path)
-        pm.configure(trusted_networks=["127.0.0.0/8"],
-                     queue={"retry_min": 300, "retry_max": 600, "job_lease": 30},
-                     resolver={"nameservers": [dns.nameserver], "timeout": 2},
-                     mta={"remote_port": port, "max_concurrency": 4, "max_per_domain": 2,
-                          "connect_timeout": 3, "command_timeout": 30})
         pm.start("resolver", "queue", "mta", "smtpd", timeout=20)
         t0 = time.monotonic()
         smtp_source(pm, BURST, "rcpt@burst.test")
@@ -74,8 +84,7 @@ def test_relay_burst_queues_instead_of_deferring(pm, tmp_path):
         assert "event=overloaded" not in pm.log("resolver")
     finally:
         pm.stop_all()
-        if sink:
-            sink.stop()
+        sink.stop()
         dns.stop()
 
 
@@ -83,16 +92,8 @@ def test_mta_short_of_descriptors_waits_instead_of_deferring(pm, tmp_path):
     """An mta whose descriptor limit (30) is below what its 20 slots need: a connect that
     fails with EMFILE is our shortage, not the server's; it is tried again shortly. It used
     to count as a failed attempt (the next MX, then a deferral: about 1 in 4 here)."""
-    dns = Dnsmasq(tmp_path, ["--mx-host=burst.test,mx.burst.test,10", "--host-record=mx.burst.test,127.0.0.2"])
-    sink = None
+    dns, sink = relay_to_sink(pm, tmp_path, 20, 20)
     try:
-        port = common_port("127.0.0.2")
-        sink = SmtpSink("127.0.0.2", port, tmp_path)
-        pm.configure(trusted_networks=["127.0.0.0/8"],
-                     queue={"retry_min": 300, "retry_max": 600, "job_lease": 30},
-                     resolver={"nameservers": [dns.nameserver], "timeout": 2},
-                     mta={"remote_port": port, "max_concurrency": 20, "max_per_domain": 20,
-                          "connect_timeout": 3, "command_timeout": 30})
         pm.start("resolver", "queue", "smtpd", timeout=20)
         pm.exec_prefix = ["prlimit", "--nofile=30:30"]
         try:
@@ -105,8 +106,7 @@ def test_mta_short_of_descriptors_waits_instead_of_deferring(pm, tmp_path):
         assert "event=local_resources" in pm.log("mta")  # the limit did bite
     finally:
         pm.stop_all()
-        if sink:
-            sink.stop()
+        sink.stop()
         dns.stop()
 
 
