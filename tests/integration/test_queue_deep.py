@@ -272,3 +272,44 @@ def test_a_message_returned_again_and_again_still_expires(pm):
         w.close()
     finally:
         ctx.destroy(linger=0)
+
+
+def test_queue_list_pages_continue_across_queue_restarts(local):
+    """The list is paged by id, not by a cursor the queue keeps: a CLI whose queue restarts
+    between two pages asks for the next page after the last id it got and loses or repeats
+    nothing (spoken on the control socket as the CLI does, with a restart between pages)."""
+    import zmq
+    import bus_wire as wire
+    pm = local
+    fill(pm, 2500, rcpt="far@deferred.invalid")
+    keys = pm.state / "keys"
+    qpub = (keys / "queue.pub").read_text().strip().encode()
+    cli_pub, cli_sec = (keys / "cli.key").read_text().split()[:2]
+    zctx = zmq.Context.instance()
+
+    def page(request_id, after):
+        s = zctx.socket(zmq.DEALER)
+        s.linger = 0
+        s.curve_publickey, s.curve_secretkey, s.curve_serverkey = cli_pub.encode(), cli_sec.encode(), qpub
+        s.connect(pm.settings["queue"]["control"])
+        try:
+            req = wire.field_int(1, 0) + (wire.field_bytes(3, after) if after else b"") + wire.field_int(4, 1000)
+            s.send(wire.bus_message(request_id, wire.CONTROL, req))
+            assert s.poll(10000), "no reply to LIST"
+            reply = wire.decode(wire.decode(s.recv())[wire.CONTROL_REPLY][0])
+        finally:
+            s.close()
+        ids = [wire.decode(item)[1][0].decode() for item in reply.get(3, [])]
+        return ids, bool(wire.first(reply, 4, 0))
+
+    pm.start("queue")
+    got, after, more, n = [], "", True, 0
+    while more and n < 10:
+        ids, more = page(n + 1, after)
+        got += ids
+        after = ids[-1] if ids else after
+        n += 1
+        pm.kill("queue")           # every page from a queue that never saw the one before
+        pm.start("queue", timeout=20)
+    assert n == 3 and not more
+    assert len(got) == 2500 and got == sorted(set(got))
