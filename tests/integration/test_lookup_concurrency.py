@@ -116,9 +116,11 @@ def test_password_checks_run_in_parallel(slow_mx):
         t.join(30)
     assert all(r and r[0] == 235 for r in results), results
     spent = sorted((helper_cpu(p) - b for p, b in zip(helpers, before)), reverse=True)
-    # one helper computing both would show ~2 hashes and the other ~0
+    # A hash is computed whole by one helper, so the less busy helper having spent half a
+    # hash means it computed one of the two; one helper computing both leaves the other at
+    # ~0. No upper bound on the busier one: a hash costs more CPU time while the other core
+    # hashes too (shared caches, clock), so "two hashes' worth" is not a sharp line.
     assert spent[1] >= 0.5 * hash_ticks, f"CPU ticks per helper {spent}, one hash {hash_ticks}"
-    assert spent[0] < 1.5 * hash_ticks, f"CPU ticks per helper {spent}, one hash {hash_ticks}"
     for s in sessions:
         s.quit()
 
