@@ -302,3 +302,9 @@ enum pm_addr_status pm_addr_parse_path(const char *s, size_t len, int flags, str
     out->had_route = had_route;
     return st;
 }
+
+const char *pm_addr_domain(const char *address)
+{
+    const char *at = strrchr(address, '@');
+    return at ? at + 1 : "";
+}

@@ -55,6 +55,10 @@ enum pm_addr_status pm_addr_parse_mailbox(const char *s, size_t len, int flags, 
  * Returns PM_ADDR_OK, PM_ADDR_SYNTAX, PM_ADDR_DOMAIN_LONG or PM_ADDR_NON_ASCII. */
 enum pm_addr_status pm_addr_check_domain(const char *s, size_t len, int utf8);
 
+/* The domain of an address "local@domain" (after the last '@'); "" when there is none.
+ * Points into address, which must not be NULL. */
+const char *pm_addr_domain(const char *address);
+
 /* Length of the valid UTF-8 sequence starting at s (1..4), 0 if invalid or truncated. */
 size_t pm_addr_utf8_len(const unsigned char *s, size_t avail);
 

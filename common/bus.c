@@ -77,6 +77,8 @@ const char *pm_bus_body_name(Postmesh__BusMessage__BodyCase body)
     case POSTMESH__BUS_MESSAGE__BODY_RESOLVE: return "resolve";
     case POSTMESH__BUS_MESSAGE__BODY_RESOLVE_REPLY: return "resolve_reply";
     case POSTMESH__BUS_MESSAGE__BODY_PING: return "ping";
+    case POSTMESH__BUS_MESSAGE__BODY_ETRN: return "etrn";
+    case POSTMESH__BUS_MESSAGE__BODY_ETRN_REPLY: return "etrn_reply";
     default: return "unknown";
     }
 }

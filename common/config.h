@@ -70,7 +70,8 @@ struct pm_config {
         struct pm_listenlist listen;
         char *metrics;
         long long drain_timeout;    /* SIGTERM: running sessions may go on this long, then 421 */
-        long long workers;          /* session worker processes sharing the listeners (0: one per CPU) */
+        long long sandboxes;        /* session processes (sandboxes) sharing the listeners (0: one per CPU) */
+        struct pm_strlist etrn_domains; /* ETRN may start these (empty: any domain not ours) */
         long long lookup_cache_ttl; /* seconds a worker remembers a recipient look-up (0: off) */
         long long max_message_size, max_recipients, max_connections, max_connections_per_ip;
         long long body_memory_mb;   /* bodies held by one worker's sessions (0: 8 x max_message_size) */

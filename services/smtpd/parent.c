@@ -48,7 +48,7 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cpus = cpus < 1 ? 1 : cpus;
-    p->nworkers = cfg->smtpd.workers > 0 ? (int)cfg->smtpd.workers
+    p->nworkers = cfg->smtpd.sandboxes > 0 ? (int)cfg->smtpd.sandboxes
                                           : (int)(cpus < SMTPD_AUTO_WORKERS ? cpus : SMTPD_AUTO_WORKERS);
     p->nworkers = p->nworkers > SMTPD_TALLY_MAX ? SMTPD_TALLY_MAX : p->nworkers;
     p->listener_sets = p->nworkers;

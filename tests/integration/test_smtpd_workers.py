@@ -78,7 +78,7 @@ def alive(pid):
 
 
 def start(pm, **smtpd):
-    pm.configure(smtpd={"workers": 2, **smtpd})
+    pm.configure(smtpd={"sandboxes": 2, **smtpd})
     pm.start("queue", "smtpd")
     pids = wait_for(lambda: (w := worker_pids(pm)) and len(w) == 2 and w, 10, what="two workers")
     # pm.start waited for event=started, which the last of the workers to be ready logs
