@@ -19,8 +19,16 @@ static const char *const role_names[PM_ROLE_COUNT] = {
     [PM_ROLE_CLI] = "cli",
 };
 
-/* pop3d and imapd do not speak on the bus (yet): they have a role but no key by default. */
-const char *const pm_keys_bus_names[] = {"queue", "resolver", "smtpd", "mta", "delivery", "bouncer", "cli", NULL};
+/* The rows of services.def with a key of their own (the cli's too, which `postmesh run`
+ * never starts); pop3d has a role but no key: it does not speak on the bus (yet). */
+#define PM_SVC_KEYNAME_KEY(name) name,
+#define PM_SVC_KEYNAME_NOKEY(name)
+#define PM_SVC(name, role, user, uid, group, chroot, privsep, start, key, seccomp, connects, description) \
+    PM_SVC_KEYNAME_##key(name)
+const char *const pm_keys_bus_names[] = {
+#include "services.def"
+    NULL,
+};
 
 const char *pm_role_name(enum pm_role r)
 {

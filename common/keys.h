@@ -32,7 +32,8 @@ const char *pm_role_name(enum pm_role r); /* "smtpd", ...; "none" */
  * name is not <role> or <role>.<replica> (replica: 1-40 of [A-Za-z0-9_-]). */
 enum pm_role pm_role_of_key_name(const char *name);
 
-/* Every role that speaks on the bus, in the order `postmesh keys init` creates them. */
+/* Every key name of the system's own, NULL-terminated, in the order `postmesh keys init`
+ * creates them: the rows of services.def that have a bus key. */
 extern const char *const pm_keys_bus_names[];
 
 /* Loads name's own keypair from dir, creating dir (0755) and the pair if neither file exists

@@ -4,27 +4,38 @@
 
 #include "config.h"
 
-#define SOCK PM_SC_SOCKET
-#define ACCEPT PM_SC_ACCEPT
-#define FILES (PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES)
-#define Q PM_CONNECTS_QUEUE
-
-/* queue: nothing but its LMDB directory (written in place, never renamed); delivery and
+/* The rows of services.def, in their columns' words: what each profile allows and which bus
+ * endpoints a sandboxed process connects to.
+ * queue: nothing but its LMDB directory (written in place, never renamed); delivery and
  * pop3d: the mail store; everyone else needs no file at all once started, so an empty
  * directory is its whole world. The queue and the resolver accept: ZeroMQ's I/O thread
  * accepts on their ROUTERs, bound before the drop. The queue connects nowhere, pop3d has no
- * bus and the helpers no network: none of them makes a socket. The last column says which
- * bus endpoints a sandboxed process connects to (the queue and the resolver only bind): a
- * host name there makes pm_privsep_drop give it what resolving needs (privsep.c). */
+ * bus and the helpers no network: none of them makes a socket. A host name in an endpoint
+ * a sandboxed process connects to makes pm_privsep_drop give it what resolving needs
+ * (privsep.c). The cli runs as its caller: no row here. */
+#define SC_SOCKET PM_SC_SOCKET
+#define SC_ACCEPT PM_SC_ACCEPT
+#define SC_READ PM_SC_READ
+#define SC_WRITE PM_SC_WRITE
+#define SC_FILES (PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES)
+#define TO_QUEUE PM_CONNECTS_QUEUE
+#define TO_RESOLVER PM_CONNECTS_RESOLVER
+#define RUNAS_ROW(name, user, group, chroot, split, seccomp, connects) \
+    {name, user, group, chroot, split, {name, seccomp}, connects},
+#define RUNAS_PLAIN(...) RUNAS_ROW(__VA_ARGS__)
+#define RUNAS_SANDBOXES(...) RUNAS_ROW(__VA_ARGS__)
+#define RUNAS_JOB_WORKERS(...) RUNAS_ROW(__VA_ARGS__)
+#define RUNAS_HELPER(...) RUNAS_ROW(__VA_ARGS__)
+#define RUNAS_CALLER(...)
+#define SPLIT_PLAIN 0
+#define SPLIT_SANDBOXES 1
+#define SPLIT_JOB_WORKERS 1
+#define SPLIT_HELPER 0
+#define SPLIT_CALLER 0
+#define PM_SVC(name, role, user, uid, group, chroot, privsep, start, key, seccomp, connects, description) \
+    RUNAS_##privsep(name, user, group, chroot, SPLIT_##privsep, seccomp, connects)
 const struct pm_runas pm_runas_table[] = {
-    {"queue", "postmesh-queue", NULL, "queue", 0, {"queue", ACCEPT | PM_SC_READ | PM_SC_WRITE}, 0},
-    {"resolver", "postmesh-resolver", NULL, "empty", 0, {"resolver", SOCK | ACCEPT}, 0},
-    {"delivery", "postmesh-delivery", PM_RUNAS_STORE_GROUP, "mail", 1, {"delivery", SOCK | FILES}, Q},
-    {"mta", "postmesh-mta", NULL, "empty", 1, {"mta", SOCK}, Q | PM_CONNECTS_RESOLVER},
-    {"bouncer", "postmesh-bouncer", NULL, "empty", 0, {"bouncer", SOCK}, Q},
-    {"smtpd", "postmesh-smtpd", NULL, "empty", 1, {"smtpd", SOCK | ACCEPT}, Q},
-    {"pop3d", "postmesh-pop3d", PM_RUNAS_STORE_GROUP, "mail", 1, {"pop3d", ACCEPT | FILES}, 0},
-    {"auth", "postmesh-auth", NULL, NULL, 0, {"auth", PM_SC_READ}, 0},
+#include "services.def"
     {NULL, NULL, NULL, NULL, 0, {NULL, 0}, 0},
 };
 

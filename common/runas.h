@@ -1,7 +1,8 @@
 /* Who each process runs as after it dropped root: the one table `postmesh check` prints and
  * every pm_privsep_drop() takes its user, group, chroot and seccomp profile from, so what
- * the operator is told is what happens. One uid per service: a compromised process cannot
- * signal, trace or read the files of another. */
+ * the operator is told is what happens. Its rows are those of common/services.def (the cli's
+ * aside: it runs as its caller). One uid per service: a compromised process cannot signal,
+ * trace or read the files of another. */
 #ifndef PM_RUNAS_H
 #define PM_RUNAS_H
 #include <stddef.h>
@@ -12,10 +13,11 @@ struct pm_config;
 
 struct pm_runas {
     const char *service;    /* "queue", "smtpd", ...; "auth": the lookup helpers (privhelper.h) */
-    const char *user;       /* unprivileged user (scripts/install-deps.sh creates it) */
+    const char *user;       /* unprivileged user (scripts/install-deps.sh creates it, from services.def) */
     const char *group;      /* shared group instead of the user's own ("vmail": the mail store); NULL */
     const char *chroot_rel; /* chroot below state_dir: "queue", "mail" or "empty"; NULL: none */
-    int split;              /* privileged parent (ports, TLS key, users file) + unprivileged workers */
+    int split;              /* privileged parent (ports, TLS key, users file) + unprivileged sandboxes
+                             * or job workers */
     struct pm_seccomp_profile seccomp;
     unsigned connects;      /* PM_CONNECTS_*: the bus endpoints its sandboxed process connects to */
 };

@@ -15,18 +15,35 @@ python3-yaml gnutls-bin postal"
 BENCH_PACKAGES="dovecot-pop3d"
 
 # Unprivileged users the services drop to (privilege separation), one per service so none
-# can signal or read another (common/runas.c is the table); delivery and pop3d share the
-# mail store through the group vmail. The ids are pinned, the same here as in the container
-# image (deploy/container/Containerfile runs this with --users), so a volume shared between
-# containers or hosts keeps its owners. They sit in 2500-2508, above the system range
+# can signal or read another, and the groups they share (delivery and pop3d: the mail store,
+# vmail). They come from common/services.def, the list of services the C code is built from
+# (this script runs before anything is built, so it reads the file itself; the container
+# image copies it next to this script, deploy/container/Containerfile, and runs --users).
+# The ids are pinned, the same on a host as in the image, so a volume shared between
+# containers or hosts keeps its owners. They sit in 2500-2999, above the system range
 # (100-999, allocated dynamically) and far below where login users start to get crowded;
 # an id taken by someone else falls back to a free one, with a warning.
 # Root only; idempotent: an existing user or group is left as it is (a warning says so if its
-# id is not the pinned one), an existing store user only gains the vmail group.
-SERVICE_USERS="postmesh-queue:2501 postmesh-resolver:2502 postmesh-bouncer:2503 postmesh-delivery:2504
-postmesh-mta:2505 postmesh-smtpd:2506 postmesh-pop3d:2507 postmesh-auth:2508"
-STORE_GROUP="vmail:2500"
-STORE_USERS="postmesh-delivery postmesh-pop3d"
+# id is not the pinned one), an existing user only gains the group it shares.
+SERVICES_DEF=${POSTMESH_SERVICES_DEF:-$(dirname "$0")/../common/services.def}
+# One line per account services.def asks for, groups first: "group NAME GID", then
+# "user NAME UID [GROUP]" (GROUP: the shared group it joins). --accounts prints them.
+accounts() {
+    [ -r "$SERVICES_DEF" ] || { echo "install-deps: cannot read $SERVICES_DEF (the list of services)" >&2; return 1; }
+    awk '
+        function field(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); if (s == "NULL") return ""; gsub(/"/, "", s); return s }
+        function row(r,   kind, f) {
+            kind = r; sub(/^[ \t]*PM_/, "", kind); sub(/\(.*/, "", kind)
+            sub(/^[^(]*\(/, "", r); split(r, f, ",")
+            if (kind == "GROUP") groups = groups "group " field(f[1]) " " field(f[2]) "\n"
+            else if (kind == "SVC" && field(f[3]) != "")
+                users = users "user " field(f[3]) " " field(f[4]) (field(f[5]) != "" ? " " field(f[5]) : "") "\n"
+        }
+        /^PM_(SVC|GROUP)\(/ { text = ""; open = 1 }
+        open { text = text " " $0; if ($0 ~ /\)[ \t]*$/) { open = 0; row(text) } }
+        END { printf "%s%s", groups, users }
+    ' "$SERVICES_DEF"
+}
 QUIET_IDS=0 # the check before every build says nothing about ids it leaves as they are
 ensure_group() { # name id
     if getent group "$1" >/dev/null 2>&1; then
@@ -41,14 +58,22 @@ ensure_group() { # name id
 }
 ensure_users() {
     [ "$(id -u)" = 0 ] || return 0
-    ensure_group "${STORE_GROUP%%:*}" "${STORE_GROUP##*:}"
-    for entry in $SERVICE_USERS; do
-        u=${entry%%:*} id=${entry##*:}
-        if id "$u" >/dev/null 2>&1; then
-            [ "$(id -u "$u")" = "$id" ] || [ "$QUIET_IDS" = 1 ] ||
-                echo "install-deps: user $u exists with uid $(id -u "$u"), not the pinned $id (left as it is)" >&2
-            continue
-        fi
+    list=$(accounts) || return 1
+    while read -r kind name id shared; do
+        case $kind in
+        group) ensure_group "$name" "$id" ;;
+        user) ensure_user "$name" "$id" "$shared" ;;
+        esac
+    done <<EOF
+$list
+EOF
+}
+ensure_user() { # name id shared-group
+    u=$1 id=$2
+    if id "$u" >/dev/null 2>&1; then
+        [ "$(id -u "$u")" = "$id" ] || [ "$QUIET_IDS" = 1 ] ||
+            echo "install-deps: user $u exists with uid $(id -u "$u"), not the pinned $id (left as it is)" >&2
+    else
         ensure_group "$u" "$id"
         if getent passwd "$id" >/dev/null 2>&1; then
             echo "install-deps: uid $id is taken: user $u gets another" >&2
@@ -58,11 +83,12 @@ ensure_users() {
             useradd --system -K SYS_UID_MAX=2999 -K SYS_GID_MAX=2999 --no-create-home --home-dir /nonexistent \
                 --shell /usr/sbin/nologin --gid "$u" --uid "$id" "$u"
         fi
-    done
-    for u in $STORE_USERS; do
-        id -nG "$u" | tr ' ' '\n' | grep -qx vmail || usermod -a -G vmail "$u"
-    done
+    fi
+    [ -z "$3" ] || id -nG "$u" | tr ' ' '\n' | grep -qx "$3" || usermod -a -G "$3" "$u"
 }
+
+# --accounts: print the users and groups --users would make (services.def), as root or not.
+if [ "${1:-}" = "--accounts" ]; then accounts; exit; fi
 
 # --users: only the users and groups (the container image has no use for the packages).
 if [ "${1:-}" = "--users" ]; then ensure_users; exit 0; fi

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aliases.h"
+#include "bindir.h"
 #include "check.h"
 #include "cli.h"
 #include "services.h"
@@ -159,7 +160,9 @@ static void check_shards(struct cli_check_report *r, const struct pm_config *cfg
                        "refuses to start with this file (fine on hosts that run no queue)");
 }
 
-/* What each service would do, as `postmesh run` would start it. */
+/* What each service would do, as `postmesh run` would start it (common/services.def's rows
+ * it starts, in its order): where it binds or listens when this file says, else its row's
+ * description. */
 static void check_services(struct cli_check_report *r, const struct pm_config *cfg)
 {
     char bindir[PATH_MAX], path[PATH_MAX + 32], what[2048];
@@ -168,8 +171,10 @@ static void check_services(struct cli_check_report *r, const struct pm_config *c
         return;
     }
     int found = 0;
-    for (int i = 0; i < cli_nservices; i++) {
-        const char *name = cli_services[i].name;
+    for (const struct pm_svc *s = pm_svc_table; s->name; s++) {
+        const char *name = s->name;
+        if (!pm_svc_supervised(s))
+            continue;
         if (!cli_service_path(bindir, name, path, sizeof path)) {
             cli_check_line(r, "ok", name, "not installed (%s): `postmesh run` skips it", path);
             continue;
@@ -191,8 +196,10 @@ static void check_services(struct cli_check_report *r, const struct pm_config *c
             snprintf(what, sizeof what, "delivers to remote port %lld", cfg->mta.remote_port);
         else if (!strcmp(name, "delivery"))
             snprintf(what, sizeof what, "delivers into %s/mail", cfg->state_dir);
-        else
+        else if (!strcmp(name, "bouncer"))
             snprintf(what, sizeof what, "sends delivery status notifications");
+        else
+            snprintf(what, sizeof what, "%s", s->description);
         cli_check_line(r, "ok", name, "%s: %s", path, what);
         cli_check_runas(r, cfg, name);
     }

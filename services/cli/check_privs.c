@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "runas.h"
+#include "services.h"
 
 #define CAP_NET_BIND_SERVICE_BIT 10
 
@@ -86,7 +87,7 @@ void cli_check_users_file_mode(struct cli_check_report *r, const struct pm_confi
 }
 
 /* Every account the services drop to must exist, must not be root, and must be one
- * service's alone; the mail store's group must exist. */
+ * service's alone; the groups they share (the mail store's) must exist. */
 void cli_check_accounts(struct cli_check_report *r)
 {
     char found[1024] = "";
@@ -116,13 +117,15 @@ void cli_check_accounts(struct cli_check_report *r)
         else if (o < sizeof found)
             o += (size_t)snprintf(found + o, sizeof found - o, "%s%s (%u)", o ? ", " : "", ra->user, (unsigned)uid);
     }
-    struct group *gr = getgrnam(PM_RUNAS_STORE_GROUP);
-    if (!gr)
-        cli_check_line(r, root ? "FAIL" : "warn", "accounts",
-                       "group %s (the mail store's) does not exist (scripts/install-deps.sh creates it, as root)",
-                       PM_RUNAS_STORE_GROUP);
-    else if (gr->gr_gid == 0)
-        cli_check_line(r, "FAIL", "accounts", "group %s has gid 0", PM_RUNAS_STORE_GROUP);
+    for (const struct pm_svc_group *g = pm_svc_groups; g->name; g++) {
+        struct group *gr = getgrnam(g->name);
+        if (!gr)
+            cli_check_line(r, root ? "FAIL" : "warn", "accounts",
+                           "group %s (%s) does not exist (scripts/install-deps.sh creates it, as root)", g->name,
+                           g->description);
+        else if (gr->gr_gid == 0)
+            cli_check_line(r, "FAIL", "accounts", "group %s has gid 0", g->name);
+    }
     if (*found)
         cli_check_line(r, "ok", "accounts", "%s", found);
 }
@@ -176,11 +179,13 @@ void cli_check_runas(struct cli_check_report *r, const struct pm_config *cfg, co
                : snprintf(who, sizeof who, "%s (no such user)", ra->user);
     if (ra->group && n >= 0 && (size_t)n < sizeof who)
         snprintf(who + n, sizeof who - (size_t)n, " group %s", ra->group);
+    const struct pm_svc *svc = pm_svc_find(service);
+    const char *children = svc && svc->privsep == PM_SVC_SANDBOXES ? "sandboxes" : "job workers";
     if (geteuid() == 0 && ra->split)
         cli_check_line(r, "ok", service,
                        "runs as: parent root (keeps what needs root, supervises; users file lookups by a helper "
-                       "as %s); workers %s, chroot %s, no_new_privs, seccomp profile %s",
-                       pm_runas_find("auth")->user, who, chroot_dir, ra->seccomp.name);
+                       "as %s); %s %s, chroot %s, no_new_privs, seccomp profile %s",
+                       pm_runas_find("auth")->user, children, who, chroot_dir, ra->seccomp.name);
     else if (geteuid() == 0)
         cli_check_line(r, "ok", service, "runs as: %s, chroot %s, no_new_privs, seccomp profile %s", who, chroot_dir,
                        ra->seccomp.name);

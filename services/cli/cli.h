@@ -17,6 +17,7 @@ int cli_cmd_user(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_check(const struct pm_config *cfg, const char *config_path, int argc, char **argv);
 int cli_cmd_keys(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_ping(const struct pm_config *cfg, int argc, char **argv);
+int cli_cmd_services(int argc, char **argv);
 
 /* The CurveZMQ keys directory: bus.keys_dir, or state_dir/keys. Returns dst. */
 char *cli_keys_dir(const struct pm_config *cfg, char *dst, size_t size);

@@ -37,6 +37,8 @@ static const char usage_text[] =
     "  keys list             name, public key and role of every key in the keys directory (the allowlist)\n"
     "  keys add ROLE.NAME    create a replica's own keypair (revocable alone) and say where its files go\n"
     "  keys where            which key files each service's host needs (each holds only its own secret)\n"
+    "  services [--json]     every program of Postmesh: bus role, user and pinned uid, chroot, privilege\n"
+    "                        separation, start order, bus key (--json: for scripts; reads no configuration)\n"
     "  help                  this text\n"
     "\n"
     "exit status: 0 ok, 1 failure, 2 usage or configuration error\n";
@@ -93,6 +95,8 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return CLI_OK;
     }
+    if (!strcmp(cmd, "services")) /* the same on every host: no configuration to load */
+        return cli_cmd_services(argc, argv);
     static const char *const known[] = {"run", "check", "status", "queue", "user", "keys", "ping", NULL};
     int found = 0;
     for (const char *const *k = known; *k; k++)

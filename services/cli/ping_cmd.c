@@ -15,6 +15,7 @@
 #include "control.h"
 #include "metrics.h"
 #include "net.h"
+#include "services.h"
 
 #define PING_TIMEOUT_S 3
 
@@ -126,19 +127,31 @@ static int ping_queue_bus(const struct pm_config *cfg)
     return failed ? CLI_FAIL : CLI_OK;
 }
 
+/* "queue, resolver, ...": the services `postmesh run` starts (common/services.def). */
+static const char *service_names(char *dst, size_t size)
+{
+    size_t o = 0;
+    dst[0] = '\0';
+    for (const struct pm_svc *s = pm_svc_table; s->name && o < size; s++)
+        if (pm_svc_supervised(s))
+            o += (size_t)snprintf(dst + o, size - o, "%s%s", o ? ", " : "", s->name);
+    return dst;
+}
+
 int cli_cmd_ping(const struct pm_config *cfg, int argc, char **argv)
 {
+    char names[256];
     /* --live: is the process alive (its loop answers), whatever its peers do: what a
      * liveness probe asks; without it, readiness (/health). */
     int live = argc == 3 && strcmp(argv[1], "--live") == 0;
     if (argc != 2 && !live) {
-        cli_error("usage: postmesh ping [--live] SERVICE (queue, resolver, smtpd, mta, delivery, bouncer, pop3d)");
+        cli_error("usage: postmesh ping [--live] SERVICE (%s)", service_names(names, sizeof names));
         return CLI_USAGE;
     }
     const char *service = argv[argc - 1];
     const char *address = pm_metrics_address(cfg, service);
     if (!address) {
-        cli_error("unknown service '%s' (queue, resolver, smtpd, mta, delivery, bouncer, pop3d)", service);
+        cli_error("unknown service '%s' (%s)", service, service_names(names, sizeof names));
         return CLI_USAGE;
     }
     if (address[0])

@@ -1,7 +1,8 @@
 /* `postmesh run`: every installed service as a child, in the foreground.
  *
- * Start: the core services (queue, resolver) first; the others once the core ones logged
- * event=started (or after START_WAIT), so smtpd never accepts mail the queue cannot take.
+ * Which services, in which order: the rows of common/services.def that it starts. Start: the
+ * core services (start CORE: the queue, the resolver) first; the others once the core ones
+ * logged event=started (or after START_WAIT), so smtpd never accepts mail the queue cannot take.
  * A child that exits is restarted after a backoff that doubles from BACKOFF_MIN to
  * BACKOFF_MAX and starts over once a run lasted STABLE_AFTER.
  * Stop (SIGTERM/SIGINT): SIGTERM to the front ends and workers, then to the core once they
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bindir.h"
 #include "child.h"
 #include "cli.h"
 #include "clock.h"
@@ -40,7 +42,7 @@ struct supervisor;
 
 struct child {
     struct supervisor *sv;
-    const struct cli_service *svc;
+    const struct pm_svc *svc;
     char path[PATH_MAX];
     pid_t pid;          /* 0 while not running */
     unsigned generation;
@@ -122,8 +124,10 @@ static void schedule_restart(struct child *c, double ran)
     evtimer_add(c->restart_timer, &tv);
 }
 
+static int is_core(const struct child *c) { return c->svc->start == PM_SVC_START_CORE; }
+
 /* core: 1 core services, 0 the others, -1 all. */
-static int matches(const struct child *c, int core) { return core < 0 || c->svc->core == core; }
+static int matches(const struct child *c, int core) { return core < 0 || is_core(c) == core; }
 
 static int running(const struct supervisor *sv, int core)
 {
@@ -151,7 +155,7 @@ static void arm_timer(struct supervisor *sv, double secs)
 static void start_group(struct supervisor *sv, int core)
 {
     for (int i = 0; i < sv->n; i++)
-        if (sv->v[i].svc->core == core && !sv->v[i].spawned)
+        if (is_core(&sv->v[i]) == core && !sv->v[i].spawned)
             spawn(&sv->v[i]);
 }
 
@@ -354,14 +358,16 @@ static int find_services(struct supervisor *sv)
         pm_log(PM_ERR, "event=setup_failed error=\"cannot find the postmesh binary's directory\"");
         return -1;
     }
-    for (int i = 0; i < cli_nservices && sv->n < MAX_CHILDREN; i++) {
+    for (const struct pm_svc *s = pm_svc_table; s->name && sv->n < MAX_CHILDREN; s++) {
         struct child *c = &sv->v[sv->n];
-        if (!cli_service_path(bindir, cli_services[i].name, c->path, sizeof c->path)) {
-            pm_log(PM_INFO, "event=skip svc=%s reason=not_installed path=%s", cli_services[i].name, c->path);
+        if (!pm_svc_supervised(s))
+            continue;
+        if (!cli_service_path(bindir, s->name, c->path, sizeof c->path)) {
+            pm_log(PM_INFO, "event=skip svc=%s reason=not_installed path=%s", s->name, c->path);
             continue;
         }
         c->sv = sv;
-        c->svc = &cli_services[i];
+        c->svc = s;
         c->backoff = BACKOFF_MIN;
         c->restart_timer = evtimer_new(sv->base, on_restart, c);
         sv->n++;

@@ -10,8 +10,8 @@ import subprocess
 import zmq
 
 from conftest import BIN, wait_for
+from services_list import bus_keys, users as service_users
 
-BUS_NAMES = ["queue", "resolver", "smtpd", "mta", "delivery", "bouncer", "cli"]  # pop3d is not on the bus
 Z85 = re.compile(r"^[0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40}$")
 
 
@@ -30,7 +30,7 @@ def test_keys_init_and_list(pm):
     assert r.returncode == 1 and "keys init" in r.stderr
 
     first = key_lines(pm.cli("keys", "init").stdout)
-    assert sorted(first) == sorted(BUS_NAMES)
+    assert sorted(first) == sorted(bus_keys())
     for name, pub in first.items():
         assert Z85.match(pub), pub
         assert stat.S_IMODE((keys / f"{name}.key").stat().st_mode) == 0o600
@@ -48,7 +48,7 @@ def test_keys_init_and_list(pm):
     (keys / "monitoring.pub").write_text(extra + "\n")
     out = pm.cli("keys", "list").stdout
     assert key_lines(out) == {**first, "monitoring": extra}
-    assert [line.split()[0] for line in out.splitlines()] == sorted(BUS_NAMES + ["monitoring"])
+    assert [line.split()[0] for line in out.splitlines()] == sorted(bus_keys() + ["monitoring"])
     roles = key_roles(out)
     assert roles["smtpd"] == "smtpd" and roles["cli"] == "cli", out
     assert roles["monitoring"] == "(no role: not admitted)", out     # a name must say its role
@@ -83,7 +83,7 @@ def test_check_keys_permissions_and_runas(pm):
     assert re.search(r"^ok\s+keys\s+.*none yet", out, re.M), out
     pm.cli("keys", "init")
     code, out = check(pm)
-    assert code == 0 and re.search(r"^ok\s+keys\s+.*7 service keypairs", out, re.M), out
+    assert code == 0 and re.search(rf"^ok\s+keys\s+.*: {len(bus_keys())} service keypairs", out, re.M), out
 
     # What the queue would run as, root or not.
     runas = re.search(r"^ok\s+queue\s+runs as: (.*)$", out, re.M)
@@ -93,11 +93,10 @@ def test_check_keys_permissions_and_runas(pm):
                f"{pm.state}/queue" in runas.group(1)
         accounts = re.search(r"^ok\s+accounts\s+(.*)$", out, re.M)
         assert accounts, out
-        for user in ("postmesh-queue", "postmesh-resolver", "postmesh-delivery", "postmesh-mta", "postmesh-bouncer",
-                     "postmesh-smtpd", "postmesh-pop3d", "postmesh-auth"):
+        for user in service_users():
             assert re.search(rf"(^|, ){user} \(\d+\)", accounts.group(1)), out
         if (BIN / "postmesh-smtpd").exists():
-            assert re.search(r"^ok\s+smtpd\s+runs as: parent root .*workers postmesh-smtpd", out, re.M), out
+            assert re.search(r"^ok\s+smtpd\s+runs as: parent root .*sandboxes postmesh-smtpd", out, re.M), out
     else:
         assert f"uid {os.geteuid()}" in runas.group(1) and "no chroot" in runas.group(1)
 
@@ -163,9 +162,9 @@ def test_run_creates_the_keys_before_any_service(pm):
                  20, what="postmesh run to start")
         log = log_path.read_text()
         assert proc.poll() is None, log
-        ready = re.search(r"svc=postmesh .*event=keys_ready dir=\S+ created=7", log)
+        ready = re.search(rf"svc=postmesh .*event=keys_ready dir=\S+ created={len(bus_keys())}", log)
         assert ready and ready.start() < log.index("event=spawn svc=queue"), log
-        assert sorted(p.stem for p in (pm.state / "keys").glob("*.key")) == sorted(BUS_NAMES)
+        assert sorted(p.stem for p in (pm.state / "keys").glob("*.key")) == sorted(bus_keys())
         assert "messages=0" in pm.cli("status").stdout
     finally:
         if proc.poll() is None:

@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO
+from services_list import bus_keys, groups, row, supervised, users
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
-ROLES = ["queue", "resolver", "smtpd", "mta", "delivery", "bouncer", "pop3d"]
-# What `postmesh keys where` says each role needs besides its own pair (pop3d: no bus).
+# What `postmesh keys where` says each role with a bus key needs besides its own pair.
 NEEDS = {
     "queue": {"smtpd", "mta", "delivery", "bouncer", "cli"},
     "resolver": {"smtpd", "mta"},
@@ -31,16 +31,23 @@ NEEDS = {
     "bouncer": {"queue"},
     "cli": {"queue"},
 }
-# What each service needs when it starts as root and drops (docs/containers.md): the drop
-# itself, plus owning and reaching a store (queue; delivery and pop3d share the Maildirs),
-# plus the privileged ports of the front ends. The same in compose and Kubernetes.
+# What each service needs when it starts as root and drops (docs/containers.md), from its row
+# of `postmesh services`: the drop itself, plus owning and reaching a store (the queue's own
+# chroot; a store shared through a group: delivery and pop3d share the Maildirs), plus the
+# privileged ports of a front end (one that runs sandboxes). The same in compose and Kubernetes.
 DROP = {"SETUID", "SETGID", "SYS_CHROOT", "KILL"}
-CAPS = {"queue": DROP | {"CHOWN", "DAC_OVERRIDE"}, "resolver": DROP, "bouncer": DROP, "mta": DROP,
-        "smtpd": DROP | {"NET_BIND_SERVICE"}, "delivery": DROP | {"CHOWN", "FOWNER", "DAC_OVERRIDE"},
-        "pop3d": DROP | {"CHOWN", "FOWNER", "DAC_OVERRIDE", "NET_BIND_SERVICE"}}
-PINNED = {"vmail": 2500, "postmesh-queue": 2501, "postmesh-resolver": 2502, "postmesh-bouncer": 2503,
-          "postmesh-delivery": 2504, "postmesh-mta": 2505, "postmesh-smtpd": 2506, "postmesh-pop3d": 2507,
-          "postmesh-auth": 2508}
+
+
+def caps(svc):
+    s = row(svc)
+    return (DROP | ({"CHOWN", "DAC_OVERRIDE"} if s["chroot"] == "queue" else set())
+            | ({"CHOWN", "FOWNER", "DAC_OVERRIDE"} if s["group"] else set())
+            | ({"NET_BIND_SERVICE"} if s["privsep"] == "sandboxes" else set()))
+
+
+def roles():
+    """Every service that runs in its own container: those `postmesh run` starts."""
+    return supervised()
 
 
 def load_all(path):
@@ -70,7 +77,7 @@ def mount_source(m):
 def test_compose_services_are_complete():
     c = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = c["services"]
-    assert set(ROLES) | {"haproxy", "setup"} <= set(services), sorted(services)
+    assert set(roles()) | {"haproxy", "setup"} <= set(services), sorted(services)
     declared_volumes = set(c.get("volumes") or {})
     declared_networks = set(c.get("networks") or {})
     for name, s in services.items():
@@ -80,11 +87,11 @@ def test_compose_services_are_complete():
         mounts = s.get("volumes", [])
         if name != "haproxy":
             assert any(m.endswith(":/etc/postmesh/postmesh.conf:ro") for m in mounts), "%s: no config mount" % name
-        if name in ROLES or name == "haproxy":
+        if name in roles() or name == "haproxy":
             hc = s.get("healthcheck") or {}
             # A string (CMD-SHELL): podman-compose 1.0.3 mangles the list form (see compose.yaml).
             assert isinstance(hc.get("test"), str), "%s: no health check" % name
-            if name in ROLES:
+            if name in roles():
                 assert hc["test"] == "postmesh ping %s" % name, name
                 assert s["command"] == ["postmesh-%s" % name], name
                 assert s.get("environment", {}).get("POSTMESH_SERVICE") == name
@@ -99,8 +106,8 @@ def test_compose_services_are_complete():
                 assert src in declared_volumes, "%s: volume %s not declared" % (name, src)
         for n in s.get("networks", []):
             assert n in declared_networks, "%s: network %s not declared" % (name, n)
-    for svc, caps in CAPS.items():
-        assert services[svc]["cap_drop"] == ["ALL"] and set(services[svc]["cap_add"]) == caps, svc
+    for svc in roles():
+        assert services[svc]["cap_drop"] == ["ALL"] and set(services[svc]["cap_add"]) == caps(svc), svc
     assert services["smtpd"]["deploy"]["replicas"] == 3
     assert "ports" not in services["smtpd"], "replicas must not publish ports (HAProxy does)"
     published = {p.rsplit(":", 1)[1] for p in services["haproxy"]["ports"]}
@@ -182,12 +189,12 @@ def test_k8s_every_workload_is_complete():
             assert sc["capabilities"]["drop"] == ["ALL"], where
             pod_sc = spec.get("securityContext", {})
             if pod_sc.get("runAsNonRoot"):
-                assert pod_sc["runAsUser"] == PINNED["postmesh-" + svc], where
+                assert pod_sc["runAsUser"] == users()[row(svc)["user"]], where
                 assert not sc["capabilities"].get("add"), where
             else:
                 # Started as root to drop per process: the capabilities of that drop, exactly.
-                assert set(sc["capabilities"]["add"]) == CAPS[svc], where
-    assert seen == set(ROLES), sorted(seen)
+                assert set(sc["capabilities"]["add"]) == caps(svc), where
+    assert seen == set(roles()), sorted(seen)
 
 
 def test_k8s_references_exist():
@@ -245,6 +252,7 @@ def test_k8s_bus_ports_only_from_our_pods():
 
 
 def test_k8s_one_secret_per_role_with_its_key_and_needed_publics():
+    assert set(NEEDS) == set(bus_keys())
     secrets = {d["metadata"]["name"]: d for _, d in k8s_docs() if d["kind"] == "Secret"}
     for role, pubs in NEEDS.items():
         s = secrets["postmesh-keys-" + role]
@@ -257,7 +265,7 @@ def test_k8s_one_secret_per_role_with_its_key_and_needed_publics():
             keys = [vols[m["name"]]["secret"]["secretName"] for m in c["volumeMounts"]
                     if "secret" in vols.get(m["name"], {}) and
                     vols[m["name"]]["secret"]["secretName"].startswith("postmesh-keys-")]
-            assert keys == ([] if svc == "pop3d" else ["postmesh-keys-" + svc]), (svc, keys)
+            assert keys == (["postmesh-keys-" + svc] if row(svc)["bus_key"] else []), (svc, keys)
 
 
 def test_keys_sh_makes_each_role_its_own_secret(tmp_path):
@@ -295,7 +303,7 @@ def test_config_files_are_for_containers():
         assert re.search(r'^state_dir\s*=\s*"/', text, re.M), path
         assert 'listen      = "tcp://*:7701"' in text and 'listen      = "tcp://*:7703"' in text, path
         compose = path.parent.name == "compose"
-        for svc in ROLES:
+        for svc in roles():
             section = re.search(r"^%s = \{(.*?)^\};" % svc, text, re.M | re.S).group(1)
             # every service answers its health check; in compose only the queue's is
             # scraped from outside its container, the others listen on loopback only
@@ -322,9 +330,15 @@ def test_containerfile_and_ignore():
 
 
 def test_pinned_ids_match_install_deps():
-    text = (REPO / "scripts" / "install-deps.sh").read_text()
-    for name, uid in PINNED.items():
-        assert re.search(r"\b%s:%d\b" % (name, uid), text), name
-    runas = (REPO / "common" / "runas.c").read_text()
-    for user in set(re.findall(r'"(postmesh-[a-z0-9]+)"', runas)):
-        assert user in PINNED, user
+    """The image makes its users with install-deps.sh, which reads them from the list."""
+    r = subprocess.run(["sh", str(REPO / "scripts" / "install-deps.sh"), "--accounts"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    made = {line.split()[1]: int(line.split()[2]) for line in r.stdout.splitlines()}
+    assert made == {**groups(), **users()}
+    cf = (DEPLOY / "container" / "Containerfile").read_text()
+    # the list goes into the image where the script looks for it: ../common/ beside itself
+    script = re.search(r"^COPY scripts/install-deps.sh (\S+)/scripts/install-deps.sh$", cf, re.M)
+    assert script and re.search(r"^COPY common/services.def %s/common/services.def$" % re.escape(script.group(1)),
+                                cf, re.M), cf
+    assert "sh %s/scripts/install-deps.sh --users" % script.group(1) in cf

@@ -1,4 +1,5 @@
-#include "services.h"
+/* Where the services `postmesh run` supervises are installed: next to postmesh (bindir.h). */
+#include "bindir.h"
 
 #include <libgen.h>
 #include <limits.h>
@@ -6,13 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Start order: the queue binds the bus everyone connects to, the resolver answers the mta
- * and smtpd; front ends last so they never accept mail before it can be stored. */
-const struct cli_service cli_services[] = {
-    {"queue", 1}, {"resolver", 1}, {"delivery", 0}, {"mta", 0}, {"bouncer", 0}, {"smtpd", 0}, {"pop3d", 0},
-};
-const int cli_nservices = (int)(sizeof cli_services / sizeof cli_services[0]);
 
 int cli_bindir(char *dst, size_t size)
 {
