@@ -1,3 +1,5 @@
+/* The privchan channel (privchan.h): its framing, the sandbox's asynchronous client, and
+ * the parent's supervisor that forks, serves and restarts its sandboxes. */
 #include "privchan.h"
 
 #include <errno.h>
@@ -127,7 +129,7 @@ int pm_priv_recv_fd(int fd, struct pm_priv_msg *m, int *gotfd)
 }
 
 /* Without a control buffer the kernel closes whatever descriptor a peer sent along: a
- * parent never takes one from its worker. */
+ * parent never takes one from its sandbox. */
 int pm_priv_recv(int fd, struct pm_priv_msg *m)
 {
     uint8_t *buf = malloc(MAX_FRAME);
@@ -154,7 +156,7 @@ void pm_priv_msg_clear(struct pm_priv_msg *m)
     m->a = m->b = NULL;
 }
 
-/* ------------------------------------------------------------------ worker side */
+/* ------------------------------------------------------------------ sandbox side */
 struct pending {
     uint32_t id;
     pm_priv_cb cb;
@@ -267,29 +269,29 @@ void pm_priv_client_free(struct pm_priv_client *c)
 }
 
 /* ------------------------------------------------------------------ parent side */
-#define MAX_WORKERS 64
+#define MAX_SANDBOXES 64
 #define MAX_HELPERS 8
 #define REQUESTS_PER_TURN 64 /* then the helpers' answers get their turn */
 
-static int worker_index; /* the child's own, set before worker_main */
+static int sandbox_index; /* the child's own, set before worker_main */
 
-int pm_privsep_worker_index(void) { return worker_index; }
+int pm_privsep_worker_index(void) { return sandbox_index; }
 
-struct worker {
+struct sandbox {
     pid_t pid;       /* <= 0 while not running */
     int chan;        /* parent's end of its channel, -1 while none */
-    unsigned gen;    /* unique per start: answers for an earlier worker in this slot are dropped */
+    unsigned gen;    /* unique per start: answers for an earlier sandbox in this slot are dropped */
     double started, backoff, restart_at;
 };
 
 struct supervisor {
     const struct pm_worker_spec *spec;
-    struct worker w[MAX_WORKERS];
+    struct sandbox w[MAX_SANDBOXES];
     int n;
     unsigned next_gen;
 };
 
-/* pm_priv_worker_fd_fn: the channel of the worker started as gen, -1 once it is gone. */
+/* pm_priv_sandbox_fd_fn: the channel of the sandbox started as gen, -1 once it is gone. */
 static int fd_of_gen(unsigned gen, void *arg)
 {
     struct supervisor *sv = arg;
@@ -302,7 +304,7 @@ static int fd_of_gen(unsigned gen, void *arg)
 static pid_t spawn(struct supervisor *sv, int index)
 {
     const struct pm_worker_spec *spec = sv->spec;
-    struct worker *w = &sv->w[index];
+    struct sandbox *w = &sv->w[index];
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         return -1;
@@ -314,13 +316,13 @@ static pid_t spawn(struct supervisor *sv, int index)
     }
     if (pid == 0) {
         close(pair[0]);
-        /* The other workers' channels stay the parent's: with one, this worker could read
-         * their questions (passwords) or answer in their name. */
+        /* The other sandboxes' channels stay the parent's: with one, this sandbox could
+         * read their questions (passwords) or answer in their name. */
         for (int i = 0; i < sv->n; i++)
             if (i != index && sv->w[i].chan >= 0)
                 close(sv->w[i].chan);
-        worker_index = index;
-        /* A worker never outlives its parent (kill -9 of the parent, a crash): it would keep
+        sandbox_index = index;
+        /* A sandbox never outlives its parent (kill -9 of the parent, a crash): it would keep
          * serving with nobody to answer its checks. pm_privsep_drop keeps this across setuid. */
         pid_t parent = getppid();
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -334,29 +336,29 @@ static pid_t spawn(struct supervisor *sv, int index)
         _exit(spec->worker_main(pair[1], spec->arg));
     }
     close(pair[1]);
-    /* Never blocks on a worker that does not read its answers: it only harms itself. */
+    /* Never blocks on a sandbox that does not read its answers: it only harms itself. */
     fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK);
     w->pid = pid;
     w->chan = pair[0];
     w->gen = ++sv->next_gen ? sv->next_gen : ++sv->next_gen;
     w->started = pm_mono_s();
-    pm_log(PM_INFO, "event=worker_started worker=%s pid=%d index=%d", spec->name, (int)pid, index);
+    pm_log(PM_INFO, "event=sandbox_started sandbox=%s pid=%d index=%d", spec->name, (int)pid, index);
     return pid;
 }
 
-/* One worker's questions: each is answered in the parent or forwarded to its helper. */
-static void serve_worker(struct supervisor *sv, struct worker *w)
+/* One sandbox's questions: each is answered in the parent or forwarded to its helper. */
+static void serve_sandbox(struct supervisor *sv, struct sandbox *w)
 {
     const struct pm_worker_spec *spec = sv->spec;
     for (int i = 0; i < REQUESTS_PER_TURN && w->chan >= 0; i++) {
         struct pm_priv_msg req;
         int rc = pm_priv_recv(w->chan, &req);
-        if (rc < 0 && errno == EBADMSG) { /* a bug in the worker: dropped */
-            pm_log(PM_WARN, "event=worker_request_malformed worker=%s", spec->name);
+        if (rc < 0 && errno == EBADMSG) { /* a bug in the sandbox: dropped */
+            pm_log(PM_WARN, "event=sandbox_request_malformed sandbox=%s", spec->name);
             continue;
         }
         if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            close(w->chan); /* the worker is going away; SIGCHLD follows */
+            close(w->chan); /* the sandbox is going away; SIGCHLD follows */
             w->chan = -1;
         }
         if (rc != 1)
@@ -368,7 +370,7 @@ static void serve_worker(struct supervisor *sv, struct worker *w)
             struct pm_priv_msg reply = {.id = req.id, .op = req.op, .result = 0};
             spec->answer(&req, &reply, spec->arg);
             if (pm_priv_send(w->chan, &reply) < 0)
-                pm_log(PM_WARN, "event=worker_answer_dropped worker=%s op=%u error=\"%s\"", spec->name,
+                pm_log(PM_WARN, "event=sandbox_answer_dropped sandbox=%s op=%u error=\"%s\"", spec->name,
                        (unsigned)req.op, strerror(errno));
             pm_priv_msg_clear(&reply);
         }
@@ -376,8 +378,8 @@ static void serve_worker(struct supervisor *sv, struct worker *w)
     }
 }
 
-/* A worker's own listening sockets, before it starts again (a draining predecessor may have
- * shut them down). */
+/* A sandbox's own listening sockets, before it starts again (a draining predecessor may
+ * have shut them down). */
 static void rearm(const struct pm_worker_spec *spec, int index)
 {
     if (spec->listener_sets > 1)
@@ -392,10 +394,10 @@ static void reap(struct supervisor *sv, int stopping)
     pid_t dead;
     while ((dead = waitpid(-1, &status, WNOHANG)) > 0) {
         for (int i = 0; i < sv->n; i++) {
-            struct worker *w = &sv->w[i];
+            struct sandbox *w = &sv->w[i];
             if (w->pid != dead)
                 continue;
-            pm_log(stopping ? PM_INFO : PM_ERR, "event=worker_exited worker=%s pid=%d index=%d %s=%d",
+            pm_log(stopping ? PM_INFO : PM_ERR, "event=sandbox_exited sandbox=%s pid=%d index=%d %s=%d",
                    sv->spec->name, (int)dead, i, WIFSIGNALED(status) ? "signal" : "status",
                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
             w->pid = -1;
@@ -432,9 +434,9 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
     static struct supervisor sv; /* static: fd_of_gen needs it for as long as helpers answer */
     memset(&sv, 0, sizeof sv);
     sv.spec = spec;
-    sv.n = spec->nworkers < 1 ? 1 : spec->nworkers > MAX_WORKERS ? MAX_WORKERS : spec->nworkers;
+    sv.n = spec->nworkers < 1 ? 1 : spec->nworkers > MAX_SANDBOXES ? MAX_SANDBOXES : spec->nworkers;
     for (int i = 0; i < sv.n; i++)
-        sv.w[i] = (struct worker){.pid = -1, .chan = -1, .backoff = 0.2};
+        sv.w[i] = (struct sandbox){.pid = -1, .chan = -1, .backoff = 0.2};
     for (int i = 0; i < sv.n; i++)
         spawn(&sv, i);
     int stopping = 0;
@@ -444,12 +446,12 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
             running += sv.w[i].pid > 0;
         if (stopping && !running)
             break;
-        struct pollfd pfd[1 + MAX_WORKERS + MAX_HELPERS];
-        int hix[MAX_HELPERS], wix[MAX_WORKERS], n = 0;
+        struct pollfd pfd[1 + MAX_SANDBOXES + MAX_HELPERS];
+        int hix[MAX_HELPERS], wix[MAX_SANDBOXES], n = 0;
         pfd[n++] = (struct pollfd){sfd, POLLIN, 0};
-        int timeout = -1; /* every worker runs: sleep until a signal, a request or an answer */
+        int timeout = -1; /* every sandbox runs: sleep until a signal, a request or an answer */
         for (int i = 0; i < sv.n; i++) {
-            struct worker *w = &sv.w[i];
+            struct sandbox *w = &sv.w[i];
             wix[i] = w->chan >= 0 ? n : -1;
             if (w->chan >= 0)
                 pfd[n++] = (struct pollfd){w->chan, POLLIN, 0};
@@ -475,7 +477,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
             if (sv.w[i].pid <= 0 && pm_mono_s() >= sv.w[i].restart_at) {
                 rearm(spec, i);
                 if (spawn(&sv, i) < 0) { /* no fork now: try again later, not in a loop */
-                    pm_log(PM_ERR, "event=worker_error worker=%s index=%d step=fork error=\"%s\"", spec->name, i,
+                    pm_log(PM_ERR, "event=sandbox_error sandbox=%s index=%d step=fork error=\"%s\"", spec->name, i,
                            strerror(errno));
                     sv.w[i].restart_at = pm_mono_s() + sv.w[i].backoff;
                 }
@@ -491,7 +493,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
                         if (sv.w[i].pid > 0)
                             kill(sv.w[i].pid, SIGTERM);
                 } else if (si.ssi_signo == SIGHUP && spec->reload) {
-                    /* Also while no worker runs (-1): the next one starts with the new files. */
+                    /* Also while no sandbox runs (-1): the next one starts with the new files. */
                     int told = 0;
                     for (int i = 0; i < sv.n; i++)
                         if (sv.w[i].chan >= 0) {
@@ -512,7 +514,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
         }
         for (int i = 0; i < sv.n; i++)
             if (wix[i] >= 0 && sv.w[i].chan >= 0 && (pfd[wix[i]].revents & (POLLIN | POLLHUP | POLLERR)))
-                serve_worker(&sv, &sv.w[i]);
+                serve_sandbox(&sv, &sv.w[i]);
     }
     close(sfd);
     return 0;

@@ -1,6 +1,9 @@
-/* The channel between a privileged parent and its unprivileged worker: a SOCK_SEQPACKET
- * socketpair carrying small framed requests ("is this password right?") and parent pushes
- * (new TLS certificate after SIGHUP). The worker never sees a password hash. */
+/* The channel between a privileged parent and its sandbox (the unprivileged process it
+ * forks: a front end's session process, or the process a job worker runs in): a
+ * SOCK_SEQPACKET socketpair carrying small framed requests ("is this password right?") and
+ * parent pushes (new TLS certificate after SIGHUP). The sandbox never sees a password hash.
+ * The exported names that still say "worker" (pm_worker_spec, worker_main, nworkers,
+ * pm_privsep_worker_index) mean the sandbox. */
 #ifndef PM_PRIVCHAN_H
 #define PM_PRIVCHAN_H
 #include <stddef.h>
@@ -14,7 +17,7 @@ enum pm_priv_op {
     PM_PRIV_SENDER_OK = 3,   /* a = auth user, b = envelope sender -> 1 may use / 0 */
     PM_PRIV_MAILBOX_REPAIR = 4, /* a = address: its mailbox directories made by someone else
                                  * (root) become the store user's -> number fixed */
-    PM_PRIV_TLS_PEM = 100,   /* parent -> worker: a = certificate PEM, b = key PEM */
+    PM_PRIV_TLS_PEM = 100,   /* parent -> sandbox: a = certificate PEM, b = key PEM */
     PM_PRIV_HELD_FILE = 101, /* parent -> helper: a = path, with its open descriptor (result 0),
                               * or result -errno when the parent could not open it */
 };
@@ -43,7 +46,7 @@ int pm_priv_send_fd(int fd, const struct pm_priv_msg *m, int passfd);
 int pm_priv_recv_fd(int fd, struct pm_priv_msg *m, int *gotfd);
 void pm_priv_msg_clear(struct pm_priv_msg *m);
 
-/* ---- worker side: asynchronous requests from a libevent loop ---- */
+/* ---- sandbox side: asynchronous requests from a libevent loop ---- */
 struct event_base;
 struct pm_priv_client;
 typedef void (*pm_priv_cb)(int result, void *arg);
@@ -62,48 +65,50 @@ void pm_priv_client_free(struct pm_priv_client *c);
 struct pm_priv_helper;
 
 struct pm_listener;
+/* A sandbox to fork and supervise. */
 struct pm_worker_spec {
-    const char *name;                 /* service name for logs */
+    const char *name;                 /* service name for logs (sandbox=<name>) */
     struct pm_sandbox sandbox;        /* applied in the child before worker_main */
     /* Runs in the child after the drop; parent_fd is its end of the channel. Returns the
-     * exit status. Everything the worker needs (listening fds, TLS context) was set up by
+     * exit status. Everything the sandbox needs (listening fds, TLS context) was set up by
      * the parent before the fork and is inherited. */
     int (*worker_main)(int parent_fd, void *arg);
     /* Runs in the parent for each request that route() gives no helper; fills reply->result
      * (and a/b if it wants). It must not wait: every other question waits meanwhile. */
     void (*answer)(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
     /* Optional: the helper process (privhelper.h) that answers req. The parent forwards the
-     * question and goes on; the answer reaches the worker when the helper gives it, so a
+     * question and goes on; the answer reaches the sandbox when the helper gives it, so a
      * slow kind of question (a password hash) never holds up a quick one that another
      * helper answers. NULL: answer() in the parent. */
     struct pm_priv_helper *(*route)(const struct pm_priv_msg *req, void *arg);
     struct pm_priv_helper *const *helpers; /* every helper route() may return, NULL-terminated */
-    /* Runs in the parent on SIGHUP; may push messages to the worker with pm_priv_send
-     * (worker_fd is -1 while no worker runs: re-read the files for the next one). */
-    void (*reload)(int worker_fd, void *arg);
+    /* Runs in the parent on SIGHUP; may push messages to the sandbox with pm_priv_send
+     * (sandbox_fd is -1 while no sandbox runs: re-read the files for the next one). */
+    void (*reload)(int sandbox_fd, void *arg);
     void *arg;
-    /* The listening sockets the worker serves: re-armed before a worker is restarted (the
+    /* The listening sockets the sandbox serves: re-armed before a sandbox is restarted (the
      * one before may have shut them down while draining). */
     const struct pm_listener *listeners;
     int nlisteners;
-    /* Worker processes (0: 1), each with its own channel, restarted on its own. */
+    /* Sandbox processes (0: 1), each with its own channel, restarted on its own. */
     int nworkers;
     /* listener_sets > 1: listeners holds that many sets of nlisteners sockets, set-major,
-     * one set per worker (pm_listeners_open_sets: SO_REUSEPORT); only worker i's set is
-     * re-armed when worker i restarts. Otherwise every worker serves the same sockets. */
+     * one set per sandbox (pm_listeners_open_sets: SO_REUSEPORT); only sandbox i's set is
+     * re-armed when sandbox i restarts. Otherwise every sandbox serves the same sockets. */
     int listener_sets;
-    /* Optional, in the parent: worker index ended (before it is started again). */
+    /* Optional, in the parent: sandbox index ended (before it is started again). */
     void (*exited)(int index, void *arg);
 };
 
-/* Forks the workers and supervises them: answers their requests (or forwards them to a
- * helper), restarts a worker that died with backoff (the others go on serving), forwards
- * SIGHUP to reload() once per running worker, stops them all on SIGTERM/SIGINT. Returns
- * the exit status. */
+/* Forks the sandboxes and supervises them: answers their requests (or forwards them to a
+ * helper), restarts a sandbox that died with backoff (the others go on serving), forwards
+ * SIGHUP to reload() once per running sandbox, stops them all on SIGTERM/SIGINT. Logs
+ * event=sandbox_started / sandbox_exited / sandbox_error with sandbox=<name>. Returns the
+ * exit status. */
 int pm_privsep_supervise(const struct pm_worker_spec *spec);
 
-/* In a worker: which one it is (0 .. nworkers-1; a restarted worker keeps the index of the
- * one it replaces). 0 in any other process. */
+/* In a sandbox: which one it is (0 .. nworkers-1; a restarted sandbox keeps the index of
+ * the one it replaces). 0 in any other process. */
 int pm_privsep_worker_index(void);
 
 #endif

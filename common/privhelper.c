@@ -1,5 +1,5 @@
 /* The helper processes (privhelper.h): the helper's own loop and privilege drop, and the
- * parent's side, which forwards questions, passes answers back to the worker by id, caps
+ * parent's side, which forwards questions, passes answers back to the sandbox by id, caps
  * what is in flight, replaces a dead or stuck helper, and hands over declared files. */
 #include "privhelper.h"
 
@@ -29,8 +29,8 @@
 #define DEFAULT_TIMEOUT_MS 10000 /* a password hash takes milliseconds; this is a stuck helper */
 
 struct pending {
-    uint32_t seq;       /* the id the helper sees */
-    uint32_t worker_id; /* the id the worker used */
+    uint32_t seq;        /* the id the helper sees */
+    uint32_t sandbox_id; /* the id the sandbox used */
     uint32_t op;
     unsigned gen;
     double deadline;
@@ -109,7 +109,7 @@ static _Noreturn void helper_main(const struct pm_helper_spec *spec, int fd)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Keep only stdio and the channel: no listening socket, no worker channel. */
+    /* Keep only stdio and the channel: no listening socket, no sandbox channel. */
     if (fd != HELPER_FD) {
         dup2(fd, HELPER_FD);
         close(fd);
@@ -215,20 +215,20 @@ static int timeout_ms(const struct pm_priv_helper *h)
     return h->spec->timeout_ms > 0 ? h->spec->timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
-static void answer_worker(int worker_fd, uint32_t id, uint32_t op, int32_t result, char *a, char *b)
+static void answer_sandbox(int sandbox_fd, uint32_t id, uint32_t op, int32_t result, char *a, char *b)
 {
     struct pm_priv_msg m = {.id = id, .op = op, .result = result, .a = a, .b = b};
-    if (worker_fd >= 0 && pm_priv_send(worker_fd, &m) < 0)
-        pm_log(PM_WARN, "event=worker_answer_dropped op=%u error=\"%s\"", (unsigned)op, strerror(errno));
+    if (sandbox_fd >= 0 && pm_priv_send(sandbox_fd, &m) < 0)
+        pm_log(PM_WARN, "event=sandbox_answer_dropped op=%u error=\"%s\"", (unsigned)op, strerror(errno));
 }
 
-/* Every question in flight: answered -1 to the worker it came from (if it still runs). */
-static void fail_pending(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg)
+/* Every question in flight: answered -1 to the sandbox it came from (if it still runs). */
+static void fail_pending(struct pm_priv_helper *h, pm_priv_sandbox_fd_fn fd_of, void *arg)
 {
     while (h->head) {
         struct pending *p = h->head;
         h->head = p->next;
-        answer_worker(fd_of(p->gen, arg), p->worker_id, p->op, -1, NULL, NULL);
+        answer_sandbox(fd_of(p->gen, arg), p->sandbox_id, p->op, -1, NULL, NULL);
         free(p);
     }
     h->tail = NULL;
@@ -276,15 +276,15 @@ static void sync_files(struct pm_priv_helper *h)
 static uint32_t next_seq(struct pm_priv_helper *h) { return ++h->seq ? h->seq : ++h->seq; }
 
 void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *req, unsigned gen,
-                            pm_priv_worker_fd_fn fd_of, void *arg)
+                            pm_priv_sandbox_fd_fn fd_of, void *arg)
 {
-    int worker_fd = fd_of(gen, arg);
+    int sandbox_fd = fd_of(gen, arg);
     if (h->npending >= max_pending(h)) {
-        answer_worker(worker_fd, req->id, req->op, PM_PRIV_BUSY, NULL, NULL);
+        answer_sandbox(sandbox_fd, req->id, req->op, PM_PRIV_BUSY, NULL, NULL);
         return;
     }
     if (!running(h)) {
-        answer_worker(worker_fd, req->id, req->op, -1, NULL, NULL);
+        answer_sandbox(sandbox_fd, req->id, req->op, -1, NULL, NULL);
         return;
     }
     sync_files(h);
@@ -298,10 +298,10 @@ void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *
             lost(h, "send");
             fail_pending(h, fd_of, arg);
         }
-        answer_worker(worker_fd, req->id, req->op, full ? PM_PRIV_BUSY : -1, NULL, NULL);
+        answer_sandbox(sandbox_fd, req->id, req->op, full ? PM_PRIV_BUSY : -1, NULL, NULL);
         return;
     }
-    *p = (struct pending){.seq = m.id, .worker_id = req->id, .op = req->op, .gen = gen,
+    *p = (struct pending){.seq = m.id, .sandbox_id = req->id, .op = req->op, .gen = gen,
                           .deadline = pm_mono_s() + timeout_ms(h) / 1000.0};
     if (h->tail)
         h->tail->next = p;
@@ -330,7 +330,7 @@ static struct pending *take(struct pm_priv_helper *h, uint32_t seq)
     return NULL;
 }
 
-void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg)
+void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_sandbox_fd_fn fd_of, void *arg)
 {
     while (h->fd >= 0) {
         struct pm_priv_msg got;
@@ -344,7 +344,7 @@ void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of
         }
         struct pending *p = take(h, got.id);
         if (p)
-            answer_worker(fd_of(p->gen, arg), p->worker_id, p->op, got.result, got.a, got.b);
+            answer_sandbox(fd_of(p->gen, arg), p->sandbox_id, p->op, got.result, got.a, got.b);
         free(p);
         pm_priv_msg_clear(&got);
     }
@@ -358,7 +358,7 @@ int pm_priv_helper_timeout_ms(const struct pm_priv_helper *h)
     return left <= 0 ? 0 : (int)(left * 1000) + 1;
 }
 
-void pm_priv_helper_expire(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg)
+void pm_priv_helper_expire(struct pm_priv_helper *h, pm_priv_sandbox_fd_fn fd_of, void *arg)
 {
     if (!h->head || pm_mono_s() < h->head->deadline)
         return;

@@ -1,10 +1,10 @@
 /* The privileged parent's helpers: separate processes that alone read the users file (the
- * password hashes) and the aliases, and answer the questions the worker sends over the
+ * password hashes) and the aliases, and answer the questions the sandbox sends over the
  * privchan channel, which the parent forwards to them.
  *
- * Why a third process: workers are forked from the parent, and a fork copies the parent's
+ * Why a third process: sandboxes are forked from the parent, and a fork copies the parent's
  * whole heap, freed buffers included. A parent that never read a hash cannot hand one to a
- * worker, neither to the first nor to one restarted after a crash. A helper is forked
+ * sandbox, neither to the first nor to one restarted after a crash. A helper is forked
  * before it loads anything, opens the files it declares, drops to its own user (no root, no
  * capabilities), sets no_new_privs and the seccomp allowlist, and reads nothing from the
  * network. When a declared file changes, the parent opens it again and hands the helper the
@@ -57,29 +57,29 @@ void pm_priv_helper_ask(struct pm_priv_helper *h, const struct pm_priv_msg *req,
                         int timeout_ms);
 
 /* ---- asynchronous, driven by pm_privsep_supervise (privchan.c) ----
- * Several workers may ask through one helper: every question remembers the generation of
- * the worker that asked (each worker started gets a new one), and its answer goes to the
- * channel fd_of(gen) gives, if that worker still runs (-1: it is gone, the answer is
- * dropped; a restarted worker never gets its predecessor's answers). */
-typedef int (*pm_priv_worker_fd_fn)(unsigned gen, void *arg);
+ * Several sandboxes may ask through one helper: every question remembers the generation of
+ * the sandbox that asked (each sandbox started gets a new one), and its answer goes to the
+ * channel fd_of(gen) gives, if that sandbox still runs (-1: it is gone, the answer is
+ * dropped; a restarted sandbox never gets its predecessor's answers). */
+typedef int (*pm_priv_sandbox_fd_fn)(unsigned gen, void *arg);
 /* The descriptor to poll for answers, -1 while no helper runs. */
 int pm_priv_helper_fd(const struct pm_priv_helper *h);
-/* Forwards the question of worker gen; its answer goes back under req->id once the helper
+/* Forwards the question of sandbox gen; its answer goes back under req->id once the helper
  * gives it. Answered at once with PM_PRIV_BUSY when max_pending are in flight, -1 when no
  * helper can be reached. */
 void pm_priv_helper_forward(struct pm_priv_helper *h, const struct pm_priv_msg *req, unsigned gen,
-                            pm_priv_worker_fd_fn fd_of, void *arg);
+                            pm_priv_sandbox_fd_fn fd_of, void *arg);
 /* The helper's descriptor is readable: passes its answers on. */
-void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg);
+void pm_priv_helper_deliver(struct pm_priv_helper *h, pm_priv_sandbox_fd_fn fd_of, void *arg);
 /* ms until the oldest question in flight is overdue, -1 if none. */
 int pm_priv_helper_timeout_ms(const struct pm_priv_helper *h);
 /* An overdue question means a stuck helper: it is killed and every question in flight is
  * answered -1 (the next one starts a new helper). */
-void pm_priv_helper_expire(struct pm_priv_helper *h, pm_priv_worker_fd_fn fd_of, void *arg);
+void pm_priv_helper_expire(struct pm_priv_helper *h, pm_priv_sandbox_fd_fn fd_of, void *arg);
 /* Questions in flight now. */
 int pm_priv_helper_pending(const struct pm_priv_helper *h);
 
-/* In a worker forked from the parent: close the inherited descriptor to the helper, so only
+/* In a sandbox forked from the parent: close the inherited descriptor to the helper, so only
  * the parent (which filters what it forwards) can talk to it. */
 void pm_priv_helper_forget(struct pm_priv_helper *h);
 

@@ -451,12 +451,12 @@ int pm_privsep_preflight(const struct pm_config *cfg, const char *service)
         return 0;
     if (!cfg->privsep.allow_unprivileged) {
         pm_log(PM_ERR, "event=privsep_refused service=%s uid=%u reason=\"not started as root: every process would "
-               "share one uid, so a compromised worker could read the users file and its parent's memory\" "
+               "share one uid, so a compromised sandbox could read the users file and its parent's memory\" "
                "fix=\"start as root, or set privsep = { allow_unprivileged = true; } for development\"",
                service, (unsigned)geteuid());
         return -1;
     }
-    /* Same uid as the worker: only a non-dumpable parent (and the helper it forks, which
+    /* Same uid as the sandbox: only a non-dumpable parent (and the helper it forks, which
      * inherits this) keeps /proc/<pid>/mem, environ and fd closed to it. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
         pm_log(PM_ERR, "event=privsep_error step=dumpable error=\"%s\"", strerror(errno));

@@ -54,11 +54,11 @@ int pm_privsep_drop(const struct pm_sandbox *sb);
  * the bus endpoints are noted (pm_privsep_note_endpoints); delivery refuses a host name on
  * the bus while a local domain is "etc" (that domain's directory in the store would be the
  * resolver's etc/). As root, nothing else to check. Without root
- * every process of every service would share one uid (a compromised worker could read the
+ * every process of every service would share one uid (a compromised sandbox could read the
  * users file, or its parent's and helper's memory), so the service refuses to start unless
  * the configuration says privsep.allow_unprivileged = true; when it may, it makes itself
- * non-dumpable (inherited by the helper and worker it forks), so /proc/<pid>/mem and
- * environ of the parent and helper stay closed to a worker of the same uid. 0, or -1
+ * non-dumpable (inherited by the helper and sandbox it forks), so /proc/<pid>/mem and
+ * environ of the parent and helper stay closed to a sandbox of the same uid. 0, or -1
  * (logged: the caller exits). */
 int pm_privsep_preflight(const struct pm_config *cfg, const char *service);
 

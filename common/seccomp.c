@@ -75,7 +75,7 @@ static const unsigned long ioctl_enotty[] = {TCGETS, TIOCGWINSZ, TIOCGPGRP};
 
 /* prctl options seen in libzmq (thread names) and our own checks, and harmless queries;
  * never PR_SET_DUMPABLE (a non-dumpable process keeps its memory closed to a same-uid
- * worker) nor anything that changes the process's privileges. */
+ * sandbox) nor anything that changes the process's privileges. */
 static const int prctl_allowed[] = {PR_SET_NAME, PR_GET_NAME, PR_GET_SECCOMP, PR_GET_NO_NEW_PRIVS, PR_GET_DUMPABLE,
                                     PR_GET_PDEATHSIG};
 

@@ -1,25 +1,16 @@
+/* The POP3 command parser (command.h): keyword, arguments and their counts as the command
+ * table's row for the keyword says. */
 #include "command.h"
 
 #include <string.h>
-#include <strings.h>
 
-static const struct {
-    const char *name;
-    enum pop3_verb verb;
-    int min, max; /* argument counts */
-} verbs[] = {
-    {"USER", POP3_USER, 1, 1}, {"PASS", POP3_PASS, 1, 1}, {"STAT", POP3_STAT, 0, 0},
-    {"LIST", POP3_LIST, 0, 1}, {"RETR", POP3_RETR, 1, 1}, {"DELE", POP3_DELE, 1, 1},
-    {"RSET", POP3_RSET, 0, 0}, {"NOOP", POP3_NOOP, 0, 0}, {"QUIT", POP3_QUIT, 0, 0},
-    {"TOP", POP3_TOP, 2, 2},   {"UIDL", POP3_UIDL, 0, 1}, {"CAPA", POP3_CAPA, 0, 0},
-    {"AUTH", POP3_AUTH, 0, 2}, {"STLS", POP3_STLS, 0, 0}, {"APOP", POP3_APOP, 2, 2},
-};
+#include "command_table.h"
 
 const char *pop3_verb_name(enum pop3_verb v)
 {
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (verbs[i].verb == v)
-            return verbs[i].name;
+    for (size_t i = 0; i < pop3_ncommands; i++)
+        if (pop3_commands[i].verb == v)
+            return pop3_commands[i].name;
     return "UNKNOWN";
 }
 
@@ -36,18 +27,14 @@ int pop3_parse_command(const char *line, size_t len, struct pop3_command *cmd)
     size_t kw = 0;
     while (kw < len && line[kw] != ' ')
         kw++;
-    if (kw < 3 || kw > 4)
+    const struct pop3_command_row *row = pop3_command_find(line, kw);
+    if (!row)
         return POP3_PARSE_UNKNOWN;
-    int found = -1;
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (strlen(verbs[i].name) == kw && strncasecmp(verbs[i].name, line, kw) == 0)
-            found = (int)i;
-    if (found < 0)
-        return POP3_PARSE_UNKNOWN;
-    cmd->verb = verbs[found].verb;
+    cmd->verb = row->verb;
+    cmd->row = row;
 
     const char *p = line + kw, *end = line + len;
-    if (cmd->verb == POP3_PASS) {
+    if (row->flags & POP3_F_ARG_REST) {
         /* RFC 1939: the password is the rest of the line, spaces included. */
         if (p == end || *p != ' ' || p + 1 == end || (size_t)(end - p - 1) > POP3_MAX_PASS)
             return POP3_PARSE_SYNTAX;
@@ -68,12 +55,12 @@ int pop3_parse_command(const char *line, size_t len, struct pop3_command *cmd)
         size_t alen = (size_t)(p - a);
         /* AUTH's initial response and USER's address may be long; everything else is short
          * (RFC 1939: 40 characters). */
-        size_t limit = cmd->verb == POP3_AUTH || cmd->verb == POP3_USER ? POP3_MAX_PASS : POP3_MAX_ARG;
+        size_t limit = row->flags & POP3_F_ARG_LONG ? POP3_MAX_PASS : POP3_MAX_ARG;
         if (cmd->argc == 2 || alen > limit)
             return POP3_PARSE_SYNTAX;
         memcpy(cmd->argv[cmd->argc++], a, alen);
     }
-    if (cmd->argc < verbs[found].min || cmd->argc > verbs[found].max)
+    if (cmd->argc < row->min_args || cmd->argc > row->max_args)
         return POP3_PARSE_SYNTAX;
     return POP3_PARSE_OK;
 }

@@ -1,5 +1,6 @@
 /* POP3 command lines (RFC 1939, 2449, 2595, 5034): keyword and arguments, strictly checked
- * before anything acts on them. */
+ * before anything acts on them. The keywords and their argument counts are the command
+ * table's (command_table.h); this is only the lexical side. */
 #ifndef POP3_COMMAND_H
 #define POP3_COMMAND_H
 #include <stddef.h>
@@ -25,8 +26,11 @@ enum pop3_parse_result {
     POP3_PARSE_BAD_BYTES,  /* NUL or other control characters */
 };
 
+struct pop3_command_row;
+
 struct pop3_command {
     enum pop3_verb verb;
+    const struct pop3_command_row *row; /* its row in the command table */
     int argc;
     /* PASS keeps the whole rest of the line (spaces included) in argv[0]. */
     char argv[2][POP3_MAX_PASS + 1];

@@ -1,4 +1,4 @@
-/* Graceful stop of the pop3d worker (session.h, pop3_drain_*), the same shape as smtpd's
+/* Graceful stop of the pop3d sandbox (session.h, pop3_drain_*), the same shape as smtpd's
  * (services/smtpd/drain.c says why each step): the shared listening sockets are shut down
  * (refused at once for everyone, the parent included), a session waiting for a command
  * with nothing to lose is told -ERR at once (as Dovecot ends its sessions), one in the

@@ -1,6 +1,6 @@
 /* postmesh-pop3d: POP3 (RFC 1939) with CAPA, STLS, AUTH PLAIN and implicit TLS over the
  * Maildir store that postmesh-delivery writes. A privileged parent (parent.h) opens the
- * sockets and has passwords checked; one unprivileged worker (worker.c), chrooted into the
+ * sockets and has passwords checked; one unprivileged sandbox (sandbox.c), chrooted into the
  * store as postmesh-pop3d (group vmail, runas.c) and confined by seccomp, runs every
  * session. */
 #include "config.h"
@@ -20,7 +20,7 @@ int main(int argc, char **argv)
         struct pm_worker_spec spec = {
             .name = "pop3d",
             .sandbox = parent.sandbox,
-            .worker_main = pop3_worker_main,
+            .worker_main = pop3_sandbox_main,
             .answer = pop3_parent_answer,
             .route = pop3_parent_route,
             .helpers = parent.helpers,

@@ -46,7 +46,7 @@ static int open_listeners(struct pop3_parent *p)
     return 0;
 }
 
-/* The store is shared with delivery through its group: the worker reads, renames and
+/* The store is shared with delivery through its group: the sandbox reads, renames and
  * deletes there as its own user (runas.c). */
 static int prepare_store(struct pop3_parent *p)
 {
@@ -108,10 +108,10 @@ void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply
         pm_mailroot_answer_repair(p->mail_dir, p->sandbox.user, req, reply);
         return;
     }
-    pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
+    pm_log(PM_WARN, "event=sandbox_request_refused op=%u", (unsigned)req->op);
 }
 
-void pop3_parent_reload(int worker_fd, void *arg)
+void pop3_parent_reload(int sandbox_fd, void *arg)
 {
     struct pop3_parent *p = arg;
     char err[512], v[PM_LOGV_SIZE];
@@ -119,9 +119,9 @@ void pop3_parent_reload(int worker_fd, void *arg)
     if (!have_tls_config(p->cfg))
         return;
     if (read_tls(p->cfg, &cert, &key, err, sizeof err) < 0) {
-        pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err)); /* the worker keeps its pair */
+        pm_log(PM_ERR, "event=tls_error error=%s", PM_LV(v, err)); /* the sandbox keeps its pair */
         return;
     }
-    if (pm_tls_keep_and_push(worker_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
-        pm_log(PM_ERR, "event=tls_error error=\"cannot reach the worker\"");
+    if (pm_tls_keep_and_push(sandbox_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
+        pm_log(PM_ERR, "event=tls_error error=\"cannot reach the sandbox\"");
 }

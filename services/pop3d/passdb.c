@@ -7,7 +7,7 @@
 #include "privchan.h"
 #include "users.h"
 
-/* ------------------------------------------------------------------ worker side */
+/* ------------------------------------------------------------------ sandbox side */
 struct pop3_passdb_req {
     struct pm_priv_client *priv;
     uint32_t handle;

@@ -1,4 +1,4 @@
-/* The password check, both sides of privilege separation. The worker asks (async, over the
+/* The password check, both sides of privilege separation. The sandbox asks (async, over the
  * privchan channel to the privileged parent) and the session waits for the callback; the
  * parent forwards to its helper process, the only one that loads the users file, which
  * answers with pop3_passdb_check. */
@@ -7,7 +7,7 @@
 
 struct pm_priv_client;
 
-/* ---- worker side ---- */
+/* ---- sandbox side ---- */
 struct pop3_passdb_req;
 /* result: 1 the password is right; 0 unknown user or wrong password (same time either way);
  * -1 no answer (users file unreadable, parent gone). Never runs inside pop3_passdb_verify. */

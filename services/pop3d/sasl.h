@@ -3,6 +3,9 @@
 #define POP3_SASL_H
 #include <stddef.h>
 
+/* The mechanisms offered (CAPA's SASL line, the list AUTH without arguments gives). */
+#define POP3_SASL_MECHANISMS "PLAIN"
+
 /* Strict base64 (RFC 4648, padding required, no white space). Returns the decoded length,
  * or -1 for bad input or if it does not fit in outsize. */
 long pop3_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsize);

@@ -151,10 +151,7 @@ static void handle_line(struct pop3_session *s, const char *line, size_t len)
         return;
     }
     pm_log(PM_DEBUG, "event=command session=%llu verb=%s", s->id, pop3_verb_name(cmd.verb));
-    if (s->state == ST_AUTHORIZATION)
-        pop3_authorization_command(s, &cmd);
-    else
-        pop3_transaction_command(s, &cmd);
+    pop3_dispatch(s, &cmd);
     explicit_bzero(&cmd, sizeof cmd); /* PASS/AUTH arguments */
 }
 

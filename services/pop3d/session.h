@@ -9,7 +9,7 @@
 #include "config.h"
 
 /* Password checks of one client address running at once (beyond: -ERR [SYS/TEMP]), so one
- * address cannot take every turn at the password helper (parent.h caps the worker). */
+ * address cannot take every turn at the password helper (parent.h caps the whole sandbox). */
 #define POP3_AUTH_PER_CLIENT 4
 /* Without pop3d.session_timeout, a session lasts at most this many pop3d.timeout periods
  * (1 hour by default), however busy: a client that keeps a session (and a mailbox lock)

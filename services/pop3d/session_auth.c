@@ -1,6 +1,7 @@
-/* The AUTHORIZATION state: CAPA, STLS, USER/PASS, AUTH PLAIN, and the login itself with
- * its uniform failure answer, delay, per-IP lockout, the cap on password checks in flight
- * (per address here, for the worker in the parent) and the exclusive mailbox lock. */
+/* The AUTHORIZATION handlers (STLS, USER/PASS, AUTH PLAIN, APOP refused), and the login
+ * itself with its uniform failure answer, delay, per-IP lockout, the cap on password checks
+ * in flight (per address here, for the whole sandbox in the parent) and the exclusive
+ * mailbox lock. Which of them may run when is command_table.c's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,26 +18,6 @@
 #include "session_int.h"
 
 #define AUTH_FAILED "-ERR [AUTH] invalid user name or password"
-
-void pop3_capa(struct pop3_session *s)
-{
-    pop3_reply(s, "+OK capability list follows");
-    pop3_reply(s, "TOP");
-    pop3_reply(s, "UIDL");
-    pop3_reply(s, "RESP-CODES");
-    pop3_reply(s, "AUTH-RESP-CODE");
-    pop3_reply(s, "PIPELINING");
-    if (s->state == ST_AUTHORIZATION) {
-        if (pop3_auth_allowed(s)) {
-            pop3_reply(s, "USER");
-            pop3_reply(s, "SASL PLAIN");
-        }
-        if (!s->tls && s->srv->tls)
-            pop3_reply(s, "STLS");
-    }
-    pop3_reply(s, "IMPLEMENTATION Postmesh");
-    pop3_reply(s, ".");
-}
 
 static void ignore_answer(int result, void *arg)
 {
@@ -88,7 +69,7 @@ static void login_answered(void *arg, int ok)
     pop3_auth_over(s);
     s->wait = WAIT_NONE;
     if (ok == PM_PRIV_BUSY) {
-        pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=worker_in_flight user=%s", s->id, s->client,
+        pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=sandbox_in_flight user=%s", s->id, s->client,
                PM_LV(uv, user));
         pop3_reply(s, "-ERR [SYS/TEMP] too many logins in progress, try again later");
     } else if (ok < 0) {
@@ -160,13 +141,13 @@ void pop3_auth_response(struct pop3_session *s, const char *line, size_t len)
     auth_plain(s, line, len);
 }
 
-static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
+void pop3_cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 {
     if (cmd->argc == 0) {
         /* Not in RFC 5034, but widely used by clients to list mechanisms. */
         pop3_reply(s, "+OK");
         if (pop3_auth_allowed(s))
-            pop3_reply(s, "PLAIN");
+            pop3_reply(s, POP3_SASL_MECHANISMS);
         pop3_reply(s, ".");
         return;
     }
@@ -186,52 +167,27 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
     }
 }
 
-void pop3_authorization_command(struct pop3_session *s, const struct pop3_command *cmd)
+void pop3_cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
 {
-    switch (cmd->verb) {
-    case POP3_CAPA:
-        pop3_capa(s);
-        break;
-    case POP3_QUIT:
-        pop3_reply(s, "+OK bye");
-        pop3_close_after_reply(s);
-        break;
-    case POP3_NOOP:
-        pop3_reply(s, "+OK");
-        break;
-    case POP3_STLS:
-        if (s->tls)
-            pop3_bad_command(s, "-ERR TLS is already active");
-        else if (!s->srv->tls)
-            pop3_bad_command(s, "-ERR TLS is not available");
-        else
-            pop3_start_tls(s);
-        break;
-    case POP3_USER:
-        if (!pop3_auth_allowed(s)) {
-            pop3_bad_command(s, "-ERR [AUTH] plaintext login requires TLS (use STLS)");
-            break;
-        }
-        snprintf(s->user, sizeof s->user, "%s", cmd->argv[0]);
-        s->have_user = 1;
-        pop3_reply(s, "+OK send PASS"); /* the same for every name: USER reveals nothing */
-        break;
-    case POP3_PASS:
-        if (!s->have_user) {
-            pop3_bad_command(s, "-ERR send USER first");
-            break;
-        }
-        s->have_user = 0;
-        login(s, s->user, cmd->argv[0]);
-        break;
-    case POP3_AUTH:
-        cmd_auth(s, cmd);
-        break;
-    case POP3_APOP:
-        pop3_bad_command(s, "-ERR APOP is not supported");
-        break;
-    default:
-        pop3_bad_command(s, "-ERR not allowed before login");
-        break;
-    }
+    (void)cmd;
+    pop3_start_tls(s);
+}
+
+void pop3_cmd_user(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    snprintf(s->user, sizeof s->user, "%s", cmd->argv[0]);
+    s->have_user = 1;
+    pop3_reply(s, "+OK send PASS"); /* the same for every name: USER reveals nothing */
+}
+
+void pop3_cmd_pass(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    s->have_user = 0;
+    login(s, s->user, cmd->argv[0]);
+}
+
+void pop3_cmd_apop(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    pop3_bad_command(s, "-ERR APOP is not supported");
 }

@@ -1,11 +1,13 @@
 /* Inside a POP3 session: shared by session.c (I/O, lifecycle, TLS, streaming),
- * session_auth.c (AUTHORIZATION state) and session_trans.c (TRANSACTION and UPDATE). */
+ * command_table.c (which verb may run, CAPA, dispatch), session_auth.c (the AUTHORIZATION
+ * handlers) and session_trans.c (the TRANSACTION handlers, QUIT and UPDATE). */
 #ifndef POP3_SESSION_INT_H
 #define POP3_SESSION_INT_H
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "command.h"
+#include "command_table.h"
 #include "passdb.h"
 #include "maildrop.h"
 #include "session.h"
@@ -79,10 +81,13 @@ void pop3_auth_over(struct pop3_session *s);
 
 /* May this session send a password now (TLS, or loopback if allowed)? */
 int pop3_auth_allowed(const struct pop3_session *s);
-void pop3_capa(struct pop3_session *s);
 
-void pop3_authorization_command(struct pop3_session *s, const struct pop3_command *cmd);
+/* The line after AUTH's "+ " (WAIT_AUTH_RESPONSE). */
 void pop3_auth_response(struct pop3_session *s, const char *line, size_t len);
-void pop3_transaction_command(struct pop3_session *s, const struct pop3_command *cmd);
+
+/* The handlers of command_table.c's rows: each runs only where its row allows it. */
+pop3_handler pop3_cmd_user, pop3_cmd_pass, pop3_cmd_apop, pop3_cmd_auth, pop3_cmd_stls; /* session_auth.c */
+pop3_handler pop3_cmd_stat, pop3_cmd_list, pop3_cmd_uidl, pop3_cmd_retr, pop3_cmd_top, pop3_cmd_dele,
+    pop3_cmd_rset, pop3_cmd_quit; /* session_trans.c */
 
 #endif

@@ -1,4 +1,5 @@
-/* The TRANSACTION state (STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP) and QUIT's UPDATE. */
+/* The TRANSACTION handlers (STAT, LIST, UIDL, RETR, TOP, DELE, RSET) and QUIT, with the
+ * UPDATE it makes after login. Which of them may run when is command_table.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ static struct pop3_msg *message_arg(struct pop3_session *s, const char *arg)
     return m;
 }
 
-static void cmd_list(struct pop3_session *s, const struct pop3_command *cmd, int uidl)
+static void list(struct pop3_session *s, const struct pop3_command *cmd, int uidl)
 {
     if (cmd->argc == 1) {
         struct pop3_msg *m = message_arg(s, cmd->argv[0]);
@@ -55,7 +56,7 @@ static void cmd_list(struct pop3_session *s, const struct pop3_command *cmd, int
     pop3_reply(s, ".");
 }
 
-static void cmd_retr(struct pop3_session *s, const struct pop3_command *cmd, int top)
+static void retr(struct pop3_session *s, const struct pop3_command *cmd, int top)
 {
     struct pop3_msg *m = message_arg(s, cmd->argv[0]);
     if (!m)
@@ -83,8 +84,49 @@ static void cmd_retr(struct pop3_session *s, const struct pop3_command *cmd, int
         s->retrieved++;
 }
 
-static void cmd_quit(struct pop3_session *s)
+void pop3_cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
 {
+    (void)cmd;
+    size_t count;
+    unsigned long long octets;
+    pop3_maildrop_stat(s->drop, &count, &octets);
+    pop3_reply(s, "+OK %zu %llu", count, octets);
+}
+
+void pop3_cmd_list(struct pop3_session *s, const struct pop3_command *cmd) { list(s, cmd, 0); }
+void pop3_cmd_uidl(struct pop3_session *s, const struct pop3_command *cmd) { list(s, cmd, 1); }
+void pop3_cmd_retr(struct pop3_session *s, const struct pop3_command *cmd) { retr(s, cmd, 0); }
+void pop3_cmd_top(struct pop3_session *s, const struct pop3_command *cmd) { retr(s, cmd, 1); }
+
+void pop3_cmd_dele(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    struct pop3_msg *m = message_arg(s, cmd->argv[0]);
+    if (m) {
+        m->deleted = 1;
+        pop3_reply(s, "+OK message deleted");
+    }
+}
+
+void pop3_cmd_rset(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    size_t count;
+    unsigned long long octets;
+    pop3_maildrop_undelete_all(s->drop);
+    pop3_maildrop_stat(s->drop, &count, &octets);
+    pop3_reply(s, "+OK %zu messages (%llu octets)", count, octets);
+}
+
+/* In AUTHORIZATION QUIT just ends the session; after login it enters UPDATE (RFC 1939):
+ * the messages marked deleted go, then the session ends. */
+void pop3_cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    if (s->state != ST_TRANSACTION) {
+        pop3_reply(s, "+OK bye");
+        pop3_close_after_reply(s);
+        return;
+    }
     size_t removed = 0, failed = pop3_maildrop_update(s->drop, &removed);
     size_t count;
     unsigned long long octets;
@@ -97,52 +139,4 @@ static void cmd_quit(struct pop3_session *s)
     else
         pop3_reply(s, "+OK bye (%zu messages left)", count);
     pop3_close_after_reply(s);
-}
-
-void pop3_transaction_command(struct pop3_session *s, const struct pop3_command *cmd)
-{
-    size_t count;
-    unsigned long long octets;
-    struct pop3_msg *m;
-    switch (cmd->verb) {
-    case POP3_STAT:
-        pop3_maildrop_stat(s->drop, &count, &octets);
-        pop3_reply(s, "+OK %zu %llu", count, octets);
-        break;
-    case POP3_LIST:
-        cmd_list(s, cmd, 0);
-        break;
-    case POP3_UIDL:
-        cmd_list(s, cmd, 1);
-        break;
-    case POP3_RETR:
-        cmd_retr(s, cmd, 0);
-        break;
-    case POP3_TOP:
-        cmd_retr(s, cmd, 1);
-        break;
-    case POP3_DELE:
-        if ((m = message_arg(s, cmd->argv[0]))) {
-            m->deleted = 1;
-            pop3_reply(s, "+OK message deleted");
-        }
-        break;
-    case POP3_RSET:
-        pop3_maildrop_undelete_all(s->drop);
-        pop3_maildrop_stat(s->drop, &count, &octets);
-        pop3_reply(s, "+OK %zu messages (%llu octets)", count, octets);
-        break;
-    case POP3_NOOP:
-        pop3_reply(s, "+OK");
-        break;
-    case POP3_CAPA:
-        pop3_capa(s);
-        break;
-    case POP3_QUIT:
-        cmd_quit(s);
-        break;
-    default:
-        pop3_bad_command(s, "-ERR not allowed after login");
-        break;
-    }
 }

@@ -1,6 +1,6 @@
 /* The server TLS context for STLS and pop3s: TLS 1.2 or newer, built from the certificate
- * and key PEM text the privileged parent read (the worker cannot open the files from its
- * chroot). The worker holds the key in the context because it does the handshakes; the
+ * and key PEM text the privileged parent read (the sandbox cannot open the files from its
+ * chroot). The sandbox holds the key in the context because it does the handshakes; the
  * parent keeps the files and pushes a new pair after SIGHUP. */
 #ifndef POP3_TLS_H
 #define POP3_TLS_H

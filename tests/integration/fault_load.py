@@ -35,8 +35,9 @@ from remote_peers import AioSink, Dnsmasq, common_port
 import supervisor_harness
 
 SERVICES = ("queue", "resolver", "delivery", "mta", "bouncer", "smtpd", "pop3d")
-# services whose supervised process is a privsep parent with a worker it restarts itself
-WORKER_OF = {"smtpd": "smtpd", "pop3d": "pop3d", "delivery": "delivery", "mta": "mta"}
+# services whose supervised process is a privsep parent with a sandbox it restarts itself
+# (mta's and delivery's hold their job worker)
+SANDBOX_OF = {"smtpd": "smtpd", "pop3d": "pop3d", "delivery": "delivery", "mta": "mta"}
 LOCAL_DOMAIN = "example.test"
 REMOTE_DOMAINS = ("remote.test", "far.test")
 REJECTED = "refused@remote.test"      # the sink answers 550 at RCPT: the sender gets a DSN
@@ -108,11 +109,11 @@ class Supervisor(supervisor_harness.Supervisor):
         at = log.rfind(f"event=spawn svc={svc} pid={pid}")
         return at >= 0 and re.search(rf"svc={svc} pid=\d+ .*event=started", log[at:]) is not None
 
-    def workers(self, svc):
-        """pids from the service's `event=worker_started worker=<name> pid=N` lines."""
-        if svc not in WORKER_OF:
+    def sandboxes(self, svc):
+        """pids from the service's `event=sandbox_started sandbox=<name> pid=N` lines."""
+        if svc not in SANDBOX_OF:
             return []
-        return [int(p) for p in re.findall(rf"svc={svc} pid=\d+ .*event=worker_started worker={WORKER_OF[svc]} "
+        return [int(p) for p in re.findall(rf"svc={svc} pid=\d+ .*event=sandbox_started sandbox={SANDBOX_OF[svc]} "
                                            rf"pid=(\d+)", self.log())]
 
     def processes(self):
@@ -126,7 +127,7 @@ class Supervisor(supervisor_harness.Supervisor):
                 continue
             procs = [("main", pid)]
             names = {}
-            for m in re.finditer(rf"svc={svc} pid={pid} .*event=(?:worker|helper)_started \w+=(\S+) pid=(\d+)", log):
+            for m in re.finditer(rf"svc={svc} pid={pid} .*event=(?:sandbox|helper)_started \w+=(\S+) pid=(\d+)", log):
                 names[int(m.group(2))] = m.group(1)
             for child in children(pid):
                 procs.append((names.get(child, "child"), child))
@@ -535,9 +536,9 @@ def pop_stat(port, user):
 
 class Killer(threading.Thread):
     """SIGKILLs services at random moments: one after another in `schedule`, each kill
-    followed by a wait until the supervisor (or, for a worker, its privsep parent) has a new
+    followed by a wait until the supervisor (or, for a sandbox, its privsep parent) has a new
     one serving. Modes: "main" the supervised process (its privsep children die with it),
-    "group" every process of the service at once, "worker" only the privsep worker."""
+    "group" every process of the service at once, "sandbox" only the privsep sandbox."""
 
     def __init__(self, sv, schedule, t0, log, clients=None, burst_size=0, rng=None):
         super().__init__(daemon=True)
@@ -559,10 +560,10 @@ class Killer(threading.Thread):
         sv = self.sv
         main = sv.pid(svc)
         spawns = len(sv.spawned(svc))
-        nworkers = len(sv.workers(svc))
-        if mode == "worker":
-            workers = sv.workers(svc)
-            victim = workers[-1] if workers else None
+        nsandboxes = len(sv.sandboxes(svc))
+        if mode == "sandbox":
+            sandboxes = sv.sandboxes(svc)
+            victim = sandboxes[-1] if sandboxes else None
             if victim is None or not alive(victim):
                 mode, victim = "group", main
         else:
@@ -586,9 +587,9 @@ class Killer(threading.Thread):
         except ProcessLookupError:
             pass
         self.say(f"kill t={t - self.t0:.1f}s svc={svc} mode={mode} pid={victim}{burst}")
-        if mode == "worker":
-            wait_for(lambda: len(sv.workers(svc)) > nworkers and alive(sv.workers(svc)[-1]), 30, interval=0.05,
-                     what=f"a new {svc} worker after killing {victim}")
+        if mode == "sandbox":
+            wait_for(lambda: len(sv.sandboxes(svc)) > nsandboxes and alive(sv.sandboxes(svc)[-1]), 30,
+                     interval=0.05, what=f"a new {svc} sandbox after killing {victim}")
         else:
             wait_for(lambda: len(sv.spawned(svc)) > spawns, 40, interval=0.05,
                      what=f"the supervisor to restart {svc}")
@@ -598,7 +599,7 @@ class Killer(threading.Thread):
 
 def kill_schedule(rng, rounds, window, services=SERVICES, lead_in=2.0, spacing=2.0):
     """rounds x every service, in a random order per round, at random moments spread over
-    window seconds (at least spacing apart); privsep services get "group" or "worker"."""
+    window seconds (at least spacing apart); privsep services get "group", "sandbox" or "main"."""
     order = []
     for _ in range(rounds):
         svcs = list(services)
@@ -608,8 +609,8 @@ def kill_schedule(rng, rounds, window, services=SERVICES, lead_in=2.0, spacing=2
     out = []
     for i, svc in enumerate(order):
         at = lead_in + i * slot + rng.uniform(0, max(0.0, slot - spacing))
-        if svc in WORKER_OF:
-            mode = rng.choice(("group", "worker", "main"))
+        if svc in SANDBOX_OF:
+            mode = rng.choice(("group", "sandbox", "main"))
         else:
             mode = "main"
         out.append((at, svc, mode))
@@ -806,18 +807,18 @@ def queue_log_problems(run_log, msgs):
 
 
 def unexpected_exits(run_log, kills):
-    """Exits the supervisor saw and worker deaths a parent logged that no kill caused."""
-    ours_main = Counter(svc for (_t, svc, mode, _p, _r) in kills if mode != "worker")
-    ours_worker = {pid for (_t, _svc, mode, pid, _r) in kills if mode == "worker"}
+    """Exits the supervisor saw and sandbox deaths a parent logged that no kill caused."""
+    ours_main = Counter(svc for (_t, svc, mode, _p, _r) in kills if mode != "sandbox")
+    ours_sandbox = {pid for (_t, _svc, mode, pid, _r) in kills if mode == "sandbox"}
     exits = Counter(re.findall(r"svc=postmesh .*event=exit svc=(\w+) pid=\d+", run_log))
     out = []
     for svc, n in exits.items():
         if n > ours_main.get(svc, 0):
             lines = [ln for ln in run_log.splitlines() if f"event=exit svc={svc} " in ln]
             out.append(f"{svc} exited {n} times, {ours_main.get(svc, 0)} of them killed by the test: {lines}")
-    for m in re.finditer(r"svc=(\w+) .*event=worker_exited worker=(\S+) pid=(\d+)(.*)", run_log):
-        if int(m.group(3)) not in ours_worker:
-            out.append(f"{m.group(1)} worker {m.group(2)} pid={m.group(3)} died on its own:{m.group(4)}")
+    for m in re.finditer(r"svc=(\w+) .*event=sandbox_exited sandbox=(\S+) pid=(\d+)(.*)", run_log):
+        if int(m.group(3)) not in ours_sandbox:
+            out.append(f"{m.group(1)} sandbox {m.group(2)} pid={m.group(3)} died on its own:{m.group(4)}")
     return out
 
 

@@ -4,7 +4,7 @@ The whole set runs under `postmesh run` with a real sink (aiosmtpd on 127.0.0.2,
 through dnsmasq MX records) and local Maildirs. Clients send a bounded mix of local,
 remote, mixed and partly refused mail and retry on any temporary failure like an MTA, while
 every service in turn is SIGKILLed at a random moment (the privsep ones as a whole process
-group, their worker alone, or their parent) and restarted by the supervisor. Afterwards
+group, their sandbox alone, or their parent) and restarted by the supervisor. Afterwards
 (fault_load.verify): every message that got a 250 is in each local mailbox exactly once
 (more only if an earlier attempt of the client was uncertain), at the sink at least once,
 its refused recipient bounced to the sender; nothing arrived that no attempt completed;
@@ -326,7 +326,8 @@ def test_queue_down_or_hung_gets_451_within_submit_timeout_and_smtpd_recovers(pm
     pm.configure(smtpd={"submit_timeout": 4}, queue={"retry_min": 1, "retry_max": 2})
     pm.start("queue", "delivery", "smtpd", timeout=20)
     smtpd_pid = pm.procs["smtpd"].pid
-    workers_before = pm.log("smtpd").count("event=worker_started")
+    sandboxes_before = pm.log("smtpd").count("event=sandbox_started")
+    assert sandboxes_before > 0
     code, _, _ = smtp_once(pm, "before@client.test")
     assert code == 250
 
@@ -349,11 +350,11 @@ def test_queue_down_or_hung_gets_451_within_submit_timeout_and_smtpd_recovers(pm
     assert code == 451 and b"4.3." in resp, (code, resp)
     assert 3.0 <= took <= 4 + 1.5, took
 
-    # The same smtpd process (and worker) serves again, and the mail is delivered.
+    # The same smtpd process (and sandbox) serves again, and the mail is delivered.
     code, resp, _ = smtp_once(pm, "after@client.test")
     assert code == 250, resp
     assert pm.procs["smtpd"].poll() is None and pm.procs["smtpd"].pid == smtpd_pid
-    assert pm.log("smtpd").count("event=worker_started") == workers_before, pm.log("smtpd")
+    assert pm.log("smtpd").count("event=sandbox_started") == sandboxes_before, pm.log("smtpd")
 
     def delivered(mid):
         return sum(mid.encode() in p.read_bytes() for p in messages(pm, "alice@example.test"))

@@ -6,7 +6,7 @@
 - the lookup helpers run as postmesh-auth without capabilities (from /proc), and still see
   every change `postmesh user add` makes to the root-only users file;
 - smtpd keeps a memory budget for the message bodies it buffers: over it `452 4.3.1`, the
-  worker's RSS stays under the budget, and the memory comes back when the sessions end;
+  sandbox's RSS stays under the budget, and the memory comes back when the sessions end;
 - pop3d limits connections per client address and ends a session whose command never
   completes or that outlives its absolute deadline.
 
@@ -219,14 +219,15 @@ def consumed(port, sock):
 
 
 def test_body_memory_budget(pm):
-    max_size = 4 * MIB  # the worker keeps bodies up to 8 x max_message_size in memory
+    max_size = 4 * MIB  # the sandbox keeps bodies up to 8 x max_message_size in memory
     budget = 8 * max_size
     line = b"x" * 998 + b"\r\n"
     body = b"Subject: big\r\n\r\n" + line * ((max_size - 1000) // len(line))  # just under max_size
     sessions = 12  # 8 fit
     pm.configure(smtpd={"max_message_size": max_size, "timeout_data": 60})
     pm.start("queue", "smtpd")
-    worker = logged_pid(pm, "smtpd", "worker_started", "smtpd")
+    sandbox = logged_pid(pm, "smtpd", "sandbox_started", "smtpd")
+    assert sandbox
 
     def transaction(c):
         c.cmd("EHLO big.test")
@@ -241,11 +242,11 @@ def test_body_memory_budget(pm):
         clients.append(c)
     late = Client(pm.port("smtp"))
     transaction(late)
-    base = rss(worker)
+    base = rss(sandbox)
     for c in clients:  # one after the other, each fully read by smtpd before the next
         c.send(body)
         wait_for(lambda: consumed(pm.port("smtp"), c.sock), timeout=30, what="smtpd to read the body")
-    peak = rss(worker)
+    peak = rss(sandbox)
     # the budget is used up: a new message is refused at DATA already
     code, lines = late.cmd("DATA")
     assert (code, lines[-1][:5]) == (452, "4.3.1"), (code, lines)
@@ -255,7 +256,7 @@ def test_body_memory_budget(pm):
         replies.append(c.reply())
     assert [r[0] for r in replies] == [250] * 8 + [452] * (sessions - 8), replies
     assert all(r[1][-1].startswith("4.3.1 Insufficient system storage") for r in replies[8:]), replies
-    assert peak - base < budget + 8 * MIB, f"worker grew {(peak - base) / MIB:.0f} MiB for a {budget // MIB} MiB budget"
+    assert peak - base < budget + 8 * MIB, f"sandbox grew {(peak - base) / MIB:.0f} MiB for a {budget // MIB} MiB budget"
     # the budget is free again once the messages went to the queue
     transaction(late)
     assert late.cmd("DATA")[0] == 354
@@ -264,7 +265,7 @@ def test_body_memory_budget(pm):
     for c in clients + [late]:
         c.cmd("QUIT")
         c.close()
-    wait_for(lambda: rss(worker) < base + 8 * MIB, timeout=10, what="the bodies' memory to come back")
+    wait_for(lambda: rss(sandbox) < base + 8 * MIB, timeout=10, what="the bodies' memory to come back")
 
 
 # ---------------------------------------------------------------------------- 5: pop3d limits

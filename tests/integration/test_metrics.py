@@ -247,7 +247,7 @@ def test_hostile_requests_do_not_hurt(mpm):
     with smtplib.SMTP("127.0.0.1", pm.port("smtp"), timeout=10) as c:
         c.sendmail("bob@example.org", ["alice@example.test"], b"Subject: still\r\n\r\nfine\r\n")
     assert pm.procs["smtpd"].poll() is None
-    assert "worker_exited" not in pm.log("smtpd")
+    assert "sandbox_exited" not in pm.log("smtpd")
 
 
 def test_idle_connection_is_closed(mpm):
@@ -330,4 +330,4 @@ def test_every_service_serves_from_its_sandbox(pm):
             assert ("postmesh_resolver_queries_total", frozenset()) not in samples  # labelled: no bare sample
     for svc in services:
         assert pm.procs[svc].poll() is None, f"{svc} died:\n{pm.log(svc)[-2000:]}"
-        assert "worker_exited" not in pm.log(svc), pm.log(svc)[-2000:]
+        assert "sandbox_exited" not in pm.log(svc), pm.log(svc)[-2000:]

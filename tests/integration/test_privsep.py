@@ -1,11 +1,11 @@
 """Privilege separation of smtpd, pop3d and delivery (and the queue's drop), seen from
-outside through /proc: every network-facing worker runs without root in its chroot with
+outside through /proc: every network-facing sandbox runs without root in its chroot with
 no_new_privs and a seccomp filter; password hashes live only in the helper process; a
-forbidden syscall kills the smtpd worker and the parent starts a new one that serves the
+forbidden syscall kills the smtpd sandbox and the parent starts a new one that serves the
 next connection at once; the whole smtplib -> smtpd -> queue -> delivery -> pop3d path works.
 
 Runs as root only (the drops need it). Started without root, a service logs
-event=privsep_limited once per worker instead (test_without_root_one_line_says_so)."""
+event=privsep_limited once per sandbox instead (test_without_root_one_line_says_so)."""
 import os
 import grp
 import poplib
@@ -53,8 +53,8 @@ def last_pid(pm, svc, event, name):
     return int(found[-1]) if found else None
 
 
-def worker_pid(pm, svc):
-    return last_pid(pm, svc, "worker_started", svc)
+def sandbox_pid(pm, svc):
+    return last_pid(pm, svc, "sandbox_started", svc)
 
 
 def assert_sandboxed(pid, chroot):
@@ -131,7 +131,7 @@ def smtp_greeting(port, timeout=10):
 
 
 # ---------------------------------------------------------------------------- tests
-def test_workers_are_confined(mx):
+def test_sandboxes_are_confined(mx):
     mx.start(*SERVICES, timeout=20)
     state = mx.state
     expected = {
@@ -141,18 +141,18 @@ def test_workers_are_confined(mx):
     }
     for svc, (chroot, user) in expected.items():
         parent = mx.procs[svc].pid
-        # smtpd runs smtpd.workers workers (one per CPU) and a password helper per CPU
-        workers = {int(p) for p in re.findall(rf"event=worker_started worker={svc} pid=(\d+)", mx.log(svc))}
+        # smtpd runs smtpd.sandboxes sandboxes (one per CPU) and a password helper per CPU
+        sandboxes = {int(p) for p in re.findall(rf"event=sandbox_started sandbox={svc} pid=(\d+)", mx.log(svc))}
         helpers = {int(p) for n in {"smtpd": ("smtpd-lookup", "smtpd-auth"), "pop3d": ("pop3d-passdb",),
                                     "delivery": ("delivery-users",)}[svc]
                    for p in re.findall(rf"event=helper_started helper={n} pid=(\d+)", mx.log(svc))}
-        assert workers and helpers, mx.log(svc)
-        # the parent stays root (it binds and reads the keys); its children are the workers and
-        # their helpers (smtpd: recipient lookups apart from password checks)
+        assert sandboxes and helpers, mx.log(svc)
+        # the parent stays root (it binds and reads the keys); its children are the sandboxes
+        # and their helpers (smtpd: recipient lookups apart from password checks)
         assert proc_status(parent)["Uid"].split()[0] == "0"
-        assert children(parent) == workers | helpers
-        for worker in workers:
-            uid = assert_sandboxed(worker, chroot)
+        assert children(parent) == sandboxes | helpers
+        for sandbox in sandboxes:
+            uid = assert_sandboxed(sandbox, chroot)
             assert uid == pwd.getpwnam(user).pw_uid
         # the helpers run as postmesh-auth with no capabilities, and cannot gain anything or exec
         for helper in helpers:
@@ -164,7 +164,7 @@ def test_workers_are_confined(mx):
     # the queue drops in place: its LMDB directory, user postmesh
     queue = mx.procs["queue"].pid
     assert assert_sandboxed(queue, state / "queue") == pwd.getpwnam("postmesh-queue").pw_uid
-    # the store is shared through the group vmail; its root, the workers' chroot, stays root's
+    # the store is shared through the group vmail; its root, the sandboxes' chroot, stays root's
     st = (state / "mail").stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, grp.getgrnam("vmail").gr_gid, 0o770)
 
@@ -211,11 +211,11 @@ def test_password_hashes_stay_in_the_helper(mx):
     for svc, helper_name in (("smtpd", "smtpd-lookup"), ("pop3d", "pop3d-passdb")):
         helper = last_pid(mx, svc, "helper_started", helper_name)
         assert memory_holds(helper, needle), f"{svc} helper: the scan must find the hash where it is"
-        assert not memory_holds(worker_pid(mx, svc), needle), f"{svc} worker holds a password hash"
+        assert not memory_holds(sandbox_pid(mx, svc), needle), f"{svc} sandbox holds a password hash"
         assert not memory_holds(mx.procs[svc].pid, needle), f"{svc} parent holds a password hash"
 
 
-def test_forbidden_syscall_kills_the_worker_and_a_new_one_serves(mx, monkeypatch):
+def test_forbidden_syscall_kills_the_sandbox_and_a_new_one_serves(mx, monkeypatch):
     mx.start("queue", "delivery", "pop3d", timeout=20)
     monkeypatch.setenv("POSTMESH_TEST_FORBIDDEN_SYSCALL", "1")
     mx.start("smtpd")
@@ -225,7 +225,7 @@ def test_forbidden_syscall_kills_the_worker_and_a_new_one_serves(mx, monkeypatch
     pop = poplib.POP3("127.0.0.1", mx.port("pop3"), timeout=15)
     pop.user(ALICE)
     pop.pass_("secret")
-    # an SMTP session in the worker that is about to die
+    # an SMTP session in the sandbox that is about to die
     bystander = smtplib.SMTP("127.0.0.1", mx.port("smtp"), timeout=15)
     bystander.ehlo("bystander.example.test")
     with socket.create_connection(("127.0.0.1", mx.port("smtp")), timeout=15) as c:
@@ -233,20 +233,20 @@ def test_forbidden_syscall_kills_the_worker_and_a_new_one_serves(mx, monkeypatch
         c.sendall(b"XTESTEXEC\r\n")
         c.settimeout(15)
         assert c.recv(512) == b""  # no reply: the process is gone
-    # the worker that serves 127.0.0.1 (and so the bystander too: workers are chosen by address)
-    died = wait_for(lambda: re.search(rf"event=worker_exited worker=smtpd pid=(\d+) index=(\d+) signal={SIGSYS}",
-                                      mx.log("smtpd")), timeout=10, what="the worker's death by SIGSYS")
+    # the sandbox that serves 127.0.0.1 (and so the bystander too: sandboxes are chosen by address)
+    died = wait_for(lambda: re.search(rf"event=sandbox_exited sandbox=smtpd pid=(\d+) index=(\d+) signal={SIGSYS}",
+                                      mx.log("smtpd")), timeout=10, what="the sandbox's death by SIGSYS")
     old, index = int(died.group(1)), died.group(2)
     # at once, before the backoff even ran out: the socket is the parent's, the connection waits
     assert smtp_greeting(mx.port("smtp")).startswith(b"220")
-    new = int(re.findall(rf"event=worker_started worker=smtpd pid=(\d+) index={index}\b", mx.log("smtpd"))[-1])
+    new = int(re.findall(rf"event=sandbox_started sandbox=smtpd pid=(\d+) index={index}\b", mx.log("smtpd"))[-1])
     assert new != old and not Path(f"/proc/{old}").exists()
     assert_sandboxed(new, mx.state / "empty")
     assert mx.procs["smtpd"].poll() is None
-    # sessions of the dead worker are gone with it; new ones work end to end
+    # sessions of the dead sandbox are gone with it; new ones work end to end
     with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
         bystander.noop()
-    submit_with_auth(mx, [ALICE], b"Subject: after\r\n\r\nnew worker\r\n", user=BOB, password="hunter2")
+    submit_with_auth(mx, [ALICE], b"Subject: after\r\n\r\nnew sandbox\r\n", user=BOB, password="hunter2")
     wait_for(lambda: messages(mx, ALICE), timeout=30, what="delivery after the restart")
     assert pop.stat()[0] == 0  # the POP3 session went on (it sees its login-time snapshot)
     pop.quit()
@@ -258,25 +258,27 @@ def test_forbidden_syscall_kills_the_worker_and_a_new_one_serves(mx, monkeypatch
         assert s.docmd("XTESTEXEC")[0] == 502
         assert s.noop()[0] == 250
     fresh = mx.log("smtpd")[offset:]
-    assert "event=test_hook" not in fresh and "event=worker_exited" not in fresh
+    assert "event=test_hook" not in fresh and "event=sandbox_exited" not in fresh
+    assert "event=sandbox_started" in fresh  # the line the one above looks for is still the one logged
 
 
-def test_sighup_pushes_the_new_certificate_to_the_worker(mx):
+def test_sighup_pushes_the_new_certificate_to_the_sandbox(mx):
     mx.start("queue", "smtpd", timeout=20)
     old_der = ssl.get_server_certificate(("127.0.0.1", mx.port("smtps")))
-    worker = worker_pid(mx, "smtpd")
+    sandbox = sandbox_pid(mx, "smtpd")
+    assert sandbox
     (mx.root / "cert.pem").unlink()
     make_tls_pair(mx.root)  # a new pair in the same files
     offset = len(mx.log("smtpd"))
     mx.procs["smtpd"].send_signal(1)
     wait_for(lambda: "event=tls_reload result=ok" in mx.log("smtpd")[offset:], timeout=10, what="reload")
     assert ssl.get_server_certificate(("127.0.0.1", mx.port("smtps"))) != old_der
-    assert worker_pid(mx, "smtpd") == worker  # swapped inside the running worker
+    assert sandbox_pid(mx, "smtpd") == sandbox  # swapped inside the running sandbox
 
 
 def test_without_root_one_line_says_so():
-    """Started as an ordinary user, smtpd runs the same parent/worker code minus chroot and
-    setuid, and says so in one line per worker."""
+    """Started as an ordinary user, smtpd runs the same parent/sandbox code minus chroot and
+    setuid, and says so in one line per sandbox."""
     nobody = pwd.getpwnam("nobody")
     root = Path(tempfile.mkdtemp(prefix="pm-unprivileged-"))  # pytest's tmp dirs are root-only
     try:
@@ -298,33 +300,34 @@ def test_without_root_one_line_says_so():
                                      "--clear-groups", str(BIN / "postmesh-smtpd"), "-c", str(inst.conf_path)],
                                     stdout=out, stderr=subprocess.STDOUT, cwd=root)
         try:
-            # event=started once every worker is ready (smtpd.workers: one per CPU)
+            # event=started once every sandbox is ready (smtpd.sandboxes: one per CPU)
             wait_for(lambda: "event=started" in log.read_text(), timeout=10, what="unprivileged smtpd")
             text = log.read_text()
-            assert len(re.findall(r"event=(?:started|worker_ready) listeners=", text)) == \
-                text.count("event=worker_started")
-            assert text.count("event=privsep_limited") == text.count("event=worker_started")
+            assert len(re.findall(r"event=(?:started|worker_ready|sandbox_ready) listeners=", text)) == \
+                text.count("event=sandbox_started")
+            assert text.count("event=privsep_limited") == text.count("event=sandbox_started")
             assert "event=privsep user=" not in text
-            worker = int(re.findall(r"event=worker_started worker=smtpd pid=(\d+)", text)[-1])
-            st = proc_status(worker)
+            sandbox = int(re.findall(r"event=sandbox_started sandbox=smtpd pid=(\d+)", text)[-1])
+            st = proc_status(sandbox)
             assert st["Uid"].split()[0] == str(nobody.pw_uid)
             assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"
-            assert os.readlink(f"/proc/{worker}/root") == "/"
+            assert os.readlink(f"/proc/{sandbox}/root") == "/"
             assert smtp_greeting(inst.port("smtp")).startswith(b"220")
         finally:
             proc.terminate()
             proc.wait(timeout=10)
         assert proc.returncode == 0
-        assert "event=worker_exited worker=smtpd" in log.read_text()
+        assert "event=sandbox_exited sandbox=smtpd" in log.read_text()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def test_mailbox_made_by_root_after_start_is_handed_to_vmail(mx):
-    """An administrator makes mailboxes as root while the services run: the workers (vmail)
-    cannot write there, the parent repairs the ownership, the next attempt works."""
+    """An administrator makes mailboxes as root while the services run: pop3d's sandbox and
+    delivery's job worker (vmail) cannot write there, the parent repairs the ownership, the
+    next attempt works."""
     mx.start(*SERVICES, timeout=20)
-    vmail = grp.getgrnam("vmail").gr_gid  # the store's group: both workers' users may then write
+    vmail = grp.getgrnam("vmail").gr_gid  # the store's group: both processes' users may then write
     # pop3d: a Maildir (with a message) made by root -> SYS/TEMP once, then served
     put_message(mx, ALICE, "0000000000000001.0.mx.example.test", b"Subject: by hand\r\n\r\nx\r\n")
     p = poplib.POP3("127.0.0.1", mx.port("pop3"), timeout=15)
@@ -350,8 +353,8 @@ def test_mailbox_made_by_root_after_start_is_handed_to_vmail(mx):
 
 
 def test_repair_does_not_follow_symlinks(mx):
-    """A worker (vmail) could plant a symlink in the store and ask for a repair: the parent
-    must not chown what the link points to."""
+    """A delivery job worker (vmail) could plant a symlink in the store and ask for a repair:
+    the parent must not chown what the link points to."""
     add_user(mx, "carol@example.test", "pw")
     mx.start(*SERVICES, timeout=20)
     store = mx.state / "mail"
@@ -363,7 +366,7 @@ def test_repair_does_not_follow_symlinks(mx):
     os.symlink("../private", store / "example.test" / "carol")
     with smtplib.SMTP("127.0.0.1", mx.port("smtp"), timeout=30) as s:
         s.sendmail("someone@remote.test", ["carol@example.test"], b"Subject: c\r\n\r\nx\r\n")
-    # the worker follows the link, cannot write (EACCES) and asks; the parent refuses to follow
+    # the job worker follows the link, cannot write (EACCES) and asks; the parent refuses to follow
     wait_for(lambda: "event=mailbox_repair address=carol@example.test" in mx.log("delivery"), timeout=30,
              what="carol's repair request")
     assert private.stat().st_uid == 0 and not (private / "Maildir").exists()

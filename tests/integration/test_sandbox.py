@@ -9,7 +9,7 @@ non-dumpability and TIOCSTI, while threads and the calls libraries need still wo
 
 Under `postmesh run` (as `make run` does, from a terminal): a service has no terminal and no
 controlling terminal, nothing typed into the operator's shell arrives, every service (and
-worker) runs under its own uid, and none inherits the supervisor's environment or
+sandbox) runs under its own uid, and none inherits the supervisor's environment or
 descriptors. Without root a service refuses to start unless the configuration allows it,
 and then its parent and helper keep their memory closed to a same-uid process. State is
 created 0750; chroot directories stay root's.
@@ -301,7 +301,7 @@ class LeakySupervisor(Supervisor):
 
 
 def process_group(pgid):
-    """Every pid whose process group is pgid (a service, its workers, helpers and readers)."""
+    """Every pid whose process group is pgid (a service, its sandboxes, helpers and readers)."""
     out = []
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
@@ -458,14 +458,14 @@ print(",".join(out))
 
 def test_without_root_parent_and_helper_keep_their_memory_closed(nobody_root):
     """Allowed to run without root, smtpd logs privsep_limited; its parent and helper share the
-    worker's uid but are not dumpable, so another process of that uid (a compromised worker)
+    sandbox's uid but are not dumpable, so another process of that uid (a compromised sandbox)
     cannot open their /proc/<pid>/mem or environ."""
     proc, log = unprivileged_smtpd(nobody_root, allow=True)
     try:
-        # event=started once every worker is ready (smtpd.workers: one per CPU)
+        # event=started once every sandbox is ready (smtpd.sandboxes: one per CPU)
         wait_for(lambda: "event=started" in log.read_text(), timeout=10, what="unprivileged smtpd")
         text = log.read_text()
-        assert text.count("event=privsep_limited") == text.count("event=worker_started"), text
+        assert text.count("event=privsep_limited") == text.count("event=sandbox_started"), text
         helper = int(re.findall(r"event=helper_started helper=\S+ pid=(\d+)", text)[-1])
         # the same reader can read a dumpable process of its uid: the check can see a leak
         control = as_nobody("import subprocess, time; p = subprocess.Popen(['sleep', '5']); time.sleep(0.2); "

@@ -1,7 +1,7 @@
 /* The parent's side of the helper processes (privhelper.c), with real helper processes and a
- * socketpair standing in for the worker: questions are forwarded without waiting and their
- * answers come back under the worker's ids, a slow helper never delays another, questions
- * beyond the cap are answered PM_PRIV_BUSY at once, an answer never reaches a later worker,
+ * socketpair standing in for the sandbox: questions are forwarded without waiting and their
+ * answers come back under the sandbox's ids, a slow helper never delays another, questions
+ * beyond the cap are answered PM_PRIV_BUSY at once, an answer never reaches a later sandbox,
  * a stuck helper is replaced, and a declared file that changes is handed over again (also
  * when it is root's 0600 and the helper runs as postmesh-auth). */
 #include <setjmp.h>
@@ -54,7 +54,7 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
 }
 
 struct fixture {
-    int worker[2]; /* [0] the parent's end, [1] the "worker" reads answers here */
+    int sandbox[2]; /* [0] the parent's end, [1] the "sandbox" reads answers here */
     char path[64];
 };
 
@@ -62,7 +62,7 @@ static int setup(void **state)
 {
     static struct fixture f;
     memset(&f, 0, sizeof f);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.worker), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sandbox), 0);
     snprintf(f.path, sizeof f.path, "/tmp/pm-privhelper-%d", (int)getpid());
     *state = &f;
     return 0;
@@ -71,21 +71,21 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    close(f->worker[0]);
-    close(f->worker[1]);
+    close(f->sandbox[0]);
+    close(f->sandbox[1]);
     unlink(f->path);
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     return 0;
 }
 
-/* The worker running now is generation live_gen; an answer for another one is dropped. */
+/* The sandbox running now is generation live_gen; an answer for another one is dropped. */
 static unsigned live_gen;
 
 static int fd_of(unsigned gen, void *arg)
 {
     struct fixture *f = arg;
-    return gen == live_gen ? f->worker[0] : -1;
+    return gen == live_gen ? f->sandbox[0] : -1;
 }
 
 static void ask(struct pm_priv_helper *h, struct fixture *f, uint32_t id, uint32_t op, const char *a, unsigned gen)
@@ -95,14 +95,14 @@ static void ask(struct pm_priv_helper *h, struct fixture *f, uint32_t id, uint32
     pm_priv_helper_forward(h, &m, gen, fd_of, f);
 }
 
-/* The next answer the worker gets within ms: its id (result in *result), 0 if none. */
+/* The next answer the sandbox gets within ms: its id (result in *result), 0 if none. */
 static uint32_t next_answer(struct fixture *f, struct pm_priv_helper *const *hs, int nh, unsigned gen, int ms,
                             int *result)
 {
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        struct pollfd p[4] = {{f->worker[1], POLLIN, 0}};
+        struct pollfd p[4] = {{f->sandbox[1], POLLIN, 0}};
         for (int i = 0; i < nh; i++)
             p[1 + i] = (struct pollfd){pm_priv_helper_fd(hs[i]), POLLIN, 0};
         struct timespec now;
@@ -119,7 +119,7 @@ static uint32_t next_answer(struct fixture *f, struct pm_priv_helper *const *hs,
         poll(p, (nfds_t)(1 + nh), wait);
         if (p[0].revents & POLLIN) {
             struct pm_priv_msg m;
-            assert_int_equal(pm_priv_recv(f->worker[1], &m), 1);
+            assert_int_equal(pm_priv_recv(f->sandbox[1], &m), 1);
             *result = m.result;
             pm_priv_msg_clear(&m);
             return m.id;
@@ -160,7 +160,7 @@ static void test_slow_helper_does_not_delay_another(void **state)
         assert_int_equal(r, 1);
     }
     assert_int_equal(pm_priv_helper_pending(slow), 0);
-    /* an answer for the worker before a restart never reaches the next one */
+    /* an answer for the sandbox before a restart never reaches the next one */
     ask(fast, f, 7, OP_FAST, "x", 1);
     assert_int_equal(next_answer(f, hs, 2, 2, 200, &r), 0);
     assert_int_equal(pm_priv_helper_pending(fast), 0);

@@ -1,4 +1,4 @@
-/* The unprivileged pop3d worker: forked by the parent (parent.h), already chrooted into
+/* The unprivileged pop3d sandbox: forked by the parent (parent.h), already chrooted into
  * the mail store as postmesh-pop3d (group vmail) and under seccomp when this runs. It
  * serves every POP3 session on the sockets the parent opened and asks the parent to check
  * passwords. */
@@ -103,7 +103,7 @@ static void collect_sessions(void *arg)
     pm_metric_set(PM_M_POP3D_SESSIONS, (double)((struct pop3_server *)arg)->nsessions, NULL, NULL);
 }
 
-int pop3_worker_main(int parent_fd, void *arg)
+int pop3_sandbox_main(int parent_fd, void *arg)
 {
     struct pop3_parent *p = arg; /* this process's copy of the parent's state */
     const struct pm_config *cfg = p->cfg;
@@ -141,7 +141,7 @@ int pop3_worker_main(int parent_fd, void *arg)
         ls[i].implicit_tls = p->fds[i].implicit_tls;
         ls[i].proxy_protocol = p->fds[i].proxy_protocol;
         any_proxy |= ls[i].proxy_protocol;
-        /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker.
+        /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this sandbox.
          * Backlog 0: it already listens (a listen() here would be outside the sandbox). */
         ls[i].l = evconnlistener_new(srv.base, on_accept, &ls[i], 0, 0, p->fds[i].fd);
         if (!ls[i].l)
