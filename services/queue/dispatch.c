@@ -1,9 +1,11 @@
-/* Work dispatch: workers announce free slots (Credit), the queue pushes jobs only to workers
- * that asked, and every job has a lease: unanswered past it, its recipients are dispatched
- * again (a dead worker's job is never lost). A job is named by this run's random epoch and
- * its id; a result is applied only to the job it names (see queue_on_result). The queue also
+/* Work dispatch to the job workers (mta, delivery, bouncer): a job worker announces its free
+ * job slots at the moment of sending (Credit), the queue pushes jobs only to job workers that
+ * asked, and every job has a lease: unanswered past it, its recipients are dispatched again
+ * (a dead job worker's job is never lost). A job is named by this run's random epoch and its
+ * id; a result is applied only to the job it names (see queue_on_result). The queue also
  * keeps each mta at mta.max_per_domain jobs per destination, so a slow domain cannot take
- * every slot of a worker from the others. */
+ * every slot of a job worker from the others. The periodic pass (queue_tick: leases, the
+ * loader, a full walk that also expires, bounces and sends delay warnings) lives here too. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,11 +13,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "log.h"
 #include "queue.h"
 
-#define WORKER_SILENCE 10 /* seconds without a heartbeat before a worker's credit is void */
+#define WORKER_SILENCE 10 /* seconds without a heartbeat before a job worker's credit is void */
 
 typedef Postmesh__StoredRecipient Rcpt;
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
@@ -163,12 +166,6 @@ static int is_due(const struct qmsg *m, size_t i, uint64_t now)
     return r->state == ST(PENDING) || (r->state == ST(DEFERRED) && r->next_attempt <= now);
 }
 
-static const char *domain_of(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    return at ? at + 1 : "";
-}
-
 /* Length of the header section (up to and including the empty line). */
 static size_t header_length(const uint8_t *b, size_t len)
 {
@@ -241,7 +238,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
         }
         job.n_recipients = n;
         if (kind == POSTMESH__WORKER_KIND__WORKER_MTA)
-            job.domain = (char *)domain_of(m->rec->recipients[idx[0]]->address);
+            job.domain = (char *)pm_addr_domain(m->rec->recipients[idx[0]]->address);
     }
     job.recipients = jrp;
 
@@ -344,11 +341,11 @@ static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, s
     for (size_t i = 0; i < nr; i++) {
         if (seen[i] || m->rec->recipients[i]->local || !is_due(m, i, now))
             continue;
-        const char *dom = domain_of(m->rec->recipients[i]->address);
+        const char *dom = pm_addr_domain(m->rec->recipients[i]->address);
         n = 0;
         for (size_t k = i; k < nr; k++)
             if (!m->rec->recipients[k]->local && is_due(m, k, now) &&
-                strcasecmp(domain_of(m->rec->recipients[k]->address), dom) == 0) {
+                strcasecmp(pm_addr_domain(m->rec->recipients[k]->address), dom) == 0) {
                 idx[n++] = (uint32_t)k;
                 seen[k] = 1;
             }

@@ -8,7 +8,7 @@
 #include "log.h"
 #include "queue.h"
 
-/* The worker kind a role may take jobs of and answer for. */
+/* The kind of job worker a role may be: the jobs it may take and answer for. */
 static Postmesh__WorkerKind kind_of_role(enum pm_role role)
 {
     switch (role) {
@@ -20,8 +20,8 @@ static Postmesh__WorkerKind kind_of_role(enum pm_role role)
 }
 
 /* Beyond the bus policy (which role may send which message): what a role may say in it. A
- * worker speaks only for its own kind; only the bouncer submits DSNs, and only with the null
- * sender; smtpd cannot pass a message off as a DSN (that would suppress its bounces). */
+ * job worker speaks only for its own kind; only the bouncer submits DSNs, and only with the
+ * null sender; smtpd cannot pass a message off as a DSN (that would suppress its bounces). */
 static const char *content_refused(const struct pm_bus_sender *from, const Postmesh__BusMessage *m)
 {
     if (!from->checked)
@@ -61,6 +61,9 @@ static void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Post
     case POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT:
         queue_on_result(q, m->job_result);
         break;
+    case POSTMESH__BUS_MESSAGE__BODY_ETRN:
+        queue_on_etrn(q, peer, peerlen, m);
+        break;
     case POSTMESH__BUS_MESSAGE__BODY_PING:
         queue_answer_ping(bus, peer, peerlen, m);
         break;
@@ -69,16 +72,17 @@ static void on_bus(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Post
     }
 }
 
-#define WORKERS (PM_ROLE_BIT(PM_ROLE_MTA) | PM_ROLE_BIT(PM_ROLE_DELIVERY) | PM_ROLE_BIT(PM_ROLE_BOUNCER))
-#define ANYONE (WORKERS | PM_ROLE_BIT(PM_ROLE_SMTPD) | PM_ROLE_BIT(PM_ROLE_CLI))
+#define JOB_WORKERS (PM_ROLE_BIT(PM_ROLE_MTA) | PM_ROLE_BIT(PM_ROLE_DELIVERY) | PM_ROLE_BIT(PM_ROLE_BOUNCER))
+#define ANYONE (JOB_WORKERS | PM_ROLE_BIT(PM_ROLE_SMTPD) | PM_ROLE_BIT(PM_ROLE_CLI))
 
 /* Who may say what on queue.endpoint; only the CLI reaches queue.control. Credits and
  * results are small; a Submit is bounded by the socket (the biggest message, and a DSN
- * quoting one, plus room). */
+ * quoting one, plus room). An Etrn (smtpd only: a client's ETRN) carries one domain. */
 static const struct pm_bus_rule endpoint_rules[] = {
     {POSTMESH__BUS_MESSAGE__BODY_SUBMIT, PM_ROLE_BIT(PM_ROLE_SMTPD) | PM_ROLE_BIT(PM_ROLE_BOUNCER), 0},
-    {POSTMESH__BUS_MESSAGE__BODY_CREDIT, WORKERS, 4096},
-    {POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, WORKERS, 4 << 20},
+    {POSTMESH__BUS_MESSAGE__BODY_CREDIT, JOB_WORKERS, 4096},
+    {POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, JOB_WORKERS, 4 << 20},
+    {POSTMESH__BUS_MESSAGE__BODY_ETRN, PM_ROLE_BIT(PM_ROLE_SMTPD), 512},
     {POSTMESH__BUS_MESSAGE__BODY_PING, ANYONE, 64},
     {0, 0, 0},
 };

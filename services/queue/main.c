@@ -1,6 +1,6 @@
-/* postmesh-queue: binds queue.listen (submissions, workers) and queue.control_listen (CLI),
- * which everyone else reaches as queue.endpoint and queue.control; keeps every message in
- * LMDB and dispatches work. One process is one shard: several shards each own their store. */
+/* postmesh-queue: binds queue.listen (submissions, job workers, ETRN) and queue.control_listen
+ * (CLI), which everyone else reaches as queue.endpoint and queue.control; keeps every message
+ * in LMDB and dispatches work. One process is one shard: several shards each own their store. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -116,6 +116,7 @@ int main(int argc, char **argv)
     pm_bus_close(q.bus);
     pm_bus_close(q.control);
     queue_commit_now(&q);
+    queue_etrn_free(&q);
     queue_free_memory(&q);
     queue_store_close(&q);
     pm_aliases_free(q.aliases);

@@ -41,12 +41,13 @@ struct qmsg {
     uint64_t request_id;
 };
 
+/* A job worker (mta, delivery, bouncer) as its Credits describe it. */
 struct worker {
     uint8_t id[256];
     size_t idlen;
     uint64_t serial;        /* names it in jobs (the array is compacted when one leaves) */
     Postmesh__WorkerKind kind;
-    int credits;            /* jobs it can take now: its free slots minus jobs on the way */
+    int credits;            /* jobs it can take now: the free slots it announced minus jobs on the way */
     uint64_t jobs_sent;     /* counted like the worker's jobs_received */
     uint64_t outstanding;   /* jobs it holds that are not answered (nor past their lease) */
     uint64_t last_seen;
@@ -101,6 +102,7 @@ struct queue {
     uint64_t next_worker_serial;
     struct pm_aliases *aliases;
     uint64_t committed_total, commits_total;
+    struct queue_etrn *etrn;  /* ETRN requests being worked on (etrn.c) */
 };
 
 /* store.c: LMDB */
@@ -123,6 +125,52 @@ void queue_store_trim(struct queue *q);
 Postmesh__StoredMessage *queue_store_record(struct queue *q, MDB_txn *txn, const char *id, int *err);
 /* The "~index" marker (index version and the config the keys depend on: store.c), put in txn. */
 int queue_store_put_marker(struct queue *q, MDB_txn *txn);
+/* A transaction on the store (reopened first after MDB_PANIC). 0 or an MDB error. */
+int queue_store_txn(struct queue *q, unsigned flags, MDB_txn **txn);
+
+/* rewrite.c: a walk over the store's records in queue-id order, a bounded chunk per call;
+ * what it changes is written back (record and due entry) in the chunk's transaction. */
+struct queue_rewrite {
+    char after[QUEUE_ID_LEN]; /* the last id visited (once started) */
+    int started, done;        /* done: the last record was visited */
+    size_t visited, written;
+};
+struct queue_rewrite_ops {
+    /* May tell from the packed record alone that nothing is to change (NULL: decode all). */
+    int (*wanted)(const uint8_t *packed, size_t len, void *arg);
+    /* A message in memory (not removed): changed there, never in the store (the chunk's
+     * transaction is open: it must not touch the store nor dispatch). */
+    void (*in_memory)(struct queue *q, struct qmsg *m, void *arg);
+    /* A record only in the store: returns 1 if it changed rec, which is then written back. */
+    int (*stored)(struct queue *q, Postmesh__StoredMessage *rec, void *arg);
+    /* After the chunk's commit, for each record it rewrote (may be NULL). */
+    void (*written)(struct queue *q, const char *id, void *arg);
+};
+/* What one chunk may do: visit records, decode (and so perhaps rewrite) records only in the
+ * store, and for about how long (the visits stop then; the decodes are bounded by number). */
+struct queue_rewrite_limits {
+    size_t visit, decode;
+    uint64_t ms;
+};
+/* Visits the records after the last one w visited, within lim. Returns 0, or an MDB/errno
+ * error: then nothing of this chunk was written and the walk must end (its records were
+ * passed, and its messages in memory may have been changed already). */
+int queue_store_rewrite(struct queue *q, struct queue_rewrite *w, const struct queue_rewrite_limits *lim,
+                        const struct queue_rewrite_ops *ops, void *arg);
+
+/* etrn.c: ETRN (RFC 1985) from smtpd. `want` is the domain as the client gave it: an exact
+ * domain, or "@domain" for it and its subdomains; compared without case. */
+int queue_etrn_match(const char *want, const char *domain);
+/* Makes the deferred remote recipients of rec for want due at now, unless held or in flight
+ * (inflight may be NULL). Returns how many recipients wait for want (0: the message does not
+ * count); *changed: some next attempt was later than now. */
+size_t queue_etrn_flush(Postmesh__StoredMessage *rec, const uint8_t *inflight, const char *want, uint64_t now,
+                        int *changed);
+void queue_on_etrn(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__BusMessage *m);
+/* One bounded chunk of the first request's scan (the event loop runs it once per turn until
+ * every request is answered). Returns 1 if work is left. */
+int queue_etrn_turn(struct queue *q);
+void queue_etrn_free(struct queue *q); /* at exit: requests dropped unanswered */
 
 /* index.c: the due index and the bounded active set. The "due" sub-database holds one entry
  * per stored message, key = due time (8 bytes, big-endian seconds) + queue id, value = its

@@ -1,5 +1,7 @@
-/* The retry schedule and the periodic pass: expiry of old deferred mail; what the metrics
- * say about the queue's contents (depth by state, recipient results applied). */
+/* The retry schedule and expiry: when a deferred recipient is tried again, and how one whose
+ * message outlived queue.max_lifetime fails (the periodic pass that applies them is the full
+ * dispatch walk in dispatch.c, run by queue_tick); what the metrics say about the queue's
+ * contents (depth by state, recipient results applied). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

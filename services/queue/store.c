@@ -138,6 +138,8 @@ static int txn_begin(struct queue *q, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
+int queue_store_txn(struct queue *q, unsigned flags, MDB_txn **txn) { return txn_begin(q, flags, txn); }
+
 void queue_store_close(struct queue *q)
 {
     if (q->env)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "log.h"
 #include "logvalue.h"
 #include "metrics.h"
@@ -55,19 +56,13 @@ int queue_count_received(const uint8_t *body, size_t len)
     return n;
 }
 
-static const char *domain_of(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    return at ? at + 1 : "";
-}
-
 static Postmesh__StoredRecipient *new_rcpt(const struct queue *q, const char *address, const char *original)
 {
     Postmesh__StoredRecipient *r = malloc(sizeof *r);
     postmesh__stored_recipient__init(r);
     r->address = strdup(address);
     r->original = strdup(original);
-    r->local = pm_config_is_local_domain(q->cfg, domain_of(address));
+    r->local = pm_config_is_local_domain(q->cfg, pm_addr_domain(address));
     return r;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "addr.h"
 #include "log.h"
 #include "queue.h"
 
@@ -24,12 +25,6 @@ static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = getenv(name);
     return v && *v ? v : dflt;
-}
-
-static const char *domain_of(const char *addr)
-{
-    const char *at = strrchr(addr, '@');
-    return at ? at + 1 : "";
 }
 
 int queue_testhook_fill(struct queue *q)
@@ -70,7 +65,7 @@ int queue_testhook_fill(struct queue *q)
             int blen = snprintf(body, sizeof body, body_fmt, to, written, written);
             Postmesh__StoredRecipient r = POSTMESH__STORED_RECIPIENT__INIT, *rp = &r;
             r.address = r.original = (char *)to;
-            r.local = pm_config_is_local_domain(q->cfg, domain_of(to));
+            r.local = pm_config_is_local_domain(q->cfg, pm_addr_domain(to));
             r.state = POSTMESH__STORED_RECIPIENT__STATE__DEFERRED;
             r.attempts = 1;
             r.last_attempt = now;

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "queue/queue.h"
+#include "queue_store.h"
 
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
 
@@ -216,38 +216,8 @@ static void test_counters_follow_writes(void **state)
 
 /* ---- the loader against a real store ---- */
 
-static char store_dir[64];
-
-static void open_store(struct queue *q, struct pm_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->queue.max_lifetime = 100000;
-    q->cfg = cfg;
-    snprintf(store_dir, sizeof store_dir, "/tmp/test_queue_index.XXXXXX");
-    assert_non_null(mkdtemp(store_dir));
-    assert_int_equal(mdb_env_create(&q->env), 0);
-    mdb_env_set_maxdbs(q->env, 4);
-    mdb_env_set_mapsize(q->env, 64u << 20);
-    assert_int_equal(mdb_env_open(q->env, store_dir, MDB_NOSYNC, 0600), 0);
-    MDB_txn *t;
-    assert_int_equal(mdb_txn_begin(q->env, NULL, 0, &t), 0);
-    assert_int_equal(mdb_dbi_open(t, "meta", MDB_CREATE, &q->db_meta), 0);
-    assert_int_equal(mdb_dbi_open(t, "body", MDB_CREATE, &q->db_body), 0);
-    assert_int_equal(mdb_dbi_open(t, "due", MDB_CREATE, &q->db_due), 0);
-    assert_int_equal(mdb_txn_commit(t), 0);
-}
-
-static void close_store(struct queue *q)
-{
-    queue_free_memory(q);
-    mdb_env_close(q->env);
-    char path[128];
-    snprintf(path, sizeof path, "%s/data.mdb", store_dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", store_dir);
-    unlink(path);
-    rmdir(store_dir);
-}
+static void open_store(struct queue *q, struct pm_config *cfg) { qs_open(q, cfg, 100000); }
+static void close_store(struct queue *q) { qs_close(q); }
 
 /* A one-recipient message: pending (next_attempt 0) or deferred until next_attempt. record:
  * 1 its record, 0 none, -1 undecodable bytes; its entry as the queue would write it. */
