@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """`make soak`: SOAK_SECONDS (default 1800) of steady mixed mail through the whole set under
-`postmesh run` (local Maildirs, a remote sink found by MX through dnsmasq, some refused
-recipients that bounce, POP3 logins), no faults. Prints the RSS of every service process
-(privsep workers and helpers included) at start, after the warm-up, every SOAK_SAMPLE
-seconds and at the end, then checks with the fault suite's ledger that every accepted
-message arrived. Exit 0 when nothing was lost and no service restarted.
+`postmesh run` (every service `postmesh services` lists for it; local Maildirs, a remote sink
+found by MX through dnsmasq, some refused recipients that bounce, POP3 logins), no faults.
+Prints the RSS of every service process (sandboxes, job workers and helpers included) at
+start, after the warm-up, every SOAK_SAMPLE seconds and at the end, then checks with the
+fault suite's ledger that every accepted message arrived. Exit 0 when nothing was lost and
+no service restarted.
 
 Environment: SOAK_SECONDS, SOAK_RATE (messages/s, default 8), SOAK_CLIENTS (default 4),
 SOAK_SAMPLE (default 300), SOAK_KEEP=1 keeps the state dir, POSTMESH_BIN (the binaries).

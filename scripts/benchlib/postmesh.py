@@ -1,7 +1,8 @@
-"""Postmesh under test: every service (queue, resolver, bouncer, delivery, mta, smtpd, pop3d)
-from POSTMESH_BIN with the integration tests' harness (tests/integration/conftest.py), in a
-state dir of its own. Local mail for example.test goes to Maildirs; relay.test has its MX on
-127.0.0.2 through a loopback dnsmasq, where the bench's sink listens on mta.remote_port."""
+"""Postmesh under test: every service `postmesh run` would start (`postmesh services`, in its
+start order) from POSTMESH_BIN with the integration tests' harness (tests/integration/
+conftest.py), in a state dir of its own. Local mail for example.test goes to Maildirs;
+relay.test has its MX on 127.0.0.2 through a loopback dnsmasq, where the bench's sink listens
+on mta.remote_port."""
 import grp
 import os
 import pwd
@@ -9,12 +10,11 @@ import shutil
 from pathlib import Path
 
 import conftest
+import services_list
 from pop3_helpers import add_user, make_tls_pair
 from remote_peers import Dnsmasq
 
 from .util import descendants, log, pss_kb, rss_kb
-
-SERVICES = ("queue", "resolver", "bouncer", "delivery", "mta", "smtpd", "pop3d")
 
 
 class PostmeshRig:
@@ -22,6 +22,7 @@ class PostmeshRig:
 
     def __init__(self, root: Path, bin_dir: Path, sink_port: int, max_sessions: int, map_size_mb: int):
         conftest.BIN = bin_dir
+        self.services = services_list.supervised()  # asked of bin_dir's postmesh: what it was built with
         root.mkdir(parents=True)
         root.chmod(0o755)
         self.root = root
@@ -50,7 +51,7 @@ class PostmeshRig:
         return self.pm.state / "mail" / domain / local / "Maildir"
 
     def start(self):
-        self.pm.start(*SERVICES, timeout=30)
+        self.pm.start(*self.services, timeout=30)
         self.started = True
 
     def restart_smtpd(self):
@@ -93,8 +94,9 @@ class PostmeshRig:
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, dest)
+        delivery = services_list.row("delivery")
         try:
-            uid, gid = pwd.getpwnam("postmesh-delivery").pw_uid, grp.getgrnam("vmail").gr_gid
+            uid, gid = pwd.getpwnam(delivery["user"]).pw_uid, grp.getgrnam(delivery["group"]).gr_gid
         except KeyError:
             uid = gid = -1
         if uid >= 0:

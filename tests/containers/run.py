@@ -45,6 +45,7 @@ SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 T0 = time.monotonic()
 ENV = dict(os.environ)
 WORK = tempfile.mkdtemp(prefix="postmesh-ct.")
+LIST = {}  # `postmesh services --json` of the image built (common/services.def): what the stack runs
 
 
 def log(msg):
@@ -140,6 +141,23 @@ def choose_ports():
     ENV["POSTMESH_BIND"] = "127.0.0.1"
 
 
+def image_services():
+    """The list of services the image was built with: its own `postmesh services --json`
+    (stdout alone: the engine may warn on stderr)."""
+    cmd = ["podman", "run", "--rm", "--entrypoint", "postmesh", IMAGE, "services", "--json"]
+    p = subprocess.run(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=min(120, max(5, left())))
+    if p.returncode != 0:
+        raise Failure("%s: exit %d\n%s" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
+    return json.loads(p.stdout)
+
+
+def supervised():
+    """The services `postmesh run` starts, in its order: each has its own container (compose)."""
+    rows = [s for s in LIST["services"] if s["start"]]
+    return [s["name"] for s in sorted(rows, key=lambda s: s["start"])]
+
+
 def build_images():
     t = time.monotonic()
     run(["sh", os.path.join(ROOT, "scripts", "container-base.sh")], timeout=900)
@@ -155,15 +173,21 @@ def build_images():
     for kind in ["build", "runtime", "haproxy"]:
         run(["podman", "image", "prune", "-f", "--filter", "label=io.postmesh.image=" + kind], check=False, quiet=True)
     log("images built (%.0fs)" % (time.monotonic() - t))
-    # What the runtime image must not carry.
+    LIST.update(image_services())
+    users = {s["user"]: s["uid"] for s in LIST["services"] if s["user"]}
+    groups = {g["name"]: g["gid"] for g in LIST["groups"]}
+    # What the runtime image must not carry, and the accounts of the list with their pinned ids.
     p = run(["podman", "run", "--rm", "--entrypoint", "/bin/sh", IMAGE, "-c",
              "for t in gcc cc make swaks python3 pytest valgrind; do command -v $t; done; "
-             "ls /usr/local/bin; ls /var/lib/postmesh; id -u postmesh-smtpd; getent group vmail"], check=False)
+             "ls /usr/local/bin; ls /var/lib/postmesh; " +
+             "".join("echo user=%s:$(id -u %s); " % (u, u) for u in users) +
+             "".join("getent group %s; " % g for g in groups)], check=False)
     out = p.stdout.split()
     if any(x.startswith("/") and os.path.basename(x) in ("gcc", "cc", "make", "swaks", "python3", "pytest",
                                                           "valgrind") for x in out):
         raise Failure("runtime image carries build or test tools:\n" + p.stdout)
-    if "sandbox_probe" in p.stdout or "2506" not in out or "vmail:x:2500:" not in p.stdout:
+    if "sandbox_probe" in p.stdout or any("user=%s:%d" % (u, uid) not in out for u, uid in users.items()) or \
+            any("%s:x:%d:" % (g, gid) not in p.stdout for g, gid in groups.items()):
         raise Failure("runtime image content unexpected:\n" + p.stdout)
 
 
@@ -232,8 +256,8 @@ def bring_up():
     smtpds = containers("smtpd")
     if len(smtpds) != 3:
         raise Failure("expected 3 smtpd replicas, got %s" % smtpds)
-    for svc in ["queue", "resolver", "mta", "delivery", "bouncer", "pop3d"]:
-        if len(containers(svc)) != 1:
+    for svc in supervised():
+        if svc != "smtpd" and len(containers(svc)) != 1:  # smtpd: the replicas above
             raise Failure("service %s: %s" % (svc, containers(svc)))
     # Every bus client connected to the queue (workers log it once the queue answers).
     for name in smtpds:
@@ -368,7 +392,7 @@ def main():
     log("POP3: %d messages read back" % len(accepted))
 
     # 3. Health checks (`postmesh ping SERVICE`) answer in every service's container.
-    for svc in ["queue", "resolver", "smtpd", "mta", "delivery", "bouncer", "pop3d"]:
+    for svc in supervised():
         for n in containers(svc):
             wait_for("health of " + n, lambda n=n: health(n), 30)
     log("health checks pass")

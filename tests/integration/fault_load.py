@@ -32,12 +32,13 @@ from pathlib import Path
 from conftest import wait_for
 from pop3_helpers import add_user, make_tls_pair
 from remote_peers import AioSink, Dnsmasq, common_port
+from services_list import privsep_parents, supervised
 import supervisor_harness
 
-SERVICES = ("queue", "resolver", "delivery", "mta", "bouncer", "smtpd", "pop3d")
+SERVICES = tuple(supervised())  # every service `postmesh run` starts (`postmesh services`)
 # services whose supervised process is a privsep parent with a sandbox it restarts itself
-# (mta's and delivery's hold their job worker)
-SANDBOX_OF = {"smtpd": "smtpd", "pop3d": "pop3d", "delivery": "delivery", "mta": "mta"}
+# (mta's and delivery's hold their job worker), logged as sandbox=<service>
+SANDBOXED = frozenset(privsep_parents())
 LOCAL_DOMAIN = "example.test"
 REMOTE_DOMAINS = ("remote.test", "far.test")
 REJECTED = "refused@remote.test"      # the sink answers 550 at RCPT: the sender gets a DSN
@@ -111,10 +112,10 @@ class Supervisor(supervisor_harness.Supervisor):
 
     def sandboxes(self, svc):
         """pids from the service's `event=sandbox_started sandbox=<name> pid=N` lines."""
-        if svc not in SANDBOX_OF:
+        if svc not in SANDBOXED:
             return []
-        return [int(p) for p in re.findall(rf"svc={svc} pid=\d+ .*event=sandbox_started sandbox={SANDBOX_OF[svc]} "
-                                           rf"pid=(\d+)", self.log())]
+        return [int(p) for p in re.findall(rf"svc={svc} pid=\d+ .*event=sandbox_started sandbox={svc} pid=(\d+)",
+                                           self.log())]
 
     def processes(self):
         """{svc: [(role, pid)]}: the supervised process and its children (privsep)."""
@@ -609,7 +610,7 @@ def kill_schedule(rng, rounds, window, services=SERVICES, lead_in=2.0, spacing=2
     out = []
     for i, svc in enumerate(order):
         at = lead_in + i * slot + rng.uniform(0, max(0.0, slot - spacing))
-        if svc in SANDBOX_OF:
+        if svc in SANDBOXED:
             mode = rng.choice(("group", "sandbox", "main"))
         else:
             mode = "main"

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import free_port, wait_for
+from services_list import supervised
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? '
                     r'(-?[0-9.e+-]+|\+Inf|-Inf|NaN)$')
@@ -315,10 +316,10 @@ def test_draining_smtpd_is_unready(mpm):
 
 
 def test_every_service_serves_from_its_sandbox(pm):
-    """Each service answers from the process that counts (the sandboxed worker for mta,
-    delivery, smtpd and pop3d): its seccomp profile lets it accept on the metrics socket
-    only, and a scrape does not kill it."""
-    services = ("queue", "resolver", "mta", "delivery", "bouncer", "smtpd", "pop3d")
+    """Each service `postmesh run` starts answers from the process that counts (the sandbox
+    or job worker of a privsep parent: mta, delivery, smtpd and pop3d): its seccomp profile
+    lets it accept on the metrics socket only, and a scrape does not kill it."""
+    services = supervised()
     ports = {svc: free_port() for svc in services}
     pm.configure(**{svc: {"metrics": f"127.0.0.1:{port}"} for svc, port in ports.items()})
     pm.start(*services)

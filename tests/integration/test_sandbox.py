@@ -34,6 +34,7 @@ import pytest
 
 from conftest import BIN, Postmesh, wait_for
 from pop3_helpers import messages
+from services_list import helper_user, profiles, row, supervised
 from smtpd_helpers import add_user
 from supervisor_harness import Supervisor
 
@@ -41,12 +42,17 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandboxes drop ro
 
 PROBE = BIN.parent / "tests" / "sandbox_probe"
 SIGSYS = signal.SIGSYS
-PROFILES = ("queue", "resolver", "delivery", "mta", "bouncer", "smtpd", "pop3d", "auth")
-CREATES_SOCKETS = {"resolver", "delivery", "mta", "bouncer", "smtpd"}  # the bus, DNS, outbound SMTP
-USERS = {"queue": "postmesh-queue", "resolver": "postmesh-resolver", "delivery": "postmesh-delivery",
-         "mta": "postmesh-mta", "bouncer": "postmesh-bouncer", "smtpd": "postmesh-smtpd",
-         "pop3d": "postmesh-pop3d", "auth": "postmesh-auth"}
-SERVICES = ("queue", "resolver", "delivery", "mta", "bouncer", "smtpd", "pop3d")
+# From `postmesh services` (common/services.def): a new row is probed and run with the rest.
+PROFILES = profiles()      # every service's seccomp profile and the look-up helpers' (auth)
+SERVICES = supervised()    # what `postmesh run` starts
+# Two columns of services.def that `postmesh services --json` does not give: whether a profile
+# makes sockets itself (SC_SOCKET: the bus, DNS, outbound SMTP) and whether the sandboxed
+# process connects to the queue (TO_QUEUE). One entry per profile;
+# test_the_tables_below_know_every_profile names a row missing here.
+MAKES_SOCKETS = {"queue": False, "resolver": True, "delivery": True, "mta": True, "bouncer": True, "smtpd": True,
+                 "pop3d": False, "auth": False}
+CONNECTS_TO_QUEUE = {"queue": False, "resolver": False, "delivery": True, "mta": True, "bouncer": True,
+                     "smtpd": True, "pop3d": False, "auth": False}
 
 
 def need_probe():
@@ -63,6 +69,15 @@ def probe(state, service, attack, arg=None, **popen):
     m = re.search(rf"probe attack={attack} result=(allowed|refused)(?: errno=(\w+))?", r.stderr)
     assert m and r.returncode == 0, (cmd, r.returncode, r.stderr)
     return m.group(1) if m.group(1) == "allowed" else f"refused {m.group(2)}"
+
+
+def test_the_tables_below_know_every_profile():
+    wrong = [f"{name} (services.def's {column} column): add {sorted(set(PROFILES) - set(table))}, "
+             f"remove {sorted(set(table) - set(PROFILES))}"
+             for name, table, column in (("MAKES_SOCKETS", MAKES_SOCKETS, "SC_SOCKET"),
+                                         ("CONNECTS_TO_QUEUE", CONNECTS_TO_QUEUE, "TO_QUEUE"))
+             if set(table) != set(PROFILES)]
+    assert not wrong, "test_sandbox.py's tables do not match `postmesh services`: " + "; ".join(wrong)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +121,8 @@ def test_profile_keeps_what_libraries_need(state, service):
     assert probe(state, service, "kill_self") == "allowed"
     assert probe(state, service, "fionread") == "allowed"
     assert probe(state, service, "tcgets", 0, stdin=subprocess.DEVNULL) == "refused ENOTTY"
-    expected = "allowed" if service in CREATES_SOCKETS else "refused EACCES"
+    assert service in MAKES_SOCKETS, f"add {service} to MAKES_SOCKETS (its SC_SOCKET)"
+    expected = "allowed" if MAKES_SOCKETS[service] else "refused EACCES"
     assert probe(state, service, "socket_inet") == expected
 
 
@@ -139,7 +155,7 @@ def test_tiocsti_into_the_controlling_terminal_is_refused(state, service):
 
 
 # ---------------------------------------------------------------------------- host names on the bus
-CONNECTS = ("smtpd", "mta", "bouncer", "delivery")  # their sandboxed process connects to the queue
+CONNECTS = [s for s in PROFILES if CONNECTS_TO_QUEUE.get(s)]  # their sandboxed process connects to the queue
 RESOLVER_FILES = {"hosts", "resolv.conf", "nsswitch.conf"}
 NAMED, LITERAL = "tcp://localhost:1", "tcp://127.0.0.1:1"   # localhost: /etc/hosts, no DNS query
 
@@ -150,7 +166,7 @@ def probe_bus(state, service, endpoint, attack, arg=None):
 
 
 def chroot_of(state, service):
-    return state / ("mail" if service in ("delivery", "pop3d") else "empty")
+    return state / row(service)["chroot"]
 
 
 @pytest.mark.parametrize("service", CONNECTS)
@@ -177,7 +193,7 @@ def test_bus_names_sandbox_reads_only_the_resolver_copies(tmp_path, service):
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o444), p
     assert (etc / "hosts").read_bytes() == Path("/etc/hosts").read_bytes()
     assert (etc / "nsswitch.conf").read_text() == "hosts: files dns\n"
-    if service == "delivery":  # the store's group cannot rename root's etc/ away
+    if row(service)["group"]:  # a store shared through a group: the group cannot rename root's etc/ away
         assert chroot_of(state, service).stat().st_mode & 0o7777 == 0o1770
     else:
         assert probe_bus(state, service, NAMED, "open_write", "/new-file") == "refused ENOENT"
@@ -357,20 +373,19 @@ def service_processes(sv):
 
 def test_every_service_runs_under_its_own_uid(running):
     sv, _ = running
-    vmail = grp.getgrnam("vmail").gr_gid
-    auth = pwd.getpwnam(USERS["auth"]).pw_uid
+    auth = pwd.getpwnam(helper_user()).pw_uid
     owners = {}
     for svc, pids in service_processes(sv).items():
         dropped = {pid: ident for pid, ident in ((p, ids(p)) for p in pids) if ident[0] != 0}
-        own = pwd.getpwnam(USERS[svc]).pw_uid
+        own = pwd.getpwnam(row(svc)["user"]).pw_uid
         assert own in {uid for uid, _ in dropped.values()}, (svc, dropped)
         for pid, (uid, gid) in dropped.items():
             if uid == auth:
                 continue  # the lookup helpers of smtpd, pop3d and delivery: one user, no network, no store
             assert uid == own, (svc, pid, uid)
             owners.setdefault(uid, set()).add(svc)
-            if svc in ("delivery", "pop3d"):
-                assert gid == vmail, (svc, pid, gid)  # the mail store's group
+            if row(svc)["group"]:
+                assert gid == grp.getgrnam(row(svc)["group"]).gr_gid, (svc, pid, gid)  # the store's group
     assert all(len(s) == 1 for s in owners.values()), owners
     assert len(owners) == len(SERVICES)
 
@@ -479,11 +494,24 @@ def test_without_root_parent_and_helper_keep_their_memory_closed(nobody_root):
 
 
 # ---------------------------------------------------------------------------- state on disk
+def chroot_group(chroot):
+    """The group a chroot's services share it through: the store's group, or the own group
+    (named after its user) of the one service that lives there (the queue)."""
+    (group,) = {row(s)["group"] or row(s)["user"] for s in SERVICES if row(s)["chroot"] == chroot}
+    return group
+
+
 def test_state_dir_is_0750_and_chroots_stay_roots(tmp_path):
-    """Whichever service starts first on a fresh state_dir makes it 0750; the empty chroot is
-    root's 0755, the queue's and the store's are root's with the service's group."""
+    """Whichever service starts first on a fresh state_dir makes it 0750 and its chroot: the
+    empty chroot is root's 0755, the queue's and the store's are root's with the service's
+    group."""
     traversable(tmp_path)
-    for svc in ("delivery", "pop3d", "smtpd", "queue", "resolver", "bouncer", "mta"):
+    # What each chroot is for is per chroot: services.def only names them.
+    expect = {"empty": ("root", "root", 0o755), "mail": ("root", chroot_group("mail"), 0o770),
+              "queue": ("root", chroot_group("queue"), 0o770)}
+    unknown = {row(s)["chroot"] for s in SERVICES} - set(expect)
+    assert not unknown, f"services.def has chroots {unknown}: say here who owns them, with which mode"
+    for svc in SERVICES:
         root = tmp_path / svc
         root.mkdir()
         root.chmod(0o711)
@@ -495,17 +523,9 @@ def test_state_dir_is_0750_and_chroots_stay_roots(tmp_path):
             assert state.stat().st_mode & 0o7777 == 0o750, (svc, oct(state.stat().st_mode))
         finally:
             pm.stop_all()
-    expect = {"empty": ("root", "root", 0o755), "mail": ("root", "vmail", 0o770),
-              "queue": ("root", USERS["queue"], 0o770)}
-    seen = {}
-    for svc in ("smtpd", "delivery", "queue"):
-        state = tmp_path / svc / "fresh"
-        for name, (user, group, mode) in expect.items():
-            d = state / name
-            if d.exists():
-                st = d.stat()
-                seen[name] = (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, st.st_mode & 0o7777)
-    assert seen == expect
+        st = (state / row(svc)["chroot"]).stat()
+        seen = (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, st.st_mode & 0o7777)
+        assert seen == expect[row(svc)["chroot"]], (svc, seen)
 
 
 def test_state_left_by_the_old_shared_users_keeps_working(pm):
@@ -536,9 +556,9 @@ def test_state_left_by_the_old_shared_users_keeps_working(pm):
     pm.start(*services, timeout=20)
     send("after")
     wait_for(lambda: len(messages(pm, alice)) == 2, timeout=30, what="the second copy")
-    store = grp.getgrnam("vmail").gr_gid
+    store = grp.getgrnam(row("delivery")["group"]).gr_gid
     assert all(p.stat().st_gid == store for p in messages(pm, alice))
-    assert {p.stat().st_uid for p in (pm.state / "queue").iterdir()} == {pwd.getpwnam(USERS["queue"]).pw_uid}
+    assert {p.stat().st_uid for p in (pm.state / "queue").iterdir()} == {pwd.getpwnam(row("queue")["user"]).pw_uid}
     p = poplib.POP3("127.0.0.1", pm.port("pop3"), timeout=15)
     p.user(alice)
     p.pass_("secret")

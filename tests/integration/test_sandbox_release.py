@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import BIN, REPO
+from services_list import supervised
 
 SWITCHES = (b"POSTMESH_SECCOMP", b"POSTMESH_TEST_")
 
@@ -26,6 +27,6 @@ def test_release_binaries_have_no_test_switches():
                        cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     binaries = sorted((release / "bin").iterdir())
-    assert {b.name for b in binaries} >= {f"postmesh-{s}" for s in ("queue", "delivery", "smtpd")} | {"postmesh"}
+    assert {b.name for b in binaries} >= {f"postmesh-{s}" for s in supervised()} | {"postmesh"}
     found = {b.name: switches_in(b) for b in binaries if switches_in(b)}
     assert not found, found
