@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "addrset.h"
 #include "filestamp.h"
 #include "heldfile.h"
@@ -331,9 +332,9 @@ static const struct alias *lookup(const struct pm_aliases *a, const struct pm_co
     snprintf(key, sizeof key, "%s", address);
     lower(key);
     const struct alias *al = find_key(a, key);
-    char *at = strrchr(key, '@');
-    if (!al && at && cfg && pm_config_is_local_domain(cfg, at + 1)) {
-        *at = '\0';
+    const char *domain = pm_addr_domain(key);
+    if (!al && *domain && cfg && pm_config_is_local_domain(cfg, domain)) {
+        key[domain - 1 - key] = '\0'; /* the bare local part */
         al = find_key(a, key);
     }
     return al;
@@ -461,13 +462,13 @@ static int expand(struct pm_alias_expansion *x, const char *address, const char 
     if (!self)
         return oom(x);
     x->chain[x->depth++] = self;
-    const char *at = strrchr(self, '@');
+    const char *domain = pm_addr_domain(self);
     int rc = 0;
     for (int i = 0; i < al->n && rc == 0; i++) {
         const char *t = al->targets[i];
         char full[2 * MAX_ADDRESS + 2];
-        if (!strchr(t, '@') && at) {
-            snprintf(full, sizeof full, "%s%s", t, at);
+        if (!strchr(t, '@') && *domain) { /* a bare target is in the alias's own domain */
+            snprintf(full, sizeof full, "%s@%s", t, domain);
             t = full;
         }
         if (strlen(t) > MAX_ADDRESS) {

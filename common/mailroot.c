@@ -39,10 +39,8 @@ int pm_mailroot_prepare(const struct pm_config *cfg, const char *user, char *mai
 
 int pm_mailroot_maildir(const char *root, const char *address, char *dst, size_t size)
 {
-    const char *at = strrchr(address, '@');
     char local[256], domain[512];
-    if (!at || pm_mailstore_component(address, (size_t)(at - address), local, sizeof local) < 0 ||
-        pm_mailstore_component(at + 1, strlen(at + 1), domain, sizeof domain) < 0)
+    if (pm_mailstore_split(address, local, sizeof local, domain, sizeof domain) < 0)
         return -1;
     int n = snprintf(dst, size, "%s/%s/%s/Maildir", root, domain, local);
     return n < 0 || (size_t)n >= size ? -1 : 0;
@@ -101,13 +99,11 @@ static int fix_files(int dirfd, uid_t uid, gid_t gid)
 int pm_mailroot_repair(const char *store, const char *address, const char *user)
 {
     unsigned uid, gid;
-    const char *at = strrchr(address, '@');
     char local[256], domain[512];
     struct group *gr;
     if (geteuid() != 0)
         return 0;
-    if (!at || pm_mailstore_component(address, (size_t)(at - address), local, sizeof local) < 0 ||
-        pm_mailstore_component(at + 1, strlen(at + 1), domain, sizeof domain) < 0 ||
+    if (pm_mailstore_split(address, local, sizeof local, domain, sizeof domain) < 0 ||
         pm_privsep_lookup(user, &uid, &gid) < 0 || !(gr = getgrnam(PM_RUNAS_STORE_GROUP)))
         return -1;
     gid = gr->gr_gid;

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 int pm_mailstore_component(const char *in, size_t len, char *dst, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
@@ -35,12 +37,21 @@ int pm_mailstore_component(const char *in, size_t len, char *dst, size_t size)
     return 0;
 }
 
+int pm_mailstore_split(const char *address, char *local, size_t localsize, char *domain, size_t domainsize)
+{
+    const char *dom = pm_addr_domain(address);
+    if (!*dom) /* no '@', or nothing after it */
+        return -1;
+    return pm_mailstore_component(address, (size_t)(dom - 1 - address), local, localsize) < 0 ||
+                   pm_mailstore_component(dom, strlen(dom), domain, domainsize) < 0
+               ? -1
+               : 0;
+}
+
 int pm_mailstore_maildir(const struct pm_config *cfg, const char *address, char *dst, size_t size)
 {
-    const char *at = strrchr(address, '@');
     char local[256], domain[512];
-    if (!at || pm_mailstore_component(address, (size_t)(at - address), local, sizeof local) < 0 ||
-        pm_mailstore_component(at + 1, strlen(at + 1), domain, sizeof domain) < 0)
+    if (pm_mailstore_split(address, local, sizeof local, domain, sizeof domain) < 0)
         return -1;
     int n = snprintf(dst, size, "%s/mail/%s/%s/Maildir", cfg->state_dir, domain, local);
     return n < 0 || (size_t)n >= size ? -1 : 0;

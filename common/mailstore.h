@@ -12,6 +12,11 @@
 /* Encodes in[0..len) as one path component into dst. Returns 0, or -1 if empty or too long. */
 int pm_mailstore_component(const char *in, size_t len, char *dst, size_t size);
 
+/* The local part and the domain of address ("local@domain", split at the last '@'), each
+ * encoded as one component. Returns 0, or -1 for an address without '@' or with an empty or
+ * overlong part. */
+int pm_mailstore_split(const char *address, char *local, size_t localsize, char *domain, size_t domainsize);
+
 /* dst = the Maildir directory (without trailing '/') of address ("local@domain").
  * Returns 0, or -1 for an address without '@' or with an empty or overlong part. */
 int pm_mailstore_maildir(const struct pm_config *cfg, const char *address, char *dst, size_t size);

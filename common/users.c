@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "filestamp.h"
 #include "heldfile.h"
 
@@ -88,12 +89,12 @@ static const char *check_hash(const char *value, const char **reason)
 /* Why an address field is unusable, or NULL. The field is a NUL-terminated copy. */
 static const char *check_address(const char *a)
 {
-    const char *at = strrchr(a, '@');
+    const char *domain = pm_addr_domain(a);
     if (strlen(a) > MAX_ADDRESS)
         return "address too long";
     if (has_space_or_ctl(a))
         return "address contains white space or control characters";
-    if (!at || at == a || at[1] == '\0')
+    if (!*domain || domain == a + 1) /* no domain, or nothing before its '@' */
         return "address must be local-part@domain";
     return NULL;
 }

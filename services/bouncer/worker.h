@@ -1,10 +1,10 @@
-/* The bouncer's side of "Work dispatch" (docs/internals.md): through the shared job client
- * (jobclient.h) it takes WORKER_BOUNCER jobs from every queue shard, turns each Job into a
- * DSN, submits it to a shard that is up (common/queueset.h, as smtpd does; replies matched
- * by request_id) and answers the Job with DELIVERED once a shard committed the DSN,
- * TEMPFAIL when none did (error, timeout), PERMFAIL when the queue refused it for good. A
- * DSN whose shard lost its connection or did not answer within a short per-shard timeout
- * is sent to another shard. A slot is busy from the Submit until its SubmitReply. */
+/* The bouncer's job worker, its side of "Work dispatch" (docs/internals.md): through the
+ * shared job client (jobclient.h) it takes WORKER_BOUNCER jobs from every queue shard, turns
+ * each Job into a DSN, submits it to a shard that is up (common/queueset.h, as smtpd does;
+ * replies matched by request_id) and answers the Job with DELIVERED once a shard committed
+ * the DSN, TEMPFAIL when none did (error, timeout), PERMFAIL when the queue refused it for
+ * good. A DSN whose shard lost its connection or did not answer within a short per-shard
+ * timeout is sent to another shard. A slot is busy from the Submit until its SubmitReply. */
 #ifndef BOUNCER_WORKER_H
 #define BOUNCER_WORKER_H
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "aliases.h"
 #include "check.h"
 #include "mailstore.h"
@@ -16,8 +17,7 @@
 /* Has a local final address somewhere to go? 1 yes, 0 no (its mail bounces). */
 static int deliverable(const struct pm_config *cfg, const struct cli_userfile *uf, const char *address)
 {
-    const char *at = strrchr(address, '@');
-    if (!at || !pm_config_is_local_domain(cfg, at + 1))
+    if (!pm_config_is_local_domain(cfg, pm_addr_domain(address)))
         return 1; /* remote: the mta's business */
     return pm_postmaster_is(cfg, address) || cli_userfile_find(uf, address) >= 0;
 }

@@ -1,6 +1,6 @@
 /* postmesh-delivery: the local delivery service. A privileged parent (parent.h) prepares
- * the mail store and answers "is this a local user?"; one unprivileged worker (worker.c)
- * takes WORKER_DELIVERY jobs from the queue and writes the Maildir copies. */
+ * the mail store and answers "is this a local user?"; one unprivileged job worker process
+ * (worker.c) takes WORKER_DELIVERY jobs from the queue and writes the Maildir copies. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* delivery's privileged parent (main.c): prepares the mail store (shared with pop3d through
  * the group vmail), starts the helper that alone reads the users file, and supervises one
- * worker (worker.c) chrooted into the store as postmesh-delivery (runas.c), with
- * no_new_privs and seccomp. The worker asks "is this a local user?" over the privchan
+ * job worker process (worker.c) chrooted into the store as postmesh-delivery (runas.c), with
+ * no_new_privs and seccomp. The job worker asks "is this a local user?" over the privchan
  * channel; the parent forwards it to the helper.
  *
  * Why not pin the users file into the worker's chroot: the file holds password hashes

@@ -17,13 +17,13 @@ struct delivery_pool {
     int busy; /* queued + running; touched only by the loop thread */
     int nthreads;
     pthread_t *threads;
-    int pipefd[2]; /* finished jobs: worker threads write job pointers */
+    int pipefd[2]; /* finished jobs: the pool's threads write job pointers */
     struct event *ev;
     delivery_pool_done done;
     void *arg;
 };
 
-static void *worker(void *arg)
+static void *pool_thread(void *arg)
 {
     struct delivery_pool *p = arg;
     for (;;) {
@@ -87,7 +87,7 @@ struct delivery_pool *delivery_pool_new(struct event_base *base, int threads, de
     event_add(p->ev, NULL);
     p->threads = calloc((size_t)threads, sizeof *p->threads);
     for (int i = 0; p->threads && i < threads; i++) {
-        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+        if (pthread_create(&p->threads[i], NULL, pool_thread, p) != 0) {
             pm_log(PM_WARN, "event=thread_error started=%d wanted=%d", i, threads);
             break;
         }

@@ -1,4 +1,4 @@
-/* The unprivileged delivery worker: forked by the parent (parent.h), already chrooted into
+/* The delivery job worker, unprivileged: forked by the parent (parent.h), already chrooted into
  * the mail store as postmesh-delivery (group vmail) and under seccomp when this runs. Takes
  * WORKER_DELIVERY jobs from the queue, has the parent confirm each recipient is a user,
  * writes each copy into its Maildir and answers one result per recipient. */

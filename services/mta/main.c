@@ -1,4 +1,5 @@
-/* postmesh-mta: the outbound SMTP client, a WORKER_MTA on the bus (see worker.h). */
+/* postmesh-mta: outbound SMTP (the shared client of common/smtpc.h), a job worker of kind
+ * WORKER_MTA on the bus (see worker.h). */
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -8,7 +9,6 @@
 
 #include "bus.h"
 #include "config.h"
-#include "delivery.h"
 #include "log.h"
 #include "metrics.h"
 #include "privchan.h"
@@ -18,7 +18,7 @@
 #include "tls.h"
 #include "worker.h"
 
-/* How long a delivery waits for the resolver: its own per-query timeout twice over (MX,
+/* How long an outbound job waits for the resolver: its own per-query timeout twice over (MX,
  * then addresses) plus slack. */
 static int resolve_deadline(const struct pm_config *cfg) { return (int)cfg->resolver.timeout * 3 + 5; }
 
@@ -30,7 +30,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
-/* The worker: everything that touches the network, unprivileged and sandboxed. */
+/* The job worker process: everything that touches the network, unprivileged and sandboxed. */
 struct mta_main_args {
     struct pm_config *cfg;
     SSL_CTX *tls; /* built by the parent: the CA store is read before the chroot */
@@ -83,8 +83,8 @@ static int worker_main(int parent_fd, void *arg)
     return rc;
 }
 
-/* The mta's parent holds nothing a worker may not see; it only supervises (restarts the
- * worker, forwards SIGTERM). Nothing to answer. */
+/* The mta's parent holds nothing its job worker process may not see; it only supervises
+ * (restarts it, forwards SIGTERM). Nothing to answer. */
 static void answer_nothing(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg)
 {
     (void)req;
@@ -95,7 +95,7 @@ static void answer_nothing(const struct pm_priv_msg *req, struct pm_priv_msg *re
 int main(int argc, char **argv)
 {
     struct pm_config cfg;
-    /* Bus keys are read here, before the worker's chroot. */
+    /* Bus keys are read here, before the job worker process's chroot. */
     int init_rc = pm_service_init(argc, argv, "mta", PM_SERVICE_BUS, &cfg);
     if (init_rc != 0)
         return init_rc;

@@ -1,6 +1,6 @@
 /* The mta's client of postmesh-resolver: MX requests over a DEALER on resolver.endpoint,
  * matched to their replies by request_id, resent while the resolver is not connected or says
- * it is overloaded, and given up after a deadline so no delivery waits forever. */
+ * it is overloaded, and given up after a deadline so no outbound job waits forever. */
 #ifndef MTA_RESOLVE_H
 #define MTA_RESOLVE_H
 #include <stdint.h>

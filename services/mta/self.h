@@ -3,7 +3,8 @@
  * address matches that address; a wildcard one ("0.0.0.0", "::", "*" or "") matches every
  * local address of its family: loopback (127.0.0.0/8, ::1) and the addresses of this
  * machine's interfaces, re-read now and then because interfaces come and go.
- * The name half (a server greeting us with our own hostname) lives in smtp.c.
+ * The name half (a server greeting us with our own hostname) is the shared SMTP client's
+ * (common/smtpc.c, self_name); the list it cuts short is targets.c's.
  * What this file does not know: smtpd instances on other hosts with other addresses. */
 #ifndef MTA_SELF_H
 #define MTA_SELF_H

@@ -12,7 +12,7 @@ SSL_CTX *mta_tls_context(int verify)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     if (verify) {
-        /* The CA bundle is read now, in full: the worker later runs in an empty chroot. */
+        /* The CA bundle is read now, in full: the job worker process later runs in an empty chroot. */
         if (SSL_CTX_load_verify_locations(ctx, X509_get_default_cert_file(), NULL) != 1 &&
             SSL_CTX_set_default_verify_paths(ctx) != 1)
             pm_log(PM_WARN, "event=tls_warning reason=\"no system CA store\"");

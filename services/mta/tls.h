@@ -1,4 +1,5 @@
-/* Outbound TLS: one client context for every STARTTLS. Opportunistic by default (any
+/* Outbound TLS policy: one client context for every STARTTLS, and the connection object the
+ * shared SMTP client's STARTTLS hook gets (outbound.c). Opportunistic by default (any
  * certificate, since an unverified channel still beats plaintext); with mta.tls_verify the
  * chain must verify against the system CAs and name the MX host. */
 #ifndef MTA_TLS_H

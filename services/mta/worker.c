@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "config.h"
 #include "jobclient.h"
@@ -24,7 +25,7 @@ struct slot {
     struct mta_worker *w;
     struct pm_job *job;          /* the job client's handle, answered once */
     Postmesh__BusMessage *msg;   /* while waiting in the backlog */
-    struct mta_delivery *d;      /* while running */
+    struct mta_outbound *outbound; /* while running */
     char domain[256];
 };
 
@@ -78,18 +79,18 @@ static int domain_running(const struct mta_worker *w, const char *domain)
     return n;
 }
 
-static void on_delivery_done(struct mta_delivery *d, Postmesh__JobResult *res, void *arg);
+static void on_outbound_done(struct mta_outbound *o, Postmesh__JobResult *res, void *arg);
 
-/* Starts waiting jobs while the global and per-domain limits allow, oldest first; a job for
- * a busy domain waits without holding up the jobs behind it. */
 /* A job that waited in the backlog until less than half its lease is left goes back to the
- * queue unattempted rather than start a delivery that would be cut short and deferred:
+ * queue unattempted rather than start an outbound job that would be cut short and deferred:
  * local congestion must not become a retry delay for the mail. */
 static int waited_too_long(const struct slot *s, uint64_t now)
 {
     return s->job->deadline_ms < now + s->job->lease_ms / 2;
 }
 
+/* Starts waiting jobs while the global and per-domain limits allow, oldest first; a job for
+ * a busy domain waits without holding up the jobs behind it. */
 static void pump(struct mta_worker *w)
 {
     uint64_t now = pm_mono_ms();
@@ -116,19 +117,19 @@ static void pump(struct mta_worker *w)
         /* The deadline counts from the job's arrival, not from its start here. */
         uint64_t margin = s->job->lease_ms / 4 < LEASE_MARGIN_MS ? s->job->lease_ms / 4 : LEASE_MARGIN_MS;
         uint64_t deadline = s->job->deadline_ms - margin;
-        s->d = mta_delivery_start(&w->env, msg, deadline, on_delivery_done, s);
+        s->outbound = mta_outbound_start(&w->env, msg, deadline, on_outbound_done, s);
     }
 }
 
-static void on_delivery_done(struct mta_delivery *d, Postmesh__JobResult *res, void *arg)
+static void on_outbound_done(struct mta_outbound *o, Postmesh__JobResult *res, void *arg)
 {
-    (void)d;
+    (void)o;
     struct slot *s = arg;
     struct mta_worker *w = s->w;
     pm_job_finish(s->job, res->results, res->n_results);
     s->job = NULL;
     unlink_slot(&w->running, s);
-    push(&w->finished, s); /* freed by the reaper, outside the delivery's own call stack */
+    push(&w->finished, s); /* freed by the reaper, outside the outbound job's own call stack */
     struct timeval tv = {0, 0};
     event_add(w->reaper, &tv);
 }
@@ -141,7 +142,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     while (w->finished.head) {
         struct slot *s = w->finished.head;
         unlink_slot(&w->finished, s);
-        mta_delivery_free(s->d);
+        mta_outbound_free(s->outbound);
         free(s);
     }
     pump(w);
@@ -168,11 +169,7 @@ static void on_job(struct pm_job *job, void *arg)
     const Postmesh__Job *j = job->job;
     s->w = w;
     s->job = job;
-    const char *dom = j->domain;
-    if (!dom || !*dom) {
-        const char *at = strrchr(j->recipients[0]->address, '@');
-        dom = at ? at + 1 : "";
-    }
+    const char *dom = j->domain && *j->domain ? j->domain : pm_addr_domain(j->recipients[0]->address);
     snprintf(s->domain, sizeof s->domain, "%s", dom);
     for (char *p = s->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
@@ -245,10 +242,10 @@ int mta_worker_shutdown(struct mta_worker *w, int grace)
     int left = 0;
     for (struct slot *s = w->running.head, *next; s; s = next) {
         next = s->next;
-        if (grace && mta_delivery_awaiting_verdict(s->d))
+        if (grace && mta_outbound_awaiting_verdict(s->outbound))
             left++;
         else
-            mta_delivery_abort(s->d);
+            mta_outbound_abort(s->outbound);
     }
     if (left) {
         struct timeval tv = {MTA_DRAIN_GRACE_MS / 1000, (MTA_DRAIN_GRACE_MS % 1000) * 1000};
@@ -267,8 +264,8 @@ void mta_worker_free(struct mta_worker *w)
         while (lists[i]->head) {
             struct slot *s = lists[i]->head;
             unlink_slot(lists[i], s);
-            if (s->d)
-                mta_delivery_free(s->d);
+            if (s->outbound)
+                mta_outbound_free(s->outbound);
             else if (s->msg)
                 postmesh__bus_message__free_unpacked(s->msg, NULL);
             free(s);

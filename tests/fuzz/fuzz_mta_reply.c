@@ -1,7 +1,7 @@
 /* A hostile SMTP server's side of an mta session: the input (after one option byte) is what
- * the server sends. It is cut into lines as mta/session.c cuts it (evbuffer CRLF-or-LF
- * search, the same length limit), fed to the reply parser (mta/reply.c) and every complete
- * reply to the client state machine (mta/smtp.c), which is told at once that TLS came up or
+ * the server sends. It is cut into lines as common/smtpc_conn.c cuts it (evbuffer CRLF-or-LF
+ * search, the same length limit), fed to the reply parser (common/smtpc_reply.c) and every complete
+ * reply to the client state machine (common/smtpc.c), which is told at once that TLS came up or
  * the body went out when it asks for that. Checks, after every reply: the reply text and the
  * one-line and enhanced-code renderings are bounded; each recipient's state agrees with its
  * DSN class; nothing is DELIVERED unless the whole body was sent. Option byte: recipients,
@@ -11,50 +11,50 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "mta/reply.h"
-#include "mta/smtp.h"
+#include "smtpc_reply.h"
+#include "smtpc.h"
 
-static void check_reply(const struct mta_reply *r)
+static void check_reply(const struct pm_smtpc_reply *r)
 {
     FUZZ_CHECK(r->code >= 100 && r->code <= 599);
     FUZZ_CHECK(r->len < sizeof r->text && r->text[r->len] == '\0' && strlen(r->text) == r->len);
     for (size_t i = 0; i < r->len; i++)
         FUZZ_CHECK(r->text[i] == '\n' || (r->text[i] >= 0x20 && r->text[i] < 0x7f));
-    char small[16], one[MTA_TEXT_MAX];
+    char small[16], one[PM_SMTPC_TEXT_MAX];
     for (size_t size = 1; size <= sizeof small; size += 5) {
-        mta_reply_enhanced(r, small, size);
+        pm_smtpc_reply_enhanced(r, small, size);
         FUZZ_CHECK(strlen(small) < size);
-        mta_reply_oneline(r, small, size);
+        pm_smtpc_reply_oneline(r, small, size);
         FUZZ_CHECK(strlen(small) < size);
     }
-    mta_reply_enhanced(r, small, sizeof small);
+    pm_smtpc_reply_enhanced(r, small, sizeof small);
     if (small[0])
         FUZZ_CHECK(small[0] == '0' + r->code / 100 && small[1] == '.');
-    mta_reply_oneline(r, one, sizeof one);
+    pm_smtpc_reply_oneline(r, one, sizeof one);
     FUZZ_CHECK(strlen(one) >= 3 && !strchr(one, '\n') && !strchr(one, '\r'));
 }
 
-static void check_state(const struct mta_smtp *s)
+static void check_state(const struct pm_smtpc *s)
 {
     FUZZ_CHECK(strnlen(s->error, sizeof s->error) < sizeof s->error);
     FUZZ_CHECK(strnlen(s->error_dsn, sizeof s->error_dsn) < sizeof s->error_dsn);
     for (int i = 0; i < s->nrcpts; i++) {
-        const struct mta_smtp_rcpt *r = &s->rcpts[i];
+        const struct pm_smtpc_rcpt *r = &s->rcpts[i];
         FUZZ_CHECK(strnlen(r->dsn, sizeof r->dsn) < sizeof r->dsn);
         FUZZ_CHECK(strnlen(r->text, sizeof r->text) < sizeof r->text);
         switch (r->state) {
-        case MTA_RCPT_PENDING:
+        case PM_SMTPC_RCPT_PENDING:
             break;
-        case MTA_RCPT_DELIVERED:
+        case PM_SMTPC_RCPT_DELIVERED:
             FUZZ_CHECK(s->dot_sent); /* a 250 for a body we never sent is a lie we must not repeat */
             /* fall through */
-        case MTA_RCPT_ACCEPTED:
+        case PM_SMTPC_RCPT_ACCEPTED:
             FUZZ_CHECK(r->dsn[0] == '2');
             break;
-        case MTA_RCPT_TEMPFAIL:
+        case PM_SMTPC_RCPT_TEMPFAIL:
             FUZZ_CHECK(r->dsn[0] == '4');
             break;
-        case MTA_RCPT_PERMFAIL:
+        case PM_SMTPC_RCPT_PERMFAIL:
             FUZZ_CHECK(r->dsn[0] == '5');
             break;
         default:
@@ -69,9 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t opt = data[0];
     static const char *addrs[] = {"a@remote.test", "b@remote.test", "c@remote.test", "d@remote.test"};
-    struct mta_smtp_rcpt rcpts[4];
+    struct pm_smtpc_rcpt rcpts[4];
     memset(rcpts, 0, sizeof rcpts);
-    struct mta_smtp s = {0};
+    struct pm_smtpc s = {0};
     s.helo_name = "mx.example.test";
     s.sender = opt & 0x80 ? "" : "alice@example.test";
     s.rcpts = rcpts;
@@ -83,49 +83,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.need_smtputf8 = !!(opt & 16);
     s.self_name = opt & 32 ? "mx.example.test" : NULL;
     s.body_size = opt & 64 ? 50u * 1024 * 1024 : 1234;
-    mta_smtp_init(&s);
+    pm_smtpc_init(&s);
 
     struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
     evbuffer_add(in, data + 1, size - 1);
-    struct mta_reply reply;
-    mta_reply_reset(&reply);
-    char line[MTA_REPLY_LINE_MAX + 1];
+    struct pm_smtpc_reply reply;
+    pm_smtpc_reply_reset(&reply);
+    char line[PM_SMTPC_REPLY_LINE_MAX + 1];
     int done = 0;
     while (!done) {
         size_t eol_len = 0;
         struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-        if (p.pos < 0 || (size_t)p.pos > MTA_REPLY_LINE_MAX)
+        if (p.pos < 0 || (size_t)p.pos > PM_SMTPC_REPLY_LINE_MAX)
             break; /* waits for more, or "reply line too long" */
         size_t len = (size_t)p.pos;
         evbuffer_remove(in, line, len);
         evbuffer_drain(in, eol_len);
         line[len] = '\0';
         const char *err = NULL;
-        enum mta_reply_status st = mta_reply_feed(&reply, line, len, &err);
-        if (st == MTA_REPLY_ERROR) {
+        enum pm_smtpc_reply_status st = pm_smtpc_reply_feed(&reply, line, len, &err);
+        if (st == PM_SMTPC_REPLY_ERROR) {
             FUZZ_CHECK(err && *err);
-            mta_smtp_fail(&s, "4.5.0", "protocol error: %s (during %s)", err, mta_smtp_step_name(s.step));
+            pm_smtpc_fail(&s, "4.5.0", "protocol error: %s (during %s)", err, pm_smtpc_stage(&s));
             break;
         }
-        FUZZ_CHECK(reply.nlines >= 1 && reply.nlines <= MTA_REPLY_MAX_LINES);
-        if (st == MTA_REPLY_MORE)
+        FUZZ_CHECK(reply.nlines >= 1 && reply.nlines <= PM_SMTPC_REPLY_MAX_LINES);
+        if (st == PM_SMTPC_REPLY_MORE)
             continue;
         check_reply(&reply);
-        enum mta_smtp_action act = mta_smtp_on_reply(&s, &reply, out);
-        mta_reply_reset(&reply);
+        enum pm_smtpc_action act = pm_smtpc_on_reply(&s, &reply, out);
+        pm_smtpc_reply_reset(&reply);
         switch (act) {
-        case MTA_SMTP_WAIT:
+        case PM_SMTPC_WAIT:
             break;
-        case MTA_SMTP_STARTTLS:
+        case PM_SMTPC_STARTTLS:
             FUZZ_CHECK(s.tls_allowed && !s.tls_active);
-            mta_smtp_tls_ready(&s, out); /* the handshake "succeeded" */
+            pm_smtpc_tls_ready(&s, out); /* the handshake "succeeded" */
             break;
-        case MTA_SMTP_BODY:
+        case PM_SMTPC_BODY:
             FUZZ_CHECK(s.accepted > 0 && !s.dot_sent);
-            mta_smtp_body_sent(&s);
+            pm_smtpc_body_sent(&s);
             break;
-        case MTA_SMTP_QUIT:
-        case MTA_SMTP_ABORT:
+        case PM_SMTPC_QUIT:
+        case PM_SMTPC_ABORT:
             done = 1;
             break;
         default:

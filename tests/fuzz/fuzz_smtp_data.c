@@ -4,7 +4,7 @@
  *    consumed count as one call (data.h promises it; SMTP smuggling lives in such gaps);
  *  - a reference decoder written plainly from RFC 5321 4.5.2 (dot-unstuffing, only
  *    CRLF.CRLF ends, bare CR/LF refused, lines over 1000 octets flagged) agrees;
- *  - round trip with the other side: what the mta's encoder (mta/dotstuff.c) sends for a
+ *  - round trip with the other side: what the mta's encoder (common/smtpc_dotstuff.c) sends for a
  *    body decodes back to that body with its line ends made CRLF, ending exactly at ".".
  * The decoded header section then goes through the queue's hop counter (queue/submit.c).
  * Input: byte 0 chooses the cut sizes, the rest is the wire data. */
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "mta/dotstuff.h"
+#include "smtpc_dotstuff.h"
 #include "queue/queue.h"
 #include "smtpd/data.h"
 
@@ -146,10 +146,10 @@ static void same(const struct result *a, const struct result *b)
 static void round_trip(const uint8_t *body, size_t n)
 {
     struct evbuffer *wire = evbuffer_new();
-    struct mta_dotstuff ds;
-    mta_dotstuff_init(&ds, body, n);
+    struct pm_smtpc_dotstuff ds;
+    pm_smtpc_dotstuff_init(&ds, body, n);
     int rounds = 0;
-    while (!mta_dotstuff_next(&ds, wire, 4096))
+    while (!pm_smtpc_dotstuff_next(&ds, wire, 4096))
         FUZZ_CHECK(++rounds <= (int)n + 2); /* progress in every call */
     size_t wlen = evbuffer_get_length(wire);
     const uint8_t *w = evbuffer_pullup(wire, -1);

@@ -166,7 +166,7 @@ static void test_job_submitted_then_delivered(void **state)
     assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 0);
 
     int mark = f->q.n;
-    reply_submit(f, s, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, "00000000000DS001", "");
+    reply_submit(f, s, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, "00000000000D5001", "");
     assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 1, 3000));
     struct fq_record *r = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 0);
     Postmesh__JobResult *jr = r->m->job_result;
@@ -175,7 +175,7 @@ static void test_job_submitted_then_delivered(void **state)
     assert_int_equal(jr->n_results, 1);
     assert_int_equal(jr->results[0]->index, 0);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
-    assert_non_null(strstr(jr->results[0]->text, "00000000000DS001"));
+    assert_non_null(strstr(jr->results[0]->text, "00000000000D5001"));
     /* Jobs and submissions use different sockets: replies are matched by request id. */
     assert_false(r->peerlen == s->peerlen && memcmp(r->peer, s->peer, s->peerlen) == 0);
     /* A credit follows the result, with the slot free again. */
@@ -244,7 +244,7 @@ static void test_no_reply_times_out(void **state)
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL);
     /* A late reply is ignored: no second result. */
     reply_submit(f, fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
-                 "00000000000DS002", "");
+                 "00000000000D5002", "");
     fq_run_for(&f->q, 300);
     assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
     fixture_free(f);
@@ -280,7 +280,7 @@ static void test_slots_limit_submissions(void **state)
     assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT), 2);
     int mark = f->q.n;
     reply_submit(f, fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
-                 "00000000000DS003", "");
+                 "00000000000D5003", "");
     /* The freed slot goes to the job that waited ... */
     assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 3, 3000));
     assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
@@ -402,14 +402,14 @@ static void test_drain_answers_submitted_returns_waiting(void **state)
                      0);
 
     reply_submit(f, fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0), POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED,
-                 "00000000000DS061", "");
+                 "00000000000D5061", "");
     assert_true(wait_break(f, 3000));
     /* The result was sent before the loop ended; the ROUTER may see it a moment later. */
     assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT, 2, 3000));
     jr = result_for(f, 61);
     assert_non_null(jr);
     assert_int_equal(jr->results[0]->status, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED);
-    assert_non_null(strstr(jr->results[0]->text, "00000000000DS061"));
+    assert_non_null(strstr(jr->results[0]->text, "00000000000D5061"));
     assert_true(pm_mono_ms() - t0 < 4000); /* by the reply, not by the drain timeout */
     fixture_free(f);
 }

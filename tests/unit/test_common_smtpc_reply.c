@@ -9,33 +9,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/dotstuff.h"
-#include "mta/reply.h"
+#include "smtpc_dotstuff.h"
+#include "smtpc_reply.h"
 
-static enum mta_reply_status feed(struct mta_reply *r, const char *line, const char **err)
+static enum pm_smtpc_reply_status feed(struct pm_smtpc_reply *r, const char *line, const char **err)
 {
-    return mta_reply_feed(r, line, strlen(line), err);
+    return pm_smtpc_reply_feed(r, line, strlen(line), err);
 }
 
 static void test_single_and_multi_line(void **state)
 {
     (void)state;
-    struct mta_reply r;
+    struct pm_smtpc_reply r;
     const char *err = NULL;
-    mta_reply_reset(&r);
-    assert_int_equal(feed(&r, "250 2.1.0 Ok", &err), MTA_REPLY_DONE);
+    pm_smtpc_reply_reset(&r);
+    assert_int_equal(feed(&r, "250 2.1.0 Ok", &err), PM_SMTPC_REPLY_DONE);
     assert_int_equal(r.code, 250);
     assert_string_equal(r.text, "2.1.0 Ok");
 
-    mta_reply_reset(&r);
-    assert_int_equal(feed(&r, "250-mx.remote.test", &err), MTA_REPLY_MORE);
-    assert_int_equal(feed(&r, "250-PIPELINING", &err), MTA_REPLY_MORE);
-    assert_int_equal(feed(&r, "250 STARTTLS", &err), MTA_REPLY_DONE);
+    pm_smtpc_reply_reset(&r);
+    assert_int_equal(feed(&r, "250-mx.remote.test", &err), PM_SMTPC_REPLY_MORE);
+    assert_int_equal(feed(&r, "250-PIPELINING", &err), PM_SMTPC_REPLY_MORE);
+    assert_int_equal(feed(&r, "250 STARTTLS", &err), PM_SMTPC_REPLY_DONE);
     assert_int_equal(r.nlines, 3);
     assert_string_equal(r.text, "mx.remote.test\nPIPELINING\nSTARTTLS");
 
-    mta_reply_reset(&r);
-    assert_int_equal(feed(&r, "354", &err), MTA_REPLY_DONE); /* code alone is allowed */
+    pm_smtpc_reply_reset(&r);
+    assert_int_equal(feed(&r, "354", &err), PM_SMTPC_REPLY_DONE); /* code alone is allowed */
     assert_int_equal(r.code, 354);
     assert_string_equal(r.text, "");
 }
@@ -43,98 +43,98 @@ static void test_single_and_multi_line(void **state)
 static void test_malformed_replies(void **state)
 {
     (void)state;
-    struct mta_reply r;
+    struct pm_smtpc_reply r;
     const char *err = NULL;
     const char *bad[] = {"", "25", "abc text", "250x", "2500 ok", "650 nope", "099 no", NULL};
     for (int i = 0; bad[i]; i++) {
-        mta_reply_reset(&r);
+        pm_smtpc_reply_reset(&r);
         err = NULL;
-        assert_int_equal(feed(&r, bad[i], &err), MTA_REPLY_ERROR);
+        assert_int_equal(feed(&r, bad[i], &err), PM_SMTPC_REPLY_ERROR);
         assert_non_null(err);
     }
-    mta_reply_reset(&r);
-    assert_int_equal(feed(&r, "250-first", &err), MTA_REPLY_MORE);
-    assert_int_equal(feed(&r, "550 second", &err), MTA_REPLY_ERROR); /* code changed mid-reply */
+    pm_smtpc_reply_reset(&r);
+    assert_int_equal(feed(&r, "250-first", &err), PM_SMTPC_REPLY_MORE);
+    assert_int_equal(feed(&r, "550 second", &err), PM_SMTPC_REPLY_ERROR); /* code changed mid-reply */
 }
 
 static void test_bounds(void **state)
 {
     (void)state;
-    struct mta_reply r;
+    struct pm_smtpc_reply r;
     const char *err = NULL;
-    char *line = malloc(MTA_REPLY_LINE_MAX + 2);
-    memset(line, 'x', MTA_REPLY_LINE_MAX + 1);
+    char *line = malloc(PM_SMTPC_REPLY_LINE_MAX + 2);
+    memset(line, 'x', PM_SMTPC_REPLY_LINE_MAX + 1);
     memcpy(line, "250 ", 4);
-    line[MTA_REPLY_LINE_MAX + 1] = '\0';
-    mta_reply_reset(&r);
-    assert_int_equal(feed(&r, line, &err), MTA_REPLY_ERROR);
-    line[MTA_REPLY_LINE_MAX] = '\0'; /* exactly at the limit: accepted, text truncated to fit */
-    mta_reply_reset(&r);
-    assert_int_equal(feed(&r, line, &err), MTA_REPLY_DONE);
-    assert_true(r.len < MTA_REPLY_TEXT_MAX);
+    line[PM_SMTPC_REPLY_LINE_MAX + 1] = '\0';
+    pm_smtpc_reply_reset(&r);
+    assert_int_equal(feed(&r, line, &err), PM_SMTPC_REPLY_ERROR);
+    line[PM_SMTPC_REPLY_LINE_MAX] = '\0'; /* exactly at the limit: accepted, text truncated to fit */
+    pm_smtpc_reply_reset(&r);
+    assert_int_equal(feed(&r, line, &err), PM_SMTPC_REPLY_DONE);
+    assert_true(r.len < PM_SMTPC_REPLY_TEXT_MAX);
     free(line);
 
-    mta_reply_reset(&r);
-    enum mta_reply_status st = MTA_REPLY_MORE;
+    pm_smtpc_reply_reset(&r);
+    enum pm_smtpc_reply_status st = PM_SMTPC_REPLY_MORE;
     int i;
-    for (i = 0; i < 1000 && st == MTA_REPLY_MORE; i++)
+    for (i = 0; i < 1000 && st == PM_SMTPC_REPLY_MORE; i++)
         st = feed(&r, "250-again", &err);
-    assert_int_equal(st, MTA_REPLY_ERROR);
-    assert_int_equal(i, MTA_REPLY_MAX_LINES + 1);
+    assert_int_equal(st, PM_SMTPC_REPLY_ERROR);
+    assert_int_equal(i, PM_SMTPC_REPLY_MAX_LINES + 1);
 
     /* Many long lines: the kept text stays bounded. */
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     char big[1500];
     memset(big, 'y', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     memcpy(big, "250-", 4);
     for (i = 0; i < 20; i++)
-        assert_int_equal(feed(&r, big, &err), MTA_REPLY_MORE);
-    assert_true(r.len < MTA_REPLY_TEXT_MAX);
+        assert_int_equal(feed(&r, big, &err), PM_SMTPC_REPLY_MORE);
+    assert_true(r.len < PM_SMTPC_REPLY_TEXT_MAX);
 }
 
 static void test_controls_are_neutralized(void **state)
 {
     (void)state;
-    struct mta_reply r;
+    struct pm_smtpc_reply r;
     const char *err = NULL;
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     const char line[] = "550 bad\x01\x7f\xc3\xa9\tthing";
-    assert_int_equal(mta_reply_feed(&r, line, sizeof line - 1, &err), MTA_REPLY_DONE);
+    assert_int_equal(pm_smtpc_reply_feed(&r, line, sizeof line - 1, &err), PM_SMTPC_REPLY_DONE);
     assert_string_equal(r.text, "bad???? thing");
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     const char nul[] = "550 a\0b";
-    assert_int_equal(mta_reply_feed(&r, nul, sizeof nul - 1, &err), MTA_REPLY_DONE);
+    assert_int_equal(pm_smtpc_reply_feed(&r, nul, sizeof nul - 1, &err), PM_SMTPC_REPLY_DONE);
     assert_string_equal(r.text, "a?b");
 }
 
 static void test_enhanced_code_and_one_line(void **state)
 {
     (void)state;
-    struct mta_reply r;
+    struct pm_smtpc_reply r;
     const char *err = NULL;
     char enh[16], one[256];
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     feed(&r, "550-5.1.1 The account does not exist.", &err);
     feed(&r, "550 5.1.1 Please check the address.", &err);
-    mta_reply_enhanced(&r, enh, sizeof enh);
+    pm_smtpc_reply_enhanced(&r, enh, sizeof enh);
     assert_string_equal(enh, "5.1.1");
-    mta_reply_oneline(&r, one, sizeof one);
+    pm_smtpc_reply_oneline(&r, one, sizeof one);
     assert_string_equal(one, "550 5.1.1 The account does not exist. Please check the address.");
 
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     feed(&r, "451 5.1.1 class does not match", &err); /* a 4xx cannot carry a 5.x.x code */
-    mta_reply_enhanced(&r, enh, sizeof enh);
+    pm_smtpc_reply_enhanced(&r, enh, sizeof enh);
     assert_string_equal(enh, "");
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     feed(&r, "250 2.0.0queued", &err);
-    mta_reply_enhanced(&r, enh, sizeof enh);
+    pm_smtpc_reply_enhanced(&r, enh, sizeof enh);
     assert_string_equal(enh, "");
-    mta_reply_reset(&r);
+    pm_smtpc_reply_reset(&r);
     feed(&r, "421", &err);
-    mta_reply_oneline(&r, one, sizeof one);
+    pm_smtpc_reply_oneline(&r, one, sizeof one);
     assert_string_equal(one, "421");
-    mta_reply_oneline(&r, one, 3);
+    pm_smtpc_reply_oneline(&r, one, 3);
     assert_string_equal(one, "42");
 }
 
@@ -143,10 +143,10 @@ static void test_enhanced_code_and_one_line(void **state)
 static char *stuff(const char *body, size_t len, size_t slice)
 {
     struct evbuffer *out = evbuffer_new();
-    struct mta_dotstuff d;
-    mta_dotstuff_init(&d, (const uint8_t *)body, len);
+    struct pm_smtpc_dotstuff d;
+    pm_smtpc_dotstuff_init(&d, (const uint8_t *)body, len);
     int rounds = 0;
-    while (!mta_dotstuff_next(&d, out, slice))
+    while (!pm_smtpc_dotstuff_next(&d, out, slice))
         assert_true(++rounds < 1000000);
     size_t n = evbuffer_get_length(out);
     char *s = malloc(n + 1);
@@ -192,8 +192,8 @@ static void test_slices_make_the_same_stream(void **state)
     free(whole);
     free(sliced);
     free(body);
-    assert_int_equal(mta_body_is_8bit((const uint8_t *)"plain", 5), 0);
-    assert_int_equal(mta_body_is_8bit((const uint8_t *)"caf\xc3\xa9", 5), 1);
+    assert_int_equal(pm_smtpc_body_is_8bit((const uint8_t *)"plain", 5), 0);
+    assert_int_equal(pm_smtpc_body_is_8bit((const uint8_t *)"caf\xc3\xa9", 5), 1);
 }
 
 int main(void)

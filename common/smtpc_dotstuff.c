@@ -1,11 +1,11 @@
-#include "dotstuff.h"
+#include "smtpc_dotstuff.h"
 
 #include <event2/buffer.h>
 #include <string.h>
 
 #define STAGE 16384
 
-void mta_dotstuff_init(struct mta_dotstuff *d, const uint8_t *body, size_t len)
+void pm_smtpc_dotstuff_init(struct pm_smtpc_dotstuff *d, const uint8_t *body, size_t len)
 {
     d->p = body;
     d->len = len;
@@ -14,7 +14,7 @@ void mta_dotstuff_init(struct mta_dotstuff *d, const uint8_t *body, size_t len)
     d->done = 0;
 }
 
-int mta_dotstuff_next(struct mta_dotstuff *d, struct evbuffer *out, size_t max)
+int pm_smtpc_dotstuff_next(struct pm_smtpc_dotstuff *d, struct evbuffer *out, size_t max)
 {
     if (d->done)
         return 1;
@@ -55,7 +55,7 @@ int mta_dotstuff_next(struct mta_dotstuff *d, struct evbuffer *out, size_t max)
     return d->done;
 }
 
-int mta_body_is_8bit(const uint8_t *body, size_t len)
+int pm_smtpc_body_is_8bit(const uint8_t *body, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         if (body[i] & 0x80)

@@ -1,10 +1,10 @@
-#include "reply.h"
+#include "smtpc_reply.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-void mta_reply_reset(struct mta_reply *r)
+void pm_smtpc_reply_reset(struct pm_smtpc_reply *r)
 {
     r->code = 0;
     r->nlines = 0;
@@ -12,7 +12,7 @@ void mta_reply_reset(struct mta_reply *r)
     r->text[0] = '\0';
 }
 
-static void append_text(struct mta_reply *r, const char *s, size_t n)
+static void append_text(struct pm_smtpc_reply *r, const char *s, size_t n)
 {
     if (r->nlines > 1 && r->len + 1 < sizeof r->text)
         r->text[r->len++] = '\n';
@@ -23,33 +23,34 @@ static void append_text(struct mta_reply *r, const char *s, size_t n)
     r->text[r->len] = '\0';
 }
 
-enum mta_reply_status mta_reply_feed(struct mta_reply *r, const char *line, size_t len, const char **error)
+enum pm_smtpc_reply_status pm_smtpc_reply_feed(struct pm_smtpc_reply *r, const char *line, size_t len,
+                                               const char **error)
 {
     static const char *err_long = "reply line too long", *err_syntax = "malformed reply line",
                       *err_code = "reply code changed inside a multi-line reply",
                       *err_lines = "too many reply lines";
-    if (len > MTA_REPLY_LINE_MAX) {
+    if (len > PM_SMTPC_REPLY_LINE_MAX) {
         *error = err_long;
-        return MTA_REPLY_ERROR;
+        return PM_SMTPC_REPLY_ERROR;
     }
     if (len < 3 || !isdigit((unsigned char)line[0]) || !isdigit((unsigned char)line[1]) ||
         !isdigit((unsigned char)line[2]) || line[0] < '1' || line[0] > '5' ||
         (len > 3 && line[3] != ' ' && line[3] != '-')) {
         *error = err_syntax;
-        return MTA_REPLY_ERROR;
+        return PM_SMTPC_REPLY_ERROR;
     }
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
     if (r->nlines > 0 && code != r->code) {
         *error = err_code;
-        return MTA_REPLY_ERROR;
+        return PM_SMTPC_REPLY_ERROR;
     }
-    if (++r->nlines > MTA_REPLY_MAX_LINES) {
+    if (++r->nlines > PM_SMTPC_REPLY_MAX_LINES) {
         *error = err_lines;
-        return MTA_REPLY_ERROR;
+        return PM_SMTPC_REPLY_ERROR;
     }
     r->code = code;
     append_text(r, len > 4 ? line + 4 : "", len > 4 ? len - 4 : 0);
-    return len > 3 && line[3] == '-' ? MTA_REPLY_MORE : MTA_REPLY_DONE;
+    return len > 3 && line[3] == '-' ? PM_SMTPC_REPLY_MORE : PM_SMTPC_REPLY_DONE;
 }
 
 /* Length of a "d.ddd.ddd" code at s (0 if none); the class digit must be c. */
@@ -71,7 +72,7 @@ static size_t enhanced_len(const char *s, char c)
     return i;
 }
 
-void mta_reply_enhanced(const struct mta_reply *r, char *out, size_t size)
+void pm_smtpc_reply_enhanced(const struct pm_smtpc_reply *r, char *out, size_t size)
 {
     size_t n = enhanced_len(r->text, (char)('0' + r->code / 100));
     if (n == 0 || n >= size)
@@ -80,7 +81,7 @@ void mta_reply_enhanced(const struct mta_reply *r, char *out, size_t size)
     out[n] = '\0';
 }
 
-void mta_reply_oneline(const struct mta_reply *r, char *out, size_t size)
+void pm_smtpc_reply_oneline(const struct pm_smtpc_reply *r, char *out, size_t size)
 {
     int n = snprintf(out, size, "%03d", r->code);
     size_t o = n > 0 ? (size_t)n : 0;

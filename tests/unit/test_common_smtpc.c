@@ -1,5 +1,5 @@
-/* The SMTP client state machine, fed server replies as strings; the commands it writes are
- * read back from its output buffer. */
+/* The shared SMTP client state machine (common/smtpc.c) in its SMTP dialect, fed server
+ * replies as strings; the commands it writes are read back from its output buffer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,89 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/smtp.h"
+#include "smtpc.h"
+#include "smtpc_fixture.h"
 
-struct fixture {
-    struct mta_smtp s;
-    struct mta_smtp_rcpt rcpts[4];
-    struct evbuffer *out;
-    char sent[4096];
-};
-
-static struct fixture *setup(int nrcpts, int tls)
-{
-    static const char *addrs[] = {"a@remote.test", "b@remote.test", "c@remote.test", "d@remote.test"};
-    struct fixture *f = calloc(1, sizeof *f);
-    f->out = evbuffer_new();
-    for (int i = 0; i < nrcpts; i++)
-        f->rcpts[i].address = addrs[i];
-    f->s.helo_name = "mx.example.test";
-    f->s.sender = "alice@example.test";
-    f->s.rcpts = f->rcpts;
-    f->s.nrcpts = nrcpts;
-    f->s.body_size = 1234;
-    f->s.tls_allowed = tls;
-    mta_smtp_init(&f->s);
-    return f;
-}
-
-static void teardown(struct fixture *f)
-{
-    evbuffer_free(f->out);
-    free(f);
-}
-
-/* Feeds a reply given as lines separated by '\n'; returns the action. */
-static enum mta_smtp_action reply(struct fixture *f, const char *text)
-{
-    struct mta_reply r;
-    mta_reply_reset(&r);
-    const char *err = NULL;
-    enum mta_reply_status st = MTA_REPLY_MORE;
-    while (*text) {
-        const char *nl = strchr(text, '\n');
-        size_t len = nl ? (size_t)(nl - text) : strlen(text);
-        st = mta_reply_feed(&r, text, len, &err);
-        assert_int_not_equal(st, MTA_REPLY_ERROR);
-        text += len + (nl ? 1 : 0);
-    }
-    assert_int_equal(st, MTA_REPLY_DONE);
-    return mta_smtp_on_reply(&f->s, &r, f->out);
-}
-
-/* What the machine wrote since the last call. */
-static const char *sent(struct fixture *f)
-{
-    size_t n = evbuffer_get_length(f->out);
-    assert_true(n < sizeof f->sent);
-    evbuffer_remove(f->out, f->sent, n);
-    f->sent[n] = '\0';
-    return f->sent;
-}
+static struct fixture *setup(int nrcpts, int tls) { return fixture_new(&pm_smtpc_smtp, nrcpts, tls); }
 
 static void test_plain_session_one_command_at_a_time(void **state)
 {
     (void)state;
     struct fixture *f = setup(2, 1);
-    assert_int_equal(reply(f, "220 mx.remote.test ESMTP"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "220 mx.remote.test ESMTP"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "EHLO mx.example.test\r\n");
-    assert_int_equal(reply(f, "250-mx.remote.test\n250-SIZE 10000\n250 8BITMIME"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250-mx.remote.test\n250-SIZE 10000\n250 8BITMIME"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "MAIL FROM:<alice@example.test> SIZE=1234\r\n");
-    assert_int_equal(reply(f, "250 2.1.0 Ok"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250 2.1.0 Ok"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "RCPT TO:<a@remote.test>\r\n");
-    assert_int_equal(reply(f, "250 2.1.5 Ok"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250 2.1.5 Ok"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "RCPT TO:<b@remote.test>\r\n");
-    assert_int_equal(reply(f, "550 5.1.1 <b@remote.test>: unknown"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "550 5.1.1 <b@remote.test>: unknown"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "DATA\r\n");
-    assert_int_equal(reply(f, "354 go ahead"), MTA_SMTP_BODY);
+    assert_int_equal(reply(f, "354 go ahead"), PM_SMTPC_BODY);
     assert_string_equal(sent(f), "");
-    mta_smtp_body_sent(&f->s);
-    assert_int_equal(reply(f, "250 2.0.0 Ok: queued as 123"), MTA_SMTP_QUIT);
+    pm_smtpc_body_sent(&f->s);
+    assert_int_equal(reply(f, "250 2.0.0 Ok: queued as 123"), PM_SMTPC_QUIT);
     assert_string_equal(sent(f), "QUIT\r\n");
-    assert_int_equal(f->rcpts[0].state, MTA_RCPT_DELIVERED);
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_DELIVERED);
     assert_string_equal(f->rcpts[0].dsn, "2.0.0");
     assert_string_equal(f->rcpts[0].text, "250 2.0.0 Ok: queued as 123");
-    assert_int_equal(f->rcpts[1].state, MTA_RCPT_PERMFAIL);
+    assert_int_equal(f->rcpts[1].state, PM_SMTPC_RCPT_PERMFAIL);
     assert_string_equal(f->rcpts[1].dsn, "5.1.1");
     assert_string_equal(f->rcpts[1].stage, "RCPT TO");
     teardown(f);
@@ -105,23 +50,23 @@ static void test_pipelining_sends_the_envelope_at_once(void **state)
     f->s.body_8bit = 1;
     reply(f, "220 hi");
     sent(f);
-    assert_int_equal(reply(f, "250-mx\n250-PIPELINING\n250-8BITMIME\n250 STARTTLS"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250-mx\n250-PIPELINING\n250-8BITMIME\n250 STARTTLS"), PM_SMTPC_WAIT);
     /* tls_allowed = 0: STARTTLS is not used even though offered. */
     assert_string_equal(sent(f), "MAIL FROM:<alice@example.test> BODY=8BITMIME\r\nRCPT TO:<a@remote.test>\r\n"
                                  "RCPT TO:<b@remote.test>\r\nRCPT TO:<c@remote.test>\r\nDATA\r\n");
-    assert_int_equal(reply(f, "250 ok"), MTA_SMTP_WAIT);
-    assert_int_equal(reply(f, "250 ok"), MTA_SMTP_WAIT);
-    assert_int_equal(reply(f, "452 4.5.3 too many recipients"), MTA_SMTP_WAIT);
-    assert_int_equal(reply(f, "250 ok"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "452 4.5.3 too many recipients"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), ""); /* nothing more: the replies were already paid for */
-    assert_int_equal(reply(f, "354 go"), MTA_SMTP_BODY);
-    mta_smtp_body_sent(&f->s);
-    assert_int_equal(reply(f, "451 4.3.0 try later"), MTA_SMTP_QUIT);
-    assert_int_equal(f->rcpts[0].state, MTA_RCPT_TEMPFAIL);
+    assert_int_equal(reply(f, "354 go"), PM_SMTPC_BODY);
+    pm_smtpc_body_sent(&f->s);
+    assert_int_equal(reply(f, "451 4.3.0 try later"), PM_SMTPC_QUIT);
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_TEMPFAIL);
     assert_string_equal(f->rcpts[0].stage, "end of DATA");
-    assert_int_equal(f->rcpts[1].state, MTA_RCPT_TEMPFAIL);
+    assert_int_equal(f->rcpts[1].state, PM_SMTPC_RCPT_TEMPFAIL);
     assert_string_equal(f->rcpts[1].dsn, "4.5.3");
-    assert_int_equal(f->rcpts[2].state, MTA_RCPT_TEMPFAIL);
+    assert_int_equal(f->rcpts[2].state, PM_SMTPC_RCPT_TEMPFAIL);
     assert_true(f->s.dot_sent);
     teardown(f);
 }
@@ -133,15 +78,15 @@ static void test_pipelined_mail_refused_consumes_the_rest(void **state)
     reply(f, "220 hi");
     reply(f, "250-mx\n250 PIPELINING");
     sent(f);
-    assert_int_equal(reply(f, "553 5.7.1 sender rejected"), MTA_SMTP_WAIT);
-    assert_int_equal(reply(f, "503 5.5.1 need MAIL"), MTA_SMTP_WAIT);
-    assert_int_equal(reply(f, "503 5.5.1 need MAIL"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "553 5.7.1 sender rejected"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "503 5.5.1 need MAIL"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "503 5.5.1 need MAIL"), PM_SMTPC_WAIT);
     /* A broken server says 354 anyway: end the empty message, then quit. */
-    assert_int_equal(reply(f, "354 go"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "354 go"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), ".\r\n");
-    assert_int_equal(reply(f, "554 no valid recipients"), MTA_SMTP_QUIT);
+    assert_int_equal(reply(f, "554 no valid recipients"), PM_SMTPC_QUIT);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(f->rcpts[i].state, MTA_RCPT_PERMFAIL);
+        assert_int_equal(f->rcpts[i].state, PM_SMTPC_RCPT_PERMFAIL);
         assert_string_equal(f->rcpts[i].dsn, "5.7.1");
         assert_string_equal(f->rcpts[i].text, "553 5.7.1 sender rejected");
         assert_string_equal(f->rcpts[i].stage, "MAIL FROM");
@@ -158,9 +103,9 @@ static void test_no_recipient_accepted_means_no_data(void **state)
     sent(f);
     reply(f, "250 ok");
     assert_string_equal(sent(f), "RCPT TO:<a@remote.test>\r\n");
-    assert_int_equal(reply(f, "450 4.2.0 greylisted"), MTA_SMTP_QUIT);
+    assert_int_equal(reply(f, "450 4.2.0 greylisted"), PM_SMTPC_QUIT);
     assert_string_equal(sent(f), "QUIT\r\n");
-    assert_int_equal(f->rcpts[0].state, MTA_RCPT_TEMPFAIL);
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_TEMPFAIL);
     teardown(f);
 }
 
@@ -170,23 +115,23 @@ static void test_starttls_then_ehlo_again(void **state)
     struct fixture *f = setup(1, 1);
     reply(f, "220 hi");
     sent(f);
-    assert_int_equal(reply(f, "250-mx\n250-PIPELINING\n250 STARTTLS"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250-mx\n250-PIPELINING\n250 STARTTLS"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "STARTTLS\r\n");
-    assert_int_equal(reply(f, "220 2.0.0 ready"), MTA_SMTP_STARTTLS);
-    assert_int_equal(f->s.step, MTA_STEP_TLS);
+    assert_int_equal(reply(f, "220 2.0.0 ready"), PM_SMTPC_STARTTLS);
+    assert_int_equal(f->s.step, PM_SMTPC_STEP_TLS);
     /* Anything "said" before the handshake completes is a protocol violation. */
     struct fixture *g = setup(1, 1);
     reply(g, "220 hi");
     reply(g, "250-mx\n250 STARTTLS");
     reply(g, "220 go");
-    assert_int_equal(reply(g, "250 injected"), MTA_SMTP_ABORT);
+    assert_int_equal(reply(g, "250 injected"), PM_SMTPC_ABORT);
     teardown(g);
 
-    mta_smtp_tls_ready(&f->s, f->out);
+    pm_smtpc_tls_ready(&f->s, f->out);
     assert_true(f->s.tls_active);
     assert_false(f->s.ext.pipelining); /* forgotten with the plaintext session */
     assert_string_equal(sent(f), "EHLO mx.example.test\r\n");
-    assert_int_equal(reply(f, "250-mx\n250 STARTTLS"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250-mx\n250 STARTTLS"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\n"); /* no second STARTTLS */
     teardown(f);
 }
@@ -198,7 +143,7 @@ static void test_starttls_refused_goes_on_in_the_clear(void **state)
     reply(f, "220 hi");
     reply(f, "250-mx\n250 STARTTLS");
     sent(f);
-    assert_int_equal(reply(f, "454 4.7.0 TLS not available"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "454 4.7.0 TLS not available"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\n");
     teardown(f);
 }
@@ -209,16 +154,16 @@ static void test_ehlo_refused_falls_back_to_helo(void **state)
     struct fixture *f = setup(1, 1);
     reply(f, "220 old server");
     sent(f);
-    assert_int_equal(reply(f, "502 5.5.2 what?"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "502 5.5.2 what?"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "HELO mx.example.test\r\n");
-    assert_int_equal(reply(f, "250 hello"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "250 hello"), PM_SMTPC_WAIT);
     assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\n");
     teardown(f);
 
     f = setup(1, 1);
     reply(f, "220 old server");
     reply(f, "500 no");
-    assert_int_equal(reply(f, "550 5.7.1 go away"), MTA_SMTP_ABORT);
+    assert_int_equal(reply(f, "550 5.7.1 go away"), PM_SMTPC_ABORT);
     assert_true(f->s.error_perm);
     assert_string_equal(f->s.error_dsn, "5.7.1");
     assert_non_null(strstr(f->s.error, "(in reply to HELO)"));
@@ -231,15 +176,15 @@ static void test_bad_greetings_give_up_the_server(void **state)
     const char *greetings[] = {"421 4.3.2 busy", "554 5.7.1 no thanks", "300 what"};
     for (int i = 0; i < 3; i++) {
         struct fixture *f = setup(1, 1);
-        assert_int_equal(reply(f, greetings[i]), MTA_SMTP_ABORT);
+        assert_int_equal(reply(f, greetings[i]), PM_SMTPC_ABORT);
         assert_false(f->s.error_perm); /* a 5xx greeting skips the host, like Postfix */
-        assert_int_equal(f->rcpts[0].state, MTA_RCPT_PENDING);
+        assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_PENDING);
         assert_string_equal(sent(f), "");
         teardown(f);
     }
     struct fixture *f = setup(1, 1);
     reply(f, "220 hi");
-    assert_int_equal(reply(f, "421 4.7.0 too many connections"), MTA_SMTP_ABORT);
+    assert_int_equal(reply(f, "421 4.7.0 too many connections"), PM_SMTPC_ABORT);
     assert_string_equal(f->s.error_dsn, "4.7.0");
     teardown(f);
 }
@@ -251,9 +196,9 @@ static void test_size_and_smtputf8_limits(void **state)
     f->s.body_size = 20000;
     reply(f, "220 hi");
     sent(f);
-    assert_int_equal(reply(f, "250-mx\n250 SIZE 10000"), MTA_SMTP_QUIT);
+    assert_int_equal(reply(f, "250-mx\n250 SIZE 10000"), PM_SMTPC_QUIT);
     assert_string_equal(sent(f), "QUIT\r\n");
-    assert_int_equal(f->rcpts[1].state, MTA_RCPT_PERMFAIL);
+    assert_int_equal(f->rcpts[1].state, PM_SMTPC_RCPT_PERMFAIL);
     assert_string_equal(f->rcpts[1].dsn, "5.3.4");
     teardown(f);
 
@@ -261,7 +206,7 @@ static void test_size_and_smtputf8_limits(void **state)
     f->s.need_smtputf8 = 1;
     reply(f, "220 hi");
     sent(f);
-    assert_int_equal(reply(f, "250 mx"), MTA_SMTP_QUIT);
+    assert_int_equal(reply(f, "250 mx"), PM_SMTPC_QUIT);
     assert_string_equal(f->rcpts[0].dsn, "5.6.7");
     teardown(f);
 
@@ -279,10 +224,10 @@ static void test_connection_failure_is_recorded(void **state)
     (void)state;
     struct fixture *f = setup(1, 0);
     reply(f, "220 hi");
-    mta_smtp_fail(&f->s, "4.4.2", "lost connection with %s", "mx[192.0.2.1]:25");
+    pm_smtpc_fail(&f->s, "4.4.2", "lost connection with %s", "mx[192.0.2.1]:25");
     assert_string_equal(f->s.error, "lost connection with mx[192.0.2.1]:25");
     assert_string_equal(f->s.error_dsn, "4.4.2");
-    assert_int_equal(f->rcpts[0].state, MTA_RCPT_PENDING);
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_PENDING);
     assert_true(f->s.replied);
     teardown(f);
 }
@@ -304,24 +249,24 @@ static void test_our_own_hostname_is_a_loop(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct fixture *f = setup(2, 1);
         f->s.self_name = "mx.example.test";
-        enum mta_smtp_action act = reply(f, cases[i].greeting);
+        enum pm_smtpc_action act = reply(f, cases[i].greeting);
         if (cases[i].ehlo) {
-            assert_int_equal(act, MTA_SMTP_WAIT);
+            assert_int_equal(act, PM_SMTPC_WAIT);
             assert_string_equal(sent(f), "EHLO mx.example.test\r\n");
             act = reply(f, cases[i].ehlo);
         }
         if (cases[i].helo) {
-            assert_int_equal(act, MTA_SMTP_WAIT);
+            assert_int_equal(act, PM_SMTPC_WAIT);
             assert_string_equal(sent(f), "HELO mx.example.test\r\n");
             act = reply(f, cases[i].helo);
         }
-        assert_int_equal(act, MTA_SMTP_QUIT);
+        assert_int_equal(act, PM_SMTPC_QUIT);
         assert_true(f->s.loop);
         assert_string_equal(f->s.error_dsn, "5.4.6");
         assert_non_null(strstr(f->s.error, "our own hostname mx.example.test"));
         assert_string_equal(sent(f), "QUIT\r\n");
-        assert_int_equal(f->rcpts[0].state, MTA_RCPT_PENDING);
-        assert_int_equal(f->rcpts[1].state, MTA_RCPT_PENDING);
+        assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_PENDING);
+        assert_int_equal(f->rcpts[1].state, PM_SMTPC_RCPT_PENDING);
         teardown(f);
     }
 }
@@ -334,14 +279,14 @@ static void test_other_names_are_not_a_loop(void **state)
     for (size_t i = 0; i < sizeof greetings / sizeof greetings[0]; i++) {
         struct fixture *f = setup(1, 0);
         f->s.self_name = "mx.example.test";
-        assert_int_equal(reply(f, greetings[i]), MTA_SMTP_WAIT);
-        assert_int_equal(reply(f, "250-other.test greets mx.example.test\n250 8BITMIME"), MTA_SMTP_WAIT);
+        assert_int_equal(reply(f, greetings[i]), PM_SMTPC_WAIT);
+        assert_int_equal(reply(f, "250-other.test greets mx.example.test\n250 8BITMIME"), PM_SMTPC_WAIT);
         assert_false(f->s.loop);
         sent(f);
         teardown(f);
     }
     struct fixture *f = setup(1, 0); /* no self_name: no check */
-    assert_int_equal(reply(f, "220 mx.example.test"), MTA_SMTP_WAIT);
+    assert_int_equal(reply(f, "220 mx.example.test"), PM_SMTPC_WAIT);
     assert_false(f->s.loop);
     teardown(f);
 }
