@@ -75,7 +75,7 @@ static void answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, voi
         return;
     }
     if (req->op != PM_PRIV_RCPT_EXISTS) {
-        pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
+        pm_log(PM_WARN, "event=sandbox_request_refused op=%u", (unsigned)req->op);
         return;
     }
     /* Without an alias (the queue would have expanded it), postmaster's mail stays in its

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "privchan.h"
 #include "resolve.h"
+#include "runas.h"
 #include "self.h"
 #include "service.h"
 #include "tls.h"
@@ -103,11 +104,16 @@ int main(int argc, char **argv)
     char empty[4096];
     struct pm_worker_spec spec = {
         .name = "mta",
-        .sandbox = {.user = "postmesh-mta", .chroot_dir = pm_config_state_path(&cfg, "empty", empty, sizeof empty)},
         .worker_main = worker_main,
         .answer = answer_nothing,
         .arg = &args,
     };
+    /* The sandbox's user, chroot and profile are the "mta" row of common/services.def. */
+    if (pm_runas_sandbox(&cfg, "mta", &spec.sandbox, empty, sizeof empty) < 0) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"no runas row for mta\"");
+        pm_config_free(&cfg);
+        return 1;
+    }
     int rc = pm_privsep_supervise(&spec);
     if (args.tls)
         SSL_CTX_free(args.tls);
