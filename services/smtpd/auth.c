@@ -1,8 +1,9 @@
-/* SMTP AUTH (RFC 4954) with PLAIN and LOGIN, only over TLS. The password check goes
- * through authdb.h to the privileged parent; failures are answered after smtpd.auth_fail_delay_ms and counted per
- * client IP, and too many lock that IP out of AUTH for smtpd.auth_lockout seconds. Checks
- * are costly on purpose, so few run at once: SMTPD_AUTH_PER_CLIENT per client address and
- * SMTPD_AUTH_IN_FLIGHT for the worker (the parent's cap); beyond either, 454 4.7.0 at once
+/* SMTP AUTH (RFC 4954) with PLAIN and LOGIN, only over TLS (when it may be used is the
+ * command table's). The password check goes through authdb.h to the privileged parent;
+ * failures are answered after smtpd.auth_fail_delay_ms and counted per client IP, and too
+ * many lock that IP out of AUTH for smtpd.auth_lockout seconds. Checks are costly on
+ * purpose, so few run at once: SMTPD_AUTH_PER_CLIENT per client address and
+ * SMTPD_AUTH_IN_FLIGHT at the parent's password helpers; beyond either, 454 4.7.0 at once
  * (RFC 4954: a temporary failure, the client tries again later). */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "authdb.h"
 #include "clients.h"
+#include "command_table.h"
 #include "log.h"
 #include "privchan.h"
 #include "sasl.h"
@@ -44,7 +46,7 @@ static void auth_done(void *arg, int ok)
     check_over(s);
     if (ok < 0) { /* nobody could check: not the client's fault, not counted */
         if (ok == PM_PRIV_BUSY)
-            pm_log(PM_WARN, "event=auth_busy client=%s reason=worker_in_flight user=%s", s->peer,
+            pm_log(PM_WARN, "event=auth_busy client=%s reason=helpers_in_flight user=%s", s->peer,
                    PM_LV(u, s->auth_pending_user));
         else
             pm_log(PM_WARN, "event=auth client=%s result=tempfail user=%s", s->peer, PM_LV(u, s->auth_pending_user));
@@ -118,22 +120,13 @@ static void check_plain(struct smtpd_session *s, const char *b64, size_t len)
     explicit_bzero(pass, sizeof pass);
 }
 
-void smtpd_auth_command(struct smtpd_session *s, const char *arg, size_t len)
+/* Over TLS, after EHLO, not authenticated yet, outside a transaction: the table's. */
+void smtpd_cmd_auth(struct smtpd_session *s, const struct smtpd_command *c)
 {
-    const char *err = NULL;
-    if (!s->srv->tls)
-        err = "503 5.5.1 Error: authentication not enabled";
-    else if (!s->tls)
-        err = "530 5.7.0 Must issue a STARTTLS command first";
-    else if (!s->esmtp)
-        err = "503 5.5.1 Error: send EHLO first";
-    else if (s->auth_user)
-        err = "503 5.5.1 Error: already authenticated";
-    else if (s->txn.active)
-        err = "503 5.5.1 Error: MAIL transaction in progress";
-    else if (pm_clients_auth_locked(s->srv->clients, s->client, time(NULL)))
-        err = "454 4.7.0 Error: too many failed authentications, try again later";
-    if (err) {
+    const char *arg = c->arg;
+    size_t len = c->arglen;
+    if (pm_clients_auth_locked(s->srv->clients, s->client, time(NULL))) {
+        const char *err = "454 4.7.0 Error: too many failed authentications, try again later";
         char v[PM_LOGV_SIZE];
         pm_log(PM_INFO, "event=reject client=%s stage=AUTH reply=%s", s->peer, PM_LOGV(v, err));
         smtpd_reply_error(s, "%s", err);

@@ -1,7 +1,7 @@
-/* The worker's side of the users and aliases questions (authdb.h), with a small cache of
- * the recipients found to exist: smtpd.lookup_cache_ttl seconds, per worker. Why: every
+/* The sandbox's side of the users and aliases questions (authdb.h), with a small cache of
+ * the recipients found to exist: smtpd.lookup_cache_ttl seconds, per sandbox. Why: every
  * RCPT to a local user is a round trip through the parent to the lookup helper, which
- * answers one question at a time for every worker; a mailbox that receives a burst is
+ * answers one question at a time for every sandbox; a mailbox that receives a burst is
  * asked about once per ttl instead. Only "exists" is remembered: a user added is found at
  * once, a user removed may still be accepted for ttl seconds (delivery then decides, as
  * for any message queued just before the removal). Passwords are never cached. */
@@ -24,7 +24,7 @@ struct cached {
     time_t until;
 };
 
-static struct cached *cache; /* this worker's, made on first use */
+static struct cached *cache; /* this sandbox's, made on first use */
 
 struct smtpd_authdb_req {
     struct pm_priv_client *priv;

@@ -1,5 +1,5 @@
 /* The one door to the privileged parent: password checks, local recipient existence and
- * the senders an authenticated user may use. The worker holds no users or aliases data; it
+ * the senders an authenticated user may use. The sandbox holds no users or aliases data; it
  * asks over the privchan channel and the session waits for the callback (reading paused).
  * The parent forwards to its helper processes, which alone load the files (lookup.h). A
  * recipient found to exist is remembered for smtpd.lookup_cache_ttl seconds (authdb.c). */

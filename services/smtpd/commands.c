@@ -1,62 +1,70 @@
-/* The SMTP commands (RFC 5321 4.1, with ESMTP extensions): sequencing, replies and the
- * transaction (MAIL and RCPT, which may wait for the privileged parent, are envelope.c's).
- * Every 2xx/4xx/5xx reply carries an enhanced status code (RFC 2034), except the greeting
- * and the EHLO/HELO answer, where RFC 2034 leaves it out. */
+/* One command line in state COMMAND: the dispatch through the command table (its checks,
+ * then the row's handler), and the handlers of the commands that need nothing but the
+ * session: HELO/EHLO, DATA's start, RSET, NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS. MAIL and
+ * RCPT are envelope.c's, AUTH auth.c's, ETRN etrn.c's. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "command_table.h"
 #include "log.h"
+#include "logvalue.h"
+#include "metrics.h"
 #include "parser.h"
 #include "session.h"
 #include "testhook.h"
 
 void smtpd_greet(struct smtpd_session *s) { smtpd_reply(s, "220 %s ESMTP Postmesh", s->srv->cfg->hostname); }
 
-static void cmd_helo(struct smtpd_session *s, const struct smtpd_command *c, int esmtp)
+/* 0 once the client is greeted (its name kept, the transaction reset), -1 if refused. */
+static int greeted(struct smtpd_session *s, const struct smtpd_command *c, int esmtp)
 {
-    const struct pm_config *cfg = s->srv->cfg;
     if (!smtpd_helo_valid(c->arg, c->arglen)) {
-        smtpd_reply_error(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-        return;
+        smtpd_reply_error(s, "501 5.5.4 Syntax: %s", c->row->syntax);
+        return -1;
     }
     free(s->helo);
     s->helo = strndup(c->arg, c->arglen);
     s->esmtp = esmtp;
     smtpd_txn_reset(&s->txn); /* RFC 5321 4.1.4: EHLO/HELO also resets */
-    if (!esmtp) {
-        smtpd_reply(s, "250 %s", cfg->hostname);
-        return;
-    }
-    char size[48];
-    snprintf(size, sizeof size, "SIZE %lld", cfg->smtpd.max_message_size);
-    const char *ext[10];
-    int n = 0;
-    ext[n++] = "PIPELINING";
-    ext[n++] = size;
-    ext[n++] = "8BITMIME";
-    ext[n++] = "ENHANCEDSTATUSCODES";
-    ext[n++] = "SMTPUTF8";
-    if (s->srv->tls && !s->tls)
-        ext[n++] = "STARTTLS";
-    if (s->tls && !s->auth_user)
-        ext[n++] = "AUTH PLAIN LOGIN"; /* never offered in the clear */
-    ext[n++] = "HELP";
-    smtpd_reply(s, "250-%s", cfg->hostname);
-    for (int i = 0; i < n; i++)
-        smtpd_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', ext[i]);
+    return 0;
 }
 
-static void cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
+void smtpd_cmd_helo(struct smtpd_session *s, const struct smtpd_command *c)
 {
+    if (greeted(s, c, 0) == 0)
+        smtpd_reply(s, "250 %s", s->srv->cfg->hostname);
+}
+
+void smtpd_cmd_ehlo(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    if (greeted(s, c, 1) < 0)
+        return;
+    char kw[SMTPD_MAX_KEYWORDS][SMTPD_KEYWORD_SIZE];
+    int n = smtpd_ehlo_keywords(s, kw, SMTPD_MAX_KEYWORDS);
+    smtpd_reply(s, "250%c%s", n ? '-' : ' ', s->srv->cfg->hostname);
+    for (int i = 0; i < n; i++)
+        smtpd_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', kw[i]);
+}
+
+/* DATA was refused: a client that sent its message without waiting for 354 (RFC 2920
+ * forbids it) would now have that text run as commands. Hang up instead. */
+static void body_not_awaited(struct smtpd_session *s)
+{
+    if (evbuffer_get_length(bufferevent_get_input(s->bev)) && s->state != SMTPD_ST_CLOSING) {
+        pm_log(PM_WARN, "event=reject client=%s reason=pipelining_after_refused_data", s->peer);
+        smtpd_reply(s, "421 4.5.0 %s Error: SMTP protocol synchronization", s->srv->cfg->hostname);
+        smtpd_session_close(s, "protocol_synchronization");
+    }
+}
+
+void smtpd_cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
     const char *reply = NULL;
-    if (c->arglen)
-        reply = "501 5.5.4 Syntax: DATA";
-    else if (!s->txn.active)
-        reply = "503 5.5.1 Error: need MAIL command";
-    else if (s->txn.nrcpt == 0)
+    if (s->txn.nrcpt == 0)
         reply = s->txn.rcpt_tries ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command";
     else if (smtpd_body_budget_exhausted(s->srv)) {
         pm_log(PM_WARN, "event=reject client=%s stage=DATA reason=memory_budget used=%llu budget=%llu", s->peer,
@@ -68,80 +76,104 @@ static void cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
         return;
     }
     smtpd_reply_error(s, "%s", reply);
-    /* A client that sent its message without waiting for 354 (RFC 2920 forbids it) would
-     * now have that text run as commands: hang up instead. */
-    if (evbuffer_get_length(bufferevent_get_input(s->bev)) && s->state != SMTPD_ST_CLOSING) {
-        pm_log(PM_WARN, "event=reject client=%s reason=pipelining_after_refused_data", s->peer);
-        smtpd_reply(s, "421 4.5.0 %s Error: SMTP protocol synchronization", s->srv->cfg->hostname);
-        smtpd_session_close(s, "protocol_synchronization");
+    body_not_awaited(s);
+}
+
+void smtpd_cmd_rset(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    smtpd_txn_reset(&s->txn);
+    smtpd_reply(s, "250 2.0.0 Ok");
+}
+
+void smtpd_cmd_noop(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    smtpd_reply(s, "250 2.0.0 Ok");
+}
+
+void smtpd_cmd_quit(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    smtpd_reply(s, "221 2.0.0 Bye");
+    smtpd_session_close(s, "quit");
+}
+
+void smtpd_cmd_vrfy(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    smtpd_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+void smtpd_cmd_expn(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    smtpd_reply(s, "502 5.5.1 Error: EXPN not supported"); /* counted as an error by its row */
+}
+
+void smtpd_cmd_help(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    char text[256];
+    smtpd_help_text(text, sizeof text);
+    smtpd_reply(s, "214 2.0.0 %s", text);
+}
+
+void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    (void)c;
+    smtpd_session_starttls(s);
+}
+
+/* A check of the table refused the command: the reply, and the log line if it is one to log. */
+static void refuse(struct smtpd_session *s, const struct smtpd_cmd_row *row, enum smtpd_refusal r)
+{
+    char reply[256], v[PM_LOGV_SIZE], a[PM_LOGV_SIZE];
+    smtpd_cmd_refusal_reply(row, r, reply, sizeof reply);
+    if (smtpd_cmd_refusal_logged(row, r) && (row->flags & SMTPD_CMD_ENVELOPE)) {
+        pm_log(PM_INFO, "event=reject client=%s stage=%s address=%s reply=%s", s->peer, row->verb, PM_LOGV(a, ""),
+               PM_LOGV(v, reply));
+        pm_metric_add(PM_M_SMTPD_ENVELOPE_REJECTS, 1, row->verb, pm_metric_reason(reply, v, sizeof v));
+    } else if (smtpd_cmd_refusal_logged(row, r)) {
+        pm_log(PM_INFO, "event=reject client=%s stage=%s reply=%s", s->peer, row->verb, PM_LOGV(v, reply));
     }
+    smtpd_reply_error(s, "%s", reply);
+    if (row->flags & SMTPD_CMD_BODY_FOLLOWS)
+        body_not_awaited(s);
 }
 
-static void cmd_starttls(struct smtpd_session *s, const struct smtpd_command *c)
+/* Only a command whose row says so may use the long line RFC 4954 allows AUTH. Judged by
+ * the first word alone, before anything else is looked at. */
+static int may_be_long(const char *line, size_t len)
 {
-    if (!s->srv->tls)
-        smtpd_reply_error(s, "502 5.5.1 Error: STARTTLS not available");
-    else if (s->tls)
-        smtpd_reply_error(s, "503 5.5.1 Error: TLS already active");
-    else if (c->arglen)
-        smtpd_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
-    else
-        smtpd_session_starttls(s);
+    size_t v = 0;
+    while (v < len && line[v] != ' ')
+        v++;
+    const struct smtpd_cmd_row *row = smtpd_cmd_find(line, v);
+    return row && (row->flags & SMTPD_CMD_LONG_LINE);
 }
 
-void smtpd_command(struct smtpd_session *s, const char *line, size_t len)
+void smtpd_command(struct smtpd_session *s, const char *line, size_t len, size_t total)
 {
+    if (total > SMTPD_MAX_COMMAND_LINE && !may_be_long(line, len)) {
+        smtpd_session_line_too_long(s);
+        return;
+    }
+    s->commands++;
     struct smtpd_command c;
     smtpd_parse_command(line, len, &c);
-    switch (c.verb) {
-    case SMTPD_CMD_HELO:
-        cmd_helo(s, &c, 0);
-        break;
-    case SMTPD_CMD_EHLO:
-        cmd_helo(s, &c, 1);
-        break;
-    case SMTPD_CMD_MAIL:
-        smtpd_envelope_mail(s, &c);
-        break;
-    case SMTPD_CMD_RCPT:
-        smtpd_envelope_rcpt(s, &c);
-        break;
-    case SMTPD_CMD_DATA:
-        cmd_data(s, &c);
-        break;
-    case SMTPD_CMD_RSET:
-        if (c.arglen) {
-            smtpd_reply_error(s, "501 5.5.4 Syntax: RSET");
-            break;
+    if (c.row) {
+        enum smtpd_refusal r = smtpd_cmd_refusal(s, &c);
+        if (r != SMTPD_REFUSE_NONE) {
+            refuse(s, c.row, r);
+            return;
         }
-        smtpd_txn_reset(&s->txn);
-        smtpd_reply(s, "250 2.0.0 Ok");
-        break;
-    case SMTPD_CMD_NOOP:
-        smtpd_reply(s, "250 2.0.0 Ok");
-        break;
-    case SMTPD_CMD_QUIT:
-        smtpd_reply(s, "221 2.0.0 Bye");
-        smtpd_session_close(s, "quit");
-        break;
-    case SMTPD_CMD_VRFY:
-        if (!c.arglen)
-            smtpd_reply_error(s, "501 5.5.4 Syntax: VRFY address");
-        else
-            smtpd_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-        break;
-    case SMTPD_CMD_EXPN:
-        smtpd_reply_error(s, "502 5.5.1 Error: EXPN not supported");
-        break;
-    case SMTPD_CMD_HELP:
-        smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
-        break;
-    case SMTPD_CMD_STARTTLS:
-        cmd_starttls(s, &c);
-        break;
-    case SMTPD_CMD_AUTH:
-        smtpd_auth_command(s, c.arg, c.arglen);
-        break;
+        c.row->handler(s, &c);
+        if (c.row->flags & SMTPD_CMD_COUNTS_AS_ERROR)
+            smtpd_session_error(s);
+        return;
+    }
+    switch (c.verb) {
     case SMTPD_CMD_BADCHAR:
         pm_log(PM_INFO, "event=reject client=%s reason=bad_characters", s->peer);
         smtpd_reply_error(s, "500 5.5.2 Error: bad characters in command");

@@ -1,5 +1,5 @@
 /* Graceful stop (drain.h). Why each step:
- * - The listening sockets are the parent's, shared with this worker. shutdown(SHUT_RD) on a
+ * - The listening sockets are the parent's, shared with this sandbox. shutdown(SHUT_RD) on a
  *   listening socket takes it out of the listening state for every holder, so a new client
  *   is refused at once (RST), and the connections still in the backlog are reset, instead of
  *   waiting in a backlog nobody accepts from until the parent exits.
@@ -112,7 +112,7 @@ void smtpd_drain_start(struct smtpd_server *srv, int sig)
         return;
     srv->draining = 1;
     pm_metrics_set_unready("draining"); /* a load balancer's readiness probe stops sending us clients */
-    smtpd_tally_set_draining(smtpd_tally_mine, 1); /* and the other workers' probes too */
+    smtpd_tally_set_draining(smtpd_tally_mine, 1); /* and the other sandboxes' probes too */
     for (int i = 0; i < srv->nlisteners; i++) {
         struct smtpd_listener *l = &srv->listeners[i];
         evconnlistener_disable(l->lev);

@@ -1,8 +1,8 @@
-/* The graceful stop of the smtpd worker on SIGTERM (rolling updates): accepting stops at
+/* The graceful stop of the smtpd sandbox on SIGTERM (rolling updates): accepting stops at
  * once, idle sessions are told 421 at once, a session in the middle of a transaction goes
  * on normally until smtpd.drain_timeout, and after that every session is told
  * `421 4.3.2 <hostname> shutting down` at its next command (or at once if it is waiting for
- * one); then the worker exits. */
+ * one); then the sandbox exits. */
 #ifndef SMTPD_DRAIN_H
 #define SMTPD_DRAIN_H
 
@@ -10,7 +10,7 @@ struct smtpd_server;
 struct smtpd_session;
 
 /* SIGTERM/SIGINT: starts draining (a repeated signal changes nothing: a process group's
- * signal reaches the worker both directly and through the parent). */
+ * signal reaches the sandbox both directly and through the parent). */
 void smtpd_drain_start(struct smtpd_server *srv, int sig);
 
 /* A session is about to take its next command or DATA octets (before is 1: nothing was

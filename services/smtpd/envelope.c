@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "authdb.h"
+#include "command_table.h"
 #include "log.h"
 #include "metrics.h"
 #include "logvalue.h"
@@ -120,22 +121,11 @@ static void wait_for_parent(struct smtpd_session *s, struct smtpd_authdb_req *re
     smtpd_session_reading(s, 0);
 }
 
-void smtpd_envelope_mail(struct smtpd_session *s, const struct smtpd_command *c)
+/* After HELO, outside a transaction, authenticated on a submission port: the table's. */
+void smtpd_cmd_mail(struct smtpd_session *s, const struct smtpd_command *c)
 {
     const struct pm_config *cfg = s->srv->cfg;
     char reply[400];
-    if (!s->helo) {
-        smtpd_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->txn.active) {
-        smtpd_reply_error(s, "503 5.5.1 Error: nested MAIL command");
-        return;
-    }
-    if (s->mode != SMTPD_MODE_SMTP && !s->auth_user) {
-        refuse(s, "MAIL", "530 5.7.0 Authentication required", NULL);
-        return;
-    }
     struct pm_addr addr;
     struct smtpd_mail_params p;
     if (smtpd_parse_mail(c->arg, c->arglen, &addr, &p, reply, sizeof reply) < 0) {
@@ -176,13 +166,10 @@ static int have_rcpt(const struct smtpd_session *s, const char *final)
     return 0;
 }
 
-void smtpd_envelope_rcpt(struct smtpd_session *s, const struct smtpd_command *c)
+/* Inside a transaction: the table's. */
+void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtpd_command *c)
 {
     char reply[400];
-    if (!s->txn.active) {
-        smtpd_reply_error(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
     s->txn.rcpt_tries++;
     if (s->txn.nrcpt >= s->srv->cfg->smtpd.max_recipients) {
         /* Not counted as an error: the client sends the rest in another transaction. */

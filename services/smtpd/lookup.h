@@ -1,7 +1,7 @@
-/* What smtpd's privileged helper answers for the worker (privhelper.h): passwords, local
+/* What smtpd's privileged helper answers for the sandbox (privhelper.h): passwords, local
  * recipients and the senders an authenticated user may use, from the users and aliases
  * files (re-read when they change: the users file at every question, the aliases at most
- * once a second). Only the helper processes ever load these files: no worker holds a
+ * once a second). Only the helper processes ever load these files: no sandbox holds a
  * password hash. */
 #ifndef SMTPD_LOOKUP_H
 #define SMTPD_LOOKUP_H

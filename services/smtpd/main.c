@@ -1,8 +1,8 @@
-/* postmesh-smtpd: the SMTP front end (RFC 5321 + ESMTP, STARTTLS, AUTH). A privileged
- * parent (parent.h) opens the sockets and answers questions about users; smtpd.workers
- * unprivileged, chrooted, seccomp-confined workers (worker.c) run the sessions, each in one
- * libevent loop;
- * finished messages go to the queue over the bus and are acknowledged only once committed. */
+/* postmesh-smtpd: the SMTP front end (RFC 5321 + ESMTP, STARTTLS, AUTH, ETRN). A privileged
+ * parent (parent.h) opens the sockets and answers questions about users; smtpd.sandboxes
+ * unprivileged, chrooted, seccomp-confined session processes (sandbox.c) run the sessions,
+ * each in one libevent loop; finished messages go to the queue over the bus and are
+ * acknowledged only once committed. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@
 #include "testhook.h"
 
 /* Thousands of sessions need thousands of descriptors: take what the hard limit allows
- * (the worker inherits the limit). */
+ * (the sandbox inherits the limit). */
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -30,7 +30,8 @@ static void raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     struct pm_config cfg;
-    /* Bus keys (ours, the queue's) are read now: the worker creates its bus socket inside an empty chroot. */
+    /* Bus keys (ours, the queue's) are read now: a sandbox creates its bus socket inside an
+     * empty chroot. */
     int init_rc = pm_service_init(argc, argv, "smtpd", PM_SERVICE_BUS, &cfg);
     if (init_rc != 0)
         return init_rc;
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
         struct pm_worker_spec spec = {
             .name = "smtpd",
             .sandbox = parent.sandbox,
-            .worker_main = smtpd_worker_main,
+            .worker_main = smtpd_sandbox_main,
             .answer = smtpd_parent_answer,
             .route = smtpd_parent_route,
             .helpers = parent.helpers,
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
             .arg = &parent,
             .listeners = parent.fds,
             .nlisteners = parent.nfds,
-            .nworkers = parent.nworkers,
+            .nworkers = parent.nsandboxes,
             .listener_sets = parent.listener_sets,
             .exited = smtpd_parent_exited,
         };

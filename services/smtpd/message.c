@@ -1,4 +1,4 @@
-/* The DATA phase of a session: decoder feeding, size limit, the worker's memory budget for
+/* The DATA phase of a session: decoder feeding, size limit, the sandbox's memory budget for
  * bodies, end-of-data checks and the Received: header; the finished message goes to
  * submit.c.
  *

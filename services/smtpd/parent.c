@@ -35,7 +35,7 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
     char err[512], v[PM_LOGV_SIZE];
-    /* The worker's user, seccomp profile and chroot (an empty directory that stays root's;
+    /* The sandboxes' user, seccomp profile and chroot (an empty directory that stays root's;
      * pm_privsep_drop makes it) are runas.c's "smtpd" row. */
     if (pm_runas_sandbox(cfg, "smtpd", &p->sandbox, p->empty_dir, sizeof p->empty_dir) < 0) {
         pm_log(PM_ERR, "event=startup_failed reason=\"no runas row for smtpd\"");
@@ -48,24 +48,25 @@ int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg)
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cpus = cpus < 1 ? 1 : cpus;
-    p->nworkers = cfg->smtpd.sandboxes > 0 ? (int)cfg->smtpd.sandboxes
-                                          : (int)(cpus < SMTPD_AUTO_WORKERS ? cpus : SMTPD_AUTO_WORKERS);
-    p->nworkers = p->nworkers > SMTPD_TALLY_MAX ? SMTPD_TALLY_MAX : p->nworkers;
-    p->listener_sets = p->nworkers;
+    p->nsandboxes = cfg->smtpd.sandboxes > 0 ? (int)cfg->smtpd.sandboxes
+                                             : (int)(cpus < SMTPD_AUTO_SANDBOXES ? cpus : SMTPD_AUTO_SANDBOXES);
+    p->nsandboxes = p->nsandboxes > SMTPD_TALLY_MAX ? SMTPD_TALLY_MAX : p->nsandboxes;
+    p->listener_sets = p->nsandboxes;
     if (pm_listeners_open_sets(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, p->listener_sets, &p->fds,
                                &p->nfds) < 0) {
-        if (p->nworkers == 1)
+        if (p->nsandboxes == 1)
             return -1;
-        /* No SO_REUSEPORT steering here (an old kernel): one worker, as before. */
-        pm_log(PM_WARN, "event=workers_reduced workers=1 wanted=%d reason=\"no per-worker listeners\"", p->nworkers);
-        p->nworkers = p->listener_sets = 1;
+        /* No SO_REUSEPORT steering here (an old kernel): one sandbox, as before. */
+        pm_log(PM_WARN, "event=sandboxes_reduced sandboxes=1 wanted=%d reason=\"no per-sandbox listeners\"",
+               p->nsandboxes);
+        p->nsandboxes = p->listener_sets = 1;
         if (pm_listeners_open(&cfg->smtpd.listen, "smtps", p->cert_pem != NULL, 1024, &p->fds, &p->nfds) < 0)
             return -1;
     }
     if (!(p->tally = smtpd_tally_new()))
         return -1;
-    if (pm_metrics_share(p->nworkers) < 0) {
-        pm_log(PM_ERR, "event=startup_failed reason=\"cannot map the workers' metrics\"");
+    if (pm_metrics_share(p->nsandboxes) < 0) {
+        pm_log(PM_ERR, "event=startup_failed reason=\"cannot map the sandboxes' metrics\"");
         return -1;
     }
     /* Forked now, before this process ever reads the users file (it never does). */
@@ -138,10 +139,10 @@ void smtpd_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *repl
 {
     (void)arg;
     reply->result = -1;
-    pm_log(PM_WARN, "event=worker_request_refused op=%u", (unsigned)req->op);
+    pm_log(PM_WARN, "event=sandbox_request_refused op=%u", (unsigned)req->op);
 }
 
-void smtpd_parent_reload(int worker_fd, void *arg)
+void smtpd_parent_reload(int sandbox_fd, void *arg)
 {
     struct smtpd_parent *p = arg;
     char err[512], v[PM_LOGV_SIZE];
@@ -150,10 +151,10 @@ void smtpd_parent_reload(int worker_fd, void *arg)
         return; /* started without TLS: no listener was opened for it */
     if (read_tls(p->cfg, &cert, &key, err, sizeof err) < 0) {
         pm_log(PM_ERR, "event=tls_reload result=fail error=%s", PM_LV(v, err));
-        return; /* the worker keeps the pair it has */
+        return; /* the sandbox keeps the pair it has */
     }
-    if (pm_tls_keep_and_push(worker_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
-        pm_log(PM_ERR, "event=tls_reload result=fail error=\"cannot reach the worker\"");
+    if (pm_tls_keep_and_push(sandbox_fd, &p->cert_pem, &p->key_pem, cert, key) < 0)
+        pm_log(PM_ERR, "event=tls_reload result=fail error=\"cannot reach the sandbox\"");
 }
 
 void smtpd_parent_exited(int index, void *arg)

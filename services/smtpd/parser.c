@@ -1,34 +1,28 @@
+/* SMTP command lines (parser.h): the verb by the command table, MAIL and RCPT arguments,
+ * the HELO name. */
 #include "parser.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-static const struct {
-    const char *name;
-    enum smtpd_verb verb;
-} verbs[] = {
-    {"HELO", SMTPD_CMD_HELO}, {"EHLO", SMTPD_CMD_EHLO}, {"MAIL", SMTPD_CMD_MAIL},
-    {"RCPT", SMTPD_CMD_RCPT}, {"DATA", SMTPD_CMD_DATA}, {"RSET", SMTPD_CMD_RSET},
-    {"NOOP", SMTPD_CMD_NOOP}, {"QUIT", SMTPD_CMD_QUIT}, {"VRFY", SMTPD_CMD_VRFY},
-    {"EXPN", SMTPD_CMD_EXPN}, {"HELP", SMTPD_CMD_HELP}, {"STARTTLS", SMTPD_CMD_STARTTLS},
-    {"AUTH", SMTPD_CMD_AUTH}, {"BDAT", SMTPD_CMD_BDAT},
-    /* Browsers and proxies abused as SMTP clients (cross-protocol attacks). */
-    {"GET", SMTPD_CMD_FORBIDDEN}, {"POST", SMTPD_CMD_FORBIDDEN}, {"CONNECT", SMTPD_CMD_FORBIDDEN},
-    {"PUT", SMTPD_CMD_FORBIDDEN}, {"HEAD", SMTPD_CMD_FORBIDDEN},
-};
+#include "command_table.h"
+
+/* Not SMTP: browsers and proxies abused as SMTP clients (cross-protocol attacks). */
+static const char *const forbidden[] = {"GET", "POST", "CONNECT", "PUT", "HEAD"};
 
 const char *smtpd_verb_name(enum smtpd_verb v)
 {
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (verbs[i].verb == v && v != SMTPD_CMD_FORBIDDEN)
-            return verbs[i].name;
+    for (size_t i = 0; i < smtpd_cmd_table_size; i++)
+        if (smtpd_cmd_table[i].id == v)
+            return smtpd_cmd_table[i].verb;
     return v == SMTPD_CMD_FORBIDDEN ? "forbidden" : v == SMTPD_CMD_BADCHAR ? "badchar" : "unknown";
 }
 
 void smtpd_parse_command(const char *line, size_t len, struct smtpd_command *cmd)
 {
     cmd->verb = SMTPD_CMD_UNKNOWN;
+    cmd->row = NULL;
     cmd->arg = line + len;
     cmd->arglen = 0;
     /* A command line is text: controls other than TAB (NUL, CR, ESC...) are refused, never
@@ -43,9 +37,11 @@ void smtpd_parse_command(const char *line, size_t len, struct smtpd_command *cmd
     size_t v = 0;
     while (v < len && line[v] != ' ')
         v++;
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (strlen(verbs[i].name) == v && strncasecmp(line, verbs[i].name, v) == 0)
-            cmd->verb = verbs[i].verb;
+    if ((cmd->row = smtpd_cmd_find(line, v)) != NULL)
+        cmd->verb = cmd->row->id;
+    for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
+        if (strlen(forbidden[i]) == v && strncasecmp(line, forbidden[i], v) == 0)
+            cmd->verb = SMTPD_CMD_FORBIDDEN;
     if (cmd->verb == SMTPD_CMD_UNKNOWN)
         return;
     size_t a = v < len ? v + 1 : v;

@@ -1,5 +1,6 @@
 /* SMTP command parsing: pure functions over one command line (line end removed). Errors
- * come back as the complete reply line to send, so the tests check exact replies. */
+ * come back as the complete reply line to send, so the tests check exact replies. The
+ * verbs are the command table's (command_table.h). */
 #ifndef SMTPD_PARSER_H
 #define SMTPD_PARSER_H
 #include <stddef.h>
@@ -27,19 +28,23 @@ enum smtpd_verb {
     SMTPD_CMD_HELP,
     SMTPD_CMD_STARTTLS,
     SMTPD_CMD_AUTH,
-    SMTPD_CMD_BDAT,
+    SMTPD_CMD_ETRN,
     SMTPD_CMD_FORBIDDEN, /* an HTTP/proxy request sent to the SMTP port: hang up */
     SMTPD_CMD_BADCHAR,   /* NUL, bare CR or other control octets in the line */
 };
 
+struct smtpd_cmd_row;
+
 struct smtpd_command {
     enum smtpd_verb verb;
+    const struct smtpd_cmd_row *row; /* the verb's row in the command table, NULL if none */
     const char *arg; /* after the verb and its space, trailing blanks removed */
     size_t arglen;
 };
 
 void smtpd_parse_command(const char *line, size_t len, struct smtpd_command *cmd);
 
+/* "MAIL", or "unknown" / "forbidden" / "badchar" (the fuzz harness checks every verb has one). */
 const char *smtpd_verb_name(enum smtpd_verb v);
 
 struct smtpd_mail_params {

@@ -1,3 +1,5 @@
+/* Relay permission, local recipients and the senders an authenticated user may use
+ * (policy.h). */
 #include "policy.h"
 
 #include <stdio.h>
@@ -35,7 +37,7 @@ enum smtpd_verdict smtpd_policy_rcpt(struct smtpd_session *s, const struct pm_ad
         }
         snprintf(buf, sizeof buf, "postmaster@%s", cfg->domains.v[0]);
         rcpt = buf;
-        domain = strchr(buf, '@') + 1;
+        domain = pm_addr_domain(buf);
     }
     int local = pm_config_is_local_domain(cfg, domain);
     if (!local && !smtpd_policy_may_relay(s)) {

@@ -17,7 +17,7 @@
 #include "proxyin.h"
 #include "proxywait.h"
 #include "session.h"
-#include "submit.h"
+#include "pending.h"
 #include "tls.h"
 
 #define SWEEP_SECONDS 30
@@ -116,7 +116,7 @@ static int serve_listeners(struct smtpd_server *srv, const struct pm_listener *f
         l->mode = smtpd_mode_parse(fds[i].mode);
         l->proxy_protocol = fds[i].proxy_protocol;
         snprintf(l->address, sizeof l->address, "%s", fds[i].address);
-        /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this worker.
+        /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this sandbox.
          * Backlog 0: it already listens (a listen() here would be outside the sandbox). */
         l->lev = evconnlistener_new(srv->base, on_accept, l, LEV_OPT_CLOSE_ON_EXEC, 0, fds[i].fd);
         if (!l->lev) {
@@ -148,14 +148,14 @@ int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct ev
     };
     srv->clients = pm_clients_new(&lim);
     /* Every session may hold a body of max_message_size, but not all at once: 10 sessions of
-     * 30 MiB took the worker from 12 to 312 MB. A few full-size messages at a time, or many
+     * 30 MiB took the sandbox from 12 to 312 MB. A few full-size messages at a time, or many
      * ordinary ones, fit; beyond, 452 4.3.1 (the client tries again later). */
     long long budget_messages = cfg->smtpd.max_connections < SMTPD_BODY_BUDGET_MESSAGES ? cfg->smtpd.max_connections
                                                                                         : SMTPD_BODY_BUDGET_MESSAGES;
     srv->body_budget = cfg->smtpd.body_memory_mb
                            ? (unsigned long long)cfg->smtpd.body_memory_mb << 20
                            : (unsigned long long)cfg->smtpd.max_message_size * (unsigned long long)budget_messages;
-    srv->queues = smtpd_submit_connect(srv); /* one DEALER per queue shard */
+    srv->queues = smtpd_pending_connect(srv); /* one DEALER per queue shard */
     if (!srv->priv || !srv->clients || !srv->queues)
         return -1;
     if (serve_listeners(srv, fds, nfds) < 0 || smtpd_proxyin_init(srv) < 0)
@@ -188,7 +188,7 @@ void smtpd_server_free(struct smtpd_server *srv)
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
-    smtpd_submit_disconnect(srv);
+    smtpd_pending_disconnect(srv);
     smtpd_tls_free(srv->tls);
     pm_priv_client_free(srv->priv);
     pm_clients_free(srv->clients);

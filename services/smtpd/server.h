@@ -1,6 +1,6 @@
-/* The smtpd worker: listeners (sockets the privileged parent opened), the queue
- * connection, TLS, the channel to the parent (users and aliases checks) and the table of
- * live sessions. One event loop serves every session. */
+/* An smtpd sandbox's server: listeners (sockets the privileged parent opened), the queue
+ * connection and the requests waiting on it, TLS, the channel to the parent (users and
+ * aliases checks) and the table of live sessions. One event loop serves every session. */
 #ifndef SMTPD_SERVER_H
 #define SMTPD_SERVER_H
 #include <stdint.h>
@@ -15,6 +15,7 @@ struct evconnlistener;
 struct pm_bus;
 struct pm_priv_client;
 struct smtpd_session;
+struct smtpd_pending;
 struct smtpd_tls;
 struct pm_clients;
 struct pm_proxy_waits;
@@ -32,9 +33,9 @@ struct smtpd_listener {
 
 #define SMTPD_PENDING_BUCKETS 1024
 /* Password checks of one client address running at once (beyond: 454 4.7.0): one address
- * cannot take every turn at the password helper (parent.h caps the whole worker). */
+ * cannot take every turn at the password helper (parent.h caps the whole sandbox). */
 #define SMTPD_AUTH_PER_CLIENT 4
-/* Message bodies buffered by the worker at once, in max_message_size units: the memory
+/* Message bodies buffered by the sandbox at once, in max_message_size units: the memory
  * budget for bodies unless smtpd.body_memory_mb sets it. Over it: 452 4.3.1. */
 #define SMTPD_BODY_BUDGET_MESSAGES 8
 
@@ -43,22 +44,22 @@ struct smtpd_server {
     struct event_base *base;
     struct smtpd_listener *listeners;
     int nlisteners;
-    struct pm_queueset *queues;  /* a DEALER per queue shard (submit.h) */
+    struct pm_queueset *queues;  /* a DEALER per queue shard (pending.h) */
     struct smtpd_tls *tls;       /* NULL when no certificate is configured */
     struct pm_priv_client *priv; /* questions to the privileged parent (authdb.h) */
     struct pm_clients *clients;
     struct smtpd_session *sessions; /* every live session */
     long nsessions;
-    struct smtpd_session *pending[SMTPD_PENDING_BUCKETS]; /* by request_id, see submit.c */
+    struct smtpd_pending *pending[SMTPD_PENDING_BUCKETS]; /* requests waiting, by id (pending.h) */
     uint64_t next_request_id;
     unsigned long long body_budget; /* bytes of message bodies all sessions may hold together */
     unsigned long long body_used;   /* held now (message.c) */
     struct event *ev_term, *ev_int, *ev_sweep;
     struct pm_proxy_waits *proxy; /* connections waiting for their PROXY header (NULL: no such listener) */
     long long max_sessions;       /* sessions this process may hold: smtpd.max_connections, less
-                                   * what the other workers hold (before_accept keeps it so) */
-    /* With several workers (worker.c): before an accept, max_sessions from the shared tally;
-     * after it, our count into the tally. NULL with one worker. */
+                                   * what the other sandboxes hold (before_accept keeps it so) */
+    /* With several sandboxes (sandbox.c): before an accept, max_sessions from the shared
+     * tally; after it, our count into the tally. NULL with one sandbox. */
     void (*before_accept)(struct smtpd_server *srv);
     void (*after_accept)(struct smtpd_server *srv);
     /* Graceful stop (drain.c) */

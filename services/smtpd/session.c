@@ -13,7 +13,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include "clients.h"
 #include "clock.h"
 #include "drain.h"
+#include "etrn.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -219,6 +219,7 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->timer)
         event_free(s->timer);
     smtpd_submit_forget(s);
+    smtpd_etrn_forget(s);
     smtpd_auth_cancel(s);
     smtpd_envelope_cancel(s);
     smtpd_txn_reset(&s->txn);
@@ -289,6 +290,13 @@ void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...)
     va_start(ap, fmt);
     vreply(s, fmt, ap);
     va_end(ap);
+    smtpd_session_error(s);
+}
+
+void smtpd_session_error(struct smtpd_session *s)
+{
+    if (s->state == SMTPD_ST_CLOSING)
+        return;
     if (++s->errors > s->srv->cfg->smtpd.max_errors) {
         pm_log(PM_WARN, "event=reject client=%s reason=too_many_errors errors=%d", s->peer, s->errors);
         smtpd_reply(s, "421 4.7.0 %s Error: too many errors", s->srv->cfg->hostname);
@@ -305,6 +313,7 @@ void smtpd_session_close(struct smtpd_session *s, const char *reason)
         s->close_reason = reason;
     smtpd_session_cancel_timer(s);
     smtpd_submit_forget(s);
+    smtpd_etrn_forget(s);
     smtpd_auth_cancel(s);
     smtpd_envelope_cancel(s);
     bufferevent_disable(s->bev, EV_READ);
@@ -339,14 +348,14 @@ void smtpd_session_settle(struct smtpd_session *s)
      * that can destroy our last reply before the client reads it. */
     s->fin_sent = 1;
     s->srv->nlinger++;
-    smtpd_drain_settled(s->srv); /* a draining worker need not wait for the client's FIN */
+    smtpd_drain_settled(s->srv); /* a draining sandbox need not wait for the client's FIN */
     shutdown(bufferevent_getfd(s->bev), SHUT_WR);
     evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
     bufferevent_enable(s->bev, EV_READ);
     smtpd_session_set_timer(s, SMTPD_TIMER_CLOSE, LINGER_MS);
 }
 
-static void line_too_long(struct smtpd_session *s)
+void smtpd_session_line_too_long(struct smtpd_session *s)
 {
     pm_log(PM_INFO, "event=reject client=%s reason=line_too_long", s->peer);
     if (s->state != SMTPD_ST_COMMAND)
@@ -360,13 +369,7 @@ static void dispatch_line(struct smtpd_session *s, const char *line, size_t len,
         smtpd_auth_response(s, line, len);
         return;
     }
-    /* Only AUTH may use the long line RFC 4954 allows. */
-    if (total > SMTPD_MAX_COMMAND_LINE && !(len >= 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
-        line_too_long(s);
-        return;
-    }
-    s->commands++;
-    smtpd_command(s, line, len);
+    smtpd_command(s, line, len, total);
 }
 
 /* Takes one line out of the input if a complete one is there. 1 if it did something. */
@@ -394,7 +397,7 @@ static int next_line(struct smtpd_session *s)
             s->scan_off = 0;
             if (st == SMTPD_LINE_TOO_LONG) {
                 evbuffer_drain(in, total);
-                line_too_long(s);
+                smtpd_session_line_too_long(s);
                 return 1;
             }
             char line[SMTPD_MAX_AUTH_LINE + 8];
@@ -498,7 +501,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static const char *const state_names[] = {
     [SMTPD_ST_GREETING] = "greeting", [SMTPD_ST_COMMAND] = "command",     [SMTPD_ST_DATA] = "data",
-    [SMTPD_ST_SUBMITTING] = "queue",  [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
+    [SMTPD_ST_QUEUE] = "queue",       [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
     [SMTPD_ST_AUTH_PASS] = "auth",    [SMTPD_ST_AUTH_CHECK] = "auth_check", [SMTPD_ST_LOOKUP] = "lookup",
     [SMTPD_ST_CLOSING] = "closing",
 };
@@ -588,6 +591,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         break;
     case SMTPD_TIMER_SUBMIT_RETRY:
         smtpd_submit_retry(s);
+        break;
+    case SMTPD_TIMER_ETRN:
+        smtpd_etrn_timeout(s);
         break;
     case SMTPD_TIMER_AUTH:
         smtpd_auth_delay_done(s);

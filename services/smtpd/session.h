@@ -7,18 +7,20 @@
 
 #include "data.h"
 #include "lines.h"
+#include "pending.h"
 #include "server.h"
 
 struct bufferevent;
 struct evbuffer;
 struct smtpd_authdb_req;
+struct smtpd_etrn;
 struct pm_client;
 
 enum smtpd_state {
     SMTPD_ST_GREETING,   /* greet pause: talking now is an error */
     SMTPD_ST_COMMAND,
     SMTPD_ST_DATA,
-    SMTPD_ST_SUBMITTING, /* waiting for the queue's answer */
+    SMTPD_ST_QUEUE,      /* waiting for the queue shards' answer (a Submit, an ETRN) */
     SMTPD_ST_AUTH_PLAIN, /* waiting for a SASL response line */
     SMTPD_ST_AUTH_USER,
     SMTPD_ST_AUTH_PASS,
@@ -32,6 +34,7 @@ enum smtpd_timer_kind {
     SMTPD_TIMER_GREET,
     SMTPD_TIMER_SUBMIT,
     SMTPD_TIMER_SUBMIT_RETRY,
+    SMTPD_TIMER_ETRN,
     SMTPD_TIMER_AUTH,
     SMTPD_TIMER_CLOSE,
 };
@@ -71,7 +74,7 @@ struct smtpd_session {
     struct smtpd_data data;
     unsigned long long data_size;
     int too_big;
-    int over_budget;                /* the worker's body budget ran out during this message */
+    int over_budget;                /* the sandbox's body budget ran out during this message */
     unsigned long long body_held;   /* bytes of body (or outgoing) counted in srv->body_used */
 
     long long deadline;    /* monotonic s: the current command (or DATA) must be done by then */
@@ -87,8 +90,8 @@ struct smtpd_session {
     int close_polls;
     int fin_sent;                      /* closing: our FIN is out, lingering */
     const char *close_reason;
-    uint64_t request_id;               /* nonzero while a Submit is outstanding */
-    struct smtpd_session *pend_next;   /* bucket chain in srv->pending */
+    struct smtpd_pending submit;       /* the Submit waiting for its answer (id 0: none) */
+    struct smtpd_etrn *etrn;           /* the ETRN waiting for the shards' answers (etrn.c) */
     unsigned long long submit_size;
     long long submit_start;            /* monotonic ms of the first send attempt */
     struct evbuffer *outgoing;         /* the message until the bus took it */
@@ -112,6 +115,10 @@ void smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((f
 /* The same for a 4xx/5xx reply: counts the error, and past smtpd.max_errors adds 421 and
  * closes the session. */
 void smtpd_reply_error(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Counts an error for a reply already sent (smtpd_reply_error without the reply). */
+void smtpd_session_error(struct smtpd_session *s);
+/* 500 for a line over its length limit (counted as an error). */
+void smtpd_session_line_too_long(struct smtpd_session *s);
 
 /* Stops taking commands; once the replies are written the connection is half-closed and
  * the session freed (reason goes to the disconnect log line). */
@@ -139,27 +146,23 @@ void smtpd_txn_reset(struct smtpd_txn *t);
 #define SMTPD_MIN_DATA_RATE 500
 void smtpd_session_data_progress(struct smtpd_session *s, size_t octets);
 
-/* commands.c: one command line (line end removed) in state COMMAND. */
-void smtpd_command(struct smtpd_session *s, const char *line, size_t len);
+/* commands.c: one command line (line end removed; total octets with it) in state COMMAND. */
+void smtpd_command(struct smtpd_session *s, const char *line, size_t len, size_t total);
 /* commands.c: the reply a session must see first. */
 void smtpd_greet(struct smtpd_session *s);
 
 /* message.c: feeds buffered input to the DATA decoder. 1 if it made progress. */
 int smtpd_data_input(struct smtpd_session *s);
 void smtpd_data_begin(struct smtpd_session *s);
-/* message.c: the worker's budget for buffered bodies. Is it (nearly) used up: refuse DATA? */
+/* message.c: the sandbox's budget for buffered bodies. Is it (nearly) used up: refuse DATA? */
 int smtpd_body_budget_exhausted(const struct smtpd_server *srv);
 /* The session's body (and outgoing copy) is gone: its bytes leave the budget. */
 void smtpd_body_release(struct smtpd_session *s);
 
-/* envelope.c: MAIL and RCPT (may wait for the parent); cancel drops an outstanding check. */
-struct smtpd_command;
-void smtpd_envelope_mail(struct smtpd_session *s, const struct smtpd_command *c);
-void smtpd_envelope_rcpt(struct smtpd_session *s, const struct smtpd_command *c);
+/* envelope.c: drops an outstanding MAIL/RCPT check (the handlers: command_table.h). */
 void smtpd_envelope_cancel(struct smtpd_session *s);
 
-/* auth.c */
-void smtpd_auth_command(struct smtpd_session *s, const char *arg, size_t len);
+/* auth.c (AUTH itself: command_table.h) */
 void smtpd_auth_response(struct smtpd_session *s, const char *line, size_t len);
 void smtpd_auth_cancel(struct smtpd_session *s);
 void smtpd_auth_delay_done(struct smtpd_session *s);

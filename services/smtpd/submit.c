@@ -1,5 +1,5 @@
 /* Submission to the queue shards: building the Submit, the shard it goes to, failover,
- * and matching replies to sessions (submit.h). */
+ * and what its answer (matched by pending.c) means for the session (submit.h). */
 #include "submit.h"
 
 #include <errno.h>
@@ -15,34 +15,7 @@
 #include "queueset.h"
 #include "session.h"
 
-/* A request id names its shard in the low bits, so that a lost connection finds the
- * sessions waiting on it without a second table. */
-#define SHARD_BITS 8
-#define SHARD_OF(rid) ((int)((rid) & ((1u << SHARD_BITS) - 1)))
-
-static struct smtpd_session **bucket(struct smtpd_server *srv, uint64_t id)
-{
-    return &srv->pending[(id >> SHARD_BITS) % SMTPD_PENDING_BUCKETS];
-}
-
-static void link_pending(struct smtpd_session *s, uint64_t rid)
-{
-    s->request_id = rid;
-    struct smtpd_session **b = bucket(s->srv, rid);
-    s->pend_next = *b;
-    *b = s;
-}
-
-static void unlink_pending(struct smtpd_session *s)
-{
-    for (struct smtpd_session **p = bucket(s->srv, s->request_id); *p; p = &(*p)->pend_next)
-        if (*p == s) {
-            *p = s->pend_next;
-            break;
-        }
-    s->pend_next = NULL;
-    s->request_id = 0;
-}
+static void unlink_pending(struct smtpd_session *s) { smtpd_pending_unlink(s->srv, &s->submit); }
 
 /* The message is no longer needed here: answered, given up, or (one shard: nowhere else
  * to send it again) taken by the bus, which made its own copy. */
@@ -60,7 +33,7 @@ static void done(struct smtpd_session *s)
 {
     release_outgoing(s);
     smtpd_txn_reset(&s->txn);
-    if (s->state == SMTPD_ST_SUBMITTING) {
+    if (s->state == SMTPD_ST_QUEUE) {
         s->state = SMTPD_ST_COMMAND;
         smtpd_session_resume(s);
     }
@@ -100,7 +73,7 @@ static uint64_t send_once(struct smtpd_session *s, int avoid)
     Postmesh__BusMessage bm = POSTMESH__BUS_MESSAGE__INIT;
     bm.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
     bm.submit = &sub;
-    uint64_t base = ++srv->next_request_id << SHARD_BITS;
+    uint64_t base = smtpd_pending_base(srv);
     int order[PM_QUEUESET_MAX], err = srv->queues ? EAGAIN : ENOTCONN;
     int n = srv->queues ? pm_queueset_order(srv->queues, avoid, order) : 0;
     for (int k = 0; k < n; k++) {
@@ -118,12 +91,12 @@ static uint64_t send_once(struct smtpd_session *s, int avoid)
 static void wait_reply(struct smtpd_session *s, uint64_t rid)
 {
     struct smtpd_server *srv = s->srv;
-    link_pending(s, rid);
+    smtpd_pending_link(srv, &s->submit, rid, s, &smtpd_submit_kind);
     if (pm_queueset_size(srv->queues) == 1)
         release_outgoing(s);
     long long left = srv->cfg->smtpd.submit_timeout * 1000 - (now_ms() - s->submit_start);
     long long wait = pm_queueset_size(srv->queues) > 1 && shard_timeout_ms(srv) < left ? shard_timeout_ms(srv) : left;
-    s->state = SMTPD_ST_SUBMITTING;
+    s->state = SMTPD_ST_QUEUE;
     smtpd_session_reading(s, 0);
     smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT, (long)(wait > 0 ? wait : 1));
 }
@@ -142,7 +115,7 @@ static void try_send(struct smtpd_session *s)
     long long waited = now_ms() - s->submit_start;
     long long limit = srv->cfg->smtpd.submit_timeout * 1000;
     if (!rid && err == EAGAIN && waited + SEND_RETRY_MS < (limit < SEND_WINDOW_MS ? limit : SEND_WINDOW_MS)) {
-        s->state = SMTPD_ST_SUBMITTING;
+        s->state = SMTPD_ST_QUEUE;
         smtpd_session_reading(s, 0);
         smtpd_session_set_timer(s, SMTPD_TIMER_SUBMIT_RETRY, SEND_RETRY_MS);
         return;
@@ -169,14 +142,14 @@ static void try_send(struct smtpd_session *s)
 static int failover(struct smtpd_session *s, const char *why)
 {
     struct smtpd_server *srv = s->srv;
-    int from = SHARD_OF(s->request_id);
+    int from = SMTPD_SHARD_OF(s->submit.id);
     if (!s->outgoing || !pm_queueset_other_up(srv->queues, from))
         return -1;
     uint64_t rid = send_once(s, from);
     if (!rid)
         return -1;
     pm_log(PM_WARN, "event=submit_failover client=%s from=%s to=%s reason=%s waited_ms=%lld", s->peer,
-           pm_queueset_endpoint(srv->queues, from), pm_queueset_endpoint(srv->queues, SHARD_OF(rid)), why,
+           pm_queueset_endpoint(srv->queues, from), pm_queueset_endpoint(srv->queues, SMTPD_SHARD_OF(rid)), why,
            now_ms() - s->submit_start);
     unlink_pending(s);
     wait_reply(s, rid);
@@ -244,38 +217,12 @@ void smtpd_submit_reply_text(int status, const char *queue_id, const char *text,
     }
 }
 
-static void on_reply(int shard, Postmesh__BusMessage *m, void *arg)
+static void answered(struct smtpd_pending *p, const Postmesh__BusMessage *m)
 {
-    struct smtpd_server *srv = arg;
-    if (m->body_case != POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY || !m->submit_reply) {
-        pm_log(PM_WARN, "event=bus_drop reason=unexpected body=%d endpoint=%s", (int)m->body_case,
-               pm_queueset_endpoint(srv->queues, shard));
-        return;
-    }
-    Postmesh__SubmitReply *r = m->submit_reply;
-    struct smtpd_session *s = *bucket(srv, m->request_id);
-    while (s && s->request_id != m->request_id)
-        s = s->pend_next;
-    char v[PM_LOGV_SIZE];
-    /* Only the shard a request went to may answer it: another one's COMMITTED would give a
-     * 250 for a message the first shard never committed. */
-    if (s && SHARD_OF(m->request_id) != shard) {
-        pm_log(PM_WARN, "event=bus_drop reason=wrong_shard request_id=%llu endpoint=%s",
-               (unsigned long long)m->request_id, pm_queueset_endpoint(srv->queues, shard));
-        return;
-    }
-    if (!s) {
-        /* The client left or timed out (it was told 451, or nothing, so it will retry), or
-         * the message went to another shard meanwhile (then a COMMITTED here is a copy). */
-        char idv[PM_LOGV_SIZE];
-        pm_log(PM_WARN, "event=submit_late request_id=%llu id=%s status=%d endpoint=%s text=%s",
-               (unsigned long long)m->request_id, PM_LOGV(idv, r->queue_id), (int)r->status,
-               pm_queueset_endpoint(srv->queues, shard), PM_LV(v, r->text));
-        return;
-    }
-    unlink_pending(s);
+    struct smtpd_session *s = p->s;
+    const Postmesh__SubmitReply *r = m->submit_reply;
     smtpd_session_cancel_timer(s);
-    char reply[320];
+    char reply[320], v[PM_LOGV_SIZE];
     smtpd_submit_reply_text(r->status, r->queue_id, r->text, reply, sizeof reply);
     char why[16];
     int queued = r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED;
@@ -294,12 +241,23 @@ static void on_reply(int shard, Postmesh__BusMessage *m, void *arg)
     smtpd_session_settle(s);
 }
 
+/* The client left or timed out (it was told 451, or nothing, so it will retry), or the
+ * message went to another shard meanwhile (then a COMMITTED here is a copy). */
+static void late(struct smtpd_server *srv, int shard, const Postmesh__BusMessage *m)
+{
+    const Postmesh__SubmitReply *r = m->submit_reply;
+    char idv[PM_LOGV_SIZE], v[PM_LOGV_SIZE];
+    pm_log(PM_WARN, "event=submit_late request_id=%llu id=%s status=%d endpoint=%s text=%s",
+           (unsigned long long)m->request_id, PM_LOGV(idv, r->queue_id), (int)r->status,
+           pm_queueset_endpoint(srv->queues, shard), PM_LV(v, r->text));
+}
+
 void smtpd_submit_timeout(struct smtpd_session *s)
 {
     struct smtpd_server *srv = s->srv;
     long long left = srv->cfg->smtpd.submit_timeout * 1000 - (now_ms() - s->submit_start);
     if (left > 0) {
-        int shard = SHARD_OF(s->request_id);
+        int shard = SMTPD_SHARD_OF(s->submit.id);
         if (s->outgoing && pm_queueset_other_up(srv->queues, shard)) {
             pm_queueset_suspect(srv->queues, shard, "submit_timeout");
             if (failover(s, "timeout") == 0)
@@ -311,66 +269,40 @@ void smtpd_submit_timeout(struct smtpd_session *s)
         return;
     }
     pm_log(PM_WARN, "event=submit_timeout client=%s request_id=%llu timeout=%lld endpoint=%s", s->peer,
-           (unsigned long long)s->request_id, srv->cfg->smtpd.submit_timeout,
-           pm_queueset_endpoint(srv->queues, SHARD_OF(s->request_id)));
+           (unsigned long long)s->submit.id, srv->cfg->smtpd.submit_timeout,
+           pm_queueset_endpoint(srv->queues, SMTPD_SHARD_OF(s->submit.id)));
     unlink_pending(s);
     pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", "4.3.0");
     smtpd_reply_error(s, "451 4.3.0 Error: queue did not answer in time, try again later");
     done(s);
 }
 
-/* shard's connection is gone, and with it every answer owed on it: the sessions waiting
- * there go to another shard now, or hear 451 (the message may have been committed before
- * the connection went: the client's retry may make a second copy, never a lost one). */
-static void on_lost(int shard, void *arg)
+/* The shard's connection is gone, and with it the answer: the message goes to another
+ * shard now, or the client hears 451 (it may have been committed before the connection
+ * went: the client's retry may make a second copy, never a lost one). */
+static void lost(struct smtpd_pending *p)
 {
-    struct smtpd_server *srv = arg;
-    size_t n = 0, cap = 0;
-    struct smtpd_session **list = NULL;
-    for (int b = 0; b < SMTPD_PENDING_BUCKETS; b++)
-        for (struct smtpd_session *s = srv->pending[b]; s; s = s->pend_next)
-            if (SHARD_OF(s->request_id) == shard) {
-                if (n == cap) {
-                    size_t ncap = cap ? cap * 2 : 16;
-                    struct smtpd_session **nl = realloc(list, ncap * sizeof *nl);
-                    if (!nl)
-                        break;
-                    list = nl;
-                    cap = ncap;
-                }
-                list[n++] = s;
-            }
-    for (size_t i = 0; i < n; i++) {
-        struct smtpd_session *s = list[i];
-        if (failover(s, "connection_lost") == 0)
-            continue;
-        pm_log(PM_WARN, "event=submit_lost client=%s request_id=%llu endpoint=%s", s->peer,
-               (unsigned long long)s->request_id, pm_queueset_endpoint(srv->queues, shard));
-        unlink_pending(s);
-        smtpd_session_cancel_timer(s);
-        pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", "4.3.0");
-        smtpd_reply_error(s, "451 4.3.0 Error: queue connection lost, try again later");
-        done(s);
-        smtpd_session_settle(s);
-    }
-    free(list);
+    struct smtpd_session *s = p->s;
+    struct smtpd_server *srv = s->srv;
+    int shard = SMTPD_SHARD_OF(p->id);
+    if (failover(s, "connection_lost") == 0)
+        return;
+    pm_log(PM_WARN, "event=submit_lost client=%s request_id=%llu endpoint=%s", s->peer,
+           (unsigned long long)s->submit.id, pm_queueset_endpoint(srv->queues, shard));
+    unlink_pending(s);
+    smtpd_session_cancel_timer(s);
+    pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", "4.3.0");
+    smtpd_reply_error(s, "451 4.3.0 Error: queue connection lost, try again later");
+    done(s);
+    smtpd_session_settle(s);
 }
 
-struct pm_queueset *smtpd_submit_connect(struct smtpd_server *srv)
-{
-    const struct pm_strlist *eps = &srv->cfg->queue.endpoints;
-    return pm_queueset_new(srv->base, (const char *const *)eps->v, eps->n, on_reply, on_lost, srv);
-}
-
-void smtpd_submit_disconnect(struct smtpd_server *srv)
-{
-    pm_queueset_free(srv->queues);
-    srv->queues = NULL;
-}
+const struct smtpd_pending_kind smtpd_submit_kind = {
+    .reply = POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY, .answered = answered, .lost = lost, .late = late,
+};
 
 void smtpd_submit_forget(struct smtpd_session *s)
 {
-    if (s->request_id)
-        unlink_pending(s);
+    unlink_pending(s);
     release_outgoing(s);
 }

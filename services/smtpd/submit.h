@@ -1,5 +1,5 @@
 /* Handing a finished message to the queue: one Submit over the bus per message, matched
- * to its session by request_id. The client hears 250 only for COMMITTED; a send failure,
+ * to its session by request_id (pending.h). The client hears 250 only for COMMITTED; a send failure,
  * a TEMPFAIL or silence past smtpd.submit_timeout is a 4xx, never a false 250.
  *
  * With several queue shards (queue.endpoint as a list) submissions go round robin over the
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "pending.h"
 
 struct evbuffer;
 struct smtpd_session;
@@ -21,11 +22,8 @@ struct smtpd_session;
  * client follows later (or at once if the send fails). */
 void smtpd_submit_message(struct smtpd_session *s, struct evbuffer *msg);
 
-struct smtpd_server;
-struct pm_queueset;
-/* One DEALER per queue shard, answers handed to srv's sessions. NULL (logged) on failure. */
-struct pm_queueset *smtpd_submit_connect(struct smtpd_server *srv);
-void smtpd_submit_disconnect(struct smtpd_server *srv);
+/* Its row in the table of requests waiting for answers (pending.c). */
+extern const struct smtpd_pending_kind smtpd_submit_kind;
 
 /* The retry timer fired: try sending again (the queue was not connected). */
 void smtpd_submit_retry(struct smtpd_session *s);

@@ -1,4 +1,4 @@
-/* The shared session counts of the smtpd workers (tally.h). */
+/* The shared session counts of the smtpd sandboxes (tally.h). */
 #include "tally.h"
 
 #include <stdatomic.h>
@@ -19,7 +19,7 @@ struct smtpd_tally *smtpd_tally_new(void)
 {
     void *m = mmap(NULL, sizeof(struct smtpd_tally), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
-        pm_log(PM_ERR, "event=startup_failed reason=\"cannot map the workers' tally\"");
+        pm_log(PM_ERR, "event=startup_failed reason=\"cannot map the sandboxes' tally\"");
         return NULL;
     }
     return m; /* zero-filled by the kernel */

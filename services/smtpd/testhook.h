@@ -1,7 +1,7 @@
-/* A test-only hook that proves the worker's sandbox: when smtpd is started with
+/* A test-only hook that proves the sandbox's seccomp filter: when smtpd is started with
  * POSTMESH_TEST_FORBIDDEN_SYSCALL=1 in its environment, the command "XTESTEXEC" from a
- * loopback client makes the worker call execve("/bin/true"), which the seccomp allowlist
- * answers by killing the worker (SIGSYS); the parent logs it and starts a new worker.
+ * loopback client makes the sandbox call execve("/bin/true"), which the seccomp allowlist
+ * answers by killing the sandbox (SIGSYS); the parent logs it and starts a new sandbox.
  * Safe by construction: it needs the variable at start, a loopback client and an active
  * seccomp filter (so it can only ever demonstrate the kill); a release build can drop it
  * entirely with -DPOSTMESH_NO_TEST_HOOKS. */

@@ -1,14 +1,14 @@
 /* The server TLS context: TLS 1.2+ only, anonymous suites accepted last (opportunistic
- * STARTTLS, see make_ctx), built from PEM text (the worker cannot read the files from its
+ * STARTTLS, see make_ctx), built from PEM text (the sandbox cannot read the files from its
  * chroot: the privileged parent reads them), replaced atomically when the parent pushes a
  * new pair after SIGHUP (sessions already running keep the context they started with,
  * OpenSSL reference-counts it). Also the end of a session's TLS: the close_notify after the
  * last reply, and records a STARTTLS filter still holds pushed to the socket.
  *
- * Where the private key lives: the worker does the handshakes, so it holds the key in its
+ * Where the private key lives: the sandbox does the handshakes, so it holds the key in its
  * SSL_CTX (in memory only; it never can open the key file). The parent keeps the files and
- * the PEM text to start a new worker. Moving the signing itself to the parent (OpenSMTPD's
- * "ca" process) would keep the key out of the worker; not done here. */
+ * the PEM text to start a new sandbox. Moving the signing itself to the parent (OpenSMTPD's
+ * "ca" process) would keep the key out of the sandbox; not done here. */
 #ifndef SMTPD_TLS_H
 #define SMTPD_TLS_H
 #include <stddef.h>

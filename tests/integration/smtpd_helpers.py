@@ -67,9 +67,10 @@ REPLY_LINE = re.compile(rb"^(\d{3})([ -])(.*)$")
 class RawSMTP:
     """A line-exact SMTP client over a plain or TLS socket."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, tls=False, greet=True):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, tls=False, greet=True, source=None):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         if tls:
             self.sock = client_context().wrap_socket(self.sock)
         self.buf = b""

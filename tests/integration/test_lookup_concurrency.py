@@ -5,7 +5,7 @@
   (CPU time from /proc; with a single password helper one process computes both);
 - while AUTHs wait on slow hashes, another session's RCPT to a local user is answered
   within a bound (the recipients have their own helper);
-- a worker remembers a recipient that exists for smtpd.lookup_cache_ttl seconds: a user
+- a sandbox remembers a recipient that exists for smtpd.lookup_cache_ttl seconds: a user
   removed from the users file is still accepted within the ttl, refused once it expired,
   and at once with the cache off (ttl 0).
 """
@@ -154,7 +154,7 @@ def remove_local(pm):
 @pytest.mark.parametrize("ttl", [4, 0])
 def test_existing_recipient_is_remembered_for_the_ttl(pm, ttl):
     write_users(pm, 5000)
-    pm.configure(smtpd={"workers": 1, "lookup_cache_ttl": ttl})
+    pm.configure(smtpd={"sandboxes": 1, "lookup_cache_ttl": ttl})
     pm.start("queue", "smtpd")
     t_first = time.monotonic()
     assert rcpt_time(pm)[0] == 250

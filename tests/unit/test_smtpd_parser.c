@@ -37,6 +37,7 @@ static void test_verbs(void **state)
     assert_int_equal(parse("RSET").verb, SMTPD_CMD_RSET);
     assert_int_equal(parse("RCPT TO:<x@y.test>").verb, SMTPD_CMD_RCPT);
     assert_int_equal(parse("HELO x").verb, SMTPD_CMD_HELO);
+    assert_int_equal(parse("ETRN @example.net").verb, SMTPD_CMD_ETRN);
 }
 
 static void test_unknown_and_hostile(void **state)
@@ -46,6 +47,7 @@ static void test_unknown_and_hostile(void **state)
     assert_int_equal(parse("MAILFROM:<a@b>").verb, SMTPD_CMD_UNKNOWN);
     assert_int_equal(parse("EHL").verb, SMTPD_CMD_UNKNOWN);
     assert_int_equal(parse("XEXCH50 1 2").verb, SMTPD_CMD_UNKNOWN);
+    assert_int_equal(parse("BDAT 100 LAST").verb, SMTPD_CMD_UNKNOWN); /* until CHUNKING exists */
     assert_int_equal(parse("GET / HTTP/1.0").verb, SMTPD_CMD_FORBIDDEN);
     assert_int_equal(parse("POST /x HTTP/1.1").verb, SMTPD_CMD_FORBIDDEN);
     assert_int_equal(parse("CONNECT a:25 HTTP/1.0").verb, SMTPD_CMD_FORBIDDEN);

@@ -1,64 +1,33 @@
-"""Several smtpd workers on the same ports (issue 12, "use both cores"), seen from outside:
+"""Several smtpd sandboxes (session processes) on the same ports (issue 12, "use both
+cores"), seen from outside:
 
-- with smtpd.workers = 2 there are two worker processes and both serve sessions: clients
+- with smtpd.sandboxes = 2 there are two sandbox processes and both serve sessions: clients
   from 16 loopback addresses spread over both (each session's log line carries the pid of
-  the worker that runs it), and every address always reaches the same worker;
-- killing one worker leaves the other's sessions intact (a transaction on it completes) and
-  the parent starts a successor in its place, which serves that worker's clients;
-- the per-address limits hold across workers: max_connections_per_ip = 3 refuses the 4th
+  the sandbox that runs it), and every address always reaches the same sandbox;
+- killing one sandbox leaves the other's sessions intact (a transaction on it completes) and
+  the parent starts a successor in its place, which serves that sandbox's clients;
+- the per-address limits hold across sandboxes: max_connections_per_ip = 3 refuses the 4th
   connection of every address, and max_connections is for the whole smtpd;
-- the metrics port shows every worker's sessions and counters added up, and a counter does
-  not go back when a worker is replaced;
-- SIGTERM drains every worker: a transaction open on each completes, and all exit.
+- the metrics port shows every sandbox's sessions and counters added up, and a counter does
+  not go back when a sandbox is replaced;
+- SIGTERM drains every sandbox: a transaction open on each completes, and all exit.
 """
 import os
 import re
 import signal
 import socket
-import time
 import urllib.request
 
 from conftest import free_port, wait_for
+from smtpd_helpers import RawSMTP
 
 SOURCES = [f"127.0.0.{i}" for i in range(1, 17)]
 
 
-class Session:
-    """A line-exact SMTP session from a chosen source address."""
-
-    def __init__(self, port, source="127.0.0.1", timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
-        self.buf = b""
-        self.greeting = self.reply()
-
-    def reply(self):
-        lines = []
-        while True:
-            while b"\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed by server after {lines!r} {self.buf!r}")
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\n", 1)
-            lines.append(line.rstrip(b"\r").decode(errors="replace"))
-            if line[3:4] != b"-":
-                return int(lines[-1][:3]), lines
-
-    def cmd(self, line):
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def worker_pids(pm):
-    """{index: pid} of the workers started last in each slot."""
+def sandbox_pids(pm):
+    """{index: pid} of the sandboxes started last in each slot."""
     out = {}
-    for pid, ix in re.findall(r"pid=\d+ .*event=worker_started worker=smtpd pid=(\d+) index=(\d+)", pm.log("smtpd")):
+    for pid, ix in re.findall(r"pid=\d+ .*event=sandbox_started sandbox=smtpd pid=(\d+) index=(\d+)", pm.log("smtpd")):
         out[int(ix)] = int(pid)
     return out
 
@@ -80,14 +49,14 @@ def alive(pid):
 def start(pm, **smtpd):
     pm.configure(smtpd={"sandboxes": 2, **smtpd})
     pm.start("queue", "smtpd")
-    pids = wait_for(lambda: (w := worker_pids(pm)) and len(w) == 2 and w, 10, what="two workers")
-    # pm.start waited for event=started, which the last of the workers to be ready logs
-    assert len(re.findall(r"event=(?:started|worker_ready) listeners=.* workers=2", pm.log("smtpd"))) == 2
+    pids = wait_for(lambda: (w := sandbox_pids(pm)) and len(w) == 2 and w, 10, what="two sandboxes")
+    # pm.start waited for event=started, which the last of the sandboxes to be ready logs
+    assert len(re.findall(r"event=(?:started|sandbox_ready) listeners=.* sandboxes=2", pm.log("smtpd"))) == 2
     return pids
 
 
 def open_from(pm, source):
-    s = Session(pm.port("smtp"), source)
+    s = RawSMTP(pm.port("smtp"), source=source)
     assert s.greeting[0] == 220, s.greeting
     assert s.cmd("EHLO client.test")[0] == 250
     return s
@@ -106,13 +75,13 @@ def spread(pm):
 def test_two_workers_share_the_port_by_client_address(pm):
     pids = start(pm)
     assert len(set(pids.values())) == 2 and all(alive(p) for p in pids.values())
-    # twice round: the same address must reach the same worker every time
+    # twice round: the same address must reach the same sandbox every time
     first = spread(pm)
     second = spread(pm)
     for src in SOURCES:
         assert len(second[src]) == 1 and first[src] == second[src], (src, first[src], second[src])
     used = set().union(*first.values())
-    assert used == set(pids.values()), f"sessions served by {used}, workers {pids}"
+    assert used == set(pids.values()), f"sessions served by {used}, sandboxes {pids}"
     counts = {p: sum(1 for s in SOURCES if first[s] == {p}) for p in used}
     assert min(counts.values()) >= 3, f"uneven spread of 16 addresses: {counts}"
 
@@ -143,16 +112,16 @@ def test_a_crashed_worker_is_restarted_and_the_other_keeps_its_sessions(pm):
         s.close()
     doomed.close()
     # the parent starts a successor in the same slot, and it serves the victim's addresses
-    new = wait_for(lambda: (w := worker_pids(pm)).get(0) not in (None, victim) and w[0], 10, what="a new worker 0")
-    assert worker_pids(pm)[1] == survivor and alive(survivor)
+    new = wait_for(lambda: (w := sandbox_pids(pm)).get(0) not in (None, victim) and w[0], 10, what="a new sandbox 0")
+    assert sandbox_pids(pm)[1] == survivor and alive(survivor)
     offset = len(pm.log("smtpd"))
-    s = wait_for(lambda: _try_open(pm, src_victim), 10, what="the new worker to serve")
+    s = wait_for(lambda: _try_open(pm, src_victim), 10, what="the new sandbox to serve")
     transaction(s)
     s.cmd("QUIT")
     s.close()
     wait_for(lambda: served_by(pm, src_victim, offset), 10, what="the connect log line")
     assert served_by(pm, src_victim, offset) == {new}
-    assert "event=worker_exited worker=smtpd pid=%d index=0 signal=9" % victim in pm.log("smtpd")
+    assert "event=sandbox_exited sandbox=smtpd pid=%d index=0 signal=9" % victim in pm.log("smtpd")
 
 
 def _try_open(pm, src):
@@ -168,10 +137,10 @@ def test_per_address_limit_holds_across_workers(pm):
     for src in SOURCES[:8]:
         three = [open_from(pm, src) for _ in range(3)]
         held += three
-        fourth = Session(pm.port("smtp"), src)
+        fourth = RawSMTP(pm.port("smtp"), source=src)
         assert fourth.greeting[0] == 421 and "too many connections" in fourth.greeting[1][0], (src, fourth.greeting)
         fourth.close()
-    # the 8 addresses were served by both workers, so each worker enforced its own share
+    # the 8 addresses were served by both sandboxes, so each sandbox enforced its own share
     used = set().union(*(served_by(pm, src) for src in SOURCES[:8]))
     assert used == set(pids.values()), used
     for s in held:
@@ -184,14 +153,14 @@ def test_max_connections_is_for_all_workers(pm):
     a = next(s for s in SOURCES if mapping[s] == {pids[0]})
     b = next(s for s in SOURCES if mapping[s] == {pids[1]})
     held = [open_from(pm, a), open_from(pm, a), open_from(pm, b), open_from(pm, b)]
-    # the other worker's two count: neither worker takes a fifth
+    # the other sandbox's two count: neither sandbox takes a fifth
     for src in (a, b):
-        s = Session(pm.port("smtp"), src)
+        s = RawSMTP(pm.port("smtp"), source=src)
         assert s.greeting[0] == 421, (src, s.greeting)
         s.close()
     held.pop().close()
-    held.pop().close()  # two of b's gone: room again, for a's worker too (once it sees the tally)
-    s = wait_for(lambda: (x := Session(pm.port("smtp"), a)).greeting[0] == 220 and x, 5, what="room again")
+    held.pop().close()  # two of b's gone: room again, for a's sandbox too (once it sees the tally)
+    s = wait_for(lambda: (x := RawSMTP(pm.port("smtp"), source=a)).greeting[0] == 220 and x, 5, what="room again")
     s.close()
     for h in held:
         h.close()
@@ -210,15 +179,15 @@ def test_sessions_gauge_counts_every_worker(pm):
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         m = re.search(rf"^{name} (\d+)", body, re.M)
         return int(m.group(1)) if m else None
-    wait_for(lambda: metric("postmesh_smtpd_sessions") == 4, 5, what="the gauge to count 4 sessions on two workers")
-    # the counters of both workers, added up: 16 sessions of the spread and the 4 held
+    wait_for(lambda: metric("postmesh_smtpd_sessions") == 4, 5, what="the gauge to count 4 sessions on two sandboxes")
+    # the counters of both sandboxes, added up: 16 sessions of the spread and the 4 held
     assert metric("postmesh_smtpd_connections_total") == len(SOURCES) + 4
     for h in held:
         h.close()
     wait_for(lambda: metric("postmesh_smtpd_sessions") == 0, 5, what="the gauge to drop to 0")
-    # a worker killed and replaced: its successor goes on from its counters (never backwards)
+    # a sandbox killed and replaced: its successor goes on from its counters (never backwards)
     os.kill(pids[1], signal.SIGKILL)
-    wait_for(lambda: worker_pids(pm).get(1) != pids[1], 10, what="a new worker 1")
+    wait_for(lambda: sandbox_pids(pm).get(1) != pids[1], 10, what="a new sandbox 1")
     assert metric("postmesh_smtpd_connections_total") == len(SOURCES) + 4
 
 
@@ -234,7 +203,7 @@ def test_sigterm_drains_every_worker(pm):
         sessions.append(s)
     proc = pm.procs["smtpd"]
     proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: pm.log("smtpd").count("event=draining") >= 2, 5, what="both workers draining")
+    wait_for(lambda: pm.log("smtpd").count("event=draining") >= 2, 5, what="both sandboxes draining")
     # a new client is refused on the port while the transactions finish
     try:
         socket.create_connection(("127.0.0.1", pm.port("smtp")), timeout=2).close()
@@ -253,7 +222,7 @@ def test_sigterm_drains_every_worker(pm):
 
 
 def test_ipv6_listener_with_two_workers(pm):
-    """The selector reads an IPv6 source too: sessions on [::1] are served, always by one worker."""
+    """The selector reads an IPv6 source too: sessions on [::1] are served, always by one sandbox."""
     port = free_port()  # free on 127.0.0.1; [::1] is another address, as free
     pm.settings["smtpd"]["listen"].append({"address": f"[::1]:{port}", "mode": "smtp"})
     pids = start(pm)

@@ -1,9 +1,10 @@
-/* An unprivileged smtpd worker: forked by the parent (parent.h), already chrooted, without
- * root and under seccomp when this runs. It serves its share of the SMTP sessions on its
- * own set of the listening sockets (one set per worker) and asks the parent whatever needs
- * the users or aliases files. Besides: it keeps its session count in the workers' shared
- * tally (so smtpd.max_connections holds for all of them), and its metrics in its own
- * table of the shared ones, so the metrics port answers for the whole smtpd. */
+/* An smtpd sandbox, the unprivileged session process: forked by the parent (parent.h),
+ * already chrooted, without root and under seccomp when this runs. It serves its share of
+ * the SMTP sessions on its own set of the listening sockets (one set per sandbox) and asks
+ * the parent whatever needs the users or aliases files. Besides: it keeps its session count
+ * in the sandboxes' shared tally (so smtpd.max_connections holds for all of them), and its
+ * metrics in its own table of the shared ones, so the metrics port answers for the whole
+ * smtpd. */
 #include <event2/event.h>
 #include <malloc.h>
 #include <signal.h>
@@ -23,19 +24,19 @@
 #define TALLY_MS 100 /* a closed session leaves the others' view of us at most this late */
 
 static struct smtpd_parent *parent; /* this process's copy */
-static int worker_ix;
+static int sandbox_ix;
 
-/* Our sessions, for the other workers' admission and in our metrics table (whichever worker
- * answers a scrape adds up every worker's gauge). */
+/* Our sessions, for the other sandboxes' admission and in our metrics table (whichever
+ * sandbox answers a scrape adds up every sandbox's gauge). */
 static void publish(struct smtpd_server *srv)
 {
-    smtpd_tally_set(parent->tally, worker_ix, srv->nsessions);
+    smtpd_tally_set(parent->tally, sandbox_ix, srv->nsessions);
     pm_metric_set(PM_M_SMTPD_SESSIONS, (double)srv->nsessions, NULL, NULL);
 }
 
 static void collect_sessions(void *arg) { publish(arg); }
 
-/* Readiness: not while any worker drains (tally.h). */
+/* Readiness: not while any sandbox drains (tally.h). */
 static const char *ready(void *arg)
 {
     (void)arg;
@@ -49,24 +50,24 @@ static void on_tally(evutil_socket_t fd, short what, void *arg)
     publish(arg);
 }
 
-/* Admission across workers: the room the others' sessions leave, so smtpd.max_connections
- * holds for all together. Two workers admitting at the same instant can overshoot by one
- * each; the next accept sees it. */
+/* Admission across sandboxes: the room the others' sessions leave, so
+ * smtpd.max_connections holds for all together. Two sandboxes admitting at the same instant
+ * can overshoot by one each; the next accept sees it. */
 static void before_accept(struct smtpd_server *srv)
 {
-    long long room = srv->cfg->smtpd.max_connections - smtpd_tally_others(parent->tally, worker_ix);
+    long long room = srv->cfg->smtpd.max_connections - smtpd_tally_others(parent->tally, sandbox_ix);
     srv->max_sessions = room > 0 ? room : 0;
 }
 
-int smtpd_worker_main(int parent_fd, void *arg)
+int smtpd_sandbox_main(int parent_fd, void *arg)
 {
     struct smtpd_parent *p = parent = arg;
     struct pm_config *cfg = p->cfg;
     char err[512], v[PM_LOGV_SIZE];
-    worker_ix = pm_privsep_worker_index();
+    sandbox_ix = pm_privsep_worker_index();
     smtpd_tally_mine = p->tally;
     smtpd_tally_set_draining(p->tally, 0);
-    pm_metrics_use_slot(worker_ix); /* our counters, added up with the others' at a scrape */
+    pm_metrics_use_slot(sandbox_ix); /* our counters, added up with the others' at a scrape */
     signal(SIGHUP, SIG_IGN); /* reloads are the parent's (it pushes the new certificate) */
     /* A fixed threshold: big buffers (a whole message made contiguous for the bus) are always
      * mapped and unmapped, never left in the heap after glibc raised the threshold past them. */
@@ -74,13 +75,13 @@ int smtpd_worker_main(int parent_fd, void *arg)
     pm_priv_helper_forget(p->lookup);
     for (int i = 0; i < p->nauth; i++)
         pm_priv_helper_forget(p->auth[i]);
-    /* Our own set of listeners; the other workers' sets are theirs alone. */
+    /* Our own set of listeners; the other sandboxes' sets are theirs alone. */
     const struct pm_listener *fds = p->fds;
     if (p->listener_sets > 1) {
         for (int s = 0; s < p->listener_sets; s++)
-            for (int i = 0; s != worker_ix && i < p->nfds; i++)
+            for (int i = 0; s != sandbox_ix && i < p->nfds; i++)
                 close(p->fds[s * p->nfds + i].fd);
-        fds = p->fds + worker_ix * p->nfds;
+        fds = p->fds + sandbox_ix * p->nfds;
     }
     struct smtpd_tls *tls = NULL;
     if (p->cert_pem) {
@@ -101,32 +102,32 @@ int smtpd_worker_main(int parent_fd, void *arg)
         pm_bus_context_term();
         return 1;
     }
-    if (p->nworkers > 1) {
+    if (p->nsandboxes > 1) {
         srv.before_accept = before_accept;
         srv.after_accept = publish;
     }
     publish(&srv);
     struct event *ev_tally = event_new(base, -1, EV_PERSIST, on_tally, &srv);
     struct timeval tally_tv = {0, TALLY_MS * 1000};
-    if (ev_tally && p->nworkers > 1)
+    if (ev_tally && p->nsandboxes > 1)
         event_add(ev_tally, &tally_tv);
-    /* Every worker serves the metrics port, and any of them answers for all: the values of
-     * every worker are added up (metrics.h). So a scrape or a readiness probe still gets an
-     * answer while one worker restarts or has finished draining. */
+    /* Every sandbox serves the metrics port, and any of them answers for all: the values of
+     * every sandbox are added up (metrics.h). So a scrape or a readiness probe still gets an
+     * answer while one sandbox restarts or has finished draining. */
     pm_metrics_on_collect(collect_sessions, &srv);
     pm_metrics_serve(base, ready, NULL);
-    /* event=started once every worker serves (the last to get here says it; a successor
-     * after a crash says it again); the ones before say worker_ready. */
+    /* event=started once every sandbox serves (the last to get here says it; a successor
+     * after a crash says it again); the ones before say sandbox_ready. */
     int ready = smtpd_tally_ready(p->tally);
-    pm_log(PM_INFO, "event=%s listeners=%d queue=%s shards=%d tls=%s max_connections=%lld worker=%d workers=%d",
-           ready >= p->nworkers ? "started" : "worker_ready", srv.nlisteners, cfg->queue.endpoint,
-           cfg->queue.endpoints.n, srv.tls ? "yes" : "no", cfg->smtpd.max_connections, worker_ix, p->nworkers);
+    pm_log(PM_INFO, "event=%s listeners=%d queue=%s shards=%d tls=%s max_connections=%lld index=%d sandboxes=%d",
+           ready >= p->nsandboxes ? "started" : "sandbox_ready", srv.nlisteners, cfg->queue.endpoint,
+           cfg->queue.endpoints.n, srv.tls ? "yes" : "no", cfg->smtpd.max_connections, sandbox_ix, p->nsandboxes);
     event_base_dispatch(base);
 
     if (ev_tally)
         event_free(ev_tally);
     smtpd_server_free(&srv);
-    smtpd_tally_set(p->tally, worker_ix, 0);
+    smtpd_tally_set(p->tally, sandbox_ix, 0);
     event_base_free(base);
     pm_bus_context_term();
     pm_log(PM_INFO, "event=stopped");
