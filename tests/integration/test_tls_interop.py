@@ -193,7 +193,7 @@ def test_postal_starttls_delivers_without_failures(mx, tmp_path):
     # 2 threads, up to 3 messages per connection, bodies up to 2 KiB, every connection TLS
     proc = subprocess.Popen(["postal", "-m", "2", "-t", "2", "-c", "3", "-s", "100",
                              f"[127.0.0.1]{mx.port('smtp')}", str(users)],
-                            stdout=subprocess.DEVNULL, stderr=errf)
+                            stdout=subprocess.DEVNULL, stderr=errf, cwd=tmp_path)  # postal.log stays there
     try:
         wanted = 30
 
