@@ -273,9 +273,9 @@ void pm_priv_client_free(struct pm_priv_client *c)
 #define MAX_HELPERS 8
 #define REQUESTS_PER_TURN 64 /* then the helpers' answers get their turn */
 
-static int sandbox_index; /* the child's own, set before worker_main */
+static int sandbox_index; /* the child's own, set before sandbox_main */
 
-int pm_privsep_worker_index(void) { return sandbox_index; }
+int pm_privsep_sandbox_index(void) { return sandbox_index; }
 
 struct sandbox {
     pid_t pid;       /* <= 0 while not running */
@@ -285,7 +285,7 @@ struct sandbox {
 };
 
 struct supervisor {
-    const struct pm_worker_spec *spec;
+    const struct pm_sandbox_spec *spec;
     struct sandbox w[MAX_SANDBOXES];
     int n;
     unsigned next_gen;
@@ -303,7 +303,7 @@ static int fd_of_gen(unsigned gen, void *arg)
 
 static pid_t spawn(struct supervisor *sv, int index)
 {
-    const struct pm_worker_spec *spec = sv->spec;
+    const struct pm_sandbox_spec *spec = sv->spec;
     struct sandbox *w = &sv->w[index];
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -333,7 +333,7 @@ static pid_t spawn(struct supervisor *sv, int index)
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (pm_privsep_drop(&spec->sandbox) < 0)
             _exit(78); /* EX_CONFIG: do not restart in a tight loop, the supervisor backs off */
-        _exit(spec->worker_main(pair[1], spec->arg));
+        _exit(spec->sandbox_main(pair[1], spec->arg));
     }
     close(pair[1]);
     /* Never blocks on a sandbox that does not read its answers: it only harms itself. */
@@ -349,7 +349,7 @@ static pid_t spawn(struct supervisor *sv, int index)
 /* One sandbox's questions: each is answered in the parent or forwarded to its helper. */
 static void serve_sandbox(struct supervisor *sv, struct sandbox *w)
 {
-    const struct pm_worker_spec *spec = sv->spec;
+    const struct pm_sandbox_spec *spec = sv->spec;
     for (int i = 0; i < REQUESTS_PER_TURN && w->chan >= 0; i++) {
         struct pm_priv_msg req;
         int rc = pm_priv_recv(w->chan, &req);
@@ -380,7 +380,7 @@ static void serve_sandbox(struct supervisor *sv, struct sandbox *w)
 
 /* A sandbox's own listening sockets, before it starts again (a draining predecessor may
  * have shut them down). */
-static void rearm(const struct pm_worker_spec *spec, int index)
+static void rearm(const struct pm_sandbox_spec *spec, int index)
 {
     if (spec->listener_sets > 1)
         pm_listeners_rearm(spec->listeners + (size_t)index * (size_t)spec->nlisteners, spec->nlisteners);
@@ -416,7 +416,7 @@ static void reap(struct supervisor *sv, int stopping)
     }
 }
 
-int pm_privsep_supervise(const struct pm_worker_spec *spec)
+int pm_privsep_supervise(const struct pm_sandbox_spec *spec)
 {
     sigset_t mask;
     sigemptyset(&mask);
@@ -434,7 +434,7 @@ int pm_privsep_supervise(const struct pm_worker_spec *spec)
     static struct supervisor sv; /* static: fd_of_gen needs it for as long as helpers answer */
     memset(&sv, 0, sizeof sv);
     sv.spec = spec;
-    sv.n = spec->nworkers < 1 ? 1 : spec->nworkers > MAX_SANDBOXES ? MAX_SANDBOXES : spec->nworkers;
+    sv.n = spec->nsandboxes < 1 ? 1 : spec->nsandboxes > MAX_SANDBOXES ? MAX_SANDBOXES : spec->nsandboxes;
     for (int i = 0; i < sv.n; i++)
         sv.w[i] = (struct sandbox){.pid = -1, .chan = -1, .backoff = 0.2};
     for (int i = 0; i < sv.n; i++)

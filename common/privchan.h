@@ -1,9 +1,7 @@
 /* The channel between a privileged parent and its sandbox (the unprivileged process it
  * forks: a front end's session process, or the process a job worker runs in): a
  * SOCK_SEQPACKET socketpair carrying small framed requests ("is this password right?") and
- * parent pushes (new TLS certificate after SIGHUP). The sandbox never sees a password hash.
- * The exported names that still say "worker" (pm_worker_spec, worker_main, nworkers,
- * pm_privsep_worker_index) mean the sandbox. */
+ * parent pushes (new TLS certificate after SIGHUP). The sandbox never sees a password hash. */
 #ifndef PM_PRIVCHAN_H
 #define PM_PRIVCHAN_H
 #include <stddef.h>
@@ -66,13 +64,13 @@ struct pm_priv_helper;
 
 struct pm_listener;
 /* A sandbox to fork and supervise. */
-struct pm_worker_spec {
+struct pm_sandbox_spec {
     const char *name;                 /* service name for logs (sandbox=<name>) */
-    struct pm_sandbox sandbox;        /* applied in the child before worker_main */
+    struct pm_sandbox sandbox;        /* applied in the child before sandbox_main */
     /* Runs in the child after the drop; parent_fd is its end of the channel. Returns the
      * exit status. Everything the sandbox needs (listening fds, TLS context) was set up by
      * the parent before the fork and is inherited. */
-    int (*worker_main)(int parent_fd, void *arg);
+    int (*sandbox_main)(int parent_fd, void *arg);
     /* Runs in the parent for each request that route() gives no helper; fills reply->result
      * (and a/b if it wants). It must not wait: every other question waits meanwhile. */
     void (*answer)(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
@@ -91,7 +89,7 @@ struct pm_worker_spec {
     const struct pm_listener *listeners;
     int nlisteners;
     /* Sandbox processes (0: 1), each with its own channel, restarted on its own. */
-    int nworkers;
+    int nsandboxes;
     /* listener_sets > 1: listeners holds that many sets of nlisteners sockets, set-major,
      * one set per sandbox (pm_listeners_open_sets: SO_REUSEPORT); only sandbox i's set is
      * re-armed when sandbox i restarts. Otherwise every sandbox serves the same sockets. */
@@ -105,10 +103,10 @@ struct pm_worker_spec {
  * SIGHUP to reload() once per running sandbox, stops them all on SIGTERM/SIGINT. Logs
  * event=sandbox_started / sandbox_exited / sandbox_error with sandbox=<name>. Returns the
  * exit status. */
-int pm_privsep_supervise(const struct pm_worker_spec *spec);
+int pm_privsep_supervise(const struct pm_sandbox_spec *spec);
 
-/* In a sandbox: which one it is (0 .. nworkers-1; a restarted sandbox keeps the index of
+/* In a sandbox: which one it is (0 .. nsandboxes-1; a restarted sandbox keeps the index of
  * the one it replaces). 0 in any other process. */
-int pm_privsep_worker_index(void);
+int pm_privsep_sandbox_index(void);
 
 #endif

@@ -51,7 +51,7 @@ struct pm_priv_helper *pm_priv_helper_start(const struct pm_helper_spec *spec);
 
 /* Synchronous: forwards req (its id is not used) and waits up to timeout_ms for the answer;
  * reply->result is -1 without one. For start-up checks and for a parent that answers in
- * answer() (pm_worker_spec); not while questions forwarded with pm_priv_helper_forward are
+ * answer() (pm_sandbox_spec); not while questions forwarded with pm_priv_helper_forward are
  * in flight (result -1 then). A dead or stuck helper is replaced (at most once a second). */
 void pm_priv_helper_ask(struct pm_priv_helper *h, const struct pm_priv_msg *req, struct pm_priv_msg *reply,
                         int timeout_ms);

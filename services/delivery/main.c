@@ -136,10 +136,10 @@ int main(int argc, char **argv)
         parent.helper = pm_priv_helper_start(&parent.helper_spec);
     }
     if (parent.helper) {
-        struct pm_worker_spec spec = {
+        struct pm_sandbox_spec spec = {
             .name = "delivery",
             .sandbox = parent.sandbox,
-            .worker_main = delivery_worker_main,
+            .sandbox_main = delivery_worker_main,
             .answer = answer,
             .arg = &parent,
         };

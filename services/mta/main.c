@@ -102,9 +102,9 @@ int main(int argc, char **argv)
         return init_rc;
     struct mta_main_args args = {.cfg = &cfg, .tls = mta_tls_context(cfg.mta.tls_verify)};
     char empty[4096];
-    struct pm_worker_spec spec = {
+    struct pm_sandbox_spec spec = {
         .name = "mta",
-        .worker_main = worker_main,
+        .sandbox_main = worker_main,
         .answer = answer_nothing,
         .arg = &args,
     };

@@ -17,10 +17,10 @@ int main(int argc, char **argv)
     struct pop3_parent parent;
     int rc = 1;
     if (pop3_parent_init(&parent, &cfg) == 0) {
-        struct pm_worker_spec spec = {
+        struct pm_sandbox_spec spec = {
             .name = "pop3d",
             .sandbox = parent.sandbox,
-            .worker_main = pop3_sandbox_main,
+            .sandbox_main = pop3_sandbox_main,
             .answer = pop3_parent_answer,
             .route = pop3_parent_route,
             .helpers = parent.helpers,

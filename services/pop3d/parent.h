@@ -36,12 +36,12 @@ struct pop3_parent {
 int pop3_parent_init(struct pop3_parent *p, const struct pm_config *cfg);
 void pop3_parent_free(struct pop3_parent *p);
 
-/* pm_worker_spec (privchan.h: the sandbox's spec) callbacks. */
+/* pm_sandbox_spec (privchan.h: the sandbox's spec) callbacks. */
 struct pm_priv_helper *pop3_parent_route(const struct pm_priv_msg *req, void *arg);
 void pop3_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
 void pop3_parent_reload(int sandbox_fd, void *arg);
 
-/* sandbox.c: the unprivileged side (pm_worker_spec.worker_main). */
+/* sandbox.c: the unprivileged side (pm_sandbox_spec.sandbox_main). */
 int pop3_sandbox_main(int parent_fd, void *arg);
 
 #endif

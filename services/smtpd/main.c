@@ -41,10 +41,10 @@ int main(int argc, char **argv)
     struct smtpd_parent parent;
     int rc = 1;
     if (smtpd_parent_init(&parent, &cfg) == 0) {
-        struct pm_worker_spec spec = {
+        struct pm_sandbox_spec spec = {
             .name = "smtpd",
             .sandbox = parent.sandbox,
-            .worker_main = smtpd_sandbox_main,
+            .sandbox_main = smtpd_sandbox_main,
             .answer = smtpd_parent_answer,
             .route = smtpd_parent_route,
             .helpers = parent.helpers,
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
             .arg = &parent,
             .listeners = parent.fds,
             .nlisteners = parent.nfds,
-            .nworkers = parent.nsandboxes,
+            .nsandboxes = parent.nsandboxes,
             .listener_sets = parent.listener_sets,
             .exited = smtpd_parent_exited,
         };

@@ -67,13 +67,13 @@ struct smtpd_parent {
 int smtpd_parent_init(struct smtpd_parent *p, struct pm_config *cfg);
 void smtpd_parent_free(struct smtpd_parent *p);
 
-/* pm_worker_spec callbacks (privchan.h; "worker" there is the sandbox). */
+/* pm_sandbox_spec callbacks (privchan.h). */
 struct pm_priv_helper *smtpd_parent_route(const struct pm_priv_msg *req, void *arg);
 void smtpd_parent_answer(const struct pm_priv_msg *req, struct pm_priv_msg *reply, void *arg);
 void smtpd_parent_reload(int sandbox_fd, void *arg);
 void smtpd_parent_exited(int index, void *arg);
 
-/* sandbox.c: the unprivileged side (pm_worker_spec.worker_main). */
+/* sandbox.c: the unprivileged side (pm_sandbox_spec.sandbox_main). */
 int smtpd_sandbox_main(int parent_fd, void *arg);
 
 #endif

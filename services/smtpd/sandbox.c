@@ -64,7 +64,7 @@ int smtpd_sandbox_main(int parent_fd, void *arg)
     struct smtpd_parent *p = parent = arg;
     struct pm_config *cfg = p->cfg;
     char err[512], v[PM_LOGV_SIZE];
-    sandbox_ix = pm_privsep_worker_index();
+    sandbox_ix = pm_privsep_sandbox_index();
     smtpd_tally_mine = p->tally;
     smtpd_tally_set_draining(p->tally, 0);
     pm_metrics_use_slot(sandbox_ix); /* our counters, added up with the others' at a scrape */
