@@ -14,7 +14,13 @@
  * changed there (the next commit writes it); one only in the store is rewritten with its due
  * entry in the chunk's transaction, as `queue flush` does; the loader and dispatch are kicked
  * after each chunk that started something. Requests are worked on one after the other, at
- * most ETRN_PENDING at a time. */
+ * most ETRN_PENDING at a time.
+ *
+ * An ETRN gives a recipient one attempt, not one per ETRN: for ETRN_WINDOW seconds after an
+ * ETRN of a node, another ETRN of the same node leaves alone the recipients tried since the
+ * first (they count, but are not made due again). Otherwise a client repeating ETRN would
+ * make the mta hit a dead MX as fast as it sends (the review measured 94 ETRNs in 5 s ->
+ * 470 connections), skipping the retry schedule. */
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,8 @@
 
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
 #define ETRN_PENDING 16 /* requests at a time per shard; more get TEMPFAIL */
+#define ETRN_WINDOW 10  /* seconds in which a node's recipients get one attempt from ETRN */
+#define ETRN_RECENT 32  /* nodes remembered for that */
 /* One loop turn's chunk: records visited (most without decoding them), records of the
  * domain decoded and rewritten (one synced commit per chunk), and about how long. */
 static const struct queue_rewrite_limits chunk = {.visit = 20000, .decode = 2000, .ms = 10};
@@ -40,6 +48,7 @@ struct etrn_req {
     char needle[PM_ADDR_MAX_DOMAIN + 1]; /* the domain in lower case: in the bytes of a match */
     size_t needle_len;
     uint64_t now;     /* the time the current chunk makes recipients due at */
+    uint64_t tried_since; /* an ETRN of this node began then: leave recipients tried since */
     uint32_t messages;
     int started;      /* the current chunk started some: kick the loader and dispatch */
     uint64_t began_ms;
@@ -50,6 +59,10 @@ struct queue_etrn {
     struct event *ev;
     struct etrn_req *head, *tail;
     size_t n;
+    struct {
+        char node[PM_ADDR_MAX_DOMAIN + 2]; /* "@" kept, lower case */
+        uint64_t began;                    /* unix s; 0: free */
+    } recent[ETRN_RECENT];
 };
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
@@ -67,7 +80,7 @@ int queue_etrn_match(const char *want, const char *domain)
 }
 
 size_t queue_etrn_flush(Postmesh__StoredMessage *rec, const uint8_t *inflight, const char *want, uint64_t now,
-                        int *changed)
+                        uint64_t tried_since, int *changed)
 {
     size_t n = 0;
     *changed = 0;
@@ -79,7 +92,7 @@ size_t queue_etrn_flush(Postmesh__StoredMessage *rec, const uint8_t *inflight, c
             !queue_etrn_match(want, pm_addr_domain(r->address)))
             continue;
         n++;
-        if (r->next_attempt > now) {
+        if (r->next_attempt > now && !(tried_since && r->last_attempt >= tried_since)) {
             r->next_attempt = now;
             *changed = 1;
         }
@@ -117,7 +130,7 @@ static void in_memory(struct queue *q, struct qmsg *m, void *arg)
 {
     struct etrn_req *r = arg;
     int changed;
-    if (!queue_etrn_flush(m->rec, m->inflight, r->want, r->now, &changed))
+    if (!queue_etrn_flush(m->rec, m->inflight, r->want, r->now, r->tried_since, &changed))
         return;
     if (changed)
         queue_msg_mark_dirty(q, m); /* written with the next commit */
@@ -130,7 +143,7 @@ static int stored(struct queue *q, Postmesh__StoredMessage *rec, void *arg)
     (void)q;
     struct etrn_req *r = arg;
     int changed;
-    if (!queue_etrn_flush(rec, NULL, r->want, r->now, &changed))
+    if (!queue_etrn_flush(rec, NULL, r->want, r->now, r->tried_since, &changed))
         return 0;
     if (!changed)
         started(r, rec->queue_id); /* due already (waiting for room): nothing to write */
@@ -214,6 +227,30 @@ static void on_turn(evutil_socket_t fd, short what, void *arg)
         schedule(q);
 }
 
+/* When an ETRN of want began within ETRN_WINDOW seconds: that time (its recipients tried
+ * since have had their attempt). Otherwise 0, and this ETRN opens the node's window. */
+static uint64_t window_of(struct queue_etrn *e, const char *want, uint64_t now)
+{
+    char node[sizeof e->recent[0].node];
+    size_t i, oldest = 0;
+    for (i = 0; want[i] && i + 1 < sizeof node; i++)
+        node[i] = (char)lower((unsigned char)want[i]);
+    node[i] = '\0';
+    for (i = 0; i < ETRN_RECENT; i++) {
+        if (e->recent[i].began && strcmp(e->recent[i].node, node) == 0) {
+            if (now < e->recent[i].began + ETRN_WINDOW)
+                return e->recent[i].began;
+            oldest = i;
+            break;
+        }
+        if (e->recent[i].began < e->recent[oldest].began)
+            oldest = i;
+    }
+    memcpy(e->recent[oldest].node, node, sizeof node);
+    e->recent[oldest].began = now;
+    return 0;
+}
+
 void queue_on_etrn(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__BusMessage *m)
 {
     struct etrn_req *r = calloc(1, sizeof *r);
@@ -246,6 +283,7 @@ void queue_on_etrn(struct queue *q, const uint8_t *peer, size_t peerlen, const P
     }
     for (size_t i = 0; i <= r->needle_len; i++)
         r->needle[i] = (char)lower((unsigned char)base[i]);
+    r->tried_since = window_of(q->etrn, r->want, queue_now());
     if (q->etrn->tail)
         q->etrn->tail->next = r;
     else

@@ -162,10 +162,12 @@ int queue_store_rewrite(struct queue *q, struct queue_rewrite *w, const struct q
  * domain, or "@domain" for it and its subdomains; compared without case. */
 int queue_etrn_match(const char *want, const char *domain);
 /* Makes the deferred remote recipients of rec for want due at now, unless held or in flight
- * (inflight may be NULL). Returns how many recipients wait for want (0: the message does not
- * count); *changed: some next attempt was later than now. */
+ * (inflight may be NULL), or tried at or after tried_since (unix s; 0: no such bound) — an
+ * ETRN of the same node a moment ago already gave them their attempt. Returns how many
+ * recipients wait for want (0: the message does not count); *changed: some next attempt was
+ * later than now. */
 size_t queue_etrn_flush(Postmesh__StoredMessage *rec, const uint8_t *inflight, const char *want, uint64_t now,
-                        int *changed);
+                        uint64_t tried_since, int *changed);
 void queue_on_etrn(struct queue *q, const uint8_t *peer, size_t peerlen, const Postmesh__BusMessage *m);
 /* One bounded chunk of the first request's scan (the event loop runs it once per turn until
  * every request is answered). Returns 1 if work is left. */

@@ -48,7 +48,7 @@ const struct smtpd_cmd_row smtpd_cmd_table[] = {
      .help = "STARTTLS", .ehlo = {"STARTTLS", NULL}, .handler = smtpd_cmd_starttls},
     /* Never offered in the clear; its refusals are logged (password guessing shows there). */
     {.verb = "AUTH", .id = SMTPD_CMD_AUTH, .phases = SMTPD_PH_EHLO,
-     .needs = SMTPD_NEEDS_TLS_CONFIG | SMTPD_NEEDS_TLS | SMTPD_NEEDS_NO_AUTH,
+     .needs = SMTPD_NEEDS_TLS_CONFIG | SMTPD_NEEDS_TLS | SMTPD_NEEDS_EHLO | SMTPD_NEEDS_NO_AUTH,
      .flags = SMTPD_CMD_LOG_REFUSALS | SMTPD_CMD_LONG_LINE, .syntax = "AUTH mechanism", .help = "AUTH",
      .ehlo = {"AUTH PLAIN LOGIN", NULL},
      .reply = {[SMTPD_REFUSE_NO_TLS_CONFIG] = "503 5.5.1 Error: authentication not enabled"},
@@ -119,6 +119,8 @@ static int holds(const struct smtpd_session *s, enum smtpd_refusal r, size_t arg
         return !s->tls;
     case SMTPD_REFUSE_NEED_TLS:
         return s->tls;
+    case SMTPD_REFUSE_NEED_EHLO:
+        return s->esmtp;
     case SMTPD_REFUSE_AUTHENTICATED:
         return s->auth_user == NULL;
     case SMTPD_REFUSE_ARG:
@@ -176,7 +178,7 @@ int smtpd_cmd_refusal_logged(const struct smtpd_cmd_row *row, enum smtpd_refusal
 int smtpd_cmd_available(const struct smtpd_session *s, const struct smtpd_cmd_row *row)
 {
     for (int r = SMTPD_REFUSE_NO_TLS_CONFIG; r <= SMTPD_REFUSE_AUTHENTICATED; r++)
-        if ((row->needs & SMTPD_NEED(r)) && !holds(s, (enum smtpd_refusal)r, 0))
+        if (r != SMTPD_REFUSE_NEED_EHLO && (row->needs & SMTPD_NEED(r)) && !holds(s, (enum smtpd_refusal)r, 0))
             return 0;
     return !(row->needs & SMTPD_NEEDS_AUTH_ON_SUBMISSION) || holds(s, SMTPD_REFUSE_AUTH_REQUIRED, 0);
 }

@@ -31,20 +31,23 @@ enum {
 
 /* Why a command is refused before its handler runs, in the order they are checked: the
  * first that applies answers. Each has a default reply (command_table.c); a row may give
- * its own. The first five say whether the client may use the command at all just now:
- * its EHLO keyword is offered exactly when none of them (nor AUTH_REQUIRED) applies. */
+ * its own. The first four and AUTHENTICATED say whether the client may use the command at
+ * all just now: its EHLO keyword is offered exactly when none of them (nor AUTH_REQUIRED)
+ * applies. NEED_EHLO is also a check of its own (AUTH's), before AUTHENTICATED: a client
+ * greeted with HELO hears "send EHLO first" whatever else is wrong, inside a transaction
+ * too, as before the table. */
 enum smtpd_refusal {
     SMTPD_REFUSE_NONE = -1,
     SMTPD_REFUSE_NO_TLS_CONFIG, /* needs a TLS certificate configured */
     SMTPD_REFUSE_UNTRUSTED,     /* needs a client that may relay (trusted_networks or AUTH) */
     SMTPD_REFUSE_TLS_ACTIVE,    /* needs TLS not active yet */
     SMTPD_REFUSE_NEED_TLS,      /* needs TLS active */
+    SMTPD_REFUSE_NEED_EHLO,     /* needs a client greeted with EHLO; phase: only after EHLO */
     SMTPD_REFUSE_AUTHENTICATED, /* needs a client not authenticated yet */
     SMTPD_REFUSE_ARG,           /* takes no argument */
     SMTPD_REFUSE_NO_ARG,        /* needs an argument */
     SMTPD_REFUSE_IN_TXN,        /* phase: not while a transaction is open */
     SMTPD_REFUSE_NEED_MAIL,     /* phase: only inside a transaction */
-    SMTPD_REFUSE_NEED_EHLO,     /* phase: only after EHLO */
     SMTPD_REFUSE_NEED_HELO,     /* phase: only after HELO or EHLO */
     SMTPD_REFUSE_AUTH_REQUIRED, /* on a submission port, only once authenticated */
     SMTPD_REFUSE_COUNT
@@ -56,6 +59,7 @@ enum smtpd_refusal {
 #define SMTPD_NEEDS_TRUST SMTPD_NEED(SMTPD_REFUSE_UNTRUSTED)
 #define SMTPD_NEEDS_NO_TLS SMTPD_NEED(SMTPD_REFUSE_TLS_ACTIVE)
 #define SMTPD_NEEDS_TLS SMTPD_NEED(SMTPD_REFUSE_NEED_TLS)
+#define SMTPD_NEEDS_EHLO SMTPD_NEED(SMTPD_REFUSE_NEED_EHLO) /* s->esmtp, in a transaction too */
 #define SMTPD_NEEDS_NO_AUTH SMTPD_NEED(SMTPD_REFUSE_AUTHENTICATED)
 #define SMTPD_NEEDS_NO_ARG SMTPD_NEED(SMTPD_REFUSE_ARG)
 #define SMTPD_NEEDS_ARG SMTPD_NEED(SMTPD_REFUSE_NO_ARG)

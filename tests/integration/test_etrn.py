@@ -92,6 +92,24 @@ def test_etrn_delivers_deferred_mail_at_once(net):
     assert "event=etrn client=127.0.0.1:" in pm.log("smtpd")
 
 
+def test_repeated_etrn_gives_one_attempt_not_one_per_etrn(net):
+    """A client repeating ETRN for a node whose MX stays down gets 250 each time, but each
+    recipient has one attempt in the node's ETRN window, not one per ETRN: the retry
+    schedule is not skipped by asking again (the review saw 94 ETRNs make 470 connections)."""
+    pm = net["pm"]
+    pm.start(*SERVICES, timeout=20)
+    send(pm, "bob@example.net", n=2)
+    deferred(pm, 2)                                  # the MX is down and stays down
+    assert etrn(pm, "example.net")[0] == 250
+    deferred(pm, 4)                                  # the attempt this ETRN gave them
+    dispatched = pm.log("queue").count("event=dispatch ")
+    for _ in range(8):
+        # Each answer comes after the queue made due what it would and dispatched it.
+        assert etrn(pm, "example.net") == (250, ["2.0.0 Queuing for node example.net started"])
+    assert pm.log("queue").count("event=dispatch ") == dispatched, pm.log("queue")[-3000:]
+    assert pm.log("queue").count("event=rcpt_deferred") == 4
+
+
 def test_etrn_of_a_domain_and_of_its_subdomains(net):
     pm = net["pm"]
     pm.start(*SERVICES, timeout=20)

@@ -95,7 +95,7 @@ static void test_flush_picks_deferred_remote_recipients_of_the_domain(void **sta
     uint8_t inflight[N] = {0};
     inflight[8] = 1;
     int changed;
-    assert_int_equal(queue_etrn_flush(rec, inflight, "example.net", now, &changed), 3); /* 0, 1, 9 */
+    assert_int_equal(queue_etrn_flush(rec, inflight, "example.net", now, 0, &changed), 3); /* 0, 1, 9 */
     assert_true(changed);
     assert_int_equal(r[0]->next_attempt, now);
     assert_int_equal(r[1]->next_attempt, now);
@@ -103,22 +103,50 @@ static void test_flush_picks_deferred_remote_recipients_of_the_domain(void **sta
     for (int i = 2; i < 9; i++)
         assert_int_equal(r[i]->next_attempt, i == 3 ? 0 : later);
     /* again: they wait for the domain, nothing left to change */
-    assert_int_equal(queue_etrn_flush(rec, inflight, "example.net", now, &changed), 3);
+    assert_int_equal(queue_etrn_flush(rec, inflight, "example.net", now, 0, &changed), 3);
     assert_false(changed);
     /* "@": the subdomain too, still not the other domain, the local one or the one in flight */
-    assert_int_equal(queue_etrn_flush(rec, inflight, "@example.net", now, &changed), 4);
+    assert_int_equal(queue_etrn_flush(rec, inflight, "@example.net", now, 0, &changed), 4);
     assert_true(changed);
     assert_int_equal(r[6]->next_attempt, now);
     assert_int_equal(r[7]->next_attempt, later);
     assert_int_equal(r[8]->next_attempt, later);
     /* without an in-flight map (a record only in the store) the one in flight counts */
-    assert_int_equal(queue_etrn_flush(rec, NULL, "example.net", now, &changed), 4);
+    assert_int_equal(queue_etrn_flush(rec, NULL, "example.net", now, 0, &changed), 4);
     /* held: nothing */
     r[8]->next_attempt = later;
     rec->hold = 1;
-    assert_int_equal(queue_etrn_flush(rec, NULL, "example.net", now, &changed), 0);
+    assert_int_equal(queue_etrn_flush(rec, NULL, "example.net", now, 0, &changed), 0);
     assert_false(changed);
     assert_int_equal(r[8]->next_attempt, later);
+    postmesh__stored_message__free_unpacked(rec, NULL);
+}
+
+/* Within a node's ETRN window a recipient tried since the window began is not made due
+ * again (it had the attempt ETRN gave it); one not tried since is, and both count. */
+static void test_flush_gives_one_attempt_per_window(void **state)
+{
+    (void)state;
+    uint64_t now = 1000000, later = now + 3600, began = now - 4;
+    Postmesh__StoredRecipient *r[] = {
+        rcpt("a@example.net", ST(DEFERRED), 0, later), /* tried after the window began */
+        rcpt("b@example.net", ST(DEFERRED), 0, later), /* tried before it */
+        rcpt("c@example.net", ST(DEFERRED), 0, later), /* tried the second it began */
+    };
+    r[0]->last_attempt = now - 2;
+    r[1]->last_attempt = now - 60;
+    r[2]->last_attempt = began;
+    Postmesh__StoredMessage *rec = record("00000000000000E2", 0, 3, r);
+    int changed;
+    assert_int_equal(queue_etrn_flush(rec, NULL, "example.net", now, began, &changed), 3);
+    assert_true(changed);
+    assert_int_equal(r[0]->next_attempt, later);
+    assert_int_equal(r[1]->next_attempt, now);
+    assert_int_equal(r[2]->next_attempt, later);
+    /* outside a window (0) every one is made due */
+    assert_int_equal(queue_etrn_flush(rec, NULL, "example.net", now, 0, &changed), 3);
+    assert_int_equal(r[0]->next_attempt, now);
+    assert_int_equal(r[2]->next_attempt, now);
     postmesh__stored_message__free_unpacked(rec, NULL);
 }
 
@@ -415,6 +443,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_domain_match),
         cmocka_unit_test(test_flush_picks_deferred_remote_recipients_of_the_domain),
+        cmocka_unit_test(test_flush_gives_one_attempt_per_window),
         cmocka_unit_test(test_walk_visits_every_record_once_wherever_it_is),
         cmocka_unit_test(test_etrn_starts_what_waits_for_the_domain),
     };

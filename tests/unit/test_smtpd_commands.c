@@ -112,11 +112,12 @@ static const char *rule_auth(const struct situation *x)
         return "503 5.5.1 Error: authentication not enabled";
     if (!x->tls)
         return "530 5.7.0 Must issue a STARTTLS command first";
+    /* Greeted with HELO: that first, also after login or inside a transaction. */
+    if (x->phase == SMTPD_PH_INIT || x->phase == SMTPD_PH_HELO || (x->phase == SMTPD_PH_MAIL && !x->esmtp))
+        return "503 5.5.1 Error: send EHLO first";
     if (x->auth)
         return "503 5.5.1 Error: already authenticated";
-    if (x->phase == SMTPD_PH_MAIL)
-        return "503 5.5.1 Error: MAIL transaction in progress";
-    return x->phase != SMTPD_PH_EHLO ? "503 5.5.1 Error: send EHLO first" : NULL;
+    return x->phase == SMTPD_PH_MAIL ? "503 5.5.1 Error: MAIL transaction in progress" : NULL;
 }
 
 static const char *rule_etrn(const struct situation *x)
