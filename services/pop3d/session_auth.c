@@ -69,7 +69,7 @@ static void login_answered(void *arg, int ok)
     pop3_auth_over(s);
     s->wait = WAIT_NONE;
     if (ok == PM_PRIV_BUSY) {
-        pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=sandbox_in_flight user=%s", s->id, s->client,
+        pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=helpers_in_flight user=%s", s->id, s->client,
                PM_LV(uv, user));
         pop3_reply(s, "-ERR [SYS/TEMP] too many logins in progress, try again later");
     } else if (ok < 0) {
