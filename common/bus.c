@@ -1,3 +1,7 @@
+/* The bus's sockets in a libevent loop (bus.h): each frame received is decoded, held to the
+ * binding socket's policy (who may send which body, how big), then to its body's rules
+ * (bus_valid.h), and only then handed to the handler. Frames on raw sockets: bus_frame.c;
+ * CurveZMQ and ZAP: bus_security.c. */
 #include "bus.h"
 
 #include <errno.h>
@@ -7,11 +11,13 @@
 #include <zmq.h>
 
 #include "allowlist.h"
+#include "bus_valid.h"
 #include "log.h"
 #include "metrics.h"
 
 /* At most this many messages per callback before yielding to other events. */
 #define DRAIN_BATCH 512
+#define BODY_CASES 32 /* above the highest BusMessage body field number */
 
 struct pm_bus {
     void *sock;
@@ -25,6 +31,7 @@ struct pm_bus {
     struct pm_bus_sender sender;        /* of the message being handled */
     char sender_uid[PM_KEY_Z85];        /* ZAP User-Id (the key, Z85) the sender was looked up by */
     unsigned sender_gen;                /* allowlist generation of that lookup */
+    uint64_t refused[BODY_CASES];       /* decoded messages refused as invalid, by body */
 };
 
 static void *bus_ctx;
@@ -131,6 +138,25 @@ static void refuse(struct pm_bus *bus, const char *body, const char *reason, siz
            bus->sender.name, pm_role_name(bus->sender.role), body, reason, size);
 }
 
+/* A message that breaks the rules of its body: refused with its line, and a request that has
+ * an answer is answered, so its sender neither waits nor asks again. Refusals by policy
+ * (role, size) stay unanswered: no oracle for who may ask. */
+static void refuse_invalid(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, const Postmesh__BusMessage *m,
+                           const struct pm_bus_invalid *why, size_t size)
+{
+    pm_bus_log_invalid(bus->endpoint, bus->sender.name, bus->sender.role, m, why, size);
+    if ((unsigned)m->body_case < BODY_CASES)
+        bus->refused[m->body_case]++;
+    struct pm_bus_refusal answer;
+    if (bus->policy && peerlen && pm_bus_refusal(m, why, &answer))
+        pm_bus_send_to(bus, peer, peerlen, &answer.msg);
+}
+
+uint64_t pm_bus_refused(const struct pm_bus *bus, Postmesh__BusMessage__BodyCase body)
+{
+    return (unsigned)body < BODY_CASES ? bus->refused[body] : 0;
+}
+
 static void dispatch_one(struct pm_bus *bus)
 {
     zmq_msg_t id, part;
@@ -181,21 +207,24 @@ static void dispatch_one(struct pm_bus *bus)
                policy ? bus->sender.name : "-");
         return;
     }
-    if (m->version != PM_PROTOCOL_VERSION) {
-        pm_log(PM_WARN, "event=bus_drop reason=version version=%u endpoint=%s", m->version, bus->endpoint);
+    const char *why = m->version != PM_PROTOCOL_VERSION ? "version" : NULL;
+    if (policy && !why) {
+        const struct pm_bus_rule *rule = find_rule(policy, m->body_case);
+        why = !rule ? "unexpected"
+              : bus->sender.checked && !(rule->roles & PM_ROLE_BIT(bus->sender.role)) ? "role"
+              : rule->max_bytes && size > rule->max_bytes ? "size" : NULL;
+    }
+    if (why) {
+        refuse(bus, pm_bus_body_name(m->body_case), why, size);
         postmesh__bus_message__free_unpacked(m, NULL);
         return;
     }
-    if (policy) {
-        const struct pm_bus_rule *rule = find_rule(policy, m->body_case);
-        const char *why = !rule ? "unexpected"
-                          : bus->sender.checked && !(rule->roles & PM_ROLE_BIT(bus->sender.role)) ? "role"
-                          : rule->max_bytes && size > rule->max_bytes ? "size" : NULL;
-        if (why) {
-            refuse(bus, pm_bus_body_name(m->body_case), why, size);
-            postmesh__bus_message__free_unpacked(m, NULL);
-            return;
-        }
+    /* The one check of content: from here on every field is within its body's rules. */
+    struct pm_bus_invalid invalid;
+    if (pm_bus_validate(m, &invalid) < 0) {
+        refuse_invalid(bus, peerlen ? peer : NULL, peerlen, m, &invalid, size);
+        postmesh__bus_message__free_unpacked(m, NULL);
+        return;
     }
     pm_metric_add(PM_M_BUS_MESSAGES, 1, "received", pm_bus_body_name(m->body_case));
     bus->stolen = 0;
@@ -228,6 +257,12 @@ static struct pm_bus *bus_new(struct event_base *base, int type, const char *end
         return NULL;
     bus->type = type;
     bus->policy = policy;
+    if (!policy) {
+        /* A client's only peer is the server it connects to, named by the key it pinned. */
+        const char *server = pm_bus_server_of(endpoint);
+        snprintf(bus->sender.name, sizeof bus->sender.name, "%s", server ? server : "-");
+        bus->sender.role = server ? pm_role_of_key_name(server) : PM_ROLE_NONE;
+    }
     bus->handler = h;
     bus->arg = arg;
     snprintf(bus->endpoint, sizeof bus->endpoint, "%s", endpoint);
@@ -308,32 +343,6 @@ const char *pm_worker_kind_name(Postmesh__WorkerKind k)
     }
 }
 
-static void free_packed(void *data, void *hint)
-{
-    (void)hint;
-    free(data);
-}
-
-int pm_bus_send_frame(void *sock, Postmesh__BusMessage *msg, int flags)
-{
-    msg->version = PM_PROTOCOL_VERSION;
-    size_t len = postmesh__bus_message__get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return -1;
-    postmesh__bus_message__pack(msg, buf);
-    zmq_msg_t part;
-    zmq_msg_init_data(&part, buf, len, free_packed, NULL); /* zero-copy: bodies can be large */
-    if (zmq_msg_send(&part, sock, flags) < 0) {
-        int e = errno;
-        zmq_msg_close(&part);
-        errno = e;
-        return -1;
-    }
-    pm_metric_add(PM_M_BUS_MESSAGES, 1, "sent", pm_bus_body_name(msg->body_case));
-    return 0;
-}
-
 static void rearm(struct pm_bus *bus)
 {
     if (bus->ev)
@@ -366,21 +375,6 @@ int pm_bus_send_to(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Post
     return rc;
 }
 
-Postmesh__BusMessage *pm_bus_recv_frame(void *sock, int flags)
-{
-    zmq_msg_t part;
-    zmq_msg_init(&part);
-    Postmesh__BusMessage *m = NULL;
-    if (zmq_msg_recv(&part, sock, flags) >= 0)
-        m = postmesh__bus_message__unpack(NULL, zmq_msg_size(&part), zmq_msg_data(&part));
-    zmq_msg_close(&part);
-    if (m && m->version != PM_PROTOCOL_VERSION) {
-        postmesh__bus_message__free_unpacked(m, NULL);
-        m = NULL;
-    }
-    return m;
-}
-
 int pm_bus_send_ping(struct pm_bus *bus, uint64_t request_id)
 {
     Postmesh__Ping ping = POSTMESH__PING__INIT;
@@ -389,23 +383,4 @@ int pm_bus_send_ping(struct pm_bus *bus, uint64_t request_id)
     m.body_case = POSTMESH__BUS_MESSAGE__BODY_PING;
     m.ping = &ping;
     return pm_bus_send(bus, &m);
-}
-
-Postmesh__BusMessage *pm_bus_call(const char *endpoint, Postmesh__BusMessage *req, int timeout_ms)
-{
-    void *sock = zmq_socket(pm_bus_context(), ZMQ_DEALER);
-    if (!sock)
-        return NULL;
-    prepare_socket(sock, 0);
-    int zero = 0;
-    zmq_setsockopt(sock, ZMQ_IMMEDIATE, &zero, sizeof zero); /* wait for the connection */
-    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
-    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    Postmesh__BusMessage *reply = NULL;
-    if (pm_bus_apply_security(sock, endpoint, 0) == 0 && zmq_connect(sock, endpoint) == 0 &&
-        pm_bus_send_frame(sock, req, 0) == 0) {
-        reply = pm_bus_recv_frame(sock, 0);
-    }
-    zmq_close(sock);
-    return reply;
 }

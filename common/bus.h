@@ -42,8 +42,18 @@ struct pm_bus_policy {
 struct pm_bus *pm_bus_bind(struct event_base *base, int type, const char *endpoint,
                            const struct pm_bus_policy *policy, pm_bus_handler handler, void *arg);
 
+/* Every message is checked against the rules of its body (bus_valid.h) before a handler sees
+ * it; one that breaks them is refused with an `event=bus_refused ... reason=invalid field=F
+ * problem=P` line naming its sender, and a refused request that has an answer (Submit,
+ * Control, Resolve, Etrn) is answered with a permanent error on a binding socket. */
+
+/* How many messages of this body were refused as invalid on bus (e.g. a worker counts the
+ * Jobs it was sent, good or not). */
+uint64_t pm_bus_refused(const struct pm_bus *bus, Postmesh__BusMessage__BodyCase body);
+
 /* In a handler of a binding socket: who sent the current message. checked is 0 when the
- * bus runs without CurveZMQ (bus.curve = false): then nobody's role is known. */
+ * bus runs without CurveZMQ (bus.curve = false): then nobody's role is known. On a client
+ * socket: the server it connects to ("queue", "resolver"; "-" if neither), unchecked. */
 struct pm_bus_sender {
     enum pm_role role;
     char name[PM_KEY_NAME]; /* the key's name, e.g. "smtpd.eu-1"; "-" without CurveZMQ */
@@ -100,6 +110,9 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server);
 int pm_bus_secure_bind(void *sock, const char *endpoint);
 /* Is CurveZMQ on, so that senders have roles? */
 int pm_bus_roles_known(void);
+/* The server a client endpoint leads to, whose public key a connect pins: "queue" (every
+ * shard's endpoint and control), "resolver", or NULL. */
+const char *pm_bus_server_of(const char *endpoint);
 
 
 #endif

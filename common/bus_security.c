@@ -243,7 +243,7 @@ static int start_zap(void)
 }
 
 /* Which server's public key a client needs for this endpoint. */
-static const char *server_name(const char *endpoint)
+const char *pm_bus_server_of(const char *endpoint)
 {
     for (int i = 0; i < sec.nqueue_endpoints; i++)
         if (!strcmp(endpoint, sec.queue_endpoints[i]))
@@ -276,7 +276,7 @@ int pm_bus_apply_security(void *sock, const char *endpoint, int is_server)
         zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "postmesh", 8);
         return 0;
     }
-    const char *server = server_name(endpoint);
+    const char *server = pm_bus_server_of(endpoint);
     char server_pub[PM_KEY_Z85];
     if (!server || server_public(server, server_pub) < 0) {
         pm_log(PM_ERR, "event=bus_security_error reason=\"no public key of the server (copy %s.pub into the keys "

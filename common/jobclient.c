@@ -1,6 +1,8 @@
 /* Worker side of the job protocol (jobclient.h): one DEALER per queue shard, credit and
- * heartbeat per shard, edge checks of incoming jobs, refusals, held results per shard. One
- * copy for mta, delivery and bouncer. */
+ * heartbeat per shard, refusals (wrong kind, busy, draining), held results per shard. One
+ * copy for mta, delivery and bouncer. A Job's fields were checked where it was decoded
+ * (bus_valid.c: a queue id of the queue's form, 1 to PM_BUS_MAX_RCPTS recipients with
+ * addresses, a known kind); a malformed one never reaches on_message. */
 #include "jobclient.h"
 
 #include <errno.h>
@@ -13,17 +15,14 @@
 #include <zmq.h>
 
 #include "bus.h"
+#include "bus_valid.h"
 #include "clock.h"
 #include "log.h"
 
 #define HEARTBEAT_MS 2000
 #define RETRY_MS 100          /* credit / held results while the queue is not connected */
 #define DEFAULT_LEASE 600
-#define MAX_RECIPIENTS 100000 /* a Job with more is malformed (smtpd.max_recipients bounds it) */
-/* The queue's ids: 13 hex digits of microseconds and 3 of a counter, upper case
- * (services/queue/msg.c). Only that is admitted, so the id, logged bare on every line
- * about the job, can carry nothing else from a compromised queue. */
-#define QUEUE_ID_LEN 16
+#define QUEUE_ID_LEN PM_BUS_QUEUE_ID_LEN /* only that form is admitted (bus_valid.h) */
 #define CLOSE_LINGER_MS 2000
 #define MAX_SHARDS 64
 
@@ -112,7 +111,8 @@ static int send_credit(struct shard *s)
     credit.kind = c->cfg.kind;
     credit.credits = (uint32_t)free_slots(c);
     credit.worker_name = c->name;
-    credit.jobs_received = s->received;
+    /* Jobs the bus refused as malformed arrived too: they are not on the way any more. */
+    credit.jobs_received = s->received + pm_bus_refused(s->bus, POSTMESH__BUS_MESSAGE__BODY_JOB);
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_CREDIT;
     msg.credit = &credit;
@@ -307,31 +307,6 @@ static uint64_t in_transit_ms(const Postmesh__Job *j, uint64_t lease_ms)
     return transit < lease_ms / 4 ? transit : lease_ms / 4;
 }
 
-static int valid_queue_id(const char *id)
-{
-    if (!id || strlen(id) != QUEUE_ID_LEN)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F')))
-            return 0;
-    return 1;
-}
-
-/* Checks a Job once at the edge; NULL if fit to run, else why not. */
-static const char *malformed(const Postmesh__Job *j)
-{
-    if (!valid_queue_id(j->queue_id))
-        return "bad queue id";
-    if (j->n_recipients == 0 || j->n_recipients > MAX_RECIPIENTS)
-        return "bad recipient count";
-    /* A bouncer's one recipient is the envelope sender, which may be the null sender. */
-    int may_be_empty = j->kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER;
-    for (size_t i = 0; i < j->n_recipients; i++)
-        if (!j->recipients[i] || !j->recipients[i]->address || (!may_be_empty && !j->recipients[i]->address[0]))
-            return "bad recipient";
-    return NULL;
-}
-
 static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
 {
     (void)peer;
@@ -342,19 +317,12 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
         s->settle_pending = 0; /* every job sent before our credit 0 has arrived */
         return;
     }
-    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_JOB || !msg->job) {
+    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_JOB) {
         pm_log(PM_WARN, "event=bus_drop reason=unexpected_message body=%d", (int)msg->body_case);
         return;
     }
     const Postmesh__Job *j = msg->job;
     s->received++;
-    const char *bad = malformed(j);
-    if (bad) {
-        /* Nothing in it can be answered safely: the queue's lease brings it back. */
-        char detail[PM_LOGV_SIZE];
-        pm_log(PM_WARN, "event=bus_drop reason=malformed_job detail=%s job=%" PRIu64, PM_LOGV(detail, bad), j->job_id);
-        return;
-    }
     struct job_entry *e = calloc(1, sizeof *e);
     if (e)
         e->indexes = calloc(j->n_recipients, sizeof *e->indexes);

@@ -45,8 +45,9 @@ struct pm_job_client_config {
     int backlog;           /* extra jobs accepted beyond capacity (a late Credit race); 0: none */
     /* Optional: the service's own free slots (e.g. fewer while a resource is short). */
     int (*free_slots)(void *arg);
-    /* A new job, already checked (kind, queue id, recipients). The service must answer it
-     * exactly once with pm_job_finish or pm_job_return. */
+    /* A new job of the client's kind, its fields checked where it was decoded (bus_valid.h:
+     * queue id, recipients, addresses). The service must answer it exactly once with
+     * pm_job_finish or pm_job_return. */
     void (*on_job)(struct pm_job *job, void *arg);
     void *arg;
 };

@@ -6,10 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus_valid.h"
 #include "log.h"
 #include "names.h"
 
 #define MAX_ADDRS 16 /* per host and family */
+
+/* A reply built here is always one the bus admits (bus_valid.h): an mta refuses anything
+ * beyond these bounds as if the resolver had not answered. */
+_Static_assert(RESOLVER_MAX_MX <= PM_BUS_MAX_HOSTS, "MX hosts per reply");
+_Static_assert(2 * MAX_ADDRS <= PM_BUS_MAX_ADDRS, "addresses per host");
+_Static_assert(RESOLVER_MAX_RECORDS <= PM_BUS_MAX_NAMES, "PTR names per reply");
+_Static_assert(RESOLVER_NAME_MAX - 1 <= PM_BUS_MAX_DOMAIN, "host names");
 
 struct lookup;
 
@@ -76,7 +84,7 @@ static Postmesh__ResolveReply *reply_new(Postmesh__ResolveReply__Status status, 
     postmesh__resolve_reply__init(r);
     r->status = status;
     r->dsn_status = xstrdup(dsn);
-    char text[512];
+    char text[512]; /* within PM_BUS_MAX_TEXT */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
@@ -316,8 +324,8 @@ void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRe
     l->done = done;
     l->arg = arg;
     l->kind = req->kind;
-    const char *name = req->name ? req->name : "";
-    pm_logv(l->name, sizeof l->name, name); /* escaped, for logs until it is validated */
+    const char *name = req->name; /* 1 to 255 octets, no control characters (bus_valid.c) */
+    pm_logv(l->name, sizeof l->name, name); /* escaped, for logs until it is a domain */
 
     if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__PTR) {
         char rev[RESOLVER_NAME_MAX];
@@ -337,12 +345,10 @@ void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRe
     snprintf(l->name, sizeof l->name, "%s", norm);
     if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__MX) {
         resolver_query(q, l->name, LDNS_RR_TYPE_MX, on_mx, l);
-    } else if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__A) {
-        l->nhosts = 1;
-        snprintf(l->hosts[0].name, sizeof l->hosts[0].name, "%s", l->name);
-        resolve_addresses(l);
-    } else {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.5.4", "unknown request kind %d",
-                            (int)req->kind));
+        return;
     }
+    /* A: the bus admits no other kind (common/bus_valid.c refuses numbers the proto lacks). */
+    l->nhosts = 1;
+    snprintf(l->hosts[0].name, sizeof l->hosts[0].name, "%s", l->name);
+    resolve_addresses(l);
 }

@@ -9,7 +9,8 @@
 /* reply is freed after the call returns. */
 typedef void (*resolver_lookup_done)(Postmesh__ResolveReply *reply, void *arg);
 
-/* done is called exactly once, possibly before this returns (everything cached). */
+/* req as the bus admits it (common/bus_valid.c): kind MX, A or PTR, a name without control
+ * characters. done is called exactly once, possibly before this returns (everything cached). */
 void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRequest *req,
                            resolver_lookup_done done, void *arg);
 

@@ -124,23 +124,24 @@ static void refuse_busy(struct resolver_server *s, const uint8_t *peer, size_t p
     send_reply(s, peer, peerlen, request_id, &busy);
 }
 
+/* The bus hands over only what the policy below admits, a ResolveRequest from a ROUTER peer,
+ * and only within its rules (common/bus_valid.c: a known kind, a name of 1 to 255 octets
+ * without control characters); one outside them was answered PERMFAIL 5.5.4 there. Whether
+ * the name is a usable domain or address is the lookup's to say (5.1.2, 5.1.3). */
 static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
 {
     (void)bus;
     struct resolver_server *s = arg;
-    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_RESOLVE || !msg->resolve || !peer) {
-        pm_log(PM_WARN, "event=bus_drop reason=unexpected_message body=%d", (int)msg->body_case);
-        return;
-    }
+    const Postmesh__ResolveRequest *req = msg->resolve;
     char kind[16];
-    pm_metric_enum(&postmesh__resolve_request__kind__descriptor, (int)msg->resolve->kind, kind, sizeof kind);
+    pm_metric_enum(&postmesh__resolve_request__kind__descriptor, (int)req->kind, kind, sizeof kind);
     pm_metric_add(PM_M_RESOLVER_QUERIES, 1, kind, NULL);
     if (s->waiting.n >= MAX_WAITING || peerlen > MAX_PEER) {
         refuse_busy(s, peer, peerlen, msg->request_id);
         return;
     }
     struct request *r = calloc(1, sizeof *r);
-    char *name = r ? strdup(msg->resolve->name ? msg->resolve->name : "") : NULL;
+    char *name = r ? strdup(req->name) : NULL;
     if (!name) {
         free(r);
         refuse_busy(s, peer, peerlen, msg->request_id);
@@ -148,7 +149,7 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     }
     r->s = s;
     r->request_id = msg->request_id;
-    r->kind = msg->resolve->kind;
+    r->kind = req->kind;
     r->name = name;
     r->peerlen = peerlen;
     memcpy(r->peer, peer, peerlen);

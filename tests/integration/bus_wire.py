@@ -7,11 +7,12 @@ from remote_proto import _varint as varint  # one varint encoder for every test 
 VERSION = 1
 # BusMessage body fields
 SUBMIT, SUBMIT_REPLY, CREDIT, JOB, JOB_RESULT, CONTROL, CONTROL_REPLY = 10, 11, 12, 13, 14, 15, 16
-RESOLVE, PING = 17, 19
+RESOLVE, RESOLVE_REPLY, PING = 17, 18, 19
 STATUS = 6             # ControlRequest.Command.STATUS
 WORKER_DELIVERY, WORKER_MTA, WORKER_BOUNCER = 1, 2, 3                # WorkerKind
 DELIVERED, TEMPFAIL, PERMFAIL, RETURNED = 0, 1, 2, 3                 # RecipientResult.Status
 COMMITTED = 0                                                        # SubmitReply.Status
+MX, PTR, A = 0, 1, 2                                                 # ResolveRequest.Kind
 
 
 def field_int(num, value):
@@ -44,6 +45,12 @@ def submit(request_id, sender, recipient, body):
     inner = field_bytes(1, sender) + b"".join(field_bytes(2, r) for r in rcpts) + field_bytes(3, body) \
         + field_bytes(4, "local")
     return bus_message(request_id, SUBMIT, inner)
+
+
+def resolve(request_id, name, kind=MX):
+    """A ResolveRequest; kind may be any number (one the proto lacks is refused at the edge)."""
+    body = (field_int(1, kind) if kind else b"") + (field_bytes(2, name) if name else b"")
+    return bus_message(request_id, RESOLVE, body)
 
 
 def credit(kind, credits, name, jobs_received=None):
@@ -84,13 +91,24 @@ def parse_job(frame_fields):
     }
 
 
-def parse_submit_reply(frame_fields):
-    """A decoded BusMessage holding a SubmitReply -> (request_id, status, queue_id, text), or None."""
-    raw = first(frame_fields, SUBMIT_REPLY)
+def _reply(frame_fields, body_field):
+    """(request_id, status, field 2, field 3) of a reply body: SubmitReply's queue_id and text,
+    ResolveReply's dsn_status and text. None if the frame holds another body."""
+    raw = first(frame_fields, body_field)
     if raw is None:
         return None
     r = decode(raw)
     return (first(frame_fields, 2, 0), first(r, 1, 0), first(r, 2, b"").decode(), first(r, 3, b"").decode())
+
+
+def parse_submit_reply(frame_fields):
+    """A decoded BusMessage holding a SubmitReply -> (request_id, status, queue_id, text), or None."""
+    return _reply(frame_fields, SUBMIT_REPLY)
+
+
+def parse_resolve_reply(frame_fields):
+    """A decoded BusMessage holding a ResolveReply -> (request_id, status, dsn_status, text), or None."""
+    return _reply(frame_fields, RESOLVE_REPLY)
 
 
 def decode(buf):

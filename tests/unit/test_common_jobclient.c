@@ -1,6 +1,6 @@
 /* The shared worker-side job client (common/jobclient.c) against a real ZeroMQ ROUTER standing
  * in for the queue in this process: credit (free slots, the service's own limit, jobs
- * received), the checks at the edge (wrong kind, malformed, beyond capacity + backlog),
+ * received), the refusals (wrong kind, malformed at the bus's edge, beyond capacity + backlog),
  * results that echo the job's identity, results held while the queue is away and resent or
  * dropped at the job's lease deadline, drain and return_all. */
 #include <setjmp.h>
@@ -472,8 +472,9 @@ static void test_beyond_capacity_and_backlog_returned(void **state)
     fixture_free(f);
 }
 
-/* Nothing in a malformed job can be answered: dropped (the queue's lease brings it back), but
- * counted as received so the queue's count of jobs on the way stays right. */
+/* Nothing in a malformed job can be answered: refused where the bus decodes it
+ * (common/bus_valid.c; the queue's lease brings it back), but counted as received so the
+ * queue's count of jobs on the way stays right. */
 static void test_malformed_jobs_dropped(void **state)
 {
     (void)state;
