@@ -1,5 +1,6 @@
 /* The one configuration file (libconfig) shared by all services. Every key of the contract
- * is known here; unknown keys and bad values are errors naming file:line. */
+ * is a row of config_schema.c with its rule; unknown keys and bad values are errors naming
+ * file:line and the key. */
 #ifndef PM_CONFIG_H
 #define PM_CONFIG_H
 #include <stddef.h>
@@ -125,6 +126,12 @@ const char *pm_config_default_path(void);
 
 /* dst = state_dir + "/" + rel. Returns dst. */
 char *pm_config_state_path(const struct pm_config *cfg, const char *rel, char *dst, size_t size);
+
+/* The schema's keys ("hostname", "queue.retry_min", ...), in the table's order: i from 0 to
+ * pm_config_key_count() - 1; NULL past the end. (The reference configuration is held to
+ * this list by a unit test.) */
+size_t pm_config_key_count(void);
+const char *pm_config_key_path(size_t i);
 
 /* Case-insensitive: is domain one of cfg->domains? */
 int pm_config_is_local_domain(const struct pm_config *cfg, const char *domain);

@@ -79,7 +79,6 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("queue = { map_size_mb = 99999999999999999999; };\n", 1, "queue.map_size_mb is too large");
 }
 
-/* A 64-bit value in range is taken as written, with or without the L suffix. */
 /* Containers: where a service binds and where the others connect are separate; several
  * queue shards are a list, with their control endpoints in the same order. */
 static void test_bind_and_connect_endpoints(void **state)
@@ -127,6 +126,98 @@ static void test_bind_and_connect_endpoints(void **state)
                  "proxy_protocol must be true or false");
 }
 
+/* Each row carries its rule: the error names the file, the line of the value (of the list
+ * element, when a list spans lines) and the key. */
+static void test_rows_carry_their_rules(void **state)
+{
+    (void)state;
+    static const struct error_case {
+        const char *text;
+        int line;
+        const char *needle;
+    } refused[] = {
+        /* host name */
+        {"\nhostname = \"mx..example.test\";\n", 2, "hostname: 'mx..example.test' is not a host name"},
+        {"hostname = \"mx.example.test.\";\n", 1, "hostname: 'mx.example.test.' is not a host name: it ends"},
+        {"hostname = \"[192.0.2.1]\";\n", 1, "hostname: '[192.0.2.1]' is an address literal"},
+        {"hostname = \"192.0.2.1\";\n", 1, "hostname: '192.0.2.1' is an IP address"},
+        {"hostname = \"\";\n", 1, "hostname: '' is empty"},
+        {"hostname = \"mx\\r\\nX-Injected: 1\";\n", 1, "hostname: 'mx??X-Injected: 1' is not a host name"},
+        /* domain lists: the element's own line */
+        {"domains = [ \"example.test\",\n  \"bad_domain.test\" ];\n", 2, "domains: 'bad_domain.test' is not a domain"},
+        {"smtpd = {\n etrn_domains = [ \"example.net.\" ]; };\n", 2,
+         "smtpd.etrn_domains: 'example.net.' is not a domain"},
+        /* paths */
+        {"\nstate_dir = \"\";\n", 2, "state_dir: '' is empty"},
+        {"tls = {\n certificate = \"/etc/cert\\n.pem\"; };\n", 2, "tls.certificate: '/etc/cert?.pem' is not a path"},
+        /* bus endpoints, single and in lists */
+        {"queue = {\n endpoint = \"127.0.0.1:7701\"; };\n", 2,
+         "queue.endpoint: '127.0.0.1:7701' is not a bus endpoint"},
+        {"queue = { endpoint = [ \"tcp://q0:7701\",\n \"tcp://q1:0\" ]; };\n", 2,
+         "queue.endpoint: 'tcp://q1:0' is not a bus endpoint"},
+        {"resolver = {\n listen = \"tcp://*\"; };\n", 2, "resolver.listen: 'tcp://*' is not a bus endpoint"},
+        {"queue = {\n control_listen = \"tcp:/*:7702\"; };\n", 2, "queue.control_listen: 'tcp:/*:7702'"},
+        /* bind addresses: listeners and metrics */
+        {"smtpd = { listen = (\n { address = \"localhost:25\"; mode = \"smtp\"; } ); };\n", 2,
+         "smtpd.listen address: 'localhost:25' is not an address to bind"},
+        {"pop3d = { listen = (\n { mode = \"pop3\";\n address = \"127.0.0.1\"; } ); };\n", 3,
+         "pop3d.listen address: '127.0.0.1' is not host:port"},
+        {"mta = {\n metrics = \"127.0.0.1\"; };\n", 2, "mta.metrics: '127.0.0.1' is not host:port"},
+        /* enums: the row lists its strings, and the error all of them */
+        {"smtpd = { listen = (\n { address = \"1.2.3.4:25\"; mode = \"pop3\"; } ); };\n", 2,
+         "smtpd.listen mode 'pop3' is not one of smtp, submission, smtps"},
+        {"pop3d = { listen = (\n { address = \"1.2.3.4:110\"; mode = \"imap\"; } ); };\n", 2,
+         "pop3d.listen mode 'imap' is not one of pop3, pop3s"},
+        /* networks */
+        {"trusted_networks = [ \"127.0.0.0/8\",\n \"10.0.0.0/\" ];\n", 2,
+         "trusted_networks: '10.0.0.0/' is not a network: the prefix length must be 0-32"},
+        {"\nproxy_networks = [ \"haproxy\" ];\n", 2, "proxy_networks: 'haproxy' is not a network"},
+        /* name servers */
+        {"resolver = {\n nameservers = [ \"dns.example.net\" ]; };\n", 2,
+         "resolver.nameservers: 'dns.example.net' is not an IP address or IP:port"},
+        /* key name */
+        {"bus = {\n key_name = \"../queue\"; };\n", 2, "bus.key_name: '../queue' is not a key name"},
+        /* ranges (as before) */
+        {"mta = {\n remote_port = 0; };\n", 2, "mta.remote_port = 0 is out of range [1, 65535]"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        expect_error(refused[i].text, refused[i].line, refused[i].needle);
+
+    /* Values each rule accepts, as the tests, deploy/ and make run write them. */
+    write_conf("hostname = \"pm-test.local\";\nstate_dir = \"var\";\nusers_file = \"\";\naliases_file = \"aliases\";\n"
+               "domains = [ \"example.test\", \"etc\" ];\n"
+               "trusted_networks = [ \"127.0.0.0/8\", \"::1\", \"10.1.2.3/8\" ];\n"
+               "bus = { keys_dir = \"/etc/postmesh/keys\"; key_name = \"smtpd.eu-1\"; };\n"
+               "queue = { control = \"ipc:///tmp/pm/control\"; metrics = \"0.0.0.0:9701\"; };\n"
+               "resolver = { endpoint = \"tcp://localhost:7703\"; nameservers = [ \"127.0.0.1:1\", \"[::1]:53\" ]; };\n"
+               "smtpd = { etrn_domains = [ \"example.net\" ];\n"
+               "  listen = ( { address = \"[::1]:0\"; mode = \"submission\"; },\n"
+               "             { address = \"*:25\"; mode = \"smtp\"; } ); };\n");
+    struct pm_config cfg;
+    char err[256];
+    if (pm_config_load(path, &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(cfg.hostname, "pm-test.local");
+    assert_string_equal(cfg.users_file, "");
+    assert_string_equal(cfg.smtpd.listen.v[0].address, "[::1]:0");
+    assert_string_equal(cfg.queue.control_listen, "ipc:///tmp/pm/control");
+    pm_config_free(&cfg);
+    unlink(path);
+}
+
+/* What is about several keys together: the short cross-key list, pointing at a key's line. */
+static void test_cross_key_rules(void **state)
+{
+    (void)state;
+    expect_error("queue = {\n retry_max = 10;\n retry_min = 11; };\n", 3,
+                 "queue.retry_min must not exceed queue.retry_max");
+    expect_error("queue = { endpoint = [ \"tcp://a:1\", \"tcp://b:1\" ];\n control = \"tcp://a:2\"; };\n", 2,
+                 "queue.control must name one control endpoint per queue.endpoint (2 shards, 1 control)");
+    /* the key a rule points at left out: line 0, still naming it */
+    expect_error("queue = { retry_max = 100; };\n", 0, "queue.retry_min must not exceed");
+}
+
+/* A 64-bit value in range is taken as written, with or without the L suffix. */
 static void test_large_values_in_range(void **state)
 {
     (void)state;
@@ -149,6 +240,8 @@ int main(void)
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_large_values_in_range),
         cmocka_unit_test(test_bind_and_connect_endpoints),
+        cmocka_unit_test(test_rows_carry_their_rules),
+        cmocka_unit_test(test_cross_key_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
