@@ -22,13 +22,14 @@
 
 #include "addr.h"
 #include "addrset.h"
+#include "bus_valid.h"
 #include "filestamp.h"
 #include "heldfile.h"
 #include "pinned.h"
 
 #define MAX_LINE 8192      /* one physical line */
 #define MAX_ENTRY 65536    /* one alias with its continuation lines */
-#define MAX_ADDRESS 320
+#define MAX_ADDRESS PM_BUS_MAX_ADDRESS /* a final address travels in a Job (bus_valid.h) */
 #define MAX_RESULTS 1000   /* final addresses per expansion */
 #define MAX_DEPTH 32       /* aliases of aliases */
 #define MAX_STEPS 10000    /* lookups per expansion, a bound on work whatever the file holds */

@@ -325,18 +325,19 @@ static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, s
     return 0;
 }
 
+/* Validated at the edge (bus_rules.c): a queue id and at least one recipient. */
 static void on_job(struct pm_job *handle, void *arg)
 {
     struct bouncer_worker *w = arg;
     const Postmesh__Job *job = handle->job;
-    const char *qid = job->queue_id ? job->queue_id : "";
-    uint32_t index = job->n_recipients ? job->recipients[0]->index : 0;
-    /* The DSN goes to the original envelope sender: recipient 0 (job->sender as a fallback). */
-    const char *sender = job->n_recipients ? job->recipients[0]->address : job->sender;
+    const char *qid = job->queue_id;
+    uint32_t index = job->recipients[0]->index;
+    /* The DSN goes to the original envelope sender: recipient 0. */
+    const char *sender = job->recipients[0]->address;
     const char *action = job->delay_notice ? "delayed" : "failed";
     char lv[PM_LOGV_SIZE], sv[PM_LOGV_SIZE];
 
-    if (!sender || !*sender) {
+    if (!*sender) {
         /* A failed bounce: notifying nobody is the only way to avoid bounce loops. */
         pm_log(PM_WARN, "event=dsn_suppressed id=%s reason=null_sender action=%s recipients=%zu", qid, action,
                job->n_report);
@@ -428,7 +429,7 @@ static void on_submit_reply(struct bouncer_worker *w, int shard, uint64_t reques
 
 static void on_submit_message(int shard, Postmesh__BusMessage *msg, void *arg)
 {
-    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY && msg->submit_reply)
+    if (msg->body_case == POSTMESH__BUS_MESSAGE__BODY_SUBMIT_REPLY) /* a body of its case: the edge */
         on_submit_reply(arg, shard, msg->request_id, msg->submit_reply);
     else
         pm_log(PM_WARN, "event=bus_unexpected socket=submit body=%d", (int)msg->body_case);

@@ -13,7 +13,8 @@
 #include "clock.h"
 #include "cli.h"
 
-/* The answer on sock, if it is the reply of kind `want` to request_id; else NULL. */
+/* The answer on sock, if it is the reply of kind `want` to request_id; else NULL. Validated
+ * at the edge (pm_bus_recv_frame, bus_rules.c): the body of its case is there. */
 static Postmesh__BusMessage *receive_reply(void *sock, uint64_t request_id, Postmesh__BusMessage__BodyCase want)
 {
     Postmesh__BusMessage *m = pm_bus_recv_frame(sock, ZMQ_DONTWAIT);
@@ -80,7 +81,8 @@ int cli_ask_shards(const struct pm_config *cfg, Postmesh__BusMessage *msg, Postm
             int i = which[j];
             a[i].msg = receive_reply(socks[i], ids[i], want);
             if (a[i].msg) {
-                a[i].reply = a[i].msg->control_reply; /* NULL for another kind of reply */
+                /* The body is a union: control_reply is only a ControlReply's. */
+                a[i].reply = want == POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY ? a[i].msg->control_reply : NULL;
                 waiting--;
             }
         }
@@ -133,10 +135,8 @@ static Postmesh__BusMessage *call(void *sock, Postmesh__BusMessage *msg, int tim
             return NULL;
         if (rc > 0) {
             Postmesh__BusMessage *m = receive_reply(sock, msg->request_id, POSTMESH__BUS_MESSAGE__BODY_CONTROL_REPLY);
-            if (m && m->control_reply)
-                return m;
             if (m)
-                postmesh__bus_message__free_unpacked(m, NULL);
+                return m;
         }
     }
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "bus_valid.h"
 #include "cli.h"
 #include "control.h"
 #include "json.h"
@@ -169,16 +170,15 @@ static void print_show(const Postmesh__QueueItem *it, time_t now)
     }
 }
 
-/* Queue ids are 16 hex digits; anything else is a typo, not a question for the queue. */
-static int valid_id(const char *id)
+/* arg as a queue id in id (the bus's form, upper case; lower case is typed too), or 0:
+ * anything else is a typo, not a question for the queue. */
+static int read_id(const char *arg, char id[PM_BUS_QUEUE_ID_LEN + 1])
 {
-    size_t n = strlen(id);
-    if (n != 16)
+    if (strlen(arg) != PM_BUS_QUEUE_ID_LEN)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)id[i]))
-            return 0;
-    return 1;
+    for (size_t i = 0; i <= PM_BUS_QUEUE_ID_LEN; i++) /* with its NUL */
+        id[i] = (char)toupper((unsigned char)arg[i]);
+    return pm_bus_queue_id_ok(id);
 }
 
 struct subcommand {
@@ -453,14 +453,10 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
         cli_error("usage: postmesh queue list [--json] | show ID | flush | hold ID | release ID | delete ID");
         return CLI_USAGE;
     }
-    char id[17] = "";
-    if (sc->takes_id) {
-        if (!valid_id(argv[2])) {
-            cli_error("'%s' is not a queue id (16 hexadecimal digits)", argv[2]);
-            return CLI_USAGE;
-        }
-        for (int i = 0; i < 16; i++)
-            id[i] = (char)toupper((unsigned char)argv[2][i]);
+    char id[PM_BUS_QUEUE_ID_LEN + 1] = "";
+    if (sc->takes_id && !read_id(argv[2], id)) {
+        cli_error("'%s' is not a queue id (16 hexadecimal digits)", argv[2]);
+        return CLI_USAGE;
     }
     if (sc->command == CMD(LIST))
         return list_streamed(cfg, json);

@@ -285,6 +285,7 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     next_attempt(arg);
 }
 
+/* reply is a ResolveReply validated at the edge (bus_rules.c), or NULL with error. */
 static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, void *arg)
 {
     struct mta_outbound *o = arg;
@@ -307,9 +308,9 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
     }
     if (reply->status != POSTMESH__RESOLVE_REPLY__STATUS__OK) {
         int perm = reply->status == POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL;
-        const char *dsn = reply->dsn_status && reply->dsn_status[0] ? reply->dsn_status : perm ? "5.1.2" : "4.4.3";
+        const char *dsn = reply->dsn_status[0] ? reply->dsn_status : perm ? "5.1.2" : "4.4.3";
         char text[PM_SMTPC_TEXT_MAX];
-        snprintf(text, sizeof text, "%s %s", dsn, reply->text ? reply->text : "");
+        snprintf(text, sizeof text, "%s %s", dsn, reply->text);
         fail_all(o, perm ? PERMFAIL : TEMPFAIL, dsn, text);
         complete(o);
         return;
@@ -338,6 +339,7 @@ static void on_resolved(const Postmesh__ResolveReply *reply, const char *error, 
     next_attempt(o);
 }
 
+/* msg is a Job validated at the edge (bus_rules.c): at least one recipient, strings set. */
 struct mta_outbound *mta_outbound_start(const struct mta_env *env, Postmesh__BusMessage *msg, uint64_t deadline_ms,
                                         mta_outbound_done done, void *arg)
 {
@@ -361,8 +363,8 @@ struct mta_outbound *mta_outbound_start(const struct mta_env *env, Postmesh__Bus
     evtimer_add(o->deadline, &tv);
 
     const char *dom = o->job->domain;
-    if (!dom || !*dom) /* the queue always sets it; be forgiving about the contract */
-        dom = o->nrcpts ? pm_addr_domain(o->job->recipients[0]->address) : "";
+    if (!*dom) /* the queue always sets it; be forgiving about the contract */
+        dom = pm_addr_domain(o->job->recipients[0]->address);
     snprintf(o->domain, sizeof o->domain, "%s", dom);
     for (char *p = o->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
@@ -370,15 +372,15 @@ struct mta_outbound *mta_outbound_start(const struct mta_env *env, Postmesh__Bus
     for (int i = 0; i < o->nrcpts; i++) {
         const Postmesh__JobRecipient *jr = o->job->recipients[i];
         o->rcpts[i].index = jr->index;
-        o->rcpts[i].address = jr->address ? jr->address : "";
+        o->rcpts[i].address = jr->address;
         if (!address_ok(o->rcpts[i].address, 0))
             mta_rcpt_final(&o->rcpts[i], PERMFAIL, "5.1.3", "5.1.3 recipient address cannot be sent over SMTP");
     }
-    if (!address_ok(o->job->sender ? o->job->sender : "", 1))
+    if (!address_ok(o->job->sender, 1))
         fail_all(o, PERMFAIL, "5.1.7", "5.1.7 sender address cannot be sent over SMTP");
 
     char ip[64];
-    if (o->nrcpts == 0 || !o->domain[0]) {
+    if (!o->domain[0]) {
         fail_all(o, PERMFAIL, "5.1.2", "5.1.2 no destination domain");
         kick(o);
     } else if (mta_domain_literal(o->domain, ip, sizeof ip)) {

@@ -50,19 +50,20 @@ static struct pending *take(struct mta_resolver *r, uint64_t id, int by_handle)
     return NULL;
 }
 
+/* Validated at the edge (bus_rules.c): a body of its case, every string set and bounded. */
 static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *msg, void *arg)
 {
     (void)bus;
     (void)peer;
     (void)peerlen;
     struct mta_resolver *r = arg;
-    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_RESOLVE_REPLY || !msg->resolve_reply)
+    if (msg->body_case != POSTMESH__BUS_MESSAGE__BODY_RESOLVE_REPLY)
         return;
     struct pending *p = take(r, msg->request_id, 0);
     if (!p)
         return; /* answered after we gave up, or cancelled */
     const Postmesh__ResolveReply *rr = msg->resolve_reply;
-    int busy = rr->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL && rr->dsn_status &&
+    int busy = rr->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL &&
                strcmp(rr->dsn_status, MTA_RESOLVER_BUSY_DSN) == 0;
     if (busy && now_ms() + TICK_MS < p->deadline_ms) {
         /* Local congestion, not an answer about the domain: ask again soon (the tick sends

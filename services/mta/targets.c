@@ -5,8 +5,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bus_valid.h"
 #include "log.h"
 #include "self.h"
+
+/* Every name and address of a ResolveReply fits (its bounds are checked at the edge). */
+_Static_assert(PM_BUS_MAX_DOMAIN < sizeof ((struct mta_target *)0)->host, "an MX name fits a target");
+_Static_assert(PM_BUS_MAX_IP < sizeof ((struct mta_target *)0)->ip, "an MX address fits a target");
 
 const char *mta_domain_literal(const char *domain, char *ip, size_t size)
 {
@@ -77,8 +82,6 @@ enum mta_targets_result mta_targets_mx(struct mta_targets *t, const Postmesh__Re
         const Postmesh__MxHost *m = reply->hosts[h];
         for (size_t a = 0; a < m->n_addresses && t->n < MTA_MAX_TARGETS; a++) {
             struct mta_target *x = &t->v[t->n];
-            if (strlen(m->addresses[a]) >= sizeof x->ip || strlen(m->name) >= sizeof x->host)
-                continue;
             snprintf(x->host, sizeof x->host, "%s", m->name);
             snprintf(x->ip, sizeof x->ip, "%s", m->addresses[a]);
             x->best = m->preference == best;

@@ -158,6 +158,7 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(w->env.base);
 }
 
+/* Validated at the edge (bus_rules.c): at least one recipient, strings set. */
 static void on_job(struct pm_job *job, void *arg)
 {
     struct mta_worker *w = arg;
@@ -169,7 +170,7 @@ static void on_job(struct pm_job *job, void *arg)
     const Postmesh__Job *j = job->job;
     s->w = w;
     s->job = job;
-    const char *dom = j->domain && *j->domain ? j->domain : pm_addr_domain(j->recipients[0]->address);
+    const char *dom = *j->domain ? j->domain : pm_addr_domain(j->recipients[0]->address);
     snprintf(s->domain, sizeof s->domain, "%s", dom);
     for (char *p = s->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);

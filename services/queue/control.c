@@ -208,13 +208,13 @@ void queue_answer_ping(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
 
 void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *bm, void *arg)
 {
+    /* Validated at the edge (bus_rules.c): only a Ping or a ControlRequest gets here (the
+     * control policy, endpoints.c), a command that names a message names a queue id. */
     struct queue *q = arg;
     if (bm->body_case == POSTMESH__BUS_MESSAGE__BODY_PING) {
         queue_answer_ping(bus, peer, peerlen, bm);
         return;
     }
-    if (bm->body_case != POSTMESH__BUS_MESSAGE__BODY_CONTROL)
-        return;
     const Postmesh__ControlRequest *c = bm->control;
     char text[256];
     struct qmsg *m = NULL;
@@ -222,9 +222,9 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
                    c->command != POSTMESH__CONTROL_REQUEST__COMMAND__FLUSH &&
                    c->command != POSTMESH__CONTROL_REQUEST__COMMAND__STATUS;
     if (needs_id) {
-        m = c->queue_id[0] ? queue_msg_find(q, c->queue_id) : NULL;
+        m = queue_msg_find(q, c->queue_id);
         if (!m) {
-            snprintf(text, sizeof text, "no message with id %.32s in the queue", c->queue_id);
+            snprintf(text, sizeof text, "no message with id %s in the queue", c->queue_id);
             reply_text(bus, peer, peerlen, bm->request_id, 0, text);
             return;
         }
@@ -278,7 +278,7 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
                  q->depth[QSTATE_HOLD]);
         break;
     }
-    default:
+    default: /* only a command added to the proto and not here: the edge admits no other value */
         reply_text(bus, peer, peerlen, bm->request_id, 0, "unknown command");
         return;
     }

@@ -620,7 +620,7 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
  * else, and never to a DSN job (whose recipient is not an envelope recipient). */
 static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
 {
-    struct qmsg *m = r->queue_id[0] ? queue_msg_find(q, r->queue_id) : NULL;
+    struct qmsg *m = queue_msg_find(q, r->queue_id);
     int kind_ok = r->kind == POSTMESH__WORKER_KIND__WORKER_DELIVERY || r->kind == POSTMESH__WORKER_KIND__WORKER_MTA;
     size_t settled = 0;
     for (size_t x = 0; m && !m->removed && kind_ok && x < r->n_results; x++) {
@@ -637,9 +637,8 @@ static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
         apply_result(q, m, res->index, res);
         settled++;
     }
-    char id[PM_LOGV_SIZE];
     pm_log(PM_WARN, "event=late_result id=%s job=%llu epoch=%016llx this_epoch=%s settled=%zu",
-           PM_LOGV(id, r->queue_id), (unsigned long long)r->job_id, (unsigned long long)r->epoch,
+           r->queue_id, (unsigned long long)r->job_id, (unsigned long long)r->epoch,
            r->epoch == q->epoch ? "yes" : "no", settled);
     if (settled) {
         queue_msg_mark_dirty(q, m);
@@ -647,6 +646,7 @@ static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
     }
 }
 
+/* Validated at the edge (bus_rules.c): r names a job and a well-formed queue id. */
 void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
 {
     struct job **pj = find_job(q, r->epoch, r->job_id);
@@ -658,9 +658,8 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
     struct job *j = *pj;
     if (!result_fits(j, r)) {
         /* The job stays out; its lease brings it back if no fitting answer comes. */
-        char id[PM_LOGV_SIZE];
         pm_log(PM_WARN, "event=bus_drop reason=result_mismatch job=%llu id=%s kind=%s job_id=%s job_kind=%s",
-               (unsigned long long)r->job_id, PM_LOGV(id, r->queue_id), pm_worker_kind_name(r->kind),
+               (unsigned long long)r->job_id, r->queue_id, pm_worker_kind_name(r->kind),
                j->msg->rec->queue_id, pm_worker_kind_name(j->kind));
         return;
     }

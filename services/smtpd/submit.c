@@ -189,19 +189,20 @@ static void split_code(const char *text, char cls, const char *def, char *code, 
     }
 }
 
+/* queue_id and text as a SubmitReply holds them past the edge: strings, an id if COMMITTED. */
 void smtpd_submit_reply_text(int status, const char *queue_id, const char *text, char *dst, size_t size)
 {
     char code[16], clean[256];
     const char *rest;
-    text = text ? text : "";
-    /* The queue's text reaches the client: no control characters. */
+    /* The queue's text reaches the client: no control characters (the edge lets a reply's
+     * prose hold them). */
     size_t o = 0;
     for (const char *p = text; *p && o + 1 < sizeof clean; p++)
         clean[o++] = (unsigned char)*p < 32 || *p == 127 ? ' ' : *p;
     clean[o] = '\0';
     switch (status) {
     case POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED:
-        snprintf(dst, size, "250 2.0.0 Ok: queued as %s", queue_id && *queue_id ? queue_id : "unknown");
+        snprintf(dst, size, "250 2.0.0 Ok: queued as %s", queue_id);
         break;
     case POSTMESH__SUBMIT_REPLY__STATUS__TEMPFAIL:
         split_code(clean, '4', "4.3.0", code, sizeof code, &rest);
@@ -217,6 +218,7 @@ void smtpd_submit_reply_text(int status, const char *queue_id, const char *text,
     }
 }
 
+/* Validated at the edge (bus_rules.c): a COMMITTED reply names a well-formed queue id. */
 static void answered(struct smtpd_pending *p, const Postmesh__BusMessage *m)
 {
     struct smtpd_session *s = p->s;
@@ -228,9 +230,9 @@ static void answered(struct smtpd_pending *p, const Postmesh__BusMessage *m)
     int queued = r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED;
     pm_metric_add(PM_M_SMTPD_MESSAGES, 1, queued ? "accepted" : "rejected", pm_metric_reason(reply, why, sizeof why));
     if (r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED) {
-        char from[PM_LOGV_SIZE], idv[64];
+        char from[PM_LOGV_SIZE];
         s->messages++;
-        pm_log(PM_INFO, "event=queued id=%s client=%s from=%s nrcpt=%d size=%llu", PM_LV(idv, r->queue_id), s->peer,
+        pm_log(PM_INFO, "event=queued id=%s client=%s from=%s nrcpt=%d size=%llu", r->queue_id, s->peer,
                PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->submit_size);
         smtpd_reply(s, "%s", reply);
     } else {
