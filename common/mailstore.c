@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "privsep.h"
 
 int pm_mailstore_component(const char *in, size_t len, char *dst, size_t size)
 {
@@ -87,14 +88,7 @@ static int make_dir(char *path)
     }
     if (errno != EEXIST)
         return -1;
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
+    return pm_privsep_is_dir(path);
 }
 
 int pm_mailstore_create(const char *maildir)

@@ -64,6 +64,18 @@ int pm_privsep_mkdirs(const char *path, unsigned mode)
     return mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+int pm_privsep_is_dir(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ trees of state */
 /* nftw has no argument for its callback: the walk's target, set by the caller. */
 static struct {

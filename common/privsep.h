@@ -88,6 +88,10 @@ int pm_privsep_share_tree(const char *path, const char *user, const char *group)
 /* mkdir -p with mode for every directory it creates (0750 for state). 0 or -1 (errno). */
 int pm_privsep_mkdirs(const char *path, unsigned mode);
 
+/* 0 if path is a directory (after following links), else -1 (errno; ENOTDIR when it is
+ * something else). */
+int pm_privsep_is_dir(const char *path);
+
 /* Installs profile's seccomp filter (every thread, TSYNC). */
 int pm_seccomp_install_profile(const struct pm_seccomp_profile *profile);
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .util import log, percentile, run, wait_for
+from procs import stop_process  # tests/integration, on the path through util
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -67,13 +68,7 @@ class Sink:
         return int(found[-1]) if found else 0
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.outf.close()
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .util import free_port, log, wait_for
+from procs import stop_process  # tests/integration, on the path through util
 
 DOVECOT = "/usr/sbin/dovecot"
 
@@ -89,13 +90,7 @@ class Dovecot:
         wait_for(up, 30, "dovecot pop3 to listen", interval=0.1)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc and stop_process(self.proc, 15):
             log("dovecot stopped")
         self.proc = None
 

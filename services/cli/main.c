@@ -3,7 +3,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -57,14 +56,7 @@ int cli_mkdirs(const char *path, unsigned mode)
 {
     if (pm_privsep_mkdirs(path, mode) < 0)
         return -1;
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
+    return pm_privsep_is_dir(path);
 }
 
 int main(int argc, char **argv)

@@ -221,43 +221,35 @@ static void report_refused(const struct cli_answer *a)
               t && *t ? pm_logv_mem(v, sizeof v, t, strlen(t), PM_LOGV_TEXT) : "the queue refused the request");
 }
 
-static void json_key(FILE *out, const char *key) /* "key": */
+/* "key":"value", then after unless it is 0 (',' between members). */
+static void json_member(FILE *out, const char *key, const char *value, int after)
 {
     cli_json_string(out, key);
     fputc(':', out);
+    cli_json_string(out, value);
+    if (after)
+        fputc(after, out);
 }
 
 static void json_item(FILE *out, const Postmesh__QueueItem *it, time_t now)
 {
     long long age = (long long)now - (long long)it->arrival_time;
     fputc('{', out);
-    json_key(out, "id");
-    cli_json_string(out, it->queue_id);
+    json_member(out, "id", it->queue_id, 0);
     fprintf(out, ",\"arrival_time\":%llu,\"age\":%lld,\"size\":%llu,", (unsigned long long)it->arrival_time,
             age < 0 ? 0 : age, (unsigned long long)it->size);
-    json_key(out, "sender");
-    cli_json_string(out, it->sender);
-    fputc(',', out);
-    json_key(out, "state");
-    cli_json_string(out, it->state);
-    fputc(',', out);
-    json_key(out, "client_address");
-    cli_json_string(out, it->client_address);
-    fputc(',', out);
-    json_key(out, "helo");
-    cli_json_string(out, it->helo);
+    json_member(out, "sender", it->sender, ',');
+    json_member(out, "state", it->state, ',');
+    json_member(out, "client_address", it->client_address, ',');
+    json_member(out, "helo", it->helo, 0);
     fputs(",\"recipients\":[", out);
     for (size_t i = 0; i < it->n_recipients; i++) {
         const Postmesh__QueueRecipient *r = it->recipients[i];
         fputs(i ? ",{" : "{", out);
-        json_key(out, "address");
-        cli_json_string(out, r->address);
-        fputc(',', out);
-        json_key(out, "state");
-        cli_json_string(out, r->state);
+        json_member(out, "address", r->address, ',');
+        json_member(out, "state", r->state, 0);
         fprintf(out, ",\"attempts\":%u,\"next_attempt\":%llu,", r->attempts, (unsigned long long)r->next_attempt);
-        json_key(out, "last_error");
-        cli_json_string(out, r->last_error);
+        json_member(out, "last_error", r->last_error, 0);
         fputc('}', out);
     }
     fputs("]}", out);
@@ -304,8 +296,7 @@ static int print_json(const struct cli_answer *a, int n, int status)
     printf("{\"ok\":%s,\"shards\":[", all ? "true" : "false");
     for (int i = 0; i < n; i++) {
         fputs(i ? ",{" : "{", stdout);
-        json_key(stdout, "control");
-        cli_json_string(stdout, a[i].control);
+        json_member(stdout, "control", a[i].control, 0);
         const Postmesh__ControlReply *r = a[i].reply;
         printf(",\"ok\":%s", r && r->ok ? "true" : "false");
         if (!r) {
@@ -350,8 +341,7 @@ static void json_shard_open(struct list_out *o, int shard, const char *control)
     if (o->shard_open)
         return;
     fputs(shard ? ",{" : "{", stdout);
-    json_key(stdout, "control");
-    cli_json_string(stdout, control);
+    json_member(stdout, "control", control, 0);
     fputs(",\"messages\":[", stdout);
     o->shard_open = 1;
     o->nitems = 0;

@@ -19,6 +19,7 @@
 
 #include "clients.h"
 #include "clock.h"
+#include "dlist.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -76,12 +77,7 @@ static void session_free(struct pop3_session *s)
         bufferevent_free(s->bev);
     if (!s->bev_owns_fd)
         close(s->fd);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    PM_DLIST_REMOVE(srv->sessions, s);
     srv->nsessions--;
     pm_clients_disconnect(srv->clients, s->peer, time(NULL));
     free(s);
@@ -488,10 +484,7 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
         free(s);
         return;
     }
-    s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
-    srv->sessions = s;
+    PM_DLIST_PUSH(srv->sessions, s);
     srv->nsessions++;
     pm_metric_inc(PM_M_POP3D_CONNECTIONS);
     setup_bev(s);

@@ -66,45 +66,64 @@ static void lookup_done(struct smtpd_session *s)
         s->state = SMTPD_ST_COMMAND;
 }
 
-static void mail_answered(void *arg, int result)
+/* What MAIL and RCPT do with the parent's answer; the rest of an answer is answered(). */
+struct lookup_stage {
+    const char *verb;
+    const char *tempfail;                                /* the parent could not say */
+    void (*yes)(struct smtpd_session *s, char **addr); /* may take *addr (sets it NULL) */
+    void (*no)(const struct smtpd_session *s, const char *addr, char *reply, size_t size);
+};
+
+static void mail_yes(struct smtpd_session *s, char **sender)
 {
-    struct smtpd_session *s = arg;
+    accept_mail(s, *sender, s->lookup_smtputf8, s->lookup_8bit);
+}
+
+static void rcpt_yes(struct smtpd_session *s, char **rcpt)
+{
+    accept_rcpt(s, *rcpt);
+    *rcpt = NULL;
+}
+
+static void rcpt_no(const struct smtpd_session *s, const char *rcpt, char *reply, size_t size)
+{
+    (void)s;
+    smtpd_policy_rcpt_unknown(rcpt, reply, size);
+}
+
+static const struct lookup_stage mail_stage = {"MAIL", "451 4.3.0 Error: sender check temporarily unavailable",
+                                               mail_yes, smtpd_policy_sender_refused};
+static const struct lookup_stage rcpt_stage = {"RCPT", "451 4.3.0 Error: recipient check temporarily unavailable",
+                                               rcpt_yes, rcpt_no};
+
+/* result: 1 yes, 0 no, else the parent could not say. */
+static void answered(struct smtpd_session *s, const struct lookup_stage *stage, int result)
+{
     char reply[400];
-    char *sender = s->lookup_addr;
+    char *addr = s->lookup_addr;
     s->lookup_addr = NULL;
     lookup_done(s);
     if (result == 1) {
-        accept_mail(s, sender, s->lookup_smtputf8, s->lookup_8bit);
+        stage->yes(s, &addr);
     } else if (result == 0) {
-        smtpd_policy_sender_refused(s, sender, reply, sizeof reply);
-        refuse(s, "MAIL", reply, sender);
+        stage->no(s, addr, reply, sizeof reply);
+        refuse(s, stage->verb, reply, addr);
     } else {
-        refuse(s, "MAIL", "451 4.3.0 Error: sender check temporarily unavailable", sender);
+        refuse(s, stage->verb, stage->tempfail, addr);
     }
-    free(sender);
+    free(addr);
     smtpd_session_resume(s);
     smtpd_session_settle(s);
 }
 
+static void mail_answered(void *arg, int result)
+{
+    answered(arg, &mail_stage, result);
+}
+
 static void rcpt_answered(void *arg, int result)
 {
-    struct smtpd_session *s = arg;
-    char reply[400];
-    char *rcpt = s->lookup_addr;
-    s->lookup_addr = NULL;
-    lookup_done(s);
-    if (result == 1) {
-        accept_rcpt(s, rcpt);
-        rcpt = NULL;
-    } else if (result == 0) {
-        smtpd_policy_rcpt_unknown(rcpt, reply, sizeof reply);
-        refuse(s, "RCPT", reply, rcpt);
-    } else {
-        refuse(s, "RCPT", "451 4.3.0 Error: recipient check temporarily unavailable", rcpt);
-    }
-    free(rcpt);
-    smtpd_session_resume(s);
-    smtpd_session_settle(s);
+    answered(arg, &rcpt_stage, result);
 }
 
 /* Waits for req (NULL: could not ask, answered at once as a temporary failure). Takes addr. */

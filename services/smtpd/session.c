@@ -20,6 +20,7 @@
 #include "authdb.h"
 #include "clients.h"
 #include "clock.h"
+#include "dlist.h"
 #include "drain.h"
 #include "etrn.h"
 #include "log.h"
@@ -187,10 +188,7 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
         free(s);
         return;
     }
-    s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
-    srv->sessions = s;
+    PM_DLIST_PUSH(srv->sessions, s);
     srv->nsessions++;
     pm_metric_inc(PM_M_SMTPD_CONNECTIONS);
     s->state = SMTPD_ST_COMMAND;
@@ -232,12 +230,7 @@ void smtpd_session_free(struct smtpd_session *s)
     bufferevent_free(s->bev);
     free(s->helo);
     free(s->auth_user);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    PM_DLIST_REMOVE(srv->sessions, s);
     srv->nsessions--;
     if (s->fin_sent)
         srv->nlinger--;

@@ -14,9 +14,13 @@
  *   bytes 1-2: payload length (big-endian, cut short at the end of the input); payload. */
 #ifndef FUZZ_BUS_H
 #define FUZZ_BUS_H
+#include <errno.h>
 #include <event2/event.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "allowlist.h"
@@ -57,6 +61,33 @@ static inline int fb_next(const uint8_t **p, size_t *left, struct fb_record *r)
     *p += n;
     *left -= n;
     return 1;
+}
+
+/* ---------------------------------------------------------------- the server's state */
+/* state = $TMPDIR/pm-fuzz-<name>-<pid>, made (the server's state_dir: config and keys). */
+static inline void fb_state_make(char *state, size_t size, const char *name)
+{
+    snprintf(state, size, "%s/pm-fuzz-%s-%d", fuzz_tmpdir(), name, (int)getpid());
+    FUZZ_CHECK(mkdir(state, 0700) == 0 || errno == EEXIST);
+}
+
+static inline void fb_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    FUZZ_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
+}
+
+/* Removes files (names below state, NULL-terminated), state/keys and state. */
+static inline void fb_state_remove(const char *state, const char *const files[])
+{
+    char p[400];
+    for (int i = 0; files[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", state, files[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/keys", state);
+    rmdir(p);
+    rmdir(state);
 }
 
 /* ---------------------------------------------------------------- roles and keys */

@@ -53,6 +53,16 @@ static inline void fuzz_lines(const uint8_t *data, size_t size, void (*fn)(const
     }
 }
 
+/* The size of the next piece when input is fed in pieces: left, or the next of the sizes
+ * cycled from cuts (each 1..256; *k counts the pieces) if that is smaller. */
+static inline size_t fuzz_chunk(size_t left, const uint8_t *cuts, size_t ncuts, size_t *k)
+{
+    if (!ncuts)
+        return left;
+    size_t c = (size_t)cuts[(*k)++ % ncuts] + 1;
+    return c < left ? c : left;
+}
+
 /* Where a harness keeps its files: $TMPDIR (run.py points it at a directory of its own,
  * on tmpfs when there is one, and removes it after the run), else /tmp. */
 static inline const char *fuzz_tmpdir(void)
@@ -61,13 +71,18 @@ static inline const char *fuzz_tmpdir(void)
     return dir && *dir && strlen(dir) < 200 ? dir : "/tmp";
 }
 
+static inline void fuzz_remove_file(void);
+
 /* One temp file per fuzzing process, rewritten for every input: the loaders under test take a
- * path, and a fresh file per input would fill the disk during a long campaign. */
+ * path, and a fresh file per input would fill the disk during a long campaign. The process
+ * removes it as it exits. */
 static inline const char *fuzz_file_path(void)
 {
     static char path[256];
-    if (!path[0])
+    if (!path[0]) {
         snprintf(path, sizeof path, "%s/pm-fuzz-%d", fuzz_tmpdir(), (int)getpid());
+        atexit(fuzz_remove_file);
+    }
     return path;
 }
 

@@ -32,11 +32,7 @@ static void parse(const uint8_t *in, size_t n, const uint8_t *cuts, size_t ncuts
     r->st = PM_PROXY_MORE;
     size_t k = 0;
     while (r->used < n && r->st == PM_PROXY_MORE) {
-        size_t chunk = n - r->used;
-        if (ncuts) {
-            size_t c = (size_t)cuts[k++ % ncuts] + 1;
-            chunk = c < chunk ? c : chunk;
-        }
+        size_t chunk = fuzz_chunk(n - r->used, cuts, ncuts, &k);
         size_t used = 0;
         r->st = pm_proxy_feed(&p, in + r->used, chunk, &used, &r->h);
         FUZZ_CHECK(used <= chunk);

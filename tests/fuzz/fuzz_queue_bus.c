@@ -231,25 +231,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    FUZZ_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
-}
-
 static void cleanup(void)
 {
-    char p[400];
+    static const char *const files[] = {"aliases", "postmesh.conf", "keys/queue.key", "keys/queue.pub", NULL};
     rmtree_store();
     rmdir(store);
-    const char *files[] = {"aliases", "postmesh.conf", "keys/queue.key", "keys/queue.pub", NULL};
-    for (int i = 0; files[i]; i++) {
-        snprintf(p, sizeof p, "%s/%s", state, files[i]);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/keys", state);
-    rmdir(p);
-    rmdir(state);
+    fb_state_remove(state, files);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -257,13 +244,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     /* Every group commit is a sync: run.py's TMPDIR is on tmpfs when there is one. */
-    snprintf(state, sizeof state, "%s/pm-fuzz-queue-%d", fuzz_tmpdir(), (int)getpid());
+    fb_state_make(state, sizeof state, "queue");
     snprintf(store, sizeof store, "%s/queue", state);
-    FUZZ_CHECK(mkdir(state, 0700) == 0 || errno == EEXIST);
     atexit(cleanup);
     char path[400], text[2048];
     snprintf(path, sizeof path, "%s/aliases", state);
-    write_text(path, "team@example.test: alice@example.test, bob@remote.test\n"
+    fb_write_text(path, "team@example.test: alice@example.test, bob@remote.test\n"
                      "postmaster: alice@example.test\n"
                      "staff@example.test: team@example.test, carol\n");
     snprintf(text, sizeof text,
@@ -276,7 +262,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
              "smtpd = { max_message_size = 65536; };\n",
              state, state, state, state);
     snprintf(path, sizeof path, "%s/postmesh.conf", state);
-    write_text(path, text);
+    fb_write_text(path, text);
     char err[512];
     if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "fuzz_queue_bus: %s\n", err);

@@ -172,33 +172,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    FUZZ_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
-}
-
 static char state[256];
 
 static void cleanup(void)
 {
-    char p[400];
-    const char *files[] = {"postmesh.conf", "keys/resolver.key", "keys/resolver.pub", NULL};
-    for (int i = 0; files[i]; i++) {
-        snprintf(p, sizeof p, "%s/%s", state, files[i]);
-        unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/keys", state);
-    rmdir(p);
-    rmdir(state);
+    static const char *const files[] = {"postmesh.conf", "keys/resolver.key", "keys/resolver.pub", NULL};
+    fb_state_remove(state, files);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(state, sizeof state, "%s/pm-fuzz-resolver-%d", fuzz_tmpdir(), (int)getpid());
-    FUZZ_CHECK(mkdir(state, 0700) == 0 || errno == EEXIST);
+    fb_state_make(state, sizeof state, "resolver");
     atexit(cleanup);
     char path[400], text[1024], err[512];
     snprintf(text, sizeof text,
@@ -207,7 +193,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
              "resolver = { endpoint = \"inproc://fuzz-resolver\"; nameservers = [ \"127.0.0.1:1\" ]; };\n",
              state, state);
     snprintf(path, sizeof path, "%s/postmesh.conf", state);
-    write_text(path, text);
+    fb_write_text(path, text);
     if (pm_config_load(path, &cfg, err, sizeof err) < 0) {
         fprintf(stderr, "fuzz_resolver_bus: %s\n", err);
         abort();

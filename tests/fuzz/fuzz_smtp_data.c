@@ -36,11 +36,7 @@ static void decode(const uint8_t *in, size_t n, const uint8_t *cuts, size_t ncut
     r->st = SMTPD_DATA_MORE;
     size_t k = 0;
     while (r->used < n && r->st == SMTPD_DATA_MORE) {
-        size_t chunk = n - r->used;
-        if (ncuts) {
-            size_t c = (size_t)cuts[k++ % ncuts] + 1;
-            chunk = c < chunk ? c : chunk;
-        }
+        size_t chunk = fuzz_chunk(n - r->used, cuts, ncuts, &k);
         /* Exactly the room data.h asks for, on the heap: an overrun is an ASan report. */
         char *out = malloc(chunk + 2);
         size_t o = 0, used = 0;

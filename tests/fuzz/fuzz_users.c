@@ -60,11 +60,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pm_users_free(l.u);
     return 0;
 }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    atexit(fuzz_remove_file);
-    return 0;
-}

@@ -206,6 +206,26 @@ class Attempt:
         self.detail = ""
         self.queue_id = None
 
+    def taken(self, resp):
+        """The server said 250 at the dot: its reply and the queue id it names."""
+        self.outcome, self.detail = "250", resp.decode(errors="replace")
+        mm = re.search(r"queued as ([0-9A-F]{16})", self.detail)
+        self.queue_id = mm.group(1) if mm else None
+        self.end = time.monotonic()
+
+    def failed(self, e):
+        """What an exception during the attempt says; returns whether the connection is gone."""
+        if isinstance(e, smtplib.SMTPResponseException):
+            self.detail = f"{e.smtp_code} {e.smtp_error!r}"
+            return False
+        self.detail = repr(e)
+        return True
+
+    def unanswered(self):
+        """No 250: the message may have been taken if the dot was sent."""
+        self.outcome = "maybe" if self.dot_at is not None else "no"
+        self.end = time.monotonic()
+
 
 class Message:
     def __init__(self, n, run, sender, rcpts, size):
@@ -370,20 +390,14 @@ class Clients:
                 conn.send(b".\r\n")
                 code, resp = conn.getreply()
                 if code == 250:
-                    a.outcome, a.detail = "250", resp.decode(errors="replace")
-                    mm = re.search(r"queued as ([0-9A-F]{16})", a.detail)
-                    a.queue_id = mm.group(1) if mm else None
-                    a.end = time.monotonic()
+                    a.taken(resp)
                     self._close(conn, polite=True)
                     return
                 a.detail = f"{code} {resp.decode(errors='replace')}"
-            except smtplib.SMTPResponseException as e:
-                a.detail = f"{e.smtp_code} {e.smtp_error!r}"
-            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPServerDisconnected, OSError) as e:
-                a.detail = repr(e)
-                closed = True
-            a.outcome = "maybe" if a.dot_at is not None else "no"
-            a.end = time.monotonic()
+            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPServerDisconnected,
+                    OSError) as e:
+                closed = a.failed(e) or closed
+            a.unanswered()
             self._close(conn, polite=not closed)
             time.sleep(0.2 * rng.uniform(0.5, 1.5))
             conn, _ = self._deliver(None, 0, m, rng, False, True)
@@ -421,10 +435,7 @@ class Clients:
                 if halfclose:
                     closed = True
                 if code == 250:
-                    a.outcome, a.detail = "250", resp.decode(errors="replace")
-                    mm = re.search(r"queued as ([0-9A-F]{16})", a.detail)
-                    a.queue_id = mm.group(1) if mm else None
-                    a.end = time.monotonic()
+                    a.taken(resp)
                     if closed or last:
                         self._close(conn, polite=not closed)
                         conn = None
@@ -434,13 +445,10 @@ class Clients:
                     a.outcome, a.end = "maybe", time.monotonic()
                     m.gave_up = True           # a real MTA bounces it; none is expected here
                     return self._close(conn, polite=not closed), 0
-            except smtplib.SMTPResponseException as e:
-                a.detail = f"{e.smtp_code} {e.smtp_error!r}"
-            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPServerDisconnected, OSError) as e:
-                a.detail = repr(e)
-                closed = True
-            a.outcome = "maybe" if a.dot_at is not None else "no"
-            a.end = time.monotonic()
+            except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused, smtplib.SMTPServerDisconnected,
+                    OSError) as e:
+                closed = a.failed(e) or closed
+            a.unanswered()
             conn = self._close(conn, polite=not closed)
             used = 0
             time.sleep(delay * rng.uniform(0.5, 1.5))

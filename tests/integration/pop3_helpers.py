@@ -1,5 +1,6 @@
 """Helpers for the POP3 and local delivery tests: users, Maildir files, a TLS pair, and a
 raw line-oriented client for checking exact bytes on the wire."""
+import poplib
 import socket
 import ssl
 import subprocess
@@ -54,6 +55,17 @@ def messages(pm, address: str):
     md = maildir(pm, address)
     return sorted(p for d in ("new", "cur") if (md / d).is_dir() for p in (md / d).iterdir()
                   if not p.name.startswith("."))
+
+
+def retrieve_all(pm, user: str, password: str):
+    """Every message of user's mailbox through pop3d (USER/PASS, RETR each), as bytes with
+    CRLF line ends; the session ends with QUIT, so nothing is deleted."""
+    p = poplib.POP3("127.0.0.1", pm.port("pop3"), timeout=15)
+    p.user(user)
+    p.pass_(password)
+    out = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in range(1, p.stat()[0] + 1)]
+    p.quit()
+    return out
 
 
 def client_tls_context():

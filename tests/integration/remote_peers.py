@@ -19,21 +19,13 @@ from aiosmtpd.controller import Controller
 
 import remote_proto as rp
 from conftest import free_port, wait_for
+from procs import stop_process
 
 
 def free_dual_port(host="127.0.0.1"):
     """A port number free for both UDP and TCP (a DNS server needs both)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                    return port
-                except OSError:
-                    continue
-    raise AssertionError("no port free for UDP and TCP")
+    return free_port(host, (socket.SOCK_DGRAM, socket.SOCK_STREAM))
+
 
 def common_port(*hosts):
     """One port number free on every one of hosts: mta.remote_port is a single port for all
@@ -98,13 +90,7 @@ class Dnsmasq:
         return f"127.0.0.1:{self.port}"
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -305,13 +291,7 @@ class SmtpSink:
         return sorted(p.read_bytes() for p in self.dir.iterdir() if p.is_file())
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

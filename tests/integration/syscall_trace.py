@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import wait_for
+from procs import stop_process
 
 STRACE = shutil.which("strace")
 
@@ -93,13 +94,7 @@ class Tracer:
         return sum(int(k or 1) for k in re.findall(r"Process \d+ attached(?: with (\d+) threads)?", text))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # strace detaches; the tracees keep running
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15, signal.SIGINT)  # strace detaches; the tracees keep running
         self.stderr.close()
 
     def calls(self):

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Postmesh, wait_for
-from pop3_helpers import make_tls_pair, maildir, messages, put_message
+from pop3_helpers import make_tls_pair, maildir, messages, put_message, retrieve_all
 from services_list import helper_user, privsep_parents, row, supervised
 from smtpd_helpers import add_alias, add_user, client_context
 
@@ -122,15 +122,6 @@ def submit_with_auth(pm, rcpts, body, user=ALICE, password="secret"):
         s.sendmail(user, rcpts, body)
 
 
-def pop3_all(pm, user, password):
-    p = poplib.POP3("127.0.0.1", pm.port("pop3"), timeout=15)
-    p.user(user)
-    p.pass_(password)
-    out = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in range(1, p.stat()[0] + 1)]
-    p.quit()
-    return out
-
-
 def smtp_greeting(port, timeout=10):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
         c.settimeout(timeout)
@@ -183,7 +174,7 @@ def test_full_path_under_privsep_with_auth_checked_by_the_parent(mx):
     body = b"Subject: privsep\r\n\r\nthrough every sandbox\r\n"
     submit_with_auth(mx, [BOB, "ghost@example.test"], body)
     wait_for(lambda: messages(mx, BOB), timeout=30, what="bob's copy")
-    (got,) = pop3_all(mx, BOB, "hunter2")
+    (got,) = retrieve_all(mx, BOB, "hunter2")
     assert got.startswith(f"Return-Path: <{ALICE}>\r\nDelivered-To: {BOB}\r\n".encode())
     assert got.endswith(body)
     # the alias expanded to a non-user: delivery's users check (asked of its parent) says 5.1.1
@@ -215,7 +206,7 @@ def test_password_hashes_stay_in_the_helper(mx):
         s.starttls(context=client_context())
         s.ehlo("c.example.test")
         s.login(ALICE, "secret")
-    assert pop3_all(mx, ALICE, "secret") == []
+    assert retrieve_all(mx, ALICE, "secret") == []
     needle = user_hash(mx, ALICE)
     for svc, helper_name in (("smtpd", "smtpd-lookup"), ("pop3d", "pop3d-passdb")):
         helper = last_pid(mx, svc, "helper_started", helper_name)
@@ -348,7 +339,7 @@ def test_mailbox_made_by_root_after_start_is_handed_to_vmail(mx):
              what="pop3d's repair")
     assert maildir(mx, ALICE).stat().st_gid == vmail
     assert (maildir(mx, ALICE) / "new" / "0000000000000001.0.mx.example.test").stat().st_gid == vmail
-    assert len(pop3_all(mx, ALICE, "secret")) == 1
+    assert len(retrieve_all(mx, ALICE, "secret")) == 1
     # delivery: bob's directory made by root -> deferred (EACCES), repaired, delivered on retry
     bob_dir = maildir(mx, BOB).parent
     bob_dir.mkdir(parents=True)

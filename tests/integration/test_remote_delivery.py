@@ -4,14 +4,13 @@ mta (-> resolver -> dnsmasq) -> a real SMTP server on 127.0.0.x; failures come b
 Short retry settings so a 451 is retried within seconds."""
 import email
 import email.policy
-import poplib
 import smtplib
 import time
 
 import pytest
 
 from conftest import free_udp_port, wait_for
-from pop3_helpers import add_user, make_tls_pair, messages
+from pop3_helpers import add_user, make_tls_pair, messages, retrieve_all
 from remote_peers import common_port, AioSink, Dnsmasq
 
 ALICE = "alice@example.test"
@@ -74,15 +73,6 @@ def wait_empty_queue(pm, timeout=40):
     wait_for(empty, timeout, what="the queue to empty")
 
 
-def pop_all(pm, user=ALICE, password="secret"):
-    p = poplib.POP3("127.0.0.1", pm.port("pop3"), timeout=15)
-    p.user(user)
-    p.pass_(password)
-    out = [b"\r\n".join(p.retr(i)[1]) + b"\r\n" for i in range(1, p.stat()[0] + 1)]
-    p.quit()
-    return out
-
-
 def dsn_fields(raw: bytes):
     """(message, per-recipient fields) of a multipart/report DSN, asserting its shape."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -96,7 +86,7 @@ def dsn_fields(raw: bytes):
 
 def wait_dsns(pm, count, timeout=40):
     wait_for(lambda: len(messages(pm, ALICE)) >= count, timeout, what=f"{count} DSN(s) for {ALICE}")
-    return pop_all(pm)
+    return retrieve_all(pm, ALICE, "secret")
 
 
 def test_relayed_mail_arrives_intact(net):

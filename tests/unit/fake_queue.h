@@ -6,6 +6,7 @@
 #ifndef FAKE_QUEUE_H
 #define FAKE_QUEUE_H
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -154,6 +155,62 @@ static inline Postmesh__Credit *fq_wait_credit_after(struct fake_queue *q, int a
             return NULL;
         fq_step(q);
     }
+}
+
+/* Waits for a Credit recorded after the first `after` records and checks what it offers:
+ * credits free slots and jobs_received jobs counted (FQ_ANY: not checked). Returns it. */
+#define FQ_ANY (-1)
+static inline Postmesh__Credit *fq_expect_credit(struct fake_queue *q, int after, int timeout_ms, int credits,
+                                                 long long received)
+{
+    Postmesh__Credit *c = fq_wait_credit_after(q, after, timeout_ms);
+    assert_non_null(c);
+    if (credits != FQ_ANY)
+        assert_int_equal(c->credits, credits);
+    if (received != FQ_ANY)
+        assert_true(c->jobs_received == (uint64_t)received);
+    return c;
+}
+
+/* Whether some socket of this host still holds an open TCP connection to 127.0.0.1:port
+ * (ESTABLISHED or CLOSE_WAIT): the client's DEALER, until it noticed the queue went away. */
+static inline int fq_connected_to(int port)
+{
+    FILE *fp = fopen("/proc/net/tcp", "r");
+    assert_non_null(fp);
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, fp)) {
+        unsigned rport, st;
+        if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &st) == 2 && (int)rport == port &&
+            (st == 0x01 || st == 0x08))
+            found = 1;
+    }
+    fclose(fp);
+    return found;
+}
+
+/* The queue goes away: the ROUTER closes, and the test waits until the client's DEALER has
+ * seen the connection end (before that a send could still be queued on the dying pipe). */
+static inline void fq_go_away(struct fake_queue *q)
+{
+    pm_bus_close(q->router);
+    q->router = NULL;
+    uint64_t deadline = pm_mono_ms() + 5000;
+    while (fq_connected_to(q->port) && pm_mono_ms() < deadline)
+        fq_step(q);
+    assert_false(fq_connected_to(q->port));
+    fq_run_for(q, 50); /* the DEALER's own thread learns of the closed pipe through its ZMQ_FD */
+}
+
+/* The queue comes back at the same endpoint (the closed listener may take a moment to go). */
+static inline void fq_come_back(struct fake_queue *q)
+{
+    uint64_t deadline = pm_mono_ms() + 5000;
+    while (!(q->router = pm_bus_bind(q->base, ZMQ_ROUTER, q->endpoint, &fq_policy, fq_on_router, q)) &&
+           pm_mono_ms() < deadline)
+        fq_run_for(q, 20);
+    assert_non_null(q->router);
 }
 
 /* The worker's logic is under test, not CurveZMQ: plain tcp on loopback (group setup). */

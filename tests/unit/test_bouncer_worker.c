@@ -179,10 +179,7 @@ static void test_job_submitted_then_delivered(void **state)
     /* Jobs and submissions use different sockets: replies are matched by request id. */
     assert_false(r->peerlen == s->peerlen && memcmp(r->peer, s->peer, s->peerlen) == 0);
     /* A credit follows the result, with the slot free again. */
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 2);
-    assert_true(c->jobs_received == 1);
+    fq_expect_credit(&f->q, mark, 3000, 2, 1);
     fixture_free(f);
 }
 
@@ -285,10 +282,7 @@ static void test_slots_limit_submissions(void **state)
     assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 3, 3000));
     assert_int_equal(fq_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT), 1);
     /* ... so the credit after the answer offers nothing: two jobs still unanswered. */
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
-    assert_true(c->jobs_received == 3);
+    fq_expect_credit(&f->q, mark, 3000, 0, 3);
     fixture_free(f);
 }
 

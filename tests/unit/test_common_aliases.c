@@ -20,6 +20,7 @@
 #endif
 
 #include "aliases.h"
+#include "table_file.h"
 
 static char dir[64], path[128];
 static struct pm_config cfg;
@@ -28,10 +29,8 @@ static char *domains[] = {"example.test", "Other.Test", NULL};
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/pmaliasesXXXXXX");
-    if (!mkdtemp(dir))
+    if (tf_open(dir, "/tmp/pmaliasesXXXXXX", path, sizeof path, "aliases") < 0)
         return -1;
-    snprintf(path, sizeof path, "%s/aliases", dir);
     memset(&cfg, 0, sizeof cfg);
     cfg.domains.v = domains;
     cfg.domains.n = 2;
@@ -41,28 +40,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char tmp[160];
-    unlink(path);
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    unlink(tmp);
-    rmdir(dir);
+    tf_close(dir, path);
     return 0;
-}
-
-static void write_aliases(const char *text)
-{
-    char tmp[160];
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(rename(tmp, path), 0);
 }
 
 static struct pm_aliases *load(const char *text)
 {
-    write_aliases(text);
+    tf_replace(path, text);
     char err[256] = "";
     struct pm_aliases *a = pm_aliases_load(path, err, sizeof err);
     if (!a)
@@ -195,7 +179,7 @@ static void test_loops_and_limits(void **state)
 
 static void expect_load_error(const char *text, const char *needle)
 {
-    write_aliases(text);
+    tf_replace(path, text);
     char err[256] = "", want[300];
     assert_null(pm_aliases_load(path, err, sizeof err));
     snprintf(want, sizeof want, "%s:%s", path, needle);
@@ -212,7 +196,7 @@ static void test_load_errors(void **state)
     assert_false(pm_aliases_is_alias(a, &cfg, "postmaster@example.test"));
     expect_expansion(a, "x@example.test", "x@example.test");
     pm_aliases_free(a);
-    write_aliases("# nothing yet\n");
+    tf_replace(path, "# nothing yet\n");
     a = pm_aliases_load(path, err, sizeof err);
     assert_non_null(a);
     expect_expansion(a, "x@example.test", "x@example.test");
@@ -249,10 +233,10 @@ static void test_reload_if_changed(void **state)
     char err[256];
     struct pm_aliases *a = load("a@example.test: one@example.test\n");
     assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 0);
-    write_aliases("a@example.test: two@example.test\n");
+    tf_replace(path, "a@example.test: two@example.test\n");
     assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), 1);
     expect_expansion(a, "a@example.test", "two@example.test");
-    write_aliases("a@example.test two@example.test\n");
+    tf_replace(path, "a@example.test two@example.test\n");
     assert_int_equal(pm_aliases_reload_if_changed(&a, err, sizeof err), -1);
     assert_non_null(strstr(err, ":1: expected"));
     expect_expansion(a, "a@example.test", "two@example.test"); /* the old table stays */
@@ -288,16 +272,27 @@ static void add_alias(char *text, size_t cap, const char *name, const char *pref
         snprintf(text + strlen(text), cap - strlen(text), "%s%d@remote.test%s", prefix, i, i + 1 < n ? ",\n " : "\n");
 }
 
+/* Loads aliases of 1000 members each, given as name, prefix pairs ending in NULL (name's
+ * members are prefix0@remote.test ...), then the lines extra (or nothing). */
+static struct pm_aliases *load_big(const char *const *pairs, const char *extra)
+{
+    size_t cap = 256 * 1024;
+    char *text = calloc(1, cap);
+    assert_non_null(text);
+    for (; pairs[0]; pairs += 2)
+        add_alias(text, cap, pairs[0], pairs[1], 1000);
+    if (extra)
+        snprintf(text + strlen(text), cap - strlen(text), "%s", extra);
+    struct pm_aliases *a = load(text);
+    free(text);
+    return a;
+}
+
 /* The one-address call appends to a list that already holds addresses, without repeats. */
 static void test_one_list_many_calls(void **state)
 {
     (void)state;
-    size_t cap = 64 * 1024;
-    char *text = calloc(1, cap);
-    assert_non_null(text);
-    add_alias(text, cap, "big", "m", 1000);
-    struct pm_aliases *a = load(text);
-    free(text);
+    struct pm_aliases *a = load_big((const char *const[]){"big", "m", NULL}, NULL);
     struct pm_strlist out = {0};
     char err[256];
     assert_int_equal(pm_aliases_expand(a, &cfg, "M5@remote.test", &out, err, sizeof err), 0);
@@ -317,14 +312,9 @@ static void test_one_list_many_calls(void **state)
 static void test_message_expansion_is_linear(void **state)
 {
     (void)state;
-    size_t cap = 256 * 1024;
-    char *text = calloc(1, cap);
-    assert_non_null(text);
-    add_alias(text, cap, "big", "m", 1000);
-    add_alias(text, cap, "sub", "M", 1000); /* the same members, written in capitals */
-    snprintf(text + strlen(text), cap - strlen(text), "outer@example.test: big@example.test, sub@example.test\n");
-    struct pm_aliases *a = load(text);
-    free(text);
+    /* sub has the same members as big, written in capitals */
+    struct pm_aliases *a = load_big((const char *const[]){"big", "m", "sub", "M", NULL},
+                                    "outer@example.test: big@example.test, sub@example.test\n");
     struct pm_alias_expansion *x = pm_alias_expansion_new(a, &cfg, 10000);
     assert_non_null(x);
     struct pm_strlist out = {0};
@@ -353,14 +343,7 @@ static void test_message_expansion_is_linear(void **state)
 static void test_message_cap(void **state)
 {
     (void)state;
-    size_t cap = 256 * 1024;
-    char *text = calloc(1, cap);
-    assert_non_null(text);
-    add_alias(text, cap, "one", "a", 1000);
-    add_alias(text, cap, "two", "b", 1000);
-    add_alias(text, cap, "three", "c", 1000);
-    struct pm_aliases *a = load(text);
-    free(text);
+    struct pm_aliases *a = load_big((const char *const[]){"one", "a", "two", "b", "three", "c", NULL}, NULL);
     struct pm_alias_expansion *x = pm_alias_expansion_new(a, &cfg, 2500);
     struct pm_strlist out = {0};
     char err[256] = "";

@@ -217,6 +217,19 @@ static void reset(Postmesh__BusMessage__BodyCase body)
     }
 }
 
+/* pm_bus_validate's verdict: passed (problem NULL) or refused for problem in field. */
+static void judge(int rc, const struct pm_bus_invalid *why, const char *problem, const char *field)
+{
+    if (!problem) {
+        if (rc != 0)
+            fail_msg("refused: %s %s", why->field, why->problem);
+        return;
+    }
+    assert_int_equal(rc, -1);
+    assert_string_equal(why->problem, problem);
+    assert_string_equal(why->field, field);
+}
+
 /* The message as the bus hands it over: packed and unpacked again (protobuf-c keeps enum
  * numbers it does not know as they came), then checked. */
 static void expect(const char *problem, const char *field)
@@ -231,29 +244,14 @@ static void expect(const char *problem, const char *field)
     assert_non_null(m);
     int rc = pm_bus_validate(m, &why);
     postmesh__bus_message__free_unpacked(m, NULL);
-    if (!problem) {
-        if (rc != 0)
-            fail_msg("refused: %s %s", why.field, why.problem);
-        return;
-    }
-    assert_int_equal(rc, -1);
-    assert_string_equal(why.problem, problem);
-    assert_string_equal(why.field, field);
+    judge(rc, &why, problem, field);
 }
 
 /* The same without the wire, for counts too large to pack quickly. */
 static void expect_direct(const char *problem, const char *field)
 {
     struct pm_bus_invalid why;
-    int rc = pm_bus_validate(&w.m, &why);
-    if (!problem) {
-        if (rc != 0)
-            fail_msg("refused: %s %s", why.field, why.problem);
-        return;
-    }
-    assert_int_equal(rc, -1);
-    assert_string_equal(why.problem, problem);
-    assert_string_equal(why.field, field);
+    judge(pm_bus_validate(&w.m, &why), &why, problem, field);
 }
 
 static int teardown(void **state)

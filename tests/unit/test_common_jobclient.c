@@ -61,46 +61,6 @@ static int wait_jobs(struct fixture *f, int n, int timeout_ms)
     return f->on_job_calls >= n;
 }
 
-/* Whether some socket of this host still holds an open TCP connection to 127.0.0.1:port
- * (ESTABLISHED or CLOSE_WAIT): the client's DEALER, until it noticed the queue went away. */
-static int connected_to(int port)
-{
-    FILE *fp = fopen("/proc/net/tcp", "r");
-    assert_non_null(fp);
-    char line[512];
-    int found = 0;
-    while (fgets(line, sizeof line, fp)) {
-        unsigned rport, st;
-        if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &st) == 2 && (int)rport == port &&
-            (st == 0x01 || st == 0x08))
-            found = 1;
-    }
-    fclose(fp);
-    return found;
-}
-
-/* The queue goes away: the ROUTER closes, and the test waits until the client's DEALER has
- * seen the connection end (before that a send could still be queued on the dying pipe). */
-static void router_close(struct fixture *f)
-{
-    pm_bus_close(f->q.router);
-    f->q.router = NULL;
-    uint64_t deadline = pm_mono_ms() + 5000;
-    while (connected_to(f->q.port) && pm_mono_ms() < deadline)
-        fq_step(&f->q);
-    assert_false(connected_to(f->q.port));
-    fq_run_for(&f->q, 50); /* the DEALER's own thread learns of the closed pipe through its ZMQ_FD */
-}
-
-/* The queue comes back at the same endpoint (the closed listener may take a moment to go). */
-static void router_bind(struct fixture *f)
-{
-    uint64_t deadline = pm_mono_ms() + 5000;
-    while (!(f->q.router = pm_bus_bind(f->q.base, ZMQ_ROUTER, f->q.endpoint, &fq_policy, fq_on_router, &f->q)) && pm_mono_ms() < deadline)
-        fq_run_for(&f->q, 20);
-    assert_non_null(f->q.router);
-}
-
 /* The fixture of the running test, freed by the per-test teardown if an assertion
  * failed midway: an unclosed socket would make zmq_ctx_term() wait forever. */
 static struct fixture *current;
@@ -272,7 +232,7 @@ static void test_credit_retried_until_the_queue_is_there(void **state)
     f->q.router = NULL;
     client_start(f, 2, 0);
     fq_run_for(&f->q, 300);
-    router_bind(f);
+    fq_come_back(&f->q);
     assert_true(fq_wait_count(&f->q, BODY(CREDIT), 1, 5000));
     assert_int_equal(fq_nth(&f->q, BODY(CREDIT), 0)->m->credit->credits, 2);
     fixture_free(f);
@@ -302,19 +262,13 @@ static void test_credit_after_an_answer(void **state)
     assert_int_equal(pm_job_client_outstanding(f->client), 2);
     int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 2); /* 3 - 1 still running */
-    assert_true(c->jobs_received == 2);
+    fq_expect_credit(&f->q, mark, 3000, 2, 2); /* 3 - 1 still running */
     assert_int_equal(pm_job_client_outstanding(f->client), 1);
     /* The result goes before the credit that counts its slot free. */
     assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
     mark = f->q.n;
     finish_job(f, 1);
-    c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 3);
-    assert_true(c->jobs_received == 2);
+    fq_expect_credit(&f->q, mark, 3000, 3, 2);
     fixture_free(f);
 }
 
@@ -327,19 +281,14 @@ static void test_free_slots_callback_limits(void **state)
     int mark = f->q.n;
     f->limit = -3;
     pm_job_client_credit_soon(f->client);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
+    fq_expect_credit(&f->q, mark, 3000, 0, FQ_ANY);
     /* A limit above the free slots does not raise them. */
     send_job(f, ok_job(1));
     assert_true(wait_jobs(f, 1, 3000));
     f->limit = 100;
     mark = f->q.n;
     pm_job_client_credit_soon(f->client);
-    c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 4);
-    assert_true(c->jobs_received == 1);
+    fq_expect_credit(&f->q, mark, 3000, 4, 1);
     fixture_free(f);
 }
 
@@ -439,10 +388,7 @@ static void test_wrong_kind_returned_once(void **state)
     assert_true(wait_jobs(f, 1, 3000));
     int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 2);
-    assert_true(c->jobs_received == 2);
+    fq_expect_credit(&f->q, mark, 3000, 2, 2);
     assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 2);
     assert_int_equal(result(f, 1)->job_id, 12);
     fixture_free(f);
@@ -465,10 +411,7 @@ static void test_beyond_capacity_and_backlog_returned(void **state)
     /* Over capacity: no credit until two answers. */
     int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
-    assert_true(c->jobs_received == 4);
+    fq_expect_credit(&f->q, mark, 3000, 0, 4);
     fixture_free(f);
 }
 
@@ -493,10 +436,7 @@ static void test_malformed_jobs_dropped(void **state)
     assert_int_equal(f->jobs[0]->job->job_id, 4);
     int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_true(c->jobs_received == 4);
-    assert_int_equal(c->credits, 2);
+    fq_expect_credit(&f->q, mark, 3000, 2, 4);
     assert_int_equal(f->on_job_calls, 1);
     assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
     assert_int_equal(result(f, 0)->job_id, 4);
@@ -534,9 +474,7 @@ static void test_queue_id_must_be_16_upper_hex_digits(void **state)
     assert_int_equal(f->jobs[0]->job->job_id, 200);
     int mark = f->q.n;
     finish_job(f, 0);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_true(c->jobs_received == nbad + 1);
+    fq_expect_credit(&f->q, mark, 3000, FQ_ANY, nbad + 1);
     assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 1);
     assert_string_equal(result(f, 0)->queue_id, "FEDCBA9876543210");
     fixture_free(f);
@@ -550,20 +488,18 @@ static void test_result_held_and_resent(void **state)
     send_job(f, ok_job(21));
     send_job(f, ok_job(22));
     assert_true(wait_jobs(f, 2, 3000));
-    router_close(f);
+    fq_go_away(&f->q);
     finish_job(f, 0);
     finish_job(f, 1);
     fq_run_for(&f->q, 300); /* retried meanwhile, in vain */
     int mark = f->q.n;
-    router_bind(f);
+    fq_come_back(&f->q);
     assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 2, 5000));
     assert_answer(result(f, 0), 21, KIND(DELIVERY), RS(DELIVERED));
     assert_answer(result(f, 1), 22, KIND(DELIVERY), RS(DELIVERED));
     /* Sent once: the credit after them counts both slots free, and no copy follows (a result
      * still held would be retried every 100 ms). */
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 3);
+    fq_expect_credit(&f->q, mark, 3000, 3, FQ_ANY);
     fq_run_for(&f->q, 400);
     assert_int_equal(fq_count(&f->q, BODY(JOB_RESULT)), 2);
     fixture_free(f);
@@ -579,13 +515,13 @@ static void test_held_result_dropped_after_the_lease(void **state)
     send_job(f, s);
     assert_true(wait_jobs(f, 1, 3000));
     uint64_t deadline = f->jobs[0]->deadline_ms;
-    router_close(f);
+    fq_go_away(&f->q);
     finish_job(f, 0);
     assert_true(pm_mono_ms() < deadline); /* held while still within the lease */
     uint64_t end = deadline + 400;
     fq_run_for(&f->q, (int)(end - pm_mono_ms()));
     int mark = f->q.n;
-    router_bind(f);
+    fq_come_back(&f->q);
     /* A held result goes out before the next credit; none comes. */
     Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 5000);
     assert_non_null(c);
@@ -604,9 +540,7 @@ static void test_drain(void **state)
     assert_true(wait_jobs(f, 1, 3000));
     int mark = f->q.n;
     pm_job_client_drain(f->client);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
+    fq_expect_credit(&f->q, mark, 3000, 0, FQ_ANY);
     send_job(f, ok_job(42));
     assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 1, 3000));
     assert_answer(result(f, 0), 42, KIND(DELIVERY), RS(RETURNED));
@@ -615,9 +549,7 @@ static void test_drain(void **state)
     finish_job(f, 0);
     assert_true(fq_wait_count(&f->q, BODY(JOB_RESULT), 2, 3000));
     assert_answer(result(f, 1), 41, KIND(DELIVERY), RS(DELIVERED));
-    c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0); /* still draining: no slot is offered */
+    fq_expect_credit(&f->q, mark, 3000, 0, FQ_ANY); /* still draining: no slot is offered */
     fixture_free(f);
 }
 
@@ -632,9 +564,7 @@ static void test_settle_returns_jobs_still_on_the_way(void **state)
     int mark = f->q.n;
     pm_job_client_drain(f->client);
     assert_true(fq_wait_count(&f->q, BODY(PING), 1, 3000));
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
+    fq_expect_credit(&f->q, mark, 3000, 0, FQ_ANY);
     /* The queue dispatched before it read the credit: the job, then the Ping's answer. */
     send_job(f, ok_job(61));
     struct fq_record *peer = fq_last(&f->q, BODY(PING));
@@ -680,9 +610,7 @@ static void test_return_all(void **state)
         assert_string_equal(r->results[0]->text, "4.3.2 test stopping");
     }
     assert_true(result(f, 0)->job_id != result(f, 1)->job_id);
-    Postmesh__Credit *c = fq_wait_credit_after(&f->q, mark, 3000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 3);
+    fq_expect_credit(&f->q, mark, 3000, 3, FQ_ANY);
     fixture_free(f);
 }
 

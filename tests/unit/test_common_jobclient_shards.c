@@ -47,78 +47,12 @@ static void on_job(struct pm_job *job, void *arg)
 
 static void step(struct fixture *f) { fq_step(&f->a); }
 
-static void run_for(struct fixture *f, int ms)
-{
-    uint64_t deadline = pm_mono_ms() + (uint64_t)ms;
-    while (pm_mono_ms() < deadline)
-        step(f);
-}
-
-static int wait_count(struct fixture *f, struct fake_queue *q, Postmesh__BusMessage__BodyCase c, int n, int ms)
-{
-    uint64_t deadline = pm_mono_ms() + (uint64_t)ms;
-    while (fq_count(q, c) < n && pm_mono_ms() < deadline)
-        step(f);
-    return fq_count(q, c) >= n;
-}
-
 static int wait_jobs(struct fixture *f, int n, int ms)
 {
     uint64_t deadline = pm_mono_ms() + (uint64_t)ms;
     while (f->njobs < n && pm_mono_ms() < deadline)
         step(f);
     return f->njobs >= n;
-}
-
-/* A Credit shard q received after its first `after` records, or NULL. */
-static Postmesh__Credit *wait_credit_after(struct fixture *f, struct fake_queue *q, int after, int ms)
-{
-    uint64_t deadline = pm_mono_ms() + (uint64_t)ms;
-    for (;;) {
-        for (int i = after; i < q->n; i++)
-            if (q->rec[i].m && q->rec[i].m->body_case == BODY(CREDIT))
-                return q->rec[i].m->credit;
-        if (pm_mono_ms() >= deadline)
-            return NULL;
-        step(f);
-    }
-}
-
-static void bind_b(struct fixture *f)
-{
-    uint64_t deadline = pm_mono_ms() + 5000;
-    while (!(f->b.router = pm_bus_bind(f->a.base, ZMQ_ROUTER, f->b.endpoint, &fq_policy, fq_on_router, &f->b)) &&
-           pm_mono_ms() < deadline)
-        run_for(f, 20);
-    assert_non_null(f->b.router);
-}
-
-static int connected_to(int port)
-{
-    FILE *fp = fopen("/proc/net/tcp", "r");
-    assert_non_null(fp);
-    char line[512];
-    int found = 0;
-    while (fgets(line, sizeof line, fp)) {
-        unsigned rport, st;
-        if (sscanf(line, " %*d: %*x:%*x %*x:%x %x", &rport, &st) == 2 && (int)rport == port &&
-            (st == 0x01 || st == 0x08))
-            found = 1;
-    }
-    fclose(fp);
-    return found;
-}
-
-/* Shard b goes away; waits until the client's DEALER has seen its connection end. */
-static void close_b(struct fixture *f)
-{
-    pm_bus_close(f->b.router);
-    f->b.router = NULL;
-    uint64_t deadline = pm_mono_ms() + 5000;
-    while (connected_to(f->b.port) && pm_mono_ms() < deadline)
-        step(f);
-    assert_false(connected_to(f->b.port));
-    run_for(f, 50);
 }
 
 static struct fixture *fixture_new(int capacity, int backlog)
@@ -146,8 +80,8 @@ static struct fixture *fixture_new(int capacity, int backlog)
     };
     f->client = pm_job_client_new(f->a.base, &cfg);
     assert_non_null(f->client);
-    assert_true(wait_count(f, &f->a, BODY(CREDIT), 1, 5000));
-    assert_true(wait_count(f, &f->b, BODY(CREDIT), 1, 5000));
+    assert_true(fq_wait_count(&f->a, BODY(CREDIT), 1, 5000));
+    assert_true(fq_wait_count(&f->b, BODY(CREDIT), 1, 5000));
     return f;
 }
 
@@ -231,7 +165,7 @@ static void test_credit_and_results_per_shard(void **state)
 {
     (void)state;
     struct fixture *f = fixture_new(3, 0);
-    run_for(f, 300); /* a listed twice would have sent a second first credit by now */
+    fq_run_for(&f->a, 300); /* a listed twice would have sent a second first credit by now */
     for (int i = 0; i < f->a.n; i++)
         assert_memory_equal(f->a.rec[i].peer, f->a.rec[0].peer, f->a.rec[0].peerlen);
     assert_int_equal(fq_nth(&f->a, BODY(CREDIT), 0)->m->credit->credits, 3);
@@ -239,28 +173,20 @@ static void test_credit_and_results_per_shard(void **state)
     int mark_b = f->b.n;
     send_job(&f->a, 1);
     assert_true(wait_jobs(f, 1, 3000));
-    Postmesh__Credit *c = wait_credit_after(f, &f->b, mark_b, 1000); /* well before a heartbeat */
-    assert_non_null(c);
-    assert_int_equal(c->credits, 2);
-    assert_true(c->jobs_received == 0);
+    fq_expect_credit(&f->b, mark_b, 1000, 2, 0); /* well before a heartbeat */
     send_job(&f->b, 101);
     assert_true(wait_jobs(f, 2, 3000));
     int mark_a = f->a.n;
     mark_b = f->b.n;
     finish(f, find_job(f, 101));
-    assert_true(wait_count(f, &f->b, BODY(JOB_RESULT), 1, 3000));
+    assert_true(fq_wait_count(&f->b, BODY(JOB_RESULT), 1, 3000));
     assert_true(has_result(&f->b, 101));
-    c = wait_credit_after(f, &f->a, mark_a, 1000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 2); /* job 1 still runs */
-    assert_true(c->jobs_received == 1);
-    c = wait_credit_after(f, &f->b, mark_b, 1000);
-    assert_non_null(c);
-    assert_true(c->jobs_received == 1);
+    fq_expect_credit(&f->a, mark_a, 1000, 2, 1); /* job 1 still runs */
+    fq_expect_credit(&f->b, mark_b, 1000, FQ_ANY, 1);
     finish(f, find_job(f, 1));
-    assert_true(wait_count(f, &f->a, BODY(JOB_RESULT), 1, 3000));
+    assert_true(fq_wait_count(&f->a, BODY(JOB_RESULT), 1, 3000));
     assert_true(has_result(&f->a, 1));
-    run_for(f, 100);
+    fq_run_for(&f->a, 100);
     assert_int_equal(fq_count(&f->a, BODY(JOB_RESULT)), 1);
     assert_int_equal(fq_count(&f->b, BODY(JOB_RESULT)), 1);
     assert_false(has_result(&f->a, 101));
@@ -281,7 +207,7 @@ static void test_burst_from_both_shards(void **state)
     uint64_t deadline = pm_mono_ms() + 3000;
     while (fq_count(&f->a, BODY(JOB_RESULT)) + fq_count(&f->b, BODY(JOB_RESULT)) < 2 && pm_mono_ms() < deadline)
         step(f);
-    run_for(f, 100);
+    fq_run_for(&f->a, 100);
     assert_int_equal(f->njobs, 2);
     assert_int_equal(pm_job_client_outstanding(f->client), 2);
     int returned = 0;
@@ -308,22 +234,22 @@ static void test_shard_away_holds_only_its_own(void **state)
     struct fixture *f = fixture_new(4, 0);
     send_job(&f->b, 101);
     assert_true(wait_jobs(f, 1, 3000));
-    close_b(f);
+    fq_go_away(&f->b);
     finish(f, find_job(f, 101));
     for (uint64_t id = 1; id <= 3; id++) {
         send_job(&f->a, id);
         assert_true(wait_jobs(f, f->njobs + 1, 3000));
         uint64_t t0 = pm_mono_ms();
         finish(f, find_job(f, id));
-        assert_true(wait_count(f, &f->a, BODY(JOB_RESULT), (int)id, 3000));
+        assert_true(fq_wait_count(&f->a, BODY(JOB_RESULT), (int)id, 3000));
         assert_true(pm_mono_ms() - t0 < 500);
     }
     assert_false(has_result(&f->a, 101));
-    run_for(f, 300); /* b's retries go on meanwhile, in vain */
-    bind_b(f);
-    assert_true(wait_count(f, &f->b, BODY(JOB_RESULT), 1, 5000));
+    fq_run_for(&f->a, 300); /* b's retries go on meanwhile, in vain */
+    fq_come_back(&f->b);
+    assert_true(fq_wait_count(&f->b, BODY(JOB_RESULT), 1, 5000));
     assert_true(has_result(&f->b, 101));
-    run_for(f, 300);
+    fq_run_for(&f->a, 300);
     assert_int_equal(fq_count(&f->b, BODY(JOB_RESULT)), 1);
     assert_int_equal(fq_count(&f->a, BODY(JOB_RESULT)), 3);
     assert_false(has_result(&f->a, 101));
@@ -337,14 +263,10 @@ static void test_drain_every_shard(void **state)
     struct fixture *f = fixture_new(2, 2);
     int mark_a = f->a.n, mark_b = f->b.n;
     pm_job_client_drain(f->client);
-    Postmesh__Credit *c = wait_credit_after(f, &f->a, mark_a, 1000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
-    c = wait_credit_after(f, &f->b, mark_b, 1000);
-    assert_non_null(c);
-    assert_int_equal(c->credits, 0);
+    fq_expect_credit(&f->a, mark_a, 1000, 0, FQ_ANY);
+    fq_expect_credit(&f->b, mark_b, 1000, 0, FQ_ANY);
     send_job(&f->b, 101);
-    assert_true(wait_count(f, &f->b, BODY(JOB_RESULT), 1, 3000));
+    assert_true(fq_wait_count(&f->b, BODY(JOB_RESULT), 1, 3000));
     assert_int_equal(fq_last(&f->b, BODY(JOB_RESULT))->m->job_result->results[0]->status, RS(RETURNED));
     assert_int_equal(fq_count(&f->a, BODY(JOB_RESULT)), 0);
     assert_int_equal(f->njobs, 0);

@@ -11,40 +11,21 @@
 #include <unistd.h>
 
 #include "users.h"
+#include "table_file.h"
 
 static char dir[64], path[128];
 
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/pmusersXXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(path, sizeof path, "%s/users", dir);
-    return 0;
+    return tf_open(dir, "/tmp/pmusersXXXXXX", path, sizeof path, "users");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char tmp[160];
-    unlink(path);
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    unlink(tmp);
-    rmdir(dir);
+    tf_close(dir, path);
     return 0;
-}
-
-/* Replaces the file atomically, as `postmesh user` does (a new inode every time). */
-static void write_users(const char *text)
-{
-    char tmp[160];
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(rename(tmp, path), 0);
 }
 
 static double now(void)
@@ -117,7 +98,7 @@ static void test_hash_and_verify(void **state)
     /* aaron (first in order) is SHA512-CRYPT, most users are YESCRYPT. */
     snprintf(text, sizeof text, "# users\nalice@example.test:%s\n\nBob@Example.Test:%s\naaron@example.test:%s\n"
              "zoe@example.test:%s\n", y, s, s2, y2);
-    write_users(text);
+    tf_replace(path, text);
     char err[256] = "";
     struct pm_users *u = pm_users_load(path, err, sizeof err);
     assert_non_null(u);
@@ -169,7 +150,7 @@ static void test_hash_and_verify(void **state)
 
 static void expect_load_error(const char *text, const char *needle)
 {
-    write_users(text);
+    tf_replace(path, text);
     char err[256] = "";
     assert_null(pm_users_load(path, err, sizeof err));
     char want[300];
@@ -187,7 +168,7 @@ static void test_load_errors(void **state)
     assert_false(pm_users_exists(u, "a@b"));
     assert_false(pm_users_verify(u, "a@b", "x"));
     pm_users_free(u);
-    write_users("# only a comment\n\n"); /* an existing file without entries */
+    tf_replace(path, "# only a comment\n\n"); /* an existing file without entries */
     u = pm_users_load(path, err, sizeof err);
     assert_non_null(u);
     assert_false(pm_users_exists(u, "a@b"));
@@ -210,13 +191,13 @@ static void test_reload_if_changed(void **state)
     char *h2 = pm_users_hash_password("two", "SHA512-CRYPT");
     char text[512], err[256] = "";
     snprintf(text, sizeof text, "a@example.test:%s\n", h1);
-    write_users(text);
+    tf_replace(path, text);
     struct pm_users *u = pm_users_load(path, err, sizeof err);
     assert_non_null(u);
     assert_int_equal(pm_users_reload_if_changed(&u, err, sizeof err), 0);
 
     snprintf(text, sizeof text, "a@example.test:%s\nb@example.test:%s\n", h2, h1);
-    write_users(text);
+    tf_replace(path, text);
     assert_int_equal(pm_users_reload_if_changed(&u, err, sizeof err), 1);
     assert_true(pm_users_exists(u, "b@example.test"));
     assert_true(pm_users_verify(u, "a@example.test", "two"));
@@ -224,7 +205,7 @@ static void test_reload_if_changed(void **state)
     assert_int_equal(pm_users_reload_if_changed(&u, err, sizeof err), 0);
 
     /* A bad new version is refused, the old data stays, the error is reported once. */
-    write_users("a@example.test:{NOPE}x\n");
+    tf_replace(path, "a@example.test:{NOPE}x\n");
     assert_int_equal(pm_users_reload_if_changed(&u, err, sizeof err), -1);
     assert_non_null(strstr(err, ":1: unknown password scheme"));
     assert_true(pm_users_verify(u, "a@example.test", "two"));
