@@ -65,6 +65,22 @@ static int mkdir_p(const char *path)
     return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+static void sync_dir(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir ? 1 : 0] = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 static int write_file(const char *path, const char *text, mode_t mode)
 {
     char tmp[4200];
@@ -75,10 +91,15 @@ static int write_file(const char *path, const char *text, mode_t mode)
     size_t len = strlen(text);
     int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
     close(fd);
-    /* link() fails if another process created the file first: theirs wins, ours goes. */
+    /* Whole or not at all: written and synced under a temporary name (not *.pub, so the
+     * allowlist never reads it), then linked in. link() fails if another process created the
+     * file first: theirs wins, ours goes. */
     if (ok && link(tmp, path) < 0 && errno != EEXIST)
         ok = 0;
+    int e = errno;
     unlink(tmp);
+    sync_dir(path); /* the new name survives a crash, as the content does */
+    errno = e;
     return ok ? 0 : -1;
 }
 

@@ -73,8 +73,8 @@ static int serve(unsigned op, unsigned slot, struct stat *st, int *fd_out)
     const char *path = slots[slot].path;
     if (slots[slot].kind == SLOT_KEYS) {
         int dfd = slots[slot].dirfd;
-        if (op == OP_STAT) /* has the directory changed? */
-            return (dfd >= 0 ? fstat(dfd, st) : stat(path, st)) < 0 ? errno : 0;
+        if (op == OP_STAT) /* could a scan give another list? (a key file written in place too) */
+            return (dfd >= 0 ? pm_allowlist_state_fd(dfd, st) : pm_allowlist_state(path, st)) < 0 ? errno : 0;
         char *text = dfd >= 0 ? pm_allowlist_scan_fd(dfd, path) : pm_allowlist_scan(path);
         int fd = text ? memfd_create("allowlist", MFD_CLOEXEC) : -1;
         size_t len = text ? strlen(text) : 0;

@@ -21,8 +21,8 @@ int pm_outside_find(const char *path); /* slot of a registered path, or -1 */
 int pm_outside_start(const char *user);
 int pm_outside_running(void);
 
-/* stat(2) of a slot (a keys slot: of its directory, to tell whether it changed). 0, or -1
- * with errno (ENOENT when the file is gone). */
+/* stat(2) of a slot (a keys slot: its directory's state, pm_allowlist_state, to tell
+ * whether the allowlist changed). 0, or -1 with errno (ENOENT when the file is gone). */
 int pm_outside_stat(int slot, struct stat *st);
 /* A read-only descriptor (close-on-exec) of a file slot, or of a memory file holding a keys
  * slot's allowlist text. -1 with errno. Thread-safe (the queue's ZAP thread asks too). */

@@ -4,6 +4,7 @@ config in a temporary state dir, and nothing mocked.
 Every service logs `event=started` once it is ready; start() waits for that line.
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,30 +13,49 @@ from pathlib import Path
 
 import pytest
 
+from procs import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("POSTMESH_BIN", REPO / "build" / "bin"))
 
 
 _handed_out = set()
+_draw = random.Random()     # seeded from the OS: two runs on one machine draw different ports
 
 
-def free_port(host="127.0.0.1"):
-    """A currently free TCP port never handed out before in this run (a port is bound only
-    later, by the service, so two calls must not return the same one)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+def _ephemeral_range():
+    try:
+        lo, hi = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(host="127.0.0.1", kinds=(socket.SOCK_STREAM,)):
+    """A port free now on host (for every socket kind in kinds) and never handed out before in
+    this run: the service binds it only later, so two calls must not return the same one.
+    Drawn from below the kernel's ephemeral range, where connect() takes source ports from:
+    a port from there could go to any outgoing connection (ours, the mta's, ZeroMQ's) between
+    now and the service's bind ("Address already in use")."""
+    lo = _ephemeral_range()[0]
+    first = 10000 if lo > 20000 else 1024
+    for _ in range(1000):
+        port = _draw.randrange(first, lo)
+        if port in _handed_out:
+            continue
+        try:
+            for kind in kinds:
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
     raise RuntimeError("no fresh free port")
 
 
 def free_udp_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_port(host, (socket.SOCK_DGRAM,))
 
 
 def to_libconfig(value, indent=0):
@@ -174,13 +194,7 @@ class Postmesh:
         proc = self.procs.pop(svc, None)
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout, sig)
         return proc.returncode
 
     def kill(self, svc):
@@ -226,6 +240,22 @@ class Postmesh:
         return self.ports[mode]
 
 
+def write_key(keys_dir, name, pub):
+    """Lists public key pub (bytes, Z85) as keys_dir/<name>.pub the way `postmesh keys` writes
+    key files: whole under a temporary name in the same directory (not *.pub, so never read),
+    synced, then renamed, so the queue's reader never sees half a key. A test that means a key
+    file written in place writes it itself."""
+    keys_dir = Path(keys_dir)
+    tmp = keys_dir / f".{name}.pub.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, pub + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, keys_dir / f"{name}.pub")
+
+
 def traversable(path):
     """pytest makes its temporary directories 0700: the queue's reader, running as the queue's
     user, could then not read the aliases file there (as in production with an unreadable
@@ -235,6 +265,15 @@ def traversable(path):
         if d.owner() == "root" and str(d).startswith("/tmp/"):
             d.chmod(d.stat().st_mode | 0o011)
     return path
+
+
+@pytest.fixture
+def zctx():
+    """A ZeroMQ context for a test's own bus peers, destroyed without lingering."""
+    import zmq
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
 
 
 @pytest.fixture

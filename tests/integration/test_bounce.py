@@ -7,12 +7,11 @@ import email
 import email.policy
 import email.utils
 import smtplib
-import socket
 import time
 
 import pytest
 
-from conftest import BIN, wait_for
+from conftest import BIN, free_port, wait_for
 from pop3_helpers import add_user, make_tls_pair, messages
 from remote_peers import AioSink, Dnsmasq
 
@@ -28,16 +27,10 @@ pytestmark = pytest.mark.skipif(
     reason="needs every service binary of the bounce path")
 
 
-def free_port_on(host):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def net(pm, tmp_path):
     dns = Dnsmasq(tmp_path, ZONE)
-    port = free_port_on("127.0.0.2")
+    port = free_port("127.0.0.2")
     sink = AioSink("127.0.0.2", port, tmp_path)
     sink.handler.rcpt_reply["gone@remote.test"] = "550 5.1.1 <gone@remote.test>: no such user here"
     add_user(pm, ALICE, "secret")

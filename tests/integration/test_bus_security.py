@@ -15,17 +15,10 @@ import pytest
 import zmq
 
 import bus_wire as wire
-from conftest import BIN, wait_for
+from conftest import BIN, wait_for, write_key
 
 FAILED = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
           zmq.EVENT_HANDSHAKE_FAILED_AUTH}
-
-
-@pytest.fixture
-def zctx():
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 def queue_pub(pm):
@@ -113,7 +106,7 @@ def test_a_key_added_to_the_keys_dir_is_admitted(pm, zctx):
     assert_refused(zctx, control, wire.control_status(7), key, client, expect={zmq.EVENT_HANDSHAKE_FAILED_AUTH})
     # ... listed while the queue runs (it re-reads the directory on a miss): admitted, in the
     # role its file name gives it.
-    (pm.state / "keys" / "cli.test-client.pub").write_bytes(client[0] + b"\n")
+    write_key(pm.state / "keys", "cli.test-client", client[0])
     s, mon = dealer(zctx, control, key, client)
     s.send(wire.control_status(7))
     assert handshake(mon) == zmq.EVENT_HANDSHAKE_SUCCEEDED
@@ -122,7 +115,7 @@ def test_a_key_added_to_the_keys_dir_is_admitted(pm, zctx):
     assert "messages=0" in status_reply(fields, 7)
 
     # A key listed as smtpd submits a message, which the queue commits.
-    (pm.state / "keys" / "smtpd.test-sender.pub").write_bytes(sender[0] + b"\n")
+    write_key(pm.state / "keys", "smtpd.test-sender", sender[0])
     sub, _ = dealer(zctx, endpoint, key, sender)
     sub.send(wire.submit(8, "bob@example.net", "alice@example.test", b"Subject: hi\r\n\r\nhello\r\n"))
     fields = recv(sub, 10000)
@@ -135,7 +128,7 @@ def test_a_key_added_to_the_keys_dir_is_admitted(pm, zctx):
     # An unknown worker announcing credit gets no job; a listed delivery key gets it.
     assert_refused(zctx, endpoint, wire.credit(wire.WORKER_DELIVERY, 5, "intruder"), key, zmq.curve_keypair(),
                    expect={zmq.EVENT_HANDSHAKE_FAILED_AUTH})
-    (pm.state / "keys" / "delivery.test-worker.pub").write_bytes(worker_key[0] + b"\n")
+    write_key(pm.state / "keys", "delivery.test-worker", worker_key[0])
     worker, _ = dealer(zctx, endpoint, key, worker_key)
     worker.send(wire.credit(wire.WORKER_DELIVERY, 1, "listed"))
     fields = recv(worker, 10000)

@@ -8,7 +8,6 @@ import smtplib
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -112,13 +111,13 @@ def test_a_slow_domain_does_not_hold_up_the_others(relay):
             s.sendmail("a@example.test", [f"r{i}@slow.test"], f"Subject: slow {i}\r\n\r\nx\r\n")
         # the slow domain's sessions are hanging before we send the rest
         wait_for(lambda: pm.log("mta").count("domain=slow.test") >= 2, 10, what="slow jobs to start")
-        t0 = time.monotonic()
         for i in range(10):
             s.sendmail("a@example.test", [f"r{i}@fast.test"], f"Subject: fast {i}\r\n\r\nx\r\n")
-    wait_for(lambda: len(relay["sink"].dumps()) >= 10, 15, interval=0.2, what="the fast domain's mail")
-    elapsed = time.monotonic() - t0
-    # long before the slow sessions time out (command_timeout 30 s)
-    assert elapsed < 15
+    # Judged by order: all of it arrives while the slow sessions still hang (they end only at
+    # command_timeout, 30 s, with a deferral), however slow the machine.
+    wait_for(lambda: len(relay["sink"].dumps()) >= 10, 25, interval=0.2, what="the fast domain's mail")
+    slow_deferred = [line for line in pm.log("queue").splitlines() if "event=rcpt_deferred" in line and "@slow.test" in line]
+    assert slow_deferred == [], "the fast mail waited for the slow sessions to end:\n" + "\n".join(slow_deferred)
     assert "event=rcpt_delivered" in pm.log("queue")
     slow_jobs = sum(1 for line in pm.log("mta").splitlines() if "event=job " in line and "domain=slow.test" in line)
     assert slow_jobs <= 2, pm.log("mta")

@@ -213,11 +213,21 @@ def test_max_recipients(pm):
     assert "recipient: <u@example.test>" in queue_show(pm, queue_ids(pm)[0])
 
 
+def every_sandbox_said(pm, event, offset=0):
+    """True once every smtpd sandbox logged event (a regex) after offset in the log."""
+    log = pm.log("smtpd")
+    sandboxes = set(re.findall(r"event=sandbox_started sandbox=smtpd pid=(\d+)", log))
+    return sandboxes and sandboxes <= set(re.findall(rf"pid=(\d+) level=\w+ event={event}", log[offset:]))
+
+
 def test_queue_down_gives_451_never_250(pm):
     add_user(pm, "u@example.test", "pw")
     pm.configure(smtpd={"submit_timeout": 2})
     pm.start("queue", "smtpd")
-    # 1. Queue alive but silent (stopped with SIGSTOP): 451 after submit_timeout.
+    # 1. Queue alive but silent (stopped with SIGSTOP): 451 after submit_timeout. Only once
+    # every sandbox is connected (the queue answered its Ping): stopped during the handshake,
+    # the queue would never be connected, which is part 2 (451 after the 1 s send window).
+    wait_for(lambda: every_sandbox_said(pm, "queue_shard_up"), 10, what="every sandbox connected to the queue")
     queue = pm.procs["queue"]
     queue.send_signal(signal.SIGSTOP)
     try:
@@ -248,9 +258,11 @@ def test_queue_down_gives_451_never_250(pm):
     wait_log(pm, "smtpd", "event=submit_late")
     assert status(c.cmd("NOOP")) == (250, "2.0.0")
     c.close()
-    # 2. Queue gone: not connected, 451 at once.
+    # 2. Queue gone: not connected, 451 at once (after the send window of 1 s).
+    offset = len(pm.log("smtpd"))
     pm.stop("queue")
-    time.sleep(0.3)
+    wait_for(lambda: every_sandbox_said(pm, r"queue_shard_down \S+ \S+ reason=not_connected", offset), 10,
+             what="every sandbox to see the queue gone")
     with smtp(pm) as s:
         s.ehlo("client.test")
         s.mail("a@x.test")
