@@ -4,7 +4,7 @@ BUILD   ?= build
 SAN     ?= 0
 PYTHON  := /usr/bin/python3
 CC      := gcc
-PKGS    := libzmq libprotobuf-c lmdb ldns libconfig libevent libevent_openssl openssl libseccomp libcrypt
+PKGS    := libzmq libprotobuf-c lmdb ldns libconfig libevent libevent_openssl openssl libseccomp libcrypt opendkim
 CONFIG  ?= deploy/local/postmesh.conf
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icommon -I$(BUILD)/gen
@@ -16,7 +16,8 @@ CFLAGS_OPT := -O2
 LDSAN      :=
 endif
 CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# libspf2 and libopendmarc ship no pkg-config file.
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lopendmarc -lpthread
 
 # services/<svc>/*.c -> $(BUILD)/bin/postmesh-<svc>; services/cli is the `postmesh` CLI.
 SERVICES := $(notdir $(patsubst %/,%,$(wildcard services/*/)))

@@ -34,8 +34,13 @@ static const rule submit_fields[] = {
     HOST("helo"),
     LINE("auth_user", PM_BUS_MAX_USER, 0),
     QID("origin_id", 0),
+    PROSE("hold_reason"),
+    LINE("dsn_envid", PM_BUS_MAX_ENVID, 0),
+    LIST("recipient_dsn", PM_BUS_MAX_RCPTS, 0), /* none, or one per recipient (the queue checks) */
     END,
 };
+/* ORCPT is "addr-type;address": an address with its type in front. */
+static const rule recipient_dsn_fields[] = {LINE("orcpt", PM_BUS_MAX_ORCPT, 0), END};
 static const rule submit_reply_fields[] = {QID("queue_id", 0), PROSE("text"), END};
 
 static const rule credit_fields[] = {LINE("worker_name", PM_BUS_MAX_NAME, 0), END};
@@ -49,12 +54,13 @@ static const rule job_fields[] = {
     UNBOUNDED("body"),
     ADDRESS("domain"), /* cut from an alias target, which may be longer than a host name */
     LIST("report", PM_BUS_MAX_STORED_RCPTS, 0),
+    LINE("dsn_envid", PM_BUS_MAX_ENVID, 0),
     END,
 };
-static const rule job_recipient_fields[] = {ADDRESS("address"), ADDRESS("original"), END};
+static const rule job_recipient_fields[] = {ADDRESS("address"), ADDRESS("original"), UNBOUNDED("dsn"), END};
 static const rule report_recipient_fields[] = {
     ADDRESS("address"), ADDRESS("original"), DSN("status"), WORD("action"), HOST("remote_mta"), PROSE("diagnostic"),
-    END,
+    UNBOUNDED("dsn"), END,
 };
 
 static const rule job_result_fields[] = {
@@ -76,6 +82,7 @@ static const rule queue_item_fields[] = {
     UNBOUNDED("headers"),
     LINE("client_address", PM_BUS_MAX_CLIENT, 0),
     HOST("helo"),
+    PROSE("hold_reason"),
     END,
 };
 static const rule queue_recipient_fields[] = {ADDRESS("address"), WORD("state"), PROSE("last_error"), END};
@@ -89,6 +96,8 @@ static const rule resolve_reply_fields[] = {
     PROSE("text"),
     LIST("hosts", PM_BUS_MAX_HOSTS, 0),
     LINES("names", PM_BUS_MAX_DOMAIN, PM_BUS_MAX_NAMES, 0),
+    /* A TXT record may be long (a DKIM key is ~400 octets, SPF records chain strings). */
+    {"texts", PM_BUS_TEXT, PM_BUS_MAX_TXT, PM_BUS_MAX_NAMES, 0},
     END,
 };
 static const rule mx_host_fields[] = {HOST("name"), LINES("addresses", PM_BUS_MAX_IP, PM_BUS_MAX_ADDRS, 0), END};
@@ -208,6 +217,7 @@ const struct pm_bus_part pm_bus_parts[] = {
     {DESC(queue_item), queue_item_fields},
     {DESC(queue_recipient), queue_recipient_fields},
     {DESC(mx_host), mx_host_fields},
+    {DESC(recipient_dsn), recipient_dsn_fields},
 };
 const size_t pm_bus_nrows = sizeof pm_bus_rows / sizeof pm_bus_rows[0];
 const size_t pm_bus_nparts = sizeof pm_bus_parts / sizeof pm_bus_parts[0];

@@ -38,6 +38,9 @@
 /* Reply texts and diagnostics: the longest written is an expiry note around a remote
  * reply line (1,023 octets, services/queue/schedule.c). */
 #define PM_BUS_MAX_TEXT 2048
+#define PM_BUS_MAX_ENVID 100  /* RFC 3461 4.4: ENVID at most 100 characters */
+#define PM_BUS_MAX_ORCPT 500  /* RFC 3461 4.2: ORCPT at most 500 characters */
+#define PM_BUS_MAX_TXT 4096   /* one TXT record, its strings joined */
 #define PM_BUS_MAX_HOSTS 64  /* MX hosts in a ResolveReply (the resolver keeps 16) */
 #define PM_BUS_MAX_ADDRS 64  /* addresses per MX host (the resolver keeps 16 + 16) */
 #define PM_BUS_MAX_NAMES 64  /* PTR names (the resolver reads 64 records an answer) */

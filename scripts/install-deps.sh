@@ -10,7 +10,9 @@ libseccomp-dev libcmocka-dev libcrypt-dev
 clang libclang-rt-14-dev llvm-14
 python3 python3-pytest python3-zmq python3-aiosmtpd
 swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps
-python3-yaml gnutls-bin postal"
+python3-yaml gnutls-bin postal
+libopendkim-dev libspf2-dev libopendmarc-dev publicsuffix
+python3-dkim python3-nacl python3-milter python3-dnspython opendkim-tools rspamd"
 # make bench only: the Dovecot it compares POP3 retrieval with (never started as a daemon).
 BENCH_PACKAGES="dovecot-pop3d"
 
@@ -127,5 +129,8 @@ postfix stop >/dev/null 2>&1 || true
 # Dovecot's package enables its daemon: the benchmark starts its own instance.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
 pkill -x dovecot >/dev/null 2>&1 || true
+# rspamd (the milter the tests run) the same: the tests start their own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now rspamd >/dev/null 2>&1 || true; fi
+pkill -x rspamd >/dev/null 2>&1 || true
 ensure_users
 exit 0

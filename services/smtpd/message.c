@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "parser.h"
+#include "eom.h"
 #include "received.h"
 #include "session.h"
 #include "submit.h"
@@ -136,8 +137,7 @@ static void finish(struct smtpd_session *s)
     evbuffer_prepend(s->body, hdr, n);
     struct evbuffer *msg = s->body;
     s->body = NULL;
-    s->state = SMTPD_ST_COMMAND;
-    smtpd_submit_message(s, msg);
+    smtpd_eom_start(s, msg);
 }
 
 int smtpd_data_input(struct smtpd_session *s)

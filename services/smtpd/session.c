@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "dlist.h"
 #include "drain.h"
+#include "eom.h"
 #include "etrn.h"
 #include "log.h"
 #include "metrics.h"
@@ -220,6 +221,7 @@ void smtpd_session_free(struct smtpd_session *s)
     smtpd_etrn_forget(s);
     smtpd_auth_cancel(s);
     smtpd_envelope_cancel(s);
+    smtpd_eom_cancel(s);
     smtpd_txn_reset(&s->txn);
     if (s->body)
         evbuffer_free(s->body);
@@ -245,6 +247,7 @@ void smtpd_txn_reset(struct smtpd_txn *t)
     for (int i = 0; i < t->nrcpt; i++)
         free(t->rcpt[i]);
     free(t->rcpt);
+    free(t->hold_reason);
     memset(t, 0, sizeof *t);
 }
 
@@ -309,6 +312,7 @@ void smtpd_session_close(struct smtpd_session *s, const char *reason)
     smtpd_etrn_forget(s);
     smtpd_auth_cancel(s);
     smtpd_envelope_cancel(s);
+    smtpd_eom_cancel(s);
     bufferevent_disable(s->bev, EV_READ);
     /* Already written directly, so no write callback will come to finish the close. */
     if (!s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -494,7 +498,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static const char *const state_names[] = {
     [SMTPD_ST_GREETING] = "greeting", [SMTPD_ST_COMMAND] = "command",     [SMTPD_ST_DATA] = "data",
-    [SMTPD_ST_QUEUE] = "queue",       [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
+    [SMTPD_ST_QUEUE] = "queue",       [SMTPD_ST_CHECKS] = "checks",       [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
     [SMTPD_ST_AUTH_PASS] = "auth",    [SMTPD_ST_AUTH_CHECK] = "auth_check", [SMTPD_ST_LOOKUP] = "lookup",
     [SMTPD_ST_CLOSING] = "closing",
 };

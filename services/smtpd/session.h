@@ -21,6 +21,7 @@ enum smtpd_state {
     SMTPD_ST_COMMAND,
     SMTPD_ST_DATA,
     SMTPD_ST_QUEUE,      /* waiting for the queue shards' answer (a Submit, an ETRN) */
+    SMTPD_ST_CHECKS,     /* the end-of-message stages are running (eom.h) */
     SMTPD_ST_AUTH_PLAIN, /* waiting for a SASL response line */
     SMTPD_ST_AUTH_USER,
     SMTPD_ST_AUTH_PASS,
@@ -46,6 +47,8 @@ struct smtpd_txn {
     char **rcpt;
     int nrcpt, cap;
     int rcpt_tries;  /* RCPT commands, accepted or not */
+    int hold;           /* a milter quarantined it: the queue holds it */
+    char *hold_reason;
 };
 
 struct smtpd_session {
@@ -102,6 +105,12 @@ struct smtpd_session {
     struct smtpd_authdb_req *lookup;   /* MAIL/RCPT check outstanding (envelope.c) */
     char *lookup_addr;                 /* the address being checked */
     int lookup_smtputf8, lookup_8bit;  /* MAIL parameters kept for the answer */
+
+    /* End of message (eom.h) */
+    struct evbuffer *eom_msg;          /* the message while the stages run */
+    size_t eom_next;                   /* the stage after the running one */
+    const struct smtpd_eom_stage *eom_running;
+    int eom_inline;                    /* inside smtpd_eom_start: the caller goes on reading */
 };
 
 /* Takes ownership of fd (accepted, non-blocking). sa is the client's address; proxy the

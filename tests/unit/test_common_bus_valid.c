@@ -433,7 +433,8 @@ static const struct {
     {BODY(JOB_RESULT), (int *)&w.result.kind, -1, "kind"},
     {BODY(JOB_RESULT), (int *)&w.res.status, 4, "results[0].status"},
     {BODY(CONTROL), (int *)&w.control.command, 7, "command"},
-    {BODY(RESOLVE), (int *)&w.resolve.kind, 3, "kind"},
+    {BODY(RESOLVE), (int *)&w.resolve.kind, 4, "kind"},
+    {BODY(SUBMIT), (int *)&w.submit.dsn_ret, 3, "dsn_ret"},
     {BODY(RESOLVE_REPLY), (int *)&w.resolve_reply.status, 3, "status"},
     {BODY(ETRN_REPLY), (int *)&w.etrn_reply.status, 3, "status"},
 };
