@@ -113,8 +113,12 @@ valgrind: all $(UNIT_BINS)
 	        || { cat $(BUILD)/valgrind.log; echo "valgrind: $$t failed"; exit 1; }; \
 	done; echo "valgrind: $(words $(UNIT_BINS)) unit test programs clean (no leaks, no invalid accesses)"
 
+# Two pytest-xdist workers: most of a test's time is spent waiting (timeouts, retries, a
+# peer's answer), so two at once take half the time on two cores. PYTEST_WORKERS=0 runs
+# them one by one in this process (pdb, -x, output).
+PYTEST_WORKERS ?= 2
 integration: all
-	POSTMESH_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	POSTMESH_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/integration $(PYTEST_ARGS)
 
 test: deps-check
 	@$(MAKE) --no-print-directory unit

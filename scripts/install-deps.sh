@@ -8,7 +8,7 @@ libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
 libldns-dev ldnsutils libconfig-dev libevent-dev libssl-dev openssl
 libseccomp-dev libcmocka-dev libcrypt-dev
 clang libclang-rt-14-dev llvm-14
-python3 python3-pytest python3-zmq python3-aiosmtpd
+python3 python3-pytest python3-pytest-xdist python3-zmq python3-aiosmtpd
 swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps
 python3-yaml gnutls-bin postal
 libopendkim-dev libspf2-dev libopendmarc-dev publicsuffix

@@ -39,6 +39,14 @@ def free_port(host="127.0.0.1", kinds=(socket.SOCK_STREAM,)):
     now and the service's bind ("Address already in use")."""
     lo = _ephemeral_range()[0]
     first = 10000 if lo > 20000 else 1024
+    # Under pytest-xdist (make integration runs two workers) each worker draws from its own
+    # slice: the "never handed out" set is per process, and two workers must not both think
+    # a port is theirs.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    if workers > 1:
+        width = (lo - first) // workers
+        first, lo = first + worker * width, first + (worker + 1) * width
     for _ in range(1000):
         port = _draw.randrange(first, lo)
         if port in _handed_out:
