@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config_dkim.h"
+#include "config_dnsbl.h"
 #include "config_schema.h"
 #include "config_wide.h"
 
@@ -160,6 +162,60 @@ static int set_listen(struct ctx *c, struct pm_listenlist *l, const config_setti
     return 0;
 }
 
+/* [ "inet:127.0.0.1:11332", { address = "inet:..."; timeout = 10; default_action = "accept"; } ] */
+static int set_milters(struct ctx *c, struct pm_milterlist *l, const config_setting_t *s, const struct pm_config_key *k)
+{
+    const char *path = k->path;
+    if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+        return fail(c, s, "%s must be a list: [ \"inet:127.0.0.1:11332\" ] or ( { address = \"inet:...\"; } )", path);
+    int n = config_setting_length(s);
+    l->v = calloc((size_t)n + 1, sizeof *l->v);
+    l->n = 0;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct pm_milter *m = &l->v[l->n++];
+        if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+            m->address = strdup(config_setting_get_string(e));
+            if (check_string(c, e, k, path, m->address, NULL, k->rule) < 0)
+                return -1;
+            continue;
+        }
+        if (!config_setting_is_group(e))
+            return fail(c, e, "%s: element %d must be an address string or a group { address = ...; }", path, i + 1);
+        for (int j = 0; j < config_setting_length(e); j++) {
+            const config_setting_t *kv = config_setting_get_elem(e, (unsigned)j);
+            const char *sub = config_setting_name(kv);
+            int t = config_setting_type(kv);
+            if (strcmp(sub, "timeout") == 0) {
+                long long v = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64 ? config_setting_get_int64(kv) : -1;
+                if (v < 1 || v > 3600)
+                    return fail(c, kv, "%s.timeout must be an integer in [1, 3600] (seconds)", path);
+                m->timeout = v;
+            } else if (strcmp(sub, "address") == 0 || strcmp(sub, "default_action") == 0) {
+                if (t != CONFIG_TYPE_STRING)
+                    return fail(c, kv, "%s.%s must be a string", path, sub);
+                const char *v = config_setting_get_string(kv);
+                if (sub[0] == 'a') {
+                    free(m->address);
+                    m->address = strdup(v);
+                    if (check_string(c, kv, k, path, v, NULL, k->rule) < 0)
+                        return -1;
+                } else {
+                    free(m->default_action);
+                    m->default_action = strdup(v);
+                    if (strcmp(v, "tempfail") && strcmp(v, "accept"))
+                        return fail(c, kv, "%s.default_action '%s' is not one of tempfail, accept", path, v);
+                }
+            } else {
+                return fail(c, kv, "unknown key '%s' in %s (known: address, timeout, default_action)", sub, path);
+            }
+        }
+        if (!m->address)
+            return fail(c, e, "%s: element %d needs address = \"inet:IP:PORT\"", path, i + 1);
+    }
+    return 0;
+}
+
 static int set_value(struct ctx *c, struct pm_config *cfg, const struct pm_config_key *k, const config_setting_t *s)
 {
     void *f = field(cfg, k);
@@ -207,6 +263,12 @@ static int set_value(struct ctx *c, struct pm_config *cfg, const struct pm_confi
         return 0;
     case PM_CFG_LISTEN:
         return set_listen(c, f, s, k);
+    case PM_CFG_MILTERS:
+        return set_milters(c, f, s, k);
+    case PM_CFG_DKIM:
+        return pm_config_dkim_parse(s, f, c->path, c->err, c->errsize);
+    case PM_CFG_DNSBL:
+        return pm_config_dnsbl_parse(s, f, c->path, c->err, c->errsize);
     }
     return -1;
 }
@@ -371,6 +433,17 @@ static void free_listen(struct pm_listenlist *l)
     l->n = 0;
 }
 
+static void free_milters(struct pm_milterlist *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->v[i].address);
+        free(l->v[i].default_action);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 void pm_config_free(struct pm_config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
@@ -382,6 +455,12 @@ void pm_config_free(struct pm_config *cfg)
             free_strlist(f);
         } else if (schema[i].type == PM_CFG_LISTEN) {
             free_listen(f);
+        } else if (schema[i].type == PM_CFG_MILTERS) {
+            free_milters(f);
+        } else if (schema[i].type == PM_CFG_DKIM) {
+            pm_config_dkim_free(f);
+        } else if (schema[i].type == PM_CFG_DNSBL) {
+            pm_config_dnsbl_free(f);
         }
     }
     free(cfg->path);

@@ -21,6 +21,47 @@ struct pm_listenlist {
     int n;
 };
 
+/* One milter (smtpd.milters): a string, or a group with its own timeout and default action. */
+struct pm_milter {
+    char *address;          /* "inet:127.0.0.1:11332", "inet6:[::1]:11332" (no unix: from the sandbox) */
+    long long timeout;      /* seconds per answer; 0: smtpd.milter_timeout */
+    char *default_action;   /* "tempfail" | "accept"; NULL: smtpd.milter_default_action */
+};
+
+struct pm_milterlist {
+    struct pm_milter *v;
+    int n;
+};
+
+/* One DKIM signing key (the `dkim` list, docs/dkim.md): the algorithm follows from the key
+ * file's type, which only the queue reads (services/queue/dkim_sign.c). line: where the
+ * entry is in file (for the queue's file:line errors about the key). */
+struct pm_dkim_key {
+    char *domain, *selector, *key;
+    int active;
+    char *file;
+    int line;
+};
+
+struct pm_dkim_list {
+    struct pm_dkim_key *v;
+    int n;
+};
+
+/* One DNS list of smtpd.dnsbl (services/smtpd/dnsbl.c): a listing adds weight to the
+ * client's score (a negative weight: an allowlist, DNSWL, that subtracts). match: count only
+ * this answer address ("127.0.0.2"); NULL: any address in 127.0.0.0/8. */
+struct pm_dnsbl {
+    char *zone;
+    long long weight;
+    char *match;
+};
+
+struct pm_dnsbl_list {
+    struct pm_dnsbl *v;
+    int n;
+};
+
 struct pm_config {
     char *path;
     char *hostname;
@@ -30,6 +71,7 @@ struct pm_config {
     char *aliases_file;
     struct pm_strlist trusted_networks;
     struct pm_strlist proxy_networks; /* who may send a PROXY header on a proxy_protocol listener */
+    struct pm_dkim_list dkim;         /* DKIM signing keys of originating mail (queue) */
     int debug;
     struct {
         int allow_unprivileged;   /* development: run without root, every process under one uid */
@@ -85,6 +127,17 @@ struct pm_config {
         long long greet_pause_ms;   /* wait before the greeting; talking first gets 554 (0: off) */
         long long auth_fail_delay_ms; /* delay before answering a failed AUTH */
         long long max_connection_rate; /* new connections per IP per minute (0: unlimited) */
+        struct pm_milterlist milters;  /* milters asked in order (milter.c); empty: none */
+        long long milter_timeout;      /* seconds a milter may take per answer (a group may say
+                                        * otherwise); PROGRESS restarts it, 10 times it at most */
+        char *milter_default_action;   /* a milter down or too slow: "tempfail" (451 4.7.1) or "accept" */
+        int verify_inbound;            /* port 25: SPF, DKIM, DMARC and Authentication-Results: (authres.c) */
+        char *spf_fail_action;         /* an SPF fail: "reject" (550 5.7.23), "header" (recorded) or "none" (no SPF) */
+        char *dmarc_action;            /* a DMARC fail under p=reject: "reject", "quarantine" (held) or "none" */
+        long long auth_dns_timeout;    /* seconds all the DNS of one message's verification may take */
+        struct pm_dnsbl_list dnsbl;    /* DNS lists asked at connect on port 25 (dnsbl.c); empty: none */
+        long long dnsbl_threshold;     /* score at which a client is refused (554) */
+        long long dnsbl_timeout;       /* ms the lists may take together; then what answered counts */
     } smtpd;
     struct {
         char *metrics;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "milter_addr.h"
 #include "net.h"
 
 static int why_not(char *why, size_t size, const char *fmt, ...)
@@ -225,9 +226,38 @@ int pm_rule_nameserver(const char *v, char *why, size_t size)
     return 0;
 }
 
+int pm_rule_milter_address(const char *v, char *why, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    return pm_milter_addr_parse(v, &ss, &len, why, size);
+}
+
 int pm_rule_key_name(const char *v, char *why, size_t size)
 {
     if (pm_role_of_key_name(v) == PM_ROLE_NONE)
         return why_not(why, size, "is not a key name (<role> or <role>.<replica>, e.g. smtpd.eu-1)");
     return 0;
+}
+
+int pm_rule_dkim_selector(const char *v, char *why, size_t size)
+{
+    size_t len = strlen(v);
+    if (len == 0)
+        return why_not(why, size, "is empty");
+    if (len > 63)
+        return why_not(why, size, "is not a DKIM selector: longer than 63 characters");
+    for (const char *label = v;;) {
+        size_t n = strcspn(label, ".");
+        if (n == 0)
+            return why_not(why, size, "is not a DKIM selector: it has an empty label");
+        if (label[0] == '-' || label[n - 1] == '-')
+            return why_not(why, size, "is not a DKIM selector: a label starts or ends with '-'");
+        for (size_t i = 0; i < n; i++)
+            if (!isalnum((unsigned char)label[i]) && label[i] != '-')
+                return why_not(why, size, "is not a DKIM selector: only letters, digits, '-' and '.'");
+        if (!label[n])
+            return 0;
+        label += n + 1;
+    }
 }

@@ -35,5 +35,11 @@ pm_config_rule pm_rule_network;
 pm_config_rule pm_rule_nameserver;
 /* Our own bus key's name: <role> or <role>.<replica> (keys.h). */
 pm_config_rule pm_rule_key_name;
+/* A milter: inet:IP:PORT, inet:PORT@IP, inet6:[IPv6]:PORT (milter_addr.h); unix: refused. */
+pm_config_rule pm_rule_milter_address;
+/* A DKIM selector (RFC 6376 3.1): dot-separated labels of letters, digits and '-' (1-63
+ * each, not starting or ending with '-'), at most 63 characters in all (it is put before
+ * "._domainkey.<domain>" in a DNS name). */
+pm_config_rule pm_rule_dkim_selector;
 
 #endif

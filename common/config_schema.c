@@ -19,6 +19,7 @@
 #define LISTEN(p, f, ...)                                                                                              \
     {.path = p, .type = PM_CFG_LISTEN, .off = O(f), .rule = pm_rule_listen_address,                                   \
      .choices = (const char *const[]){__VA_ARGS__, NULL}}
+#define MILTERS(p, f) {.path = p, .type = PM_CFG_MILTERS, .off = O(f), .rule = pm_rule_milter_address}
 #define DAY 86400LL
 
 const struct pm_config_key pm_config_schema[] = {
@@ -29,6 +30,7 @@ const struct pm_config_key pm_config_schema[] = {
     STR_OPT("aliases_file", aliases_file, "", pm_rule_path),
     LIST("trusted_networks", trusted_networks, pm_rule_network),
     LIST("proxy_networks", proxy_networks, pm_rule_network),
+    {.path = "dkim", .type = PM_CFG_DKIM, .off = O(dkim)},
     BOOL("debug", debug, 0),
     BOOL("privsep.allow_unprivileged", privsep.allow_unprivileged, 0),
     BOOL("bus.curve", bus.curve, 1),
@@ -75,6 +77,19 @@ const struct pm_config_key pm_config_schema[] = {
     INT("smtpd.greet_pause_ms", smtpd.greet_pause_ms, 0, 0, 60000),
     INT("smtpd.auth_fail_delay_ms", smtpd.auth_fail_delay_ms, 1000, 0, 60000),
     INT("smtpd.max_connection_rate", smtpd.max_connection_rate, 0, 0, 1000000),
+    MILTERS("smtpd.milters", smtpd.milters),
+    INT("smtpd.milter_timeout", smtpd.milter_timeout, 30, 1, 3600),
+    {.path = "smtpd.dnsbl", .type = PM_CFG_DNSBL, .off = O(smtpd.dnsbl)},
+    INT("smtpd.dnsbl_threshold", smtpd.dnsbl_threshold, 1, 1, 1000),
+    INT("smtpd.dnsbl_timeout", smtpd.dnsbl_timeout, 2000, 100, 30000),
+    {.path = "smtpd.milter_default_action", .type = PM_CFG_STR, .off = O(smtpd.milter_default_action),
+     .def_str = "tempfail", .choices = (const char *const[]){"tempfail", "accept", NULL}},
+    BOOL("smtpd.verify_inbound", smtpd.verify_inbound, 1),
+    {.path = "smtpd.spf_fail_action", .type = PM_CFG_STR, .off = O(smtpd.spf_fail_action), .def_str = "header",
+     .choices = (const char *const[]){"reject", "header", "none", NULL}},
+    {.path = "smtpd.dmarc_action", .type = PM_CFG_STR, .off = O(smtpd.dmarc_action), .def_str = "reject",
+     .choices = (const char *const[]){"reject", "quarantine", "none", NULL}},
+    INT("smtpd.auth_dns_timeout", smtpd.auth_dns_timeout, 10, 1, 120),
     STR_OPT("mta.metrics", mta.metrics, "", pm_rule_listen_address),
     INT("mta.remote_port", mta.remote_port, 25, 1, 65535),
     INT("mta.max_concurrency", mta.max_concurrency, 100, 1, 100000),

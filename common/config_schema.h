@@ -14,6 +14,9 @@ enum pm_config_type {
     PM_CFG_STRLIST, /* a list of strings */
     PM_CFG_STRS,    /* a string or a non-empty list of strings */
     PM_CFG_LISTEN,  /* a list of listener groups { address; mode; proxy_protocol; } */
+    PM_CFG_MILTERS, /* a list of milter addresses or groups { address; timeout; default_action; } */
+    PM_CFG_DKIM,    /* a list of DKIM key groups { domain; selector; key; active; } (config_dkim.c) */
+    PM_CFG_DNSBL,   /* a list of DNS list groups { zone; weight; match; } (config_dnsbl.c) */
 };
 
 #define PM_CFG_EMPTY_OK 1u /* "" is a value of its own (off, or a default another key gives) */
@@ -25,7 +28,7 @@ struct pm_config_key {
     const char *def_str;         /* STR, STRS */
     long long def_int;           /* INT, BOOL */
     long long min, max;          /* INT */
-    pm_config_rule *rule;        /* STR; each string of STRLIST and STRS; LISTEN: each address */
+    pm_config_rule *rule;        /* STR; each string of STRLIST and STRS; LISTEN, MILTERS: each address */
     const char *const *choices;  /* STR: the strings allowed (NULL-terminated); LISTEN: the modes */
     unsigned flags;              /* PM_CFG_EMPTY_OK */
 };

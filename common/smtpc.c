@@ -1,6 +1,7 @@
 /* The client dialogue: one row per step (its name and what its reply leads to), the
  * dialects, and the recipients' verdicts. */
 #include "smtpc.h"
+#include "smtpc_dsn.h"
 
 #include <event2/buffer.h>
 #include <stdarg.h>
@@ -38,6 +39,8 @@ const char *pm_smtpc_stage(const struct pm_smtpc *s)
 {
     if (s->step == PM_SMTPC_STEP_EHLO && s->dialect)
         return s->dialect->hello;
+    if (s->bdat && (s->step == PM_SMTPC_STEP_BODY || s->step == PM_SMTPC_STEP_DOT))
+        return "BDAT";
     return (unsigned)s->step < sizeof steps / sizeof steps[0] ? steps[s->step].name : "?";
 }
 
@@ -48,7 +51,7 @@ void pm_smtpc_init(struct pm_smtpc *s)
     s->step = PM_SMTPC_STEP_GREETING;
     s->tls_active = 0;
     memset(&s->ext, 0, sizeof s->ext);
-    s->mail_failed = s->cur = s->accepted = s->dot_sent = s->data_discard = 0;
+    s->mail_failed = s->cur = s->accepted = s->dot_sent = s->data_discard = s->bdat = 0;
     s->error[0] = s->error_dsn[0] = '\0';
     s->error_perm = s->replied = s->loop = 0;
     for (int i = 0; i < s->nrcpts; i++) {
@@ -86,6 +89,7 @@ static void set_rcpt(struct pm_smtpc *s, struct pm_smtpc_rcpt *rc, const struct 
         rc->dsn[0] = '4';
     pm_smtpc_reply_oneline(r, rc->text, sizeof rc->text);
     rc->stage = pm_smtpc_stage(s);
+    rc->peer_dsn = s->ext.dsn;
 }
 
 static enum pm_smtpc_action quit(struct pm_smtpc *s, struct evbuffer *out)
@@ -138,7 +142,10 @@ static enum pm_smtpc_action loop_detected(struct pm_smtpc *s, struct evbuffer *o
 
 static void send_rcpt(struct pm_smtpc *s, struct evbuffer *out, int i)
 {
-    evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", s->rcpts[i].address);
+    evbuffer_add_printf(out, "RCPT TO:<%s>", s->rcpts[i].address);
+    if (s->ext.dsn)
+        pm_smtpc_dsn_rcpt(out, s->rcpts[i].dsn_notify, s->rcpts[i].dsn_orcpt);
+    evbuffer_add_printf(out, "\r\n");
 }
 
 /* After EHLO/HELO (TLS, AUTH): MAIL, and with PIPELINING every RCPT and DATA too. */
@@ -165,13 +172,18 @@ static enum pm_smtpc_action begin_transaction(struct pm_smtpc *s, struct evbuffe
         evbuffer_add_printf(out, " BODY=8BITMIME");
     if (s->need_smtputf8)
         evbuffer_add_printf(out, " SMTPUTF8");
+    if (s->ext.dsn)
+        pm_smtpc_dsn_mail(out, s->dsn_ret, s->dsn_envid);
     evbuffer_add_printf(out, "\r\n");
     s->step = PM_SMTPC_STEP_MAIL;
+    /* RFC 3030: BDAT is sent once the RCPT replies are in (nothing to send for nobody). */
+    s->bdat = s->ext.chunking && s->body_crlf;
     if (s->ext.pipelining) {
         /* RFC 2920: DATA may end the group; the replies come back in order. */
         for (int i = 0; i < s->nrcpts; i++)
             send_rcpt(s, out, i);
-        evbuffer_add_printf(out, "DATA\r\n");
+        if (!s->bdat)
+            evbuffer_add_printf(out, "DATA\r\n");
     }
     return PM_SMTPC_WAIT;
 }
@@ -212,6 +224,13 @@ static enum pm_smtpc_action after_hello(struct pm_smtpc *s, struct evbuffer *out
 static enum pm_smtpc_action after_rcpts(struct pm_smtpc *s, struct evbuffer *out)
 {
     s->step = PM_SMTPC_STEP_DATA;
+    if (s->bdat) {
+        if (s->accepted == 0)
+            return quit(s, out);
+        evbuffer_add_printf(out, "BDAT %zu LAST\r\n", s->body_size);
+        s->step = PM_SMTPC_STEP_BODY;
+        return PM_SMTPC_BODY;
+    }
     if (s->ext.pipelining)
         return PM_SMTPC_WAIT; /* DATA is already on its way */
     if (s->accepted == 0)

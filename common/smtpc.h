@@ -6,7 +6,9 @@
  * greeting -> EHLO (HELO if EHLO is refused; LHLO in LMTP) -> STARTTLS when offered and
  * allowed -> EHLO again -> AUTH PLAIN when credentials are given -> MAIL, RCPT..., DATA (all
  * in one go with PIPELINING) -> body -> "." -> one reply for every accepted recipient (SMTP)
- * or one reply each (LMTP) -> QUIT.
+ * or one reply each (LMTP) -> QUIT. A server that offers CHUNKING (RFC 3030) gets, once the
+ * RCPT replies are in, "BDAT <size> LAST" and the body as it is instead of DATA, 354 and the
+ * dot-stuffed body; its reply to BDAT stands for the reply to the dot.
  * A server that greets or answers EHLO/HELO with our own hostname is us (Postfix's check for
  * a misrouted loop): QUIT at once with loop set; the caller decides what that means.
  * What it does not know: where the server is (MX choice), TLS policy, and what a verdict
@@ -46,6 +48,9 @@ struct pm_smtpc_rcpt {
     char dsn[16];                /* "2.0.0", "5.1.1" */
     char text[PM_SMTPC_TEXT_MAX]; /* the server's reply on one line */
     const char *stage;           /* "RCPT TO", "DATA", "end of DATA", "MAIL FROM" */
+    unsigned dsn_notify;         /* set by the caller: NOTIFY bits (smtpc_dsn.h), 0 none */
+    const char *dsn_orcpt;       /* set by the caller: ORCPT "type;address", NULL none */
+    int peer_dsn;                /* the server that gave the verdict offered DSN */
 };
 
 enum pm_smtpc_step {
@@ -57,7 +62,8 @@ enum pm_smtpc_step {
 enum pm_smtpc_action {
     PM_SMTPC_WAIT,     /* wait for the next reply (commands may have been queued) */
     PM_SMTPC_STARTTLS, /* 220 to STARTTLS: drop buffered input, handshake, pm_smtpc_tls_ready() */
-    PM_SMTPC_BODY,     /* 354: send the body (smtpc_dotstuff.h), then pm_smtpc_body_sent() */
+    PM_SMTPC_BODY,     /* 354: send the body (smtpc_dotstuff.h), then pm_smtpc_body_sent();
+                        * with bdat set, the body's octets as they are */
     PM_SMTPC_QUIT,     /* QUIT is queued: flush and close; the recipients' states are final */
     PM_SMTPC_ABORT,    /* this server will not do (see error): close, try the next one */
 };
@@ -73,6 +79,12 @@ struct pm_smtpc {
     int body_8bit;
     int need_smtputf8;     /* an address is not ASCII */
     int tls_allowed;       /* use STARTTLS if offered */
+    int dsn_ret;           /* RFC 3461 RET (1 FULL, 2 HDRS, 0 none), sent when the server offers DSN */
+    const char *dsn_envid; /* ENVID, NULL or "" for none */
+    /* The body's line ends are all CRLF, so it may go out as it is (BDAT); else it goes
+     * through DATA, whose dot-stuffing makes every line end CRLF. Set by
+     * pm_smtpc_conn_start() from the body it sends. */
+    int body_crlf;
     const char *self_name; /* our own hostname: a server greeting with it is us (NULL: no check) */
     /* AUTH PLAIN (RFC 4954) before MAIL, as a submission client (NULL: never). A server that
      * does not offer it, or refuses it, is given up with a temporary error: the credentials
@@ -89,6 +101,8 @@ struct pm_smtpc {
     int accepted;     /* RCPTs answered 2xx */
     int dot_sent;     /* the whole body went out: a lost connection now is ambiguous */
     int data_discard; /* 354 with no accepted recipient: end the empty message */
+    int bdat;         /* the body goes as one "BDAT <body_size> LAST" (PM_SMTPC_BODY: the raw
+                       * body, body_size octets, no dot) */
 
     /* Why the server was given up (PM_SMTPC_ABORT), for every undecided recipient. */
     char error[PM_SMTPC_TEXT_MAX];

@@ -28,6 +28,7 @@ struct pm_smtpc_conn {
     struct event *timer;
     struct pm_smtpc_reply reply;
     struct pm_smtpc_dotstuff ds;
+    size_t raw_off; /* BDAT: the body's octets queued so far */
     int connected, tls_failed, closing, finished, fail_pending, local_failure;
     char tls[160];
 };
@@ -89,6 +90,16 @@ static const char *tls_error_text(struct pm_smtpc_conn *c, char *buf, size_t siz
 static void fill_body(struct pm_smtpc_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->p.smtp->bdat) { /* the octets as they are, BDAT said how many */
+        while (c->raw_off < c->p.body_len && evbuffer_get_length(out) < BODY_HIGH_FILL) {
+            size_t n = c->p.body_len - c->raw_off < BODY_LOW_WATER ? c->p.body_len - c->raw_off : BODY_LOW_WATER;
+            evbuffer_add(out, c->p.body + c->raw_off, n);
+            c->raw_off += n;
+        }
+        if (c->raw_off == c->p.body_len && c->p.smtp->step == PM_SMTPC_STEP_BODY)
+            pm_smtpc_body_sent(c->p.smtp);
+        return;
+    }
     while (!c->ds.done && evbuffer_get_length(out) < BODY_HIGH_FILL)
         pm_smtpc_dotstuff_next(&c->ds, out, BODY_LOW_WATER);
     if (c->ds.done && c->p.smtp->step == PM_SMTPC_STEP_BODY)
@@ -187,6 +198,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         case PM_SMTPC_BODY:
             pm_smtpc_dotstuff_init(&c->ds, c->p.body, c->p.body_len);
+            c->raw_off = 0;
             bufferevent_setwatermark(bev, EV_WRITE, BODY_LOW_WATER, 0);
             fill_body(c);
             break;
@@ -305,6 +317,7 @@ struct pm_smtpc_conn *pm_smtpc_conn_start(const struct pm_smtpc_conn_params *p)
     c->p.host = c->host;
     c->p.ip = c->ip;
     c->p.log_id = c->log_id;
+    p->smtp->body_crlf = pm_smtpc_body_is_crlf(p->body, p->body_len);
     pm_smtpc_reply_reset(&c->reply);
     c->timer = evtimer_new(p->base, on_timeout, c);
     c->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);

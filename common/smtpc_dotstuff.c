@@ -55,6 +55,17 @@ int pm_smtpc_dotstuff_next(struct pm_smtpc_dotstuff *d, struct evbuffer *out, si
     return d->done;
 }
 
+int pm_smtpc_body_is_crlf(const uint8_t *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\r' && (i + 1 == len || body[i + 1] != '\n'))
+            return 0;
+        if (body[i] == '\n' && (i == 0 || body[i - 1] != '\r'))
+            return 0;
+    }
+    return 1;
+}
+
 int pm_smtpc_body_is_8bit(const uint8_t *body, size_t len)
 {
     for (size_t i = 0; i < len; i++)

@@ -22,6 +22,9 @@ void pm_smtpc_dotstuff_init(struct pm_smtpc_dotstuff *d, const uint8_t *body, si
  * receiver (SMTP smuggling). Returns 1 once the terminating ".\r\n" is written. */
 int pm_smtpc_dotstuff_next(struct pm_smtpc_dotstuff *d, struct evbuffer *out, size_t max);
 
+/* Is every CR and LF of the body part of a CRLF (it may go out as it is, in BDAT)? */
+int pm_smtpc_body_is_crlf(const uint8_t *body, size_t len);
+
 /* Does the body have bytes >= 0x80 (BODY=8BITMIME is then worth saying)? */
 int pm_smtpc_body_is_8bit(const uint8_t *body, size_t len);
 

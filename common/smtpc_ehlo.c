@@ -36,6 +36,8 @@ static const struct {
     {"STARTTLS", offsetof(struct pm_smtpc_ext, starttls), NULL},
     {"8BITMIME", offsetof(struct pm_smtpc_ext, eightbitmime), NULL},
     {"SMTPUTF8", offsetof(struct pm_smtpc_ext, smtputf8), NULL},
+    {"DSN", offsetof(struct pm_smtpc_ext, dsn), NULL},
+    {"CHUNKING", offsetof(struct pm_smtpc_ext, chunking), NULL},
     {"SIZE", offsetof(struct pm_smtpc_ext, size), size_arg},
     {"AUTH", offsetof(struct pm_smtpc_ext, auth), auth_arg},
 };

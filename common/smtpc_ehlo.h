@@ -13,6 +13,8 @@ struct pm_smtpc_ext {
     unsigned long long size_max; /* SIZE's argument, 0 if none */
     int eightbitmime; /* RFC 6152 */
     int smtputf8;     /* RFC 6531 */
+    int dsn;          /* RFC 3461: RET, ENVID, NOTIFY, ORCPT */
+    int chunking;     /* RFC 3030: BDAT */
     int auth;         /* RFC 4954, with any mechanism */
     int auth_plain;   /* ... PLAIN among them (RFC 4616) */
 };

@@ -43,16 +43,32 @@ static int valid_status(const char *s)
 
 const char *bouncer_rcpt_action(const struct bouncer_rcpt *r, int delay_notice)
 {
-    if (r->action && (strcmp(r->action, "failed") == 0 || strcmp(r->action, "delayed") == 0))
-        return r->action;
+    static const char *const actions[] = {"failed", "delayed", "delivered", "relayed"};
+    for (size_t i = 0; r->action && i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(r->action, actions[i]) == 0)
+            return actions[i];
     return delay_notice ? "delayed" : "failed";
+}
+
+static int is_success(const char *action)
+{
+    return strcmp(action, "delivered") == 0 || strcmp(action, "relayed") == 0;
 }
 
 static const char *rcpt_status(const struct bouncer_rcpt *r, const char *action)
 {
     if (valid_status(r->status))
         return r->status;
-    return strcmp(action, "delayed") == 0 ? "4.0.0" : "5.0.0";
+    return strcmp(action, "delayed") == 0 ? "4.0.0" : is_success(action) ? "2.0.0" : "5.0.0";
+}
+
+/* Every recipient delivered or relayed: a success notice (RFC 3461 5.2.2). */
+static int success_notice(const struct bouncer_dsn_in *in)
+{
+    for (size_t i = 0; i < in->nrcpts; i++)
+        if (!is_success(bouncer_rcpt_action(&in->rcpts[i], in->delay_notice)))
+            return 0;
+    return in->nrcpts > 0;
 }
 
 /* Does the text start like an SMTP reply ("550 ...", "451-...")? Then its type is "smtp". */
@@ -96,9 +112,31 @@ static void human_recipient(struct bouncer_buf *b, const struct bouncer_rcpt *r)
     bouncer_buf_free(&line);
 }
 
+static void human_success(struct bouncer_buf *b, const struct bouncer_rcpt *r)
+{
+    bouncer_buf_addc(b, '<');
+    bouncer_text_ascii(b, r->address);
+    bouncer_buf_adds(b, strcmp(bouncer_rcpt_action(r, 0), "relayed") == 0
+                            ? ">: relayed to a system that does not send delivery notices\r\n"
+                            : ">: delivered to mailbox\r\n");
+}
+
 static void human_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, const char *host)
 {
     bouncer_buf_addf(b, "This is the mail system at host %s.\r\n\r\n", host);
+    if (success_notice(in)) {
+        bouncer_buf_adds(b, "Your message was successfully delivered to the destination(s)\r\n"
+                            "listed below. If the message was delivered to mailbox you will\r\n"
+                            "receive no further notifications. Otherwise you may still receive\r\n"
+                            "notifications of mail delivery errors from other systems.\r\n\r\n"
+                            "                   The mail system\r\n\r\n");
+        for (size_t i = 0; i < in->nrcpts; i++) {
+            if (i)
+                bouncer_buf_adds(b, "\r\n");
+            human_success(b, &in->rcpts[i]);
+        }
+        return;
+    }
     if (in->delay_notice) {
         char waited[64], until[64];
         long long elapsed = in->arrival_time && in->now > in->arrival_time ? (long long)(in->now - in->arrival_time)
@@ -112,8 +150,9 @@ static void human_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, c
         if (in->max_lifetime > 0)
             bouncer_buf_addf(b, "It will be retried until it is %s old.\r\n", until);
     } else {
-        bouncer_buf_adds(b, "I'm sorry to have to inform you that your message could not\r\n"
-                            "be delivered to one or more recipients. Its headers are attached below.\r\n");
+        bouncer_buf_addf(b, "I'm sorry to have to inform you that your message could not\r\n"
+                            "be delivered to one or more recipients. %s attached below.\r\n",
+                         in->return_full ? "It is" : "Its headers are");
     }
     bouncer_buf_adds(b, "\r\nFor further assistance, please send mail to postmaster.\r\n\r\n"
                         "If you do so, please include this problem report. You can\r\n"
@@ -122,7 +161,10 @@ static void human_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, c
     for (size_t i = 0; i < in->nrcpts; i++) {
         if (i)
             bouncer_buf_adds(b, "\r\n");
-        human_recipient(b, &in->rcpts[i]);
+        if (!in->delay_notice && is_success(bouncer_rcpt_action(&in->rcpts[i], 0)))
+            human_success(b, &in->rcpts[i]); /* a success notice owed, sent with a failure */
+        else
+            human_recipient(b, &in->rcpts[i]);
     }
 }
 
@@ -150,8 +192,32 @@ static void report_recipient(struct bouncer_buf *b, const struct bouncer_dsn_in 
 {
     const char *action = bouncer_rcpt_action(r, in->delay_notice);
     char value[1200];
+    const char *semi = has_text(r->orcpt) ? strchr(r->orcpt, ';') : NULL;
+    if (semi && semi != r->orcpt && semi[1]) {
+        /* RFC 3461 6.3: Original-Recipient is ORCPT as given: "addr-type; address" (decoded;
+         * smtpd kept it printable ASCII, the field is folded like the others). */
+        struct bouncer_buf v;
+        bouncer_buf_init(&v);
+        /* The whole ORCPT made 7-bit, then "; " for its first ';' (no cut addr-type). */
+        bouncer_text_ascii(&v, r->orcpt);
+        char *vsemi = v.data ? strchr(v.data, ';') : NULL;
+        if (vsemi) {
+            struct bouncer_buf t;
+            bouncer_buf_init(&t);
+            bouncer_buf_add(&t, v.data, (size_t)(vsemi - v.data));
+            bouncer_buf_adds(&t, "; ");
+            bouncer_buf_adds(&t, vsemi + 1);
+            t.oom |= v.oom;
+            bouncer_buf_free(&v);
+            v = t;
+        }
+        bouncer_text_field(b, "Original-Recipient", v.data ? v.data : "");
+        if (v.oom)
+            b->oom = 1;
+        bouncer_buf_free(&v);
+    }
     field_address(b, "Final-Recipient", r->address);
-    if (has_text(r->original) && strcmp(r->original, r->address ? r->address : "") != 0)
+    if (!semi && has_text(r->original) && strcmp(r->original, r->address ? r->address : "") != 0)
         field_address(b, "Original-Recipient", r->original);
     bouncer_text_field(b, "Action", action);
     bouncer_text_field(b, "Status", rcpt_status(r, action));
@@ -184,6 +250,15 @@ static void report_recipient(struct bouncer_buf *b, const struct bouncer_dsn_in 
 static void report_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, const char *host)
 {
     char value[300];
+    if (has_text(in->envid)) {
+        struct bouncer_buf v; /* RFC 3464 2.2.1: the ENVID as given (decoded; printable ASCII) */
+        bouncer_buf_init(&v);
+        bouncer_text_ascii(&v, in->envid);
+        bouncer_text_field(b, "Original-Envelope-Id", v.data ? v.data : "");
+        if (v.oom)
+            b->oom = 1;
+        bouncer_buf_free(&v);
+    }
     snprintf(value, sizeof value, "dns; %s", host);
     bouncer_text_field(b, "Reporting-MTA", value);
     if (has_text(in->queue_id))
@@ -224,6 +299,21 @@ static int pick_boundary(char *dst, size_t size, const char *unique, const struc
     return -1;
 }
 
+/* RET=FULL: the whole message into b, line ends made CRLF. 1 if it holds 8-bit bytes. */
+static int whole_message(struct bouncer_buf *b, const uint8_t *p, size_t n)
+{
+    int eight = 0;
+    for (size_t i = 0; i < n; i++) {
+        eight |= p[i] >= 0x80;
+        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+            bouncer_buf_addc(b, '\r');
+        bouncer_buf_addc(b, (char)p[i]);
+    }
+    if (n && p[n - 1] != '\n')
+        bouncer_buf_adds(b, "\r\n");
+    return eight;
+}
+
 int bouncer_compose(const struct bouncer_dsn_in *in, struct bouncer_dsn *out)
 {
     memset(out, 0, sizeof *out);
@@ -243,7 +333,15 @@ int bouncer_compose(const struct bouncer_dsn_in *in, struct bouncer_dsn *out)
         bouncer_buf_init(&parts[i]);
     human_part(&parts[0], in, host);
     report_part(&parts[1], in, host);
-    out->eightbit = bouncer_text_headers(&parts[2], in->headers, in->headers ? in->headers_len : 0, BOUNCER_MAX_HEADERS);
+    if (in->return_full)
+        out->eightbit = whole_message(&parts[2], in->headers, in->headers ? in->headers_len : 0);
+    else
+        out->eightbit =
+            bouncer_text_headers(&parts[2], in->headers, in->headers ? in->headers_len : 0, BOUNCER_MAX_HEADERS);
+    int success = success_notice(in);
+    const char *subject = in->delay_notice ? "Delayed Mail (still being retried)"
+                          : success        ? "Successful Mail Delivery Report"
+                                           : "Undelivered Mail Returned to Sender";
 
     struct bouncer_buf m;
     bouncer_buf_init(&m);
@@ -257,8 +355,7 @@ int bouncer_compose(const struct bouncer_dsn_in *in, struct bouncer_dsn *out)
     bouncer_text_date(date, sizeof date, in->now);
     bouncer_buf_addf(&m, "Date: %s\r\n", date);
     bouncer_buf_addf(&m, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", host);
-    bouncer_buf_addf(&m, "Subject: %s\r\n",
-                     in->delay_notice ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender");
+    bouncer_buf_addf(&m, "Subject: %s\r\n", subject);
     if (bouncer_text_is_printable(in->sender) && strlen(in->sender) < BOUNCER_LINE_MAX - 10) {
         bouncer_buf_addf(&m, "To: <%s>\r\n", in->sender);
     } else {
@@ -280,8 +377,12 @@ int bouncer_compose(const struct bouncer_dsn_in *in, struct bouncer_dsn *out)
     bouncer_buf_addf(&m, "\r\n--%s\r\nContent-Description: %s\r\nContent-Type: message/delivery-status\r\n\r\n",
                      out->boundary, in->delay_notice ? "Delivery report (delay warning)" : "Delivery report");
     bouncer_buf_add(&m, parts[1].data, parts[1].len);
-    bouncer_buf_addf(&m, "\r\n--%s\r\nContent-Description: %s\r\nContent-Type: text/rfc822-headers\r\n",
-                     out->boundary, in->delay_notice ? "Delayed Message Headers" : "Undelivered Message Headers");
+    bouncer_buf_addf(&m, "\r\n--%s\r\nContent-Description: %s\r\nContent-Type: %s\r\n", out->boundary,
+                     in->return_full ? "Undelivered Message"
+                     : in->delay_notice ? "Delayed Message Headers"
+                     : success ? "Message Headers"
+                               : "Undelivered Message Headers",
+                     in->return_full ? "message/rfc822" : "text/rfc822-headers");
     if (out->eightbit)
         bouncer_buf_adds(&m, "Content-Transfer-Encoding: 8bit\r\n");
     bouncer_buf_adds(&m, "\r\n");

@@ -20,10 +20,11 @@ struct bouncer_rcpt {
     const char *address;    /* final recipient */
     const char *original;   /* as given at RCPT; reported when different */
     const char *status;     /* enhanced status code "5.1.1" */
-    const char *action;     /* "failed" or "delayed" */
+    const char *action;     /* "failed", "delayed", "delivered" or "relayed" (RFC 3464 2.3.3) */
     const char *remote_mta; /* host that answered, "" if none */
     const char *diagnostic; /* remote reply text or local reason */
     uint64_t last_attempt;  /* unix seconds, 0 if unknown */
+    const char *orcpt;      /* RCPT's ORCPT "addr-type;address" (RFC 3461), "" or NULL if none */
 };
 
 struct bouncer_dsn_in {
@@ -40,6 +41,10 @@ struct bouncer_dsn_in {
     size_t nrcpts;
     const uint8_t *headers;   /* original header section (anything after it is ignored) */
     size_t headers_len;
+    const char *envid;        /* MAIL's ENVID (RFC 3461), "" or NULL if none */
+    /* RET=FULL and a failure is reported: headers is the whole message, returned as
+     * message/rfc822 (else its header section only, as text/rfc822-headers). */
+    int return_full;
 };
 
 struct bouncer_dsn {

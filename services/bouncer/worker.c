@@ -291,13 +291,17 @@ static int has_8bit(const char *s)
 static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, struct task *t)
 {
     struct bouncer_rcpt *rcpts = calloc(job->n_report, sizeof *rcpts);
+    int return_full = 0;
     if (!rcpts)
         return -1;
     for (size_t i = 0; i < job->n_report; i++) {
         const Postmesh__ReportRecipient *r = job->report[i];
         rcpts[i] = (struct bouncer_rcpt){r->address, r->original, r->status, r->action,
-                                         r->remote_mta, r->diagnostic, r->last_attempt};
+                                         r->remote_mta, r->diagnostic, r->last_attempt, r->dsn ? r->dsn->orcpt : NULL};
+        return_full |= !job->delay_notice && strcmp(bouncer_rcpt_action(&rcpts[i], 0), "failed") == 0;
     }
+    /* RET=FULL returns the whole message with a failure (the queue then sent all of it). */
+    return_full &= job->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL;
     char unique[64];
     unique_token(unique, sizeof unique, job->queue_id);
     struct bouncer_dsn_in in = {
@@ -314,6 +318,8 @@ static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, s
         .nrcpts = job->n_report,
         .headers = job->body.data,
         .headers_len = job->body.len,
+        .envid = job->dsn_envid,
+        .return_full = return_full,
     };
     struct bouncer_dsn dsn;
     int rc = bouncer_compose(&in, &dsn);
@@ -334,8 +340,18 @@ static void on_job(struct pm_job *handle, void *arg)
     uint32_t index = job->recipients[0]->index;
     /* The DSN goes to the original envelope sender: recipient 0. */
     const char *sender = job->recipients[0]->address;
-    const char *action = job->delay_notice ? "delayed" : "failed";
     char lv[PM_LOGV_SIZE], sv[PM_LOGV_SIZE];
+    /* For the log: delayed, failed if any failed, else the first one's (delivered, relayed). */
+    const char *action = job->delay_notice ? "delayed" : "failed";
+    int any_failed = 0;
+    for (size_t i = 0; !job->delay_notice && i < job->n_report; i++) {
+        struct bouncer_rcpt r = {.action = job->report[i]->action};
+        any_failed |= strcmp(bouncer_rcpt_action(&r, 0), "failed") == 0;
+    }
+    if (!job->delay_notice && !any_failed && job->n_report) {
+        struct bouncer_rcpt r = {.action = job->report[0]->action};
+        action = bouncer_rcpt_action(&r, 0);
+    }
 
     if (!*sender) {
         /* A failed bounce: notifying nobody is the only way to avoid bounce loops. */

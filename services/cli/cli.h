@@ -16,6 +16,7 @@ int cli_cmd_status(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_user(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_check(const struct pm_config *cfg, const char *config_path, int argc, char **argv);
 int cli_cmd_keys(const struct pm_config *cfg, int argc, char **argv);
+int cli_cmd_dkim(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_ping(const struct pm_config *cfg, int argc, char **argv);
 int cli_cmd_services(int argc, char **argv);
 

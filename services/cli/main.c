@@ -36,6 +36,9 @@ static const char usage_text[] =
     "  keys list             name, public key and role of every key in the keys directory (the allowlist)\n"
     "  keys add ROLE.NAME    create a replica's own keypair (revocable alone) and say where its files go\n"
     "  keys where            which key files each service's host needs (each holds only its own secret)\n"
+    "  dkim keygen DOMAIN SELECTOR [--ed25519] [--dir DIR]\n"
+    "                        a new DKIM signing key (rsa-2048 or ed25519) readable by the queue only\n"
+    "                        (default dir state_dir/dkim); prints the config entry and the DNS TXT record\n"
     "  services [--json]     every program of Postmesh: bus role, user and pinned uid, chroot, privilege\n"
     "                        separation, start order, bus key (--json: for scripts; reads no configuration)\n"
     "  help                  this text\n"
@@ -89,7 +92,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "services")) /* the same on every host: no configuration to load */
         return cli_cmd_services(argc, argv);
-    static const char *const known[] = {"run", "check", "status", "queue", "user", "keys", "ping", NULL};
+    static const char *const known[] = {"run", "check", "status", "queue", "user", "keys", "ping", "dkim", NULL};
     int found = 0;
     for (const char *const *k = known; *k; k++)
         found |= !strcmp(*k, cmd);
@@ -118,6 +121,8 @@ int main(int argc, char **argv)
         rc = cli_cmd_queue(&cfg, argc, argv);
     else if (!strcmp(cmd, "keys"))
         rc = cli_cmd_keys(&cfg, argc, argv);
+    else if (!strcmp(cmd, "dkim"))
+        rc = cli_cmd_dkim(&cfg, argc, argv);
     else if (!strcmp(cmd, "ping"))
         rc = cli_cmd_ping(&cfg, argc, argv);
     else

@@ -117,6 +117,10 @@ static void print_list_line(const Postmesh__QueueItem *it, time_t now)
     }
     if (first)
         fputs(" -", stdout);
+    if (it->hold_reason && *it->hold_reason) { /* quarantined by a milter: why */
+        fputs(" hold_reason=", stdout);
+        put_value(stdout, it->hold_reason, PM_LOGV_TOKEN);
+    }
     fputc('\n', stdout);
 }
 
@@ -135,6 +139,10 @@ static void print_show(const Postmesh__QueueItem *it, time_t now)
     put_value(stdout, it->helo, 0);
     printf("\nstate: ");
     put_value(stdout, it->state, 0);
+    if (it->hold_reason && *it->hold_reason) {
+        printf("\nhold_reason: ");
+        put_value(stdout, it->hold_reason, 0);
+    }
     fputc('\n', stdout);
     for (size_t i = 0; i < it->n_recipients; i++) {
         const Postmesh__QueueRecipient *r = it->recipients[i];
@@ -241,7 +249,8 @@ static void json_item(FILE *out, const Postmesh__QueueItem *it, time_t now)
     json_member(out, "sender", it->sender, ',');
     json_member(out, "state", it->state, ',');
     json_member(out, "client_address", it->client_address, ',');
-    json_member(out, "helo", it->helo, 0);
+    json_member(out, "helo", it->helo, ',');
+    json_member(out, "hold_reason", it->hold_reason, 0);
     fputs(",\"recipients\":[", out);
     for (size_t i = 0; i < it->n_recipients; i++) {
         const Postmesh__QueueRecipient *r = it->recipients[i];

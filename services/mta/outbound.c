@@ -240,6 +240,8 @@ static void next_attempt(struct mta_outbound *o)
         if (o->rcpts[i].final)
             continue;
         o->srcpts[n].address = o->rcpts[i].address;
+        o->srcpts[n].dsn_notify = o->rcpts[i].rcpt_dsn ? o->rcpts[i].rcpt_dsn->notify : 0;
+        o->srcpts[n].dsn_orcpt = o->rcpts[i].rcpt_dsn ? o->rcpts[i].rcpt_dsn->orcpt : NULL;
         o->smap[n++] = i;
         utf8 |= is_8bit(o->rcpts[i].address);
     }
@@ -251,6 +253,8 @@ static void next_attempt(struct mta_outbound *o)
     o->smtp.body_size = o->job->body.len;
     o->smtp.body_8bit = pm_smtpc_body_is_8bit(o->job->body.data, o->job->body.len);
     o->smtp.need_smtputf8 = utf8;
+    o->smtp.dsn_ret = (int)o->job->dsn_ret;
+    o->smtp.dsn_envid = o->job->dsn_envid;
     o->smtp.tls_allowed = o->env.tls_ctx && !t->plain;
     o->smtp.self_name = o->env.cfg->hostname;
     pm_smtpc_init(&o->smtp);
@@ -373,6 +377,7 @@ struct mta_outbound *mta_outbound_start(const struct mta_env *env, Postmesh__Bus
         const Postmesh__JobRecipient *jr = o->job->recipients[i];
         o->rcpts[i].index = jr->index;
         o->rcpts[i].address = jr->address;
+        o->rcpts[i].rcpt_dsn = jr->dsn;
         if (!address_ok(o->rcpts[i].address, 0))
             mta_rcpt_final(&o->rcpts[i], PERMFAIL, "5.1.3", "5.1.3 recipient address cannot be sent over SMTP");
     }

@@ -1,24 +1,24 @@
-/* The mta's client of postmesh-resolver: MX requests over a DEALER on resolver.endpoint,
- * matched to their replies by request_id, resent while the resolver is not connected or says
- * it is overloaded, and given up after a deadline so no outbound job waits forever. */
+/* The mta's client of postmesh-resolver: MX requests through the common client
+ * (common/resolverclient.h: resent while the resolver is not connected or overloaded), each
+ * given up after the mta's deadline so no outbound job waits forever. */
 #ifndef MTA_RESOLVE_H
 #define MTA_RESOLVE_H
 #include <stdint.h>
 
-#include "bus.h"
+#include "resolverclient.h"
 
 struct event_base;
 struct mta_resolver;
 
-/* The resolver's answer when it is congested (TEMPFAIL with this status): asked again every
- * 200 ms until the deadline, which then reports MTA_RESOLVER_BUSY as the error. */
-#define MTA_RESOLVER_BUSY_DSN "4.3.2"
-#define MTA_RESOLVER_BUSY "resolver overloaded"
+/* The resolver's answer when it is congested: asked again until the deadline, which then
+ * reports MTA_RESOLVER_BUSY as the error. */
+#define MTA_RESOLVER_BUSY PM_RESOLVER_BUSY
 
 /* reply is NULL when the resolver did not answer in time (error says so). reply is freed
  * after the call. */
-typedef void (*mta_resolve_cb)(const Postmesh__ResolveReply *reply, const char *error, void *arg);
+typedef pm_resolve_cb mta_resolve_cb;
 
+/* Connects at once (the mta's readiness includes the resolver). */
 struct mta_resolver *mta_resolver_new(struct event_base *base, const char *endpoint, int timeout_seconds);
 void mta_resolver_free(struct mta_resolver *r);
 

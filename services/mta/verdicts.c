@@ -41,6 +41,8 @@ static void fold_one(struct mta_rcpt *r, const struct pm_smtpc *sm, const struct
     switch (sr->state) {
     case PM_SMTPC_RCPT_DELIVERED:
         mta_rcpt_final(r, DELIVERED, sr->dsn, sr->text);
+        /* RFC 3461 5.2.2.1: a next hop without DSN cannot report success; we say "relayed". */
+        r->relayed = !sr->peer_dsn && r->rcpt_dsn && (r->rcpt_dsn->notify & POSTMESH__DSN_NOTIFY__DSN_NOTIFY_SUCCESS);
         break;
     case PM_SMTPC_RCPT_PERMFAIL:
         mta_rcpt_final(r, PERMFAIL, sr->dsn, sr->text);
@@ -117,6 +119,7 @@ void mta_result_build(struct mta_result *r, struct mta_rcpt *rcpts, int n, const
         r->rr[i].dsn_status = x->dsn;
         r->rr[i].text = x->text;
         r->rr[i].remote_mta = x->remote_mta;
+        r->rr[i].relayed = x->status == DELIVERED && x->relayed;
         r->rp[i] = &r->rr[i];
     }
     r->res.results = r->rp;

@@ -23,6 +23,8 @@ struct mta_rcpt {
     char remote_mta[256]; /* the host that gave the verdict or the last error, "" if none */
     char relay[360];
     char tls[160];
+    const Postmesh__RecipientDsn *rcpt_dsn; /* the job's NOTIFY and ORCPT, NULL none */
+    int relayed; /* delivered to a server without DSN, and NOTIFY asked for SUCCESS */
 };
 
 /* dsn and text may be r's own fields (the last temporary reason becoming final). */

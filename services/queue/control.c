@@ -35,6 +35,7 @@ static void fill_item(Postmesh__QueueItem *it, Postmesh__QueueRecipient **rp, Po
     it->state = (char *)queue_msg_state(m);
     it->client_address = m->rec->client_address;
     it->helo = m->rec->helo;
+    it->hold_reason = m->rec->hold && m->rec->hold_reason ? m->rec->hold_reason : ""; /* a milter's quarantine */
     for (size_t i = 0; i < m->rec->n_recipients; i++) {
         const Postmesh__StoredRecipient *s = m->rec->recipients[i];
         postmesh__queue_recipient__init(&r[i]);
@@ -259,6 +260,8 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
     case POSTMESH__CONTROL_REQUEST__COMMAND__RELEASE: {
         int hold = c->command == POSTMESH__CONTROL_REQUEST__COMMAND__HOLD;
         m->rec->hold = hold;
+        if (!hold && m->rec->hold_reason && m->rec->hold_reason[0])
+            m->rec->hold_reason[0] = '\0'; /* a quarantine's reason ends with it (heap, not "") */
         if (!hold)
             flush_msg(m);
         queue_msg_mark_dirty(q, m);

@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "clock.h"
+#include "dsn.h"
 #include "log.h"
 #include "queue.h"
 
@@ -166,6 +167,18 @@ static int is_due(const struct qmsg *m, size_t i, uint64_t now)
     return r->state == ST(PENDING) || (r->state == ST(DEFERRED) && r->next_attempt <= now);
 }
 
+static uint32_t notify_of(const Rcpt *r) { return r->dsn ? r->dsn->notify : 0; }
+
+/* The RFC 3464 Action a notice reports for r, and its status when none was recorded. */
+static const char *notice_action(const Rcpt *r, int delay_notice)
+{
+    if (delay_notice)
+        return queue_dsn_action(QUEUE_DSN_DELAYED);
+    if (r->state == ST(FAILED))
+        return queue_dsn_action(QUEUE_DSN_FAILED);
+    return queue_dsn_action(r->relayed ? QUEUE_DSN_RELAYED : QUEUE_DSN_DELIVERED_LOCAL);
+}
+
 /* Length of the header section (up to and including the empty line). */
 static size_t header_length(const uint8_t *b, size_t len)
 {
@@ -194,6 +207,9 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     job.lease_seconds = (uint32_t)q->cfg->queue.job_lease;
     job.arrival_time = m->rec->arrival_time;
     job.delay_notice = delay_notice;
+    job.dsn_ret = m->rec->dsn_ret;
+    job.dsn_envid = m->rec->dsn_envid;
+    int whole = 0; /* RET=FULL: a failure notice returns the whole message */
 
     /* Everything the job needs is allocated before it is sent: a job on the wire is always
      * recorded. Out of memory: nothing is sent, the next walk tries again. */
@@ -218,8 +234,13 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
             postmesh__report_recipient__init(&rr[i]);
             rr[i].address = r->address;
             rr[i].original = r->original;
-            rr[i].status = r->dsn_status[0] ? r->dsn_status : (char *)(delay_notice ? "4.0.0" : "5.0.0");
-            rr[i].action = (char *)(delay_notice ? "delayed" : "failed");
+            const char *action = notice_action(r, delay_notice);
+            int failed = !delay_notice && r->state == ST(FAILED);
+            const char *fallback = delay_notice ? "4.0.0" : failed ? "5.0.0" : "2.0.0";
+            rr[i].status = r->dsn_status[0] ? r->dsn_status : (char *)fallback;
+            rr[i].action = (char *)action;
+            rr[i].dsn = r->dsn;
+            whole |= failed && m->rec->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL;
             rr[i].remote_mta = r->remote_mta;
             rr[i].diagnostic = r->last_error;
             rr[i].last_attempt = r->last_attempt;
@@ -234,6 +255,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
             jr[i].index = idx[i];
             jr[i].address = r->address;
             jr[i].original = r->original;
+            jr[i].dsn = r->dsn;
             jrp[i] = &jr[i];
         }
         job.n_recipients = n;
@@ -250,8 +272,9 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
         pm_log(PM_ERR, "event=store_error op=get_body id=%s error=\"%s\"", m->rec->queue_id, mdb_strerror(rc));
     } else {
         job.body.data = body.mv_data; /* borrowed from the read transaction until packed */
-        job.body.len = kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER ? header_length(body.mv_data, body.mv_size)
-                                                                    : body.mv_size;
+        job.body.len = kind == POSTMESH__WORKER_KIND__WORKER_BOUNCER && !whole
+                           ? header_length(body.mv_data, body.mv_size)
+                           : body.mv_size;
         out.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB;
         out.job = &job;
         if (pm_bus_send_to(q->bus, w->id, w->idlen, &out) == 0) {
@@ -361,6 +384,8 @@ static void dispatch_deliveries(struct queue *q, struct qmsg *m, uint64_t now, s
     }
 }
 
+/* Failure and success notices (one DSN for all of a message's recipients that owe one, once
+ * none is in flight), then the one delay warning. NOTIFY decides who is in them (dsn.h). */
 static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint32_t *idx)
 {
     Postmesh__StoredMessage *rec = m->rec;
@@ -368,36 +393,60 @@ static void dispatch_bounces(struct queue *q, struct qmsg *m, uint64_t now, uint
         return;
     size_t n = 0, deferred = 0, inflight = 0;
     for (size_t i = 0; i < rec->n_recipients; i++) {
+        const Rcpt *r = rec->recipients[i];
         inflight += m->inflight[i];
-        if (rec->recipients[i]->state == ST(FAILED))
+        if (r->state == ST(FAILED) || (r->state == ST(DELIVERED) && r->success_owed))
             idx[n++] = (uint32_t)i;
-        else if (rec->recipients[i]->state == ST(DEFERRED))
+        else if (r->state == ST(DEFERRED))
             deferred++;
     }
     if (n && !inflight) {
-        /* Never bounce a bounce: a failed null-sender message ends in the log. */
-        if (!rec->sender[0] || rec->is_dsn) {
-            for (size_t i = 0; i < n; i++) {
-                Rcpt *r = rec->recipients[idx[i]];
-                r->state = ST(BOUNCED);
-                char to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE];
-                pm_log(PM_WARN, "event=bounce_suppressed id=%s to=%s dsn=%s reason=null_sender", rec->queue_id,
-                       PM_LOGV(to, r->address), PM_LOGV(dsn, r->dsn_status));
+        /* Never bounce a bounce: a failed null-sender message ends in the log. Nor a failure
+         * whose NOTIFY does not ask for one (NEVER, SUCCESS or DELAY only). */
+        size_t k = 0;
+        int changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            Rcpt *r = rec->recipients[idx[i]];
+            const char *why = NULL;
+            if (!rec->sender[0] || rec->is_dsn)
+                why = "null_sender";
+            else if (r->state == ST(FAILED) && !queue_dsn_wants(notify_of(r), QUEUE_DSN_FAILED))
+                why = "notify";
+            if (!why) {
+                idx[k++] = idx[i];
+                continue;
             }
-            queue_msg_mark_dirty(q, m);
-            return;
+            changed = 1;
+            if (r->state != ST(FAILED)) {
+                r->success_owed = 0;
+                continue;
+            }
+            r->state = ST(BOUNCED);
+            char to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE];
+            pm_log(strcmp(why, "null_sender") == 0 ? PM_WARN : PM_INFO,
+                   "event=bounce_suppressed id=%s to=%s dsn=%s reason=%s", rec->queue_id, PM_LOGV(to, r->address),
+                   PM_LOGV(dsn, r->dsn_status), why);
         }
-        struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER, NULL);
+        if (changed)
+            queue_msg_mark_dirty(q, m);
+        struct worker *w = k ? pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER, NULL) : NULL;
         if (w)
-            send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, n, 0);
+            send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, k, 0);
         return;
     }
     if (deferred && !rec->delay_warned && q->cfg->queue.delay_warning > 0 && rec->sender[0] && !rec->is_dsn &&
         now >= rec->arrival_time + (uint64_t)q->cfg->queue.delay_warning) {
         n = 0;
         for (size_t i = 0; i < rec->n_recipients; i++)
-            if (rec->recipients[i]->state == ST(DEFERRED))
+            if (rec->recipients[i]->state == ST(DEFERRED) &&
+                queue_dsn_wants(notify_of(rec->recipients[i]), QUEUE_DSN_DELAYED))
                 idx[n++] = (uint32_t)i;
+        if (!n) { /* no deferred recipient's NOTIFY asks for DELAY: the warning is done with */
+            rec->delay_warned = 1;
+            queue_msg_mark_dirty(q, m);
+            pm_log(PM_INFO, "event=delay_notice_suppressed id=%s reason=notify", rec->queue_id);
+            return;
+        }
         struct worker *w = pick_worker(q, POSTMESH__WORKER_KIND__WORKER_BOUNCER, NULL);
         if (w)
             send_job(q, w, m, POSTMESH__WORKER_KIND__WORKER_BOUNCER, idx, n, 1);
@@ -550,6 +599,13 @@ static void apply_result(struct queue *q, struct qmsg *m, uint32_t i, const Post
     Postmesh__RecipientResult__Status st = res ? res->status : POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL;
     if (st == POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED) {
         r->state = ST(DELIVERED);
+        /* RFC 3461 5.2.2: delivered here, or relayed to a next hop without DSN, is ours to
+         * report to a NOTIFY=SUCCESS sender; a next hop with DSN got NOTIFY and reports. */
+        enum queue_dsn_event ev = r->local ? QUEUE_DSN_DELIVERED_LOCAL
+                                  : res->relayed ? QUEUE_DSN_RELAYED
+                                                 : QUEUE_DSN_PASSED_ON;
+        r->relayed = ev == QUEUE_DSN_RELAYED;
+        r->success_owed = m->rec->sender[0] && !m->rec->is_dsn && queue_dsn_wants(notify_of(r), ev);
         pm_log(PM_INFO, "event=rcpt_delivered id=%s to=%s relay=%s", m->rec->queue_id, PM_LOGV(to, r->address),
                r->remote_mta[0] ? PM_LOGV(relay, r->remote_mta) : "local");
     } else if (st == POSTMESH__RECIPIENT_RESULT__STATUS__PERMFAIL) {
@@ -583,6 +639,8 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
             Rcpt *rc = m->rec->recipients[j->rcpts[i]];
             if (rc->state == ST(FAILED))
                 rc->state = ST(BOUNCED);
+            else if (rc->state == ST(DELIVERED))
+                rc->success_owed = 0;
         }
         if (j->delay_notice)
             m->rec->delay_warned = 1;
@@ -608,6 +666,12 @@ static void apply_bounce_result(struct queue *q, struct qmsg *m, struct job *j, 
                 char to[PM_LOGV_SIZE], dsn[PM_LOGV_SIZE], notify[PM_LOGV_SIZE];
                 pm_log(PM_INFO, "event=bounced id=%s to=%s dsn=%s notify=%s", m->rec->queue_id,
                        PM_LOGV(to, rc->address), PM_LOGV(dsn, rc->dsn_status), PM_LOGV_PATH(notify, m->rec->sender));
+            } else if (rc->state == ST(DELIVERED) && rc->success_owed) {
+                rc->success_owed = 0;
+                char to[PM_LOGV_SIZE], notify[PM_LOGV_SIZE];
+                pm_log(PM_INFO, "event=success_notice_sent id=%s to=%s action=%s notify=%s", m->rec->queue_id,
+                       PM_LOGV(to, rc->address), rc->relayed ? "relayed" : "delivered",
+                       PM_LOGV_PATH(notify, m->rec->sender));
             }
         }
     }

@@ -57,7 +57,8 @@ uint64_t queue_due_rule(const struct pm_config *cfg, const Postmesh__StoredMessa
             open = 1;
             continue;
         }
-        open |= s != ST(DELIVERED) && s != ST(BOUNCED);
+        int owed = s == ST(DELIVERED) && rec->recipients[i]->success_owed; /* a success notice */
+        open |= (s != ST(DELIVERED) && s != ST(BOUNCED)) || owed;
         if (s == ST(DEFERRED)) {
             deferred = 1;
             if (!rec->hold)
@@ -66,7 +67,7 @@ uint64_t queue_due_rule(const struct pm_config *cfg, const Postmesh__StoredMessa
             continue;
         } else if (s == ST(PENDING)) {
             return at_once;
-        } else if (s == ST(FAILED) && !bounce_inflight) {
+        } else if ((s == ST(FAILED) || owed) && !bounce_inflight) {
             if (!bounce_retry_at)
                 return at_once;
             due = min_u64(due, bounce_retry_at);

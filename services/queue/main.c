@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "dkim_sign.h"
 #include "log.h"
 #include "outside.h"
 #include "pinned.h"
@@ -35,6 +36,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     pm_log(PM_INFO, "event=stopping signal=%d", (int)sig);
     queue_commit_now(q);
     event_base_loopbreak(q->base);
+}
+
+/* Signing threads: one per CPU, 1 to 4 (the event loop keeps one core busy of its own). */
+#define DKIM_POOL_JOBS 4096 /* submissions in the pool at once; beyond it intake signs inline */
+
+static int dkim_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 4 ? 4 : (int)n;
+}
+
+static void on_signed(void *arg, Postmesh__BusMessage *bm, const uint8_t *peer, size_t peerlen,
+                      const struct dkim_outcome *o)
+{
+    queue_submit_admit(arg, bm, peer, peerlen, 1, o);
 }
 
 int main(int argc, char **argv)
@@ -66,6 +82,13 @@ int main(int argc, char **argv)
         return 1;
     q.aliases = pm_aliases_load(cfg.aliases_file, err, sizeof err);
     if (!q.aliases) {
+        fprintf(stderr, "postmesh-queue: %s\n", err);
+        return 2;
+    }
+    /* The DKIM keys are read here, as root (or the queue's user), before the chroot: they
+     * are readable by the queue's user only and never reach another service. */
+    q.dkim = queue_dkim_load(&cfg, err, sizeof err);
+    if (!q.dkim) {
         fprintf(stderr, "postmesh-queue: %s\n", err);
         return 2;
     }
@@ -101,6 +124,8 @@ int main(int argc, char **argv)
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
 
+    if (queue_dkim_nkeys(q.dkim) > 0)
+        q.dkim_pool = queue_dkim_pool_new(q.base, q.dkim, dkim_threads(), DKIM_POOL_JOBS, on_signed, &q);
     if (queue_metrics_serve(&q) < 0)
         return 1;
     pm_log(PM_INFO, "event=started listen=%s control_listen=%s shards=%d messages=%zu in_memory=%zu epoch=%016llx",
@@ -108,6 +133,7 @@ int main(int argc, char **argv)
            (unsigned long long)q.epoch);
     event_base_dispatch(q.base);
 
+    queue_dkim_pool_free(q.dkim_pool); /* before the bus closes: what it still holds was never answered */
     event_free(sigterm);
     event_free(sigint);
     event_free(q.tick_ev);
@@ -120,6 +146,7 @@ int main(int argc, char **argv)
     queue_free_memory(&q);
     queue_store_close(&q);
     pm_aliases_free(q.aliases);
+    queue_dkim_free(q.dkim);
     event_base_free(q.base);
     pm_bus_context_term();
     pm_config_free(&cfg);

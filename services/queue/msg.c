@@ -177,6 +177,8 @@ int queue_msg_finished(const struct qmsg *m)
         if (m->inflight[i] || (s != POSTMESH__STORED_RECIPIENT__STATE__DELIVERED &&
                                s != POSTMESH__STORED_RECIPIENT__STATE__BOUNCED))
             return 0;
+        if (m->rec->recipients[i]->success_owed)
+            return 0; /* a DSN success notice is still to go */
     }
     return 1;
 }

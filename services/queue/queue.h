@@ -103,6 +103,8 @@ struct queue {
     struct pm_aliases *aliases;
     uint64_t committed_total, commits_total;
     struct queue_etrn *etrn;  /* ETRN requests being worked on (etrn.c) */
+    struct dkim_signer *dkim; /* DKIM keys, loaded before the chroot (dkim_sign.h) */
+    struct dkim_pool *dkim_pool; /* the signing threads (NULL: none, or sign inline) */
 };
 
 /* store.c: LMDB */
@@ -249,6 +251,9 @@ void queue_set_str(char **field, const char *value);
 
 /* submit.c */
 void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postmesh__BusMessage *m);
+struct dkim_outcome;
+void queue_submit_admit(struct queue *q, Postmesh__BusMessage *bm, const uint8_t *peer, size_t peerlen, int owned,
+                        const struct dkim_outcome *o);
 void queue_commit_now(struct queue *q);
 void queue_schedule_commit(struct queue *q); /* commit once the current burst is read */
 int queue_count_received(const uint8_t *body, size_t len);

@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include "addr.h"
+#include "dsn.h"
+#include "dkim_sign.h"
 #include "log.h"
 #include "logvalue.h"
 #include "metrics.h"
@@ -55,12 +57,15 @@ int queue_count_received(const uint8_t *body, size_t len)
     return n;
 }
 
-static Postmesh__StoredRecipient *new_rcpt(const struct queue *q, const char *address, const char *original)
+/* dsn: the RCPT's NOTIFY and ORCPT (NULL: none), kept by every address it expands to. */
+static Postmesh__StoredRecipient *new_rcpt(const struct queue *q, const char *address, const char *original,
+                                           const Postmesh__RecipientDsn *dsn)
 {
     Postmesh__StoredRecipient *r = malloc(sizeof *r);
     postmesh__stored_recipient__init(r);
     r->address = strdup(address);
     r->original = strdup(original);
+    r->dsn = queue_dsn_copy(dsn);
     r->local = pm_config_is_local_domain(q->cfg, pm_addr_domain(address));
     return r;
 }
@@ -87,9 +92,9 @@ static size_t max_expanded(const struct pm_config *cfg)
 }
 
 static void add_failed(const struct queue *q, Postmesh__StoredMessage *rec, size_t *cap, const char *rcpt,
-                       const char *status, const char *err)
+                       const Postmesh__RecipientDsn *dsn, const char *status, const char *err)
 {
-    Postmesh__StoredRecipient *r = new_rcpt(q, rcpt, rcpt);
+    Postmesh__StoredRecipient *r = new_rcpt(q, rcpt, rcpt, dsn);
     r->state = POSTMESH__STORED_RECIPIENT__STATE__FAILED;
     queue_set_str(&r->dsn_status, status);
     queue_set_str(&r->last_error, err);
@@ -116,6 +121,10 @@ static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Sub
     rec->smtputf8 = s->smtputf8;
     rec->origin_id = strdup(s->origin_id);
     rec->size = s->body.len;
+    rec->dsn_ret = s->dsn_ret;
+    rec->dsn_envid = strdup(s->dsn_envid);
+    rec->hold = s->hold; /* quarantined by a milter: held until `postmesh queue release` */
+    rec->hold_reason = strdup(s->hold_reason);
     size_t cap = 0;
     struct pm_alias_expansion *x = pm_alias_expansion_new(q->aliases, q->cfg, max_expanded(q->cfg));
     for (size_t i = 0; i < s->n_recipients; i++) {
@@ -124,11 +133,14 @@ static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Sub
         int rc = x ? pm_alias_expansion_add(x, s->recipients[i], &out, err, sizeof err) : PM_ALIAS_ERROR;
         if (!x)
             snprintf(err, sizeof err, "out of memory");
+        /* RFC 3461 6.2: every address an alias expands to keeps the RCPT's NOTIFY and ORCPT
+         * (simplified: no "expanded" notice; each final address reports for itself). */
+        const Postmesh__RecipientDsn *dsn = s->n_recipient_dsn ? s->recipient_dsn[i] : NULL;
         if (rc < 0)
-            add_failed(q, rec, &cap, s->recipients[i], rc == PM_ALIAS_TOO_MANY ? "5.5.3" : "5.4.6", err);
+            add_failed(q, rec, &cap, s->recipients[i], dsn, rc == PM_ALIAS_TOO_MANY ? "5.5.3" : "5.4.6", err);
         /* The expansion gives each final address once per message. */
         for (int j = 0; j < out.n; j++) {
-            add_rcpt(rec, &cap, new_rcpt(q, out.v[j], s->recipients[i]));
+            add_rcpt(rec, &cap, new_rcpt(q, out.v[j], s->recipients[i], dsn));
             free(out.v[j]);
         }
         free(out.v);
@@ -146,6 +158,11 @@ void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postm
               "5.5.1 no valid recipients");
         return;
     }
+    if (s->n_recipient_dsn && s->n_recipient_dsn != s->n_recipients) {
+        reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, NULL,
+              "5.5.4 invalid Submit: recipient_dsn does not match recipients");
+        return;
+    }
     if (queue_count_received(s->body.data, s->body.len) > MAX_HOPS) {
         reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__PERMFAIL, NULL,
               "5.4.6 too many hops, mail loop detected");
@@ -153,6 +170,26 @@ void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postm
         pm_log(PM_WARN, "event=reject reason=loop from=%s client=%s", PM_LOGV_PATH(from, s->sender),
                PM_LOGV(client, s->client_address));
         return;
+    }
+    /* Originating mail is DKIM-signed by the pool's threads, then admitted (dkim_sign.h). */
+    if (queue_dkim_pool_take(q->dkim_pool, bm, peer, peerlen)) {
+        pm_bus_steal(q->bus);
+        return;
+    }
+    queue_submit_admit(q, bm, peer, peerlen, 0, NULL);
+}
+
+/* The rest of intake: a queue id, the record, the wait for the group commit. owned: bm was
+ * stolen from the bus already (signed by the pool); o: what signing came to (NULL: sign
+ * here, inline). */
+void queue_submit_admit(struct queue *q, Postmesh__BusMessage *bm, const uint8_t *peer, size_t peerlen, int owned,
+                        const struct dkim_outcome *o)
+{
+    const Postmesh__Submit *s = bm->submit;
+    struct dkim_outcome inline_outcome;
+    if (!o) {
+        queue_dkim_sign_submit(q->dkim, bm->submit, &inline_outcome); /* before the record: its size counts it */
+        o = &inline_outcome;
     }
     char err[256];
     if (pm_aliases_reload_if_changed(&q->aliases, err, sizeof err) < 0) {
@@ -162,22 +199,27 @@ void queue_on_submit(struct queue *q, const uint8_t *peer, size_t peerlen, Postm
 
     char id[QUEUE_ID_LEN + 1];
     queue_new_id(id);
+    queue_dkim_log(o, id);
     struct qmsg *m = queue_msg_new(q, make_record(q, s, id));
     if (!m) {
         reply(q, peer, peerlen, bm->request_id, POSTMESH__SUBMIT_REPLY__STATUS__TEMPFAIL, NULL,
               "4.3.0 queue out of memory");
+        if (owned)
+            postmesh__bus_message__free_unpacked(bm, NULL);
         return;
     }
-    pm_bus_steal(q->bus);
+    if (!owned)
+        pm_bus_steal(q->bus);
     m->pending_submit = bm;
     memcpy(m->peer, peer, peerlen < sizeof m->peer ? peerlen : sizeof m->peer);
     m->peerlen = peerlen;
     m->request_id = bm->request_id;
     q->nfresh++;
-    char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE], origin[PM_LOGV_SIZE];
-    pm_log(PM_INFO, "event=received id=%s from=%s nrcpt=%zu size=%zu client=%s%s%s", id, PM_LOGV_PATH(from, s->sender),
-           s->n_recipients, s->body.len, PM_LOGV(client, s->client_address), s->is_dsn ? " dsn_for=" : "",
-           s->is_dsn ? PM_LOGV(origin, s->origin_id) : "");
+    char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE], origin[PM_LOGV_SIZE], reason[PM_LOGV_SIZE];
+    pm_log(PM_INFO, "event=received id=%s from=%s nrcpt=%zu size=%zu client=%s%s%s%s%s", id,
+           PM_LOGV_PATH(from, s->sender), s->n_recipients, s->body.len, PM_LOGV(client, s->client_address),
+           s->is_dsn ? " dsn_for=" : "", s->is_dsn ? PM_LOGV(origin, s->origin_id) : "", s->hold ? " hold=1 hold_reason=" : "",
+           s->hold ? PM_LOGV(reason, s->hold_reason) : ""); /* quarantined by a milter */
     queue_msg_mark_dirty(q, m);
     if (++q->batch >= (size_t)q->cfg->queue.max_batch)
         queue_commit_now(q);

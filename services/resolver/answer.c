@@ -27,10 +27,43 @@ void resolver_answer_tempfail(struct resolver_answer *out, const char *why)
 
 static uint32_t min_ttl(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
+/* A TXT record's character-strings joined (RFC 7208 3.3, RFC 6376 3.6.2.2), or NULL to skip
+ * it: longer than the bus carries. The records are ASCII by their RFCs; a NUL, a control
+ * character other than white space, or a non-ASCII byte becomes '?' so that what follows
+ * can hold it in a C string and a log line. */
+static char *txt_text(const ldns_rr *rr)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < ldns_rr_rd_count(rr); i++) {
+        const ldns_rdf *f = ldns_rr_rdf(rr, i);
+        if (ldns_rdf_get_type(f) != LDNS_RDF_TYPE_STR || ldns_rdf_size(f) < 1)
+            return NULL;
+        total += ldns_rdf_data(f)[0];
+    }
+    if (total > RESOLVER_MAX_TXT)
+        return NULL;
+    char *out = malloc(total + 1), *p = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < ldns_rr_rd_count(rr); i++) {
+        const ldns_rdf *f = ldns_rr_rdf(rr, i);
+        const uint8_t *d = ldns_rdf_data(f);
+        size_t len = d[0] < ldns_rdf_size(f) ? d[0] : ldns_rdf_size(f) - 1;
+        for (size_t j = 1; j <= len; j++) {
+            uint8_t c = d[j];
+            *p++ = (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\r' || c == '\n' ? (char)c : '?';
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
 /* Text form of the record's interesting rdata, or NULL to skip the record. */
 static char *record_text(const ldns_rr *rr, ldns_rr_type type, uint16_t *pref)
 {
     *pref = 0;
+    if (type == LDNS_RR_TYPE_TXT)
+        return txt_text(rr);
     const ldns_rdf *target = NULL;
     if (type == LDNS_RR_TYPE_MX) {
         if (ldns_rr_rd_count(rr) != 2)
@@ -54,6 +87,26 @@ static char *record_text(const ldns_rr *rr, ldns_rr_type type, uint16_t *pref)
     return ok ? strdup(norm) : NULL;
 }
 
+/* RFC 2308 5: a negative answer is kept for the smaller of the SOA record's TTL and its
+ * MINIMUM field, the SOA of the authority section; never longer than the configured
+ * negative_ttl, which is also what an answer without a SOA gets. */
+uint32_t resolver_negative_ttl(const ldns_pkt *pkt, uint32_t negative_ttl)
+{
+    const ldns_rr_list *auth = ldns_pkt_authority(pkt);
+    size_t count = auth ? ldns_rr_list_rr_count(auth) : 0;
+    for (size_t i = 0; i < count; i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(auth, i);
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_SOA || ldns_rr_rd_count(rr) != 7)
+            continue;
+        const ldns_rdf *min = ldns_rr_rdf(rr, 6);
+        if (ldns_rdf_size(min) != 4)
+            continue;
+        uint32_t ttl = min_ttl(ldns_rr_ttl(rr), ldns_rdf2native_int32(min));
+        return min_ttl(ttl, negative_ttl);
+    }
+    return negative_ttl;
+}
+
 int resolver_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_type qtype, uint32_t negative_ttl,
                              struct resolver_answer *out)
 {
@@ -61,7 +114,7 @@ int resolver_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_typ
     ldns_pkt_rcode rc = ldns_pkt_get_rcode(pkt);
     if (rc == LDNS_RCODE_NXDOMAIN) {
         out->rcode = RESOLVER_NXDOMAIN;
-        out->ttl = negative_ttl;
+        out->ttl = resolver_negative_ttl(pkt, negative_ttl);
         return 0;
     }
     if (rc != LDNS_RCODE_NOERROR) {
@@ -120,7 +173,7 @@ int resolver_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_typ
         free(out->rr);
         out->rr = NULL;
         out->rcode = RESOLVER_NODATA;
-        out->ttl = negative_ttl;
+        out->ttl = resolver_negative_ttl(pkt, negative_ttl);
     } else {
         out->rcode = RESOLVER_OK;
         out->ttl = ttl;

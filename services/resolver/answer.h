@@ -14,10 +14,12 @@ enum resolver_rcode {
 
 #define RESOLVER_MAX_RECORDS 64 /* per answer; more are ignored (hostile or silly zones) */
 #define RESOLVER_MAX_TTL 86400  /* cache nothing longer than a day */
+#define RESOLVER_MAX_TXT 4096   /* one TXT record's strings joined (PM_BUS_MAX_TXT); longer: skipped */
 
 struct resolver_record {
     uint16_t pref; /* MX preference; 0 for other types */
-    char *text;    /* MX/PTR: normalized name ("." for a null MX); A/AAAA: address text */
+    char *text;    /* MX/PTR: normalized name ("." for a null MX); A/AAAA: address text;
+                    * TXT: the record's character-strings joined */
 };
 
 struct resolver_answer {
@@ -29,10 +31,13 @@ struct resolver_answer {
 };
 
 /* Reduces a response to an answer for qname/qtype, following CNAME chains inside the
- * answer section. Negative answers get negative_ttl. Returns 0 (out filled), -1 on
+ * answer section. Negative answers get their SOA's negative TTL, at most negative_ttl. Returns 0 (out filled), -1 on
  * allocation failure. */
 int resolver_answer_from_pkt(const ldns_pkt *pkt, const char *qname, ldns_rr_type qtype, uint32_t negative_ttl,
                              struct resolver_answer *out);
+
+/* The TTL of a negative answer in pkt (RFC 2308: from its SOA), at most negative_ttl. */
+uint32_t resolver_negative_ttl(const ldns_pkt *pkt, uint32_t negative_ttl);
 
 /* A TEMPFAIL answer with the given reason. */
 void resolver_answer_tempfail(struct resolver_answer *out, const char *why);

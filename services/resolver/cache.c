@@ -12,6 +12,7 @@ struct entry {
     struct entry *older, *newer;      /* insertion order, for eviction */
     uint16_t type;
     uint64_t expires;
+    size_t bytes;
     struct resolver_answer answer;
     char name[];
 };
@@ -20,6 +21,7 @@ struct resolver_cache {
     struct entry *buckets[NBUCKETS];
     struct entry *oldest, *newest;
     size_t count, max;
+    size_t bytes, max_bytes;
 };
 
 uint32_t resolver_key_hash(const char *name, uint16_t type)
@@ -35,8 +37,10 @@ uint32_t resolver_key_hash(const char *name, uint16_t type)
 struct resolver_cache *resolver_cache_new(size_t max_entries)
 {
     struct resolver_cache *c = calloc(1, sizeof *c);
-    if (c)
+    if (c) {
         c->max = max_entries ? max_entries : 1;
+        c->max_bytes = RESOLVER_CACHE_BYTES;
+    }
     return c;
 }
 
@@ -56,6 +60,7 @@ static void unlink_entry(struct resolver_cache *c, struct entry *e)
     else
         c->newest = e->older;
     c->count--;
+    c->bytes -= e->bytes;
     resolver_answer_free(&e->answer);
     free(e);
 }
@@ -89,9 +94,14 @@ const struct resolver_answer *resolver_cache_get(struct resolver_cache *c, const
     return e ? &e->answer : NULL;
 }
 
-static void make_room(struct resolver_cache *c, uint64_t now)
+static int full(const struct resolver_cache *c, size_t more)
 {
-    if (c->count < c->max)
+    return c->count >= c->max || c->bytes + more > c->max_bytes;
+}
+
+static void make_room(struct resolver_cache *c, uint64_t now, size_t more)
+{
+    if (!full(c, more))
         return;
     /* Drop everything expired first (a bounded walk: the list holds at most max). */
     for (struct entry *e = c->oldest, *next; e; e = next) {
@@ -99,7 +109,7 @@ static void make_room(struct resolver_cache *c, uint64_t now)
         if (e->expires <= now)
             unlink_entry(c, e);
     }
-    while (c->count >= c->max && c->oldest)
+    while (full(c, more) && c->oldest)
         unlink_entry(c, c->oldest);
 }
 
@@ -108,16 +118,20 @@ void resolver_cache_put(struct resolver_cache *c, const char *name, uint16_t typ
 {
     if (a->rcode == RESOLVER_TEMPFAIL || a->ttl == 0)
         return;
+    size_t len = strlen(name);
+    size_t bytes = sizeof(struct entry) + len + 1 + (size_t)a->n * sizeof *a->rr;
+    for (int i = 0; i < a->n; i++)
+        bytes += strlen(a->rr[i].text) + 1;
     struct entry *old = find(c, name, type);
     if (old)
         unlink_entry(c, old);
-    make_room(c, now);
-    size_t len = strlen(name);
+    make_room(c, now, bytes);
     struct entry *e = calloc(1, sizeof *e + len + 1);
     if (!e)
         return;
     memcpy(e->name, name, len + 1);
     e->type = type;
+    e->bytes = bytes;
     e->expires = now + (a->ttl > RESOLVER_MAX_TTL ? RESOLVER_MAX_TTL : a->ttl);
     if (resolver_answer_copy(&e->answer, a) < 0) {
         free(e);
@@ -133,6 +147,8 @@ void resolver_cache_put(struct resolver_cache *c, const char *name, uint16_t typ
         c->oldest = e;
     c->newest = e;
     c->count++;
+    c->bytes += bytes;
 }
 
 size_t resolver_cache_count(const struct resolver_cache *c) { return c->count; }
+size_t resolver_cache_bytes(const struct resolver_cache *c) { return c->bytes; }

@@ -1,5 +1,6 @@
-/* The answer cache: (name, type) -> answer until its TTL runs out. Bounded in entries:
- * when full, expired entries go first, then the oldest. Time is passed in (monotonic
+/* The answer cache: (name, type) -> answer until its TTL runs out. Bounded in entries and
+ * in bytes (TXT answers can be large: RESOLVER_CACHE_BYTES in all): when full, expired
+ * entries go first, then the oldest. Time is passed in (monotonic
  * seconds) so tests can move it. */
 #ifndef RESOLVER_CACHE_H
 #define RESOLVER_CACHE_H
@@ -7,6 +8,8 @@
 #include <stdint.h>
 
 #include "answer.h"
+
+#define RESOLVER_CACHE_BYTES (64u << 20)
 
 struct resolver_cache;
 
@@ -22,6 +25,7 @@ void resolver_cache_put(struct resolver_cache *c, const char *name, uint16_t typ
                         uint64_t now);
 
 size_t resolver_cache_count(const struct resolver_cache *c);
+size_t resolver_cache_bytes(const struct resolver_cache *c);
 
 /* Hash of (name, type) shared with the in-flight table. */
 uint32_t resolver_key_hash(const char *name, uint16_t type);

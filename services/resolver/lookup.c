@@ -18,6 +18,8 @@ _Static_assert(RESOLVER_MAX_MX <= PM_BUS_MAX_HOSTS, "MX hosts per reply");
 _Static_assert(2 * MAX_ADDRS <= PM_BUS_MAX_ADDRS, "addresses per host");
 _Static_assert(RESOLVER_MAX_RECORDS <= PM_BUS_MAX_NAMES, "PTR names per reply");
 _Static_assert(RESOLVER_NAME_MAX - 1 <= PM_BUS_MAX_DOMAIN, "host names");
+_Static_assert(RESOLVER_MAX_RECORDS <= PM_BUS_MAX_NAMES, "TXT records per reply");
+_Static_assert(RESOLVER_MAX_TXT <= PM_BUS_MAX_TXT, "one TXT record");
 
 struct lookup;
 
@@ -47,6 +49,9 @@ struct lookup {
     int nhosts;
     struct host hosts[RESOLVER_MAX_MX];
     int pending;
+    int nxdomain;  /* an address question of the name said NXDOMAIN */
+    int answered;  /* ttl holds the smallest TTL of the DNS answers used */
+    uint32_t ttl;
     char why[384]; /* last temporary failure, for the reply text */
 };
 
@@ -62,7 +67,12 @@ void resolver_lookup_set_rng(resolver_rng rng, void *arg)
 
 static const char *kind_name(Postmesh__ResolveRequest__Kind k)
 {
-    return k == POSTMESH__RESOLVE_REQUEST__KIND__MX ? "MX" : k == POSTMESH__RESOLVE_REQUEST__KIND__PTR ? "PTR" : "A";
+    switch (k) {
+    case POSTMESH__RESOLVE_REQUEST__KIND__MX: return "MX";
+    case POSTMESH__RESOLVE_REQUEST__KIND__PTR: return "PTR";
+    case POSTMESH__RESOLVE_REQUEST__KIND__TXT: return "TXT";
+    default: return "A";
+    }
 }
 
 static char *xstrdup(const char *s)
@@ -114,16 +124,28 @@ void resolver_lookup_free_all(void)
         lookup_free(live);
 }
 
+/* Every answer used counts for the reply's TTL; a temporary failure is never kept. */
+static void saw(struct lookup *l, const struct resolver_answer *a)
+{
+    if (a->rcode == RESOLVER_TEMPFAIL)
+        return;
+    if (!l->answered || a->ttl < l->ttl)
+        l->ttl = a->ttl;
+    l->answered = 1;
+}
+
 static void finish(struct lookup *l, Postmesh__ResolveReply *r)
 {
     char text[PM_LOGV_SIZE];
+    r->ttl = r->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL || !l->answered ? 0 : l->ttl;
     enum pm_log_level lvl = r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK ? PM_DEBUG : PM_INFO;
-    pm_log(lvl, "event=resolved kind=%s name=%s status=%s dsn=%s hosts=%zu names=%zu text=%s", kind_name(l->kind),
+    pm_log(lvl, "event=resolved kind=%s name=%s status=%s dsn=%s hosts=%zu names=%zu texts=%zu ttl=%u text=%s",
+           kind_name(l->kind),
            l->name,
            r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK         ? "ok"
            : r->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL ? "tempfail"
                                                                     : "permfail",
-           r->dsn_status[0] ? r->dsn_status : "-", r->n_hosts, r->n_names, PM_LV(text, r->text));
+           r->dsn_status[0] ? r->dsn_status : "-", r->n_hosts, r->n_names, r->n_texts, r->ttl, PM_LV(text, r->text));
     l->done(r, l->arg);
     postmesh__resolve_reply__free_unpacked(r, NULL);
     lookup_free(l);
@@ -143,9 +165,12 @@ static void finish_addresses(struct lookup *l)
         if (tempfail)
             finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3",
                                 "address lookup for %s failed temporarily: %s", l->name, l->why));
+        else if (l->kind != POSTMESH__RESOLVE_REQUEST__KIND__MX && l->nxdomain)
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
+                                "host %s does not exist (NXDOMAIN)", l->name));
         else if (l->kind != POSTMESH__RESOLVE_REQUEST__KIND__MX)
-            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "host %s has no address",
-                                l->name));
+            /* NODATA: the name exists without addresses (proto: OK with no hosts). */
+            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "host %s has no address", l->name));
         else if (l->implicit)
             finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
                                 "domain %s has no MX and no address records", l->name));
@@ -186,6 +211,8 @@ static void on_address(const struct resolver_answer *a, void *arg)
     struct addr_wait *w = arg;
     struct lookup *l = w->l;
     struct host *h = &l->hosts[w->host];
+    saw(l, a);
+    l->nxdomain |= a->rcode == RESOLVER_NXDOMAIN;
     if (a->rcode == RESOLVER_TEMPFAIL) {
         h->tempfail = 1;
         snprintf(l->why, sizeof l->why, "%s %s: %s", h->name, w->v6 ? "AAAA" : "A", a->why);
@@ -220,6 +247,7 @@ static void resolve_addresses(struct lookup *l)
 static void on_mx(const struct resolver_answer *a, void *arg)
 {
     struct lookup *l = arg;
+    saw(l, a);
     switch (a->rcode) {
     case RESOLVER_TEMPFAIL:
         finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "MX lookup for %s failed: %s",
@@ -266,26 +294,40 @@ static void on_mx(const struct resolver_answer *a, void *arg)
 
 /* ---------------------------------------------------------------- PTR */
 
-static void on_ptr(const struct resolver_answer *a, void *arg)
+/* PTR and TXT: the records as they are. NXDOMAIN is PERMFAIL 5.1.2, NODATA an OK without
+ * records (proto: ResolveReply). */
+static void finish_records(struct lookup *l, const struct resolver_answer *a, const char *type)
 {
-    struct lookup *l = arg;
+    saw(l, a);
     if (a->rcode == RESOLVER_TEMPFAIL) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "PTR lookup for %s failed: %s",
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "%s lookup for %s failed: %s", type,
                             l->name, a->why));
         return;
     }
-    if (a->rcode != RESOLVER_OK) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "no PTR record for %s", l->name));
+    if (a->rcode == RESOLVER_NXDOMAIN) {
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "%s does not exist (NXDOMAIN)",
+                            l->name));
         return;
     }
-    Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "%s", "");
-    r->names = calloc((size_t)a->n, sizeof *r->names);
-    if (!r->names)
+    Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "%s",
+                                          a->rcode == RESOLVER_NODATA ? "no record" : "");
+    char **list = a->n ? calloc((size_t)a->n, sizeof *list) : NULL;
+    if (a->n && !list)
         abort();
     for (int i = 0; i < a->n; i++)
-        r->names[r->n_names++] = xstrdup(a->rr[i].text);
+        list[i] = xstrdup(a->rr[i].text);
+    if (l->kind == POSTMESH__RESOLVE_REQUEST__KIND__TXT) {
+        r->texts = list;
+        r->n_texts = (size_t)a->n;
+    } else {
+        r->names = list;
+        r->n_names = (size_t)a->n;
+    }
     finish(l, r);
 }
+
+static void on_ptr(const struct resolver_answer *a, void *arg) { finish_records(arg, a, "PTR"); }
+static void on_txt(const struct resolver_answer *a, void *arg) { finish_records(arg, a, "TXT"); }
 
 /* "192.0.2.1" -> "1.2.0.192.in-addr.arpa"; NULL if ip is not an address. */
 static int reverse_name(const char *ip, char *out, size_t size)
@@ -338,13 +380,20 @@ void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRe
     }
     char norm[RESOLVER_NAME_MAX];
     if (resolver_name_normalize(name, norm, sizeof norm) < 0 || strcmp(norm, ".") == 0) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "not a valid domain name: %s",
-                            l->name));
+        /* 5.1.2 for the mta's MX question, as always; 5.1.3 for the others, where 5.1.2
+         * means NXDOMAIN (proto: ResolveReply). */
+        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL,
+                            req->kind == POSTMESH__RESOLVE_REQUEST__KIND__MX ? "5.1.2" : "5.1.3",
+                            "not a valid domain name: %s", l->name));
         return;
     }
     snprintf(l->name, sizeof l->name, "%s", norm);
     if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__MX) {
         resolver_query(q, l->name, LDNS_RR_TYPE_MX, on_mx, l);
+        return;
+    }
+    if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__TXT) {
+        resolver_query(q, l->name, LDNS_RR_TYPE_TXT, on_txt, l);
         return;
     }
     /* A: the bus admits no other kind (common/bus_valid.c refuses numbers the proto lacks). */

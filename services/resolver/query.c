@@ -39,6 +39,7 @@ const char *resolver_type_name(uint16_t type)
     case LDNS_RR_TYPE_MX: return "MX";
     case LDNS_RR_TYPE_PTR: return "PTR";
     case LDNS_RR_TYPE_CNAME: return "CNAME";
+    case LDNS_RR_TYPE_TXT: return "TXT";
     default: return "other";
     }
 }

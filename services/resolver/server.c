@@ -157,8 +157,8 @@ static void on_message(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, 
     start_waiting(s);
 }
 
-/* smtpd asks for its client checks (PTR, A), the mta for MX and addresses; a Resolve is a
- * name and a type. */
+/* smtpd asks for its checks (A and TXT of DNS lists, SPF, DKIM keys, DMARC; PTR), the mta
+ * for MX and addresses; a Resolve is a name and a type. */
 static const struct pm_bus_rule rules[] = {
     {POSTMESH__BUS_MESSAGE__BODY_RESOLVE, PM_ROLE_BIT(PM_ROLE_MTA) | PM_ROLE_BIT(PM_ROLE_SMTPD), 2048},
     {0, 0, 0},

@@ -77,6 +77,8 @@ enum {
     SMTPD_CMD_BODY_FOLLOWS = 16,   /* DATA: refused with input already behind it, the session
                                     * ends (a message sent without waiting for 354 would
                                     * otherwise run as commands) */
+    SMTPD_CMD_CHUNK_FOLLOWS = 32,  /* BDAT: its octets follow the line whatever the answer; a
+                                    * refusal reads them before it is sent (bdat.h) */
 };
 
 #define SMTPD_KEYWORD_SIZE 64 /* one EHLO keyword with its parameters */
@@ -100,6 +102,7 @@ struct smtpd_cmd_row {
     struct smtpd_keyword ehlo;        /* offered while no availability check refuses it */
     const char *reply[SMTPD_REFUSE_COUNT]; /* its own refusal replies, instead of the defaults */
     void (*handler)(struct smtpd_session *s, const struct smtpd_command *c);
+    unsigned line_extra; /* octets its parameters may add to the 512 (RFC 3461 4: MAIL 110, RCPT 530) */
 };
 
 /* EHLO keywords that name no command; offered when offered() says so (NULL: always). */
@@ -146,5 +149,6 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtpd_command *c); /* 
 void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtpd_command *c);
 void smtpd_cmd_auth(struct smtpd_session *s, const struct smtpd_command *c); /* auth.c */
 void smtpd_cmd_etrn(struct smtpd_session *s, const struct smtpd_command *c); /* etrn.c */
+void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtpd_command *c); /* bdat.c */
 
 #endif

@@ -28,6 +28,7 @@ static int greeted(struct smtpd_session *s, const struct smtpd_command *c, int e
     free(s->helo);
     s->helo = strndup(c->arg, c->arglen);
     s->esmtp = esmtp;
+    smtpd_message_discard(s); /* a partial BDAT message */
     smtpd_txn_reset(&s->txn); /* RFC 5321 4.1.4: EHLO/HELO also resets */
     return 0;
 }
@@ -64,7 +65,9 @@ void smtpd_cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
 {
     (void)c;
     const char *reply = NULL;
-    if (s->txn.nrcpt == 0)
+    if (s->txn.chunked)
+        reply = "503 5.5.1 Error: DATA after BDAT"; /* RFC 3030 2: one or the other */
+    else if (s->txn.nrcpt == 0)
         reply = s->txn.rcpt_tries ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command";
     else if (smtpd_body_budget_exhausted(s->srv)) {
         pm_log(PM_WARN, "event=reject client=%s stage=DATA reason=memory_budget used=%llu budget=%llu", s->peer,
@@ -82,6 +85,7 @@ void smtpd_cmd_data(struct smtpd_session *s, const struct smtpd_command *c)
 void smtpd_cmd_rset(struct smtpd_session *s, const struct smtpd_command *c)
 {
     (void)c;
+    smtpd_message_discard(s); /* the chunks so far of a BDAT message */
     smtpd_txn_reset(&s->txn);
     smtpd_reply(s, "250 2.0.0 Ok");
 }
@@ -126,8 +130,9 @@ void smtpd_cmd_starttls(struct smtpd_session *s, const struct smtpd_command *c)
 }
 
 /* A check of the table refused the command: the reply, and the log line if it is one to log. */
-static void refuse(struct smtpd_session *s, const struct smtpd_cmd_row *row, enum smtpd_refusal r)
+static void refuse(struct smtpd_session *s, const struct smtpd_command *c, enum smtpd_refusal r)
 {
+    const struct smtpd_cmd_row *row = c->row;
     char reply[256], v[PM_LOGV_SIZE], a[PM_LOGV_SIZE];
     smtpd_cmd_refusal_reply(row, r, reply, sizeof reply);
     if (smtpd_cmd_refusal_logged(row, r) && (row->flags & SMTPD_CMD_ENVELOPE)) {
@@ -137,25 +142,30 @@ static void refuse(struct smtpd_session *s, const struct smtpd_cmd_row *row, enu
     } else if (smtpd_cmd_refusal_logged(row, r)) {
         pm_log(PM_INFO, "event=reject client=%s stage=%s reply=%s", s->peer, row->verb, PM_LOGV(v, reply));
     }
+    if (row->flags & SMTPD_CMD_CHUNK_FOLLOWS) {
+        smtpd_bdat_refused(s, c->arg, c->arglen, reply); /* answered once its chunk is read */
+        return;
+    }
     smtpd_reply_error(s, "%s", reply);
     if (row->flags & SMTPD_CMD_BODY_FOLLOWS)
         body_not_awaited(s);
 }
 
-/* Only a command whose row says so may use the long line RFC 4954 allows AUTH. Judged by
- * the first word alone, before anything else is looked at. */
-static int may_be_long(const char *line, size_t len)
+/* Only a command whose row says so may use the long line RFC 4954 allows AUTH, or the
+ * octets its extensions add (DSN's on MAIL and RCPT). Judged by the first word alone,
+ * before anything else is looked at. */
+static int may_be_long(const char *line, size_t len, size_t total)
 {
     size_t v = 0;
     while (v < len && line[v] != ' ')
         v++;
     const struct smtpd_cmd_row *row = smtpd_cmd_find(line, v);
-    return row && (row->flags & SMTPD_CMD_LONG_LINE);
+    return row && ((row->flags & SMTPD_CMD_LONG_LINE) || total <= SMTPD_MAX_COMMAND_LINE + row->line_extra);
 }
 
 void smtpd_command(struct smtpd_session *s, const char *line, size_t len, size_t total)
 {
-    if (total > SMTPD_MAX_COMMAND_LINE && !may_be_long(line, len)) {
+    if (total > SMTPD_MAX_COMMAND_LINE && !may_be_long(line, len, total)) {
         smtpd_session_line_too_long(s);
         return;
     }
@@ -165,7 +175,7 @@ void smtpd_command(struct smtpd_session *s, const char *line, size_t len, size_t
     if (c.row) {
         enum smtpd_refusal r = smtpd_cmd_refusal(s, &c);
         if (r != SMTPD_REFUSE_NONE) {
-            refuse(s, c.row, r);
+            refuse(s, &c, r);
             return;
         }
         c.row->handler(s, &c);

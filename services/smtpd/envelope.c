@@ -16,6 +16,7 @@
 #include "command_table.h"
 #include "log.h"
 #include "metrics.h"
+#include "milter.h"
 #include "logvalue.h"
 #include "parser.h"
 #include "policy.h"
@@ -30,29 +31,48 @@ static void refuse(struct smtpd_session *s, const char *stage, const char *reply
     smtpd_reply_error(s, "%s", reply);
 }
 
+/* MAIL's RET and ENVID are in txn.dsn already (set when it was parsed). */
 static void accept_mail(struct smtpd_session *s, const char *sender, int smtputf8, int body_8bit)
 {
     s->txn.active = 1;
     s->txn.sender = strdup(sender);
     s->txn.smtputf8 = smtputf8;
     s->txn.body_8bit = body_8bit;
+    if (smtpd_milter_mail(s)) /* the milters answer it (milter.h) */
+        return;
     smtpd_reply(s, "250 2.1.0 Ok");
 }
 
-/* Takes final (malloc'd). */
+/* Takes final (malloc'd); its NOTIFY and ORCPT are txn.dsn_pending. */
 static void accept_rcpt(struct smtpd_session *s, char *final)
 {
+    if (smtpd_milter_rcpt(s, &final, accept_rcpt)) /* the milters ask first, then call back */
+        return;
+    const struct smtpd_dsn_rcpt *d = &s->txn.dsn_pending;
+    char *orcpt = d->has_orcpt ? strdup(d->orcpt) : NULL;
     if (s->txn.nrcpt == s->txn.cap) {
         int cap = s->txn.cap ? s->txn.cap * 2 : 4;
         char **v = realloc(s->txn.rcpt, (size_t)cap * sizeof *v);
-        if (!v) {
+        if (v)
+            s->txn.rcpt = v;
+        struct smtpd_rcpt_dsn *dv = v ? realloc(s->txn.rcpt_dsn, (size_t)cap * sizeof *dv) : NULL;
+        if (dv)
+            s->txn.rcpt_dsn = dv;
+        if (!v || !dv) {
             free(final);
+            free(orcpt);
             smtpd_reply_error(s, "452 4.3.0 Error: insufficient resources");
             return;
         }
-        s->txn.rcpt = v;
         s->txn.cap = cap;
     }
+    if (d->has_orcpt && !orcpt) {
+        free(final);
+        smtpd_reply_error(s, "452 4.3.0 Error: insufficient resources");
+        return;
+    }
+    s->txn.rcpt_dsn[s->txn.nrcpt] = (struct smtpd_rcpt_dsn){d->notify, orcpt};
+    s->txn.any_rcpt_dsn |= d->notify || d->has_orcpt;
     s->txn.rcpt[s->txn.nrcpt++] = final;
     smtpd_reply(s, "250 2.1.5 Ok");
 }
@@ -151,10 +171,12 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtpd_command *c)
         refuse(s, "MAIL", reply, NULL);
         return;
     }
-    if (!s->esmtp && (p.has_size || p.body_8bit || p.smtputf8)) {
+    smtpd_milter_args(s, c->arg, c->arglen);
+    if (!s->esmtp && (p.has_size || p.body_8bit || p.smtputf8 || p.dsn.ret || p.dsn.has_envid)) {
         refuse(s, "MAIL", "555 5.5.4 Error: MAIL parameters need EHLO", addr.address);
         return;
     }
+    s->txn.dsn = p.dsn; /* outside a transaction: the next MAIL replaces it */
     if (p.has_size && p.size > (unsigned long long)cfg->smtpd.max_message_size) {
         refuse(s, "MAIL", "552 5.3.4 Error: message size exceeds fixed limit", addr.address);
         return;
@@ -196,8 +218,14 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtpd_command *c)
         return;
     }
     struct pm_addr addr;
-    if (smtpd_parse_rcpt(c->arg, c->arglen, s->txn.smtputf8, &addr, reply, sizeof reply) < 0) {
+    struct smtpd_dsn_rcpt *dsn = &s->txn.dsn_pending;
+    if (smtpd_parse_rcpt_dsn(c->arg, c->arglen, s->txn.smtputf8, &addr, dsn, reply, sizeof reply) < 0) {
         refuse(s, "RCPT", reply, NULL);
+        return;
+    }
+    smtpd_milter_args(s, c->arg, c->arglen);
+    if (!s->esmtp && (dsn->notify || dsn->has_orcpt)) {
+        refuse(s, "RCPT", "555 5.5.4 Error: RCPT parameters need EHLO", addr.address);
         return;
     }
     char *final;

@@ -4,15 +4,18 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 
+#include "authres.h"
 #include "log.h"
 #include "logvalue.h"
 #include "metrics.h"
+#include "milter.h"
 #include "session.h"
 #include "submit.h"
 
 /* In order. A stage's row is all it takes to put it in the path. */
 static const struct smtpd_eom_stage stages[] = {
-    {NULL, NULL, NULL, NULL}, /* placeholder until the first stage: C has no empty arrays */
+    {"authres", smtpd_authres_wanted, smtpd_authres_start, smtpd_authres_cancel},
+    {"milters", smtpd_milter_eom_wanted, smtpd_milter_eom_start, smtpd_milter_eom_cancel},
 };
 #define NSTAGES (sizeof stages / sizeof stages[0])
 

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "authres.h"
 #include "bus.h"
 #include "log.h"
 #include "parent.h"
@@ -37,6 +38,12 @@ int main(int argc, char **argv)
         return init_rc;
     raise_fd_limit();
     smtpd_testhook_init();
+    /* SPF, DKIM and DMARC libraries: set up here, before any sandbox is forked and chrooted
+     * (they read the public suffix list and OpenSSL's and the resolver's configuration). */
+    if (smtpd_authres_init(&cfg) < 0) {
+        pm_config_free(&cfg);
+        return 1;
+    }
 
     struct smtpd_parent parent;
     int rc = 1;

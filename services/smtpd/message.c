@@ -1,6 +1,7 @@
-/* The DATA phase of a session: decoder feeding, size limit, the sandbox's memory budget for
- * bodies, end-of-data checks and the Received: header; the finished message goes to
- * submit.c.
+/* The message a session receives: decoder feeding for DATA, size limit, the sandbox's memory
+ * budget for bodies, end-of-data checks and the Received: header; the finished message goes
+ * through the end-of-message stages (eom.h) to submit.c. BDAT (bdat.c) stores its chunks and
+ * finishes its message with the same functions (smtpd_message_*, session.h).
  *
  * The budget: every byte of body a session holds (while it is received, and until the bus
  * took the message) counts in srv->body_used. A message that would take it past
@@ -45,13 +46,28 @@ void smtpd_body_release(struct smtpd_session *s)
     s->body_held = 0;
 }
 
-void smtpd_data_begin(struct smtpd_session *s)
+void smtpd_message_discard(struct smtpd_session *s)
 {
+    if (!s->body)
+        return;
+    evbuffer_free(s->body);
+    s->body = NULL;
+    smtpd_body_release(s);
+}
+
+void smtpd_message_begin(struct smtpd_session *s)
+{
+    smtpd_message_discard(s); /* none is left over; if one were, it must not leak */
     s->body = evbuffer_new();
     smtpd_data_init(&s->data, SMTPD_MAX_TEXT_LINE);
     s->data_size = 0;
     s->too_big = 0;
     s->over_budget = 0;
+}
+
+void smtpd_data_begin(struct smtpd_session *s)
+{
+    smtpd_message_begin(s);
     s->state = SMTPD_ST_DATA;
     smtpd_session_reading(s, 1); /* the DATA timeout applies now */
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -64,7 +80,7 @@ static void stop_storing(struct smtpd_session *s)
     smtpd_body_release(s);
 }
 
-static void append(struct smtpd_session *s, const char *p, size_t n)
+void smtpd_message_append(struct smtpd_session *s, const char *p, size_t n)
 {
     struct smtpd_server *srv = s->srv;
     s->data_size += n;
@@ -89,40 +105,43 @@ static void append(struct smtpd_session *s, const char *p, size_t n)
 
 static void drop_message(struct smtpd_session *s)
 {
-    evbuffer_free(s->body);
-    s->body = NULL;
-    smtpd_body_release(s);
+    smtpd_message_discard(s);
     smtpd_txn_reset(&s->txn);
     s->state = SMTPD_ST_COMMAND;
     smtpd_session_reading(s, 1);
 }
 
-static void refuse(struct smtpd_session *s, const char *reason, const char *reply)
+void smtpd_message_refuse(struct smtpd_session *s, const char *reason, const char *reply)
 {
     char from[PM_LOGV_SIZE];
-    pm_log(PM_INFO, "event=reject client=%s stage=DATA reason=%s from=%s nrcpt=%d size=%llu", s->peer, reason,
-           PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->data_size);
+    pm_log(PM_INFO, "event=reject client=%s stage=%s reason=%s from=%s nrcpt=%d size=%llu", s->peer,
+           s->txn.chunked ? "BDAT" : "DATA", reason, PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->data_size);
     drop_message(s);
     pm_metric_add(PM_M_SMTPD_MESSAGES, 1, "rejected", pm_metric_reason(reply, from, sizeof from));
     smtpd_reply_error(s, "%s", reply);
 }
 
-static void finish(struct smtpd_session *s)
+int smtpd_message_failed(struct smtpd_session *s)
 {
-    if (s->too_big) {
-        refuse(s, "size", "552 5.3.4 Error: message file too big");
+    if (s->too_big)
+        smtpd_message_refuse(s, "size", "552 5.3.4 Error: message file too big");
+    else if (s->over_budget)
+        smtpd_message_refuse(s, "memory_budget", "452 4.3.1 Insufficient system storage");
+    else
+        return 0;
+    return 1;
+}
+
+void smtpd_message_finish(struct smtpd_session *s)
+{
+    if (smtpd_message_failed(s))
         return;
-    }
-    if (s->over_budget) {
-        refuse(s, "memory_budget", "452 4.3.1 Insufficient system storage");
-        return;
-    }
     if (s->data.long_line) {
-        refuse(s, "line_too_long", "500 5.5.2 Error: message line too long (over 1000 octets)");
+        smtpd_message_refuse(s, "line_too_long", "500 5.5.2 Error: message line too long (over 1000 octets)");
         return;
     }
     if (s->data.nul) {
-        refuse(s, "nul", "554 5.6.0 Error: message contains NUL octets");
+        smtpd_message_refuse(s, "nul", "554 5.6.0 Error: message contains NUL octets");
         return;
     }
     char ver[32], cipher[128], hdr[2048];
@@ -158,7 +177,7 @@ int smtpd_data_input(struct smtpd_session *s)
         while (left && st == SMTPD_DATA_MORE) {
             size_t chunk = left < DECODE_SLICE ? left : DECODE_SLICE, o, used;
             st = smtpd_data_feed(&s->data, p, chunk, out, &o, &used);
-            append(s, out, o);
+            smtpd_message_append(s, out, o);
             p += used;
             left -= used;
             consumed += used;
@@ -170,13 +189,13 @@ int smtpd_data_input(struct smtpd_session *s)
     case SMTPD_DATA_MORE:
         return 1;
     case SMTPD_DATA_END:
-        finish(s);
+        smtpd_message_finish(s);
         return 1;
     default: {
         /* SMTP smuggling: a bare CR or LF could make us and the next hop disagree on where
          * the message ends. Refuse and hang up: nothing after it is trusted. */
         int lf = st == SMTPD_DATA_BARE_LF;
-        refuse(s, lf ? "bare_lf" : "bare_cr", lf ? "550 5.5.2 Error: bare <LF> received" : "550 5.5.2 Error: bare <CR> received");
+        smtpd_message_refuse(s, lf ? "bare_lf" : "bare_cr", lf ? "550 5.5.2 Error: bare <LF> received" : "550 5.5.2 Error: bare <CR> received");
         smtpd_session_close(s, lf ? "bare_lf" : "bare_cr");
         return 0;
     }

@@ -116,6 +116,11 @@ static int mail_param(const char *s, size_t n, struct smtpd_mail_params *p, char
             p->body_8bit = 1;
             return 0;
         }
+        /* RFC 3030 3: BINARYMIME is not offered (the queue and the mta keep text, CRLF). */
+        if (vlen == 10 && strncasecmp(val, "BINARYMIME", 10) == 0) {
+            snprintf(reply, size, "555 5.5.4 BODY=BINARYMIME not supported");
+            return -1;
+        }
         snprintf(reply, size, "501 5.5.4 Bad BODY parameter");
         return -1;
     }
@@ -125,6 +130,9 @@ static int mail_param(const char *s, size_t n, struct smtpd_mail_params *p, char
     }
     if (klen == 4 && strncasecmp(s, "AUTH", 4) == 0 && val)
         return 0; /* RFC 4954 5: we may ignore the AUTH= of a relaying client */
+    int dsn = smtpd_dsn_mail_param(&p->dsn, s, klen, val, vlen, reply, size);
+    if (dsn)
+        return dsn < 0 ? -1 : 0;
     snprintf(reply, size, "555 5.5.4 Unsupported MAIL parameter");
     return -1;
 }
@@ -168,6 +176,14 @@ int smtpd_parse_mail(const char *arg, size_t len, struct pm_addr *addr, struct s
 
 int smtpd_parse_rcpt(const char *arg, size_t len, int smtputf8, struct pm_addr *addr, char *reply, size_t replysize)
 {
+    struct smtpd_dsn_rcpt dsn;
+    return smtpd_parse_rcpt_dsn(arg, len, smtputf8, addr, &dsn, reply, replysize);
+}
+
+int smtpd_parse_rcpt_dsn(const char *arg, size_t len, int smtputf8, struct pm_addr *addr, struct smtpd_dsn_rcpt *dsn,
+                         char *reply, size_t replysize)
+{
+    memset(dsn, 0, sizeof *dsn);
     size_t pos, used = 0;
     if (skip_keyword(arg, len, "TO:", &pos) < 0 || pos >= len || arg[pos] != '<') {
         snprintf(reply, replysize, "501 5.5.4 Syntax: RCPT TO:<address>");
@@ -181,11 +197,28 @@ int smtpd_parse_rcpt(const char *arg, size_t len, int smtputf8, struct pm_addr *
         return -1;
     }
     pos += used;
-    while (pos < len && arg[pos] == ' ')
-        pos++;
-    if (pos < len) {
-        snprintf(reply, replysize, "555 5.5.4 Unsupported RCPT parameter");
-        return -1;
+    while (pos < len) {
+        if (arg[pos] != ' ') {
+            snprintf(reply, replysize, "501 5.5.4 Syntax: RCPT TO:<address> [parameters]");
+            return -1;
+        }
+        while (pos < len && arg[pos] == ' ')
+            pos++;
+        size_t start = pos;
+        while (pos < len && arg[pos] != ' ')
+            pos++;
+        if (pos == start)
+            continue;
+        const char *eq = memchr(arg + start, '=', pos - start);
+        size_t klen = eq ? (size_t)(eq - (arg + start)) : pos - start;
+        int rc = smtpd_dsn_rcpt_param(dsn, arg + start, klen, eq ? eq + 1 : NULL, eq ? pos - start - klen - 1 : 0,
+                                      reply, replysize);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            snprintf(reply, replysize, "555 5.5.4 Unsupported RCPT parameter");
+            return -1;
+        }
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "addr.h"
+#include "dsn_params.h"
 
 /* RFC 5321 4.5.3.1: command lines up to 512 octets with CRLF, text lines up to 1000;
  * RFC 4954 4: AUTH lines (initial response, continuations) up to 12288. */
@@ -29,6 +30,7 @@ enum smtpd_verb {
     SMTPD_CMD_STARTTLS,
     SMTPD_CMD_AUTH,
     SMTPD_CMD_ETRN,
+    SMTPD_CMD_BDAT,
     SMTPD_CMD_FORBIDDEN, /* an HTTP/proxy request sent to the SMTP port: hang up */
     SMTPD_CMD_BADCHAR,   /* NUL, bare CR or other control octets in the line */
 };
@@ -52,6 +54,7 @@ struct smtpd_mail_params {
     unsigned long long size; /* SIZE=, saturated */
     int body_8bit;           /* BODY=8BITMIME */
     int smtputf8;            /* SMTPUTF8 */
+    struct smtpd_dsn_mail dsn; /* RET=, ENVID= (dsn_params.h) */
 };
 
 /* "FROM:<path> params". 0 on success, else -1 and the reply line in reply. */
@@ -60,6 +63,9 @@ int smtpd_parse_mail(const char *arg, size_t len, struct pm_addr *addr, struct s
 
 /* "TO:<path>". smtputf8: the transaction announced SMTPUTF8. 0 or -1 and the reply. */
 int smtpd_parse_rcpt(const char *arg, size_t len, int smtputf8, struct pm_addr *addr, char *reply, size_t replysize);
+/* The same with its parameters (NOTIFY=, ORCPT=) into dsn. */
+int smtpd_parse_rcpt_dsn(const char *arg, size_t len, int smtputf8, struct pm_addr *addr, struct smtpd_dsn_rcpt *dsn,
+                         char *reply, size_t replysize);
 
 /* The EHLO/HELO argument: one printable word (domain or address literal), <= 255. */
 int smtpd_helo_valid(const char *arg, size_t len);

@@ -11,6 +11,7 @@
 
 #include "bus.h"
 #include "clients.h"
+#include "dns.h"
 #include "drain.h"
 #include "log.h"
 #include "privchan.h"
@@ -156,8 +157,11 @@ int smtpd_server_init(struct smtpd_server *srv, struct pm_config *cfg, struct ev
                            ? (unsigned long long)cfg->smtpd.body_memory_mb << 20
                            : (unsigned long long)cfg->smtpd.max_message_size * (unsigned long long)budget_messages;
     srv->queues = smtpd_pending_connect(srv); /* one DEALER per queue shard */
-    if (!srv->priv || !srv->clients || !srv->queues)
+    srv->dns = smtpd_dns_new(srv);            /* connects to the resolver when first asked */
+    if (!srv->priv || !srv->clients || !srv->queues || !srv->dns)
         return -1;
+    if (cfg->smtpd.dnsbl.n > 0)
+        smtpd_dns_connect(srv); /* every connection asks at once: be connected before the first */
     if (serve_listeners(srv, fds, nfds) < 0 || smtpd_proxyin_init(srv) < 0)
         return -1;
     srv->ev_term = evsignal_new(base, SIGTERM, on_stop, srv);
@@ -189,6 +193,7 @@ void smtpd_server_free(struct smtpd_server *srv)
         if (evs[i])
             event_free(evs[i]);
     smtpd_pending_disconnect(srv);
+    smtpd_dns_free(srv->dns);
     smtpd_tls_free(srv->tls);
     pm_priv_client_free(srv->priv);
     pm_clients_free(srv->clients);

@@ -19,6 +19,7 @@ struct smtpd_pending;
 struct smtpd_tls;
 struct pm_clients;
 struct pm_proxy_waits;
+struct smtpd_dns;
 
 enum smtpd_mode { SMTPD_MODE_SMTP, SMTPD_MODE_SUBMISSION, SMTPD_MODE_SMTPS };
 
@@ -45,6 +46,7 @@ struct smtpd_server {
     struct smtpd_listener *listeners;
     int nlisteners;
     struct pm_queueset *queues;  /* a DEALER per queue shard (pending.h) */
+    struct smtpd_dns *dns;       /* questions to the resolver, its answers cached (dns.h) */
     struct smtpd_tls *tls;       /* NULL when no certificate is configured */
     struct pm_priv_client *priv; /* questions to the privileged parent (authdb.h) */
     struct pm_clients *clients;

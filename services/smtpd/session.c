@@ -23,9 +23,11 @@
 #include "dlist.h"
 #include "drain.h"
 #include "eom.h"
+#include "dnsbl.h"
 #include "etrn.h"
 #include "log.h"
 #include "metrics.h"
+#include "milter.h"
 #include "net.h"
 #include "parser.h"
 #include "submit.h"
@@ -79,10 +81,13 @@ static void flush_direct(struct smtpd_session *s)
         bufferevent_enable(s->bev, EV_WRITE); /* the rest (or the error) is bufferevent's */
 }
 
+/* Taking message octets: DATA's text or a BDAT chunk. */
+static int in_body(const struct smtpd_session *s) { return s->state == SMTPD_ST_DATA || s->state == SMTPD_ST_CHUNK; }
+
 static long long state_timeout(const struct smtpd_session *s)
 {
     const struct pm_config *cfg = s->srv->cfg;
-    return s->state == SMTPD_ST_DATA ? cfg->smtpd.timeout_data : cfg->smtpd.timeout_command;
+    return in_body(s) ? cfg->smtpd.timeout_data : cfg->smtpd.timeout_command;
 }
 
 void smtpd_session_reading(struct smtpd_session *s, int on)
@@ -112,7 +117,7 @@ void smtpd_session_data_progress(struct smtpd_session *s, size_t octets)
 
 static void timed_out(struct smtpd_session *s, const char *why)
 {
-    pm_log(PM_INFO, "event=timeout client=%s state=%s reason=%s", s->peer, s->state == SMTPD_ST_DATA ? "data" : "command",
+    pm_log(PM_INFO, "event=timeout client=%s state=%s reason=%s", s->peer, in_body(s) ? "data" : "command",
            why);
     smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->hostname);
     smtpd_session_close(s, "timeout");
@@ -202,11 +207,15 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
     }
     pm_log(PM_INFO, "event=connect client=%s mode=%s sessions=%ld%s", s->peer, smtpd_mode_name(mode), srv->nsessions,
            via);
+    /* The DNS lists are asked now, during the greet pause if there is one (dnsbl.h). */
+    int dnsbl = smtpd_dnsbl_start(s);
     if (mode == SMTPD_MODE_SMTP && cfg->smtpd.greet_pause_ms > 0) {
         s->state = SMTPD_ST_GREETING;
         smtpd_session_set_timer(s, SMTPD_TIMER_GREET, (long)cfg->smtpd.greet_pause_ms);
+    } else if (dnsbl && smtpd_dnsbl_pending(s)) {
+        s->state = SMTPD_ST_DNSBL;
     } else {
-        smtpd_greet(s);
+        smtpd_dnsbl_greet(s);
     }
 }
 
@@ -222,6 +231,8 @@ void smtpd_session_free(struct smtpd_session *s)
     smtpd_auth_cancel(s);
     smtpd_envelope_cancel(s);
     smtpd_eom_cancel(s);
+    smtpd_milter_end(s);
+    smtpd_dnsbl_cancel(s);
     smtpd_txn_reset(&s->txn);
     if (s->body)
         evbuffer_free(s->body);
@@ -247,6 +258,9 @@ void smtpd_txn_reset(struct smtpd_txn *t)
     for (int i = 0; i < t->nrcpt; i++)
         free(t->rcpt[i]);
     free(t->rcpt);
+    for (int i = 0; t->rcpt_dsn && i < t->nrcpt; i++)
+        free(t->rcpt_dsn[i].orcpt);
+    free(t->rcpt_dsn);
     free(t->hold_reason);
     memset(t, 0, sizeof *t);
 }
@@ -313,6 +327,7 @@ void smtpd_session_close(struct smtpd_session *s, const char *reason)
     smtpd_auth_cancel(s);
     smtpd_envelope_cancel(s);
     smtpd_eom_cancel(s);
+    smtpd_milter_end(s);
     bufferevent_disable(s->bev, EV_READ);
     /* Already written directly, so no write callback will come to finish the close. */
     if (!s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
@@ -362,6 +377,8 @@ void smtpd_session_line_too_long(struct smtpd_session *s)
 
 static void dispatch_line(struct smtpd_session *s, const char *line, size_t len, size_t total)
 {
+    if (s->dnsbl_refused && !smtpd_dnsbl_command(s, line, len))
+        return; /* greeted 554: 503 to everything but QUIT (RFC 5321 3.1) */
     if (s->state == SMTPD_ST_AUTH_PLAIN || s->state == SMTPD_ST_AUTH_USER || s->state == SMTPD_ST_AUTH_PASS) {
         smtpd_auth_response(s, line, len);
         return;
@@ -401,7 +418,7 @@ static int next_line(struct smtpd_session *s)
             evbuffer_remove(in, line, total);
             dispatch_line(s, line, smtpd_line_strip(line, total), total);
             explicit_bzero(line, total); /* it may have been a password */
-            if (s->state != SMTPD_ST_DATA && s->state != SMTPD_ST_CLOSING)
+            if (!in_body(s) && s->state != SMTPD_ST_CLOSING)
                 s->deadline = pm_mono_coarse_s() + s->srv->cfg->smtpd.timeout_command; /* for the next one */
             return 1;
         }
@@ -422,6 +439,7 @@ int smtpd_session_wants_input(const struct smtpd_session *s)
     switch (s->state) {
     case SMTPD_ST_COMMAND:
     case SMTPD_ST_DATA:
+    case SMTPD_ST_CHUNK:
     case SMTPD_ST_AUTH_PLAIN:
     case SMTPD_ST_AUTH_USER:
     case SMTPD_ST_AUTH_PASS:
@@ -440,11 +458,13 @@ static void drive(struct smtpd_session *s)
             s->out_blocked = 1; /* write_cb resumes once the client read its replies */
             return;
         }
-        int progressed = s->state == SMTPD_ST_DATA ? smtpd_data_input(s) : next_line(s);
+        int progressed = s->state == SMTPD_ST_DATA    ? smtpd_data_input(s)
+                         : s->state == SMTPD_ST_CHUNK ? smtpd_bdat_input(s)
+                                                      : next_line(s);
         if (!progressed) {
             /* Everything the client sent before its FIN is answered; no more can come. */
             if (s->in_eof)
-                smtpd_session_close(s, s->state == SMTPD_ST_DATA ? "eof_in_data" : "eof");
+                smtpd_session_close(s, in_body(s) ? "eof_in_data" : "eof");
             else
                 smtpd_drain_session(s, 0); /* draining: an idle session goes now */
             return;
@@ -498,8 +518,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static const char *const state_names[] = {
     [SMTPD_ST_GREETING] = "greeting", [SMTPD_ST_COMMAND] = "command",     [SMTPD_ST_DATA] = "data",
+    [SMTPD_ST_CHUNK] = "bdat",
     [SMTPD_ST_QUEUE] = "queue",       [SMTPD_ST_CHECKS] = "checks",       [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
     [SMTPD_ST_AUTH_PASS] = "auth",    [SMTPD_ST_AUTH_CHECK] = "auth_check", [SMTPD_ST_LOOKUP] = "lookup",
+    [SMTPD_ST_DNSBL] = "dnsbl",
     [SMTPD_ST_CLOSING] = "closing",
 };
 
@@ -565,9 +587,20 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         if (!s->close_reason)
             s->close_reason = "write_timeout";
     } else if (!s->close_reason) {
-        s->close_reason = s->state == SMTPD_ST_DATA ? "eof_in_data" : "eof";
+        s->close_reason = in_body(s) ? "eof_in_data" : "eof";
     }
     smtpd_session_free(s);
+}
+
+/* The DNS lists' verdict (dnsbl.h): the greeting goes now unless the greet pause still runs. */
+void smtpd_session_dnsbl_done(struct smtpd_session *s)
+{
+    if (s->state != SMTPD_ST_DNSBL)
+        return;
+    s->state = SMTPD_ST_COMMAND;
+    smtpd_dnsbl_greet(s);
+    smtpd_session_resume(s); /* what the client sent meanwhile, or its hang-up */
+    smtpd_session_settle(s);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -579,8 +612,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     s->timer_kind = SMTPD_TIMER_NONE;
     switch (kind) {
     case SMTPD_TIMER_GREET:
+        if (smtpd_dnsbl_pending(s)) { /* the pause is over, the lists are not: wait for them */
+            s->state = SMTPD_ST_DNSBL;
+            break;
+        }
         s->state = SMTPD_ST_COMMAND;
-        smtpd_greet(s);
+        smtpd_dnsbl_greet(s);
         smtpd_session_resume(s); /* a client that hung up meanwhile is closed now */
         break;
     case SMTPD_TIMER_SUBMIT:
@@ -656,6 +693,7 @@ int smtpd_session_starttls(struct smtpd_session *s)
     free(s->helo);
     s->helo = NULL;
     s->esmtp = 0;
+    smtpd_message_discard(s); /* STARTTLS is refused inside a transaction; if one were open */
     smtpd_txn_reset(&s->txn);
     return 0;
 }

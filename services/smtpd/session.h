@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "bdat.h"
 #include "data.h"
+#include "dsn_params.h"
 #include "lines.h"
 #include "pending.h"
 #include "server.h"
@@ -14,12 +16,15 @@ struct bufferevent;
 struct evbuffer;
 struct smtpd_authdb_req;
 struct smtpd_etrn;
+struct smtpd_authres;
+struct smtpd_dnsbl;
 struct pm_client;
 
 enum smtpd_state {
     SMTPD_ST_GREETING,   /* greet pause: talking now is an error */
     SMTPD_ST_COMMAND,
     SMTPD_ST_DATA,
+    SMTPD_ST_CHUNK,      /* reading a BDAT chunk's octets (bdat.h) */
     SMTPD_ST_QUEUE,      /* waiting for the queue shards' answer (a Submit, an ETRN) */
     SMTPD_ST_CHECKS,     /* the end-of-message stages are running (eom.h) */
     SMTPD_ST_AUTH_PLAIN, /* waiting for a SASL response line */
@@ -27,6 +32,7 @@ enum smtpd_state {
     SMTPD_ST_AUTH_PASS,
     SMTPD_ST_AUTH_CHECK, /* password check or failure delay running */
     SMTPD_ST_LOOKUP,     /* MAIL/RCPT waiting for the privileged parent's answer */
+    SMTPD_ST_DNSBL,      /* the greeting waits for the DNS lists (dnsbl.h); input waits */
     SMTPD_ST_CLOSING,
 };
 
@@ -40,6 +46,12 @@ enum smtpd_timer_kind {
     SMTPD_TIMER_CLOSE,
 };
 
+/* A recipient's NOTIFY (SMTPD_NOTIFY_* bits, 0: none) and ORCPT (NULL: none). */
+struct smtpd_rcpt_dsn {
+    unsigned notify;
+    char *orcpt;
+};
+
 struct smtpd_txn {
     int active;      /* MAIL accepted */
     char *sender;    /* "" for <> */
@@ -47,8 +59,13 @@ struct smtpd_txn {
     char **rcpt;
     int nrcpt, cap;
     int rcpt_tries;  /* RCPT commands, accepted or not */
+    int chunked;     /* BDAT chunks came: the message so far is s->body (bdat.h) */
     int hold;           /* a milter quarantined it: the queue holds it */
     char *hold_reason;
+    struct smtpd_dsn_mail dsn;          /* MAIL's RET and ENVID */
+    struct smtpd_dsn_rcpt dsn_pending;  /* the RCPT being checked: its NOTIFY and ORCPT */
+    struct smtpd_rcpt_dsn *rcpt_dsn;    /* one per rcpt[] (same cap) */
+    int any_rcpt_dsn;                   /* some RCPT had NOTIFY or ORCPT */
 };
 
 struct smtpd_session {
@@ -75,6 +92,7 @@ struct smtpd_session {
     int in_eof;        /* the client shut down its side: answer what it sent, then close */
     struct evbuffer *body;
     struct smtpd_data data;
+    struct smtpd_bdat bdat;         /* the BDAT chunk being read */
     unsigned long long data_size;
     int too_big;
     int over_budget;                /* the sandbox's body budget ran out during this message */
@@ -111,6 +129,13 @@ struct smtpd_session {
     size_t eom_next;                   /* the stage after the running one */
     const struct smtpd_eom_stage *eom_running;
     int eom_inline;                    /* inside smtpd_eom_start: the caller goes on reading */
+    struct smtpd_authres *authres;     /* SPF/DKIM/DMARC of the message running (authres.c), or NULL */
+
+    /* DNS lists at connect (dnsbl.h) */
+    struct smtpd_dnsbl *dnsbl;         /* the check, until the greeting */
+    int dnsbl_refused;                 /* greeted 554: every command but QUIT gets 503 */
+
+    struct smtpd_milters *milters;     /* the milters' connections and step (milter.c), or NULL */
 };
 
 /* Takes ownership of fd (accepted, non-blocking). sa is the client's address; proxy the
@@ -151,7 +176,7 @@ int smtpd_session_wants_input(const struct smtpd_session *s);
 
 void smtpd_txn_reset(struct smtpd_txn *t);
 
-/* DATA octets arrived: the DATA deadline moves by octets / SMTPD_MIN_DATA_RATE seconds. */
+/* DATA or BDAT octets arrived: the DATA deadline moves by octets / SMTPD_MIN_DATA_RATE seconds. */
 #define SMTPD_MIN_DATA_RATE 500
 void smtpd_session_data_progress(struct smtpd_session *s, size_t octets);
 
@@ -167,6 +192,16 @@ void smtpd_data_begin(struct smtpd_session *s);
 int smtpd_body_budget_exhausted(const struct smtpd_server *srv);
 /* The session's body (and outgoing copy) is gone: its bytes leave the budget. */
 void smtpd_body_release(struct smtpd_session *s);
+/* message.c: the message being received, for DATA and BDAT alike. begin: an empty s->body,
+ * the limits' counters reset. append: counted against max_message_size and the budget.
+ * failed: over either, refused (1). finish: the end-of-data checks, Received:, then the
+ * end-of-message stages. discard: a partial BDAT message goes (RSET, HELO/EHLO, STARTTLS). */
+void smtpd_message_begin(struct smtpd_session *s);
+void smtpd_message_append(struct smtpd_session *s, const char *p, size_t n);
+int smtpd_message_failed(struct smtpd_session *s);
+void smtpd_message_refuse(struct smtpd_session *s, const char *reason, const char *reply);
+void smtpd_message_finish(struct smtpd_session *s);
+void smtpd_message_discard(struct smtpd_session *s);
 
 /* envelope.c: drops an outstanding MAIL/RCPT check (the handlers: command_table.h). */
 void smtpd_envelope_cancel(struct smtpd_session *s);

@@ -12,6 +12,7 @@
 #include "addr.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "queueset.h"
 #include "session.h"
 
@@ -70,6 +71,30 @@ static uint64_t send_once(struct smtpd_session *s, int avoid)
     sub.helo = s->helo ? s->helo : "";
     sub.auth_user = s->auth_user ? s->auth_user : "";
     sub.smtputf8 = s->txn.smtputf8;
+    /* A milter quarantined it: the queue keeps it held, with the milter's reason. */
+    sub.hold = s->txn.hold;
+    sub.hold_reason = s->txn.hold_reason ? s->txn.hold_reason : "";
+    /* Authenticated or from trusted_networks (who may relay): the queue DKIM-signs it. */
+    sub.originating = smtpd_policy_may_relay(s);
+    /* DSN (RFC 3461): one RecipientDsn per recipient, or none when no RCPT had NOTIFY/ORCPT. */
+    sub.dsn_ret = (Postmesh__DsnRet)s->txn.dsn.ret;
+    sub.dsn_envid = s->txn.dsn.has_envid ? s->txn.dsn.envid : "";
+    size_t nd = s->txn.any_rcpt_dsn ? (size_t)s->txn.nrcpt : 0;
+    Postmesh__RecipientDsn *dsn = nd ? calloc(nd, sizeof *dsn) : NULL;
+    Postmesh__RecipientDsn **dsnp = nd ? calloc(nd, sizeof *dsnp) : NULL;
+    if (nd && (!dsn || !dsnp)) {
+        free(dsn), free(dsnp);
+        errno = ENOMEM;
+        return 0;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        postmesh__recipient_dsn__init(&dsn[i]);
+        dsn[i].notify = s->txn.rcpt_dsn[i].notify;
+        dsn[i].orcpt = s->txn.rcpt_dsn[i].orcpt ? s->txn.rcpt_dsn[i].orcpt : "";
+        dsnp[i] = &dsn[i];
+    }
+    sub.n_recipient_dsn = nd;
+    sub.recipient_dsn = dsnp;
     Postmesh__BusMessage bm = POSTMESH__BUS_MESSAGE__INIT;
     bm.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
     bm.submit = &sub;
@@ -78,10 +103,13 @@ static uint64_t send_once(struct smtpd_session *s, int avoid)
     int n = srv->queues ? pm_queueset_order(srv->queues, avoid, order) : 0;
     for (int k = 0; k < n; k++) {
         bm.request_id = base | (uint64_t)order[k];
-        if (pm_queueset_send_to(srv->queues, order[k], &bm) == 0)
+        if (pm_queueset_send_to(srv->queues, order[k], &bm) == 0) {
+            free(dsn), free(dsnp);
             return bm.request_id;
+        }
         err = errno;
     }
+    free(dsn), free(dsnp);
     errno = err;
     return 0;
 }

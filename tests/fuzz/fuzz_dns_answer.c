@@ -2,7 +2,7 @@
  *  - each packet of the input, parsed by ldns as transport.c parses it, reduced by
  *    resolver_answer_from_pkt (resolver/answer.c) for the question it carries and for an MX
  *    question of its own; the answer must hold only usable names and addresses;
- *  - a whole lookup (resolver/lookup.c, query.c, cache.c, mx.c) for an MX, A or PTR request,
+ *  - a whole lookup (resolver/lookup.c, query.c, cache.c, mx.c) for an MX, A, PTR or TXT request,
  *    with the transport replaced (fake_transport.h): every query it sends is answered with
  *    the input's next packets, made to match the question as the real transport requires.
  *    The ResolveReply must be well formed and packable, because it goes back on the bus.
@@ -34,6 +34,14 @@ static void check_address(const char *s, int v6)
     FUZZ_CHECK(s && inet_pton(v6 ? AF_INET6 : AF_INET, s, bin) == 1);
 }
 
+/* A TXT record as the bus carries it: bounded, and nothing a C string or a log line chokes on. */
+static void check_txt(const char *s)
+{
+    FUZZ_CHECK(s && strlen(s) <= RESOLVER_MAX_TXT);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        FUZZ_CHECK((*p >= 0x20 && *p < 0x7f) || *p == '\t' || *p == '\r' || *p == '\n');
+}
+
 static void check_answer(const struct resolver_answer *a, ldns_rr_type type)
 {
     switch (a->rcode) {
@@ -46,13 +54,15 @@ static void check_answer(const struct resolver_answer *a, ldns_rr_type type)
             else if (type == LDNS_RR_TYPE_MX || type == LDNS_RR_TYPE_PTR || type == LDNS_RR_TYPE_CNAME ||
                      type == LDNS_RR_TYPE_NS)
                 check_name(a->rr[i].text);
+            else if (type == LDNS_RR_TYPE_TXT)
+                check_txt(a->rr[i].text);
             else
                 FUZZ_CHECK(a->rr[i].text != NULL);
         }
         break;
     case RESOLVER_NXDOMAIN:
     case RESOLVER_NODATA:
-        FUZZ_CHECK(a->n == 0 && !a->rr && a->ttl == NEGATIVE_TTL);
+        FUZZ_CHECK(a->n == 0 && !a->rr && a->ttl <= NEGATIVE_TTL); /* the SOA's, at most the config's */
         break;
     case RESOLVER_TEMPFAIL:
         FUZZ_CHECK(a->n == 0 && a->why[0] && strnlen(a->why, sizeof a->why) < sizeof a->why);
@@ -119,15 +129,21 @@ static void on_done(Postmesh__ResolveReply *r, void *arg)
     FUZZ_CHECK(!o->done);
     o->done = 1;
     FUZZ_CHECK(r->text && r->dsn_status);
+    FUZZ_CHECK(r->ttl <= RESOLVER_MAX_TTL);
     switch (r->status) {
     case POSTMESH__RESOLVE_REPLY__STATUS__OK:
         FUZZ_CHECK(r->dsn_status[0] == '\0');
+        /* NODATA is an OK without records, except for MX (the implicit MX has an address). */
         if (o->kind == POSTMESH__RESOLVE_REQUEST__KIND__PTR) {
-            FUZZ_CHECK(r->n_names >= 1 && r->n_hosts == 0);
+            FUZZ_CHECK(r->n_names <= RESOLVER_MAX_RECORDS && r->n_hosts == 0 && r->n_texts == 0);
             for (size_t i = 0; i < r->n_names; i++)
                 check_name(r->names[i]);
+        } else if (o->kind == POSTMESH__RESOLVE_REQUEST__KIND__TXT) {
+            FUZZ_CHECK(r->n_texts <= RESOLVER_MAX_RECORDS && r->n_hosts == 0 && r->n_names == 0);
+            for (size_t i = 0; i < r->n_texts; i++)
+                check_txt(r->texts[i]);
         } else {
-            FUZZ_CHECK(r->n_hosts >= 1 && r->n_hosts <= 16);
+            FUZZ_CHECK(r->n_hosts >= (o->kind == POSTMESH__RESOLVE_REQUEST__KIND__A ? 0u : 1u) && r->n_hosts <= 16);
             for (size_t i = 0; i < r->n_hosts; i++) {
                 const Postmesh__MxHost *h = r->hosts[i];
                 check_name(h->name);
@@ -144,6 +160,7 @@ static void on_done(Postmesh__ResolveReply *r, void *arg)
         break;
     case POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL:
         check_dsn(r->dsn_status, '4');
+        FUZZ_CHECK(r->ttl == 0); /* never kept */
         break;
     case POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL:
         check_dsn(r->dsn_status, '5');
@@ -160,7 +177,8 @@ static void on_done(Postmesh__ResolveReply *r, void *arg)
     uint8_t *buf = malloc(n ? n : 1);
     FUZZ_CHECK(postmesh__bus_message__pack(&m, buf) == n);
     Postmesh__BusMessage *back = postmesh__bus_message__unpack(NULL, n, buf);
-    FUZZ_CHECK(back && back->resolve_reply && back->resolve_reply->n_hosts == r->n_hosts);
+    FUZZ_CHECK(back && back->resolve_reply && back->resolve_reply->n_hosts == r->n_hosts &&
+               back->resolve_reply->n_texts == r->n_texts && back->resolve_reply->ttl == r->ttl);
     postmesh__bus_message__free_unpacked(back, NULL);
     free(buf);
 }
@@ -183,6 +201,9 @@ static void lookup(uint8_t opt, const uint8_t *data, size_t size)
         break;
     case 2:
         req.kind = POSTMESH__RESOLVE_REQUEST__KIND__PTR;
+        break;
+    case 3:
+        req.kind = POSTMESH__RESOLVE_REQUEST__KIND__TXT;
         break;
     default:
         req.kind = POSTMESH__RESOLVE_REQUEST__KIND__MX;

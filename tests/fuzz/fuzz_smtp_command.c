@@ -1,6 +1,6 @@
 /* SMTP command lines as a client sends them: the input is a stream, cut into lines by the
  * session's own line scanner (smtpd/lines.c), and each line goes where session.c sends it:
- * the verb parser, then MAIL/RCPT/HELO argument parsing (smtpd/parser.c), and a HELO name
+ * the verb parser, then MAIL/RCPT/HELO/BDAT argument parsing (smtpd/parser.c, bdat.c), and a HELO name
  * and a single recipient into the Received: header (smtpd/received.c). Checks the parser's
  * promises: the argument lies inside the line, every refusal is one reply line with a code,
  * a parsed address is bounded and consistent. */
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "smtpd/bdat.h"
 #include "smtpd/lines.h"
 #include "smtpd/parser.h"
 #include "smtpd/received.h"
@@ -86,6 +87,23 @@ static void one_line(struct session *s, const char *line, size_t len, size_t tot
             check_reply(reply);
         }
         break;
+    case SMTPD_CMD_BDAT: {
+        /* A size is all digits and LAST the only word after it: printing it back gives the
+         * argument (up to case and spaces), so no two readings of one line exist. */
+        unsigned long long size;
+        int last;
+        if (smtpd_bdat_parse(cmd.arg, cmd.arglen, &size, &last) == 0) {
+            char back[64];
+            size_t n = (size_t)snprintf(back, sizeof back, "%llu", size);
+            FUZZ_CHECK(cmd.arglen >= n && (last ? cmd.arglen >= n + 5 : 1));
+            size_t lead = 0;
+            while (lead + 1 < cmd.arglen && cmd.arg[lead] == '0' && cmd.arg[lead + 1] >= '0' && cmd.arg[lead + 1] <= '9')
+                lead++;
+            FUZZ_CHECK(memcmp(cmd.arg + lead, back, n) == 0);
+            FUZZ_CHECK(last ? strncasecmp(cmd.arg + cmd.arglen - 4, "LAST", 4) == 0 : lead + n == cmd.arglen);
+        }
+        break;
+    }
     default:
         break;
     }

@@ -7,6 +7,8 @@
  *  - round trip with the other side: what the mta's encoder (common/smtpc_dotstuff.c) sends for a
  *    body decodes back to that body with its line ends made CRLF, ending exactly at ".".
  * The decoded header section then goes through the queue's hop counter (queue/submit.c).
+ * The same octets as BDAT content (smtpd/bdat.c's checks, cut the same way) agree with a
+ * plain reference, and with the mta's test for sending a body as it is (pm_smtpc_body_is_crlf).
  * Input: byte 0 chooses the cut sizes, the rest is the wire data. */
 #include <event2/buffer.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 #include "fuzz_common.h"
 #include "smtpc_dotstuff.h"
 #include "queue/queue.h"
+#include "smtpd/bdat.h"
 #include "smtpd/data.h"
 
 #define MAX_LINE 1000
@@ -179,6 +182,42 @@ static void round_trip(const uint8_t *body, size_t n)
     evbuffer_free(wire);
 }
 
+/* BDAT: content checks in any cut equal one plain pass over the lines. */
+static void bdat_text(const uint8_t *in, size_t n, const uint8_t *cuts, size_t ncuts)
+{
+    struct smtpd_bdat_text whole, split;
+    smtpd_bdat_text_init(&whole, MAX_LINE);
+    smtpd_bdat_text_feed(&whole, (const char *)in, n);
+    int lacks = smtpd_bdat_text_end(&whole);
+    smtpd_bdat_text_init(&split, MAX_LINE);
+    size_t k = 0;
+    for (size_t used = 0; used < n;) {
+        size_t chunk = fuzz_chunk(n - used, cuts, ncuts, &k);
+        smtpd_bdat_text_feed(&split, (const char *)in + used, chunk);
+        used += chunk;
+    }
+    FUZZ_CHECK(smtpd_bdat_text_end(&split) == lacks);
+    FUZZ_CHECK(split.bare_lf == whole.bare_lf && split.bare_cr == whole.bare_cr);
+    FUZZ_CHECK(split.long_line == whole.long_line && split.nul == whole.nul);
+    int bare_lf = 0, bare_cr = 0, long_line = 0;
+    size_t line = 0;
+    for (size_t i = 0; i < n; i++) {
+        line++;
+        if (in[i] == '\n') {
+            bare_lf |= i == 0 || in[i - 1] != '\r';
+            long_line |= line > MAX_LINE;
+            line = 0;
+        } else if (in[i] == '\r' && (i + 1 == n || in[i + 1] != '\n')) {
+            bare_cr = 1;
+        }
+        long_line |= line > MAX_LINE;
+    }
+    FUZZ_CHECK(whole.bare_lf == bare_lf && whole.bare_cr == bare_cr && whole.long_line == long_line);
+    FUZZ_CHECK(whole.nul == (memchr(in, 0, n) != NULL));
+    FUZZ_CHECK(lacks == (n > 0 && in[n - 1] != '\n'));
+    FUZZ_CHECK(pm_smtpc_body_is_crlf(in, n) == (!bare_lf && !bare_cr));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -209,5 +248,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(ref.out);
 
     round_trip(in, n);
+    bdat_text(in, n, ncuts ? cuts : one_byte, ncuts ? ncuts : 1);
     return 0;
 }

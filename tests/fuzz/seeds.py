@@ -158,6 +158,10 @@ put("config", "integration_style",
     'smtpd = {\n  listen = ( { address = "127.0.0.1:2525"; mode = "smtp"; }, { address = "[::1]:2587"; mode = "submission"; } );\n'
     '  submit_timeout = 5;\n  max_message_size = 2147483648L;\n};\nmta = { remote_port = 25; connect_timeout = 3; command_timeout = 10; };\n'
     'pop3d = { listen = ( { address = "127.0.0.1:2110"; mode = "pop3"; } ); };\n')
+put("config", "dkim",
+    'hostname = "mx.example.test";\ndkim = ( { domain = "example.test"; selector = "s2026"; key = "/k/a.pem"; },\n'
+    '  { domain = "example.test"; selector = "s2025"; key = "/k/b.pem"; active = false; },\n'
+    '  { domain = "Example.test"; selector = "S2026"; key = "/k/c.pem"; }, { selector = "x"; } );\n')
 put("config", "errors",
     'hostname = "x";\nqueue = { retry_min = 4294967297; };\nsmtpd = { max_message_size = 1; unknown = 2; };\n'
     'pop3d = { listen = ( { address = "x"; mode = "smtp"; } ); };\n# comment\n// c++ comment\n/* block */\n')
@@ -190,6 +194,23 @@ for name, (opt, lines) in REPLIES.items():
         data = crlf(lines).encode()
     put("mta_reply", name, bytes([opt]) + data)
 
+
+
+# ---------------------------------------------------------------- what milters answer (byte 0: cuts)
+def milter(code, data=b""):
+    return struct.pack(">I", len(data) + 1) + code + data
+
+
+OPTNEG = milter(b"O", struct.pack(">III", 6, 0x3F, 0x1FF))
+put("milter", "continue_all", bytes([0]) + OPTNEG + milter(b"c") * 6)
+put("milter", "eom_edits", bytes([2, 3, 9]) + OPTNEG + milter(b"h", b"X-Spam\0yes\0")
+    + milter(b"m", struct.pack(">I", 2) + b"Subject\0new\0") + milter(b"m", struct.pack(">I", 1) + b"X-A\0\0")
+    + milter(b"i", struct.pack(">I", 0) + b"X-Top\0a\n\tb\0") + milter(b"b", b"new body\n")
+    + milter(b"q", b"held\0") + milter(b"p") + milter(b"c"))
+put("milter", "rspamd_reject", bytes([0]) + OPTNEG + milter(b"y", b"554 5.7.1 Gtube pattern\0"))
+put("milter", "multiline_reply", bytes([1, 4]) + milter(b"y", b"550-5.7.1 a\r\n550 5.7.1 b\0"))
+put("milter", "oversize", bytes([0]) + struct.pack(">I", 2 * 1024 * 1024) + b"c")
+put("milter", "garbage", bytes([1, 0]) + milter(b"Z") + milter(b"y", b"no nul") + milter(b"h", b"X:A\0b\0"))
 
 
 # ---------------------------------------------------------------- DNS answers captured from dnsmasq

@@ -12,7 +12,8 @@ STATUS = 6             # ControlRequest.Command.STATUS
 WORKER_DELIVERY, WORKER_MTA, WORKER_BOUNCER = 1, 2, 3                # WorkerKind
 DELIVERED, TEMPFAIL, PERMFAIL, RETURNED = 0, 1, 2, 3                 # RecipientResult.Status
 COMMITTED = 0                                                        # SubmitReply.Status
-MX, PTR, A = 0, 1, 2                                                 # ResolveRequest.Kind
+MX, PTR, A, TXT = 0, 1, 2, 3                                         # ResolveRequest.Kind
+PERMFAIL_RESOLVE = 2                                                 # ResolveReply.Status
 
 
 def field_int(num, value):

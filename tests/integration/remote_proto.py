@@ -27,12 +27,12 @@ SCHEMA = {
     "MxHost": {"name": (1, "string"), "preference": (2, "uint"), "addresses": (3, "string*")},
     "ResolveReply": {
         "status": (1, "uint"), "dsn_status": (2, "string"), "text": (3, "string"), "hosts": (4, "MxHost*"),
-        "names": (5, "string*"),
+        "names": (5, "string*"), "texts": (6, "string*"), "ttl": (7, "uint"),
     },
 }
 
 WORKER_MTA = 2
-MX, PTR, A = 0, 1, 2
+MX, PTR, A, TXT = 0, 1, 2, 3
 OK, TEMPFAIL, PERMFAIL = 0, 1, 2          # ResolveReply.Status
 DELIVERED = 0                             # RecipientResult.Status (TEMPFAIL/PERMFAIL as above)
 RETURNED = 3                              # RecipientResult.Status: not attempted, dispatch again

@@ -280,6 +280,29 @@ def flood(port, announce, send_bytes):
     return sent
 
 
+def test_the_resolver_answers_smtpd_and_the_mta_only(pm, zctx):
+    """smtpd asks the resolver for its checks (DNS lists, SPF, DKIM, DMARC), the mta for MX
+    hosts; every other role's question is dropped (and logged), never answered."""
+    pm.start("resolver")
+    keys = pm.state / "keys"
+    rpub = (keys / "resolver.pub").read_text().strip().encode()
+    endpoint = pm.settings["resolver"]["endpoint"]
+    # A name the resolver will not ask: answered at once, without any DNS.
+    for rid, (role, kind) in enumerate([("smtpd", wire.TXT), ("smtpd", wire.A), ("mta", wire.MX)], 1):
+        s = dealer(zctx, endpoint, rpub, keypair(keys, role))
+        s.send(wire.resolve(rid, "a..b", kind))
+        reply = wire.parse_resolve_reply(recv(s, 5000) or {})
+        assert reply and reply[0] == rid and reply[1] == wire.PERMFAIL_RESOLVE, (role, reply)
+        s.close()
+    for role in ("delivery", "bouncer", "cli"):
+        s = dealer(zctx, endpoint, rpub, keypair(keys, role))
+        s.send(wire.resolve(9, "a..b", wire.TXT))
+        wait_for(lambda: re.search(rf"event=bus_refused .*key={role} role={role} body=any reason=role",
+                                   pm.log("resolver")), 10, what=f"the resolver refusing {role}")
+        assert recv(s, 300) is None
+        s.close()
+
+
 @pytest.mark.parametrize("service", ["queue", "resolver"])
 def test_a_huge_frame_from_a_peer_without_a_key_is_not_buffered(pm, service):
     pm.start(service)

@@ -9,6 +9,7 @@ import remote_proto as rp
 from conftest import BIN, REPO, free_udp_port
 from remote_peers import Dnsmasq, ResolverClient, ScriptedDns, a_rdata, mx_rdata
 
+DKIM_KEY = "".join("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64] for i in range(392))
 ZONE = [
     "--mx-host=remote.test,mx1.remote.test,10", "--mx-host=remote.test,mx2.remote.test,20",
     "--host-record=mx1.remote.test,127.0.0.2", "--host-record=mx2.remote.test,127.0.0.3,::1",
@@ -20,6 +21,15 @@ ZONE = [
     "--host-record=c.shuffle.test,127.0.1.3", "--host-record=z.shuffle.test,127.0.1.9",
     "--mx-host=noaddr.test,ghost.noaddr.test,10",           # MX host without any address
     "--ptr-record=2.0.0.127.in-addr.arpa,mx1.remote.test", "--local=/127.in-addr.arpa/",
+    # TXT: several strings in one record, two records, a DKIM key longer than one string,
+    # names with underscores, a DNSBL entry (A and TXT) and a name with an A but no TXT.
+    # (on dnsmasq's command line: no quotes; a comma starts the next string)
+    "--txt-record=_spf.txt.test,v=spf1 ip4:192.0.2.0/24 in,clude:_spf2.txt,.test -all",
+    "--txt-record=two.txt.test,first", "--txt-record=two.txt.test,second",
+    f"--txt-record=s._domainkey.txt.test,v=DKIM1; k=rsa; p={DKIM_KEY[:200]},{DKIM_KEY[200:]}",
+    "--txt-record=_dmarc.txt.test,v=DMARC1; p=reject",
+    "--host-record=2.0.0.127.zen.txt.test,127.0.0.2", "--txt-record=2.0.0.127.zen.txt.test,listed: see x",
+    "--host-record=noText.txt.test,127.0.0.5",
 ]
 
 
@@ -118,6 +128,39 @@ def test_ptr_and_address_lookups(resolver):
     assert r["status"] == rp.OK and r["hosts"][0]["addresses"] == ["127.0.0.3", "::1"]
     assert resolver.resolve("127.0.0.77", rp.PTR)["status"] == rp.PERMFAIL
     assert resolver.resolve("not an ip", rp.PTR)["status"] == rp.PERMFAIL
+
+
+def test_txt_records(resolver):
+    """TXT: one text per record, its character-strings joined; a DKIM key longer than one
+    string whole; NXDOMAIN is PERMFAIL 5.1.2, NODATA an OK without texts; every reply says
+    how long it may be kept."""
+    r = resolver.resolve("_spf.txt.test", rp.TXT)
+    assert r["status"] == rp.OK and r["texts"] == ["v=spf1 ip4:192.0.2.0/24 include:_spf2.txt.test -all"], r
+    assert 0 < r["ttl"] <= 300
+    assert sorted(resolver.resolve("two.txt.test", rp.TXT)["texts"]) == ["first", "second"]
+    r = resolver.resolve("s._domainkey.txt.test", rp.TXT)
+    assert r["texts"] == [f"v=DKIM1; k=rsa; p={DKIM_KEY}"], r
+    assert resolver.resolve("_DMARC.txt.test.", rp.TXT)["texts"] == ["v=DMARC1; p=reject"]
+    gone = resolver.resolve("_dmarc.gone.txt.test", rp.TXT)
+    assert (gone["status"], gone["dsn_status"], gone["texts"]) == (rp.PERMFAIL, "5.1.2", []), gone
+    assert 0 < gone["ttl"] <= 60                             # negative_ttl = 60
+    nodata = resolver.resolve("notext.txt.test", rp.TXT)
+    assert (nodata["status"], nodata["texts"]) == (rp.OK, []), nodata
+    assert 0 < nodata["ttl"] <= 60
+
+
+def test_dnsbl_names_for_a_and_txt(resolver):
+    """A DNSBL question is an A question of a name with the address reversed; listed: its
+    address in hosts[0]; not listed: NXDOMAIN (5.1.2); the reason in its TXT."""
+    r = resolver.resolve("2.0.0.127.zen.txt.test", rp.A)
+    assert r["status"] == rp.OK and r["hosts"][0]["addresses"] == ["127.0.0.2"] and r["ttl"] > 0, r
+    r = resolver.resolve("3.0.0.127.zen.txt.test", rp.A)
+    assert (r["status"], r["dsn_status"]) == (rp.PERMFAIL, "5.1.2") and r["ttl"] > 0, r
+    assert resolver.resolve("2.0.0.127.zen.txt.test", rp.TXT)["texts"] == ["listed: see x"]
+    # The name exists (it has an A) without AAAA: still OK with its address; a name with
+    # neither is NODATA: OK without hosts.
+    r = resolver.resolve("_spf.txt.test", rp.A)
+    assert (r["status"], r["hosts"]) == (rp.OK, []), r
 
 
 def test_cache_honours_ttl_and_negative_ttl(pm, tmp_path):

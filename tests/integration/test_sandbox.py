@@ -47,7 +47,8 @@ PROFILES = profiles()      # every service's seccomp profile and the look-up hel
 SERVICES = supervised()    # what `postmesh run` starts
 # Two columns of services.def that `postmesh services --json` does not give: whether a profile
 # makes sockets itself (SC_SOCKET: the bus, DNS, outbound SMTP) and whether the sandboxed
-# process connects to the queue (TO_QUEUE). One entry per profile;
+# process connects to the queue (TO_QUEUE; smtpd and the mta also to the resolver,
+# test_a_named_resolver_endpoint_alone_reaches_its_clients). One entry per profile;
 # test_the_tables_below_know_every_profile names a row missing here.
 MAKES_SOCKETS = {"queue": False, "resolver": True, "delivery": True, "mta": True, "bouncer": True, "smtpd": True,
                  "pop3d": False, "auth": False}
@@ -197,6 +198,20 @@ def test_bus_names_sandbox_reads_only_the_resolver_copies(tmp_path, service):
         assert chroot_of(state, service).stat().st_mode & 0o7777 == 0o1770
     else:
         assert probe_bus(state, service, NAMED, "open_write", "/new-file") == "refused ENOENT"
+
+
+def test_a_named_resolver_endpoint_alone_reaches_its_clients(tmp_path):
+    """smtpd connects to the resolver too (its DNS checks, services.def TO_RESOLVER): a host
+    name in resolver.endpoint alone gives smtpd and the mta the copies to resolve it, and
+    not delivery, which connects to the queue only."""
+    state = tmp_path / "state"
+    env = dict(os.environ, PROBE_BUS_ENDPOINT=LITERAL, PROBE_RESOLVER_ENDPOINT=NAMED)
+
+    def attack(service):
+        return probe(state, service, "open_read", "/etc/hosts", env=env)
+    assert attack("smtpd") == "allowed"
+    assert attack("mta") == "allowed"
+    assert attack("delivery") == "refused ENOENT"
 
 
 def test_bus_names_leave_other_sandboxes_and_ip_literals_unchanged(tmp_path):

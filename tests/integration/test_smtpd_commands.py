@@ -1,7 +1,7 @@
 """smtpd's command table seen from a client (services/smtpd/command_table.c; the unit test
 test_smtpd_commands.c walks every combination): each verb's state rules on the wire with
 their exact replies, HELP and EHLO as the table makes them (EHLO offers a command exactly
-when the client may use it), EXPN counting as an error, BDAT unknown until CHUNKING, the
+when the client may use it), EXPN counting as an error, BDAT's chunk read even when refused, the
 refusals that are logged, and ETRN's own checks (who may, where in the dialogue, which
 nodes) that need no queue (test_etrn.py has the rest of ETRN)."""
 import pytest
@@ -10,7 +10,7 @@ from conftest import wait_for
 from smtpd_helpers import RawSMTP, enable_tls, wait_log
 
 TRUSTED, UNTRUSTED = "127.0.0.2", "127.0.0.1"
-HELP = "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS AUTH ETRN HELP"
+HELP = "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH ETRN HELP"
 
 
 @pytest.fixture
@@ -46,12 +46,13 @@ def test_every_verb_refused_out_of_place(mx):
     assert c.cmd("VRFY bob")[0] == 252
     assert c.cmd("HELP") == (214, [HELP])
     assert c.cmd("EXPN staff") == (502, ["5.5.1 Error: EXPN not supported"])
-    # Not in the table (until CHUNKING): as any unknown command.
-    assert c.cmd("BDAT 10 LAST") == (502, ["5.5.2 Error: command not recognized"])
+    # BDAT outside a transaction: its chunk is read (test_smtpd_bdat.py), then refused.
+    c.send("BDAT 6 LAST\r\nNOOP\r\n")
+    assert c.reply() == (503, ["5.5.1 Error: need MAIL command"])
     # EHLO: STARTTLS offered (configured, not active), AUTH not in the clear, no ETRN for
     # this client, HELP last.
-    assert ehlo(c) == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "STARTTLS",
-                       "HELP"]
+    assert ehlo(c) == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN",
+                       "CHUNKING", "STARTTLS", "HELP"]
     # A greeting refused keeps the one before, and says nothing more than its 501.
     for verb in ("EHLO", "HELO"):
         assert c.cmd(f"{verb} {'x' * 300}") == (501, [f"5.5.4 Syntax: {verb} hostname"])
@@ -65,8 +66,8 @@ def test_every_verb_refused_out_of_place(mx):
     assert c.cmd("AUTH PLAIN AGFAYgBj") == (503, ["5.5.1 Error: send EHLO first"])
     assert c.cmd("HELO client.test")[0] == 250
     assert c.cmd("AUTH PLAIN AGFAYgBj") == (503, ["5.5.1 Error: send EHLO first"])
-    assert ehlo(c) == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                       "AUTH PLAIN LOGIN", "HELP"]
+    assert ehlo(c) == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN",
+                       "CHUNKING", "AUTH PLAIN LOGIN", "HELP"]
     assert c.cmd("STARTTLS") == (503, ["5.5.1 Error: TLS already active"])
     assert c.cmd("MAIL FROM:<a@remote.test>")[0] == 250
     assert c.cmd("AUTH PLAIN AGFAYgBj") == (503, ["5.5.1 Error: MAIL transaction in progress"])

@@ -79,7 +79,7 @@ CASES = [
            ["250 2.1.0", "550 5.1.1", "554 5.5.1", "421 4.5.0"])], close=True),
     case("DATA without MAIL", [("DATA\r\n", ["503 5.5.1"])]),
     case("nested MAIL", [("MAIL FROM:<a@x.test>\r\nMAIL FROM:<a@x.test>\r\n", ["250 2.1.0", "503 5.5.1"])]),
-    case("unknown MAIL parameter", [("MAIL FROM:<a@x.test> RET=FULL\r\n", ["555 5.5.4"])]),
+    case("unknown MAIL parameter", [("MAIL FROM:<a@x.test> XRET=FULL\r\n", ["555 5.5.4"])]),
     case("bad SIZE value", [("MAIL FROM:<a@x.test> SIZE=12ab\r\n", ["501 5.5.4"])]),
     case("STARTTLS with an argument", [("STARTTLS now\r\n", ["501 5.5.4"])]),
     case("HTTP request", [("GET / HTTP/1.1\r\nHost: mx\r\n\r\n", ["502 5.5.2"])], close=True),

@@ -10,7 +10,8 @@
  *       "attack=NAME result=allowed" or "attack=NAME result=refused errno=ENAME".
  *       With PROBE_BUS_ENDPOINT=tcp://HOST:PORT in the environment, that is the queue's and
  *       the resolver's endpoint (as in a configuration; a host name there changes the
- *       sandbox of a process that connects to it, privsep.h).
+ *       sandbox of a process that connects to it, privsep.h); PROBE_RESOLVER_ENDPOINT then
+ *       sets the resolver's alone.
  *   postmesh-<service> -c CONFIG        (the probe installed under a service's name)
  *       started by `postmesh run` like that service: reports on stderr which of its
  *       descriptors 0-2 are terminals and whether it has a controlling terminal, drops as
@@ -327,6 +328,8 @@ int main(int argc, char **argv)
     char *endpoint = getenv("PROBE_BUS_ENDPOINT");
     cfg.queue.endpoint = cfg.resolver.endpoint = endpoint;
     cfg.queue.endpoints = (struct pm_strlist){endpoint ? &endpoint : NULL, endpoint ? 1 : 0};
+    if (getenv("PROBE_RESOLVER_ENDPOINT"))
+        cfg.resolver.endpoint = getenv("PROBE_RESOLVER_ENDPOINT");
     pm_privsep_note_endpoints(&cfg);
     pm_log_init("probe");
     char dir[4096], spec[256];

@@ -513,6 +513,109 @@ static void test_text_helpers(void **state)
     bouncer_buf_free(&b);
 }
 
+
+/* ------------------------------------------------------------------ RFC 3461 parameters */
+
+/* ENVID is Original-Envelope-Id, first of the per-message fields; ORCPT is Original-Recipient,
+ * before Final-Recipient, in place of the RCPT address. */
+static void test_envid_and_orcpt(void **state)
+{
+    (void)state;
+    struct bouncer_rcpt r = failed_bob;
+    r.original = "list@example.test";
+    r.orcpt = "rfc822;Bob+Tag@Remote.test";
+    struct bouncer_dsn_in in = base_input(&r, 1);
+    in.envid = "QQ314159";
+    struct bouncer_dsn d;
+    assert_int_equal(bouncer_compose(&in, &d), 0);
+    assert_wire_safe(&d);
+    char *report = part(&d, 2);
+    assert_memory_equal(report, "Original-Envelope-Id: QQ314159\r\nReporting-MTA: dns; mx.example.test\r\n", 66);
+    assert_non_null(strstr(report, "\r\n\r\nOriginal-Recipient: rfc822; Bob+Tag@Remote.test\r\n"
+                                   "Final-Recipient: rfc822; bob@remote.test\r\nAction: failed\r\n"));
+    assert_null(strstr(report, "list@example.test")); /* ORCPT wins over the RCPT address */
+    free(report);
+    bouncer_dsn_free(&d);
+
+    /* Without them: neither field; the RCPT address when it differs, as before. */
+    r.orcpt = "";
+    in = base_input(&r, 1);
+    assert_int_equal(bouncer_compose(&in, &d), 0);
+    report = part(&d, 2);
+    assert_null(strstr(report, "Original-Envelope-Id"));
+    assert_non_null(strstr(report, "Final-Recipient: rfc822; bob@remote.test\r\n"
+                                   "Original-Recipient: rfc822; list@example.test\r\n"));
+    free(report);
+    bouncer_dsn_free(&d);
+}
+
+/* RET=FULL: a failure returns the whole message as message/rfc822; otherwise (HDRS, unset)
+ * the header section as text/rfc822-headers. */
+static void test_ret_full_and_hdrs(void **state)
+{
+    (void)state;
+    struct bouncer_dsn_in in = base_input(&failed_bob, 1);
+    in.return_full = 1;
+    struct bouncer_dsn d;
+    assert_int_equal(bouncer_compose(&in, &d), 0);
+    assert_wire_safe(&d);
+    assert_contains(&d, "Content-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n");
+    assert_lacks(&d, "text/rfc822-headers");
+    char *returned = part(&d, 3);
+    assert_string_equal(returned, HEADERS);
+    free(returned);
+    bouncer_dsn_free(&d);
+
+    in.return_full = 0;
+    assert_int_equal(bouncer_compose(&in, &d), 0);
+    assert_contains(&d, "Content-Type: text/rfc822-headers\r\n");
+    assert_lacks(&d, "message/rfc822");
+    assert_lacks(&d, "BODY-MUST-NOT-APPEAR");
+    bouncer_dsn_free(&d);
+}
+
+/* NOTIFY=SUCCESS: "delivered" (here) and "relayed" (a next hop without DSN) make a success
+ * report: its own subject and text, status 2.x.x, no failure wording. */
+static void test_success_notice(void **state)
+{
+    (void)state;
+    struct bouncer_rcpt rs[2] = {
+        {.address = "carol@example.test", .original = "carol@example.test", .status = "2.0.0",
+         .action = "delivered", .diagnostic = "250 2.0.0 delivered to mailbox"},
+        {.address = "bob@remote.test", .original = "bob@remote.test", .status = "",
+         .action = "relayed", .remote_mta = "mx.remote.test[127.0.0.2]", .diagnostic = "250 2.0.0 Ok"},
+    };
+    struct bouncer_dsn_in in = base_input(rs, 2);
+    struct bouncer_dsn d;
+    assert_int_equal(bouncer_compose(&in, &d), 0);
+    assert_wire_safe(&d);
+    assert_contains(&d, "\r\nSubject: Successful Mail Delivery Report\r\n");
+    assert_lacks(&d, "Undelivered");
+    char *human = part(&d, 1);
+    assert_non_null(strstr(human, "successfully delivered"));
+    assert_non_null(strstr(human, "<carol@example.test>: delivered to mailbox"));
+    assert_non_null(strstr(human, "<bob@remote.test>: relayed to a system that does not send delivery notices"));
+    assert_null(strstr(human, "sorry"));
+    free(human);
+    char *report = part(&d, 2);
+    assert_non_null(strstr(report, "Final-Recipient: rfc822; carol@example.test\r\nAction: delivered\r\n"
+                                   "Status: 2.0.0\r\n"));
+    assert_non_null(strstr(report, "Final-Recipient: rfc822; bob@remote.test\r\nAction: relayed\r\n"
+                                   "Status: 2.0.0\r\nRemote-MTA: dns; mx.remote.test\r\n"));
+    free(report);
+    assert_contains(&d, "Content-Type: text/rfc822-headers\r\n");
+    bouncer_dsn_free(&d);
+
+    /* A failure among them: the report is a bounce, with both blocks. */
+    struct bouncer_rcpt mixed[2] = {rs[0], failed_bob};
+    in = base_input(mixed, 2);
+    assert_int_equal(bouncer_compose(&in, &d), 0);
+    assert_contains(&d, "\r\nSubject: Undelivered Mail Returned to Sender\r\n");
+    assert_contains(&d, "Action: delivered\r\n");
+    assert_contains(&d, "Action: failed\r\n");
+    bouncer_dsn_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +629,9 @@ int main(void)
         cmocka_unit_test(test_hostile_text_cannot_inject),
         cmocka_unit_test(test_header_section_normalised),
         cmocka_unit_test(test_no_headers_and_odd_inputs),
+        cmocka_unit_test(test_envid_and_orcpt),
+        cmocka_unit_test(test_ret_full_and_hdrs),
+        cmocka_unit_test(test_success_notice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

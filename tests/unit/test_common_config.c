@@ -233,6 +233,44 @@ static void test_large_values_in_range(void **state)
     unlink(path);
 }
 
+/* smtpd.dnsbl (common/config_dnsbl.c): the entries, their defaults and every bad value with
+ * the line of the offending setting. */
+static void test_dnsbl_lists(void **state)
+{
+    (void)state;
+    write_conf("smtpd = { dnsbl = ( { zone = \"zen.example.test\"; weight = 2; },\n"
+               "  { zone = \"list.dnswl.test\"; weight = -5; }, { zone = \"bl.test\"; match = \"127.0.0.2\"; } );\n"
+               "  dnsbl_threshold = 3; };\n");
+    struct pm_config cfg;
+    char err[256];
+    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.smtpd.dnsbl.n, 3);
+    assert_string_equal(cfg.smtpd.dnsbl.v[0].zone, "zen.example.test");
+    assert_int_equal(cfg.smtpd.dnsbl.v[0].weight, 2);
+    assert_int_equal(cfg.smtpd.dnsbl.v[1].weight, -5);
+    assert_int_equal(cfg.smtpd.dnsbl.v[2].weight, 1); /* the default */
+    assert_string_equal(cfg.smtpd.dnsbl.v[2].match, "127.0.0.2");
+    assert_null(cfg.smtpd.dnsbl.v[0].match);
+    assert_int_equal(cfg.smtpd.dnsbl_threshold, 3);
+    assert_int_equal(cfg.smtpd.dnsbl_timeout, 2000);
+    pm_config_free(&cfg);
+    unlink(path);
+
+    expect_error("smtpd = {\n dnsbl = [ \"zen.test\" ]; };\n", 2, "must be a group");
+    expect_error("smtpd = {\n dnsbl = \"zen.test\"; };\n", 2, "smtpd.dnsbl must be a list of groups");
+    expect_error("smtpd = { dnsbl = (\n \"zen.test\" ); };\n", 2, "must be a group");
+    expect_error("smtpd = { dnsbl = (\n { weight = 2; } ); };\n", 2, "needs zone");
+    expect_error("smtpd = { dnsbl = ( { zone = \"a.test\";\n weight = 0; } ); };\n", 2, "not 0");
+    expect_error("smtpd = { dnsbl = ( { zone = \"a.test\";\n weight = 101; } ); };\n", 2, "must be in [-100, 100]");
+    expect_error("smtpd = { dnsbl = ( { zone = \"a.test\";\n weight = \"2\"; } ); };\n", 2, "must be an integer");
+    expect_error("smtpd = { dnsbl = ( {\n zone = \"bad zone\"; } ); };\n", 2, "smtpd.dnsbl.zone: 'bad zone'");
+    expect_error("smtpd = { dnsbl = ( { zone = \"a.test\";\n match = \"127.0.0\"; } ); };\n", 2, "not an IPv4");
+    expect_error("smtpd = { dnsbl = ( { zone = \"a.test\";\n list = 1; } ); };\n", 2, "unknown key 'list'");
+    expect_error("smtpd = { dnsbl = ( { zone = \"a.test\"; },\n { zone = \"A.test\"; } ); };\n", 2, "listed twice");
+    expect_error("smtpd = {\n dnsbl_threshold = 0; };\n", 2, "smtpd.dnsbl_threshold = 0 is out of range");
+    expect_error("smtpd = {\n dnsbl_timeout = 50; };\n", 2, "smtpd.dnsbl_timeout = 50 is out of range");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_bind_and_connect_endpoints),
         cmocka_unit_test(test_rows_carry_their_rules),
         cmocka_unit_test(test_cross_key_rules),
+        cmocka_unit_test(test_dnsbl_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -291,6 +291,68 @@ static void test_other_names_are_not_a_loop(void **state)
     teardown(f);
 }
 
+/* CHUNKING (RFC 3030): BDAT with the body's size once the RCPT replies are in, no DATA in
+ * the pipelined group; its reply is the final one. Without PIPELINING the same, one command
+ * at a time; nobody accepted: QUIT, no BDAT; a body that is not all CRLF: DATA. */
+static void test_bdat_when_the_server_offers_chunking(void **state)
+{
+    (void)state;
+    struct fixture *f = setup(2, 0);
+    f->s.body_crlf = 1;
+    reply(f, "220 hi");
+    sent(f);
+    assert_int_equal(reply(f, "250-mx\n250-PIPELINING\n250 CHUNKING"), PM_SMTPC_WAIT);
+    assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\nRCPT TO:<a@remote.test>\r\n"
+                                 "RCPT TO:<b@remote.test>\r\n");
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_WAIT);
+    assert_string_equal(sent(f), "");
+    assert_int_equal(reply(f, "550 5.1.1 no"), PM_SMTPC_BODY);
+    assert_string_equal(sent(f), "BDAT 1234 LAST\r\n");
+    assert_true(f->s.bdat);
+    pm_smtpc_body_sent(&f->s);
+    assert_int_equal(reply(f, "552 5.3.4 too big for us"), PM_SMTPC_QUIT);
+    assert_string_equal(sent(f), "QUIT\r\n");
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_PERMFAIL);
+    assert_string_equal(f->rcpts[0].dsn, "5.3.4");
+    assert_string_equal(f->rcpts[0].stage, "BDAT");
+    assert_string_equal(f->rcpts[1].stage, "RCPT TO");
+    teardown(f);
+
+    f = setup(1, 0);
+    f->s.body_crlf = 1;
+    reply(f, "220 hi");
+    sent(f);
+    reply(f, "250-mx\n250 CHUNKING");
+    assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\n");
+    reply(f, "250 ok");
+    assert_string_equal(sent(f), "RCPT TO:<a@remote.test>\r\n");
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_BODY);
+    assert_string_equal(sent(f), "BDAT 1234 LAST\r\n");
+    pm_smtpc_body_sent(&f->s);
+    assert_int_equal(reply(f, "250 2.0.0 queued"), PM_SMTPC_QUIT);
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_DELIVERED);
+    teardown(f);
+
+    f = setup(1, 0);
+    f->s.body_crlf = 1;
+    reply(f, "220 hi");
+    reply(f, "250-mx\n250-PIPELINING\n250 CHUNKING");
+    sent(f);
+    assert_int_equal(reply(f, "250 ok"), PM_SMTPC_WAIT);
+    assert_int_equal(reply(f, "550 5.1.1 no"), PM_SMTPC_QUIT);
+    assert_string_equal(sent(f), "QUIT\r\n");
+    teardown(f);
+
+    f = setup(1, 0); /* body_crlf unset: a bare LF somewhere */
+    reply(f, "220 hi");
+    sent(f);
+    reply(f, "250-mx\n250-PIPELINING\n250 CHUNKING");
+    assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\nRCPT TO:<a@remote.test>\r\nDATA\r\n");
+    assert_false(f->s.bdat);
+    teardown(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_connection_failure_is_recorded),
         cmocka_unit_test(test_our_own_hostname_is_a_loop),
         cmocka_unit_test(test_other_names_are_not_a_loop),
+        cmocka_unit_test(test_bdat_when_the_server_offers_chunking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* The shared SMTP client's connection (common/smtpc_conn.c) against a scripted peer on
  * loopback, in the same event loop: an LMTP session end to end (LHLO, pipelined envelope,
  * the dot-stuffed body, one reply per accepted recipient, QUIT), a peer that hangs up
- * between those replies, and a submission session (SMTP with AUTH PLAIN). What the client
+ * between those replies, a submission session (SMTP with AUTH PLAIN), and BDAT to a peer
+ * that offers CHUNKING (the exact octets; DATA for a body with a bare LF). What the client
  * decided is read from its recipients; what it sent, from the peer's record. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,11 @@ struct peer {
     int lmtp;
     int hang_up_after_first_reply; /* close after the first reply to the dot */
     int in_data, quit_seen, closed;
+    int chunking;              /* offers CHUNKING */
+    const char *bdat_reply;    /* its answer to a BDAT chunk (NULL: 250) */
+    size_t chunk_left;         /* octets of the BDAT chunk still to come */
+    char raw[4096];            /* every BDAT chunk's octets, as they came */
+    size_t raw_len;
     char accepted[4][64];
     int naccepted;
     char commands[4096];
@@ -76,7 +82,10 @@ static void peer_command(struct peer *p, const char *line, struct evbuffer *out)
 {
     append(p->commands, sizeof p->commands, line);
     if (!strncmp(line, "LHLO ", 5) || !strncmp(line, "EHLO ", 5))
-        evbuffer_add_printf(out, "250-peer.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n");
+        evbuffer_add_printf(out, "250-peer.test\r\n250-PIPELINING\r\n%s250 AUTH PLAIN\r\n",
+                            p->chunking ? "250-CHUNKING\r\n" : "");
+    else if (p->chunking && !strncmp(line, "BDAT ", 5))
+        p->chunk_left = strtoul(line + 5, NULL, 10); /* "LAST" and the reply: peer_read */
     else if (!strncmp(line, "AUTH PLAIN ", 11))
         evbuffer_add_printf(out, "235 2.7.0 ok\r\n");
     else if (!strncmp(line, "MAIL FROM:", 10))
@@ -115,7 +124,19 @@ static void peer_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
     char *line;
     size_t len;
-    while (p->bev && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT))) {
+    for (;;) {
+        if (p->bev && p->chunk_left) {
+            size_t n = evbuffer_get_length(in) < p->chunk_left ? evbuffer_get_length(in) : p->chunk_left;
+            assert_true(p->raw_len + n <= sizeof p->raw);
+            evbuffer_remove(in, p->raw + p->raw_len, n);
+            p->raw_len += n;
+            p->chunk_left -= n;
+            if (p->chunk_left)
+                return;
+            evbuffer_add_printf(out, "%s\r\n", p->bdat_reply ? p->bdat_reply : "250 2.0.0 chunked and queued");
+        }
+        if (!p->bev || !(line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT)))
+            return;
         if (p->in_data && strcmp(line, ".") != 0) {
             append(p->body, sizeof p->body, line);
         } else if (p->in_data) {
@@ -179,6 +200,10 @@ static void on_done(struct pm_smtpc_conn *c, void *arg)
 static void on_tick(evutil_socket_t fd, short what, void *arg) { (void)fd, (void)what, (void)arg; }
 
 static const uint8_t BODY[] = "Subject: test\n\n.a line that starts with a dot\r\nlast line, no newline";
+/* CRLF throughout: BDAT sends it as it is, a line "." and all. */
+static const uint8_t CRLF_BODY[] = "Subject: chunked\r\n\r\n.\r\n..dots\r\n\r\nlast line, no newline";
+static const uint8_t *body = BODY;
+static size_t body_len = sizeof BODY - 1;
 
 static struct pm_smtpc_conn *run_session(struct event_base *base, struct peer *peer, struct pm_smtpc *s)
 {
@@ -192,8 +217,8 @@ static struct pm_smtpc_conn *run_session(struct event_base *base, struct peer *p
         .connect_timeout = 5,
         .command_timeout = 5,
         .smtp = s,
-        .body = BODY,
-        .body_len = sizeof BODY - 1,
+        .body = body,
+        .body_len = body_len,
         .done = on_done,
         .arg = &r,
     };
@@ -222,7 +247,7 @@ static void client_init(struct pm_smtpc *s, struct pm_smtpc_rcpt *rcpts, const c
     s->sender = "alice@example.test";
     s->rcpts = rcpts;
     s->nrcpts = n;
-    s->body_size = sizeof BODY - 1;
+    s->body_size = body_len;
     pm_smtpc_init(s);
 }
 
@@ -317,12 +342,64 @@ static void test_submission_session_with_auth(void **state)
     event_base_free(base);
 }
 
+/* A peer offering CHUNKING gets BDAT with the body's exact octets, once the RCPT replies
+ * are in; its refusal is every accepted recipient's. A body with a bare LF goes over DATA. */
+static void bdat_session(int refuse, int crlf)
+{
+    struct event_base *base = event_base_new();
+    struct peer peer;
+    peer_start(&peer, base, 0);
+    peer.chunking = 1;
+    peer.bdat_reply = refuse ? "554 5.6.0 content refused" : NULL;
+    body = crlf ? CRLF_BODY : BODY;
+    body_len = crlf ? sizeof CRLF_BODY - 1 : sizeof BODY - 1;
+    static const char *const addrs[] = {"bob@remote.test", "nobody@remote.test", "carol@remote.test"};
+    struct pm_smtpc s;
+    struct pm_smtpc_rcpt rcpts[3];
+    client_init(&s, rcpts, addrs, 3, &pm_smtpc_smtp);
+    struct pm_smtpc_conn *c = run_session(base, &peer, &s);
+    char want[512];
+    snprintf(want, sizeof want,
+             "EHLO mx.example.test\nMAIL FROM:<alice@example.test>\nRCPT TO:<bob@remote.test>\n"
+             "RCPT TO:<nobody@remote.test>\nRCPT TO:<carol@remote.test>\n%s\nQUIT\n",
+             crlf ? "BDAT 54 LAST" : "DATA");
+    assert_string_equal(peer.commands, want);
+    if (crlf) {
+        assert_int_equal(body_len, 54);
+        assert_int_equal(peer.raw_len, body_len);
+        assert_memory_equal(peer.raw, CRLF_BODY, body_len);
+        assert_string_equal(peer.body, "");
+    } else {
+        assert_int_equal(peer.raw_len, 0);
+    }
+    assert_int_equal(rcpts[0].state, refuse ? PM_SMTPC_RCPT_PERMFAIL : PM_SMTPC_RCPT_DELIVERED);
+    assert_int_equal(rcpts[1].state, PM_SMTPC_RCPT_PERMFAIL);
+    assert_int_equal(rcpts[2].state, rcpts[0].state);
+    assert_string_equal(rcpts[0].stage, crlf ? "BDAT" : "end of DATA");
+    if (refuse)
+        assert_string_equal(rcpts[2].text, "554 5.6.0 content refused");
+    pm_smtpc_conn_free(c);
+    peer_stop(&peer);
+    event_base_free(base);
+    body = BODY;
+    body_len = sizeof BODY - 1;
+}
+
+static void test_bdat_to_a_chunking_peer(void **state)
+{
+    (void)state;
+    bdat_session(0, 1);
+    bdat_session(1, 1);
+    bdat_session(0, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lmtp_session_against_a_scripted_peer),
         cmocka_unit_test(test_lmtp_peer_hangs_up_between_replies),
         cmocka_unit_test(test_submission_session_with_auth),
+        cmocka_unit_test(test_bdat_to_a_chunking_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

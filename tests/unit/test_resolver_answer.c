@@ -204,6 +204,116 @@ static void test_cache_is_bounded(void **state)
     resolver_cache_free(c);
 }
 
+/* ---------------------------------------------------------------- TXT */
+
+static void test_txt_strings_joined_per_record(void **state)
+{
+    (void)state;
+    const char *rrs[] = {"_spf.x.test. 300 IN TXT \"v=spf1 ip4:192.0.2.0/24 \" \"include:_spf2.x.test\" \" -all\"",
+                         "_spf.x.test. 100 IN TXT \"second record\"", "_spf.x.test. 300 IN TXT \"\"",
+                         "other.test. 10 IN TXT \"not ours\"", "_spf.x.test. 300 IN A 192.0.2.1", NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "_spf.x.test", LDNS_RR_TYPE_TXT, &a);
+    assert_int_equal(a.rcode, RESOLVER_OK);
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.rr[0].text, "v=spf1 ip4:192.0.2.0/24 include:_spf2.x.test -all");
+    assert_string_equal(a.rr[1].text, "second record");
+    assert_string_equal(a.rr[2].text, ""); /* an empty TXT is a record too */
+    assert_int_equal(a.ttl, 100);
+    resolver_answer_free(&a);
+}
+
+/* A 2048-bit DKIM key is ~400 octets: more than one 255-octet string. */
+static void test_txt_dkim_key_sized(void **state)
+{
+    (void)state;
+    char key[700], rr[1000];
+    for (int i = 0; i < 600; i++)
+        key[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i % 64];
+    key[600] = '\0';
+    snprintf(rr, sizeof rr, "s._domainkey.x.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=%.200s\" \"%.255s\" \"%s\"", key,
+             key + 200, key + 455);
+    const char *rrs[] = {rr, NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "s._domainkey.x.test", LDNS_RR_TYPE_TXT, &a);
+    assert_int_equal(a.n, 1);
+    char want[800];
+    snprintf(want, sizeof want, "v=DKIM1; k=rsa; p=%s", key);
+    assert_string_equal(a.rr[0].text, want);
+    resolver_answer_free(&a);
+}
+
+static void test_txt_hostile_bytes_and_size(void **state)
+{
+    (void)state;
+    /* NUL, a control byte, non-ASCII: '?'; white space kept. */
+    const char *rrs[] = {"h.test. 300 IN TXT \"a\\000b\\007c\\255d\\009e\"", NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "h.test", LDNS_RR_TYPE_TXT, &a);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.rr[0].text, "a?b?c?d\te");
+    resolver_answer_free(&a);
+
+    /* One record longer than the bus carries is skipped, a shorter one kept. */
+    static char big[20000];
+    size_t off = (size_t)snprintf(big, sizeof big, "big.test. 300 IN TXT");
+    for (int i = 0; i < 17; i++) { /* 17 * 250 = 4250 > RESOLVER_MAX_TXT */
+        off += (size_t)snprintf(big + off, sizeof big - off, " \"");
+        memset(big + off, 'k', 250);
+        off += 250;
+        off += (size_t)snprintf(big + off, sizeof big - off, "\"");
+    }
+    const char *rrs2[] = {big, "big.test. 300 IN TXT \"small\"", NULL};
+    reduce(LDNS_RCODE_NOERROR, rrs2, "big.test", LDNS_RR_TYPE_TXT, &a);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.rr[0].text, "small");
+    resolver_answer_free(&a);
+}
+
+/* RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), at most negative_ttl (60 here). */
+static void test_negative_ttl_from_soa(void **state)
+{
+    (void)state;
+    const char *soas[] = {"test. 30 IN SOA ns.test. admin.test. 1 3600 600 86400 45",
+                          "test. 3000 IN SOA ns.test. admin.test. 1 3600 600 86400 20",
+                          "test. 3000 IN SOA ns.test. admin.test. 1 3600 600 86400 3000"};
+    uint32_t want[] = {30, 20, 60};
+    for (int i = 0; i < 3; i++) {
+        for (int nx = 0; nx < 2; nx++) {
+            ldns_pkt *p = response(nx ? LDNS_RCODE_NXDOMAIN : LDNS_RCODE_NOERROR, NULL);
+            ldns_rr *rr = NULL;
+            assert_int_equal(ldns_rr_new_frm_str(&rr, soas[i], 300, NULL, NULL), LDNS_STATUS_OK);
+            ldns_pkt_push_rr(p, LDNS_SECTION_AUTHORITY, rr);
+            struct resolver_answer a;
+            assert_int_equal(resolver_answer_from_pkt(p, "_dmarc.gone.test", LDNS_RR_TYPE_TXT, 60, &a), 0);
+            assert_int_equal(a.rcode, nx ? RESOLVER_NXDOMAIN : RESOLVER_NODATA);
+            assert_int_equal(a.ttl, want[i]);
+            ldns_pkt_free(p);
+        }
+    }
+}
+
+static void test_cache_bounded_in_bytes(void **state)
+{
+    (void)state;
+    struct resolver_cache *c = resolver_cache_new(1000000);
+    static char text[4001];
+    memset(text, 't', 4000);
+    struct resolver_record rr[64];
+    for (int i = 0; i < 64; i++)
+        rr[i] = (struct resolver_record){0, text};
+    struct resolver_answer a = {.rcode = RESOLVER_OK, .ttl = 300, .n = 64, .rr = rr};
+    char name[32];
+    for (int i = 0; i < 400; i++) { /* 400 x 256 KB would be 100 MB */
+        snprintf(name, sizeof name, "k%d.test", i);
+        resolver_cache_put(c, name, LDNS_RR_TYPE_TXT, &a, 100);
+        assert_true(resolver_cache_bytes(c) <= RESOLVER_CACHE_BYTES);
+    }
+    assert_non_null(resolver_cache_get(c, "k399.test", LDNS_RR_TYPE_TXT, 100));
+    assert_null(resolver_cache_get(c, "k0.test", LDNS_RR_TYPE_TXT, 100));
+    resolver_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +326,11 @@ int main(void)
         cmocka_unit_test(test_name_normalization),
         cmocka_unit_test(test_cache_ttl),
         cmocka_unit_test(test_cache_is_bounded),
+        cmocka_unit_test(test_txt_strings_joined_per_record),
+        cmocka_unit_test(test_txt_dkim_key_sized),
+        cmocka_unit_test(test_txt_hostile_bytes_and_size),
+        cmocka_unit_test(test_negative_ttl_from_soa),
+        cmocka_unit_test(test_cache_bounded_in_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,7 +47,8 @@ static void test_unknown_and_hostile(void **state)
     assert_int_equal(parse("MAILFROM:<a@b>").verb, SMTPD_CMD_UNKNOWN);
     assert_int_equal(parse("EHL").verb, SMTPD_CMD_UNKNOWN);
     assert_int_equal(parse("XEXCH50 1 2").verb, SMTPD_CMD_UNKNOWN);
-    assert_int_equal(parse("BDAT 100 LAST").verb, SMTPD_CMD_UNKNOWN); /* until CHUNKING exists */
+    assert_int_equal(parse("BDAT 100 LAST").verb, SMTPD_CMD_BDAT);
+    assert_int_equal(parse("BDATX 100").verb, SMTPD_CMD_UNKNOWN);
     assert_int_equal(parse("GET / HTTP/1.0").verb, SMTPD_CMD_FORBIDDEN);
     assert_int_equal(parse("POST /x HTTP/1.1").verb, SMTPD_CMD_FORBIDDEN);
     assert_int_equal(parse("CONNECT a:25 HTTP/1.0").verb, SMTPD_CMD_FORBIDDEN);
@@ -96,8 +97,10 @@ static void test_mail(void **state)
     assert_string_equal(reply, "501 5.5.4 Bad SIZE parameter");
     assert_int_equal(mail("FROM:<a@b.test> SIZE=1 SIZE=2", &a, &p, reply), -1);
     assert_int_equal(mail("FROM:<a@b.test> BODY=BINARYMIME", &a, &p, reply), -1);
+    assert_string_equal(reply, "555 5.5.4 BODY=BINARYMIME not supported"); /* not offered */
+    assert_int_equal(mail("FROM:<a@b.test> BODY=9BIT", &a, &p, reply), -1);
     assert_string_equal(reply, "501 5.5.4 Bad BODY parameter");
-    assert_int_equal(mail("FROM:<a@b.test> RET=FULL", &a, &p, reply), -1);
+    assert_int_equal(mail("FROM:<a@b.test> XRET=FULL", &a, &p, reply), -1);
     assert_string_equal(reply, "555 5.5.4 Unsupported MAIL parameter");
     assert_int_equal(mail("FROM:<a@b.test>SIZE=1", &a, &p, reply), -1);
     assert_memory_equal(reply, "501 5.5.4", 9);
@@ -122,7 +125,7 @@ static void test_rcpt(void **state)
     assert_string_equal(a.domain, "");
     assert_int_equal(rcpt("TO:<>", 0, &a, reply), -1);
     assert_memory_equal(reply, "501 5.1.3 ", 10);
-    assert_int_equal(rcpt("TO:<bob@example.test> NOTIFY=NEVER", 0, &a, reply), -1);
+    assert_int_equal(rcpt("TO:<bob@example.test> XNOTIFY=NEVER", 0, &a, reply), -1);
     assert_string_equal(reply, "555 5.5.4 Unsupported RCPT parameter");
     assert_int_equal(rcpt("TO:<user%remote.test@example.test>", 0, &a, reply), -1);
     assert_memory_equal(reply, "553 5.7.1 ", 10);
