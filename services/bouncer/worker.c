@@ -242,17 +242,20 @@ static void task_start(struct task *t)
     struct bouncer_worker *w = t->w;
     /* Answer before the lease ends, however long the task waited for a slot: otherwise the
      * queue sends the job again meanwhile and the sender gets two notices. With too little
-     * lease left, hand it back unsubmitted. */
+     * lease left, hand it back unsubmitted. "Too little" is 2 s, or half the lease when the
+     * lease itself is that short: otherwise every job of a short lease arrives with too
+     * little left and goes back and forth without end. */
     uint64_t now = pm_mono_ms(), lease_end = t->handle->deadline_ms;
-    if (lease_end <= now + 2000) {
+    uint64_t reserve = t->handle->lease_ms / 2 < 2000 ? t->handle->lease_ms / 2 : 2000;
+    if (lease_end <= now + reserve) {
         pm_job_return(t->handle, "4.3.2 waited too long in the bouncer");
         task_free(t);
         return;
     }
     t->shard = -1;
     t->deadline_ms = now + (uint64_t)t->timeout_ms;
-    if (t->deadline_ms > lease_end - 1000)
-        t->deadline_ms = lease_end - 1000;
+    if (t->deadline_ms > lease_end - reserve / 2) /* lease_end > now + reserve, see above */
+        t->deadline_ms = lease_end - reserve / 2;
     t->timeout_ms = (int)(t->deadline_ms - now);
     list_push(&w->active, t);
     t->timer = evtimer_new(w->base, on_timer, t);

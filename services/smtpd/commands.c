@@ -12,11 +12,20 @@
 #include "log.h"
 #include "logvalue.h"
 #include "metrics.h"
+#include "milter.h"
 #include "parser.h"
 #include "session.h"
 #include "testhook.h"
 
-void smtpd_greet(struct smtpd_session *s) { smtpd_reply(s, "220 %s ESMTP Postmesh", s->srv->cfg->hostname); }
+void smtpd_greet(struct smtpd_session *s)
+{
+    if (smtpd_milter_connect(s)) {
+        s->state = SMTPD_ST_MILTER; /* smtpd_session_milter_connected greets */
+        return;
+    }
+    if (!smtpd_milter_greet(s))
+        smtpd_reply(s, "220 %s ESMTP Postmesh", s->srv->cfg->hostname);
+}
 
 /* 0 once the client is greeted (its name kept, the transaction reset), -1 if refused. */
 static int greeted(struct smtpd_session *s, const struct smtpd_command *c, int esmtp)
@@ -33,21 +42,30 @@ static int greeted(struct smtpd_session *s, const struct smtpd_command *c, int e
     return 0;
 }
 
-void smtpd_cmd_helo(struct smtpd_session *s, const struct smtpd_command *c)
+void smtpd_helo_answer(struct smtpd_session *s)
 {
-    if (greeted(s, c, 0) == 0)
+    if (!s->esmtp) {
         smtpd_reply(s, "250 %s", s->srv->cfg->hostname);
-}
-
-void smtpd_cmd_ehlo(struct smtpd_session *s, const struct smtpd_command *c)
-{
-    if (greeted(s, c, 1) < 0)
         return;
+    }
     char kw[SMTPD_MAX_KEYWORDS][SMTPD_KEYWORD_SIZE];
     int n = smtpd_ehlo_keywords(s, kw, SMTPD_MAX_KEYWORDS);
     smtpd_reply(s, "250%c%s", n ? '-' : ' ', s->srv->cfg->hostname);
     for (int i = 0; i < n; i++)
         smtpd_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', kw[i]);
+}
+
+/* The milters are told each HELO/EHLO and may refuse it (milter.h). */
+void smtpd_cmd_helo(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    if (greeted(s, c, 0) == 0 && !smtpd_milter_helo(s))
+        smtpd_helo_answer(s);
+}
+
+void smtpd_cmd_ehlo(struct smtpd_session *s, const struct smtpd_command *c)
+{
+    if (greeted(s, c, 1) == 0 && !smtpd_milter_helo(s))
+        smtpd_helo_answer(s);
 }
 
 /* DATA was refused: a client that sent its message without waiting for 354 (RFC 2920

@@ -1,9 +1,11 @@
 /* The milters' session glue and end-of-message stage (milter.h).
  *
- * A step (MAIL, RCPT, eom) asks the milters one after another: for each, a short script of
- * packets (for MAIL: ABORT of an unfinished transaction, CONNECT and HELO when not yet
- * told, MAIL: milter_send.c); each packet waits for its reply unless the milter negotiated not to answer
- * it (SMFIP_NR_*) or not to get it at all (SMFIP_NO*). The first refusal ends the step. */
+ * A step (connect, HELO, MAIL, RCPT, eom) asks the milters one after another: for each, a
+ * short script of packets (for HELO and MAIL: ABORT of an unfinished transaction first:
+ * milter_send.c); each packet waits for its reply unless the milter negotiated not to
+ * answer it (SMFIP_NR_*) or not to get it at all (SMFIP_NO*). The first refusal ends the
+ * step. The connect step opens every milter's connection at once (their negotiations
+ * overlap), then asks them in order. */
 #include "milter.h"
 
 #include <event2/buffer.h>
@@ -100,15 +102,48 @@ void smtpd_milter_args(struct smtpd_session *s, const char *arg, size_t len)
 }
 
 
-/* The parts of a step, in order. */
+/* The parts of a step, in order: from first_part to last_part, those part_of says. */
 static enum part first_part(enum step st)
 {
-    return st == STEP_MAIL ? P_ABORT : st == STEP_RCPT ? P_RCPT : P_DATA;
+    switch (st) {
+    case STEP_CONNECT:
+        return P_CONNECT;
+    case STEP_HELO:
+    case STEP_MAIL:
+        return P_ABORT;
+    case STEP_RCPT:
+        return P_RCPT;
+    default:
+        return P_DATA;
+    }
 }
 
 static enum part last_part(enum step st)
 {
-    return st == STEP_MAIL ? P_MAIL : st == STEP_RCPT ? P_RCPT : P_EOM;
+    switch (st) {
+    case STEP_CONNECT:
+        return P_CONNECT;
+    case STEP_HELO:
+        return P_HELO;
+    case STEP_MAIL:
+        return P_MAIL;
+    case STEP_RCPT:
+        return P_RCPT;
+    default:
+        return P_EOM;
+    }
+}
+
+static int part_of(enum step st, enum part p)
+{
+    switch (st) {
+    case STEP_HELO:
+        return p == P_ABORT || p == P_HELO;
+    case STEP_MAIL:
+        return p == P_ABORT || p == P_MAIL;
+    default:
+        return p >= first_part(st) && p <= last_part(st);
+    }
 }
 
 /* The next milter starts the step's script from its beginning (headers and body too). */
@@ -155,8 +190,8 @@ static void advance(struct smtpd_milters *ms)
 {
     while (ms->step != STEP_NONE && ms->cur < ms->n) {
         struct slot *sl = &ms->slot[ms->cur];
-        if (sl->state == SL_NEW && ms->step == STEP_MAIL)
-            open_slot(ms, sl);
+        if (sl->state == SL_NEW) /* not opened at connect (no memory then): its default action */
+            mark_dead(ms, sl, "not_connected");
         if (sl->state == SL_OPENING) {
             ms->async = 1;
             return;
@@ -166,12 +201,14 @@ static void advance(struct smtpd_milters *ms)
             finish_step(ms, V_REFUSE, TEMPFAIL_REPLY);
             return;
         }
-        if (sl->state != SL_READY || (sl->txn_accepted && ms->step != STEP_MAIL)) {
+        /* (accepting a transaction spares the milter its rest, not the next HELO or MAIL) */
+        if (sl->state != SL_READY || (sl->txn_accepted && (ms->step == STEP_RCPT || ms->step == STEP_EOM))) {
             next_slot(ms);
             continue;
         }
         int wait = 0;
-        while (ms->part <= last_part(ms->step) && !(wait = milter_send_part(ms, sl, ms->part)))
+        while (ms->part <= last_part(ms->step) &&
+               !(wait = part_of(ms->step, ms->part) ? milter_send_part(ms, sl, ms->part) : 0))
             ms->part++;
         if (wait == 1) {
             milter_conn_expect(sl->mc);
@@ -304,7 +341,9 @@ static void on_reply(struct smtpd_milters *ms, struct slot *sl, const struct mil
         else
             milter_msg_body_drop(&ms->msg);
         if (at_connect) {
-            sl->state = SL_ACCEPTED; /* nothing more for this connection */
+            sl->state = SL_ACCEPTED; /* nothing more for this session: the milter may go */
+            milter_conn_close(sl->mc);
+            sl->mc = NULL;
         } else {
             sl->txn_accepted = 1;
             if (ms->part >= P_DATA)
@@ -319,8 +358,6 @@ static void on_reply(struct smtpd_milters *ms, struct slot *sl, const struct mil
             return;
         }
         if (at_connect) { /* not meaningful before MAIL: as a refusal */
-            free(ms->conn_reply);
-            ms->conn_reply = strdup(REJECT_REPLY);
             finish_step(ms, V_REFUSE, REJECT_REPLY);
             return;
         }
@@ -344,10 +381,6 @@ static void on_reply(struct smtpd_milters *ms, struct slot *sl, const struct mil
         else
             snprintf(line, sizeof line, "%s", r->code == SMFIR_REJECT ? REJECT_REPLY : TEMPFAIL_REPLY);
         log_decision(ms, sl, line[0] == '5' ? "reject" : "tempfail", line);
-        if (at_connect) {
-            free(ms->conn_reply);
-            ms->conn_reply = strdup(line);
-        }
         if (ms->part == P_EOM || ms->part == P_MAIL || at_connect)
             sl->in_txn = 0;
         finish_step(ms, V_REFUSE, line);
@@ -390,6 +423,9 @@ static void start_step(struct smtpd_milters *ms, enum step st)
     ms->hidx = 0;
     ms->body_off = 0;
     ms->async = 0;
+    for (int i = 0; st == STEP_CONNECT && i < ms->n; i++)
+        if (ms->slot[i].state == SL_NEW)
+            open_slot(ms, &ms->slot[i]);
     advance(ms);
 }
 
@@ -402,11 +438,103 @@ static int any_live(const struct smtpd_milters *ms)
     return 0;
 }
 
-static void envelope_refused(struct smtpd_session *s, const char *stage, const char *reply)
+static void log_refusal(struct smtpd_session *s, const char *stage, const char *reply)
 {
     char v[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=reject client=%s stage=%s check=milter reply=%s", s->peer, stage, PM_LOGV(v, reply));
+}
+
+static void envelope_refused(struct smtpd_session *s, const char *stage, const char *reply)
+{
+    log_refusal(s, stage, reply);
     smtpd_reply_error(s, "%s", reply);
+}
+
+/* ------------------------------------------------------------------ connect and HELO */
+
+int smtpd_milter_connect(struct smtpd_session *s)
+{
+    struct smtpd_milters *ms = milters_of(s);
+    if (!ms || ms->connect_done)
+        return 0;
+    if (ms->step == STEP_CONNECT)
+        return 1; /* started at connect, still asked */
+    start_step(ms, STEP_CONNECT); /* no session callback from in here: ms stays */
+    return !ms->connect_done;
+}
+
+int smtpd_milter_greet(struct smtpd_session *s)
+{
+    struct smtpd_milters *ms = s->milters;
+    const char *r = ms && !ms->conn_reply_helo ? ms->conn_reply : NULL;
+    if (!r || (r[0] == '4' && strncmp(r, "421", 3) != 0))
+        return 0; /* 220; a tempfail answers MAIL (as Postfix) */
+    log_refusal(s, "CONNECT", r);
+    if (r[0] == '4') { /* 421: the milter closes the session */
+        smtpd_reply(s, "%s", r);
+        smtpd_session_close(s, "milter");
+        return 1;
+    }
+    /* A greeting is 220 or 554 (RFC 5321 4.3.2): the milter's text with 554. */
+    if (strcmp(r, REJECT_REPLY) == 0)
+        smtpd_reply(s, "554 5.7.1 %s ESMTP not accepting connections", s->srv->cfg->hostname);
+    else
+        smtpd_reply(s, "554%s", r + 3);
+    s->dnsbl_refused = 1; /* as for a listed client: 503 to everything but QUIT (dnsbl.c) */
+    return 1;
+}
+
+int smtpd_milter_helo(struct smtpd_session *s)
+{
+    struct smtpd_milters *ms = s->milters;
+    if (!ms || ms->step != STEP_NONE)
+        return 0;
+    if (ms->conn_reply) { /* refused at HELO: again; at connect: HELO passes, MAIL is refused */
+        if (!ms->conn_reply_helo)
+            return 0;
+        free(s->helo);
+        s->helo = NULL;
+        s->esmtp = 0;
+        envelope_refused(s, "HELO", ms->conn_reply);
+        return 1;
+    }
+    if (!any_live(ms))
+        return 0;
+    s->state = SMTPD_ST_LOOKUP;
+    start_step(ms, STEP_HELO);
+    return 1;
+}
+
+/* The connect or HELO step is over: a refusal is kept for the session. */
+static void finish_connect_helo(struct smtpd_milters *ms, enum step st, int verdict, const char *reply)
+{
+    struct smtpd_session *s = ms->s;
+    int async = ms->async;
+    if (verdict == V_REFUSE) {
+        free(ms->conn_reply);
+        ms->conn_reply = strdup(reply);
+        ms->conn_reply_helo = st == STEP_HELO;
+    }
+    if (st == STEP_CONNECT) {
+        ms->connect_done = 1;
+        if (async)
+            smtpd_session_milter_connected(s); /* may free ms */
+        return;
+    }
+    if (s->state == SMTPD_ST_LOOKUP)
+        s->state = SMTPD_ST_COMMAND;
+    if (verdict == V_REFUSE) {
+        free(s->helo);
+        s->helo = NULL;
+        s->esmtp = 0;
+        envelope_refused(s, "HELO", reply);
+    } else {
+        smtpd_helo_answer(s);
+    }
+    if (async) {
+        smtpd_session_resume(s);
+        smtpd_session_settle(s);
+    }
 }
 
 int smtpd_milter_mail(struct smtpd_session *s)
@@ -480,6 +608,10 @@ static void finish_step(struct smtpd_milters *ms, int verdict, const char *reply
     enum step st = ms->step;
     ms->step = STEP_NONE;
     ms->part = P_DONE;
+    if (st == STEP_CONNECT || st == STEP_HELO) {
+        finish_connect_helo(ms, st, verdict, reply);
+        return;
+    }
     if (st == STEP_MAIL || st == STEP_RCPT) {
         finish_envelope(ms, st, verdict, reply);
         return;
@@ -539,7 +671,6 @@ void smtpd_milter_end(struct smtpd_session *s)
     s->milters = NULL;
     for (int i = 0; i < ms->n; i++) {
         milter_conn_close(ms->slot[i].mc);
-        free(ms->slot[i].helo_sent);
     }
     if (ms->have_msg)
         milter_msg_free(&ms->msg);

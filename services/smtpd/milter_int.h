@@ -12,7 +12,7 @@ struct smtpd_session;
 
 #define MILTER_BODY_OUT_HIGH (256 * 1024) /* body octets queued to a milter that does not answer them */
 
-enum step { STEP_NONE, STEP_MAIL, STEP_RCPT, STEP_EOM };
+enum step { STEP_NONE, STEP_CONNECT, STEP_HELO, STEP_MAIL, STEP_RCPT, STEP_EOM };
 
 /* What a slot is told, in order, within a step. */
 enum part { P_ABORT, P_CONNECT, P_HELO, P_MAIL, P_RCPT, P_DATA, P_HEADERS, P_EOH, P_BODY, P_EOM, P_DONE };
@@ -27,8 +27,6 @@ struct slot {
     enum slot_state state;
     int tempfail;         /* SL_DEAD with default action tempfail: every MAIL gets 451 */
     int connect_sent;
-    char *helo_sent;
-    int helo_tls;         /* helo_sent was told with TLS up */
     int in_txn;           /* told MAIL, not yet the end of that message (or ABORT) */
     int txn_accepted;     /* accepted this transaction: nothing more until the next MAIL */
     int skip_body;
@@ -41,6 +39,8 @@ struct smtpd_milters {
     char id[32];              /* macro i: a session-unique id (the queue id is not known yet) */
     char *mail_args, *rcpt_args;
     char *conn_reply;         /* a milter refused the connection or HELO */
+    int conn_reply_helo;      /* ... at HELO: later HELOs get it too (at connect: they do not) */
+    int connect_done;         /* the connect step has its verdict: the greeting may go */
     enum step step;
     int cur;                  /* the slot being asked */
     enum part part;

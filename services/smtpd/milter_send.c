@@ -95,17 +95,11 @@ int milter_send_part(struct smtpd_milters *ms, struct slot *sl, enum part p)
         return !(proto & SMFIP_NR_CONN);
     }
     case P_HELO: {
-        /* Again after a new HELO, or after STARTTLS (its macros), even with the same name. */
-        const char *helo = s->helo ? s->helo : "";
-        if (sl->helo_sent && strcmp(sl->helo_sent, helo) == 0 && sl->helo_tls == s->tls_up)
-            return 0;
-        free(sl->helo_sent);
-        sl->helo_sent = strdup(helo);
-        sl->helo_tls = s->tls_up;
+        /* Every HELO/EHLO, and the one after STARTTLS with its macros (as Postfix). */
         if ((proto & SMFIP_NOHELO) || !s->helo)
             return 0;
         send_macros(ms, sl, SMFIC_HELO);
-        milter_enc_helo(out, helo);
+        milter_enc_helo(out, s->helo);
         return !(proto & SMFIP_NR_HELO);
     }
     case P_MAIL: {

@@ -209,6 +209,10 @@ void smtpd_session_new(struct smtpd_server *srv, int fd, const struct sockaddr *
            via);
     /* The DNS lists are asked now, during the greet pause if there is one (dnsbl.h). */
     int dnsbl = smtpd_dnsbl_start(s);
+    /* The milters' connect too, unless a DNS list may refuse the client first (then it
+     * starts with the greeting: smtpd_greet). */
+    if (!dnsbl)
+        smtpd_milter_connect(s);
     if (mode == SMTPD_MODE_SMTP && cfg->smtpd.greet_pause_ms > 0) {
         s->state = SMTPD_ST_GREETING;
         smtpd_session_set_timer(s, SMTPD_TIMER_GREET, (long)cfg->smtpd.greet_pause_ms);
@@ -521,7 +525,7 @@ static const char *const state_names[] = {
     [SMTPD_ST_CHUNK] = "bdat",
     [SMTPD_ST_QUEUE] = "queue",       [SMTPD_ST_CHECKS] = "checks",       [SMTPD_ST_AUTH_PLAIN] = "auth",     [SMTPD_ST_AUTH_USER] = "auth",
     [SMTPD_ST_AUTH_PASS] = "auth",    [SMTPD_ST_AUTH_CHECK] = "auth_check", [SMTPD_ST_LOOKUP] = "lookup",
-    [SMTPD_ST_DNSBL] = "dnsbl",
+    [SMTPD_ST_DNSBL] = "dnsbl",       [SMTPD_ST_MILTER] = "milter",
     [SMTPD_ST_CLOSING] = "closing",
 };
 
@@ -599,6 +603,17 @@ void smtpd_session_dnsbl_done(struct smtpd_session *s)
         return;
     s->state = SMTPD_ST_COMMAND;
     smtpd_dnsbl_greet(s);
+    smtpd_session_resume(s); /* what the client sent meanwhile, or its hang-up */
+    smtpd_session_settle(s);
+}
+
+/* The milters' connect verdict (milter.h): the greeting goes now if it waits for them. */
+void smtpd_session_milter_connected(struct smtpd_session *s)
+{
+    if (s->state != SMTPD_ST_MILTER)
+        return; /* the greet pause or the DNS lists still run: they greet */
+    s->state = SMTPD_ST_COMMAND;
+    smtpd_greet(s);
     smtpd_session_resume(s); /* what the client sent meanwhile, or its hang-up */
     smtpd_session_settle(s);
 }
@@ -688,6 +703,10 @@ int smtpd_session_starttls(struct smtpd_session *s)
     }
     s->bev = f;
     s->tls = 1;
+    /* The filter moves every reply into the socket's bufferevent at once, so the check on
+     * unread replies (drive) would never see them pile up: bounding the socket's buffer
+     * keeps them in the filter's, where it looks. */
+    bufferevent_setwatermark(bufferevent_get_underlying(f), EV_WRITE, 0, OUTPUT_HIGH);
     setup_bev(s);
     /* RFC 3207 4.2: forget everything the client told us before TLS. */
     free(s->helo);

@@ -33,6 +33,7 @@ enum smtpd_state {
     SMTPD_ST_AUTH_CHECK, /* password check or failure delay running */
     SMTPD_ST_LOOKUP,     /* MAIL/RCPT waiting for the privileged parent's answer */
     SMTPD_ST_DNSBL,      /* the greeting waits for the DNS lists (dnsbl.h); input waits */
+    SMTPD_ST_MILTER,     /* the greeting waits for the milters' connect answers (milter.h) */
     SMTPD_ST_CLOSING,
 };
 
@@ -182,8 +183,11 @@ void smtpd_session_data_progress(struct smtpd_session *s, size_t octets);
 
 /* commands.c: one command line (line end removed; total octets with it) in state COMMAND. */
 void smtpd_command(struct smtpd_session *s, const char *line, size_t len, size_t total);
-/* commands.c: the reply a session must see first. */
+/* commands.c: the reply a session must see first, once the DNS lists passed it: the
+ * milters' connect verdict decides it (it may wait for them: state MILTER). */
 void smtpd_greet(struct smtpd_session *s);
+/* commands.c: HELO's or EHLO's 250 (s->esmtp says which), once the milters let it pass. */
+void smtpd_helo_answer(struct smtpd_session *s);
 
 /* message.c: feeds buffered input to the DATA decoder. 1 if it made progress. */
 int smtpd_data_input(struct smtpd_session *s);

@@ -5,8 +5,13 @@ Subject (or by the recipient for RCPT):
   (changes the 2nd "X-Multi" and deletes "X-Drop"), inshdr (at the top), replbody,
   quarantine, slow (sleeps 4 s at eom: longer than the test's timeout), progress (3 s, saying
   PROGRESS every second)
-and RCPT to reject-rcpt@... is refused 550, to discard-rcpt@... discarded. Every callback
-appends one JSON line to LOGFILE, so a test can check what the milter was told."""
+and RCPT to reject-rcpt@... is refused 550, to discard-rcpt@... discarded. At connect the
+client's address chooses (loopback aliases): 127.0.0.2 rejected with its own reply, .3
+tempfail, .4 accept (nothing more is asked), .5 slow (3 s), .6 a little slow (0.6 s), .7 plain
+reject, .8 a 421 reply. At HELO the name: reject-helo.test (550 with its own reply),
+tempfail-helo.test. Every callback appends one JSON line to LOGFILE, so a test can check what
+the milter was told. It has nothing to save: the tests stop it with SIGKILL (libmilter takes
+5 s to notice a SIGTERM)."""
 import json
 import sys
 import threading
@@ -31,12 +36,33 @@ class Peer(Milter.Base):
         self.bodytext = b""
 
     def connect(self, hostname, family, hostaddr):
-        note(cb="connect", hostname=hostname, family=family, addr=list(hostaddr) if hostaddr else None,
-             j=self.getsymval("j"), daemon=self.getsymval("{daemon_name}"))
+        addr = list(hostaddr) if hostaddr else None
+        note(cb="connect", hostname=hostname, family=family, addr=addr, j=self.getsymval("j"),
+             daemon=self.getsymval("{daemon_name}"))
+        ip = addr[0] if addr else ""
+        if ip == "127.0.0.2":
+            self.setreply("550", "5.7.1", "milter refuses this client")
+            return Milter.REJECT
+        if ip == "127.0.0.3":
+            return Milter.TEMPFAIL
+        if ip == "127.0.0.4":
+            return Milter.ACCEPT
+        if ip in ("127.0.0.5", "127.0.0.6"):
+            time.sleep(3 if ip == "127.0.0.5" else 0.6)
+        if ip == "127.0.0.7":
+            return Milter.REJECT
+        if ip == "127.0.0.8":
+            self.setreply("421", "4.7.0", "milter closing this session")
+            return Milter.TEMPFAIL
         return Milter.CONTINUE
 
     def hello(self, name):
         note(cb="helo", name=name, tls=self.getsymval("{tls_version}"))
+        if name == "reject-helo.test":
+            self.setreply("550", "5.7.1", "milter refuses this HELO")
+            return Milter.REJECT
+        if name == "tempfail-helo.test":
+            return Milter.TEMPFAIL
         return Milter.CONTINUE
 
     def envfrom(self, sender, *args):

@@ -405,3 +405,33 @@ def test_owed_notice_survives_sigkill_a_late_result_and_a_dead_bouncer(tmp_path)
         b.close()  # (again: closing twice is fine)
         ctx.destroy(linger=0)
         pm.stop_all()
+
+
+# ------------------------------------------------------------------ a short lease
+
+def test_a_lease_of_two_seconds_still_gets_its_notice_out(tmp_path):
+    """The bouncer hands back a job with too little lease left to answer in. With a lease of
+    2 s every job arrived with "too little" left (the reserve was a fixed 2 s), went back,
+    came again at once: tens of thousands of jobs a second, and no notice ever sent. The
+    reserve is now at most half the lease."""
+    pm = Postmesh(traversable(tmp_path))
+    sender = "short.lease@example.test"
+    add_user(pm, sender, "secret")
+    add_user(pm, "carol@example.test", "secret")
+    pm.configure(queue={"retry_min": 1, "retry_max": 2, "job_lease": 2})
+    pm.start("queue", "delivery", "bouncer", "smtpd", timeout=20)
+    try:
+        with smtplib.SMTP("127.0.0.1", pm.port("smtp"), timeout=30) as s:
+            s.ehlo("client.example.test")
+            assert s.mail(sender)[0] == 250
+            assert s.rcpt("carol@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+            code, text = s.data(BODY)
+            assert code == 250, text
+            qid = qid_of(text)
+        removed(pm, qid)
+        got = notices(pm, sender)
+        assert len(got) == 1 and "Successful Mail Delivery Report" in str(got[0]["Subject"]), got
+        handed_back = len(re.findall(rf"event=rcpt_returned id={qid} ", pm.log("queue")))
+        assert handed_back == 0, pm.log("queue")[-3000:]
+    finally:
+        pm.stop_all()

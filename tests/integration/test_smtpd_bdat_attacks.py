@@ -456,9 +456,6 @@ def acked(sock):
     return struct.unpack_from("Q", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256), 120)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="open: over STARTTLS the TLS filter moves every reply into the socket "
-                   "bufferevent's output, which has no high mark, so OUTPUT_HIGH never stops reading (fix: a write "
-                   "high mark of OUTPUT_HIGH on the underlying bufferevent in smtpd_session_starttls)")
 def test_replies_a_starttls_client_does_not_read_stay_bounded(mx):
     """"BDAT 0" pipelined without end over STARTTLS, nothing read. smtpd must stop reading
     once its replies back up (OUTPUT_HIGH), as it does in the clear: what it has taken from

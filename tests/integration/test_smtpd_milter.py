@@ -2,13 +2,18 @@
 protocol) that answers every reply type, a milter that is down, one that is too slow, and
 Debian's rspamd in milter mode (its proxy worker) with the GTUBE test message.
 
-One Postmesh (queue, delivery) for the module, with three smtpd instances:
+One Postmesh (queue, delivery) for the module, with these smtpd instances:
   main     milters = ( dead port, default_action accept ; the peer, timeout 2 s ), default tempfail
   down     milters = [ dead port ], default tempfail
+  stacked  milters = [ the peer on 127.0.0.1, the peer on ::1 ], greet pause 1 s
+  none     no milters
   rspamd   milters = [ rspamd's proxy ], default tempfail
+The peer's answer at connect is chosen by the client's source address (127.0.0.N: see
+milter_peer.py), at HELO by the name.
 """
 import json
 import shutil
+import signal
 import smtplib
 import socket
 import struct
@@ -26,6 +31,7 @@ from procs import stop_process
 
 HERE = Path(__file__).resolve().parent
 ALICE, BOB, SENDER = "alice@example.test", "bob@example.test", "sender@remote.test"
+PAUSE_MS = 1000  # the stacked instance's greet pause
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
@@ -83,15 +89,19 @@ def env(tmp_path_factory):
         down_conf, down_port = smtpd_conf(pm, "down", [f"inet:127.0.0.1:{dead_port}"])
         pm.start("smtpd", name="smtpd-down", conf=down_conf, timeout=20)
         peer = f"inet:127.0.0.1:{peer_port}"
-        stacked_conf, stacked_port = smtpd_conf(pm, "stacked", [{"address": peer}, f"inet6:[::1]:{peer6_port}"])
+        stacked_conf, stacked_port = smtpd_conf(pm, "stacked", [{"address": peer}, f"inet6:[::1]:{peer6_port}"],
+                                                greet_pause_ms=PAUSE_MS)
         pm.start("smtpd", name="smtpd-stacked", conf=stacked_conf, timeout=20)
-        pm.peer_log, pm.down_port, pm.stacked_port = peer_log, down_port, stacked_port
+        none_conf, none_port = smtpd_conf(pm, "none", [])
+        pm.start("smtpd", name="smtpd-none", conf=none_conf, timeout=20)
+        pm.peer_log, pm.down_port, pm.stacked_port, pm.none_port = peer_log, down_port, stacked_port, none_port
         yield pm
     finally:
         pm.stop_all()
-        stop_process(peer_proc, 5)
+        # libmilter notices a SIGTERM only after 5 s; the peer keeps nothing: kill it.
+        stop_process(peer_proc, 0, sig=signal.SIGKILL)
         if "peer6_proc" in locals():
-            stop_process(peer6_proc, 5)
+            stop_process(peer6_proc, 0, sig=signal.SIGKILL)
 
 
 def peer_notes(pm, cb):
@@ -296,6 +306,105 @@ def test_milter_down_with_default_tempfail(env):
         assert (code, text.decode()) == (451, "4.7.1 Service unavailable - try again later")
         assert s.rset()[0] == 250
         assert s.mail(SENDER)[0] == 451  # for the rest of the session
+
+
+# ---------------------------------------------------------------------- connect and HELO
+
+def greet_from(port, source="127.0.0.1"):
+    """Connects from source (a loopback alias: the peer's choice at connect) and reads the
+    greeting: (client, code, text, seconds it took)."""
+    start = time.monotonic()
+    s = smtplib.SMTP(timeout=10, source_address=(source, 0))
+    code, text = s.connect("127.0.0.1", port)
+    return s, code, text.decode(), time.monotonic() - start
+
+
+def test_connect_reject_greets_554_then_only_quit(env):
+    s, code, text, _ = greet_from(env.port("smtp"), "127.0.0.2")
+    assert (code, text) == (554, "5.7.1 milter refuses this client")  # its text, with a greeting's 554
+    assert s.ehlo("client.remote.test")[0] == 503
+    assert s.mail(SENDER)[0] == 503
+    assert s.quit()[0] == 221
+    s, code, text, _ = greet_from(env.port("smtp"), "127.0.0.7")  # a plain reject
+    assert (code, text) == (554, "5.7.1 mx.example.test ESMTP not accepting connections")
+    s.quit()
+    assert "stage=CONNECT check=milter" in env.log("smtpd")
+
+
+def test_connect_tempfail_greets_220_and_refuses_every_mail(env):
+    # Postfix's behaviour: a 4xx at connect greets 220 and answers MAIL (and each later one)
+    s, code, _, _ = greet_from(env.port("smtp"), "127.0.0.3")
+    assert code == 220
+    assert s.ehlo("tempfail-conn.remote.test")[0] == 250  # HELO is not refused after it
+    assert s.mail(SENDER) == (451, b"4.7.1 Service unavailable - try again later")
+    assert s.rset()[0] == 250
+    assert s.mail(SENDER)[0] == 451
+    s.quit()
+    assert not [n for n in peer_notes(env, "helo") if n["name"] == "tempfail-conn.remote.test"]
+
+
+def test_connect_421_reply_closes_the_session(env):
+    s, code, text, _ = greet_from(env.port("smtp"), "127.0.0.8")
+    assert (code, text) == (421, "4.7.0 milter closing this session")
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        s.ehlo("client.remote.test")
+
+
+def test_connect_accept_asks_that_milter_nothing_more(env):
+    before = len(peer_notes(env, "connect"))
+    s, code, _, _ = greet_from(env.port("smtp"), "127.0.0.4")
+    assert code == 220
+    assert s.ehlo("accepted.remote.test")[0] == 250
+    assert s.sendmail("accepted@remote.test", [ALICE],
+                      f"From: <accepted@remote.test>\r\nSubject: plain accepted\r\n\r\nhi\r\n") == {}
+    s.quit()
+    delivered(env, ALICE, "plain accepted")
+    assert [n["addr"][0] for n in peer_notes(env, "connect")[before:]] == ["127.0.0.4"]
+    assert not [n for n in peer_notes(env, "helo") if n["name"] == "accepted.remote.test"]
+    assert not [n for n in peer_notes(env, "mail") if n["sender"] == "<accepted@remote.test>"]
+    assert not [n for n in peer_notes(env, "eom") if ["Subject", "plain accepted"] in n["headers"]]
+
+
+def test_helo_reject_and_tempfail_answer_that_helo(env):
+    with smtplib.SMTP("127.0.0.1", env.port("smtp"), timeout=10) as s:
+        assert s.ehlo("reject-helo.test") == (550, b"5.7.1 milter refuses this HELO")
+        assert s.helo("other.remote.test") == (550, b"5.7.1 milter refuses this HELO")  # kept
+        assert s.mail(SENDER)[0] == 503  # no HELO was accepted
+    with smtplib.SMTP("127.0.0.1", env.port("smtp"), timeout=10) as s:
+        assert s.ehlo("tempfail-helo.test") == (451, b"4.7.1 Service unavailable - try again later")
+    line = [ln for ln in env.log("smtpd").splitlines() if "event=milter " in ln and "stage=helo" in ln]
+    assert any("action=reject" in ln for ln in line) and any("action=tempfail" in ln for ln in line)
+
+
+def test_the_greeting_waits_for_the_milters_answer_bounded_by_its_timeout(env):
+    s, code, _, quick = greet_from(env.port("smtp"))
+    s.quit()
+    assert code == 220 and quick < 0.5, quick
+    s, code, _, took = greet_from(env.port("smtp"), "127.0.0.6")  # the peer answers after 0.6 s
+    assert code == 220 and 0.55 < took < 1.5, took
+    assert s.ehlo("client.remote.test")[0] == 250 and s.mail(SENDER)[0] == 250
+    s.quit()
+    s, code, _, took = greet_from(env.port("smtp"), "127.0.0.5")  # after 3 s: past its 2 s timeout
+    assert code == 220 and 1.8 < took < 2.9, took
+    s.ehlo("client.remote.test")
+    assert s.mail(SENDER)[0] == 451  # its default action, tempfail
+    s.quit()
+    assert "stage=connect reason=timeout" in env.log("smtpd")
+
+
+def test_the_milters_connect_overlaps_the_greet_pause(env):
+    # Two milters, 0.6 s each, during a 1 s pause: the greeting after ~1.2 s, not 2.2 s
+    s, code, _, took = greet_from(env.stacked_port, "127.0.0.6")
+    s.quit()
+    assert code == 220 and PAUSE_MS / 1000 + 0.15 < took < 1.9, took
+
+
+def test_no_milters_greets_as_before(env):
+    s, code, text, took = greet_from(env.none_port)
+    assert (code, text) == (220, "mx.example.test ESMTP Postmesh") and took < 0.5, took
+    assert s.ehlo("client.remote.test")[0] == 250 and s.mail(SENDER)[0] == 250
+    s.quit()
+    assert "event=milter" not in env.log("smtpd-none")
 
 
 # ---------------------------------------------------------------------- a hostile milter
