@@ -290,6 +290,8 @@ static int has_8bit(const char *s)
     return 0;
 }
 
+#define RETURN_FULL_LIMIT 50000 /* Postfix's bounce_size_limit */
+
 /* Composes the DSN for job into t. 0 or -1. */
 static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, struct task *t)
 {
@@ -303,8 +305,11 @@ static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, s
                                          r->remote_mta, r->diagnostic, r->last_attempt, r->dsn ? r->dsn->orcpt : NULL};
         return_full |= !job->delay_notice && strcmp(bouncer_rcpt_action(&rcpts[i], 0), "failed") == 0;
     }
-    /* RET=FULL returns the whole message with a failure (the queue then sent all of it). */
-    return_full &= job->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL;
+    /* RET=FULL returns the whole message with a failure (the queue then sent all of it),
+     * up to RETURN_FULL_LIMIT octets; a bigger one returns its headers, as Postfix does past
+     * bounce_size_limit: a notice as big as the message would meet the same size limit
+     * that may have refused it, and a notice to <> that is refused is lost. */
+    return_full &= job->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL && job->body.len <= RETURN_FULL_LIMIT;
     char unique[64];
     unique_token(unique, sizeof unique, job->queue_id);
     struct bouncer_dsn_in in = {

@@ -28,6 +28,8 @@ ZONE = ["--mx-host=dsn.test,mx.dsn.test,10", "--host-record=mx.dsn.test,127.0.0.
         "--mx-host=plain.test,mx.plain.test,10", "--host-record=mx.plain.test,127.0.0.3"]
 BODY = (b"From: Alice <alice@example.test>\r\nTo: someone\r\nSubject: dsn case\r\n"
         b"Message-ID: <dsn-case@example.test>\r\n\r\nTHE-BODY-TEXT\r\n")
+# Over the 50,000 octets RET=FULL returns whole (Postfix's bounce_size_limit).
+BIG_BODY = BODY + b"".join(b"%06d THE-BIG-BODY-TEXT\r\n" % i for i in range(3000))
 DSN_PARAM = re.compile(r"\s+(RET|ENVID|NOTIFY|ORCPT)=\S*", re.I)
 
 pytestmark = pytest.mark.skipif(
@@ -82,6 +84,7 @@ CASES = [
     ("fail_unset", "gone@dsn.test", [], []),
     ("fail_failure", "gone@dsn.test", ["RET=FULL", "ENVID=ENV-FULL"], ["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;orig@example.test"]),
     ("fail_hdrs", "gone@dsn.test", ["RET=HDRS"], ["NOTIFY=FAILURE"]),
+    ("fail_full_big", "gone@dsn.test", ["RET=FULL"], []),  # BIG_BODY: over the return limit
     ("fail_success", "gone@dsn.test", [], ["NOTIFY=SUCCESS"]),
     ("fail_delay", "gone@dsn.test", [], ["NOTIFY=DELAY"]),
     ("fail_never", "gone@dsn.test", [], ["NOTIFY=NEVER"]),
@@ -129,7 +132,7 @@ def world(tmp_path_factory):
             assert s.mail(sender_of(name), mail_opts)[0] == 250
             code, text = s.rcpt(rcpt, rcpt_opts)
             assert code == 250, (name, text)
-            code, text = s.data(BODY)
+            code, text = s.data(BIG_BODY if name.endswith("_big") else BODY)
             assert code == 250, text
             qids[name] = text.decode().rsplit(" ", 1)[-1]
     yield {"pm": pm, "qids": qids, "dsn_peer": dsn_peer.recorder, "plain_peer": plain_peer.recorder}
@@ -225,6 +228,17 @@ def test_failure_notice_ret_hdrs(world):
     assert parts[2].get_content_type() == "text/rfc822-headers"
     assert "Subject: dsn case" in parts[2].get_payload()
     assert b"THE-BODY-TEXT" not in msg.as_bytes()
+
+
+def test_failure_notice_ret_full_of_a_big_message_returns_its_headers(world):
+    """A notice as big as the message may meet the size limit that refused it; sent to <>,
+    a refused notice is lost. Past 50,000 octets RET=FULL returns the headers."""
+    msg, _, [r], parts = one_notice(world, "fail_full_big")
+    assert r["Action"] == "failed"
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert "Subject: dsn case" in parts[2].get_payload()
+    assert b"THE-BIG-BODY-TEXT" not in msg.as_bytes()
+    assert len(msg.as_bytes()) < 20000
 
 
 @pytest.mark.parametrize("name", ["fail_success", "fail_delay", "fail_never"])
