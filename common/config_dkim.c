@@ -3,26 +3,13 @@
  * the key file: the queue checks that at start (services/queue/dkim_sign.c). */
 #include "config_dkim.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "config_error.h"
 #include "config_rules.h"
-
-static int fail(const config_setting_t *s, const char *path, char *err, size_t size, const char *fmt, ...)
-{
-    const char *file = s ? config_setting_source_file(s) : NULL;
-    int n = snprintf(err, size, "%s:%d: ", file ? file : path, s ? (int)config_setting_source_line(s) : 0);
-    if (n < 0 || (size_t)n >= size)
-        return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + n, size - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const struct field {
     const char *name;
@@ -43,7 +30,7 @@ static int parse_entry(const config_setting_t *e, struct pm_dkim_key *k, const c
         const char *sub = config_setting_name(kv);
         if (strcmp(sub, "active") == 0) {
             if (config_setting_type(kv) != CONFIG_TYPE_BOOL)
-                return fail(kv, path, err, size, "dkim.active must be true or false");
+                return pm_config_error(kv, path, err, size, "dkim.active must be true or false");
             k->active = config_setting_get_bool(kv);
             continue;
         }
@@ -52,20 +39,21 @@ static int parse_entry(const config_setting_t *e, struct pm_dkim_key *k, const c
             if (strcmp(fields[i].name, sub) == 0)
                 f = &fields[i];
         if (!f)
-            return fail(kv, path, err, size, "unknown key '%s' in dkim (known: domain, selector, key, active)", sub);
+            return pm_config_error(kv, path, err, size,
+                    "unknown key '%s' in dkim (known: domain, selector, key, active)", sub);
         if (config_setting_type(kv) != CONFIG_TYPE_STRING)
-            return fail(kv, path, err, size, "dkim.%s must be a string", sub);
+            return pm_config_error(kv, path, err, size, "dkim.%s must be a string", sub);
         char **dst = (char **)((char *)k + f->off);
         free(*dst);
         *dst = strdup(config_setting_get_string(kv));
         char why[160];
         if (!*dst || f->rule(*dst, why, sizeof why) < 0)
-            return fail(kv, path, err, size, "dkim.%s: '%.80s' %s", sub, *dst ? *dst : "",
+            return pm_config_error(kv, path, err, size, "dkim.%s: '%.80s' %s", sub, *dst ? *dst : "",
                         *dst ? why : "out of memory");
     }
     for (size_t i = 0; i < NFIELDS; i++)
         if (!*(char **)((char *)k + fields[i].off))
-            return fail(e, path, err, size, "dkim: an entry needs %s = \"...\" (domain, selector and key)",
+            return pm_config_error(e, path, err, size, "dkim: an entry needs %s = \"...\" (domain, selector and key)",
                         fields[i].name);
     return 0;
 }
@@ -75,16 +63,17 @@ int pm_config_dkim_parse(const config_setting_t *s, struct pm_dkim_list *out, co
 {
     pm_config_dkim_free(out);
     if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
-        return fail(s, path, err, errsize,
+        return pm_config_error(s, path, err, errsize,
                     "dkim must be a list of groups: ( { domain = \"...\"; selector = \"...\"; key = \"...\"; } )");
     int n = config_setting_length(s);
     out->v = calloc((size_t)n + 1, sizeof *out->v);
     if (!out->v)
-        return fail(s, path, err, errsize, "dkim: out of memory");
+        return pm_config_error(s, path, err, errsize, "dkim: out of memory");
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
         if (!config_setting_is_group(e))
-            return fail(e, path, err, errsize, "dkim: element %d must be a group { domain = ...; selector = ...; }",
+            return pm_config_error(e, path, err, errsize,
+                    "dkim: element %d must be a group { domain = ...; selector = ...; }",
                         i + 1);
         struct pm_dkim_key *k = &out->v[out->n++];
         k->active = 1; /* one entry per domain needs no flag; rotation marks the old one false */
@@ -95,7 +84,8 @@ int pm_config_dkim_parse(const config_setting_t *s, struct pm_dkim_list *out, co
             return -1;
         for (int j = 0; j < out->n - 1; j++)
             if (!strcasecmp(out->v[j].domain, k->domain) && !strcasecmp(out->v[j].selector, k->selector))
-                return fail(e, path, err, errsize, "dkim: selector '%s' of %s is configured twice (also line %d)",
+                return pm_config_error(e, path, err, errsize,
+                        "dkim: selector '%s' of %s is configured twice (also line %d)",
                             k->selector, k->domain, out->v[j].line);
     }
     return 0;

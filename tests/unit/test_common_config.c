@@ -10,17 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
-
-static char path[64];
-
-static void write_conf(const char *text)
-{
-    strcpy(path, "/tmp/pmconfXXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-}
+#include "config_file.h"
 
 static void test_defaults_and_values(void **state)
 {
@@ -40,22 +30,6 @@ static void test_defaults_and_values(void **state)
     assert_true(pm_config_is_local_domain(&cfg, "b.TEST"));
     assert_false(pm_config_is_local_domain(&cfg, "c.test"));
     pm_config_free(&cfg);
-    unlink(path);
-}
-
-/* The error must start with "<path>:<line>: " (the file is the one we wrote, the line the
- * offending setting's) and then say what is wrong. */
-static void expect_error(const char *text, int line, const char *needle)
-{
-    write_conf(text);
-    struct pm_config cfg;
-    char err[256], want[128];
-    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), -1);
-    snprintf(want, sizeof want, "%s:%d: ", path, line);
-    if (strncmp(err, want, strlen(want)) != 0)
-        fail_msg("error '%s' does not start with '%s'", err, want);
-    if (!strstr(err + strlen(want), needle))
-        fail_msg("error '%s' does not contain '%s'", err, needle);
     unlink(path);
 }
 

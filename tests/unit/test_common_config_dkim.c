@@ -11,18 +11,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_file.h"
 #include "config_rules.h"
-
-static char path[64];
-
-static void write_conf(const char *text)
-{
-    strcpy(path, "/tmp/pmdkimconfXXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-}
 
 static void test_entries(void **state)
 {
@@ -47,20 +37,6 @@ static void test_entries(void **state)
     assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.dkim.n, 0);
     pm_config_free(&cfg);
-    unlink(path);
-}
-
-static void expect_error(const char *text, int line, const char *needle)
-{
-    write_conf(text);
-    struct pm_config cfg;
-    char err[256], want[128];
-    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), -1);
-    snprintf(want, sizeof want, "%s:%d: ", path, line);
-    if (strncmp(err, want, strlen(want)) != 0)
-        fail_msg("error '%s' does not start with '%s'", err, want);
-    if (!strstr(err + strlen(want), needle))
-        fail_msg("error '%s' does not contain '%s'", err, needle);
     unlink(path);
 }
 

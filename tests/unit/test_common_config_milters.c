@@ -13,18 +13,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_file.h"
 #include "milter_addr.h"
-
-static char path[64];
-
-static void write_conf(const char *text)
-{
-    strcpy(path, "/tmp/pmmilterXXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-}
 
 #define HEAD "hostname = \"mx.test\";\n"
 
@@ -59,20 +49,6 @@ static void test_strings_and_groups(void **state)
     assert_int_equal(cfg.smtpd.milters.n, 0);
     assert_int_equal(cfg.smtpd.milter_timeout, 30);
     pm_config_free(&cfg);
-    unlink(path);
-}
-
-static void expect_error(const char *text, int line, const char *needle)
-{
-    write_conf(text);
-    struct pm_config cfg;
-    char err[512], want[128];
-    assert_int_equal(pm_config_load(path, &cfg, err, sizeof err), -1);
-    snprintf(want, sizeof want, "%s:%d: ", path, line);
-    if (strncmp(err, want, strlen(want)) != 0)
-        fail_msg("error '%s' does not start with '%s'", err, want);
-    if (!strstr(err + strlen(want), needle))
-        fail_msg("error '%s' does not contain '%s'", err, needle);
     unlink(path);
 }
 
