@@ -101,6 +101,8 @@ static const char *dmarc_comment(const struct dmarc_check *c, const struct dmarc
 {
     if (c->from_state == -2)
         return "several From: addresses";
+    if (c->from_state == -3)
+        return "From: not readable";
     if (!o->policy_name[0])
         return NULL;
     snprintf(buf, size, "p=%s", o->policy_name);

@@ -147,19 +147,26 @@ struct dkim_verify *dkim_verify_begin(const char *hdr, size_t hdrlen, struct evb
         if (name[0]) /* a signature that does not parse has no d= or s=, so no name */
             ar_dns_want(d, SMTPD_DNS_TXT, name);
     }
+    /* The body, chain by chain (evbuffer_peek with a negative length fills at most the
+     * vectors given and says nothing of the rest: so the length left is passed). */
+    size_t total = evbuffer_get_length(msg), left = total > body_off ? total - body_off : 0;
     struct evbuffer_ptr at;
-    if (evbuffer_ptr_set(msg, &at, body_off, EVBUFFER_PTR_SET) == 0) {
+    if (left && evbuffer_ptr_set(msg, &at, body_off, EVBUFFER_PTR_SET) == 0) {
         struct evbuffer_iovec iov[16];
-        for (;;) {
-            int k = evbuffer_peek(msg, -1, &at, iov, 16);
+        while (left > 0) {
+            int k = evbuffer_peek(msg, (ev_ssize_t)left, &at, iov, 16);
             if (k <= 0)
                 break;
             size_t fed = 0;
-            for (int i = 0; i < k && i < 16; i++) {
-                dkim_body(v->dkim, iov[i].iov_base, iov[i].iov_len);
-                fed += iov[i].iov_len;
+            for (int i = 0; i < k && i < 16 && fed < left; i++) {
+                size_t n = iov[i].iov_len < left - fed ? iov[i].iov_len : left - fed;
+                dkim_body(v->dkim, iov[i].iov_base, n);
+                fed += n;
             }
-            if (k <= 16 || evbuffer_ptr_set(msg, &at, fed, EVBUFFER_PTR_ADD) < 0)
+            if (fed == 0)
+                break;
+            left -= fed;
+            if (left && evbuffer_ptr_set(msg, &at, fed, EVBUFFER_PTR_ADD) < 0)
                 break;
         }
     }

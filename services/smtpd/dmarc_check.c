@@ -28,14 +28,27 @@ int dmarc_check_init(const char *psl_path)
     return opendmarc_policy_library_init(&cfg) == DMARC_PARSE_OKAY ? 0 : -1;
 }
 
+/* libopendmarc 1.4.2's opendmarc_get_tld answers the public suffix for a registered
+ * domain whose first label is one character ("x.de" -> "de", "a.com" -> "com"), and "" for
+ * a suffix the list does not know; asked for a child name ("zz.x.de") it answers right. So
+ * it is asked for "zz.<domain>": an answer that is that name itself means domain is a
+ * public suffix (its own organizational domain). */
 void dmarc_check_org_domain(const char *domain, char *out, size_t size)
 {
-    u_char buf[256] = {0};
-    char copy[256];
-    snprintf(copy, sizeof copy, "%s", domain);
-    if (opendmarc_get_tld((u_char *)copy, buf, sizeof buf) == 0 && buf[0]) {
-        snprintf(out, size, "%s", (char *)buf);
-        return;
+    u_char buf[300] = {0};
+    char copy[300];
+    size_t dlen = strlen(domain);
+    if ((size_t)snprintf(copy, sizeof copy, "zz.%s", domain) < sizeof copy &&
+        opendmarc_get_tld((u_char *)copy, buf, sizeof buf) == 0 && buf[0]) {
+        size_t blen = strlen((char *)buf);
+        if (strcasecmp((char *)buf, copy) == 0 || blen > dlen) {
+            snprintf(out, size, "%s", domain);
+            return;
+        }
+        if (strcasecmp(domain + dlen - blen, (char *)buf) == 0 && (blen == dlen || domain[dlen - blen - 1] == '.')) {
+            snprintf(out, size, "%s", domain + dlen - blen);
+            return;
+        }
     }
     /* No rule of the list matches: the implicit "*" rule, so the last two labels. */
     const char *last = strrchr(domain, '.');
@@ -82,16 +95,24 @@ void dmarc_check_start(struct dmarc_check *c, const char *hdr, size_t hdrlen)
     size_t pos = 0;
     int fields = 0;
     struct ar_field f;
-    char value[2048];
+    static char value[16384]; /* one thread; a From: longer than this is permerror */
     while (ar_header_next(hdr, hdrlen, &pos, &f)) {
         if (f.namelen != 4 || strncasecmp(f.name, "From", 4) != 0)
             continue;
         if (++fields > 1)
             break;
         size_t o = 0; /* unfolded, without CR and LF */
-        for (size_t i = 0; i < f.valuelen && o + 1 < sizeof value; i++)
-            if (f.value[i] != '\r' && f.value[i] != '\n')
-                value[o++] = f.value[i];
+        for (size_t i = 0; i < f.valuelen; i++) {
+            if (f.value[i] == '\r' || f.value[i] == '\n')
+                continue;
+            if (o + 1 >= sizeof value || f.value[i] == '\0') {
+                /* Past our copy (the domain may sit beyond it) or a NUL (what the reader
+                 * sees after it is unknown): no one domain to judge, never a quiet none. */
+                c->from_state = -3;
+                return;
+            }
+            value[o++] = f.value[i];
+        }
         value[o] = '\0';
     }
     if (fields != 1) {
@@ -178,32 +199,18 @@ int dmarc_check_lookup(struct dmarc_check *c, struct ar_dns *d)
     return 1;
 }
 
-static int spf_outcome(enum spf_check_result r)
+/* RFC 7489 3.1: strict, the same name; relaxed, the same organizational domain. */
+static int aligned(const char *id, const char *from, const char *from_org, int strict)
 {
-    switch (r) {
-    case SPF_CHECK_PASS:
-        return DMARC_POLICY_SPF_OUTCOME_PASS;
-    case SPF_CHECK_NONE:
-        return DMARC_POLICY_SPF_OUTCOME_NONE;
-    case SPF_CHECK_TEMPERROR:
-        return DMARC_POLICY_SPF_OUTCOME_TMPFAIL;
-    default:
-        return DMARC_POLICY_SPF_OUTCOME_FAIL;
-    }
-}
-
-static int dkim_outcome(enum dkim_verify_result r)
-{
-    switch (r) {
-    case DKIM_VERIFY_PASS:
-        return DMARC_POLICY_DKIM_OUTCOME_PASS;
-    case DKIM_VERIFY_NONE:
-        return DMARC_POLICY_DKIM_OUTCOME_NONE;
-    case DKIM_VERIFY_TEMPERROR:
-        return DMARC_POLICY_DKIM_OUTCOME_TMPFAIL;
-    default:
-        return DMARC_POLICY_DKIM_OUTCOME_FAIL;
-    }
+    char dom[256], org[256];
+    snprintf(dom, sizeof dom, "%s", id);
+    size_t n = strlen(dom);
+    if (n && dom[n - 1] == '.')
+        dom[n - 1] = '\0';
+    if (strict)
+        return strcasecmp(dom, from) == 0;
+    dmarc_check_org_domain(dom, org, sizeof org);
+    return strcasecmp(org, from_org) == 0;
 }
 
 static void name_policy(struct dmarc_check_outcome *out, int p)
@@ -221,7 +228,7 @@ void dmarc_check_evaluate(const struct dmarc_check *c, const char *ip, const str
 {
     memset(out, 0, sizeof *out);
     out->policy_name = "";
-    if (c->from_state == -2) {
+    if (c->from_state <= -2) {
         out->result = DMARC_CHECK_PERMERROR;
         return;
     }
@@ -249,43 +256,33 @@ void dmarc_check_evaluate(const struct dmarc_check *c, const char *ip, const str
         opendmarc_policy_connect_shutdown(ctx);
         return;
     }
-    if (spf && spf->domain[0]) {
-        char dom[256];
-        snprintf(dom, sizeof dom, "%s", spf->domain);
-        opendmarc_policy_store_spf(ctx, (u_char *)dom, spf_outcome(spf->result),
-                                   spf->helo_identity ? DMARC_POLICY_SPF_ORIGIN_HELO : DMARC_POLICY_SPF_ORIGIN_MAILFROM,
-                                   NULL);
-    }
-    for (size_t i = 0; i < nsigs; i++) {
-        if (!sigs[i].domain[0])
-            continue;
-        char dom[256], sel[128];
-        snprintf(dom, sizeof dom, "%s", sigs[i].domain);
-        snprintf(sel, sizeof sel, "%s", sigs[i].selector);
-        opendmarc_policy_store_dkim(ctx, (u_char *)dom, (u_char *)sel, dkim_outcome(sigs[i].result), NULL);
-    }
-    int verdict = opendmarc_get_policy_to_enforce(ctx);
-    int p = 0, sp = 0, dkim_al = 0, spf_al = 0;
+    /* The verdict is ours: libopendmarc 1.4.2 aligns by its opendmarc_get_tld, which puts
+     * "x.de" and "y.de" (and any two names under a suffix it does not know) in one
+     * organizational domain. It parses the record; alignment uses dmarc_check_org_domain. */
+    int p = 0, sp = 0, adkim = 0, aspf = 0;
     opendmarc_policy_fetch_p(ctx, &p);
     opendmarc_policy_fetch_sp(ctx, &sp);
-    opendmarc_policy_fetch_alignment(ctx, &dkim_al, &spf_al);
-    name_policy(out, c->record_at_org && sp != DMARC_RECORD_P_UNSPECIFIED ? sp : p);
-    out->dkim_aligned = dkim_al == DMARC_POLICY_DKIM_ALIGNMENT_PASS;
-    out->spf_aligned = spf_al == DMARC_POLICY_SPF_ALIGNMENT_PASS;
-    switch (verdict) {
-    case DMARC_POLICY_PASS:
-        out->result = DMARC_CHECK_PASS;
-        break;
-    case DMARC_POLICY_REJECT:
-    case DMARC_POLICY_QUARANTINE:
-    case DMARC_POLICY_NONE:
-        out->result = DMARC_CHECK_FAIL;
-        break;
-    default:
-        out->result = DMARC_CHECK_NONE;
-        break;
-    }
+    opendmarc_policy_fetch_adkim(ctx, &adkim);
+    opendmarc_policy_fetch_aspf(ctx, &aspf);
     opendmarc_policy_connect_shutdown(ctx);
+    name_policy(out, c->record_at_org && sp != DMARC_RECORD_P_UNSPECIFIED ? sp : p);
+    char from_org[256];
+    dmarc_check_org_domain(c->from_domain, from_org, sizeof from_org);
+    int temp = 0;
+    if (spf && spf->domain[0] && aligned(spf->domain, c->from_domain, from_org, aspf == DMARC_RECORD_A_STRICT)) {
+        out->spf_aligned = spf->result == SPF_CHECK_PASS;
+        temp |= spf->result == SPF_CHECK_TEMPERROR;
+    }
+    for (size_t i = 0; i < nsigs; i++) {
+        if (!sigs[i].domain[0] || !aligned(sigs[i].domain, c->from_domain, from_org, adkim == DMARC_RECORD_A_STRICT))
+            continue;
+        out->dkim_aligned |= sigs[i].result == DKIM_VERIFY_PASS;
+        temp |= sigs[i].result == DKIM_VERIFY_TEMPERROR;
+    }
+    /* A temporary error of an identifier that would align may hide its pass: not a fail. */
+    out->result = out->spf_aligned || out->dkim_aligned ? DMARC_CHECK_PASS
+                  : temp                                ? DMARC_CHECK_TEMPERROR
+                                                        : DMARC_CHECK_FAIL;
 }
 
 const char *dmarc_check_result_name(enum dmarc_check_result r)

@@ -2,7 +2,9 @@
  * domain>, else _dmarc.<organizational domain>, found by the public suffix list loaded at
  * start), and the verdict from the SPF and DKIM results with their alignment. The records
  * come from the message's DNS table (authres_dns.h) and are handed to libopendmarc with
- * opendmarc_policy_store_dmarc: libopendmarc never does DNS itself. */
+ * opendmarc_policy_store_dmarc: libopendmarc never does DNS itself. libopendmarc parses the
+ * record; the alignment and verdict are computed here (its own alignment is wrong for
+ * one-letter labels and unknown suffixes: dmarc_check.c). */
 #ifndef SMTPD_DMARC_CHECK_H
 #define SMTPD_DMARC_CHECK_H
 #include <stddef.h>
@@ -25,7 +27,8 @@ enum dmarc_check_policy { DMARC_POLICY_ASKS_NONE, DMARC_POLICY_ASKS_QUARANTINE, 
 
 struct dmarc_check {
     char from_domain[256];  /* "" when the message has none */
-    int from_state;         /* 0 one domain, -1 none, -2 several From: addresses or fields */
+    int from_state;         /* 0 one domain, -1 none, -2 several From: addresses or fields,
+                             * -3 a From: too long to read or with a NUL (permerror) */
     char org_domain[256];
     int stage;              /* which record is being looked for (dmarc_check.c) */
     char record[1024];      /* the policy record found, "" none */

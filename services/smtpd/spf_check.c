@@ -16,12 +16,22 @@
 
 static SPF_server_t *server;
 
+#define SPF_MAX_TERMS 10 /* RFC 7208 4.6.4 */
+#define SPF_MAX_VOIDS 2
+#define SPF_FOLLOWUPS 10 /* libspf2 looks at 10 MX hosts and 10 PTR names */
+
 /* The run in progress: libspf2 is synchronous and smtpd has one thread, so one at a time. */
 static struct {
     struct ar_dns *dns;
     int missed;         /* a question was not in the table: it is wanted now */
     int over_limit;     /* too many questions, or the table is full */
     size_t questions;
+    int txt_asked;      /* TXT questions: the first is the identity's own record */
+    int terms;          /* RFC 7208 4.6.4: DNS-querying terms, includes and redirects too */
+    int voids;          /* of those, answered NXDOMAIN or with no records */
+    /* Names an MX or PTR answer brought: their address lookups are part of that term. */
+    char followups[2 * SPF_FOLLOWUPS][AR_DNS_MAX_NAME + 1];
+    int nfollowups;
     int jump_ok;
     jmp_buf jump;
 } run;
@@ -97,6 +107,8 @@ static SPF_dns_rr_t *from_entry(SPF_dns_server_t *srv, const char *domain, ns_ty
     int k = 0;
     for (size_t i = 0; i < e->n; i++) {
         const char *r = e->records[i];
+        if (t == ns_t_ptr && k >= SPF_FOLLOWUPS)
+            break; /* RFC 7208 4.6.4: names past the tenth are ignored (libspf2 would permerror) */
         if (t == ns_t_a || t == ns_t_aaaa) {
             int af = t == ns_t_a ? AF_INET : AF_INET6;
             unsigned char bin[16];
@@ -125,9 +137,40 @@ static SPF_dns_rr_t *from_entry(SPF_dns_server_t *srv, const char *domain, ns_ty
  * time, which would otherwise take one round trip each. */
 static void want_mx_hosts(const struct ar_dns_entry *e)
 {
-    for (size_t i = 0; e->status == SMTPD_DNS_OK && i < e->n && i < 10; i++)
+    for (size_t i = 0; e->status == SMTPD_DNS_OK && i < e->n && i < SPF_FOLLOWUPS; i++)
         if (strcmp(e->records[i], ".") != 0)
             ar_dns_want(run.dns, SMTPD_DNS_A, e->records[i]);
+}
+
+static void note_followups(const struct ar_dns_entry *e)
+{
+    for (size_t i = 0; e->status == SMTPD_DNS_OK && i < e->n && i < SPF_FOLLOWUPS; i++)
+        if (run.nfollowups < 2 * SPF_FOLLOWUPS)
+            snprintf(run.followups[run.nfollowups++], sizeof run.followups[0], "%s", e->records[i]);
+}
+
+static int is_followup(const char *name)
+{
+    for (int i = 0; i < run.nfollowups; i++)
+        if (strcasecmp(run.followups[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* RFC 7208 7.3: an expanded name over 253 octets loses labels on its left until it fits. */
+static const char *left_truncated(const char *domain)
+{
+    size_t n = strlen(domain);
+    if (n && domain[n - 1] == '.')
+        n--;
+    while (n > 253) {
+        const char *dot = memchr(domain, '.', n);
+        if (!dot)
+            return NULL;
+        n -= (size_t)(dot + 1 - domain);
+        domain = dot + 1;
+    }
+    return domain;
 }
 
 static SPF_dns_rr_t *table_lookup(SPF_dns_server_t *srv, const char *domain, ns_type t, int should_cache)
@@ -135,7 +178,10 @@ static SPF_dns_rr_t *table_lookup(SPF_dns_server_t *srv, const char *domain, ns_
     (void)should_cache;
     enum smtpd_dns_type type;
     char name[AR_DNS_MAX_NAME + 1];
-    snprintf(name, sizeof name, "%s", domain ? domain : "");
+    const char *fit = left_truncated(domain ? domain : "");
+    if (!fit)
+        return no_answer(srv, domain, t, HOST_NOT_FOUND);
+    snprintf(name, sizeof name, "%s", fit);
     switch (t) {
     case ns_t_a:
     case ns_t_aaaa:
@@ -159,11 +205,22 @@ static SPF_dns_rr_t *table_lookup(SPF_dns_server_t *srv, const char *domain, ns_
         run.over_limit = 1;
         return no_answer(srv, domain, t, TRY_AGAIN);
     }
+    /* A term of its own: not the identity's record, not an MX host's or PTR name's address. */
+    int term = type == SMTPD_DNS_TXT ? run.txt_asked++ > 0 : !(type == SMTPD_DNS_A && is_followup(name));
+    if (term && ++run.terms > SPF_MAX_TERMS) {
+        run.over_limit = 1;
+        return no_answer(srv, domain, t, TRY_AGAIN);
+    }
     const struct ar_dns_entry *e = ar_dns_find(run.dns, type, name);
     if (e && e->state == AR_DNS_DONE) {
         if (t == ns_t_mx)
             want_mx_hosts(e);
-        return from_entry(srv, domain, t, e);
+        if (t == ns_t_mx || t == ns_t_ptr)
+            note_followups(e);
+        SPF_dns_rr_t *rr = from_entry(srv, domain, t, e);
+        if (term && rr && (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA) && ++run.voids > SPF_MAX_VOIDS)
+            run.over_limit = 1; /* permerror, once the run has asked all it asks */
+        return rr;
     }
     if (!e) {
         if (run.dns->n >= AR_DNS_MAX_NAMES) {

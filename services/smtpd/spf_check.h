@@ -4,9 +4,10 @@
  * cannot answer yet as wanted (and answers it "try again", which ends that run). The caller
  * fetches what is wanted and runs the check again until it is final.
  *
- * Bounds: libspf2's 10 DNS mechanisms per record, 10 MX and PTR names; on top of that at
- * most SPF_CHECK_MAX_QUESTIONS questions per evaluation in all (includes do not share
- * libspf2's count), past which the result is permerror, as past RFC 7208's limits. A DNS
+ * Bounds (RFC 7208 4.6.4, counted here: libspf2 counts per record only): 10 DNS-querying
+ * terms per evaluation, includes and redirects too; 2 void lookups; 10 MX hosts; PTR names
+ * past the tenth ignored; at most SPF_CHECK_MAX_QUESTIONS questions in all. Past a bound the
+ * result is permerror. Names over 253 octets lose labels on the left (RFC 7208 7.3). A DNS
  * answer that does not come in time is temperror. libspf2's fatal errors (its assertions)
  * end the run as permerror instead of the process. */
 #ifndef SMTPD_SPF_CHECK_H
