@@ -4,7 +4,7 @@ BUILD   ?= build
 SAN     ?= 0
 PYTHON  := /usr/bin/python3
 CC      := gcc
-PKGS    := libzmq libprotobuf-c lmdb ldns libconfig libevent libevent_openssl openssl libseccomp libcrypt opendkim
+PKGS    := libzmq libprotobuf-c lmdb ldns libconfig libevent libevent_openssl openssl libseccomp libcrypt opendkim libidn2
 CONFIG  ?= deploy/local/postmesh.conf
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icommon -I$(BUILD)/gen

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dkim_sign.h"
+#include "dkim_sign_int.h"
 
 #define MAX_FROM 2048 /* an unfolded From: value longer than this is not signed */
 
@@ -56,7 +56,7 @@ static size_t skip_encoded_word(const char *v, size_t i)
 static int one_mailbox(const char *v, char *spec, size_t size, const char **why)
 {
     size_t o = 0, i = 0;
-    int depth = 0, in_angle = 0, had_angle = 0;
+    int depth = 0, in_angle = 0, had_angle = 0, closed = 0, bare_at = 0;
     while (v[i]) {
         char ch = v[i];
         if (depth > 0) { /* a comment, nested */
@@ -68,6 +68,10 @@ static int one_mailbox(const char *v, char *spec, size_t size, const char **why)
                 depth--;
             i++;
             continue;
+        }
+        if (ch == '"' && closed) {
+            *why = "several_addresses";
+            return -1;
         }
         if (ch == '"') { /* a quoted string: part of the address only inside <> or bare */
             size_t j = i + 1;
@@ -84,7 +88,7 @@ static int one_mailbox(const char *v, char *spec, size_t size, const char **why)
             i = j + 1;
             continue;
         }
-        size_t after = in_angle ? i : skip_encoded_word(v, i);
+        size_t after = in_angle || closed ? i : skip_encoded_word(v, i);
         if (after != i) {
             i = after;
             continue;
@@ -92,7 +96,7 @@ static int one_mailbox(const char *v, char *spec, size_t size, const char **why)
         if (ch == '(') {
             depth = 1;
         } else if (ch == '<') {
-            if (had_angle) {
+            if (had_angle || bare_at) { /* "a@x <b@y>": which one a reader takes is anyone's guess */
                 *why = "several_addresses";
                 return -1;
             }
@@ -100,6 +104,10 @@ static int one_mailbox(const char *v, char *spec, size_t size, const char **why)
             o = 0; /* what came before was the display name */
         } else if (ch == '>') {
             in_angle = 0;
+            closed = 1;
+        } else if (closed && !isspace((unsigned char)ch)) {
+            *why = "several_addresses"; /* "<a@x> b@y": only comments may follow the angle-addr */
+            return -1;
         } else if (ch == ',' && !in_angle) {
             *why = "several_addresses";
             return -1;
@@ -107,6 +115,7 @@ static int one_mailbox(const char *v, char *spec, size_t size, const char **why)
             *why = "group";
             return -1;
         } else if ((in_angle || !had_angle) && !isspace((unsigned char)ch)) {
+            bare_at |= ch == '@' && !in_angle;
             if (o + 1 >= size) {
                 *why = "too_long";
                 return -1;
@@ -173,13 +182,21 @@ int queue_dkim_from_domain(const uint8_t *msg, size_t len, char *domain, size_t 
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)d[i];
-        if (!isalnum(ch) && ch != '-' && ch != '.') {
+        if (ch < 0x80 && !isalnum(ch) && ch != '-' && ch != '.') {
             *why = "bad_domain"; /* a domain literal, or not a DNS name */
             return -1;
         }
-        domain[i] = (char)tolower(ch);
     }
-    domain[n] = '\0';
+    /* u-labels (an SMTPUTF8 message) become the a-labels that d= and the key's name use */
+    if (queue_dkim_to_alabels(d, domain, dsize) < 0) {
+        *why = "bad_domain";
+        return -1;
+    }
+    n = strlen(domain);
+    if (n == 0 || n > 253) {
+        *why = n ? "too_long" : "bad_domain";
+        return -1;
+    }
     if (domain[0] == '.' || domain[n - 1] == '.' || strstr(domain, "..")) {
         *why = "bad_domain";
         return -1;

@@ -12,6 +12,10 @@ struct dkim_signer {
 int queue_dkim_load_keys(struct dkim_signer *d, const struct pm_config *cfg, char *err, size_t size);
 void queue_dkim_free_keys(struct dkim_signer *d);
 
+/* dkim_sign_idna.c: d (UTF-8 labels) with every non-ASCII label as its a-label ("xn--..."),
+ * ASCII lower-cased, into out. 0, or -1: not UTF-8, a label empty or longer than 63. */
+int queue_dkim_to_alabels(const char *d, char *out, size_t size);
+
 /* dkim_sign_openssl.c: one DKIM-Signature field of msg with key k (CRLF line ends and
  * NUL-terminated, malloc'd into out). 0, or -1 with why. */
 struct dkim_field {

@@ -35,7 +35,9 @@ static int fail(const struct pm_dkim_key *k, char *err, size_t size, const char 
 /* The file's bytes (NUL-terminated), refusing a world-readable or oversized one. */
 static unsigned char *read_key_file(const struct pm_dkim_key *k, size_t *len, char *err, size_t size)
 {
-    int fd = open(k->key, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Symlinks are followed: a Kubernetes Secret volume is made of them. The checks below
+     * are of the file opened, whatever name led to it. */
+    int fd = open(k->key, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         fail(k, err, size, "cannot read key %s: %s", k->key, strerror(errno));
@@ -49,6 +51,9 @@ static unsigned char *read_key_file(const struct pm_dkim_key *k, size_t *len, ch
     else if (st.st_mode & S_IROTH)
         fail(k, err, size, "key %s is readable by everyone (mode %03o): chmod 0600 or 0640 (`postmesh dkim keygen` "
              "writes it so)", k->key, (unsigned)(st.st_mode & 0777));
+    else if (st.st_mode & S_IWOTH) /* anyone could put their own key in: every signature would fail */
+        fail(k, err, size, "key %s is writable by everyone (mode %03o): chmod 0600", k->key,
+             (unsigned)(st.st_mode & 0777));
     else if (st.st_size <= 0 || st.st_size > MAX_KEY_FILE)
         fail(k, err, size, "key %s is empty or larger than %d bytes", k->key, MAX_KEY_FILE);
     else if ((buf = malloc((size_t)st.st_size + 1))) {
@@ -66,16 +71,27 @@ static unsigned char *read_key_file(const struct pm_dkim_key *k, size_t *len, ch
     return buf;
 }
 
+/* An encrypted key is refused, never prompted for: OpenSSL's default would read a passphrase
+ * from the terminal and hang a queue started from a shell. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag;
+    *(int *)u = 1;
+    return -1;
+}
+
 /* The PEM key parsed, and which algorithm it is: 0, or -1 (err) for anything but rsa of
  * 2048 to 8192 bits or ed25519. */
 static int classify(const struct pm_dkim_key *k, const unsigned char *pem, size_t pemlen, struct dkim_key *out,
                     char *err, size_t size)
 {
     BIO *bio = BIO_new_mem_buf(pem, (int)pemlen);
-    EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    int asked = 0;
+    EVP_PKEY *pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &asked) : NULL;
     BIO_free(bio);
     if (!pk)
-        return fail(k, err, size, "key %s is not a PEM private key", k->key);
+        return fail(k, err, size, asked ? "key %s is encrypted: the queue reads it unattended, store it without a "
+                                          "passphrase (mode 0600)" : "key %s is not a PEM private key", k->key);
     int rc = 0;
     if (EVP_PKEY_base_id(pk) == EVP_PKEY_RSA) {
         out->alg = DKIM_ALG_RSA;

@@ -56,7 +56,10 @@ struct hfield {
     int used;
 };
 
-/* The header fields and where the body starts. -1: more than MAX_FIELDS. */
+/* The header fields and where the body starts. -1: more than MAX_FIELDS; -2: a field without
+ * a name or a colon, or with a tab before the colon (RFC 5322 4.5's obsolete "Subject\t:"):
+ * libopendkim keeps the tab in the name and fails the signature (dkimpy refuses any white
+ * space there), so such a message goes unsigned. */
 static int split(const uint8_t *msg, size_t len, struct hfield *f, size_t *nf, size_t *body)
 {
     size_t i = 0;
@@ -79,7 +82,10 @@ static int split(const uint8_t *msg, size_t len, struct hfield *f, size_t *nf, s
             colon++;
         size_t nl = colon - start;
         while (nl > 0 && wsp(msg[start + nl - 1]))
-            nl--;
+            if (msg[start + --nl] == '\t')
+                return -2;
+        if (colon == end || nl == 0)
+            return -2;
         f[(*nf)++] = (struct hfield){.p = msg + start, .len = end - start, .namelen = nl};
     }
     if (i < len)
@@ -183,9 +189,10 @@ int queue_dkim_sign_one(const struct dkim_key *k, const char *const *signed_head
 {
     struct hfield *f = malloc(MAX_FIELDS * sizeof *f);
     size_t nf, body;
-    if (!f || split(msg, len, f, &nf, &body) < 0) {
+    int split_rc = f ? split(msg, len, f, &nf, &body) : 0;
+    if (!f || split_rc < 0) {
         free(f);
-        *why = f ? "too_many_header_fields" : "out_of_memory";
+        *why = !f ? "out_of_memory" : split_rc == -2 ? "bad_header_syntax" : "too_many_header_fields";
         return -1;
     }
     unsigned char bh[32], hash[32], sig[1024];
