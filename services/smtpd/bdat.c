@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "command_table.h"
 #include "log.h"
 #include "session.h"
@@ -152,6 +153,7 @@ void smtpd_cmd_bdat(struct smtpd_session *s, const struct smtpd_command *c)
         return;
     }
     if (!s->txn.chunked) {
+        s->bdat.msg_deadline = pm_mono_coarse_s() + s->srv->cfg->smtpd.timeout_data;
         smtpd_message_begin(s);
         smtpd_bdat_text_init(&s->bdat.text, SMTPD_MAX_TEXT_LINE);
         s->txn.chunked = 1;

@@ -45,6 +45,11 @@ struct smtpd_bdat {
     int last;
     char refusal[256]; /* not stored: the reply once it is read ("": stored) */
     struct smtpd_bdat_text text;
+    /* Monotonic s by which the chunked message must be complete: timeout_data from its first
+     * chunk, extended by its octets at DATA's minimum rate. The commands between chunks
+     * (NOOP, RSET...) do not extend it: otherwise a client could hold its share of the body
+     * budget for ever with a NOOP now and then. */
+    long long msg_deadline;
 };
 
 struct smtpd_session;

@@ -90,6 +90,12 @@ static long long state_timeout(const struct smtpd_session *s)
     return in_body(s) ? cfg->smtpd.timeout_data : cfg->smtpd.timeout_command;
 }
 
+/* A deadline, but never past the chunked message's own (bdat.h). */
+static long long within_message(const struct smtpd_session *s, long long deadline)
+{
+    return s->txn.chunked && s->bdat.msg_deadline < deadline ? s->bdat.msg_deadline : deadline;
+}
+
 void smtpd_session_reading(struct smtpd_session *s, int on)
 {
     /* Two clocks: the read timeout catches a silent client, the deadline one that trickles
@@ -98,7 +104,7 @@ void smtpd_session_reading(struct smtpd_session *s, int on)
     struct timeval wr = {s->srv->cfg->smtpd.timeout_command, 0};
     bufferevent_set_timeouts(s->bev, &rd, &wr);
     if (on) {
-        s->deadline = pm_mono_coarse_s() + state_timeout(s);
+        s->deadline = within_message(s, pm_mono_coarse_s() + state_timeout(s));
         s->data_credit = 0;
         if (!s->in_eof) /* a socket at EOF would only report it again */
             bufferevent_enable(s->bev, EV_READ);
@@ -111,7 +117,10 @@ void smtpd_session_reading(struct smtpd_session *s, int on)
 void smtpd_session_data_progress(struct smtpd_session *s, size_t octets)
 {
     s->data_credit += octets;
-    s->deadline += (long long)(s->data_credit / SMTPD_MIN_DATA_RATE);
+    long long more = (long long)(s->data_credit / SMTPD_MIN_DATA_RATE);
+    s->deadline += more;
+    if (s->txn.chunked)
+        s->bdat.msg_deadline += more;
     s->data_credit %= SMTPD_MIN_DATA_RATE;
 }
 
@@ -423,7 +432,7 @@ static int next_line(struct smtpd_session *s)
             dispatch_line(s, line, smtpd_line_strip(line, total), total);
             explicit_bzero(line, total); /* it may have been a password */
             if (!in_body(s) && s->state != SMTPD_ST_CLOSING)
-                s->deadline = pm_mono_coarse_s() + s->srv->cfg->smtpd.timeout_command; /* for the next one */
+                s->deadline = within_message(s, pm_mono_coarse_s() + s->srv->cfg->smtpd.timeout_command);
             return 1;
         }
         if (s->scan.overflow) {

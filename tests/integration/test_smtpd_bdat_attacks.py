@@ -503,3 +503,23 @@ def test_replies_a_starttls_client_does_not_read_stay_bounded(mx):
         socket.socket.shutdown(c.sock, socket.SHUT_RDWR)  # the sender's sendall fails; no fd reuse
         sender.join(5)
         c.sock.close()
+
+
+def test_commands_between_chunks_do_not_hold_the_message_for_ever(mx):
+    """A chunked message holds its octets of the body budget until its last chunk. Every
+    command used to start a fresh command deadline, so a NOOP now and then kept a partial
+    message (and its share of the budget) for ever; eight such sessions filled the budget.
+    The message has its own deadline now: timeout_data (1 s here) from its first chunk plus
+    its octets at the minimum data rate."""
+    c = RawSMTP(mx.port("smtp"))
+    envelope(c)
+    c.send(b"BDAT 100\r\n" + lines_of(100))
+    assert c.reply()[0] == 250
+    start = time.monotonic()
+    code, lines = 250, []
+    while code == 250 and time.monotonic() - start < 6:
+        time.sleep(0.2)  # a client that pauses between commands, not a wait for a result
+        code, lines = c.cmd("NOOP")
+    assert code == 421 and "timeout" in lines[0], (code, lines)
+    assert time.monotonic() - start < 3.5
+    assert c.closed_by_server()
