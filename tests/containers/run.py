@@ -38,7 +38,11 @@ HAPROXY_IMAGE = "localhost/postmesh-haproxy:latest"
 BUILD_IMAGE = "localhost/postmesh-build:cache"
 COMPOSE = os.path.join(ROOT, "deploy", "compose.yaml")
 DEADLINE = time.monotonic() + float(os.environ.get("POSTMESH_CT_BUDGET", "1140"))  # 19 min
-PACKAGES = ["podman", "runc", "podman-compose", "haproxy", "debootstrap", "swaks", "ldnsutils"]
+# The names of the services resolve through the network's DNS: aardvark-dns with netavark
+# (what a fresh machine's podman picks), the dnsname plugin where podman already runs on CNI;
+# both are only Recommends of podman, which --no-install-recommends leaves out.
+PACKAGES = ["podman", "runc", "podman-compose", "haproxy", "debootstrap", "swaks", "ldnsutils",
+            "netavark", "aardvark-dns", "golang-github-containernetworking-plugin-dnsname"]
 DOMAIN = "postmesh.test"
 USER, PASSWORD = "alice@" + DOMAIN, "ct-secret-42"
 SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -355,9 +359,28 @@ def health(name):
 
 
 # ------------------------------------------------------------------ main
+def test_config():
+    """deploy/compose/postmesh.conf as it is, but for its recursive resolvers: the test sends
+    nothing off this host, so the resolver asks one that is not there (127.0.0.1 inside its
+    container: refused at once). smtpd still verifies SPF/DKIM/DMARC on port 25 through the
+    resolver container (every answer a temperror), which is what shows it can reach it."""
+    with open(os.path.join(ROOT, "deploy", "compose", "postmesh.conf")) as f:
+        text = f.read()
+    text, n = re.subn(r"nameservers\s*=\s*\[[^\]]*\];", 'nameservers = [ "127.0.0.1:53" ];', text)
+    if n != 1:
+        raise Failure("deploy/compose/postmesh.conf: no resolver.nameservers line to replace")
+    path = os.path.join(WORK, "postmesh.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(WORK, 0o755)
+    os.chmod(path, 0o644)
+    ENV["POSTMESH_COMPOSE_CONFIG"] = path
+
+
 def main():
     ensure_packages()
     containers_conf()
+    test_config()
     cleanup()  # what a run killed without its trap may have left
     choose_ports()
     build_images()
