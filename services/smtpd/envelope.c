@@ -31,7 +31,7 @@ static void refuse(struct smtpd_session *s, const char *stage, const char *reply
     smtpd_reply_error(s, "%s", reply);
 }
 
-/* MAIL's RET and ENVID are in txn.dsn already (set when it was parsed). */
+/* MAIL's RET and ENVID are in the transaction already (set when it was parsed). */
 static void accept_mail(struct smtpd_session *s, const char *sender, int smtputf8, int body_8bit)
 {
     s->txn.active = 1;
@@ -43,12 +43,13 @@ static void accept_mail(struct smtpd_session *s, const char *sender, int smtputf
     smtpd_reply(s, "250 2.1.0 Ok");
 }
 
-/* Takes final (malloc'd); its NOTIFY and ORCPT are txn.dsn_pending. */
+/* Takes final (malloc'd); its NOTIFY and ORCPT are txn.dsn_pending (NULL: none). */
 static void accept_rcpt(struct smtpd_session *s, char *final)
 {
     if (smtpd_milter_rcpt(s, &final, accept_rcpt)) /* the milters ask first, then call back */
         return;
-    const struct smtpd_dsn_rcpt *d = &s->txn.dsn_pending;
+    static const struct smtpd_dsn_rcpt none;
+    const struct smtpd_dsn_rcpt *d = s->txn.dsn_pending ? s->txn.dsn_pending : &none;
     char *orcpt = d->has_orcpt ? strdup(d->orcpt) : NULL;
     if (s->txn.nrcpt == s->txn.cap) {
         int cap = s->txn.cap ? s->txn.cap * 2 : 4;
@@ -176,7 +177,14 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtpd_command *c)
         refuse(s, "MAIL", "555 5.5.4 Error: MAIL parameters need EHLO", addr.address);
         return;
     }
-    s->txn.dsn = p.dsn; /* outside a transaction: the next MAIL replaces it */
+    /* Outside a transaction: the next MAIL replaces them. */
+    s->txn.dsn_ret = p.dsn.ret;
+    free(s->txn.dsn_envid);
+    s->txn.dsn_envid = p.dsn.has_envid ? strdup(p.dsn.envid) : NULL;
+    if (p.dsn.has_envid && !s->txn.dsn_envid) {
+        refuse(s, "MAIL", "452 4.3.0 Error: insufficient resources", addr.address);
+        return;
+    }
     if (p.has_size && p.size > (unsigned long long)cfg->smtpd.max_message_size) {
         refuse(s, "MAIL", "552 5.3.4 Error: message size exceeds fixed limit", addr.address);
         return;
@@ -218,15 +226,26 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, const struct smtpd_command *c)
         return;
     }
     struct pm_addr addr;
-    struct smtpd_dsn_rcpt *dsn = &s->txn.dsn_pending;
-    if (smtpd_parse_rcpt_dsn(c->arg, c->arglen, s->txn.smtputf8, &addr, dsn, reply, sizeof reply) < 0) {
+    struct smtpd_dsn_rcpt dsn;
+    if (smtpd_parse_rcpt_dsn(c->arg, c->arglen, s->txn.smtputf8, &addr, &dsn, reply, sizeof reply) < 0) {
         refuse(s, "RCPT", reply, NULL);
         return;
     }
     smtpd_milter_args(s, c->arg, c->arglen);
-    if (!s->esmtp && (dsn->notify || dsn->has_orcpt)) {
+    if (!s->esmtp && (dsn.notify || dsn.has_orcpt)) {
         refuse(s, "RCPT", "555 5.5.4 Error: RCPT parameters need EHLO", addr.address);
         return;
+    }
+    /* Kept through the recipient's look-up and the milters (accept_rcpt takes it). */
+    free(s->txn.dsn_pending);
+    s->txn.dsn_pending = NULL;
+    if (dsn.notify || dsn.has_orcpt) {
+        s->txn.dsn_pending = malloc(sizeof dsn);
+        if (!s->txn.dsn_pending) {
+            refuse(s, "RCPT", "452 4.3.0 Error: insufficient resources", addr.address);
+            return;
+        }
+        *s->txn.dsn_pending = dsn;
     }
     char *final;
     enum smtpd_verdict v = smtpd_policy_rcpt(s, &addr, &final, reply, sizeof reply);

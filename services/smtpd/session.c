@@ -274,6 +274,8 @@ void smtpd_txn_reset(struct smtpd_txn *t)
     for (int i = 0; t->rcpt_dsn && i < t->nrcpt; i++)
         free(t->rcpt_dsn[i].orcpt);
     free(t->rcpt_dsn);
+    free(t->dsn_envid);
+    free(t->dsn_pending);
     free(t->hold_reason);
     memset(t, 0, sizeof *t);
 }

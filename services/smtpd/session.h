@@ -63,8 +63,11 @@ struct smtpd_txn {
     int chunked;     /* BDAT chunks came: the message so far is s->body (bdat.h) */
     int hold;           /* a milter quarantined it: the queue holds it */
     char *hold_reason;
-    struct smtpd_dsn_mail dsn;          /* MAIL's RET and ENVID */
-    struct smtpd_dsn_rcpt dsn_pending;  /* the RCPT being checked: its NOTIFY and ORCPT */
+    /* DSN values live on the heap only when a client gave them: an idle session would
+     * otherwise carry their 600 octets of buffers. */
+    int dsn_ret;                        /* MAIL's RET (SMTPD_DSN_RET_*) */
+    char *dsn_envid;                    /* MAIL's ENVID, decoded; NULL: none */
+    struct smtpd_dsn_rcpt *dsn_pending; /* the RCPT being checked: its NOTIFY and ORCPT; NULL: none */
     struct smtpd_rcpt_dsn *rcpt_dsn;    /* one per rcpt[] (same cap) */
     int any_rcpt_dsn;                   /* some RCPT had NOTIFY or ORCPT */
 };

@@ -77,8 +77,8 @@ static uint64_t send_once(struct smtpd_session *s, int avoid)
     /* Authenticated or from trusted_networks (who may relay): the queue DKIM-signs it. */
     sub.originating = smtpd_policy_may_relay(s);
     /* DSN (RFC 3461): one RecipientDsn per recipient, or none when no RCPT had NOTIFY/ORCPT. */
-    sub.dsn_ret = (Postmesh__DsnRet)s->txn.dsn.ret;
-    sub.dsn_envid = s->txn.dsn.has_envid ? s->txn.dsn.envid : "";
+    sub.dsn_ret = (Postmesh__DsnRet)s->txn.dsn_ret;
+    sub.dsn_envid = s->txn.dsn_envid ? s->txn.dsn_envid : "";
     size_t nd = s->txn.any_rcpt_dsn ? (size_t)s->txn.nrcpt : 0;
     Postmesh__RecipientDsn *dsn = nd ? calloc(nd, sizeof *dsn) : NULL;
     Postmesh__RecipientDsn **dsnp = nd ? calloc(nd, sizeof *dsnp) : NULL;
