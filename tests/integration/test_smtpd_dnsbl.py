@@ -29,6 +29,8 @@ LISTS = [
     "--host-record=12.0.0.127.bl.test,127.0.0.2",
     # 127.0.0.13: on bl.test without a TXT reason
     "--host-record=13.0.0.127.bl.test,127.0.0.2",
+    # 127.0.0.14: on bl.test, first asked after the resolver restarted
+    "--host-record=14.0.0.127.bl.test,127.0.0.2", "--txt-record=14.0.0.127.bl.test,after the restart",
 ]
 TIMEOUT_MS = 800
 PAUSE_MS = 300
@@ -193,3 +195,18 @@ def test_the_lists_run_during_the_greet_pause_and_talking_first_is_still_refused
         assert c.reply().startswith("554 5.5.1"), "an early talker must be refused"
     finally:
         c.close()
+
+
+def test_the_lists_still_answer_after_the_resolver_restarted(tmp_path_factory, dns):
+    """smtpd keeps one connection to the resolver: a resolver that restarts (a container
+    does, at any moment) must be asked again on the new connection, not left waited for."""
+    pm = install(tmp_path_factory, dns, "restart", [{"zone": "bl.test", "weight": 2}])
+    try:
+        assert greeting(pm.port("smtp"), "127.0.0.2")[0].startswith("554 5.7.1 ")
+        pm.stop("resolver")
+        pm.start("resolver")
+        reply, _ = greeting(pm.port("smtp"), "127.0.0.14")  # not in smtpd's cache
+        assert reply == "554 5.7.1 Service unavailable; client [127.0.0.14] blocked using bl.test: after the restart", \
+            pm.log("smtpd")[-2000:]
+    finally:
+        pm.stop_all()
