@@ -21,36 +21,12 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "dkim_test_keys.h"
 #include "postmesh.pb-c.h"
 #include "queue/dkim_sign.h"
 
 static char root[64], rsa_pem[128], ed_pem[128];
 static char rsa_txt[1024], ed_txt[256];
-
-static void write_key(const char *path, EVP_PKEY *k)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    assert_true(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL));
-    fclose(f);
-}
-
-static void txt_of(EVP_PKEY *k, int ed, char *out, size_t size)
-{
-    unsigned char raw[64], *der = NULL;
-    size_t rl = sizeof raw;
-    char b64[900];
-    if (ed) {
-        assert_int_equal(EVP_PKEY_get_raw_public_key(k, raw, &rl), 1);
-        assert_true(pm_base64_encode(raw, rl, b64, sizeof b64) > 0);
-    } else {
-        int n = i2d_PUBKEY(k, &der);
-        assert_true(n > 0 && pm_base64_encode(der, (size_t)n, b64, sizeof b64) > 0);
-        OPENSSL_free(der);
-    }
-    snprintf(out, size, "v=DKIM1; k=%s; p=%s", ed ? "ed25519" : "rsa", b64);
-}
 
 static int setup(void **state)
 {
@@ -61,8 +37,8 @@ static int setup(void **state)
     snprintf(ed_pem, sizeof ed_pem, "%s/ed.pem", root);
     EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    write_key(rsa_pem, rsa);
-    write_key(ed_pem, ed);
+    write_key(rsa_pem, rsa, 0600);
+    write_key(ed_pem, ed, 0600);
     txt_of(rsa, 0, rsa_txt, sizeof rsa_txt);
     txt_of(ed, 1, ed_txt, sizeof ed_txt);
     EVP_PKEY_free(rsa);
