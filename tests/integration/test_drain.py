@@ -201,7 +201,10 @@ def smtpd_worker_pid(pm):
     uid = pwd.getpwnam("postmesh-smtpd").pw_uid
     parent = pm.procs["smtpd"].pid
     for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-        status = Path(f"/proc/{child}/status").read_text()
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except FileNotFoundError:
+            continue  # a child that exited between the two reads (the old worker, a helper)
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()
         if int(uids[1]) == uid:
             return int(child)
