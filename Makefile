@@ -19,6 +19,10 @@ CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS) $(shell pkg-config --cfl
 # libspf2 and libopendmarc ship no pkg-config file.
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lopendmarc -lpthread
 
+# A service's own libraries beyond the common set: <svc>_PKGS (pkg-config names) compile
+# and link only its objects, its binary and its unit tests (GMime for imapd's MIME).
+imapd_PKGS := gmime-3.0
+
 # services/<svc>/*.c -> $(BUILD)/bin/postmesh-<svc>; services/cli is the `postmesh` CLI.
 SERVICES := $(notdir $(patsubst %/,%,$(wildcard services/*/)))
 BINS     := $(foreach s,$(SERVICES),$(BUILD)/bin/$(if $(filter cli,$(s)),postmesh,postmesh-$(s)))
@@ -66,13 +70,16 @@ $(LIBCOMMON): $(COMMON_OBJ)
 define service_rules
 $(1)_SRC := $$(wildcard services/$(1)/*.c)
 $(1)_OBJ := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$($(1)_SRC))
+$(1)_CFLAGS := $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS) 2>/dev/null))
+$(1)_LDLIBS := $$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS) 2>/dev/null))
+$$($(1)_OBJ): CFLAGS += $$($(1)_CFLAGS)
 $$(BUILD)/lib/lib$(1).a: $$(filter-out %/main.o,$$($(1)_OBJ))
 	@mkdir -p $$(dir $$@)
 	@rm -f $$@ && ar rcs $$@ $$^
 $$(BUILD)/bin/$(if $(filter cli,$(1)),postmesh,postmesh-$(1)): $$($(1)_OBJ) $$(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD  $$@"
-	@$$(CC) $$(LDSAN) -o $$@ $$($(1)_OBJ) $$(LIBCOMMON) $$(LDLIBS)
+	@$$(CC) $$(LDSAN) -o $$@ $$($(1)_OBJ) $$(LIBCOMMON) $$($(1)_LDLIBS) $$(LDLIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
@@ -84,7 +91,8 @@ $(1)_LIB := $$(if $$(filter $$($(1)_SVC),$$(SERVICES)),$$(BUILD)/lib/lib$$($(1)_
 $$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_LIB) $$(LIBCOMMON)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD  $$@"
-	@$$(CC) $$(CFLAGS) -Iservices -o $$@ $$< $$($(1)_LIB) $$(LIBCOMMON) $$(LDSAN) $$(LDLIBS) -lcmocka
+	@$$(CC) $$(CFLAGS) $$($$($(1)_SVC)_CFLAGS) -Iservices -o $$@ $$< $$($(1)_LIB) $$(LIBCOMMON) $$(LDSAN) \
+	    $$($$($(1)_SVC)_LDLIBS) $$(LDLIBS) -lcmocka
 endef
 $(foreach t,$(patsubst tests/unit/%.c,%,$(UNIT_SRC)),$(eval $(call unit_rule,$(t))))
 
@@ -151,8 +159,10 @@ $(LOADGEN): scripts/loadgen.c
 loadgen: $(LOADGEN)
 
 # BENCH_QUICK=1 (or `sh scripts/bench --smoke`): every figure with tiny counts, under a minute.
+# Then the IMAP figures against Dovecot (scripts/bench_imap.py, its own table).
 bench: all $(LOADGEN)
 	POSTMESH_BIN=$(abspath $(BUILD)/bin) LOADGEN=$(abspath $(LOADGEN)) sh scripts/bench
+	POSTMESH_BIN=$(abspath $(BUILD)/bin) sh scripts/bench-imap
 
 # Release build for packaging: test-only hooks compiled out, binaries to $(DESTDIR)$(PREFIX)/bin.
 PREFIX ?= /usr/local

@@ -12,7 +12,7 @@ struct pm_strlist {
 
 struct pm_listen {
     char *address; /* "host:port", "[v6]:port" */
-    char *mode;    /* smtp | submission | smtps | pop3 | pop3s */
+    char *mode;    /* smtp | submission | smtps | pop3 | pop3s | imap | imaps */
     int proxy_protocol; /* the connection starts with a PROXY v1/v2 header (from proxy_networks only) */
 };
 
@@ -167,6 +167,23 @@ struct pm_config {
         long long auth_lockout;       /* seconds of lockout (and the counting window) */
         int plaintext_auth_loopback;  /* loopback clients may log in without TLS */
     } pop3d;
+    struct {
+        struct pm_listenlist listen;  /* modes imap (STARTTLS) and imaps (implicit TLS) */
+        char *metrics;
+        long long drain_timeout;      /* SIGTERM: running commands may go on this long, then BYE */
+        long long max_connections;
+        long long timeout;            /* seconds idle before login */
+        long long idle_timeout;       /* seconds idle after login (RFC 9051 §5.4: at least 30 min) */
+        long long max_connections_per_ip;
+        long long session_timeout;    /* a whole session, whatever it does (0: 48 x idle_timeout, a day) */
+        long long auth_delay;         /* seconds before answering a failed login */
+        long long auth_failures;      /* failed logins from one IP before lockout */
+        long long auth_lockout;       /* seconds of lockout (and the counting window) */
+        int plaintext_auth_loopback;  /* loopback clients may log in without TLS */
+        long long max_message_size;   /* APPEND's message literal at most */
+        long long max_line;           /* a command line, literals not counted */
+        long long max_command;        /* a whole command with its literals (APPEND's message aside) */
+    } imapd;
 };
 
 /* Loads and validates. On failure returns -1 and writes "file:line: message" into err. */

@@ -113,6 +113,21 @@ const struct pm_config_key pm_config_schema[] = {
     INT("pop3d.auth_failures", pop3d.auth_failures, 10, 1, 100000),
     INT("pop3d.auth_lockout", pop3d.auth_lockout, 600, 0, DAY),
     BOOL("pop3d.plaintext_auth_loopback", pop3d.plaintext_auth_loopback, 1),
+    LISTEN("imapd.listen", imapd.listen, "imap", "imaps"),
+    STR_OPT("imapd.metrics", imapd.metrics, "", pm_rule_listen_address),
+    INT("imapd.drain_timeout", imapd.drain_timeout, 30, 0, 3600),
+    INT("imapd.max_connections", imapd.max_connections, 10000, 1, 1000000),
+    INT("imapd.timeout", imapd.timeout, 60, 1, DAY),
+    INT("imapd.idle_timeout", imapd.idle_timeout, 1800, 1, DAY),
+    INT("imapd.max_connections_per_ip", imapd.max_connections_per_ip, 20, 1, 1000000),
+    INT("imapd.session_timeout", imapd.session_timeout, 0, 0, 30 * DAY),
+    INT("imapd.auth_delay", imapd.auth_delay, 2, 0, 60),
+    INT("imapd.auth_failures", imapd.auth_failures, 10, 1, 100000),
+    INT("imapd.auth_lockout", imapd.auth_lockout, 600, 0, DAY),
+    BOOL("imapd.plaintext_auth_loopback", imapd.plaintext_auth_loopback, 1),
+    INT("imapd.max_message_size", imapd.max_message_size, 36700160, 1024, 1LL << 31),
+    INT("imapd.max_line", imapd.max_line, 8192, 1024, 1 << 20),
+    INT("imapd.max_command", imapd.max_command, 65536, 4096, 1 << 24),
 };
 const size_t pm_config_nkeys = sizeof pm_config_schema / sizeof pm_config_schema[0];
 

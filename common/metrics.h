@@ -25,6 +25,10 @@ enum pm_metric_id {
     PM_M_SMTPD_ENVELOPE_REJECTS,  /* {command, reason}: MAIL and RCPT refused */
     PM_M_POP3D_CONNECTIONS,
     PM_M_POP3D_SESSIONS,
+    PM_M_IMAPD_CONNECTIONS,
+    PM_M_IMAPD_SESSIONS,
+    PM_M_IMAPD_LOGINS,            /* {result}: ok, failed, locked_out, unavailable */
+    PM_M_IMAPD_IDLE_WAKEUPS,      /* IDLE sessions told of a change by inotify */
     PM_M_QUEUE_MESSAGES,          /* {state}: depth by state */
     PM_M_QUEUE_SUBMISSIONS,       /* {result, reason}: committed, or refused and why */
     PM_M_QUEUE_COMMITS,

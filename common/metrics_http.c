@@ -54,6 +54,7 @@ static const struct {
     {"delivery", offsetof(struct pm_config, delivery.metrics)},
     {"bouncer", offsetof(struct pm_config, bouncer.metrics)},
     {"pop3d", offsetof(struct pm_config, pop3d.metrics)},
+    {"imapd", offsetof(struct pm_config, imapd.metrics)},
 };
 
 const char *pm_metrics_address(const struct pm_config *cfg, const char *service)

@@ -22,6 +22,7 @@ enum pm_seccomp_allow {
      * runas.c: pm_privsep_drop adds it to a process that connects to a bus endpoint naming a
      * host (privsep.c says why). */
     PM_SC_RESOLVE = 1u << 6,
+    PM_SC_NOTIFY = 1u << 7, /* inotify on paths it may read: imapd's IDLE learns of new mail */
 };
 
 struct pm_seccomp_profile {

@@ -6,18 +6,19 @@
 
 /* The rows of services.def, in their columns' words: what each profile allows and which bus
  * endpoints a sandboxed process connects to.
- * queue: nothing but its LMDB directory (written in place, never renamed); delivery and
- * pop3d: the mail store; everyone else needs no file at all once started, so an empty
- * directory is its whole world. The queue and the resolver accept: ZeroMQ's I/O thread
- * accepts on their ROUTERs, bound before the drop. The queue connects nowhere, pop3d has no
- * bus and the helpers no network: none of them makes a socket. A host name in an endpoint
- * a sandboxed process connects to makes pm_privsep_drop give it what resolving needs
- * (privsep.c). The cli runs as its caller: no row here. */
+ * queue: nothing but its LMDB directory (written in place, never renamed); delivery, pop3d
+ * and imapd: the mail store (imapd also watches it with inotify for IDLE); everyone else
+ * needs no file at all once started, so an empty directory is its whole world. The queue
+ * and the resolver accept: ZeroMQ's I/O thread accepts on their ROUTERs, bound before the
+ * drop. The queue connects nowhere, pop3d and imapd have no bus and the helpers no network:
+ * none of them makes a socket. A host name in an endpoint a sandboxed process connects to
+ * makes pm_privsep_drop give it what resolving needs (privsep.c). The cli runs as its caller: no row here. */
 #define SC_SOCKET PM_SC_SOCKET
 #define SC_ACCEPT PM_SC_ACCEPT
 #define SC_READ PM_SC_READ
 #define SC_WRITE PM_SC_WRITE
 #define SC_FILES (PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES)
+#define SC_NOTIFY PM_SC_NOTIFY
 #define TO_QUEUE PM_CONNECTS_QUEUE
 #define TO_RESOLVER PM_CONNECTS_RESOLVER
 #define RUNAS_ROW(name, user, group, chroot, split, seccomp, connects) \

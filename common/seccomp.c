@@ -60,11 +60,15 @@ static const char *const base[] = {
 static const char *const open_calls[] = {"open", "openat", NULL};
 static const char *const look_calls[] = {"access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64",
                                          NULL};
-static const char *const write_calls[] = {"mkdir", "mkdirat", "ftruncate", "msync", "flock", NULL};
+/* utimensat/futimens: APPEND sets a message's INTERNALDATE as its file's mtime (imapd). */
+static const char *const write_calls[] = {"mkdir", "mkdirat", "ftruncate", "msync", "flock", "utimensat", NULL};
 static const char *const name_calls[] = {"rename", "renameat", "renameat2", "link", "linkat", "unlink", "unlinkat",
                                          "rmdir", NULL};
 static const char *const accept_calls[] = {"accept", "accept4", NULL};
 static const char *const bind_calls[] = {"bind", "listen", NULL};
+/* inotify_add_watch names a path: a profile gets it only with PM_SC_READ (it reads no more
+ * than the directory listing it may already make). */
+static const char *const notify_calls[] = {"inotify_init1", "inotify_add_watch", "inotify_rm_watch", NULL};
 
 /* ioctl requests: FIONREAD (libevent sizes its reads with it: the only one the integration
  * suite's strace showed) and those that only change the descriptor itself; a terminal query
@@ -271,6 +275,8 @@ int pm_seccomp_install_profile(const struct pm_seccomp_profile *profile)
         all(&b, SCMP_ACT_ALLOW, accept_calls);
     if (profile->allow & PM_SC_BIND)
         all(&b, SCMP_ACT_ALLOW, bind_calls);
+    if ((profile->allow & PM_SC_NOTIFY) && (profile->allow & PM_SC_READ))
+        all(&b, SCMP_ACT_ALLOW, notify_calls);
     int rc = b.failed ? -EINVAL : seccomp_load(b.ctx);
     seccomp_release(b.ctx);
     if (rc < 0) {

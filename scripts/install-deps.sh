@@ -12,7 +12,8 @@ python3 python3-pytest python3-pytest-xdist python3-zmq python3-aiosmtpd
 swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind iproute2 procps
 python3-yaml gnutls-bin postal
 libopendkim-dev libspf2-dev libopendmarc-dev libidn2-dev publicsuffix
-python3-dkim python3-nacl python3-milter python3-dnspython opendkim-tools rspamd"
+python3-dkim python3-nacl python3-milter python3-dnspython opendkim-tools rspamd
+libgmime-3.0-dev isync fetchmail neomutt tmux dovecot-imapd"
 # make bench only: the Dovecot it compares POP3 retrieval with (never started as a daemon).
 BENCH_PACKAGES="dovecot-pop3d"
 

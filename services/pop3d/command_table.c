@@ -6,6 +6,7 @@
 
 #include <strings.h>
 
+#include "mailfront_loop.h"
 #include "sasl.h"
 #include "session_int.h"
 
@@ -114,7 +115,7 @@ void pop3_capa_lines(const struct pop3_view *v, void (*line)(void *arg, const ch
 static struct pop3_view view_of(const struct pop3_session *s)
 {
     unsigned state = s->state == ST_TRANSACTION ? POP3_S_TRANS : s->have_user ? POP3_S_USER : POP3_S_AUTH;
-    return (struct pop3_view){.state = state, .tls = s->tls, .tls_pair = s->srv->tls != NULL,
+    return (struct pop3_view){.state = state, .tls = s->tls, .tls_pair = s->srv->loop->tls != NULL,
                               .secure = pop3_auth_allowed(s)};
 }
 

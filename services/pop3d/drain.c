@@ -10,11 +10,9 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <sys/socket.h>
 
 #include "log.h"
-#include "proxywait.h"
+#include "mailfront_loop.h"
 #include "session_int.h"
 #include "metrics.h"
 
@@ -105,11 +103,7 @@ void pop3_drain_start(struct pop3_server *srv, int sig)
         return;
     srv->draining = 1;
     pm_metrics_set_unready("draining");
-    for (int i = 0; i < srv->nlisteners; i++) {
-        evconnlistener_disable(srv->listeners[i].l);
-        shutdown(evconnlistener_get_fd(srv->listeners[i].l), SHUT_RD);
-    }
-    pm_proxy_waits_close_all(srv->proxy, "shutdown");
+    pm_mailfront_loop_stop_accepting(srv->loop);
     pm_log(PM_INFO, "event=draining signal=%d sessions=%ld timeout=%lld", sig, srv->nsessions,
            srv->cfg->pop3d.drain_timeout);
     for (struct pop3_session *s = srv->sessions; s; s = s->next)

@@ -213,6 +213,37 @@ void pop3_maildrop_undelete_all(struct pop3_maildrop *d)
         d->msgs[i].deleted = 0;
 }
 
+int pop3_maildrop_relocate(struct pop3_maildrop *d, struct pop3_msg *m)
+{
+    const char *base = strrchr(m->path, '/');
+    base = base ? base + 1 : m->path;
+    size_t keylen = strcspn(base, ":");
+    static const char *const subs[] = {"cur", "new"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", d->dir, subs[i]);
+        DIR *dir = opendir(path);
+        if (!dir)
+            continue;
+        struct dirent *e;
+        char *found = NULL;
+        while (!found && (e = readdir(dir))) {
+            if (strncmp(e->d_name, base, keylen) != 0 || (e->d_name[keylen] != '\0' && e->d_name[keylen] != ':'))
+                continue;
+            size_t plen = strlen(path) + 1 + strlen(e->d_name) + 1;
+            if ((found = malloc(plen)))
+                snprintf(found, plen, "%s/%s", path, e->d_name);
+        }
+        closedir(dir);
+        if (found) {
+            free(m->path);
+            m->path = found;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 size_t pop3_maildrop_update(struct pop3_maildrop *d, size_t *removed)
 {
     size_t failed = 0;
@@ -220,7 +251,12 @@ size_t pop3_maildrop_update(struct pop3_maildrop *d, size_t *removed)
     for (size_t i = 0; i < d->n; i++) {
         if (!d->msgs[i].deleted)
             continue;
-        if (unlink(d->msgs[i].path) == 0 || errno == ENOENT) {
+        int rc = unlink(d->msgs[i].path);
+        if (rc < 0 && errno == ENOENT) {
+            /* An IMAP session may have renamed it since (new/ -> cur/, flags): follow it. */
+            rc = pop3_maildrop_relocate(d, &d->msgs[i]) == 0 ? unlink(d->msgs[i].path) : 0;
+        }
+        if (rc == 0 || errno == ENOENT) {
             (*removed)++;
         } else {
             char pv[PM_LOGV_SIZE];

@@ -41,6 +41,11 @@ struct pop3_msg *pop3_maildrop_get(struct pop3_maildrop *d, unsigned long number
 
 void pop3_maildrop_undelete_all(struct pop3_maildrop *d);
 
+/* The file of m was renamed by another reader (imapd moves new/ -> cur/ and keeps flags in
+ * the name after ':'): finds the name with the same part before ':' in cur/ or new/ and
+ * updates m->path. 0, or -1 if there is none (the message is gone). */
+int pop3_maildrop_relocate(struct pop3_maildrop *d, struct pop3_msg *m);
+
 /* The UPDATE state: unlinks the marked files and syncs the directories. Returns the number
  * of marked files that could not be removed (0 on success); *removed counts the others. */
 size_t pop3_maildrop_update(struct pop3_maildrop *d, size_t *removed);

@@ -14,24 +14,11 @@ int main(int argc, char **argv)
     if (init_rc != 0)
         return init_rc;
 
-    struct pop3_parent parent;
+    struct pm_mailfront parent;
     int rc = 1;
-    if (pop3_parent_init(&parent, &cfg) == 0) {
-        struct pm_sandbox_spec spec = {
-            .name = "pop3d",
-            .sandbox = parent.sandbox,
-            .sandbox_main = pop3_sandbox_main,
-            .answer = pop3_parent_answer,
-            .route = pop3_parent_route,
-            .helpers = parent.helpers,
-            .reload = pop3_parent_reload,
-            .arg = &parent,
-            .listeners = parent.fds,
-            .nlisteners = parent.nfds,
-        };
-        rc = pm_privsep_supervise(&spec);
-    }
-    pop3_parent_free(&parent);
+    if (pm_mailfront_init(&parent, &cfg, "pop3d", &cfg.pop3d.listen, "pop3s") == 0)
+        rc = pm_mailfront_supervise(&parent, pop3_sandbox_main);
+    pm_mailfront_free(&parent);
     pm_config_free(&cfg);
     return rc;
 }

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "dlist.h"
 #include "log.h"
+#include "mailfront_loop.h"
 #include "metrics.h"
 #include "net.h"
 #include "session_int.h"
@@ -48,7 +49,7 @@ static void command_deadline(struct pop3_session *s) { s->deadline = pm_mono_coa
 
 void pop3_auth_over(struct pop3_session *s)
 {
-    pop3_passdb_cancel(s->authreq); /* an answer now would find nobody to talk to */
+    pm_passdb_cancel(s->authreq); /* an answer now would find nobody to talk to */
     s->authreq = NULL;
     if (s->auth_running)
         pm_clients_auth_end(s->srv->clients, s->peer);
@@ -382,7 +383,7 @@ static void setup_bev(struct pop3_session *s)
 
 static struct bufferevent *tls_bev(struct pop3_session *s)
 {
-    SSL *ssl = SSL_new(s->srv->tls);
+    SSL *ssl = SSL_new(s->srv->loop->tls);
     if (!ssl)
         return NULL;
     struct bufferevent *bev = bufferevent_openssl_socket_new(s->srv->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -439,7 +440,7 @@ void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struc
 {
     char ip[64];
     pm_sockaddr_ip(sa, ip, sizeof ip);
-    if (srv->nsessions >= srv->cfg->pop3d.max_connections || (implicit_tls && !srv->tls)) {
+    if (srv->nsessions >= srv->cfg->pop3d.max_connections || (implicit_tls && !srv->loop->tls)) {
         refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections, try again later\r\n", "max_connections");
         return;
     }

@@ -9,7 +9,7 @@
 #include "config.h"
 
 /* Password checks of one client address running at once (beyond: -ERR [SYS/TEMP]), so one
- * address cannot take every turn at the password helper (parent.h caps the whole sandbox). */
+ * address cannot take every turn at the password helper (mailfront.h caps the whole sandbox). */
 #define POP3_AUTH_PER_CLIENT 4
 /* Without pop3d.session_timeout, a session lasts at most this many pop3d.timeout periods
  * (1 hour by default), however busy: a client that keeps a session (and a mailbox lock)
@@ -20,32 +20,22 @@
 
 struct event_base;
 struct event;
-struct evconnlistener;
 struct pm_priv_client;
 struct pm_clients;
-struct pm_proxy_waits;
+struct pm_mailfront_loop;
 struct pop3_session;
-
-struct pop3_listener {
-    struct pop3_server *srv;
-    struct evconnlistener *l;
-    int implicit_tls;
-    int proxy_protocol; /* connections start with a PROXY header (proxywait.h) */
-};
 
 struct pop3_server {
     const struct pm_config *cfg;
-    struct event_base *base;
-    SSL_CTX *tls; /* NULL: no STLS and no pop3s */
+    struct pm_mailfront_loop *loop; /* the sandbox's loop (mailfront_loop.h): ->tls is the
+                                       TLS context now (NULL: no STLS and no pop3s) */
+    struct event_base *base;      /* the loop's, and priv and clients too */
     struct pm_priv_client *priv;  /* password checks by the privileged parent */
     char mail_root[4096];         /* the mail store as this process sees it (mailroot.h) */
     struct pm_clients *clients;   /* per client address: connections, logins in flight, lockout */
     long nsessions;
     unsigned long long next_id;
     struct pop3_session *sessions;
-    struct pop3_listener *listeners;
-    int nlisteners;
-    struct pm_proxy_waits *proxy; /* connections waiting for their PROXY header (NULL: none configured) */
     /* Graceful stop (drain.c) */
     int draining;                 /* SIGTERM seen: listeners closed, idle sessions told -ERR */
     int drain_expired;            /* pop3d.drain_timeout passed: every session goes */

@@ -106,7 +106,7 @@ static void login(struct pop3_session *s, const char *user, const char *password
     s->auth_running = 1;
     /* The hash is the privileged parent's: wait for its answer, reading paused. */
     s->checking_user = strdup(user);
-    s->authreq = s->checking_user ? pop3_passdb_verify(s->srv->priv, user, password, login_answered, s) : NULL;
+    s->authreq = s->checking_user ? pm_passdb_verify(s->srv->priv, user, password, login_answered, s) : NULL;
     if (!s->authreq) {
         pop3_auth_over(s);
         free(s->checking_user);

@@ -51,7 +51,7 @@ struct pop3_session {
     struct event *limit_ev;  /* the session's absolute deadline */
     char delay_reply[160];
     int close_after_delay;
-    struct pop3_passdb_req *authreq; /* outstanding password check */
+    struct pm_passdb_req *authreq; /* outstanding password check */
     int auth_running;                /* it counts in the address's checks in flight */
     char *checking_user;             /* the user it is for */
     struct pop3_maildrop *drop;

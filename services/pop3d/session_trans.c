@@ -68,6 +68,8 @@ static void retr(struct pop3_session *s, const struct pop3_command *cmd, int top
     }
     /* Open before the +OK, so a vanished file can still get an -ERR. */
     int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT && pop3_maildrop_relocate(s->drop, m) == 0)
+        fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* renamed by an IMAP session */
     if (fd < 0) {
         char pv[PM_LOGV_SIZE];
         pm_log(PM_ERR, "event=message_unreadable session=%llu path=%s error=\"%s\"", s->id, PM_LV(pv, m->path),

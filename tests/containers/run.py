@@ -5,9 +5,10 @@ Builds the base image (cached), the Postmesh and HAProxy images, brings the stac
 own project name with 3 smtpd replicas behind HAProxy on 127.0.0.1 high ports, then:
 mail from several source addresses (127.0.0.2, .3, .4 and 127.0.0.1), every replica served
 some, smtpd logged the real client addresses (PROXY v2), the mail read back over POP3 from
-pop3d, one smtpd killed (the others keep accepting), the queue restarted (nothing accepted is
-lost), the health checks (`postmesh ping`) and one metrics endpoint. Everything the project
-made is removed at the end, on failure too; the base image stays cached.
+pop3d and over IMAPS from imapd, one smtpd killed (the others keep accepting), the queue
+restarted (nothing accepted is lost), the health checks (`postmesh ping`) and one metrics
+endpoint. Everything the project made is removed at the end, on failure too; the base image
+stays cached.
 
 Why a second HAProxy on the host network: podman publishes a port with DNAT, and a connection
 from 127.0.0.1 is masqueraded to the network's gateway (so every client would look like
@@ -17,6 +18,7 @@ here, the same haproxy.cfg runs a second time with network_mode host, bound to 1
 resolving the replicas through the project network's DNS (aardvark-dns on its gateway).
 The published port is exercised too (from 127.0.0.1: smtpd then logs the gateway).
 """
+import imaplib
 import json
 import os
 import poplib
@@ -137,10 +139,10 @@ PORTS = {}
 
 
 def choose_ports():
-    for name in ["SMTP", "SMTPS", "SUBMISSION", "POP3", "POP3S", "METRICS"]:
+    for name in ["SMTP", "SMTPS", "SUBMISSION", "POP3", "POP3S", "IMAP", "IMAPS", "METRICS"]:
         PORTS[name] = free_port()
         ENV["POSTMESH_%s_PORT" % name] = str(PORTS[name])
-    for name in ["SMTP", "POP3", "POP3S"]:  # the host-network HAProxy's
+    for name in ["SMTP", "POP3", "POP3S", "IMAP", "IMAPS"]:  # the host-network HAProxy's
         PORTS["EDGE_" + name] = free_port()
     ENV["POSTMESH_BIND"] = "127.0.0.1"
 
@@ -283,7 +285,8 @@ def start_edge():
         cfg = f.read()
     gw = gateway()
     cfg = cfg.replace("parse-resolv-conf", "nameserver mesh %s:53" % gw)
-    binds = {":25": PORTS["EDGE_SMTP"], ":110": PORTS["EDGE_POP3"], ":995": PORTS["EDGE_POP3S"]}
+    binds = {":25": PORTS["EDGE_SMTP"], ":110": PORTS["EDGE_POP3"], ":995": PORTS["EDGE_POP3S"],
+             ":143": PORTS["EDGE_IMAP"], ":993": PORTS["EDGE_IMAPS"]}
     for old, port in binds.items():
         cfg = cfg.replace("bind %s\n" % old, "bind 127.0.0.1:%d\n" % port)
     for old in [":465", ":587"]:
@@ -344,6 +347,32 @@ def pop3_subjects():
         return subjects
     finally:
         pop.quit()
+
+
+def imap_subjects():
+    """The Subject: of every message in INBOX, read over IMAPS from imapd through HAProxy."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    imap = imaplib.IMAP4_SSL("127.0.0.1", PORTS["EDGE_IMAPS"], ssl_context=ctx, timeout=20)
+    try:
+        imap.login(USER, PASSWORD)
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = set()
+        for item in data if typ == "OK" else []:
+            if isinstance(item, tuple):
+                for line in item[1].decode("utf-8", "replace").splitlines():
+                    if line.lower().startswith("subject:"):
+                        subjects.add(line.split(":", 1)[1].strip())
+        return subjects
+    except imaplib.IMAP4.error:
+        return set()  # an empty mailbox: FETCH 1:* is a BAD
+    finally:
+        try:
+            imap.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
 
 
 def queued_clients(name):
@@ -413,6 +442,9 @@ def main():
     # 2. POP3 from pop3d (through HAProxy: PROXY on 995 too).
     wait_for("all mail in the mailbox", lambda: set(accepted) <= pop3_subjects(), 90)
     log("POP3: %d messages read back" % len(accepted))
+    # The same store over IMAPS from imapd (through HAProxy, PROXY v2 on 993).
+    wait_for("all mail over IMAP", lambda: set(accepted) <= imap_subjects(), 60)
+    log("IMAP: %d messages read back" % len(accepted))
 
     # 3. Health checks (`postmesh ping SERVICE`) answer in every service's container.
     for svc in supervised():
@@ -464,7 +496,7 @@ if __name__ == "__main__":
     except (Failure, subprocess.TimeoutExpired) as e:
         rc = 1
         print("test-containers: FAILED: %s" % e, file=sys.stderr)
-        for svc in ["queue", "smtpd", "delivery", "pop3d", "haproxy"]:
+        for svc in ["queue", "smtpd", "delivery", "pop3d", "imapd", "haproxy"]:
             try:
                 for n in containers(svc):
                     print("---- %s (last lines)\n%s" % (n, "\n".join(logs(n).splitlines()[-15:])), file=sys.stderr)

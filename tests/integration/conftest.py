@@ -109,6 +109,7 @@ class Postmesh:
         self.ports = {
             "smtp": free_port(), "submission": free_port(), "smtps": free_port(),
             "pop3": free_port(), "pop3s": free_port(),
+            "imap": free_port(), "imaps": free_port(),
         }
         self.settings = {
             "hostname": "mx.example.test",
@@ -144,6 +145,13 @@ class Postmesh:
                 "listen": [
                     {"address": f"127.0.0.1:{self.ports['pop3']}", "mode": "pop3"},
                     {"address": f"127.0.0.1:{self.ports['pop3s']}", "mode": "pop3s"},
+                ],
+                "drain_timeout": 2,
+            },
+            "imapd": {
+                "listen": [
+                    {"address": f"127.0.0.1:{self.ports['imap']}", "mode": "imap"},
+                    {"address": f"127.0.0.1:{self.ports['imaps']}", "mode": "imaps"},
                 ],
                 "drain_timeout": 2,
             },

@@ -35,8 +35,8 @@ SERVICES = ("queue", "delivery", "smtpd", "pop3d")  # the local mail path: in by
 # The look-up helpers each privsep parent starts (`event=helper_started helper=<name>`): what
 # a service looks up is its own business, so one entry per parent of `postmesh services`;
 # test_sandboxes_are_confined names a parent missing here.
-HELPERS = {"smtpd": ("smtpd-lookup", "smtpd-auth"), "pop3d": ("pop3d-passdb",), "delivery": ("delivery-users",),
-           "mta": ()}
+HELPERS = {"smtpd": ("smtpd-lookup", "smtpd-auth"), "pop3d": ("pop3d-passdb",), "imapd": ("imapd-passdb",),
+           "delivery": ("delivery-users",), "mta": ()}
 SIGSYS = 31
 
 

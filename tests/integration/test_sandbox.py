@@ -51,9 +51,9 @@ SERVICES = supervised()    # what `postmesh run` starts
 # test_a_named_resolver_endpoint_alone_reaches_its_clients). One entry per profile;
 # test_the_tables_below_know_every_profile names a row missing here.
 MAKES_SOCKETS = {"queue": False, "resolver": True, "delivery": True, "mta": True, "bouncer": True, "smtpd": True,
-                 "pop3d": False, "auth": False}
+                 "pop3d": False, "imapd": False, "auth": False}
 CONNECTS_TO_QUEUE = {"queue": False, "resolver": False, "delivery": True, "mta": True, "bouncer": True,
-                     "smtpd": True, "pop3d": False, "auth": False}
+                     "smtpd": True, "pop3d": False, "imapd": False, "auth": False}
 
 
 def need_probe():
@@ -125,6 +125,8 @@ def test_profile_keeps_what_libraries_need(state, service):
     assert service in MAKES_SOCKETS, f"add {service} to MAKES_SOCKETS (its SC_SOCKET)"
     expected = "allowed" if MAKES_SOCKETS[service] else "refused EACCES"
     assert probe(state, service, "socket_inet") == expected
+    # inotify (SC_NOTIFY) is imapd's alone: IDLE learns of new mail from it
+    assert probe(state, service, "inotify") == ("allowed" if service == "imapd" else "killed")
 
 
 def open_pty_as_ctty():

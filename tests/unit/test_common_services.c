@@ -177,6 +177,8 @@ static void test_runas_table_is_the_rows_that_drop(void **state)
     /* The columns that are runas.c's alone, spot-checked against what the services need. */
     assert_int_equal(pm_runas_find("queue")->seccomp.allow, PM_SC_ACCEPT | PM_SC_READ | PM_SC_WRITE);
     assert_int_equal(pm_runas_find("pop3d")->seccomp.allow, PM_SC_ACCEPT | PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES);
+    assert_int_equal(pm_runas_find("imapd")->seccomp.allow,
+                     PM_SC_ACCEPT | PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES | PM_SC_NOTIFY);
     assert_int_equal(pm_runas_find("auth")->seccomp.allow, PM_SC_READ);
     assert_int_equal(pm_runas_find("mta")->connects, PM_CONNECTS_QUEUE | PM_CONNECTS_RESOLVER);
     assert_int_equal(pm_runas_find("smtpd")->connects, PM_CONNECTS_QUEUE | PM_CONNECTS_RESOLVER); /* DNS checks */

@@ -138,12 +138,41 @@ static void test_closing_without_update_deletes_nothing(void **state)
     assert_true(exists("new", "K.0.host"));
 }
 
+/* An IMAP session renames files while pop3d holds the maildrop (new/ -> cur/ with ":2,",
+ * then flags): RETR's relocate and UPDATE follow the rename by the name before ':'. */
+static void test_follows_imap_renames(void **state)
+{
+    (void)state;
+    put("new", "R.0.host", "renamed\r\n", 1000);
+    put("new", "S.0.host", "stays\r\n", 2000);
+    struct pop3_maildrop *d;
+    assert_int_equal(pop3_maildrop_open(dir, &d), POP3_DROP_OK);
+    char from[512], to[512];
+    snprintf(from, sizeof from, "%s/new/R.0.host", dir);
+    snprintf(to, sizeof to, "%s/cur/R.0.host:2,S", dir);
+    assert_int_equal(rename(from, to), 0);
+    struct pop3_msg *m = pop3_maildrop_get(d, 1);
+    assert_int_equal(pop3_maildrop_relocate(d, m), 0);
+    assert_string_equal(m->path, to);
+    snprintf(from, sizeof from, "%s/cur/R.0.host:2,FS", dir);
+    assert_int_equal(rename(to, from), 0);
+    m->deleted = 1;
+    size_t removed;
+    assert_int_equal(pop3_maildrop_update(d, &removed), 0);
+    assert_int_equal(removed, 1);
+    assert_false(exists("cur", "R.0.host:2,FS"));
+    assert_true(exists("new", "S.0.host"));
+    assert_int_equal(pop3_maildrop_relocate(d, m), -1); /* gone now */
+    pop3_maildrop_close(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uidl_from_name),
         cmocka_unit_test_setup_teardown(test_scan_order_sizes_and_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing_without_update_deletes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follows_imap_renames, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,10 +8,10 @@
 #include "users.h"
 
 /* ------------------------------------------------------------------ sandbox side */
-struct pop3_passdb_req {
+struct pm_passdb_req {
     struct pm_priv_client *priv;
     uint32_t handle;
-    pop3_passdb_cb cb;
+    pm_passdb_cb cb;
     void *arg;
     int sending; /* inside pm_priv_request: a send failure is reported synchronously */
     int send_failed;
@@ -19,21 +19,21 @@ struct pop3_passdb_req {
 
 static void on_answer(int result, void *arg)
 {
-    struct pop3_passdb_req *r = arg;
+    struct pm_passdb_req *r = arg;
     if (r->sending) {
         r->send_failed = 1;
         return;
     }
-    pop3_passdb_cb cb = r->cb;
+    pm_passdb_cb cb = r->cb;
     void *cbarg = r->arg;
     free(r);
     cb(cbarg, result);
 }
 
-struct pop3_passdb_req *pop3_passdb_verify(struct pm_priv_client *priv, const char *user, const char *password,
-                                           pop3_passdb_cb cb, void *arg)
+struct pm_passdb_req *pm_passdb_verify(struct pm_priv_client *priv, const char *user, const char *password,
+                                           pm_passdb_cb cb, void *arg)
 {
-    struct pop3_passdb_req *r = priv ? calloc(1, sizeof *r) : NULL;
+    struct pm_passdb_req *r = priv ? calloc(1, sizeof *r) : NULL;
     if (!r)
         return NULL;
     r->priv = priv;
@@ -49,7 +49,7 @@ struct pop3_passdb_req *pop3_passdb_verify(struct pm_priv_client *priv, const ch
     return r;
 }
 
-void pop3_passdb_cancel(struct pop3_passdb_req *r)
+void pm_passdb_cancel(struct pm_passdb_req *r)
 {
     if (!r)
         return;
@@ -59,7 +59,7 @@ void pop3_passdb_cancel(struct pop3_passdb_req *r)
 
 /* ------------------------------------------------------------------ helper side */
 
-struct pop3_passdb {
+struct pm_passdb {
     char *path;
     struct pm_users *users;
 };
@@ -70,9 +70,9 @@ static void log_error(const char *err)
     pm_log(PM_ERR, "event=users_error error=%s", PM_LV(ev, err));
 }
 
-struct pop3_passdb *pop3_passdb_open(const char *users_file)
+struct pm_passdb *pm_passdb_open(const char *users_file)
 {
-    struct pop3_passdb *db = calloc(1, sizeof *db);
+    struct pm_passdb *db = calloc(1, sizeof *db);
     if (!db || !(db->path = strdup(users_file))) {
         free(db);
         return NULL;
@@ -83,7 +83,7 @@ struct pop3_passdb *pop3_passdb_open(const char *users_file)
     return db;
 }
 
-void pop3_passdb_free(struct pop3_passdb *db)
+void pm_passdb_free(struct pm_passdb *db)
 {
     if (!db)
         return;
@@ -92,7 +92,7 @@ void pop3_passdb_free(struct pop3_passdb *db)
     free(db);
 }
 
-int pop3_passdb_check(struct pop3_passdb *db, const char *user, const char *password)
+int pm_passdb_check(struct pm_passdb *db, const char *user, const char *password)
 {
     char err[512];
     if (!db->users) {

@@ -1,0 +1,92 @@
+/* STATUS without selecting, and the folders a first login makes (folder.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "folder_int.h"
+#include "mflags.h"
+#include "store_int.h"
+
+#define INIT_MARK "postmesh-folders"
+
+int imap_folders_init(const char *maildir)
+{
+    char mark[IMAP_FOLDER_PATH_MAX];
+    struct stat st;
+    if (imap_path(mark, sizeof mark, "%s/" INIT_MARK, maildir) < 0)
+        return -1;
+    if (stat(mark, &st) == 0)
+        return 0; /* done at an earlier login: what the user deleted since stays deleted */
+    static const char *const special[] = {"Sent", "Drafts", "Trash", "Junk", "Archive"};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        int c = imap_folder_create(maildir, special[i], strlen(special[i]));
+        if ((c != IMAP_FOLDER_OK && c != IMAP_FOLDER_EXISTS) ||
+            imap_folder_subscribe(maildir, special[i], strlen(special[i]), 1) != IMAP_FOLDER_OK)
+            rc = -1;
+    }
+    if (imap_folder_subscribe(maildir, "INBOX", 5, 1) != IMAP_FOLDER_OK)
+        rc = -1;
+    if (rc == 0) {
+        /* Only a complete setup is marked: a failed one is tried again at the next login. */
+        int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
+    return rc;
+}
+
+int imap_folder_status(const char *dir, unsigned want, struct imap_status *st, int *recovered)
+{
+    *st = (struct imap_status){0};
+    if (recovered)
+        *recovered = 0;
+    char cur[IMAP_FOLDER_PATH_MAX];
+    struct stat sb;
+    if (imap_path(cur, sizeof cur, "%s/cur", dir) < 0)
+        return IMAP_FOLDER_ERR;
+    if (stat(cur, &sb) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? IMAP_FOLDER_NONEXISTENT : IMAP_FOLDER_ERR;
+    if (!S_ISDIR(sb.st_mode))
+        return IMAP_FOLDER_NONEXISTENT;
+    /* Under the lock: messages nobody numbered yet get their UIDs now, so UIDNEXT is the
+     * number the next new message will really get (mbsync relies on it). */
+    int lock = imap_uidlist_lock(dir);
+    if (lock < 0)
+        return IMAP_FOLDER_ERR;
+    struct imap_uidlist ul;
+    struct imap_fsnap snap;
+    int listrc;
+    int rc = imap_refresh(dir, &ul, &listrc, NULL, NULL, &snap);
+    imap_uidlist_unlock(lock);
+    if (rc != 0) {
+        imap_uidlist_free(&ul);
+        return rc == 1 ? IMAP_FOLDER_NONEXISTENT : IMAP_FOLDER_ERR;
+    }
+    if (recovered)
+        *recovered = listrc == IMAP_UIDLIST_RESET;
+    st->messages = (uint32_t)snap.n;
+    st->uidnext = ul.uidnext;
+    st->uidvalidity = ul.uidvalidity;
+    for (size_t i = 0; i < snap.n; i++) {
+        struct imap_fentry *e = &snap.v[i];
+        st->recent += e->in_new;
+        st->unseen += !(imap_mflags_from_name(e->name) & IMAP_F_SEEN);
+        if (!(want & IMAP_ST_SIZE))
+            continue;
+        char path[IMAP_FOLDER_PATH_MAX];
+        struct stat fs;
+        if (e->size < 0 && imap_path(path, sizeof path, "%s/%s/%s", dir, e->in_new ? "new" : "cur", e->name) == 0 &&
+            stat(path, &fs) == 0)
+            e->size = (int64_t)fs.st_size;
+        if (e->size > 0)
+            st->size += (uint64_t)e->size;
+    }
+    imap_fsnap_free(&snap);
+    imap_uidlist_free(&ul);
+    return IMAP_FOLDER_OK;
+}
