@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -19,6 +20,17 @@ static void helper_answer(const struct pm_priv_msg *req, struct pm_priv_msg *rep
     reply->result = -1;
     if (req->op == PM_PRIV_AUTH && state)
         reply->result = pm_passdb_check(state, req->a ? req->a : "", req->b ? req->b : "");
+}
+
+/* Thousands of sessions need thousands of descriptors: take what the hard limit allows (the
+ * sandbox inherits it), as smtpd does; a soft limit of 1,024 would stop accepting there. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static int have_tls_config(const struct pm_config *cfg)
@@ -61,6 +73,7 @@ int pm_mailfront_init(struct pm_mailfront *p, const struct pm_config *cfg, const
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
     p->name = name;
+    raise_fd_limit();
     char err[512], v[PM_LOGV_SIZE];
     int want_tls_mode = 0;
     for (int i = 0; i < listen->n; i++)

@@ -124,7 +124,8 @@ static int open_listeners(struct pm_mailfront_loop *loop, const struct pm_mailfr
     if (loop->spec.timeout * 1000 < timeout)
         timeout = (long)loop->spec.timeout * 1000;
     if (loop->cfg->proxy_networks.n == 0)
-        pm_log(PM_WARN, "event=proxy_networks_empty reason=\"every connection to a proxy_protocol listener is refused\"");
+        pm_log(PM_WARN,
+               "event=proxy_networks_empty reason=\"every connection to a proxy_protocol listener is refused\"");
     loop->proxy = pm_proxy_waits_new(loop->base, &loop->cfg->proxy_networks, timeout, on_proxied, loop);
     return loop->proxy ? 0 : -1;
 }
@@ -174,6 +175,14 @@ void pm_mailfront_loop_stop_accepting(struct pm_mailfront_loop *loop)
         shutdown(evconnlistener_get_fd(loop->listeners[i].l), SHUT_RD);
     }
     pm_proxy_waits_close_all(loop->proxy, "shutdown");
+}
+
+void pm_mailfront_refuse(int fd, const char *ip, int implicit_tls, const char *line, const char *reason)
+{
+    if (!implicit_tls && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        (void)0; /* best effort */
+    close(fd);
+    pm_log(PM_WARN, "event=connection_refused client=%s reason=%s", ip, reason);
 }
 
 void pm_mailfront_loop_free(struct pm_mailfront_loop *loop)

@@ -64,6 +64,11 @@ int pm_mailfront_loop_init(struct pm_mailfront_loop *loop, struct pm_mailfront *
 /* Draining: no new connection (the shared sockets are shut down, so the port refuses at
  * once) and those waiting for a PROXY header are closed. */
 void pm_mailfront_loop_stop_accepting(struct pm_mailfront_loop *loop);
+/* A connection refused before it is a session (too many, a lockout table full): line
+ * (the protocol's refusal, with CRLF) is sent on plain listeners only, best effort, then
+ * fd is closed and the refusal logged. */
+void pm_mailfront_refuse(int fd, const char *ip, int implicit_tls, const char *line, const char *reason);
+
 /* After the sessions are gone. */
 void pm_mailfront_loop_free(struct pm_mailfront_loop *loop);
 

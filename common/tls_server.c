@@ -45,6 +45,21 @@ void pm_tls_bev_close_notify(struct bufferevent *bev)
         pm_tls_close_notify(bufferevent_openssl_get_ssl(bev));
 }
 
+struct bufferevent *pm_tls_accept_bev(struct event_base *base, int fd, SSL_CTX *ctx)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 unsigned long pm_tls_bev_error(struct bufferevent *bev)
 {
     /* libevent hands its list back newest first and mixes in the bare SSL_ERROR_* code of

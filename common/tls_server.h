@@ -1,4 +1,4 @@
-/* What smtpd and pop3d share on the TLS server side: the baseline context (TLS 1.2 or
+/* What smtpd, pop3d and imapd share on the TLS server side: the baseline context (TLS 1.2 or
  * newer, no renegotiation, no compression, our cipher order), the close_notify that ends a
  * session, the error a failed one reports, and the parent's reading of the certificate/key
  * pair (tlspem.h has the PEM text handling underneath). */
@@ -23,6 +23,13 @@ void pm_tls_close_notify(SSL *ssl);
 /* The same for an OpenSSL bufferevent, only once its output is empty: a close_notify behind
  * a reply still waiting to be encrypted would pass a cut reply off as complete. */
 void pm_tls_bev_close_notify(struct bufferevent *bev);
+
+/* The server side of TLS on an accepted socket for a mail front end (pop3d, imapd): an
+ * OpenSSL bufferevent that owns fd from now on (closed when it is freed) with deferred
+ * callbacks, tolerating a client that ends without close_notify. NULL if it cannot be
+ * made (fd is then still the caller's). */
+struct event_base;
+struct bufferevent *pm_tls_accept_bev(struct event_base *base, int fd, SSL_CTX *ctx);
 
 /* Why an OpenSSL bufferevent failed, for the log: the first real OpenSSL error it kept
  * (consumes them all), else libevent's SSL_ERROR_* code, else 0. */

@@ -127,11 +127,14 @@ apt-get update -qq || true
 apt-get install -y -qq --no-install-recommends $missing
 [ "$created_policy" = 1 ] && rm -f "$policy"
 postfix stop >/dev/null 2>&1 || true
-# Dovecot's package enables its daemon: the benchmark starts its own instance.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
-pkill -x dovecot >/dev/null 2>&1 || true
-# rspamd (the milter the tests run) the same: the tests start their own.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now rspamd >/dev/null 2>&1 || true; fi
-pkill -x rspamd >/dev/null 2>&1 || true
+# Dovecot's and rspamd's packages start their system daemons: tests and the benchmark start
+# their own instances (with their own configs), so only the system ones are stopped, by the
+# pid files their packages use; a pkill by name would take a running test's instance too.
+stop_system_daemon() { # name pidfile
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$1" >/dev/null 2>&1 || true; fi
+    if [ -r "$2" ]; then kill "$(cat "$2")" >/dev/null 2>&1 || true; fi
+}
+stop_system_daemon dovecot /run/dovecot/master.pid
+stop_system_daemon rspamd /run/rspamd/rspamd.pid
 ensure_users
 exit 0

@@ -192,6 +192,8 @@ static void check_services(struct cli_check_report *r, const struct pm_config *c
             print_listen(&cfg->smtpd.listen, what, sizeof what);
         else if (!strcmp(name, "pop3d"))
             print_listen(&cfg->pop3d.listen, what, sizeof what);
+        else if (!strcmp(name, "imapd"))
+            print_listen(&cfg->imapd.listen, what, sizeof what);
         else if (!strcmp(name, "mta"))
             snprintf(what, sizeof what, "delivers to remote port %lld", cfg->mta.remote_port);
         else if (!strcmp(name, "delivery"))

@@ -200,4 +200,6 @@ void cli_check_runas(struct cli_check_report *r, const struct pm_config *cfg, co
         check_ports(r, service, &cfg->smtpd.listen);
     else if (!strcmp(service, "pop3d"))
         check_ports(r, service, &cfg->pop3d.listen);
+    else if (!strcmp(service, "imapd"))
+        check_ports(r, service, &cfg->imapd.listen);
 }

@@ -13,73 +13,13 @@
 
 #define EMPTY_BODY "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0"
 
-static void write_rfc2231(struct evbuffer *out, GMimeParam *p)
+/* Content-Type's parameters from the field's raw bytes (mime_params.c says why not
+ * GMime's decoded list). */
+static void write_type_params(struct evbuffer *out, GMimeObject *obj, int default_charset)
 {
-    /* GMime decoded name*=charset'lang'%XX (and its continuations); Dovecot sends the
-     * encoded form, so encode it back: charset as GMime names it, bytes of the value in
-     * that charset (UTF-8 when it cannot convert), attribute-chars literally. */
-    const char *cs = g_mime_param_get_charset(p);
-    const char *lang = g_mime_param_get_lang(p);
-    const char *value = g_mime_param_get_value(p);
-    char *conv = NULL;
-    if (cs != NULL && g_ascii_strcasecmp(cs, "utf-8") != 0)
-        conv = g_convert(value, -1, cs, "UTF-8", NULL, NULL, NULL);
-    const unsigned char *v = (const unsigned char *)(conv != NULL ? conv : value);
-    GString *g = g_string_new(NULL);
-    g_string_append_printf(g, "%s'%s'", cs != NULL && (conv != NULL || g_ascii_strcasecmp(cs, "utf-8") == 0) ? cs : "utf-8",
-                           lang != NULL ? lang : "");
-    for (; *v != '\0'; v++) {
-        if (*v > 0x20 && *v < 0x7f && strchr("*'%()<>@,;:\\\"/[]?=", *v) == NULL)
-            g_string_append_c(g, (char)*v);
-        else
-            g_string_append_printf(g, "%%%02X", *v);
-    }
-    char *name = g_strconcat(g_mime_param_get_name(p), "*", NULL);
-    imap_write_nstring(out, name);
-    evbuffer_add(out, " ", 1);
-    imap_write_string(out, g->str, g->len);
-    g_free(name);
-    g_string_free(g, TRUE);
-    g_free(conv);
-}
-
-static void write_params(struct evbuffer *out, GMimeParamList *list, int default_charset)
-{
-    int n = list != NULL ? g_mime_param_list_length(list) : 0;
-    int seen_charset = 0;
-    if (n == 0 && !default_charset) {
-        evbuffer_add(out, "NIL", 3);
-        return;
-    }
-    evbuffer_add(out, "(", 1);
-    for (int i = 0; i < n; i++) {
-        GMimeParam *p = g_mime_param_list_get_parameter_at(list, i);
-        if (i > 0)
-            evbuffer_add(out, " ", 1);
-        if (g_ascii_strcasecmp(g_mime_param_get_name(p), "charset") == 0)
-            seen_charset = 1;
-        if (g_mime_param_get_encoding_method(p) == GMIME_PARAM_ENCODING_METHOD_RFC2231) {
-            write_rfc2231(out, p);
-            continue;
-        }
-        const char *value = g_mime_param_get_value(p) != NULL ? g_mime_param_get_value(p) : "";
-        imap_write_nstring(out, g_mime_param_get_name(p));
-        evbuffer_add(out, " ", 1);
-        if (g_mime_param_get_encoding_method(p) == GMIME_PARAM_ENCODING_METHOD_RFC2047 ||
-            !imap_quotable(value, strlen(value))) {
-            /* GMime decoded name="=?...?=" (Dovecot sends it as it came): encoded words
-             * again, so the value stays 7-bit; their spelling may differ from the file's. */
-            const char *cs = g_mime_param_get_charset(p);
-            char *enc = g_mime_utils_header_encode_text(NULL, value, cs != NULL ? cs : "UTF-8");
-            imap_write_nstring(out, enc);
-            g_free(enc);
-        } else {
-            imap_write_nstring(out, value);
-        }
-    }
-    if (default_charset && !seen_charset)
-        evbuffer_add_printf(out, "%s\"charset\" \"us-ascii\"", n > 0 ? " " : "");
-    evbuffer_add(out, ")", 1);
+    char *raw = mime_raw_header(obj, "Content-Type");
+    mime_write_params(out, raw, default_charset);
+    g_free(raw);
 }
 
 static void write_raw_field(struct evbuffer *out, GMimeObject *obj, const char *name)
@@ -116,7 +56,9 @@ static void write_common(struct evbuffer *out, GMimeObject *obj)
         evbuffer_add(out, "(", 1);
         imap_write_nstring(out, g_mime_content_disposition_get_disposition(d));
         evbuffer_add(out, " ", 1);
-        write_params(out, g_mime_content_disposition_get_parameters(d), 0);
+        char *raw = mime_raw_header(obj, "Content-Disposition");
+        mime_write_params(out, raw, 0);
+        g_free(raw);
         evbuffer_add(out, ")", 1);
     }
     evbuffer_add(out, " ", 1);
@@ -137,7 +79,7 @@ static void write_multipart(struct evbuffer *out, const struct mime_node *n, int
     if (!extended)
         return;
     evbuffer_add(out, " ", 1);
-    write_params(out, g_mime_content_type_get_parameters(ct), 0);
+    write_type_params(out, n->obj, 0);
     write_common(out, n->obj);
 }
 
@@ -158,7 +100,7 @@ static void write_leaf(struct evbuffer *out, const struct mime_node *n, int exte
         imap_write_nstring(out, g_mime_content_type_get_media_subtype(ct));
     }
     evbuffer_add(out, " ", 1);
-    write_params(out, ct != NULL ? g_mime_content_type_get_parameters(ct) : NULL, text);
+    write_type_params(out, n->obj, text);
     evbuffer_add(out, " ", 1);
     write_raw_field(out, n->obj, "Content-ID");
     evbuffer_add(out, " ", 1);

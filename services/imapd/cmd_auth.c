@@ -155,8 +155,9 @@ static void login_answered(void *arg, int ok)
             pm_log(PM_WARN, "event=auth_busy session=%llu client=%s reason=helpers_in_flight user=%s", s->id,
                    s->client, PM_LV(uv, user));
         login_result("unavailable");
-        imap_tagged(s, s->cmd, "NO", ok == PM_PRIV_BUSY ? "[UNAVAILABLE] Too many logins in progress, try again later"
-                                                         : "[UNAVAILABLE] Authentication is unavailable, try again later");
+        imap_tagged(s, s->cmd, "NO", "%s",
+                    ok == PM_PRIV_BUSY ? "[UNAVAILABLE] Too many logins in progress, try again later"
+                                       : "[UNAVAILABLE] Authentication is unavailable, try again later");
     } else if (!ok) {
         s->auth_failures++;
         int locked = pm_clients_auth_failed(s->srv->clients, s->peer, time(NULL));

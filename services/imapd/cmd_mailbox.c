@@ -173,8 +173,10 @@ void imap_cmd_delete(struct imap_session *s, const struct imap_command *cmd)
     if (!name)
         return;
     char dir[IMAP_FOLDER_PATH_MAX];
+    /* Only the folder itself goes: its children stay (imap_folder_delete), so may the selection. */
     int selected = !imap_folder_is_inbox(name->s, name->len) &&
-                   imap_folder_path(s->maildir, name->s, name->len, dir, sizeof dir) == 0 && selection_under(s, dir);
+                   imap_folder_path(s->maildir, name->s, name->len, dir, sizeof dir) == 0 && selection_under(s, dir) &&
+                   strcmp(imap_view_dir(s->sel), dir) == 0;
     if (folder_refused(s, cmd, imap_folder_delete(s->maildir, name->s, name->len), "delete", name))
         return;
     if (selected)

@@ -22,6 +22,8 @@
 
 /* Opened files between two turns of the event loop. */
 #define SEARCH_FILES_PER_TURN 64
+/* ... or after about this many bytes read: each BODY / TEXT key reads the whole file. */
+#define SEARCH_BYTES_PER_TURN (16u << 20)
 
 struct search_job {
     const struct imap_command *cmd;
@@ -30,6 +32,7 @@ struct search_job {
     uint32_t *hits;       /* matching sequence numbers or UIDs, ascending */
     size_t nhits, cap;
     size_t gone, opened;
+    uint64_t bytes; /* read so far, about (a turn ends after SEARCH_BYTES_PER_TURN) */
 };
 
 /* The message being matched, handed to the callbacks. */
@@ -142,6 +145,10 @@ static int match_one(struct imap_session *s, struct search_job *j, const struct 
                                   .recent = !!(flags & IMAP_F_RECENT), .size = (uint64_t)size,
                                   .internaldate = date, .ctx = &sm};
     int rc = imap_search_match(j->prog, env, &msg);
+    if (sm.m) {
+        size_t reads = imap_search_text_keys(j->prog);
+        j->bytes += (uint64_t)size * (reads ? reads : 1);
+    }
     imap_msg_free(sm.m);
     free(sm.value);
     if (rc < 0 && imap_view_gone(v, seq)) { /* the file went while we read it */
@@ -203,9 +210,10 @@ static void search_run(struct imap_session *s, void *arg)
     struct imap_search_env env = {.count = count, .max_uid = count ? imap_view_uid(v, count) : 0,
                                   .header = cb_header, .sent_date = cb_sent_date, .body_has = cb_body_has};
     size_t opened_before = j->opened;
+    uint64_t bytes_before = j->bytes;
     int failed = 0;
     while (j->next <= count) {
-        if (j->opened - opened_before >= SEARCH_FILES_PER_TURN) {
+        if (j->opened - opened_before >= SEARCH_FILES_PER_TURN || j->bytes - bytes_before >= SEARCH_BYTES_PER_TURN) {
             imap_yield(s, search_run, j, job_free);
             return;
         }

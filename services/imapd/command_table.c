@@ -74,7 +74,8 @@ static const struct {
 } rules[] = {
     {IMAP_F_CLEAR, is_tls, "BAD", "TLS is already active"},
     {IMAP_F_TLS_PAIR, no_pair, "BAD", "TLS is not available"},
-    {IMAP_F_SECURE, not_secure, "NO", "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections"},
+    {IMAP_F_SECURE, not_secure, "NO",
+     "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections"},
 };
 
 const struct imap_command_row *imap_command_find(const char *name, size_t len)

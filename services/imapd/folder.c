@@ -19,7 +19,8 @@ const char *imap_folder_rc_text(int rc)
     case IMAP_FOLDER_EXISTS: return "[ALREADYEXISTS] Mailbox already exists";
     case IMAP_FOLDER_NONEXISTENT: return "[NONEXISTENT] Mailbox doesn't exist";
     case IMAP_FOLDER_INBOX: return "[CANNOT] INBOX can't be deleted";
-    case IMAP_FOLDER_HASCHILDREN: return "[CANNOT] Mailbox has children, delete them first";
+    /* RFC 9051 §7.1's code; RFC 3501 clients ignore codes they do not know (§7.1). */
+    case IMAP_FOLDER_HASCHILDREN: return "[HASCHILDREN] Mailbox has children, delete them first";
     case IMAP_FOLDER_LIMIT: return "[LIMIT] Too many mailboxes";
     default: return "[SERVERBUG] Internal error occurred. Refer to server log for more information.";
     }

@@ -27,7 +27,7 @@ enum imap_folder_rc {
     IMAP_FOLDER_EXISTS = -3,       /* "[ALREADYEXISTS] Mailbox already exists" */
     IMAP_FOLDER_NONEXISTENT = -4,  /* "[NONEXISTENT] Mailbox doesn't exist" */
     IMAP_FOLDER_INBOX = -5,        /* DELETE INBOX: "[CANNOT] INBOX can't be deleted" */
-    IMAP_FOLDER_HASCHILDREN = -6,  /* DELETE a/ with a/b: "[CANNOT] Mailbox has children, delete them first" */
+    IMAP_FOLDER_HASCHILDREN = -6,  /* DELETE of the hole "a" above "a/b": "[HASCHILDREN] ..." */
     IMAP_FOLDER_LIMIT = -7,        /* "[LIMIT] Too many mailboxes" / subscriptions */
 };
 /* The text after "NO " for rc (a response code and words), static. */
@@ -105,8 +105,10 @@ size_t imap_folder_attrs_text(unsigned attrs, unsigned want, char *dst, size_t s
  * maildirfolder file, and its directory entry is synced. INBOX (any case): EXISTS. */
 int imap_folder_create(const char *maildir, const char *name, size_t len);
 /* DELETE: the folder and its messages (renamed away first, so the name is gone at once,
- * then emptied). INBOX: IMAP_FOLDER_INBOX; children: IMAP_FOLDER_HASCHILDREN; the
- * subscription stays (RFC 9051 §6.3.7: the server does not drop a subscription on its own). */
+ * then emptied); its children stay, and it is listed as a hole (\Noselect \HasChildren)
+ * above them (RFC 3501 §6.3.4, as Dovecot). INBOX: IMAP_FOLDER_INBOX; a hole with
+ * children: IMAP_FOLDER_HASCHILDREN; no folder: NONEXISTENT. The subscription stays (RFC
+ * 9051 §6.3.7: the server does not drop a subscription on its own). */
 int imap_folder_delete(const char *maildir, const char *name, size_t len);
 /* RENAME old -> new, children included ("a" -> "b" also moves "a/x" to "b/x"), keeping
  * UIDVALIDITY and UIDs (the uidlist moves with the directory); subscriptions of the moved
@@ -123,10 +125,12 @@ int imap_folder_subscribe(const char *maildir, const char *name, size_t len, int
 /* 1 if name is subscribed, 0 if not, -1 on error. */
 int imap_folder_subscribed(const char *maildir, const char *name, size_t len);
 
-/* At each login (session_int.h): INBOX's Maildir must exist (the caller made it); makes the
- * special-use folders Sent Drafts Trash Junk Archive and subscribes them and INBOX, the first
- * time only (marked by Maildir/postmesh-folders: a user who deletes Junk keeps it deleted).
- * Idempotent; 0, or -1 (errno; the login goes on). */
+/* At each login (session_int.h): removes files in INBOX's tmp/ untouched for 36 hours
+ * (aborted APPENDs, dead deliveries; at most 10,000 entries looked at). INBOX's Maildir
+ * must exist (the caller made it). Makes the special-use folders Sent Drafts Trash Junk
+ * Archive and subscribes them and INBOX, the first time only (marked by
+ * Maildir/postmesh-folders: a user who deletes Junk keeps it deleted). Idempotent; 0, or -1
+ * (errno; the login goes on). */
 int imap_folders_init(const char *maildir);
 
 /* ---- STATUS ---- */
@@ -143,8 +147,8 @@ struct imap_status {
 };
 
 /* The STATUS values of the folder at dir (imap_folder_path) without selecting it: files in
- * new/ and cur/ (RECENT: those in new/, which no session took yet), UIDs given under the
- * folder's lock to messages without one so UIDNEXT is exact (as Dovecot). SIZE stats only
+ * new/ and cur/ (RECENT: those no read-write session took yet, uidlist.h), UIDs given under
+ * the folder's lock to messages without one so UIDNEXT is exact (as Dovecot). SIZE stats only
  * files without ",S=" in their name, and only if want has IMAP_ST_SIZE. *recovered = 1 if
  * the uidlist was unreadable and was made anew (the caller logs). Returns
  * IMAP_FOLDER_OK, IMAP_FOLDER_NONEXISTENT (no such dir) or IMAP_FOLDER_ERR. */

@@ -18,7 +18,16 @@
  * cur/ new/ tmp/ and files; anything deeper is no folder of ours and stays). */
 static void remove_tree(const char *path, int depth)
 {
-    DIR *d = opendir(path);
+    /* Never through a symlink (a folder linked to another user's Maildir): the link goes,
+     * what it points at stays. */
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        unlink(path);
+        return;
+    }
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (fd >= 0 && !d)
+        close(fd);
     if (d) {
         struct dirent *e;
         for (size_t seen = 0; seen < IMAP_SCAN_DIR_MAX && (e = readdir(d)); seen++) {
@@ -133,11 +142,13 @@ int imap_folder_delete(const char *maildir, const char *name, size_t len)
         return IMAP_FOLDER_INVALID;
     if (strcmp(canon, "INBOX") == 0)
         return IMAP_FOLDER_INBOX;
-    if (!imap_folder_exists(maildir, canon, strlen(canon)))
-        return IMAP_FOLDER_NONEXISTENT;
-    int kids = has_children(maildir, canon);
-    if (kids)
-        return kids < 0 ? IMAP_FOLDER_ERR : IMAP_FOLDER_HASCHILDREN;
+    if (!imap_folder_exists(maildir, canon, strlen(canon))) {
+        /* RFC 3501 §6.3.4: only a \Noselect name with inferiors (a hole) is refused. */
+        int kids = has_children(maildir, canon);
+        return kids < 0 ? IMAP_FOLDER_ERR : kids ? IMAP_FOLDER_HASCHILDREN : IMAP_FOLDER_NONEXISTENT;
+    }
+    /* Children stay (the RFC: DELETE MUST NOT remove inferior names): in Maildir++ they are
+     * directories of their own beside this one, so "a" becomes a hole above "a/b". */
     if (imap_folder_dirname(canon, strlen(canon), dn, sizeof dn) < 0 ||
         imap_path(path, sizeof path, "%s/%s", maildir, dn) < 0 || imap_unique_key(NULL, -1, key, sizeof key) < 0 ||
         imap_path(gone, sizeof gone, "%s/..deleted.%s", maildir, key) < 0)
@@ -195,13 +206,14 @@ static int rename_inbox(const char *maildir, const char *new)
     struct imap_fsnap snap;
     int listrc;
     rc = IMAP_FOLDER_ERR;
-    if (imap_refresh(maildir, &inbox_ul, &listrc, NULL, NULL, &snap) != 0) {
+    if (imap_refresh(maildir, &inbox_ul, &listrc, NULL, NULL, NULL, &snap) != 0) {
         imap_uidlist_free(&inbox_ul);
         imap_uidlist_unlock(inbox_lock);
         return rc;
     }
     int lock = imap_uidlist_lock(dir);
     if (lock >= 0 && imap_uidlist_load(dir, &ul) != IMAP_UIDLIST_ERR) {
+        uint32_t first_recent = 0; /* what was recent in INBOX stays so (an ascending suffix) */
         for (size_t i = 0; i < snap.n; i++) { /* ascending UID: the order stays */
             const struct imap_fentry *e = &snap.v[i];
             const char *sub = e->in_new ? "new" : "cur";
@@ -209,8 +221,11 @@ static int rename_inbox(const char *maildir, const char *new)
             if (imap_path(from, sizeof from, "%s/%s/%s", maildir, sub, e->name) < 0 ||
                 imap_path(to, sizeof to, "%s/%s/%s", dir, sub, e->name) < 0 || rename(from, to) < 0)
                 continue; /* gone meanwhile: nothing to move */
-            imap_uidlist_add(&ul, e->name, imap_mflags_keylen(e->name));
+            uint32_t uid = imap_uidlist_add(&ul, e->name, imap_mflags_keylen(e->name));
+            if (uid && !first_recent && imap_is_recent(&inbox_ul, e->uid, 0))
+                first_recent = uid;
         }
+        ul.first_recent = first_recent ? first_recent : ul.uidnext;
         char p[IMAP_FOLDER_PATH_MAX];
         if (imap_path(p, sizeof p, "%s/cur", dir) == 0)
             pm_mailstore_fsync_dir(p);

@@ -1,9 +1,12 @@
-/* STATUS without selecting, and the folders a first login makes (folder.h). */
+/* STATUS without selecting, the folders a first login makes and the tmp/ sweep of every
+ * login (folder.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "folder_int.h"
@@ -12,10 +15,41 @@
 
 #define INIT_MARK "postmesh-folders"
 
+/* Maildir convention (as pop3d's maildrop): a reader removes tmp/ files untouched for 36
+ * hours. Here they are APPEND literals of a session that died (input.c streams them into
+ * INBOX's tmp/ and unlinks them itself otherwise) or deliveries that died mid-write. A
+ * bounded walk: a login pays at most IMAP_TMP_SWEEP_MAX entries. */
+#define IMAP_TMP_SWEEP_MAX 10000
+#define IMAP_TMP_MAX_AGE (36 * 3600)
+
+static void sweep_tmp(const char *maildir)
+{
+    char path[IMAP_FOLDER_PATH_MAX];
+    if (imap_path(path, sizeof path, "%s/tmp", maildir) < 0)
+        return;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    time_t cutoff = time(NULL) - IMAP_TMP_MAX_AGE;
+    struct dirent *e;
+    for (int n = 0; n < IMAP_TMP_SWEEP_MAX && (e = readdir(d)); n++) {
+        struct stat st;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && st.st_atime < cutoff && st.st_mtime < cutoff)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int imap_folders_init(const char *maildir)
 {
     char mark[IMAP_FOLDER_PATH_MAX];
     struct stat st;
+    sweep_tmp(maildir);
     if (imap_path(mark, sizeof mark, "%s/" INIT_MARK, maildir) < 0)
         return -1;
     if (stat(mark, &st) == 0)
@@ -61,7 +95,7 @@ int imap_folder_status(const char *dir, unsigned want, struct imap_status *st, i
     struct imap_uidlist ul;
     struct imap_fsnap snap;
     int listrc;
-    int rc = imap_refresh(dir, &ul, &listrc, NULL, NULL, &snap);
+    int rc = imap_refresh(dir, &ul, &listrc, NULL, NULL, NULL, &snap);
     imap_uidlist_unlock(lock);
     if (rc != 0) {
         imap_uidlist_free(&ul);
@@ -74,7 +108,7 @@ int imap_folder_status(const char *dir, unsigned want, struct imap_status *st, i
     st->uidvalidity = ul.uidvalidity;
     for (size_t i = 0; i < snap.n; i++) {
         struct imap_fentry *e = &snap.v[i];
-        st->recent += e->in_new;
+        st->recent += imap_is_recent(&ul, e->uid, e->in_new);
         st->unseen += !(imap_mflags_from_name(e->name) & IMAP_F_SEEN);
         if (!(want & IMAP_ST_SIZE))
             continue;

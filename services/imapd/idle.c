@@ -21,20 +21,48 @@
 #define IDLE_POLL_S 2
 #define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW)
 
+struct imap_idle_link { /* one watch descriptor of a folder, in srv->by_wd */
+    int wd;               /* -1: none (inotify unavailable, or the directory went) */
+    struct imap_idle_watch *w;
+    struct imap_idle_link *next;
+};
+
 /* A folder some session idles on: its two watches and the sessions on it. Two names for
- * one directory would share the kernel's watch; the folder names are canonical
- * (folder.h), so a folder has one name. */
+ * one directory would share the kernel's watch descriptor (both are found by it, but the
+ * first to go would remove the kernel's watch); the folder names are canonical (folder.h),
+ * so a folder has one name. */
 struct imap_idle_watch {
     struct imap_idle_watch *next;
     char *dir;
-    int wd[2]; /* new/, cur/; -1: none (inotify unavailable, or the directory went) */
+    struct imap_idle_link link[2]; /* new/, cur/ */
     struct imap_session *sessions;
 };
+
+static struct imap_idle_link **bucket(struct imap_server *srv, int wd)
+{
+    return &srv->by_wd[(unsigned)wd % IMAP_IDLE_BUCKETS];
+}
+
+static void link_remove(struct imap_server *srv, struct imap_idle_link *l)
+{
+    if (l->wd < 0)
+        return;
+    for (struct imap_idle_link **pp = bucket(srv, l->wd); *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    l->wd = -1;
+}
 
 static void wake(struct imap_session *s)
 {
     if (s->phase != PH_IDLE || !s->sel)
         return;
+    if (imap_out_full(s)) {
+        s->idle_pending = 1; /* the client reads nothing: announce once it has (on_write) */
+        return;
+    }
     pm_metric_inc(PM_M_IMAPD_IDLE_WAKEUPS);
     imap_announce(s, 1);
 }
@@ -89,17 +117,18 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
         for (char *p = buf; p < buf + r;) {
             const struct inotify_event *e = (const struct inotify_event *)p;
             p += sizeof *e + e->len;
-            for (struct imap_idle_watch *w = srv->watches; w; w = w->next) {
-                if (e->mask & IN_Q_OVERFLOW) {
+            if (e->mask & IN_Q_OVERFLOW) {
+                for (struct imap_idle_watch *w = srv->watches; w; w = w->next)
                     mark_all(w); /* events were lost: everyone looks */
+                continue;
+            }
+            for (struct imap_idle_link *l = *bucket(srv, e->wd), *next; l; l = next) {
+                next = l->next;
+                if (l->wd != e->wd)
                     continue;
-                }
-                for (int i = 0; i < 2; i++)
-                    if (w->wd[i] == e->wd) {
-                        if (e->mask & IN_IGNORED)
-                            w->wd[i] = -1; /* the directory went (folder deleted) */
-                        mark_all(w);
-                    }
+                mark_all(l->w);
+                if (e->mask & IN_IGNORED)
+                    link_remove(srv, l); /* the directory went (folder deleted) */
             }
         }
     }
@@ -146,12 +175,18 @@ static struct imap_idle_watch *watch_open(struct imap_server *srv, const char *d
     const char *sub[2] = {"new", "cur"};
     for (int i = 0; i < 2; i++) {
         char path[4096];
-        w->wd[i] = -1;
+        struct imap_idle_link *l = &w->link[i];
+        l->w = w;
+        l->wd = -1;
         if (srv->inotify_fd < 0 || snprintf(path, sizeof path, "%s/%s", dir, sub[i]) >= (int)sizeof path)
             continue;
-        w->wd[i] = inotify_add_watch(srv->inotify_fd, path, WATCH_MASK);
-        if (w->wd[i] < 0)
+        l->wd = inotify_add_watch(srv->inotify_fd, path, WATCH_MASK);
+        if (l->wd < 0) {
             pm_log(PM_WARN, "event=inotify_watch_failed dir=%s error=\"%s\"", sub[i], strerror(errno));
+            continue;
+        }
+        l->next = *bucket(srv, l->wd);
+        *bucket(srv, l->wd) = l;
     }
     w->next = srv->watches;
     srv->watches = w;
@@ -165,9 +200,12 @@ static void watch_close(struct imap_server *srv, struct imap_idle_watch *w)
             *pp = w->next;
             break;
         }
-    for (int i = 0; i < 2; i++)
-        if (w->wd[i] >= 0 && srv->inotify_fd >= 0)
-            inotify_rm_watch(srv->inotify_fd, w->wd[i]);
+    for (int i = 0; i < 2; i++) {
+        int wd = w->link[i].wd;
+        link_remove(srv, &w->link[i]);
+        if (wd >= 0 && srv->inotify_fd >= 0)
+            inotify_rm_watch(srv->inotify_fd, wd);
+    }
     free(w->dir);
     free(w);
 }

@@ -216,8 +216,9 @@ static void literal_line(struct imap_session *s, const char *line, size_t len, c
             answer_refused(s); /* the client waits for "+": it never sends the bytes */
             return;
         }
-        uint64_t skip_max = (uint64_t)(cfg->imapd.max_message_size > cfg->imapd.max_command ? cfg->imapd.max_message_size
-                                                                                             : cfg->imapd.max_command);
+        long long bound = cfg->imapd.max_message_size > cfg->imapd.max_command ? cfg->imapd.max_message_size
+                                                                                : cfg->imapd.max_command;
+        uint64_t skip_max = (uint64_t)bound;
         if (lit->size > skip_max) {
             close_with(s, "[TOOBIG] Literal too big", "Literal too big");
             return;
@@ -290,8 +291,12 @@ static int literal_bytes(struct imap_session *s, struct evbuffer *in)
     size_t n = evbuffer_get_length(in);
     if (n > s->literal_left)
         n = s->literal_left;
-    if (n == 0)
-        return s->literal_left == 0;
+    if (n == 0) {
+        if (s->literal_left)
+            return 0;
+        s->phase = PH_COMMAND; /* {0}: empty, and over (else the caller loops on it) */
+        return 1;
+    }
     if (s->phase == PH_LITERAL) {
         evbuffer_remove_buffer(in, s->cmdbuf, n);
     } else if (s->phase == PH_APPEND) {

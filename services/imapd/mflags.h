@@ -17,8 +17,8 @@
 #define IMAP_F_DELETED 0x04u
 #define IMAP_F_SEEN 0x08u
 #define IMAP_F_DRAFT 0x10u
-/* \Recent: a session bit (the file was in new/ when this session's view took it), never
- * in a file name and never settable by a client. */
+/* \Recent: a session bit (this session's view took the message as recent, uidlist.h),
+ * never in a file name and never settable by a client. */
 #define IMAP_F_RECENT 0x20u
 
 /* What a file name can hold, and what SELECT announces in PERMANENTFLAGS (no \*: keywords

@@ -11,6 +11,8 @@
 
 #include "mime_int.h"
 
+#define HEAD_READ (16 * 1024)  /* the first read of a file: most headers fit */
+
 static int initialized;
 static GMimeParserOptions *options;
 
@@ -18,8 +20,8 @@ void imap_mime_init(void)
 {
     if (!initialized) {
         g_mime_init();
-        /* Parameters as sent: GMime would decode RFC 2047 words in name="=?...?=", which
-         * BODYSTRUCTURE (and Dovecot) sends encoded. */
+        /* Strict parameter parsing for what GMime's list still serves (boundary, charset);
+         * BODYSTRUCTURE's parameters come from the raw bytes (mime_params.c). */
         options = g_mime_parser_options_new();
         g_mime_parser_options_set_parameter_compliance_mode(options, GMIME_RFC_COMPLIANCE_STRICT);
         initialized = 1;
@@ -79,6 +81,7 @@ void imap_msg_free(struct imap_msg *m)
     if (m == NULL)
         return;
     free_nodes(m->root);
+    free(m->head);
     if (m->hmsg != NULL)
         g_object_unref(m->hmsg);
     if (m->msg != NULL)
@@ -162,15 +165,57 @@ static GMimeStream *gmime_input(struct imap_msg *m, uint64_t end)
     return cat;
 }
 
+/* The end of a blank line (LF or CR LF at a line start) in buf[0, n): the header's end,
+ * as mime_blank_line_after finds it; -1 if buf holds none (a CR at its very end may be
+ * the start of one). */
+static int64_t blank_line_in(const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        /* i is a line start */
+        if (buf[i] == '\n')
+            return (int64_t)i + 1;
+        if (buf[i] == '\r' && i + 1 < n && buf[i + 1] == '\n')
+            return (int64_t)i + 2;
+        const char *nl = memchr(buf + i, '\n', n - i);
+        if (nl == NULL)
+            break;
+        i = (size_t)(nl - buf) + 1;
+    }
+    return -1;
+}
+
+int mime_need_hdr_len(struct imap_msg *m)
+{
+    if (m->len_state != 0)
+        return m->len_state > 0 ? 0 : -1;
+    m->len_state = -1;
+    size_t want = m->size < HEAD_READ ? (size_t)m->size : HEAD_READ;
+    m->head = malloc(want > 0 ? want : 1);
+    if (m->head == NULL)
+        return -1;
+    long n = mime_pread(m, m->head, want, 0);
+    if (n < 0)
+        return -1;
+    m->head_len = (size_t)n;
+    int64_t end = blank_line_in(m->head, m->head_len);
+    if (end < 0 && m->head_len < m->size)
+        end = mime_blank_line_after(m, 0);  /* a header longer than the first read */
+    else if (end < 0)
+        end = (int64_t)m->size;
+    if (end < 0)
+        return -1;
+    m->hdr_len = (uint64_t)end;
+    m->len_state = 1;
+    return 0;
+}
+
 int mime_need_header(struct imap_msg *m)
 {
     if (m->hdr_state != 0)
         return m->hdr_state > 0 ? 0 : -1;
     m->hdr_state = -1;
-    int64_t end = mime_blank_line_after(m, 0);
-    if (end < 0)
+    if (mime_need_hdr_len(m) < 0)
         return -1;
-    m->hdr_len = (uint64_t)end;
     if (m->hdr_len > IMAP_MIME_HEADER_MAX) {
         /* HEADER still sends all hdr_len bytes: they come from the file. */
         int64_t c1 = line_edge(m, IMAP_MIME_HEADER_MAX / 2, 0);

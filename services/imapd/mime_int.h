@@ -29,8 +29,13 @@ struct mime_node {
 struct imap_msg {
     int fd;
     uint64_t size;
+    /* The file's first bytes, read once (mime_need_hdr_len): a plain BODY[HEADER] or a
+     * small BODY[] is sent from here, with no second read. */
+    char *head;
+    size_t head_len;
     /* The top header: [0, hdr_len) with its blank line (hdr_len == size if it has none). */
-    int hdr_state;              /* 0 not yet, 1 parsed, -1 failed */
+    int len_state;              /* hdr_len: 0 not yet, 1 known, -1 failed */
+    int hdr_state;              /* hmsg: 0 not yet, 1 parsed, -1 failed */
     uint64_t hdr_len;
     GMimeMessage *hmsg;         /* parsed from the header block alone */
     /* The whole structure. */
@@ -44,6 +49,10 @@ struct imap_msg {
     uint64_t gmime_cut, gmime_skip;
 };
 
+/* m->hdr_len (and m->head) by a byte scan for the blank line, no GMime: all that the
+ * top-level HEADER, TEXT and whole-message sections need. 0 or -1 (read error). */
+int mime_need_hdr_len(struct imap_msg *m);
+/* m->hmsg: the top header parsed by GMime (and hdr_len). 0 or -1. */
 int mime_need_header(struct imap_msg *m);
 /* mime_tree.c: m->root from m->msg (mime_need_full calls it); the end of the blank line
  * at or after the line starting at from (the file size if none, -1 read error or the
@@ -60,6 +69,10 @@ long mime_pread(struct imap_msg *m, void *buf, size_t len, uint64_t off);
 /* envelope.c: "(...)" of the message whose header list is msg's (and part's for nothing:
  * ENVELOPE takes only message fields). */
 void mime_write_envelope(struct evbuffer *out, GMimeMessage *msg);
+/* mime_params.c: "(name value ...)" or NIL of a Content-Type / Content-Disposition raw
+ * value (NULL: none), values as sent, RFC 2231 pieces joined as Dovecot; default_charset:
+ * add "charset" "us-ascii" when there is no charset. */
+void mime_write_params(struct evbuffer *out, const char *raw, int default_charset);
 /* bodystructure.c */
 void mime_write_body(struct evbuffer *out, const struct mime_node *n, int extended);
 

@@ -33,7 +33,17 @@ void imap_untagged(struct imap_session *s, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The command is over: input is read again (on the next loop turn, so a handler that
+/* on_resume on a later loop turn. A zero timer, not event_active: libevent runs events
+ * activated during its active queue in the same pass, so a yield that re-activated itself
+ * never let other sessions' input in (a long SEARCH starved every session of the sandbox);
+ * timers wait for the next pass, after the poll. */
+static void resume_soon(struct imap_session *s)
+{
+    static const struct timeval now = {0, 0};
+    event_add(s->resume_ev, &now);
+}
+
+/* The command is over: input is read again (on a later loop turn, so a handler that
  * answered from a callback never finds itself re-entered). */
 static void command_over(struct imap_session *s)
 {
@@ -41,7 +51,7 @@ static void command_over(struct imap_session *s)
     if (s->phase == PH_RUNNING || s->phase == PH_CONTINUE || s->phase == PH_IDLE || s->phase == PH_DELAY)
         s->phase = PH_COMMAND;
     s->deadline = pm_mono_coarse_s() + imap_timeout(s);
-    event_active(s->resume_ev, EV_TIMEOUT, 0);
+    resume_soon(s);
 }
 
 static const char *tag_of(const struct imap_session *s, const struct imap_command *cmd)
@@ -98,7 +108,7 @@ void imap_yield(struct imap_session *s, void (*fn)(struct imap_session *, void *
     s->yield_arg = arg;
     s->yield_cleanup = cleanup;
     if (evbuffer_get_length(imap_out(s)) <= IMAP_OUT_LOW)
-        event_active(s->resume_ev, EV_TIMEOUT, 0);
+        resume_soon(s);
     /* else on_write runs it once the client has read down to the low watermark */
 }
 
@@ -129,7 +139,7 @@ void imap_continue(struct imap_session *s, enum imap_phase phase, const char *te
         return;
     evbuffer_add_printf(imap_out(s), "+ %s\r\n", text);
     s->phase = phase;
-    event_active(s->resume_ev, EV_TIMEOUT, 0); /* the response may already be buffered */
+    resume_soon(s); /* the response may already be buffered */
 }
 
 static void on_delay(evutil_socket_t fd, short what, void *arg)

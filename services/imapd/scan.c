@@ -71,6 +71,11 @@ int64_t imap_name_size(const char *name)
     return -1;
 }
 
+int imap_is_recent(const struct imap_uidlist *ul, uint32_t uid, int in_new)
+{
+    return in_new || uid >= ul->first_recent;
+}
+
 static const char *snap_key(const void *ctx, uint32_t pos, size_t *len)
 {
     const struct imap_fsnap *s = ctx;
@@ -199,7 +204,8 @@ static size_t assign_new(const char *dir, struct imap_uidlist *ul, struct imap_f
 }
 
 int imap_refresh(const char *dir, struct imap_uidlist *ul, int *listrc,
-                 int (*seed)(void *arg, struct imap_uidlist *ul, int listrc), void *seed_arg, struct imap_fsnap *snap)
+                 int (*seed)(void *arg, struct imap_uidlist *ul, int listrc), void *seed_arg, uint32_t *take_recent,
+                 struct imap_fsnap *snap)
 {
     *snap = (struct imap_fsnap){0};
     *listrc = imap_uidlist_load(dir, ul);
@@ -218,8 +224,19 @@ int imap_refresh(const char *dir, struct imap_uidlist *ul, int *listrc,
         goto fail;
     size_t before = ul->n;
     imap_uidlist_prune(ul, keep_if_scanned, snap);
-    int changed = ul->n != before || *listrc != IMAP_UIDLIST_OK || seeded;
+    int changed = ul->n != before || *listrc != IMAP_UIDLIST_OK || seeded > 0;
     changed |= assign_new(dir, ul, snap) > 0;
+    /* A list made now finds messages that were there before it: those in cur/ were seen by
+     * some reader (Maildir's meaning of cur/), those in new/ stay recent; whatever comes
+     * later (delivery, APPEND, COPY) is. */
+    if (*listrc != IMAP_UIDLIST_OK)
+        ul->first_recent = ul->uidnext;
+    if (take_recent && seeded >= 0) {
+        /* Written with the list, under the lock: the next taker starts where we end. */
+        *take_recent = ul->first_recent;
+        changed |= ul->first_recent != ul->uidnext;
+        ul->first_recent = ul->uidnext;
+    }
     if (changed && imap_uidlist_write(dir, ul) < 0) {
         rc = -1;
         goto fail;

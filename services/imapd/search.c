@@ -237,6 +237,7 @@ enum imap_search_status imap_search_parse(const struct imap_arg *args, size_t na
     if ((prog->root = parse_and(&p, args, nargs, &i, 0)) == NULL)
         goto fail;
     prog->needs = needs_of(prog->root);
+    prog->ntext = p.ntext;
     *out = prog;
     return IMAP_SEARCH_OK;
 fail:
@@ -255,4 +256,5 @@ void imap_search_free(struct imap_search *p)
 
 unsigned imap_search_needs(const struct imap_search *p) { return p->needs; }
 int imap_search_is_esearch(const struct imap_search *p) { return p->esearch; }
+size_t imap_search_text_keys(const struct imap_search *p) { return p->ntext; }
 unsigned imap_search_returns(const struct imap_search *p) { return p->returns; }

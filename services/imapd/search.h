@@ -28,6 +28,9 @@
 
 #define IMAP_SEARCH_DEPTH_MAX 32  /* nesting of (), NOT and OR */
 #define IMAP_SEARCH_KEYS_MAX 1000 /* keys in one program */
+/* BODY and TEXT keys in one program: each one reads every body again (one shared loop
+ * serves every session, so 600 of them over large messages stalled everyone). */
+#define IMAP_SEARCH_TEXT_KEYS_MAX 8
 
 /* imap_search_parse results. */
 enum imap_search_status {
@@ -81,6 +84,8 @@ unsigned imap_search_needs(const struct imap_search *p);
  * which parts (never 0 then). */
 int imap_search_is_esearch(const struct imap_search *p);
 unsigned imap_search_returns(const struct imap_search *p);
+/* How many BODY and TEXT keys the program has (each may read a whole body once). */
+size_t imap_search_text_keys(const struct imap_search *p);
 
 /* What the folder listing knows of one message. */
 struct imap_search_msg {

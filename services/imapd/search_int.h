@@ -55,6 +55,7 @@ struct imap_search {
     unsigned needs;
     int esearch;
     unsigned returns;
+    size_t ntext;
 };
 
 void search_node_free(struct search_node *n);
@@ -65,6 +66,7 @@ struct search_parser {
     enum imap_search_status status;
     unsigned opts;
     size_t nkeys;
+    size_t ntext; /* BODY and TEXT keys (IMAP_SEARCH_TEXT_KEYS_MAX) */
 };
 void search_fail(struct search_parser *p, enum imap_search_status status, const char *err);
 /* A zeroed node counted against IMAP_SEARCH_KEYS_MAX; NULL (and failed) past it or on ENOMEM. */

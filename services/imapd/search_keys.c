@@ -113,6 +113,10 @@ static int parse_key_args(struct search_parser *p, struct search_node *k, const 
         return take_string(p, args, nargs, i, &k->str, &k->len);
     case SN_BODY:
     case SN_TEXT:
+        if (++p->ntext > IMAP_SEARCH_TEXT_KEYS_MAX) {
+            search_fail(p, IMAP_SEARCH_BAD, "Too many BODY and TEXT keys");
+            return -1;
+        }
         k->cost = COST_BODY;
         return take_string(p, args, nargs, i, &k->str, &k->len);
     case SN_KEYWORD:

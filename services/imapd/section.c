@@ -114,17 +114,20 @@ static int select_fields(struct imap_msg *m, const struct imap_section *sec, GMi
 static int resolve(struct imap_msg *m, const struct imap_section *sec, struct sec_data *d)
 {
     memset(d, 0, sizeof *d);
-    if (mime_need_header(m) < 0)
-        return -1;
     int top = sec->nparts == 0;
     if (top && (sec->text == IMAP_SECTION_ALL || sec->text == IMAP_SECTION_HEADER || sec->text == IMAP_SECTION_TEXT)) {
-        /* The top level needs no structure: spare the full parse. */
+        /* The top level needs no structure, and no GMime: the header's end is a byte
+         * scan (FETCH 1:* BODY.PEEK[HEADER] of a big folder is exactly this). */
+        if (mime_need_hdr_len(m) < 0)
+            return -1;
         d->off = sec->text == IMAP_SECTION_TEXT ? m->hdr_len : 0;
         d->len = sec->text == IMAP_SECTION_HEADER ? m->hdr_len : m->size - d->off;
         if (sec->text == IMAP_SECTION_ALL)
             d->len = m->size;
         return 0;
     }
+    if (mime_need_header(m) < 0)
+        return -1;
     if (top) {
         GMimeObject *body = g_mime_message_get_mime_part(m->hmsg);
         d->buf = evbuffer_new();
@@ -167,6 +170,8 @@ static int resolve(struct imap_msg *m, const struct imap_section *sec, struct se
 
 static int add_range(struct imap_msg *m, uint64_t off, uint64_t len, struct evbuffer *out)
 {
+    if (off + len <= m->head_len)
+        return evbuffer_add(out, m->head + off, (size_t)len);  /* read already */
     if (len > COPY_MAX) {
         int fd = dup(m->fd);
         /* evbuffer_add_file owns (and closes) the dup: the bytes leave without a copy. */

@@ -189,6 +189,10 @@ static void on_write(struct bufferevent *bev, void *arg)
             imap_run_yield(s);
         return;
     }
+    if (s->phase == PH_IDLE && s->idle_pending && s->sel && pending <= IMAP_OUT_LOW) {
+        s->idle_pending = 0; /* a wake-up held back while the output was full (idle.c) */
+        imap_announce(s, 1);
+    }
     if (pending <= IMAP_OUT_LOW)
         imap_process_input(s); /* input.c paused at the high watermark */
 }
@@ -242,16 +246,9 @@ static void setup_bev(struct imap_session *s)
 
 static struct bufferevent *tls_bev(struct imap_session *s)
 {
-    SSL *ssl = SSL_new(s->srv->loop->tls);
-    if (!ssl)
+    struct bufferevent *bev = pm_tls_accept_bev(s->srv->base, s->fd, s->srv->loop->tls);
+    if (!bev)
         return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(s->srv->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!bev) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     s->bev_owns_fd = 1;
     s->tls = 1;
     return bev;
@@ -276,15 +273,6 @@ static void start_tls_now(struct imap_session *s)
     setup_bev(s);
     s->phase = PH_COMMAND;
     s->deadline = pm_mono_coarse_s() + imap_timeout(s);
-}
-
-/* Refused before a session exists: one line (plain listeners only), then close. */
-static void refuse(evutil_socket_t fd, const char *ip, int implicit_tls, const char *line, const char *reason)
-{
-    if (!implicit_tls && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        (void)0; /* best effort */
-    close(fd);
-    pm_log(PM_WARN, "event=connection_refused client=%s reason=%s", ip, reason);
 }
 
 static struct imap_session *session_new(struct imap_server *srv, evutil_socket_t fd, struct pm_client *peer,
@@ -330,18 +318,19 @@ void imap_session_start(struct imap_server *srv, evutil_socket_t fd, const struc
     char ip[64];
     pm_sockaddr_ip(sa, ip, sizeof ip);
     if (srv->nsessions >= srv->cfg->imapd.max_connections || (implicit_tls && !srv->loop->tls)) {
-        refuse(fd, ip, implicit_tls, "* BYE [UNAVAILABLE] Too many connections, try again later\r\n", "max_connections");
+        pm_mailfront_refuse(fd, ip, implicit_tls, "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+                            "max_connections");
         return;
     }
     enum pm_client_verdict verdict;
     struct pm_client *peer = pm_clients_connect(srv->clients, ip, time(NULL), &verdict);
     if (!peer) {
         if (verdict == PM_CLIENT_TOO_MANY)
-            refuse(fd, ip, implicit_tls, "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
-                   "max_connections_per_ip");
+            pm_mailfront_refuse(fd, ip, implicit_tls, "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+                                "max_connections_per_ip");
         else
-            refuse(fd, ip, implicit_tls, "* BYE [UNAVAILABLE] Too many clients, try again later\r\n",
-                   verdict == PM_CLIENT_TABLE_FULL ? "client_table_full" : "no_memory");
+            pm_mailfront_refuse(fd, ip, implicit_tls, "* BYE [UNAVAILABLE] Too many clients, try again later\r\n",
+                                verdict == PM_CLIENT_TABLE_FULL ? "client_table_full" : "no_memory");
         return;
     }
     struct imap_session *s = session_new(srv, fd, peer, ip, sa, implicit_tls);

@@ -26,6 +26,9 @@ struct pm_clients;
 struct pm_mailfront_loop;
 struct imap_session;
 struct imap_idle_watch;
+struct imap_idle_link;
+
+#define IMAP_IDLE_BUCKETS 256 /* inotify watch descriptors -> folders */
 
 struct imap_server {
     const struct pm_config *cfg;
@@ -38,10 +41,12 @@ struct imap_server {
     long nsessions;
     unsigned long long next_id;
     struct imap_session *sessions;
-    /* IDLE (idle.c): one inotify instance for every session, its watches shared. */
+    /* IDLE (idle.c): one inotify instance for every session, its watches shared, found by
+     * watch descriptor through a small hash. */
     int inotify_fd;
     struct event *inotify_ev;
     struct imap_idle_watch *watches;
+    struct imap_idle_link *by_wd[IMAP_IDLE_BUCKETS];
     /* Graceful stop (drain.c) */
     int draining;                 /* SIGTERM seen: listeners closed, idle sessions told BYE */
     int drain_expired;            /* imapd.drain_timeout passed: every session goes */

@@ -1,7 +1,8 @@
 /* Inside an IMAP session: the API every handler uses (replies, yielding long output, the
- * selected folder) and the session's own fields, shared by session.c (I/O, lifecycle,
- * literals, TLS), command_table.c (dispatch), cmd_auth.c (the Not Authenticated commands),
- * idle.c and the handler files of command_table.h.
+ * selected folder) and the session's own fields, shared by session.c (transport,
+ * lifecycle, TLS), input.c (reading commands and literals), reply.c (what handlers say),
+ * command_table.c (dispatch), cmd_auth.c (the Not Authenticated commands), idle.c and the
+ * handler files of command_table.h.
  *
  * A handler gets the parsed command (args.h) and either ends it with imap_tagged (or
  * imap_bad), at once or later from a callback, or hands over to imap_yield to go on once

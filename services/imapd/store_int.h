@@ -39,14 +39,22 @@ void imap_fsnap_free(struct imap_fsnap *s);
 /* With the folder's lock held: loads dir's UID list into *ul (recovering a missing or
  * unreadable one: *listrc = imap_uidlist_load's result), lets seed(arg, ul, listrc) adjust
  * it if given (a view puts back the UIDs it knows when the list was lost, and keeps UIDNEXT
- * above what its client saw; it returns 1 if it changed the list), scans the folder into
- * *snap, looks again for listed keys the scan missed (a rename can hide a name from one
- * readdir), drops listed keys whose file is gone, gives new keys UIDs in arrival order
- * (mtime, then name) and writes the list if anything changed. snap then holds every message
- * with its UID, ascending. The caller frees *ul and *snap. Returns 0, 1 (no such folder),
- * or -1 (errno; nothing is written). */
+ * above what its client saw; it returns 1 if it changed the list, 0 if not, -1 if the list
+ * is not the one it knows: then nothing is taken), scans the folder into *snap, looks
+ * again for listed keys the scan missed (a rename can hide a name from one readdir), drops
+ * listed keys whose file is gone, gives new keys UIDs in arrival order (mtime, then name)
+ * and writes the list if anything changed. snap then holds every message
+ * with its UID, ascending. With take_recent (a read-write view), the caller takes the
+ * folder's recent messages: *take_recent = the list's first_recent before (those with a
+ * UID >= it are \Recent to the caller) and the list's first_recent becomes uidnext. The
+ * caller frees *ul and *snap. Returns 0, 1 (no such folder), or -1 (errno; nothing is
+ * written). */
 int imap_refresh(const char *dir, struct imap_uidlist *ul, int *listrc,
-                 int (*seed)(void *arg, struct imap_uidlist *ul, int listrc), void *seed_arg, struct imap_fsnap *snap);
+                 int (*seed)(void *arg, struct imap_uidlist *ul, int listrc), void *seed_arg, uint32_t *take_recent,
+                 struct imap_fsnap *snap);
+/* 1 if a message with uid (in new/ if in_new) is \Recent to whoever takes the folder's
+ * recent messages next (uidlist.h): uid >= first_recent, or still in new/. */
+int imap_is_recent(const struct imap_uidlist *ul, uint32_t uid, int in_new);
 
 /* The ",S=<n>" size in a file name's key, or -1. */
 int64_t imap_name_size(const char *name);

@@ -14,7 +14,8 @@
 #include "mailstore.h"
 #include "mflags.h"
 
-#define HEADER "postmesh-uidlist 1 "
+/* Version 2 added the first recent UID; version 1 lists (no such field) are still read. */
+#define MAGIC "postmesh-uidlist "
 
 static const char *key_at(const void *ctx, uint32_t pos, size_t *len)
 {
@@ -64,17 +65,11 @@ void imap_uidlist_unlock(int lock_fd)
         close(lock_fd); /* closing the last fd of the open file releases the flock */
 }
 
-static uint32_t fresh_uidvalidity(uint32_t above)
-{
-    uint32_t now = (uint32_t)time(NULL);
-    if (now <= above)
-        now = above + 1;
-    return now ? now : 1;
-}
-
 int imap_uidlist_init(struct imap_uidlist *ul, uint32_t uidvalidity)
 {
-    *ul = (struct imap_uidlist){.uidvalidity = uidvalidity ? uidvalidity : fresh_uidvalidity(0), .uidnext = 1};
+    uint32_t now = (uint32_t)time(NULL);
+    *ul = (struct imap_uidlist){.uidvalidity = uidvalidity ? uidvalidity : now ? now : 1, .uidnext = 1,
+                                .first_recent = 1};
     return 0;
 }
 
@@ -211,18 +206,27 @@ static uint32_t parse_u32(const char **p, const char *end)
 static int parse(struct imap_uidlist *ul, const char *buf, size_t len, uint32_t *oldvalidity)
 {
     const char *p = buf, *end = buf + len;
-    if (len < sizeof HEADER - 1 || memcmp(p, HEADER, sizeof HEADER - 1) != 0)
+    if (len < sizeof MAGIC + 1 || memcmp(p, MAGIC, sizeof MAGIC - 1) != 0)
         return -1;
-    p += sizeof HEADER - 1;
+    p += sizeof MAGIC - 1;
+    char version = *p++;
+    if ((version != '1' && version != '2') || *p++ != ' ')
+        return -1;
     uint32_t validity = parse_u32(&p, end);
     if (!validity || p == end || *p++ != ' ')
         return -1;
     *oldvalidity = validity;
     uint32_t next = parse_u32(&p, end);
-    if (!next || p == end || *p++ != '\n')
+    /* Version 1 knew no recent UIDs (only new/ was \Recent): none are, beyond new/. */
+    uint32_t first_recent = next;
+    if (!next || p == end || (version == '2' && (*p++ != ' ' || !(first_recent = parse_u32(&p, end)) ||
+                                                 first_recent > next || p == end)))
+        return -1;
+    if (*p++ != '\n')
         return -1;
     ul->uidvalidity = validity;
     ul->uidnext = next;
+    ul->first_recent = first_recent;
     uint32_t last = 0;
     while (p < end) {
         uint32_t uid = parse_u32(&p, end);
@@ -295,7 +299,12 @@ int imap_uidlist_load(const char *dir, struct imap_uidlist *ul)
     if (rc < 0)
         return IMAP_UIDLIST_ERR;
     if (rc == 1) {
-        imap_uidlist_init(ul, 0);
+        /* A folder never selected, or one made again under an old name, or a lost list:
+         * the user's counter gives a UIDVALIDITY no earlier list of that name had. */
+        uint32_t validity = imap_uidvalidity_next(dir, 0);
+        if (!validity)
+            return IMAP_UIDLIST_ERR;
+        imap_uidlist_init(ul, validity);
         return IMAP_UIDLIST_NEW;
     }
     errno = 0;
@@ -309,7 +318,10 @@ int imap_uidlist_load(const char *dir, struct imap_uidlist *ul)
         return IMAP_UIDLIST_ERR;
     }
     imap_uidlist_free(ul);
-    imap_uidlist_init(ul, fresh_uidvalidity(oldvalidity));
+    uint32_t validity = imap_uidvalidity_next(dir, oldvalidity);
+    if (!validity)
+        return IMAP_UIDLIST_ERR;
+    imap_uidlist_init(ul, validity);
     return IMAP_UIDLIST_RESET;
 }
 
@@ -335,13 +347,14 @@ int imap_uidlist_write(const char *dir, const struct imap_uidlist *ul)
         errno = ENAMETOOLONG;
         return -1;
     }
-    size_t cap = 64 + ul->n * 13, o = 0;
+    size_t cap = 80 + ul->n * 13, o = 0;
     for (size_t i = 0; i < ul->n; i++)
         cap += strlen(ul->v[i].key);
     char *buf = malloc(cap);
     if (!buf)
         return -1;
-    o += (size_t)snprintf(buf, cap, HEADER "%u %u\n", ul->uidvalidity, ul->uidnext);
+    uint32_t first_recent = ul->first_recent && ul->first_recent <= ul->uidnext ? ul->first_recent : ul->uidnext;
+    o += (size_t)snprintf(buf, cap, MAGIC "2 %u %u %u\n", ul->uidvalidity, ul->uidnext, first_recent);
     for (size_t i = 0; i < ul->n; i++)
         o += (size_t)snprintf(buf + o, cap - o, "%u %s\n", ul->v[i].uid, ul->v[i].key);
     /* The tmp name is fixed: only the lock holder writes it. */

@@ -3,19 +3,32 @@
  * to the UID it got once, with the folder's UIDVALIDITY and UIDNEXT.
  *
  * File format (text, one record a line, LF):
- *     postmesh-uidlist 1 <uidvalidity> <uidnext>
+ *     postmesh-uidlist 2 <uidvalidity> <uidnext> <first_recent>
  *     <uid> <key>
  *     ...                      (uids ascending, each < uidnext, keys printable ASCII
  *                               without space, 1..IMAP_NAME_MAX bytes)
+ * Version 1 lists ("postmesh-uidlist 1 <uidvalidity> <uidnext>") are read as first_recent =
+ * uidnext; lists are always written as version 2.
+ *
+ * \Recent (RFC 3501 §2.3.2, as Dovecot's first recent UID): every message with a UID >=
+ * first_recent, or still in new/, is recent to the next read-write session that selects
+ * or syncs the folder; that session advances first_recent to uidnext under the lock, so no
+ * other session sees them recent. APPEND, COPY and MOVE need nothing more: their UIDs are
+ * >= uidnext >= first_recent. EXAMINE and STATUS count them without taking them. A list
+ * made for a folder that already has messages (never selected, or the list was lost)
+ * starts with first_recent above them: only those in new/ are recent.
+ *
  * It is written whole to `postmesh-uidlist.tmp`, fsynced and renamed over the old one (a
  * reader sees the old list or the new one, never half of one); UIDs are assigned only under
  * an exclusive flock on `postmesh-uidlist.lock` (imap_uidlist_lock), so two imapd processes
  * (two replicas on one store) never give one UID twice or one key two UIDs.
  *
- * A missing list is made anew (UIDVALIDITY = now); a list that cannot be read (bad header,
- * bad line, uids not ascending, too many entries) is replaced the same way, with a
- * UIDVALIDITY above the old one if that much was readable: clients then drop their cache,
- * which RFC 9051 §2.3.1.1 requires when UIDs did not persist. The caller logs it.
+ * A missing list is made anew; a list that cannot be read (bad header, bad line, uids not
+ * ascending, too many entries) is replaced the same way, with a UIDVALIDITY above the old
+ * one if that much was readable: clients then drop their cache, which RFC 9051 §2.3.1.1
+ * requires when UIDs did not persist. The caller logs it. Every new list's UIDVALIDITY
+ * comes from the user's counter (imap_uidvalidity_next), so a folder deleted and made again,
+ * or a list lost and rebuilt, never repeats one, even within the same second.
  * Reading is bounded: at most IMAP_UIDLIST_MAX entries and IMAP_UIDLIST_FILE_MAX bytes.
  *
  * Owns the file and the in-memory map; not the directory scan (view.c, folder.c). */
@@ -29,6 +42,10 @@
 #define IMAP_UIDLIST_FILE "postmesh-uidlist"
 #define IMAP_UIDLIST_TMP "postmesh-uidlist.tmp"
 #define IMAP_UIDLIST_LOCK "postmesh-uidlist.lock"
+/* The user's UIDVALIDITY counter, in the Maildir (as Dovecot's dovecot-uidvalidity). */
+#define IMAP_UIDVALIDITY_FILE "postmesh-uidvalidity"
+#define IMAP_UIDVALIDITY_TMP "postmesh-uidvalidity.tmp"
+#define IMAP_UIDVALIDITY_LOCK "postmesh-uidvalidity.lock"
 #define IMAP_UIDLIST_MAX 262144                /* messages per folder we keep UIDs for */
 /* Bytes: the longest list we can write (every key IMAP_NAME_MAX long, 10-digit UIDs). */
 #define IMAP_UIDLIST_FILE_MAX ((size_t)IMAP_UIDLIST_MAX * (255 + 13) + 64)
@@ -41,6 +58,7 @@ struct imap_uident {
 struct imap_uidlist {
     uint32_t uidvalidity;
     uint32_t uidnext;        /* the next UID to give (> every uid in v) */
+    uint32_t first_recent;   /* 1..uidnext: UIDs from it on are \Recent to the next taker */
     struct imap_uident *v;   /* ascending uid */
     size_t n, cap;
     struct imap_keyhash hash; /* key -> index in v */
@@ -62,7 +80,7 @@ void imap_uidlist_unlock(int lock_fd);
  * an error). Returns IMAP_UIDLIST_OK, _NEW, _RESET or _ERR. Without the lock the result is
  * a snapshot good for reading; to add UIDs, load under the lock. */
 int imap_uidlist_load(const char *dir, struct imap_uidlist *ul);
-/* An empty list with the given uidvalidity (0: now) and uidnext 1. 0 or -1. */
+/* An empty list with the given uidvalidity (0: now), uidnext 1 and first_recent 1. 0 or -1. */
 int imap_uidlist_init(struct imap_uidlist *ul, uint32_t uidvalidity);
 void imap_uidlist_free(struct imap_uidlist *ul);
 
@@ -81,6 +99,16 @@ void imap_uidlist_prune(struct imap_uidlist *ul, int (*keep)(void *arg, const ch
 /* Writes the list to dir atomically (tmp, fsync, rename, fsync of dir): after 0 the new list
  * survives a crash. Call it with the lock held. 0 or -1 (errno; the old list is intact). */
 int imap_uidlist_write(const char *dir, const struct imap_uidlist *ul);
+
+/* A UIDVALIDITY for a new list of the folder at dir: max(now, above + 1, the user's last
+ * one + 1), the last one kept in IMAP_UIDVALIDITY_FILE of the Maildir that holds dir (dir's
+ * parent if dir's last component starts with '.', a Maildir++ folder; else dir itself,
+ * INBOX). The counter is read and rewritten under flock on IMAP_UIDVALIDITY_LOCK (taken
+ * inside a folder's lock, never the other way round) and is durable (tmp, fsync, rename,
+ * fsync of the directory) before the value is returned, so no crash lets it be given
+ * twice. A missing or unreadable counter counts as 0 (then "now" alone). Returns the
+ * value, or 0 on error (errno; the caller makes no list). */
+uint32_t imap_uidvalidity_next(const char *dir, uint32_t above);
 
 /* 1 if key[0..keylen) can be a key: 1..IMAP_NAME_MAX bytes, printable ASCII, no space, no
  * '/' and not starting with '.'. Files whose key is not are no messages to imapd. */

@@ -45,10 +45,12 @@ enum {
 
 /* Opens the folder at dir (imap_folder_path: the directory holding cur/ new/ tmp/). Scans
  * new/ then cur/, gives UIDs to files without one (under the folder's lock), and when
- * read-write moves new/ files to cur/ (":2," appended, as Dovecot) and marks them \Recent
- * for this session; read-only (EXAMINE) leaves them in new/ and shows them \Recent without
- * taking them. *recovered = 1 if the uidlist was unreadable and made anew (a new
- * UIDVALIDITY: the caller logs; a missing list is just a folder never selected before).
+ * read-write takes the folder's recent messages (uidlist.h: new/ files and UIDs from the
+ * list's first recent UID on, which APPEND, COPY and MOVE gave) as \Recent for this session
+ * and moves new/ files to cur/ (":2," appended, as Dovecot); read-only (EXAMINE) leaves
+ * them as they are and shows them \Recent without taking them. *recovered = 1 if the
+ * uidlist was unreadable and made anew (a new UIDVALIDITY: the caller logs; a missing list
+ * is just a folder never selected before).
  * Returns IMAP_VIEW_OK with *out, IMAP_VIEW_NONEXISTENT or IMAP_VIEW_ERR. */
 int imap_view_open(const char *dir, int readonly, struct imap_view **out, int *recovered);
 void imap_view_close(struct imap_view *v); /* NULL is fine; expunges nothing */
@@ -112,10 +114,10 @@ struct imap_view_changes {
 
 /* Rescans new/ and cur/: files gone -> expunges (reported only if may_expunge, else kept
  * as gone), new files -> UIDs (under the lock) and appended (\Recent if this read-write view
- * took them from new/), names whose flags differ from what the session was told -> flag
- * changes. A file missing in one scan is looked for again before it counts as gone (a
- * rename by another process can hide a name from one readdir). IMAP_VIEW_OK or
- * IMAP_VIEW_ERR (the view is unchanged; try again later). Cheap when nothing changed:
+ * took them: recent in the list's sense, uidlist.h), names whose flags differ from what
+ * the session was told -> flag changes. A file missing in one scan is looked for again
+ * before it counts as gone (a rename by another process can hide a name from one readdir).
+ * IMAP_VIEW_OK or IMAP_VIEW_ERR (the view is unchanged; try again later). Cheap when nothing changed:
  * two stats of new/ and cur/ (their mtimes; two readdirs if one changed or changed less
  * than two seconds before the last scan), no lock; the lock only when new files came. */
 int imap_view_sync(struct imap_view *v, int may_expunge, struct imap_view_changes *ch);
@@ -150,12 +152,12 @@ struct imap_copy_result {
 void imap_copy_result_free(struct imap_copy_result *r);
 
 /* COPY seqs[0..n) (ascending) to the folder at target_dir: each file gets a new unique name
- * there, in cur/, with its flags (not \Recent) and its INTERNALDATE (a hard link; a copy
- * with the mtime set where links fail), and UIDs in the target's list, under its lock, in
- * the order of seqs. All or nothing: on failure the copies made are removed. target_dir may
- * be the view's own folder (the copies appear at the next sync). Returns IMAP_VIEW_OK with
- * *r, IMAP_VIEW_NONEXISTENT (target missing: [TRYCREATE]), IMAP_VIEW_EXPUNGEISSUED,
- * IMAP_VIEW_LIMIT or IMAP_VIEW_ERR. */
+ * there, in cur/, with its flags (\Recent to the target's next taker, RFC 3501 §6.4.7) and
+ * its INTERNALDATE (a hard link; a copy with the mtime set where links fail), and UIDs in
+ * the target's list, under its lock, in the order of seqs. All or nothing: on failure the
+ * copies made are removed. target_dir may be the view's own folder (the copies appear at
+ * the next sync). Returns IMAP_VIEW_OK with *r, IMAP_VIEW_NONEXISTENT (target missing:
+ * [TRYCREATE]), IMAP_VIEW_EXPUNGEISSUED, IMAP_VIEW_LIMIT or IMAP_VIEW_ERR. */
 int imap_view_copy(struct imap_view *v, const uint32_t *seqs, size_t n, const char *target_dir,
                    struct imap_copy_result *r);
 /* MOVE (RFC 6851): imap_view_copy, then the sources are removed from this folder whatever

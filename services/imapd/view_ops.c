@@ -157,7 +157,7 @@ static int open_target(const char *dir, int *lock, struct imap_uidlist *ul)
     imap_uidlist_free(ul);
     struct imap_fsnap snap = {0};
     int listrc;
-    rc = rc == IMAP_UIDLIST_ERR ? -1 : imap_refresh(dir, ul, &listrc, NULL, NULL, &snap);
+    rc = rc == IMAP_UIDLIST_ERR ? -1 : imap_refresh(dir, ul, &listrc, NULL, NULL, NULL, &snap);
     imap_fsnap_free(&snap);
     if (rc == 0)
         return IMAP_VIEW_OK;

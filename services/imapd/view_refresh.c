@@ -24,8 +24,9 @@ static int reserve(struct imap_view *v, size_t more)
     return 0;
 }
 
-/* A read-write view takes a file from new/: cur/<name>:2, (no flags yet). 1 if this call
- * moved it (it is \Recent to this session), 0 if another reader was first or it failed. */
+/* A read-write view moves a file from new/ to cur/<name>:2, (no flags yet), with the
+ * folder's lock held, so no other session finds it in new/ meanwhile. 1 if this call moved
+ * it, 0 if another reader was first or it failed. */
 static int take_from_new(struct imap_view *v, struct vmsg *m)
 {
     char from[4096], to[4096], name[IMAP_NAME_MAX + 1];
@@ -34,7 +35,7 @@ static int take_from_new(struct imap_view *v, struct vmsg *m)
         imap_path(to, sizeof to, "%s/cur/%s", v->dir, name) < 0)
         return 0;
     if (rename(from, to) < 0)
-        return 0; /* ENOENT: another session took it; the next scan finds its cur/ name */
+        return 0; /* ENOENT: another reader (not under our lock) took it; the next scan finds it */
     char *n = strdup(name);
     if (n) {
         free(m->name);
@@ -44,9 +45,9 @@ static int take_from_new(struct imap_view *v, struct vmsg *m)
     return 1;
 }
 
-/* Appends a message found by a locked refresh (e: its name is taken over); indexed unless
- * bulk (the caller rehashes once). 0 or -1. */
-static int append_msg(struct imap_view *v, struct imap_fentry *e, int bulk)
+/* Appends a message found by a locked refresh (e: its name is taken over), \Recent to this
+ * session if recent; indexed unless bulk (the caller rehashes once). 0 or -1. */
+static int append_msg(struct imap_view *v, struct imap_fentry *e, int recent, int bulk)
 {
     if (reserve(v, 1) < 0)
         return -1;
@@ -55,9 +56,13 @@ static int append_msg(struct imap_view *v, struct imap_fentry *e, int bulk)
                        .mark = 1};
     e->name = NULL;
     m->flags = (uint8_t)imap_mflags_from_name(m->name);
-    if (m->in_new && (v->readonly || take_from_new(v, m)))
-        m->flags |= IMAP_F_RECENT; /* EXAMINE shows new/ as \Recent without taking it */
-    v->nrecent += (m->flags & IMAP_F_RECENT) != 0;
+    /* A new/ file below the recent UIDs is one no taker moved (a version 1 list, a failed
+     * move): it is ours if we move it. EXAMINE leaves new/ as it is. */
+    if (m->in_new && !v->readonly && take_from_new(v, m))
+        recent = 1;
+    if (recent)
+        m->flags |= IMAP_F_RECENT;
+    v->nrecent += recent != 0;
     if (!bulk && imap_keyhash_add(&v->hash, imap_view_msg_key, v, (uint32_t)v->n) < 0)
         return -1;
     v->n++;
@@ -95,12 +100,13 @@ static int hide_key(struct imap_view *v, const char *name)
 /* seed for imap_refresh: what this session knows goes back into a list that lost it (the
  * file was lost or unreadable, or put back from an older copy): its keys with their UIDs
  * (the refresh then drops those whose file is gone) and a UIDNEXT above every UID its
- * client saw, so no UID is given twice. 1 if the list changed. */
+ * client saw, so no UID is given twice. 1 if the list changed, 0 if not, -1 if it is
+ * another folder's list (the caller reselects: nothing is put back or taken). */
 static int seed_from_view(void *arg, struct imap_uidlist *ul, int listrc)
 {
     struct imap_view *v = arg;
     if (listrc == IMAP_UIDLIST_OK && ul->uidvalidity != v->uidvalidity)
-        return 0; /* another folder's list now: the caller reselects */
+        return -1; /* another folder's list now: the caller reselects, taking nothing */
     int changed = listrc != IMAP_UIDLIST_OK;
     ul->uidvalidity = v->uidvalidity;
     for (size_t i = 0; i < v->n; i++) {
@@ -116,7 +122,8 @@ static int seed_from_view(void *arg, struct imap_uidlist *ul, int listrc)
 }
 
 /* Locked refresh: the list's truth into the view. Known messages found are marked, new
- * ones appended in UID order. 0, 1 (the folder is another one now: reselect), -1. */
+ * ones appended in UID order; a read-write view takes the folder's recent messages (and
+ * new/ files) while it holds the lock. 0, 1 (the folder is another one now: reselect), -1. */
 int imap_view_locked_sync(struct imap_view *v, int first)
 {
     int lock = imap_uidlist_lock(v->dir);
@@ -125,18 +132,19 @@ int imap_view_locked_sync(struct imap_view *v, int first)
     struct imap_uidlist ul;
     struct imap_fsnap snap;
     int listrc;
-    int rc = imap_refresh(v->dir, &ul, &listrc, first ? NULL : seed_from_view, v, &snap);
-    imap_uidlist_unlock(lock);
+    uint32_t took = UINT32_MAX; /* read-write: the first UID recent to this session */
+    int rc = imap_refresh(v->dir, &ul, &listrc, first ? NULL : seed_from_view, v, v->readonly ? NULL : &took,
+                          &snap);
     if (rc < 0 || (rc == 1 && first)) {
-        imap_uidlist_free(&ul);
-        return -1;
+        rc = -1;
+        goto out;
     }
     if (rc == 1) {
         /* The folder went (deleted under us): an empty snapshot, every message is gone. */
-        imap_uidlist_free(&ul);
         for (size_t i = 0; i < v->n; i++)
             v->m[i].mark = 0;
-        return 0;
+        rc = 0;
+        goto out;
     }
     if (first) {
         v->uidvalidity = ul.uidvalidity;
@@ -162,7 +170,8 @@ int imap_view_locked_sync(struct imap_view *v, int first)
                 e->name = NULL;
             }
         } else if (first || e->uid >= v->uidnext) {
-            if (append_msg(v, e, first) < 0) {
+            int recent = v->readonly ? imap_is_recent(&ul, e->uid, e->in_new) : e->uid >= took;
+            if (append_msg(v, e, recent, first) < 0) {
                 rc = -1;
                 goto out;
             }
@@ -174,6 +183,7 @@ int imap_view_locked_sync(struct imap_view *v, int first)
     if (!first && v->uidnext < ul.uidnext)
         v->uidnext = ul.uidnext; /* another process gave UIDs: ours must stay above them */
 out:
+    imap_uidlist_unlock(lock);
     imap_fsnap_free(&snap);
     imap_uidlist_free(&ul);
     return rc;

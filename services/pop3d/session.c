@@ -383,16 +383,9 @@ static void setup_bev(struct pop3_session *s)
 
 static struct bufferevent *tls_bev(struct pop3_session *s)
 {
-    SSL *ssl = SSL_new(s->srv->loop->tls);
-    if (!ssl)
+    struct bufferevent *bev = pm_tls_accept_bev(s->srv->base, s->fd, s->srv->loop->tls);
+    if (!bev)
         return NULL;
-    struct bufferevent *bev = bufferevent_openssl_socket_new(s->srv->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!bev) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     s->bev_owns_fd = 1;
     s->tls = 1;
     return bev;
@@ -426,33 +419,25 @@ static void start_tls_now(struct pop3_session *s)
     s->wait = WAIT_NONE;
 }
 
-/* Refused before a session exists: one line (plain listeners only), then close. */
-static void refuse(evutil_socket_t fd, const char *ip, int implicit_tls, const char *line, const char *reason)
-{
-    if (!implicit_tls && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        (void)0; /* best effort */
-    close(fd);
-    pm_log(PM_WARN, "event=connection_refused client=%s reason=%s", ip, reason);
-}
-
 void pop3_session_start(struct pop3_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int implicit_tls,
                         const struct sockaddr *proxy)
 {
     char ip[64];
     pm_sockaddr_ip(sa, ip, sizeof ip);
     if (srv->nsessions >= srv->cfg->pop3d.max_connections || (implicit_tls && !srv->loop->tls)) {
-        refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections, try again later\r\n", "max_connections");
+        pm_mailfront_refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections, try again later\r\n",
+                            "max_connections");
         return;
     }
     enum pm_client_verdict verdict;
     struct pm_client *peer = pm_clients_connect(srv->clients, ip, time(NULL), &verdict);
     if (!peer) {
         if (verdict == PM_CLIENT_TOO_MANY)
-            refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections from your address\r\n",
-                   "max_connections_per_ip");
+            pm_mailfront_refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many connections from your address\r\n",
+                                "max_connections_per_ip");
         else
-            refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many clients, try again later\r\n",
-                   verdict == PM_CLIENT_TABLE_FULL ? "client_table_full" : "no_memory");
+            pm_mailfront_refuse(fd, ip, implicit_tls, "-ERR [SYS/TEMP] too many clients, try again later\r\n",
+                                verdict == PM_CLIENT_TABLE_FULL ? "client_table_full" : "no_memory");
         return;
     }
     struct pop3_session *s = calloc(1, sizeof *s);

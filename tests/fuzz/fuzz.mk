@@ -23,7 +23,7 @@ FUZZ_SUBMAKE   := $(MAKE) --no-print-directory $(foreach f,$(FUZZ_MAKEFILES),-f 
 
 FUZZ_NAMES    := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS     := $(addprefix $(FUZZ_BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
-FUZZ_LIBFILES := $(foreach s,smtpd pop3d mta queue resolver,$(FUZZ_BUILD)/lib/lib$(s).a) $(FUZZ_BUILD)/lib/libcommon.a
+FUZZ_LIBFILES := $(foreach s,smtpd pop3d mta queue resolver imapd,$(FUZZ_BUILD)/lib/lib$(s).a) $(FUZZ_BUILD)/lib/libcommon.a
 # The libraries are built by the top Makefile itself (BUILD=$(FUZZ_BUILD) CC=clang SAN=1) with
 # coverage instrumentation; only the harnesses link libFuzzer's main.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
@@ -32,6 +32,10 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fno-omit-fra
 # The bus harnesses stand in for ZAP's verdict (the sender's key): see tests/fuzz/fuzz_bus.h.
 FUZZ_LDFLAGS_queue_bus    := -Wl,--wrap=zmq_msg_gets
 FUZZ_LDFLAGS_resolver_bus := -Wl,--wrap=zmq_msg_gets -Wl,--wrap=pm_bus_bind
+# imapd's harnesses compile and link with its own libraries (imapd_PKGS: GMime), as the top
+# Makefile's service_rules give its objects and unit tests; the others never link GMime.
+FUZZ_SVC_CFLAGS = $(if $(filter imapd_%,$*),$(imapd_CFLAGS))
+FUZZ_SVC_LDLIBS = $(if $(filter imapd_%,$*),$(imapd_LDLIBS))
 FUZZ_RUN := $(PYTHON) tests/fuzz/run.py --build $(FUZZ_BUILD) --jobs $(FUZZ_JOBS) $(if $(FUZZ_ONLY),--only $(FUZZ_ONLY))
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-libs fuzz-lib-files fuzz-bins fuzz-seeds
@@ -53,7 +57,7 @@ fuzz-bins: $(FUZZ_BINS)
 $(FUZZ_BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIBFILES)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
-	@$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBFILES) $(LDLIBS) $(FUZZ_LDFLAGS_$*)
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SVC_CFLAGS) -o $@ $< $(FUZZ_LIBFILES) $(FUZZ_SVC_LDLIBS) $(LDLIBS) $(FUZZ_LDFLAGS_$*)
 
 fuzz: fuzz-build
 	@$(FUZZ_RUN) --seconds $(FUZZ_SECONDS)

@@ -21,7 +21,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Per fuzzer: the longest input worth trying (bytes) and how long one input may take (s).
+# Per fuzzer: the longest input worth trying (bytes), how long one input may take (s) and,
+# for the later ones, their share of the smoke run's seconds (make test's time; their seeds
+# and regress/ still run whole).
 # The file parsers get room for their line limits (aliases: 8 KiB lines, 64 KiB entries).
 OPTIONS = {
     "aliases": {"max_len": 16384},
@@ -31,6 +33,9 @@ OPTIONS = {
     "queue_bus": {"max_len": 65536},
     "resolver_bus": {"max_len": 8192},
     "dns_answer": {"max_len": 8192},
+    "imapd_command": {"max_len": 16384, "smoke_share": 0.5},
+    "imapd_mime": {"max_len": 32768, "smoke_share": 0.5},
+    "imapd_uidlist": {"smoke_share": 0.5},
 }
 DEFAULT_MAX_LEN = 4096
 TIMEOUT = 20
@@ -104,9 +109,10 @@ def run_one(name, args, env):
                 result["note"] = "regress input fails"
         if result["rc"] == 0:
             dirs = [corpus_new] + [d for d in (seeds, regress) if os.path.isdir(d)]
-            log.write("== fuzz %ds: %s\n" % (args.seconds, " ".join(dirs)))
+            seconds = max(1, int(args.seconds * opts.get("smoke_share", 1))) if args.smoke else args.seconds
+            log.write("== fuzz %ds: %s\n" % (seconds, " ".join(dirs)))
             log.flush()
-            cmd = [binary] + common + ["-max_total_time=%d" % args.seconds, "-print_final_stats=1"]
+            cmd = [binary] + common + ["-max_total_time=%d" % seconds, "-print_final_stats=1"]
             if args.smoke:
                 cmd.append("-seed=1")  # make test: the same mutations every run, so a failure reproduces
             cmd += dirs

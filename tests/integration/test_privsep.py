@@ -9,6 +9,7 @@ Runs as root only (the drops need it). Started without root, a service logs
 event=privsep_limited once per sandbox instead (test_without_root_one_line_says_so)."""
 import os
 import grp
+import imaplib
 import poplib
 import pwd
 import re
@@ -199,16 +200,18 @@ def test_full_path_under_privsep_with_auth_checked_by_the_parent(mx):
 
 
 def test_password_hashes_stay_in_the_helper(mx):
-    mx.start("queue", "smtpd", "pop3d", timeout=20)
-    # make every process handle a password: SMTP AUTH and a POP3 login
+    mx.start("queue", "smtpd", "pop3d", "imapd", timeout=20)
+    # make every process handle a password: SMTP AUTH, a POP3 and an IMAP login
     with smtplib.SMTP("127.0.0.1", mx.port("submission"), timeout=30) as s:
         s.ehlo("c.example.test")
         s.starttls(context=client_context())
         s.ehlo("c.example.test")
         s.login(ALICE, "secret")
     assert retrieve_all(mx, ALICE, "secret") == []
+    with imaplib.IMAP4_SSL("127.0.0.1", mx.port("imaps"), ssl_context=client_context(), timeout=30) as c:
+        c.login(ALICE, "secret")
     needle = user_hash(mx, ALICE)
-    for svc, helper_name in (("smtpd", "smtpd-lookup"), ("pop3d", "pop3d-passdb")):
+    for svc, helper_name in (("smtpd", "smtpd-lookup"), ("pop3d", "pop3d-passdb"), ("imapd", "imapd-passdb")):
         helper = last_pid(mx, svc, "helper_started", helper_name)
         assert memory_holds(helper, needle), f"{svc} helper: the scan must find the hash where it is"
         assert not memory_holds(sandbox_pid(mx, svc), needle), f"{svc} sandbox holds a password hash"

@@ -125,8 +125,8 @@ def test_profile_keeps_what_libraries_need(state, service):
     assert service in MAKES_SOCKETS, f"add {service} to MAKES_SOCKETS (its SC_SOCKET)"
     expected = "allowed" if MAKES_SOCKETS[service] else "refused EACCES"
     assert probe(state, service, "socket_inet") == expected
-    # inotify (SC_NOTIFY) is imapd's alone: IDLE learns of new mail from it
-    assert probe(state, service, "inotify") == ("allowed" if service == "imapd" else "killed")
+    # inotify (SC_NOTIFY, an instance and a watch) is imapd's alone: IDLE learns of new mail from it
+    assert probe(state, service, "inotify", "/") == ("allowed" if service == "imapd" else "killed")
 
 
 def open_pty_as_ctty():
@@ -251,18 +251,19 @@ def named_bus(root, **changes):
 
 
 def test_bus_names_keep_the_store_copies_roots_across_restarts(tmp_path):
-    """delivery and pop3d hand every entry of the store to its group at each start; root's
-    etc/ there is left alone, so delivery's next start finds it root's and refreshes it."""
+    """delivery, pop3d and imapd hand every entry of the store to its group at each start;
+    root's etc/ there is left alone, so delivery's next start finds it root's and refreshes it."""
     pm = named_bus(tmp_path)
     try:
         for _ in range(2):
-            pm.start("delivery", "pop3d", timeout=20)
+            pm.start("delivery", "pop3d", "imapd", timeout=20)
             pm.stop_all()
         etc = pm.state / "mail" / "etc"
         assert {(p.name, p.stat().st_uid, p.stat().st_mode & 0o7777) for p in etc.iterdir()} == \
             {(n, 0, 0o444) for n in RESOLVER_FILES}
         assert (etc.stat().st_uid, etc.stat().st_gid, etc.stat().st_mode & 0o7777) == (0, 0, 0o755)
         assert "bus_names=1" in pm.log("delivery") and "bus_names=1" not in pm.log("pop3d")
+        assert "bus_names=1" not in pm.log("imapd")
     finally:
         pm.stop_all()
 

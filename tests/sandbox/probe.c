@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -215,6 +216,24 @@ static int a_procmem(const char *arg)
     return n == 1 ? 0 : -1;
 }
 
+/* inotify: only a profile with PM_SC_NOTIFY (imapd's IDLE) may make an instance. With a
+ * path, a watch on it too (added and removed, as IDLE does on a folder's new/ and cur/). */
+static int a_inotify(const char *arg)
+{
+    int fd = inotify_init1(IN_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = 0;
+    if (arg) {
+        int wd = inotify_add_watch(fd, arg, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+        rc = wd < 0 ? -1 : inotify_rm_watch(fd, wd);
+    }
+    int err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+}
+
 static const struct attack {
     const char *name;
     int (*run)(const char *arg);
@@ -226,6 +245,7 @@ static const struct attack {
     {"socket_inet", a_socket_inet}, {"socket_udp", a_socket_udp}, {"open_read", a_open_read},
     {"open_write", a_open_write}, {"resolve", a_resolve}, {"bind", a_bind}, {"connect", a_connect},
     {"tiocsti", a_tiocsti}, {"tcgets", a_tcgets}, {"fionread", a_fionread}, {"exec", a_exec}, {"procmem", a_procmem},
+    {"inotify", a_inotify},
 };
 
 static void report(const char *name, int rc, int err)

@@ -98,12 +98,11 @@ static const struct case_struct cases[] = {
      "folded@example.org>\")",
      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1 NIL NIL NIL NIL)",
      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1)"},
-    /* GMime names the RFC 2231 charset UTF-8 where the file (and Dovecot) says utf-8. */
     {"upper", msg_upper, sizeof msg_upper - 1,
      "(NIL \"upper\" ((NIL NIL \"x\" \"example.org\")) ((NIL NIL \"x\" \"example.org\")) (("
      "NIL NIL \"x\" \"example.org\")) NIL NIL NIL NIL NIL)",
      "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"UTF-8\" \"Format\" \"Flowed\") NIL NIL \"QUOTED-PR"
-     "INTABLE\" 3 1 NIL (\"INLINE\" (\"filename*\" \"UTF-8''%E2%82%AC.txt\")) NIL NIL)",
+     "INTABLE\" 3 1 NIL (\"INLINE\" (\"filename*\" \"utf-8''%E2%82%AC.txt\")) NIL NIL)",
      "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"UTF-8\" \"Format\" \"Flowed\") NIL NIL \"QUOTED-PR"
      "INTABLE\" 3 1)"},
     {"quotes", msg_quotes, sizeof msg_quotes - 1,
@@ -218,13 +217,13 @@ static const struct case_struct cases[] = {
      "J\303\266rg NIL \"j\" \"example.org\")) NIL NIL NIL NIL NIL)",
      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 1 NIL NIL NIL NIL)",
      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 1)"},
-    /* name="=?UTF-8?Q?...?=" is decoded by GMime and encoded again (Dovecot: as sent). */
+    /* name="=?UTF-8?Q?...?=" as sent (not decoded and encoded again). */
     {"p2047", msg_p2047, sizeof msg_p2047 - 1,
      "(NIL NIL ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) ((NIL NIL \"a\" \"b\")) NIL "
      "NIL NIL NIL NIL)",
-     "(\"application\" \"octet-stream\" (\"name\" \"=?UTF-8?b?Y2Fmw6kuYmlu?=\") NIL NIL \"7"
+     "(\"application\" \"octet-stream\" (\"name\" \"=?UTF-8?Q?caf=C3=A9.bin?=\") NIL NIL \"7"
      "bit\" 3 NIL (\"attachment\" (\"filename*\" \"UTF-8''caf%C3%A9.bin\")) NIL NIL)",
-     "(\"application\" \"octet-stream\" (\"name\" \"=?UTF-8?b?Y2Fmw6kuYmlu?=\") NIL NIL \"7"
+     "(\"application\" \"octet-stream\" (\"name\" \"=?UTF-8?Q?caf=C3=A9.bin?=\") NIL NIL \"7"
      "bit\" 3)"},
     {"apple", msg_apple, sizeof msg_apple - 1,
      "(\"Wed, 2 Dec 2026 09:15:00 -0800\" \"Re: [list] meeting\" ((\"Doe, Jane\" NIL \"jane"

@@ -252,7 +252,19 @@ static void test_delete(void **state)
     assert_int_equal(C("a/b"), IMAP_FOLDER_OK);
     put(".a.b/cur/msg1:2,S", "x");
     put(".a.b/new/msg2", "y");
+    put(".a/cur/msg0:2,", "z");
+    /* RFC 3501 §6.3.4: a folder with children goes, messages and all; the children stay and
+     * it is a hole (\Noselect \HasChildren) above them. Only the hole is refused. */
+    assert_int_equal(imap_folder_delete(md, "a", 1), IMAP_FOLDER_OK);
+    assert_false(has(".a"));
+    assert_true(has(".a.b/cur/msg1:2,S") && has(".a.b/new/msg2"));
+    struct imap_folder_list l;
+    assert_int_equal(imap_folder_list(md, &l), 0);
+    assert_int_equal(entry(&l, "a")->attrs, IMAP_FA_HOLE | IMAP_FA_NOSELECT | IMAP_FA_NONEXISTENT | IMAP_FA_HASCHILDREN);
+    assert_int_equal(entry(&l, "a/b")->attrs, IMAP_FA_HASNOCHILDREN);
+    imap_folder_list_free(&l);
     assert_int_equal(imap_folder_delete(md, "a", 1), IMAP_FOLDER_HASCHILDREN);
+    assert_non_null(strstr(imap_folder_rc_text(IMAP_FOLDER_HASCHILDREN), "[HASCHILDREN]"));
     assert_int_equal(imap_folder_delete(md, "INBOX", 5), IMAP_FOLDER_INBOX);
     assert_int_equal(imap_folder_delete(md, "inbox", 5), IMAP_FOLDER_INBOX);
     assert_int_equal(imap_folder_delete(md, "nope", 4), IMAP_FOLDER_NONEXISTENT);
@@ -261,7 +273,11 @@ static void test_delete(void **state)
     assert_int_equal(imap_folder_delete(md, "a/b", 3), IMAP_FOLDER_OK);
     assert_false(has(".a.b"));
     assert_int_equal(imap_folder_subscribed(md, "a/b", 3), 1); /* RFC 9051: subscriptions stay */
-    assert_int_equal(imap_folder_delete(md, "a", 1), IMAP_FOLDER_OK);
+    assert_int_equal(imap_folder_delete(md, "a", 1), IMAP_FOLDER_NONEXISTENT); /* no hole now */
+    /* INBOX's children are no reason to refuse anything either. */
+    assert_int_equal(C("c/d/e"), IMAP_FOLDER_OK);
+    assert_int_equal(imap_folder_delete(md, "c/d", 3), IMAP_FOLDER_OK);
+    assert_true(has(".c/cur") && !has(".c.d") && has(".c.d.e/cur"));
     DIR *d = opendir(md);
     struct dirent *e;
     while ((e = readdir(d)))
@@ -408,6 +424,59 @@ static void test_status(void **state)
     assert_int_equal(st.messages, 3);
 }
 
+/* RFC 3501 §2.3.1.1: CREATE, APPEND, DELETE, CREATE, APPEND within one second must not give
+ * the same UIDVALIDITY with UID 1 again. */
+static void test_delete_create_new_uidvalidity(void **state)
+{
+    (void)state;
+    char dir[512], tmp[512];
+    snprintf(dir, sizeof dir, "%s/.Again", md);
+    snprintf(tmp, sizeof tmp, "%s/tmp/append", md);
+    uint32_t last = 0;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(C("Again"), IMAP_FOLDER_OK);
+        put("tmp/append", "Subject: x\r\n\r\nx\r\n");
+        uint32_t validity, uid;
+        assert_int_equal(imap_store_append(dir, tmp, 0, 0, &validity, &uid), IMAP_VIEW_OK);
+        assert_int_equal(uid, 1);
+        assert_true(validity > last);
+        last = validity;
+        assert_int_equal(imap_folder_delete(md, "Again", 5), IMAP_FOLDER_OK);
+    }
+    /* A lost INBOX list, rebuilt in the same second: a new UIDVALIDITY too. */
+    deliver("new/m1", 1000);
+    struct imap_status st;
+    assert_int_equal(imap_folder_status(md, ~0u, &st, NULL), IMAP_FOLDER_OK);
+    uint32_t inbox = st.uidvalidity;
+    assert_true(inbox > last);
+    snprintf(dir, sizeof dir, "%s/" IMAP_UIDLIST_FILE, md);
+    assert_int_equal(unlink(dir), 0);
+    assert_int_equal(imap_folder_status(md, ~0u, &st, NULL), IMAP_FOLDER_OK);
+    assert_true(st.uidvalidity > inbox);
+}
+
+/* Every login sweeps INBOX's tmp/ of files untouched for 36 hours (an APPEND whose session
+ * died left its literal there); younger files and dot files stay. */
+static void test_login_sweeps_tmp(void **state)
+{
+    (void)state;
+    time_t old = time(NULL) - 37 * 3600;
+    deliver("tmp/1700000000.M1P2Q3.host", old);
+    deliver("tmp/.dot", old);
+    put("tmp/fresh", "x");
+    char p[512];
+    snprintf(p, sizeof p, "%s/tmp/olddir", md);
+    assert_int_equal(mkdir(p, 0700), 0);
+    struct timespec ts[2] = {{old, 0}, {old, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+    assert_int_equal(imap_folders_init(md), 0);
+    assert_false(has("tmp/1700000000.M1P2Q3.host"));
+    assert_true(has("tmp/.dot") && has("tmp/fresh") && has("tmp/olddir"));
+    deliver("tmp/second", old); /* not only at the first login */
+    assert_int_equal(imap_folders_init(md), 0);
+    assert_false(has("tmp/second"));
+}
+
 static void test_folder_limit(void **state)
 {
     (void)state;
@@ -442,7 +511,7 @@ int main(void)
         T(test_list_attributes),           T(test_subscriptions),  T(test_subscription_limit),
         T(test_delete),                    T(test_rename),         T(test_rename_inbox),
         T(test_first_login),               T(test_status),         T(test_folder_limit),
-        cmocka_unit_test(test_rc_text),
+        cmocka_unit_test(test_rc_text),    T(test_delete_create_new_uidvalidity), T(test_login_sweeps_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,7 +96,95 @@ static void test_exact_format(void **state)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    assert_string_equal(buf, "postmesh-uidlist 1 1234 11\n3 a\n7 b.c,S=5\n10 d\n");
+    /* Version 1 is read (nothing but new/ recent: first_recent = uidnext), version 2 written. */
+    assert_string_equal(buf, "postmesh-uidlist 2 1234 11 10\n3 a\n7 b.c,S=5\n10 d\n");
+    const char v2[] = "postmesh-uidlist 2 99 12 7\n3 a\n";
+    put_file(v2, sizeof v2 - 1);
+    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_OK);
+    assert_int_equal(ul.uidvalidity, 99);
+    assert_int_equal(ul.uidnext, 12);
+    assert_int_equal(ul.first_recent, 7);
+    imap_uidlist_free(&ul);
+}
+
+static uint32_t counter_value(const char *d)
+{
+    char path[256], buf[32] = "";
+    snprintf(path, sizeof path, "%s/" IMAP_UIDVALIDITY_FILE, d);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return (uint32_t)strtoul(buf, NULL, 10);
+}
+
+static void put_counter(const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/" IMAP_UIDVALIDITY_FILE, dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* RFC 3501 §2.3.1.1: a name's UIDVALIDITY never repeats. Lists made within one second (a
+ * folder deleted and made again, a lost list) get increasing values from the user's
+ * counter in the Maildir, whichever folder they are for. */
+static void test_uidvalidity_counter(void **state)
+{
+    (void)state;
+    char folder[256], list[300];
+    snprintf(folder, sizeof folder, "%s/.Again", dir);
+    snprintf(list, sizeof list, "%s/" IMAP_UIDLIST_FILE, folder);
+    assert_int_equal(mkdir(folder, 0700), 0);
+    struct imap_uidlist ul;
+    uint32_t last = 0;
+    for (int round = 0; round < 3; round++) { /* within the same second */
+        assert_int_equal(imap_uidlist_load(folder, &ul), IMAP_UIDLIST_NEW);
+        assert_true(ul.uidvalidity > last);
+        assert_true(ul.uidvalidity + 5 >= (uint32_t)time(NULL));
+        last = ul.uidvalidity;
+        assert_int_equal(imap_uidlist_write(folder, &ul), 0);
+        imap_uidlist_free(&ul);
+        assert_int_equal(counter_value(dir), last); /* kept in the Maildir, not the folder */
+        assert_int_equal(counter_value(folder), 0);
+        assert_int_equal(unlink(list), 0);
+    }
+    /* INBOX (the Maildir itself) counts on the same counter; a trailing '/' changes nothing. */
+    char slash[300];
+    snprintf(slash, sizeof slash, "%s/", dir);
+    assert_int_equal(imap_uidlist_load(slash, &ul), IMAP_UIDLIST_NEW);
+    assert_int_equal(ul.uidvalidity, last + 1);
+    imap_uidlist_free(&ul);
+    /* A corrupt list: above its old value and above the counter. */
+    FILE *f = fopen(list, "w");
+    fprintf(f, "postmesh-uidlist 2 %u 5 1\nbad\n", last + 1000);
+    fclose(f);
+    assert_int_equal(imap_uidlist_load(folder, &ul), IMAP_UIDLIST_RESET);
+    assert_int_equal(ul.uidvalidity, last + 1001);
+    imap_uidlist_free(&ul);
+    assert_int_equal(counter_value(dir), last + 1001);
+    unlink(list);
+    /* A damaged counter leaves "now" as the floor; one at the end refuses to wrap. */
+    put_counter("junk");
+    assert_int_equal(imap_uidlist_load(folder, &ul), IMAP_UIDLIST_NEW);
+    assert_true(ul.uidvalidity + 5 >= (uint32_t)time(NULL));
+    imap_uidlist_free(&ul);
+    put_counter("4294967295\n");
+    errno = 0;
+    assert_int_equal(imap_uidvalidity_next(folder, 0), 0);
+    assert_int_equal(errno, EOVERFLOW);
+    assert_int_equal(imap_uidlist_load(folder, &ul), IMAP_UIDLIST_ERR);
+    imap_uidlist_free(&ul);
+    put_counter("4000000000\n");
+    assert_int_equal(imap_uidvalidity_next(folder, 0), 4000000001u);
+    assert_int_equal(imap_uidvalidity_next(folder, 4100000000u), 4100000001u);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s/" IMAP_UIDVALIDITY_TMP, dir);
+    assert_int_not_equal(access(tmp, F_OK), 0);
 }
 
 /* Each corrupt file is replaced by an empty list with a higher UIDVALIDITY (when the
@@ -122,6 +210,13 @@ static void test_corrupt_files(void **state)
         "postmesh-uidlist 1 100 5\n1 a\n\n",          /* empty line */
         "postmesh-uidlist 1 100 5",                    /* no newline after header */
         "postmesh-uidlist 1 100 5\nx a\n",
+        "postmesh-uidlist 2 100 5 6\n",             /* first recent above uidnext */
+        "postmesh-uidlist 2 100 5 0\n",
+        "postmesh-uidlist 2 100 5 1 \n",
+        "postmesh-uidlist 2 100 5 1",
+        "postmesh-uidlist 3 100 5 1\n",
+        "postmesh-uidlist 1 100 5 1\n",             /* version 1 has no first recent */
+        "postmesh-uidlist 2",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         put_file(bad[i], strlen(bad[i]));
@@ -133,7 +228,7 @@ static void test_corrupt_files(void **state)
             assert_int_equal(rc, IMAP_UIDLIST_RESET);
             assert_int_equal(ul.n, 0);
             assert_int_equal(ul.uidnext, 1);
-            if (strncmp(bad[i], "postmesh-uidlist 1 100 ", 23) == 0)
+            if (strncmp(bad[i], "postmesh-uidlist 1 100 ", 23) == 0 || strncmp(bad[i], "postmesh-uidlist 2 100 ", 23) == 0)
                 assert_true(ul.uidvalidity > 100);
         }
         imap_uidlist_free(&ul);
@@ -347,6 +442,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_missing_then_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exact_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uidvalidity_counter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_file, setup, teardown),

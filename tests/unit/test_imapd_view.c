@@ -666,7 +666,9 @@ static void test_copy_and_move(void **state)
     assert_int_equal(imap_view_open(other, 0, &t, NULL), IMAP_VIEW_OK);
     assert_int_equal(imap_view_count(t), 2);
     assert_int_equal(imap_view_uidvalidity(t), target_validity);
-    assert_int_equal(imap_view_flags(t, 1), IMAP_F_FLAGGED | IMAP_F_SEEN); /* flags kept, not \Recent */
+    /* Flags kept, and \Recent to the target's first read-write session (RFC 3501 §6.4.7). */
+    assert_int_equal(imap_view_flags(t, 1), IMAP_F_FLAGGED | IMAP_F_SEEN | IMAP_F_RECENT);
+    assert_int_equal(imap_view_recent(t), 2);
     time_t when;
     assert_int_equal(imap_view_internaldate(t, 2, &when), IMAP_VIEW_OK);
     assert_int_equal(when, 3000); /* INTERNALDATE kept */
@@ -685,6 +687,7 @@ static void test_copy_and_move(void **state)
     assert_int_equal(imap_view_count(v), 2);
     assert_int_equal(imap_view_sync(t, 1, &ch), IMAP_VIEW_OK);
     assert_int_equal(ch.exists, 3);
+    assert_int_equal(ch.recent, 3); /* moved in while selected: recent to this session */
     assert_int_equal(imap_view_uid(t, 3), 3);
 
     /* COPY into the selected folder itself: the copies show up at the next sync. */
@@ -729,7 +732,7 @@ static void test_append(void **state)
     assert_int_equal(imap_view_open(other, 0, &t, NULL), IMAP_VIEW_OK);
     assert_int_equal(imap_view_uidvalidity(t), validity);
     assert_int_equal(imap_view_count(t), 1);
-    assert_int_equal(imap_view_flags(t, 1), IMAP_F_SEEN | IMAP_F_DRAFT);
+    assert_int_equal(imap_view_flags(t, 1), IMAP_F_SEEN | IMAP_F_DRAFT | IMAP_F_RECENT); /* RFC 3501 §6.3.11 */
     time_t when;
     assert_int_equal(imap_view_internaldate(t, 1, &when), IMAP_VIEW_OK);
     assert_int_equal(when, 1234567890);
@@ -754,6 +757,100 @@ static void test_append(void **state)
     fclose(f);
     assert_int_equal(imap_store_append(nope, tmp, 0, 0, &validity, &uid), IMAP_VIEW_NONEXISTENT);
     assert_int_equal(access(tmp, F_OK), 0); /* left for the caller */
+}
+
+static void append_text(const char *target, const char *text, uint32_t *uid)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/tmp/append.%u", dir, (unsigned)rand());
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    uint32_t validity;
+    assert_int_equal(imap_store_append(target, tmp, 0, 0, &validity, uid), IMAP_VIEW_OK);
+}
+
+/* APPEND and COPY targets: their messages are \Recent to exactly one read-write session
+ * (the first to select or sync the folder); EXAMINE shows them recent without taking them. */
+static void test_appended_and_copied_are_recent(void **state)
+{
+    (void)state;
+    uint32_t uid;
+    append_text(other, "Subject: a\r\n\r\nx\r\n", &uid);
+    struct imap_view *ro, *a, *b;
+    for (int i = 0; i < 2; i++) { /* EXAMINE twice: still recent, nothing taken */
+        assert_int_equal(imap_view_open(other, 1, &ro, NULL), IMAP_VIEW_OK);
+        assert_int_equal(imap_view_recent(ro), 1);
+        assert_int_equal(imap_view_flags(ro, 1), IMAP_F_RECENT);
+        imap_view_close(ro);
+    }
+    assert_int_equal(imap_view_open(other, 0, &a, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(a), 1);
+    assert_int_equal(imap_view_open(other, 0, &b, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(b), 0); /* a took it */
+    /* Appended while both are selected: whichever syncs first gets it. */
+    append_text(other, "Subject: b\r\n\r\nx\r\n", &uid);
+    struct imap_view_changes ch;
+    assert_int_equal(imap_view_sync(b, 1, &ch), IMAP_VIEW_OK);
+    assert_int_equal(ch.exists, 2);
+    assert_int_equal(ch.recent, 1);
+    assert_int_equal(imap_view_flags(b, 2), IMAP_F_RECENT);
+    assert_int_equal(imap_view_sync(a, 1, &ch), IMAP_VIEW_OK);
+    assert_int_equal(ch.exists, 2);
+    assert_int_equal(ch.recent, 1); /* only its first one */
+    assert_int_equal(imap_view_flags(a, 2), 0);
+    imap_view_close(b);
+    imap_view_close(a);
+    /* COPY from INBOX: recent in the target, and the source's own recent stays as it was. */
+    deliver("m1", 1000);
+    struct imap_view *v;
+    assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(v), 1);
+    uint32_t one[] = {1};
+    struct imap_copy_result r;
+    assert_int_equal(imap_view_copy(v, one, 1, other, &r), IMAP_VIEW_OK);
+    imap_copy_result_free(&r);
+    imap_view_close(v);
+    assert_int_equal(imap_view_open(other, 1, &ro, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(ro), 1);
+    assert_int_equal(imap_view_flags(ro, 3), IMAP_F_RECENT);
+    imap_view_close(ro);
+    assert_int_equal(imap_view_open(other, 0, &a, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(a), 1);
+    imap_view_close(a);
+    assert_int_equal(imap_view_open(other, 0, &a, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(a), 0);
+    imap_view_close(a);
+}
+
+/* A version 1 list (before first_recent): only new/ is recent, as then; the list is then
+ * written as version 2. */
+static void test_version1_list_recent(void **state)
+{
+    (void)state;
+    deliver("m1", 1000);
+    deliver("m2", 1001);
+    char p[512];
+    snprintf(p, sizeof p, "%s/new/m1", dir);
+    char q[512];
+    snprintf(q, sizeof q, "%s/cur/m1:2,S", dir);
+    assert_int_equal(rename(p, q), 0);
+    put_uidlist("postmesh-uidlist 1 777 3\n1 m1\n2 m2\n");
+    struct imap_view *v;
+    assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_uidvalidity(v), 777);
+    assert_int_equal(imap_view_recent(v), 1);
+    assert_int_equal(imap_view_flags(v, 1), IMAP_F_SEEN);
+    assert_int_equal(imap_view_flags(v, 2), IMAP_F_RECENT);
+    imap_view_close(v);
+    struct imap_uidlist ul;
+    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_OK);
+    assert_int_equal(ul.first_recent, 3);
+    imap_uidlist_free(&ul);
+    assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_recent(v), 0);
+    imap_view_close(v);
 }
 
 /* A message that vanished and came back (same key) after this session was told EXPUNGE
@@ -1007,7 +1104,7 @@ int main(void)
         T(test_reappearing_key),          T(test_large_folder),        T(test_concurrent_processes),
         T(test_idle_sync_skips_readdir), T(test_restored_uidlist),
         T(test_reappearing_key_hidden), T(test_without_new_dir), T(test_folder_deleted_while_selected),
-        T(test_gone_marking),
+        T(test_gone_marking),             T(test_appended_and_copied_are_recent), T(test_version1_list_recent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
