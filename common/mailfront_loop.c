@@ -47,12 +47,27 @@ static void on_proxied(int fd, const struct sockaddr *client, const struct socka
     li->loop->spec.ops->start(li->loop->spec.arg, fd, client, li->implicit_tls, proxy);
 }
 
+/* Out of descriptors (EMFILE, ENFILE) or memory: the pending connection stays readable, so
+ * a listener left on would fail again at once, spinning and flooding the log. It pauses
+ * for PM_MAILFRONT_ACCEPT_RETRY_MS instead (as smtpd's do); the waiting clients are served
+ * once descriptors are free. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    (void)l;
-    (void)arg;
-    /* EMFILE and friends: log and keep going; libevent retries on the next readiness. */
-    pm_log(PM_WARN, "event=accept_error error=\"%s\"", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    struct pm_mailfront_listener *li = arg;
+    pm_log(PM_WARN, "event=accept_error error=\"%s\" retry_ms=%d",
+           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), PM_MAILFRONT_ACCEPT_RETRY_MS);
+    evconnlistener_disable(l);
+    struct timeval tv = {0, PM_MAILFRONT_ACCEPT_RETRY_MS * 1000};
+    evtimer_add(li->retry, &tv);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pm_mailfront_listener *li = arg;
+    if (!li->loop->stopped) /* draining: the listener stays off */
+        evconnlistener_enable(li->l);
 }
 
 /* A new pair from the parent (SIGHUP): sessions hold their own reference to the old one. */
@@ -113,7 +128,8 @@ static int open_listeners(struct pm_mailfront_loop *loop, const struct pm_mailfr
         /* No LEV_OPT_CLOSE_ON_FREE: the socket is the parent's; it outlives this sandbox.
          * Backlog 0: it already listens (a listen() here would be outside the sandbox). */
         li->l = evconnlistener_new(loop->base, on_accept, li, 0, 0, p->fds[i].fd);
-        if (!li->l)
+        li->retry = evtimer_new(loop->base, on_accept_retry, li);
+        if (!li->l || !li->retry)
             return -1;
         loop->nlisteners++;
         evconnlistener_set_error_cb(li->l, on_accept_error);
@@ -170,7 +186,9 @@ int pm_mailfront_loop_init(struct pm_mailfront_loop *loop, struct pm_mailfront *
 
 void pm_mailfront_loop_stop_accepting(struct pm_mailfront_loop *loop)
 {
+    loop->stopped = 1;
     for (int i = 0; i < loop->nlisteners; i++) {
+        evtimer_del(loop->listeners[i].retry);
         evconnlistener_disable(loop->listeners[i].l);
         shutdown(evconnlistener_get_fd(loop->listeners[i].l), SHUT_RD);
     }
@@ -187,8 +205,12 @@ void pm_mailfront_refuse(int fd, const char *ip, int implicit_tls, const char *l
 
 void pm_mailfront_loop_free(struct pm_mailfront_loop *loop)
 {
-    for (int i = 0; i < loop->nlisteners; i++)
-        evconnlistener_free(loop->listeners[i].l);
+    for (int i = 0; loop->listeners && i <= loop->nlisteners; i++) {
+        if (loop->listeners[i].l)
+            evconnlistener_free(loop->listeners[i].l);
+        if (loop->listeners[i].retry)
+            event_free(loop->listeners[i].retry);
+    }
     free(loop->listeners);
     pm_proxy_waits_free(loop->proxy);
     for (int i = 0; i < 2; i++)

@@ -41,7 +41,11 @@ struct pm_mailfront_listener {
     struct evconnlistener *l;
     int implicit_tls;
     int proxy_protocol; /* connections start with a PROXY header (proxywait.h) */
+    struct event *retry; /* accepting paused after an error (out of descriptors) */
 };
+
+/* How long a listener pauses after accept failed (EMFILE): ms. */
+#define PM_MAILFRONT_ACCEPT_RETRY_MS 100
 
 struct pm_mailfront_loop {
     struct pm_mailfront_loop_spec spec;
@@ -54,6 +58,7 @@ struct pm_mailfront_loop {
     struct pm_mailfront_listener *listeners;
     int nlisteners;
     struct event *sigs[2], *sweep;
+    int stopped; /* pm_mailfront_loop_stop_accepting ran: no listener comes back */
 };
 
 /* In the sandbox, on p (its copy of the parent's state; the key's PEM is wiped once in the

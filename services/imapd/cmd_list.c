@@ -256,6 +256,48 @@ static void write_line(struct imap_session *s, const struct list_req *r, const s
         imap_status_write(s, c->name, c->len, &r->status); /* a folder gone since: no line */
 }
 
+/* The answer, written a few folders at a time: RETURN (STATUS) reads every folder (and
+ * gives UIDs to new mail in each), and one shared loop serves every session. */
+#define LIST_STATUS_PER_TURN 16
+
+struct list_job {
+    const struct imap_command *cmd;
+    struct list_req r;
+    struct imap_folder_list fl;
+    struct candidate *c; /* names point into fl */
+    size_t n, next;
+};
+
+static void job_free(void *arg)
+{
+    struct list_job *j = arg;
+    free(j->c);
+    imap_folder_list_free(&j->fl);
+    req_free(&j->r);
+    free(j);
+}
+
+static void list_run(struct imap_session *s, void *arg)
+{
+    struct list_job *j = arg;
+    size_t statuses = 0;
+    while (j->next < j->n) {
+        if (imap_out_full(s) || statuses >= LIST_STATUS_PER_TURN) {
+            imap_yield(s, list_run, j, job_free);
+            return;
+        }
+        const struct candidate *c = &j->c[j->next++];
+        if (c->listed || (c->childinfo && (j->r.lsub || j->r.recursive))) {
+            write_line(s, &j->r, c);
+            statuses += j->r.ret_status;
+        }
+    }
+    const struct imap_command *cmd = j->cmd;
+    int lsub = j->r.lsub;
+    job_free(j);
+    imap_tagged(s, cmd, "OK", lsub ? "Lsub completed" : "List completed");
+}
+
 static void list(struct imap_session *s, const struct imap_command *cmd, int lsub)
 {
     struct list_req r;
@@ -276,24 +318,22 @@ static void list(struct imap_session *s, const struct imap_command *cmd, int lsu
         imap_tagged(s, cmd, "OK", "List completed");
         return;
     }
-    struct imap_folder_list fl = {0};
-    size_t n = 0;
-    struct candidate *c = NULL;
-    if (imap_folder_list(s->maildir, &fl) < 0 || !(c = collect(&r, &fl, &n))) {
+    struct list_job *j = calloc(1, sizeof *j);
+    if (j) {
+        j->cmd = cmd;
+        j->r = r;
+    }
+    if (!j || imap_folder_list(s->maildir, &j->fl) < 0 || !(j->c = collect(&j->r, &j->fl, &j->n))) {
         int err = errno;
         pm_log(PM_ERR, "event=list_failed session=%llu error=\"%s\"", s->id, strerror(err));
-        imap_folder_list_free(&fl);
-        req_free(&r);
+        if (j)
+            job_free(j);
+        else
+            req_free(&r);
         imap_tagged(s, cmd, "NO", "[SERVERBUG] Mailboxes cannot be listed now");
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        if (c[i].listed || (c[i].childinfo && (lsub || r.recursive)))
-            write_line(s, &r, &c[i]);
-    free(c);
-    imap_folder_list_free(&fl);
-    req_free(&r);
-    imap_tagged(s, cmd, "OK", lsub ? "Lsub completed" : "List completed");
+    list_run(s, j);
 }
 
 void imap_cmd_list(struct imap_session *s, const struct imap_command *cmd) { list(s, cmd, 0); }

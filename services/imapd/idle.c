@@ -4,8 +4,9 @@
  * sessions cost one descriptor and a watch per folder, not per session. A change wakes
  * the folder's sessions, which ask imap_announce (cmd_select.c) what to tell the client:
  * delivery's rename into new/, a flag change (a rename in cur/), an expunge (an unlink).
- * Without inotify (the kernel's limit reached) idling sessions are woken every
- * IDLE_POLL_S seconds instead. */
+ * A folder inotify cannot watch (no instance, or inotify_add_watch refused: the per-user
+ * fs.inotify.max_user_watches reached) is looked at every IDLE_POLL_S seconds instead, so
+ * its idling sessions are told late, never not at all. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,16 +98,22 @@ static void mark_all(struct imap_idle_watch *w)
         s->idle_pending = 1;
 }
 
+/* The poll timer: the folders with a directory no watch covers. */
+static void on_idle_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct imap_server *srv = arg;
+    for (struct imap_idle_watch *w = srv->watches; w; w = w->next)
+        if (w->link[0].wd < 0 || w->link[1].wd < 0)
+            mark_all(w);
+    wake_pending(srv);
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct imap_server *srv = arg;
-    if (srv->inotify_fd < 0) { /* the poll timer */
-        for (struct imap_idle_watch *w = srv->watches; w; w = w->next)
-            mark_all(w);
-        wake_pending(srv);
-        return;
-    }
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
         ssize_t r = read((int)fd, buf, sizeof buf);
@@ -137,13 +144,13 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 
 int imap_idle_init(struct imap_server *srv)
 {
+    struct timeval every = {IDLE_POLL_S, 0};
+    srv->idle_poll_ev = event_new(srv->base, -1, EV_PERSIST, on_idle_poll, srv);
+    if (!srv->idle_poll_ev || event_add(srv->idle_poll_ev, &every) < 0)
+        return -1;
     srv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (srv->inotify_fd < 0) {
         pm_log(PM_WARN, "event=inotify_unavailable error=\"%s\" poll_seconds=%d", strerror(errno), IDLE_POLL_S);
-        srv->inotify_ev = event_new(srv->base, -1, EV_PERSIST, on_inotify, srv);
-        struct timeval every = {IDLE_POLL_S, 0};
-        if (!srv->inotify_ev || event_add(srv->inotify_ev, &every) < 0)
-            return -1;
         return 0;
     }
     srv->inotify_ev = event_new(srv->base, srv->inotify_fd, EV_READ | EV_PERSIST, on_inotify, srv);
@@ -157,6 +164,9 @@ void imap_idle_free(struct imap_server *srv)
     if (srv->inotify_ev)
         event_free(srv->inotify_ev);
     srv->inotify_ev = NULL;
+    if (srv->idle_poll_ev)
+        event_free(srv->idle_poll_ev);
+    srv->idle_poll_ev = NULL;
     if (srv->inotify_fd >= 0)
         close(srv->inotify_fd);
     srv->inotify_fd = -1;
@@ -182,7 +192,8 @@ static struct imap_idle_watch *watch_open(struct imap_server *srv, const char *d
             continue;
         l->wd = inotify_add_watch(srv->inotify_fd, path, WATCH_MASK);
         if (l->wd < 0) {
-            pm_log(PM_WARN, "event=inotify_watch_failed dir=%s error=\"%s\"", sub[i], strerror(errno));
+            pm_log(PM_WARN, "event=inotify_watch_failed dir=%s error=\"%s\" poll_seconds=%d", sub[i],
+                   strerror(errno), IDLE_POLL_S);
             continue;
         }
         l->next = *bucket(srv, l->wd);

@@ -56,12 +56,54 @@ static int field_cmp(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static int wanted(const struct imap_section *sec, const char *name)
+static int wanted_n(const struct imap_section *sec, const char *name, size_t len)
 {
     for (size_t i = 0; i < sec->nfields; i++)
-        if (g_ascii_strcasecmp(sec->fields[i], name) == 0)
+        if (strlen(sec->fields[i]) == len && g_ascii_strncasecmp(sec->fields[i], name, len) == 0)
             return sec->text == IMAP_SECTION_HEADER_FIELDS;
     return sec->text == IMAP_SECTION_HEADER_FIELDS_NOT;
+}
+
+static int wanted(const struct imap_section *sec, const char *name)
+{
+    return wanted_n(sec, name, strlen(name));
+}
+
+/* The end of the line starting at i in buf[0, len), after its '\n' (or len). */
+static size_t line_end(const char *buf, size_t len, size_t i)
+{
+    const char *nl = memchr(buf + i, '\n', len - i);
+    return nl != NULL ? (size_t)(nl - buf) + 1 : len;
+}
+
+/* HEADER.FIELDS(.NOT) of the top header when it is all in the first read (m->head): a
+ * scan of its lines, no GMime (parsing a header with GMime per message made FETCH 1:*
+ * BODY.PEEK[HEADER.FIELDS (...)] run at a tenth of BODY.PEEK[HEADER]'s speed). A field is
+ * a line "name:" and the lines after it that start with SP or HT (folds kept); the name
+ * matches without ASCII case and without blanks before the colon. Lines that are no field
+ * (no colon, a fold with no field before it) are left out, as GMime leaves them out. */
+static void scan_fields(const struct imap_section *sec, const char *buf, size_t len, struct evbuffer *out)
+{
+    for (size_t i = 0; i < len;) {
+        size_t start = i, first_end = line_end(buf, len, i), end = first_end;
+        if (buf[start] == '\n' || (buf[start] == '\r' && first_end == start + 2 && buf[start + 1] == '\n'))
+            break;  /* the blank line */
+        while (end < len && (buf[end] == ' ' || buf[end] == '\t'))
+            end = line_end(buf, len, end);
+        i = end;
+        const char *colon = memchr(buf + start, ':', first_end - start);
+        if (buf[start] == ' ' || buf[start] == '\t' || colon == NULL)
+            continue;
+        size_t nlen = (size_t)(colon - (buf + start));
+        while (nlen > 0 && (buf[start + nlen - 1] == ' ' || buf[start + nlen - 1] == '\t'))
+            nlen--;
+        if (!wanted_n(sec, buf + start, nlen))
+            continue;
+        evbuffer_add(out, buf + start, end - start);
+        if (buf[end - 1] != '\n')
+            evbuffer_add(out, "\r\n", 2);
+    }
+    evbuffer_add(out, "\r\n", 2);
 }
 
 /* The fields of a header (GMime splits them over the message and its body part) that
@@ -126,9 +168,22 @@ static int resolve(struct imap_msg *m, const struct imap_section *sec, struct se
             d->len = m->size;
         return 0;
     }
+    if (top) {
+        if (mime_need_hdr_len(m) < 0)
+            return -1;
+        if (m->hdr_len <= m->head_len) {
+            d->buf = evbuffer_new();
+            if (d->buf == NULL)
+                return -1;
+            scan_fields(sec, m->head, (size_t)m->hdr_len, d->buf);
+            return 0;
+        }
+    }
     if (mime_need_header(m) < 0)
         return -1;
     if (top) {
+        /* A header longer than the first read: GMime's fields (it sees a bounded part of
+         * a huge header, mime.h). */
         GMimeObject *body = g_mime_message_get_mime_part(m->hmsg);
         d->buf = evbuffer_new();
         return d->buf == NULL ? -1 : select_fields(m, sec, (GMimeObject *)m->hmsg, body, d->buf);

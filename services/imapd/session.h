@@ -45,6 +45,7 @@ struct imap_server {
      * watch descriptor through a small hash. */
     int inotify_fd;
     struct event *inotify_ev;
+    struct event *idle_poll_ev; /* every IDLE_POLL_S: folders without a working watch */
     struct imap_idle_watch *watches;
     struct imap_idle_link *by_wd[IMAP_IDLE_BUCKETS];
     /* Graceful stop (drain.c) */

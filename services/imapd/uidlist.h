@@ -100,14 +100,16 @@ void imap_uidlist_prune(struct imap_uidlist *ul, int (*keep)(void *arg, const ch
  * survives a crash. Call it with the lock held. 0 or -1 (errno; the old list is intact). */
 int imap_uidlist_write(const char *dir, const struct imap_uidlist *ul);
 
-/* A UIDVALIDITY for a new list of the folder at dir: max(now, above + 1, the user's last
- * one + 1), the last one kept in IMAP_UIDVALIDITY_FILE of the Maildir that holds dir (dir's
+/* A UIDVALIDITY for a new list of the folder at dir: above `above` and above every value
+ * given before for any folder of the user, by any process; at least "now" when a new block
+ * is reserved. The counter is IMAP_UIDVALIDITY_FILE in the Maildir that holds dir (dir's
  * parent if dir's last component starts with '.', a Maildir++ folder; else dir itself,
- * INBOX). The counter is read and rewritten under flock on IMAP_UIDVALIDITY_LOCK (taken
- * inside a folder's lock, never the other way round) and is durable (tmp, fsync, rename,
- * fsync of the directory) before the value is returned, so no crash lets it be given
- * twice. A missing or unreadable counter counts as 0 (then "now" alone). Returns the
- * value, or 0 on error (errno; the caller makes no list). */
+ * INBOX): the end of the last block of values reserved (uidvalidity.c). It is read, and
+ * rewritten for a new block, under flock on IMAP_UIDVALIDITY_LOCK (taken inside a folder's
+ * lock, never the other way round), durably (tmp, fsync, rename, fsync of the directory)
+ * before a value of the block is returned, so no crash lets one be given twice. A missing
+ * or unreadable counter counts as 0. Returns the value, or 0 on error (errno; the caller
+ * makes no list). */
 uint32_t imap_uidvalidity_next(const char *dir, uint32_t above);
 
 /* 1 if key[0..keylen) can be a key: 1..IMAP_NAME_MAX bytes, printable ASCII, no space, no

@@ -141,26 +141,23 @@ struct ctx {
 enum { OPEN_BINARY = 1, OPEN_RFC822 = 2, OPEN_NOLF = 4 };
 static unsigned open_bugs;
 
-/* OPEN_NOLF: imap_write_nstring_nolf of a value that is nothing but CR and LF writes
+/* OPEN_NOLF: imap_write_nstring_nolf of a value that is nothing but CR and LF calls
  * imap_write_string(out, NULL, 0) (istring.c: NULL + 0), as ENVELOPE does for a field whose
- * raw value is CRs ("Message-ID:\r\r\n"). Such inputs skip ENVELOPE until it is fixed. */
+ * raw value is CRs ("Message-ID:\r\r\n"). Until it is fixed, the harness stands in for
+ * that one case (-Wl,--wrap, fuzz.mk) with what the fix writes: "". */
 static int only_breaks(const char *s)
 {
     return s[strspn(s, "\r\n")] == '\0' && strchr(s, '\r');
 }
 
-static int has_cr_value(const uint8_t *data, size_t size)
+void __real_imap_write_nstring_nolf(struct evbuffer *out, const char *s);
+void __wrap_imap_write_nstring_nolf(struct evbuffer *out, const char *s);
+void __wrap_imap_write_nstring_nolf(struct evbuffer *out, const char *s)
 {
-    for (size_t i = 0; i < size; i++) {
-        if (data[i] != ':')
-            continue;
-        size_t k = i + 1;
-        while (k < size && (data[k] == ' ' || data[k] == '\t'))
-            k++;
-        if (k + 1 < size && data[k] == '\r' && data[k + 1] == '\r')
-            return 1;
-    }
-    return 0;
+    if (s && only_breaks(s) && !(open_bugs & OPEN_NOLF))
+        imap_write_string(out, "", 0);
+    else
+        __real_imap_write_nstring_nolf(out, s);
 }
 
 static struct imap_section *section(const char *text)
@@ -276,11 +273,8 @@ static void part(struct ctx *c, const char *p, int depth)
 
 static void structure(struct ctx *c, int order)
 {
-    int skip_envelope = !(open_bugs & OPEN_NOLF) && has_cr_value(c->file, c->size);
     for (int i = 0; i < 3; i++) {
         int what = (i + order) % 3;
-        if (what == 0 && skip_envelope)
-            continue;
         struct evbuffer *out = evbuffer_new();
         int rc = what == 0 ? imap_msg_envelope(c->m, out) : imap_msg_bodystructure(c->m, what == 1, out);
         FUZZ_CHECK(rc == 0);
@@ -335,7 +329,7 @@ static void strings(const uint8_t *data, size_t size)
     char *s = fuzz_strndup(data, len);
     int nul = memchr(data, '\0', len) != NULL;
     for (int w = 0; w < 3; w++) {
-        if ((nul && w < 2) || (w == 1 && only_breaks(s) && !(open_bugs & OPEN_NOLF)))
+        if (nul && w < 2)
             continue;
         struct evbuffer *out = evbuffer_new();
         if (w == 0)

@@ -237,6 +237,8 @@ def test_lf_only_file_size_matches_what_is_sent(imap):
     c.logout()
 
 
+@pytest.mark.xfail(strict=True, reason="not built: a bare-LF file (a Maildir migrated from Dovecot, which stores LF) is "
+                   "served as stored, sizes counted in LF bytes (mime.h); delivery and APPEND store CRLF")
 def test_lf_only_file_served_with_crlf(imap):
     # IMAP message data is CRLF lines (RFC 3501 2.3.1 / RFC 5322 2.1), as pop3d already sends
     # such a file (test_pop3d.test_lf_only_file_is_sent_with_crlf) and Dovecot does
@@ -248,6 +250,8 @@ def test_lf_only_file_served_with_crlf(imap):
     c.logout()
 
 
+@pytest.mark.xfail(strict=True, reason="not built: GMime's address parser drops the obsolete route "
+                   "(RFC 5322 obs-route), so ENVELOPE's addr-adl is NIL where Dovecot keeps it")
 def test_envelope_keeps_source_route(imap):
     # RFC 3501 7.4.2: addr-adl is the source route (obsolete syntax, still parsed: RFC 5322 4.4)
     imap.put(b"From: <@route.test:r@x.test>\r\nSubject: r\r\n\r\nb\r\n")

@@ -283,9 +283,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.mark.xfail(strict=True, reason="common/mailfront_loop.c on_accept_error logs and returns: with no "
-                   "descriptor left the listener stays readable, so the loop spins on accept (EMFILE) and writes "
-                   "~300,000 log lines a second; smtpd pauses the listener (services/smtpd/server.c:61)")
 def test_out_of_descriptors_imapd_pauses_accepting_instead_of_spinning(pm):
     """A hard limit below imapd.max_connections (a container's 1,024, here 64): the
     connections beyond it wait in the backlog; the sandbox must neither spin nor fill the

@@ -149,7 +149,7 @@ static void test_uidvalidity_counter(void **state)
         last = ul.uidvalidity;
         assert_int_equal(imap_uidlist_write(folder, &ul), 0);
         imap_uidlist_free(&ul);
-        assert_int_equal(counter_value(dir), last); /* kept in the Maildir, not the folder */
+        assert_true(counter_value(dir) >= last); /* kept in the Maildir, not the folder */
         assert_int_equal(counter_value(folder), 0);
         assert_int_equal(unlink(list), 0);
     }
@@ -166,7 +166,7 @@ static void test_uidvalidity_counter(void **state)
     assert_int_equal(imap_uidlist_load(folder, &ul), IMAP_UIDLIST_RESET);
     assert_int_equal(ul.uidvalidity, last + 1001);
     imap_uidlist_free(&ul);
-    assert_int_equal(counter_value(dir), last + 1001);
+    assert_true(counter_value(dir) >= last + 1001);
     unlink(list);
     /* A damaged counter leaves "now" as the floor; one at the end refuses to wrap. */
     put_counter("junk");
@@ -182,6 +182,16 @@ static void test_uidvalidity_counter(void **state)
     put_counter("4000000000\n");
     assert_int_equal(imap_uidvalidity_next(folder, 0), 4000000001u);
     assert_int_equal(imap_uidvalidity_next(folder, 4100000000u), 4100000001u);
+    /* A block of values per counter write: the next ones come without one, until another
+     * process (here: the file rewritten) reserves; then a fresh block above its values. */
+    uint32_t end = counter_value(dir);
+    assert_true(end > 4100000001u);
+    assert_int_equal(imap_uidvalidity_next(folder, 0), 4100000002u);
+    assert_int_equal(counter_value(dir), end);
+    put_counter("4200000000\n");
+    assert_int_equal(imap_uidvalidity_next(dir, 0), 4200000001u);
+    put_counter("4294967295\n");
+    assert_int_equal(imap_uidvalidity_next(folder, 0), 0);
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s/" IMAP_UIDVALIDITY_TMP, dir);
     assert_int_not_equal(access(tmp, F_OK), 0);
