@@ -115,13 +115,11 @@ int imap_folder_path(const char *maildir, const char *name, size_t len, char *ds
 int imap_folder_exists(const char *maildir, const char *name, size_t len)
 {
     char path[IMAP_FOLDER_PATH_MAX];
-    struct stat st;
     if (imap_folder_is_inbox(name, len))
         return 1;
-    if (imap_folder_path(maildir, name, len, path, sizeof path) < 0 || strlen(path) + 4 >= sizeof path)
+    if (imap_folder_path(maildir, name, len, path, sizeof path) < 0)
         return 0;
-    strcat(path, "/cur");
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    return imap_folder_dir_check(path) == 1;
 }
 
 void imap_folder_names_free(char **names, size_t n)
@@ -142,12 +140,10 @@ int imap_folder_names(const char *maildir, char ***names, size_t *n)
     struct dirent *e;
     int rc = 0;
     for (size_t seen = 0; *n < IMAP_FOLDER_MAX && seen < 4 * IMAP_FOLDER_MAX + 64 && (e = readdir(d)); seen++) {
-        char name[IMAP_FOLDER_NAME_MAX + 1], cur[IMAP_FOLDER_PATH_MAX];
-        struct stat st;
+        char name[IMAP_FOLDER_NAME_MAX + 1], dir[IMAP_FOLDER_PATH_MAX];
         if (e->d_name[0] != '.' || (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) ||
             imap_folder_from_dirname(e->d_name, name, sizeof name) < 0 ||
-            imap_path(cur, sizeof cur, "%s/%s/cur", maildir, e->d_name) < 0 || stat(cur, &st) < 0 ||
-            !S_ISDIR(st.st_mode))
+            imap_path(dir, sizeof dir, "%s/%s", maildir, e->d_name) < 0 || imap_folder_dir_check(dir) != 1)
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;

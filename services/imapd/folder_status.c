@@ -79,14 +79,9 @@ int imap_folder_status(const char *dir, unsigned want, struct imap_status *st, i
     *st = (struct imap_status){0};
     if (recovered)
         *recovered = 0;
-    char cur[IMAP_FOLDER_PATH_MAX];
-    struct stat sb;
-    if (imap_path(cur, sizeof cur, "%s/cur", dir) < 0)
-        return IMAP_FOLDER_ERR;
-    if (stat(cur, &sb) < 0)
-        return errno == ENOENT || errno == ENOTDIR ? IMAP_FOLDER_NONEXISTENT : IMAP_FOLDER_ERR;
-    if (!S_ISDIR(sb.st_mode))
-        return IMAP_FOLDER_NONEXISTENT;
+    int kind = imap_folder_dir_check(dir);
+    if (kind <= 0)
+        return kind == 0 ? IMAP_FOLDER_NONEXISTENT : IMAP_FOLDER_ERR;
     /* Under the lock: messages nobody numbered yet get their UIDs now, so UIDNEXT is the
      * number the next new message will really get (mbsync relies on it). */
     int lock = imap_uidlist_lock(dir);

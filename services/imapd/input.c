@@ -83,7 +83,17 @@ static int append_open(struct imap_session *s)
                      (long)tv.tv_usec, (int)getpid(), ++counter, host);
     if (n < 0 || (size_t)n >= sizeof path || !(s->append_path = strdup(path)))
         return -1;
-    s->append_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
+    /* tmp/ itself must not be a symlink either: the literal would be written outside. */
+    char *base = strrchr(path, '/');
+    *base = '\0';
+    int tmpdir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    *base = '/';
+    s->append_fd = tmpdir < 0 ? -1 : openat(tmpdir, base + 1, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
+    if (tmpdir >= 0) {
+        int e = errno;
+        close(tmpdir);
+        errno = e;
+    }
     if (s->append_fd < 0) {
         pm_log(PM_ERR, "event=append_error session=%llu error=\"%s\"", s->id, strerror(errno));
         free(s->append_path);

@@ -36,6 +36,10 @@ void imap_write_literal(struct evbuffer *out, const char *s, size_t len, int lit
 
 void imap_write_string(struct evbuffer *out, const char *s, size_t len)
 {
+    if (len == 0) { /* s may be NULL (an empty scratch buffer): no pointer arithmetic on it */
+        evbuffer_add(out, "\"\"", 2);
+        return;
+    }
     if (!imap_quotable(s, len)) {
         imap_write_literal(out, s, len, 0);
         return;
@@ -162,8 +166,9 @@ void imap_write_astring(struct evbuffer *out, const char *s, size_t len)
     size_t i = 0;
     while (i < len && is_atom_char((unsigned char)s[i]))
         i++;
-    /* NIL as an atom would read as nil: quote it (as Dovecot). */
-    if (len == 0 || i < len || (len == 3 && strncasecmp(s, "NIL", 3) == 0))
+    /* NIL as an atom would read as nil: quote it (as Dovecot). A '[' is an atom char, but
+     * a client echoing a bare a[b back would meet parse.c's bracket rule: quote it too. */
+    if (len == 0 || i < len || (len == 3 && strncasecmp(s, "NIL", 3) == 0) || memchr(s, '[', len))
         imap_write_string(out, s, len);
     else
         evbuffer_add(out, s, len);

@@ -8,17 +8,60 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "mflags.h"
 #include "store_int.h"
+
+/* lstat of path: 1 a directory, 0 missing or no directory, 2 a symlink, -1 error. */
+static int dir_kind(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+    return S_ISLNK(st.st_mode) ? 2 : S_ISDIR(st.st_mode);
+}
+
+int imap_folder_dir_check(const char *dir)
+{
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    const char *slash = memrchr(dir, '/', len);
+    const char *last = slash ? slash + 1 : dir;
+    /* A Maildir++ folder's own directory; INBOX's (the Maildir) is the administrator's. */
+    int k = last[0] == '.' && last + 1 < dir + len ? dir_kind(dir) : 1;
+    static const char *const subs[] = {"cur", "new", "tmp"};
+    for (size_t i = 0; k == 1 && i < 3; i++) {
+        char path[4096];
+        if (imap_path(path, sizeof path, "%s/%s", dir, subs[i]) < 0)
+            return -1;
+        k = dir_kind(path);
+        if (k == 0 && i > 0)
+            k = 1; /* new/ and tmp/ may be missing (made when needed) */
+    }
+    if (k == 2) {
+        char dv[PM_LOGV_SIZE];
+        pm_log(PM_WARN, "event=folder_symlink_refused dir=%s", PM_LV(dv, dir));
+        return 0;
+    }
+    return k;
+}
 
 static int scan_sub(const char *dir, const char *sub, int in_new, imap_scan_fn *fn, void *arg)
 {
     char path[4096];
     if (imap_path(path, sizeof path, "%s/%s", dir, sub) < 0)
         return -1;
-    DIR *d = opendir(path);
-    if (!d)
-        return errno == ENOENT ? 1 : -1;
+    /* O_NOFOLLOW: a cur/ or new/ made a symlink after imap_folder_dir_check is not read. */
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = e;
+        return e == ENOENT ? 1 : -1;
+    }
     struct dirent *e;
     int rc = 0;
     size_t seen = 0;

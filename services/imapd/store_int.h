@@ -20,6 +20,12 @@
 typedef int imap_scan_fn(void *arg, const char *name, size_t keylen, int in_new);
 int imap_scan_folder(const char *dir, imap_scan_fn *fn, void *arg);
 
+/* Whether dir is a folder: 1 if dir/cur is a directory, 0 if not (nonexistent), -1 on an
+ * error (errno). A folder directory (Maildir/.X) or a cur/, new/ or tmp/ that is a symlink
+ * counts as nonexistent (and is logged): followed, it would give read and write access to
+ * its target, another user's Maildir say. Every place that resolves a folder asks this. */
+int imap_folder_dir_check(const char *dir);
+
 /* One message file as a locked refresh found it. */
 struct imap_fentry {
     char *name;    /* file name (malloc'd) */

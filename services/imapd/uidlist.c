@@ -311,8 +311,14 @@ int imap_uidlist_load(const char *dir, struct imap_uidlist *ul)
     uint32_t oldvalidity = 0;
     int ok = buf && parse(ul, buf, len, &oldvalidity) == 0;
     free(buf);
-    if (ok)
+    if (ok && ul->uidnext <= IMAP_UIDNEXT_LIMIT)
         return IMAP_UIDLIST_OK;
+    if (ok)
+        errno = 0; /* UIDs (nearly) used up: renumber from 1 under a new UIDVALIDITY */
+    /* No value is above 2^32 - 1 (a hostile header): one the counter gives differs from it,
+     * which is what clients check. */
+    if (oldvalidity == UINT32_MAX)
+        oldvalidity = 0;
     if (errno == ENOMEM) {
         imap_uidlist_free(ul);
         return IMAP_UIDLIST_ERR;

@@ -25,7 +25,8 @@
  *
  * A missing list is made anew; a list that cannot be read (bad header, bad line, uids not
  * ascending, too many entries) is replaced the same way, with a UIDVALIDITY above the old
- * one if that much was readable: clients then drop their cache, which RFC 9051 §2.3.1.1
+ * one if that much was readable (a list too near the end of the UIDs, IMAP_UIDNEXT_LIMIT,
+ * too): clients then drop their cache, which RFC 9051 §2.3.1.1
  * requires when UIDs did not persist. The caller logs it. Every new list's UIDVALIDITY
  * comes from the user's counter (imap_uidvalidity_next), so a folder deleted and made again,
  * or a list lost and rebuilt, never repeats one, even within the same second.
@@ -49,6 +50,11 @@
 #define IMAP_UIDLIST_MAX 262144                /* messages per folder we keep UIDs for */
 /* Bytes: the longest list we can write (every key IMAP_NAME_MAX long, 10-digit UIDs). */
 #define IMAP_UIDLIST_FILE_MAX ((size_t)IMAP_UIDLIST_MAX * (255 + 13) + 64)
+/* A list whose UIDNEXT is above this is read as unreadable (_RESET: a new UIDVALIDITY and
+ * UIDs from 1, RFC 9051 §2.3.1.1) instead of running out of UIDs: one refresh or COPY adds
+ * at most IMAP_UIDLIST_MAX UIDs to a list loaded at or below it, so adding never fails for
+ * want of UIDs (a hostile or torn "uidnext 4294967295" would hide every new message). */
+#define IMAP_UIDNEXT_LIMIT (UINT32_MAX - (uint32_t)IMAP_UIDLIST_MAX - 1u)
 
 struct imap_uident {
     uint32_t uid;

@@ -58,14 +58,9 @@ int imap_view_open(const char *dir, int readonly, struct imap_view **out, int *r
     *out = NULL;
     if (recovered)
         *recovered = 0;
-    char cur[4096];
-    struct stat st;
-    if (imap_path(cur, sizeof cur, "%s/cur", dir) < 0)
-        return IMAP_VIEW_ERR;
-    if (stat(cur, &st) < 0)
-        return errno == ENOENT || errno == ENOTDIR ? IMAP_VIEW_NONEXISTENT : IMAP_VIEW_ERR;
-    if (!S_ISDIR(st.st_mode))
-        return IMAP_VIEW_NONEXISTENT;
+    int kind = imap_folder_dir_check(dir);
+    if (kind <= 0)
+        return kind == 0 ? IMAP_VIEW_NONEXISTENT : IMAP_VIEW_ERR;
     struct imap_view *v = calloc(1, sizeof *v);
     if (!v || !(v->dir = strdup(dir))) {
         free(v);

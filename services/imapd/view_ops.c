@@ -64,8 +64,9 @@ int imap_view_set_flags(struct imap_view *v, uint32_t seq, unsigned flags)
     return imap_view_store_flags(v, seq, '=', flags);
 }
 
-/* Unlinks message i's file (following a rename). 0 (gone now, also if it already was) or -1. */
-static int unlink_msg(struct imap_view *v, size_t i)
+/* Unlinks message i's file (following a rename). 0 (gone now, also if it already was), 1
+ * (kept: need_deleted and the renamed file has no \Deleted any more) or -1. */
+static int unlink_msg(struct imap_view *v, size_t i, int need_deleted)
 {
     char path[4096];
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -77,6 +78,10 @@ static int unlink_msg(struct imap_view *v, size_t i)
             return -1;
         if (attempt || imap_view_relocate(v, i) != 1)
             return 0; /* already gone: removed by someone else, which is what we wanted */
+        /* Another session renamed it: its flags now decide. One that took \Deleted away
+         * meanwhile keeps the message (EXPUNGE removes only messages with \Deleted). */
+        if (need_deleted && !(imap_mflags_from_name(v->m[i].name) & IMAP_F_DELETED))
+            return 1;
     }
     return 0;
 }
@@ -111,11 +116,12 @@ static int remove_msgs(struct imap_view *v, const uint32_t *seqs, size_t n, int 
         struct vmsg *m = &v->m[seq - 1];
         if (m->gone || (need_deleted && !(m->flags & IMAP_F_DELETED)))
             continue;
-        if (unlink_msg(v, seq - 1) < 0) {
+        int kept = unlink_msg(v, seq - 1, need_deleted);
+        if (kept < 0) {
             rc = IMAP_VIEW_ERR;
             break;
         }
-        m->gone = 1;
+        m->gone = !kept;
     }
     sync_dirs(v->dir);
     ch->expunged = v->expbuf;
@@ -141,14 +147,9 @@ void imap_copy_result_free(struct imap_copy_result *r)
  * rebuilt from the folder first, so the messages already there keep the lower UIDs. */
 static int open_target(const char *dir, int *lock, struct imap_uidlist *ul)
 {
-    char cur[4096];
-    struct stat st;
-    if (imap_path(cur, sizeof cur, "%s/cur", dir) < 0)
-        return IMAP_VIEW_ERR;
-    if (stat(cur, &st) < 0)
-        return errno == ENOENT || errno == ENOTDIR ? IMAP_VIEW_NONEXISTENT : IMAP_VIEW_ERR;
-    if (!S_ISDIR(st.st_mode))
-        return IMAP_VIEW_NONEXISTENT;
+    int kind = imap_folder_dir_check(dir);
+    if (kind <= 0)
+        return kind == 0 ? IMAP_VIEW_NONEXISTENT : IMAP_VIEW_ERR;
     if ((*lock = imap_uidlist_lock(dir)) < 0)
         return IMAP_VIEW_ERR;
     int rc = imap_uidlist_load(dir, ul);

@@ -107,6 +107,8 @@ static int seed_from_view(void *arg, struct imap_uidlist *ul, int listrc)
     struct imap_view *v = arg;
     if (listrc == IMAP_UIDLIST_OK && ul->uidvalidity != v->uidvalidity)
         return -1; /* another folder's list now: the caller reselects, taking nothing */
+    if (v->uidnext > IMAP_UIDNEXT_LIMIT)
+        return -1; /* the list was renumbered for want of UIDs: putting ours back would undo it */
     int changed = listrc != IMAP_UIDLIST_OK;
     ul->uidvalidity = v->uidvalidity;
     for (size_t i = 0; i < v->n; i++) {

@@ -33,7 +33,6 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fno-omit-fra
 FUZZ_LDFLAGS_queue_bus    := -Wl,--wrap=zmq_msg_gets
 FUZZ_LDFLAGS_resolver_bus := -Wl,--wrap=zmq_msg_gets -Wl,--wrap=pm_bus_bind
 # Stands in for one open bug's case until it is fixed (tests/fuzz/README.md, "Open").
-FUZZ_LDFLAGS_imapd_mime   := -Wl,--wrap=imap_write_nstring_nolf
 # imapd's harnesses compile and link with its own libraries (imapd_PKGS: GMime), as the top
 # Makefile's service_rules give its objects and unit tests; the others never link GMime.
 FUZZ_SVC_CFLAGS = $(if $(filter imapd_%,$*),$(imapd_CFLAGS))

@@ -132,34 +132,6 @@ struct ctx {
     uint32_t seed; /* from the input: partial ranges */
 };
 
-/* Checks that fail on bugs still open (tests/fuzz/README.md, "Open"), made only when
- * FUZZ_IMAPD_OPEN_BUGS names them ("binary", "rfc822", "nolf", "1" for all) so make test
- * stays green meanwhile: BINARY[p] of an empty part (section.c: NULL + 0), and p.HEADER +
- * p.TEXT == BODY[p] for a message/rfc822 part (mime_tree.c: one byte short after a bare
- * LF; the next delimiter inside BODY[p] after an odd header). Each goes on by default
- * once its bug is fixed. */
-enum { OPEN_BINARY = 1, OPEN_RFC822 = 2, OPEN_NOLF = 4 };
-static unsigned open_bugs;
-
-/* OPEN_NOLF: imap_write_nstring_nolf of a value that is nothing but CR and LF calls
- * imap_write_string(out, NULL, 0) (istring.c: NULL + 0), as ENVELOPE does for a field whose
- * raw value is CRs ("Message-ID:\r\r\n"). Until it is fixed, the harness stands in for
- * that one case (-Wl,--wrap, fuzz.mk) with what the fix writes: "". */
-static int only_breaks(const char *s)
-{
-    return s[strspn(s, "\r\n")] == '\0' && strchr(s, '\r');
-}
-
-void __real_imap_write_nstring_nolf(struct evbuffer *out, const char *s);
-void __wrap_imap_write_nstring_nolf(struct evbuffer *out, const char *s);
-void __wrap_imap_write_nstring_nolf(struct evbuffer *out, const char *s)
-{
-    if (s && only_breaks(s) && !(open_bugs & OPEN_NOLF))
-        imap_write_string(out, "", 0);
-    else
-        __real_imap_write_nstring_nolf(out, s);
-}
-
 static struct imap_section *section(const char *text)
 {
     static struct imap_section sec;
@@ -211,10 +183,6 @@ static void binary(struct ctx *c, const char *part)
     struct imap_section sec;
     FUZZ_CHECK(imap_section_parse(part, strlen(part), 1, &sec, &err) == 0);
     int64_t size = imap_msg_binary_size(c->m, &sec);
-    if (size == 0 && !(open_bugs & OPEN_BINARY)) {
-        imap_section_free(&sec);
-        return;
-    }
     struct evbuffer *out = evbuffer_new();
     int rc = imap_msg_binary_write(c->m, &sec, 0, 0, 0, out);
     FUZZ_CHECK(rc >= -2 && rc <= 0 && rc != -1);
@@ -245,7 +213,7 @@ static void part(struct ctx *c, const char *p, int depth)
     if (!*p) {
         FUZZ_CHECK(all_len == c->size && memcmp(all, c->file, c->size) == 0);
         FUZZ_CHECK(hdr_len + txt_len == c->size && memcmp(hdr, c->file, hdr_len) == 0);
-    } else if (hdr_len && (open_bugs & OPEN_RFC822)) { /* a message/rfc822 part: header and text are it */
+    } else if (hdr_len) { /* a message/rfc822 part: its header and text are the message */
         FUZZ_CHECK(hdr_len + txt_len == all_len && memcmp(hdr, all, hdr_len) == 0);
         FUZZ_CHECK(memcmp(txt, all + hdr_len, txt_len) == 0);
     }
@@ -353,13 +321,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     imap_mime_init();
-    const char *e = getenv("FUZZ_IMAPD_OPEN_BUGS");
-    if (e && (strcmp(e, "1") == 0 || strstr(e, "binary")))
-        open_bugs |= OPEN_BINARY;
-    if (e && (strcmp(e, "1") == 0 || strstr(e, "rfc822")))
-        open_bugs |= OPEN_RFC822;
-    if (e && (strcmp(e, "1") == 0 || strstr(e, "nolf")))
-        open_bugs |= OPEN_NOLF;
     return 0;
 }
 

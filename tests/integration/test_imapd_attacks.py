@@ -335,12 +335,10 @@ def test_odd_commands_in_every_state_are_answered(imap):
 
 HOSTILE_UIDLISTS = [
     b"", b"\x00\xff garbage\n", b"postmesh-uidlist 1 0 0\n",
-    # UIDs exhausted (uidnext 2^32-1): no message gets a UID any more, so every one is left
-    # out of the view for good; RFC 9051 2.3.1.1 wants a new UIDVALIDITY and renumbering
-    pytest.param(b"postmesh-uidlist 1 1 4294967295\n", marks=pytest.mark.xfail(
-        strict=True, reason="uidlist.c: uidnext 4294967295 is kept; imap_uidlist_add fails, messages vanish")),
-    pytest.param(b"postmesh-uidlist 1 4294967295 4294967295\n4294967294 k1\n", marks=pytest.mark.xfail(
-        strict=True, reason="uidlist.c: uidnext 4294967295 is kept; imap_uidlist_add fails, messages vanish")),
+    # UIDs exhausted (uidnext 2^32-1): renumbered from 1 under a new UIDVALIDITY (RFC 9051
+    # 2.3.1.1), not kept (no message would get a UID any more and all would be left out)
+    b"postmesh-uidlist 1 1 4294967295\n",
+    b"postmesh-uidlist 1 4294967295 4294967295\n4294967294 k1\n",
     b"postmesh-uidlist 1 5 10\n1 dup\n2 dup\n", b"postmesh-uidlist 1 5 10\n3 a\n2 b\n",
     b"postmesh-uidlist 1 5 10\n1 " + b"k" * 5000 + b"\n", b"postmesh-uidlist 1 5 10\n1 a b c\n",
     b"postmesh-uidlist 99 5 10\n", b"postmesh-uidlist 1 5 99999999999999999999\n",
@@ -596,3 +594,86 @@ def test_list_status_of_many_folders_does_not_stall_others(imap):
     assert tagged_status(lines) == b"OK"
     assert len([l for l in lines if l.startswith(b"* STATUS")]) >= 990
     assert waited < 1.0, f"bob's NOOP waited {waited:.1f}s behind alice's LIST-STATUS"
+
+
+def bob_files(imap):
+    bob = imap.maildir(BOB)
+    return sorted(str(p.relative_to(bob)) for p in bob.rglob("*"))
+
+
+def test_symlinked_folder_refused(imap):
+    """A folder directory of alice's, or its cur/, that is a symlink to bob's Maildir is no
+    folder: SELECT, EXAMINE, STATUS, APPEND, COPY and LIST do not reach bob's mail (was:
+    followed, read and write access to bob's INBOX)."""
+    imap.postmesh_only()
+    imap.put(make_message("bob's secret"), address=BOB)
+    imap.put(make_message("mine"))
+    bob, md = imap.maildir(BOB), imap.maildir(ALICE)
+    os.symlink(os.path.relpath(bob, md), md / ".Evil")  # relative: it resolves in the chroot
+    half = imap.make_folder(ALICE, "Half")
+    os.rmdir(half / "cur")
+    os.symlink(os.path.relpath(bob / "cur", half), half / "cur")
+    before = bob_files(imap)
+    r = imap.raw(login=ALICE)
+    for box in ("Evil", "Half"):
+        for cmd in (f"SELECT {box}", f"EXAMINE {box}", f"STATUS {box} (MESSAGES UIDNEXT)",
+                    f"APPEND {box} {{5+}}\r\nab\r\n\r"):
+            lines = r.cmd(cmd)
+            assert tagged_status(lines) == b"NO", (cmd, lines)
+    lines = r.cmd('LIST "" "*"')
+    assert not [l for l in lines[:-1] if b"Evil" in l or b"Half" in l], lines
+    assert tagged_status(r.cmd("SELECT INBOX")) == b"OK"
+    for box in ("Evil", "Half"):
+        for cmd in (f"COPY 1 {box}", f"MOVE 1 {box}"):
+            assert tagged_status(r.cmd(cmd)) == b"NO", cmd
+    r.cmd("LOGOUT")
+    r.close()
+    assert bob_files(imap) == before
+    wait_for(lambda: "event=folder_symlink_refused" in imap.log(), 5, what="the refusal logged")
+
+
+def test_symlinked_inbox_tmp_refused(imap):
+    """alice's Maildir/tmp a symlink to bob's: APPEND writes nothing there (the literal is
+    streamed into tmp/ first) and INBOX counts as missing, not as bob's."""
+    imap.postmesh_only()
+    imap.put(make_message("bob's secret"), address=BOB)
+    imap.put(make_message("mine"))
+    bob, md = imap.maildir(BOB), imap.maildir(ALICE)
+    os.rmdir(md / "tmp")
+    os.symlink(os.path.relpath(bob / "tmp", md), md / "tmp")
+    before = bob_files(imap)
+    r = imap.raw(login=ALICE)
+    lines = r.cmd("APPEND INBOX {5+}\r\nab\r\n\r")
+    assert tagged_status(lines) == b"NO", lines
+    assert tagged_status(r.cmd("SELECT INBOX")) == b"NO"
+    r.cmd("LOGOUT")
+    r.close()
+    assert bob_files(imap) == before
+
+
+def test_silent_store_on_many_messages_yields(imap):
+    """STORE +FLAGS.SILENT on 20,000 messages writes nothing, so the output bound never made
+    it yield: every other session waited for the whole run. Now another session's NOOP is
+    answered while the STORE is still renaming files."""
+    imap.postmesh_only()
+    n = 20000
+    md = imap.make_folder(ALICE)
+    for i in range(n):
+        p = md / "cur" / f"17100{i:05d}.M{i}P1.host:2,"
+        p.write_bytes(b"Subject: x\r\n\r\nx\r\n")
+        imap._own(p)
+    a = imap.raw(login=ALICE)
+    assert tagged_status(a.cmd("SELECT INBOX", timeout=60)) == b"OK"
+    b = imap.raw(login=ALICE)
+
+    def flagged():
+        return sum(1 for e in os.scandir(md / "cur") if e.name.endswith("F"))
+    a.send(b"s1 STORE 1:* +FLAGS.SILENT (\\Flagged)\r\n")
+    wait_for(lambda: flagged() > 0, 30, interval=0.001, what="the STORE started")
+    assert tagged_status(b.cmd("NOOP", timeout=30)) == b"OK"
+    done = flagged()
+    assert tagged_status(a.until("s1", timeout=60)) == b"OK"
+    assert flagged() == n
+    assert done < n, "the NOOP waited for the whole STORE"
+    a.close()
+    b.close()

@@ -503,6 +503,70 @@ static void test_rc_text(void **state)
     assert_non_null(strstr(imap_folder_rc_text(-99), "[SERVERBUG]"));
 }
 
+/* A folder directory, or its cur/ new/ tmp/, that is a symlink (to another user's Maildir
+ * here) is no folder: not listed, not selectable, no STATUS, no APPEND into it. */
+static void test_symlinked_folders(void **state)
+{
+    (void)state;
+    char bob[160], p[512], q[512];
+    snprintf(bob, sizeof bob, "%s-bob", md);
+    assert_int_equal(mkdir(bob, 0700), 0);
+    const char *subs[] = {"new", "cur", "tmp"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", bob, subs[i]);
+        assert_int_equal(mkdir(p, 0700), 0);
+    }
+    snprintf(p, sizeof p, "%s/cur/secret:2,", bob);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("Subject: bob's\r\n\r\nx\r\n", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/.Evil", md);
+    assert_int_equal(symlink(bob, p), 0);
+    assert_int_equal(imap_folder_create(md, "Half", 4), IMAP_FOLDER_OK);
+    snprintf(p, sizeof p, "%s/.Half/cur", md);
+    snprintf(q, sizeof q, "%s/cur", bob);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(symlink(q, p), 0);
+
+    assert_false(imap_folder_exists(md, "Evil", 4));
+    assert_false(imap_folder_exists(md, "Half", 4));
+    struct imap_folder_list list;
+    assert_int_equal(imap_folder_list(md, &list), 0);
+    for (size_t i = 0; i < list.n; i++)
+        assert_true(strcmp(list.v[i].name, "Evil") != 0 && strcmp(list.v[i].name, "Half") != 0);
+    imap_folder_list_free(&list);
+    const char *dirs[] = {".Evil", ".Half"};
+    for (int i = 0; i < 2; i++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "%s/%s", md, dirs[i]);
+        struct imap_view *v = NULL;
+        assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_NONEXISTENT);
+        struct imap_status st;
+        assert_int_equal(imap_folder_status(dir, ~0u, &st, NULL), IMAP_FOLDER_NONEXISTENT);
+        snprintf(p, sizeof p, "%s/tmp/append.%d", md, i);
+        f = fopen(p, "w");
+        assert_non_null(f);
+        fclose(f);
+        uint32_t validity, uid;
+        assert_int_equal(imap_store_append(dir, p, 0, 0, &validity, &uid), IMAP_VIEW_NONEXISTENT);
+        unlink(p);
+    }
+    /* INBOX's own tmp/ a symlink: the Maildir is refused as a whole. */
+    snprintf(p, sizeof p, "%s/tmp", md);
+    snprintf(q, sizeof q, "%s/tmp", bob);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(symlink(q, p), 0);
+    struct imap_view *v = NULL;
+    assert_int_equal(imap_view_open(md, 0, &v, NULL), IMAP_VIEW_NONEXISTENT);
+    /* Nothing of bob's was touched: no list, no new files. */
+    snprintf(p, sizeof p, "%s/" IMAP_UIDLIST_FILE, bob);
+    assert_int_not_equal(access(p, F_OK), 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", bob);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -512,6 +576,7 @@ int main(void)
         T(test_delete),                    T(test_rename),         T(test_rename_inbox),
         T(test_first_login),               T(test_status),         T(test_folder_limit),
         cmocka_unit_test(test_rc_text),    T(test_delete_create_new_uidvalidity), T(test_login_sweeps_tmp),
+        T(test_symlinked_folders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,6 +85,8 @@ static const struct { enum how how; const char *in; const char *want; } cases[] 
     {ASTRING, "nil", "\"nil\""},
     {ASTRING, "", "\"\""},
     {ASTRING, "a*b", "\"a*b\""},
+    {ASTRING, "a[b", "\"a[b\""}, /* a bare a[b would not read back through parse.c */
+    {NOLF, "\r\r", "\"\""},     /* only line breaks: an empty string, no NULL arithmetic */
 };
 
 static void test_strings(void **state)

@@ -267,9 +267,27 @@ static void test_edges(void **state)
     assert_int_equal(imap_uidlist_find(&ul, "b", 1), 2);
     imap_uidlist_free(&ul);
 
+    /* UIDs (nearly) used up, hostile or torn: renumbered from 1 under a new UIDVALIDITY
+     * (RFC 9051 §2.3.1.1), not kept (every new message would go without a UID). */
     put_file("postmesh-uidlist 1 4294967295 4294967295\n", 41);
-    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_OK);
-    assert_int_equal(imap_uidlist_add(&ul, "x", 1), 0); /* UIDs exhausted */
+    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_RESET);
+    assert_int_not_equal(ul.uidvalidity, 4294967295u);
+    assert_int_equal(ul.uidnext, 1);
+    assert_int_equal(imap_uidlist_add(&ul, "x", 1), 1);
+    imap_uidlist_free(&ul);
+    put_file("postmesh-uidlist 1 100 4294967295\n1 a\n", 38);
+    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_RESET);
+    assert_true(ul.uidvalidity > 100);
+    assert_int_equal(ul.n, 0);
+    imap_uidlist_free(&ul);
+    char text[80];
+    int len = snprintf(text, sizeof text, "postmesh-uidlist 1 100 %u\n", IMAP_UIDNEXT_LIMIT);
+    put_file(text, (size_t)len);
+    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_OK); /* room for one COPY yet */
+    imap_uidlist_free(&ul);
+    len = snprintf(text, sizeof text, "postmesh-uidlist 1 100 %u\n", IMAP_UIDNEXT_LIMIT + 1);
+    put_file(text, (size_t)len);
+    assert_int_equal(imap_uidlist_load(dir, &ul), IMAP_UIDLIST_RESET);
     imap_uidlist_free(&ul);
 }
 

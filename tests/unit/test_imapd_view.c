@@ -509,6 +509,31 @@ static void test_gone_marking(void **state)
     imap_view_close(v);
 }
 
+/* EXPUNGE while another session takes \Deleted away (renaming the file): the message
+ * stays (was: relocated and unlinked anyway). */
+static void test_expunge_undeleted_meanwhile(void **state)
+{
+    (void)state;
+    deliver("m1", 1000);
+    deliver("m2", 1001);
+    struct imap_view *v;
+    assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_store_flags(v, 1, '+', IMAP_F_DELETED), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_store_flags(v, 2, '+', IMAP_F_DELETED), IMAP_VIEW_OK);
+    other_rename("m1", ":2,S"); /* \Deleted off, \Seen on */
+    other_rename("m2", ":2,ST"); /* still \Deleted, renamed */
+    struct imap_view_changes ch;
+    assert_int_equal(imap_view_expunge(v, NULL, 0, &ch), IMAP_VIEW_OK);
+    assert_int_equal(ch.nexpunged, 1);
+    assert_int_equal(ch.expunged[0], 2);
+    assert_true(exists_in("cur", "m1:2,S"));
+    assert_false(exists_in("cur", "m2:2,ST"));
+    assert_int_equal(imap_view_count(v), 1);
+    assert_int_equal(imap_view_sync(v, 1, &ch), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_flags(v, 1) & (IMAP_F_DELETED | IMAP_F_SEEN), IMAP_F_SEEN);
+    imap_view_close(v);
+}
+
 static void put_uidlist(const char *text)
 {
     char path[512];
@@ -585,6 +610,64 @@ static void test_corrupt_uidlist_at_open(void **state)
     assert_int_equal(recovered, 1);
     assert_true(imap_view_uidvalidity(v) > 100);
     assert_int_equal(imap_view_uid(v, 1), 1);
+    imap_view_close(v);
+}
+
+static void append_text(const char *target, const char *text, uint32_t *uid);
+
+/* UIDs used up (a hostile or torn "uidnext 4294967295"): the folder is renumbered from 1
+ * under a new UIDVALIDITY (RFC 9051 §2.3.1.1) at SELECT, APPEND and sync; no message is
+ * left without a UID. */
+static void test_exhausted_uids(void **state)
+{
+    (void)state;
+    deliver("m1", 1000);
+    deliver("m2", 1001);
+    put_uidlist("postmesh-uidlist 1 100 4294967295\n4294967294 m1\n");
+    struct imap_view *v;
+    int recovered = 0;
+    assert_int_equal(imap_view_open(dir, 0, &v, &recovered), IMAP_VIEW_OK);
+    assert_int_equal(recovered, 1);
+    assert_true(imap_view_uidvalidity(v) > 100);
+    assert_int_equal(imap_view_count(v), 2);
+    assert_int_equal(imap_view_uid(v, 1), 1);
+    assert_int_equal(imap_view_uid(v, 2), 2);
+    imap_view_close(v);
+
+    uint32_t validity, uid;
+    append_text(other, "Subject: a\r\n\r\na\r\n", &uid);
+    assert_int_equal(uid, 1);
+    char tmp[512], text[128];
+    snprintf(text, sizeof text, "postmesh-uidlist 1 7 4294967295\n");
+    snprintf(tmp, sizeof tmp, "%s/tmp/append.y", other);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fclose(f);
+    char otherlist[512];
+    snprintf(otherlist, sizeof otherlist, "%s/" IMAP_UIDLIST_FILE, other);
+    f = fopen(otherlist, "w");
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(imap_store_append(other, tmp, 0, 0, &validity, &uid), IMAP_VIEW_OK);
+    assert_true(validity > 7);
+    assert_int_equal(uid, 2); /* the message already there got 1 */
+
+    /* While selected: a list run out is rebuilt from what the session knows (as a lost
+     * one), with UIDs above the session's and not the list's. */
+    assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_OK);
+    snprintf(text, sizeof text, "postmesh-uidlist 2 %u 4294967295 4294967295\n1 m1\n2 m2\n",
+             imap_view_uidvalidity(v));
+    put_uidlist(text);
+    deliver("m3", 1002);
+    struct imap_view_changes ch;
+    assert_int_equal(imap_view_sync(v, 1, &ch), IMAP_VIEW_OK);
+    assert_false(ch.reselect);
+    assert_int_equal(ch.exists, 3);
+    assert_int_equal(imap_view_uid(v, 3), 3);
+    imap_view_close(v);
+    assert_int_equal(imap_view_open(dir, 0, &v, NULL), IMAP_VIEW_OK);
+    assert_int_equal(imap_view_count(v), 3);
+    assert_int_equal(imap_view_uid(v, 3), 3);
     imap_view_close(v);
 }
 
@@ -1099,7 +1182,7 @@ int main(void)
         T(test_open_takes_new_as_recent), T(test_examine_leaves_new), T(test_delivery_while_selected),
         T(test_expunge_by_pop3d),         T(test_flags_other_session), T(test_expunge_and_uid_expunge),
         T(test_two_sessions),             T(test_uids_from_other_replica), T(test_uidlist_lost_while_selected),
-        T(test_corrupt_uidlist_at_open),  T(test_replaced_folder),      T(test_nonexistent),
+        T(test_corrupt_uidlist_at_open),  T(test_exhausted_uids), T(test_expunge_undeleted_meanwhile), T(test_replaced_folder),      T(test_nonexistent),
         T(test_odd_files_skipped),        T(test_copy_and_move),        T(test_append),
         T(test_reappearing_key),          T(test_large_folder),        T(test_concurrent_processes),
         T(test_idle_sync_skips_readdir), T(test_restored_uidlist),
