@@ -44,7 +44,7 @@ DEADLINE = time.monotonic() + float(os.environ.get("POSTMESH_CT_BUDGET", "1140")
 # (what a fresh machine's podman picks), the dnsname plugin where podman already runs on CNI;
 # both are only Recommends of podman, which --no-install-recommends leaves out.
 PACKAGES = ["podman", "runc", "podman-compose", "haproxy", "debootstrap", "swaks", "ldnsutils",
-            "netavark", "aardvark-dns", "golang-github-containernetworking-plugin-dnsname"]
+            "netavark", "aardvark-dns", "golang-github-containernetworking-plugin-dnsname", "iptables"]
 DOMAIN = "postmesh.test"
 USER, PASSWORD = "alice@" + DOMAIN, "ct-secret-42"
 SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]

@@ -280,8 +280,13 @@ def traversable(path):
     user, could then not read the aliases file there (as in production with an unreadable
     /etc/postmesh, where the queue refuses to start). Let the service users traverse them, as
     they can /etc. Returns path."""
-    for d in (path, path.parent, path.parent.parent):
-        if d.owner() == "root" and str(d).startswith("/tmp/"):
+    # Every level below /tmp: under pytest-xdist the test's directory is one level deeper
+    # (/tmp/pytest-of-root/pytest-N/popen-gwK/test0), and a level left 0700 made a test pass
+    # or fail by which test had opened it first.
+    for d in (path, *path.parents):
+        if not str(d).startswith("/tmp/"):
+            break
+        if d.owner() == "root":
             d.chmod(d.stat().st_mode | 0o011)
     return path
 
