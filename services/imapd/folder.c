@@ -145,20 +145,10 @@ int imap_folder_names(const char *maildir, char ***names, size_t *n)
             imap_folder_from_dirname(e->d_name, name, sizeof name) < 0 ||
             imap_path(dir, sizeof dir, "%s/%s", maildir, e->d_name) < 0 || imap_folder_dir_check(dir) != 1)
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nv = realloc(*names, cap * sizeof *nv);
-            if (!nv) {
-                rc = -1;
-                break;
-            }
-            *names = nv;
-        }
-        if (!((*names)[*n] = strdup(name))) {
+        if (imap_names_push(names, n, &cap, name) < 0) {
             rc = -1;
             break;
         }
-        (*n)++;
     }
     closedir(d);
     if (rc < 0) {

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "mailstore.h"
 #include "store_int.h"
 
 int imap_path(char *dst, size_t size, const char *fmt, ...)
@@ -126,5 +127,50 @@ int imap_link_or_copy(const char *src, const char *dst)
         errno = err;
         return -1;
     }
+    return 0;
+}
+
+int imap_write_whole(const char *dir, const char *tmp, const char *path, const char *buf, size_t len)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0660);
+    if (fd < 0)
+        return -1;
+    int err = 0;
+    for (size_t o = 0; o < len && !err;) {
+        ssize_t w = write(fd, buf + o, len - o);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            err = w < 0 ? errno : EIO;
+        else
+            o += (size_t)w;
+    }
+    if (!err && fsync(fd) < 0)
+        err = errno;
+    if (close(fd) < 0 && !err)
+        err = errno;
+    if (!err && rename(tmp, path) < 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        errno = err;
+        return -1;
+    }
+    return pm_mailstore_fsync_dir(dir);
+}
+
+int imap_names_push(char ***names, size_t *n, size_t *cap, const char *name)
+{
+    if (*n == *cap) {
+        size_t grown = *cap ? *cap * 2 : 16;
+        char **nv = realloc(*names, grown * sizeof *nv);
+        if (!nv)
+            return -1;
+        *names = nv;
+        *cap = grown;
+    }
+    if (!((*names)[*n] = strdup(name)))
+        return -1;
+    (*n)++;
     return 0;
 }

@@ -74,6 +74,17 @@ int imap_unique_key(const struct imap_uidlist *ul, int64_t size, char *dst, size
  * errno EEXIST and nothing made. 0 or -1 (errno; nothing left behind). */
 int imap_link_or_copy(const char *src, const char *dst);
 
+/* Replaces path with buf[0..len) all at once: written to tmp (a fixed name in the same
+ * directory dir, only the caller's lock holder writes it), fsynced, renamed over path,
+ * then dir fsynced, so a reader sees the old file or the new one and a crash keeps one of
+ * them. 0, or -1 with errno (tmp removed). For the UID list, the UIDVALIDITY counter and
+ * the subscriptions. */
+int imap_write_whole(const char *dir, const char *tmp, const char *path, const char *buf, size_t len);
+
+/* Appends a copy of name to the growing array *names (*n used, *cap allocated). 0, or -1
+ * out of memory (the array stays as it was: the caller frees it). */
+int imap_names_push(char ***names, size_t *n, size_t *cap, const char *name);
+
 /* snprintf into dst that reports truncation: 0 or -1 (errno ENAMETOOLONG). */
 int imap_path(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -81,20 +81,10 @@ int imap_subs_read(const char *maildir, char ***names, size_t *n)
             dup = strcmp((*names)[i], canon) == 0;
         if (dup)
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nv = realloc(*names, cap * sizeof *nv);
-            if (!nv) {
-                rc = -1;
-                break;
-            }
-            *names = nv;
-        }
-        if (!((*names)[*n] = strdup(canon))) {
+        if (imap_names_push(names, n, &cap, canon) < 0) {
             rc = -1;
             break;
         }
-        (*n)++;
     }
     free(buf);
     if (rc < 0) {
@@ -111,25 +101,19 @@ int imap_subs_write(const char *maildir, char *const *names, size_t n)
     if (imap_path(tmp, sizeof tmp, "%s/" SUBS_FILE ".tmp", maildir) < 0 ||
         imap_path(path, sizeof path, "%s/" SUBS_FILE, maildir) < 0)
         return -1;
-    FILE *f = NULL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0660);
-    if (fd < 0 || !(f = fdopen(fd, "w"))) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
+    size_t len = 0;
     for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s\n", names[i]);
-    int err = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0;
-    if (fclose(f) != 0)
-        err = 1;
-    if (err || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
+        len += strlen(names[i]) + 1;
+    char *buf = malloc(len + 1), *o = buf;
+    if (!buf)
         return -1;
-    }
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        o += sprintf(o, "%s\n", names[i]);
+    int rc = imap_write_whole(maildir, tmp, path, buf, len);
+    int e = errno;
+    free(buf);
+    errno = e;
+    return rc;
 }
 
 int imap_folder_subscribed(const char *maildir, const char *name, size_t len)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mailstore.h"
+#include "store_int.h"
 #include "mflags.h"
 
 /* Version 2 added the first recent UID; version 1 lists (no such field) are still read. */
@@ -331,20 +332,6 @@ int imap_uidlist_load(const char *dir, struct imap_uidlist *ul)
     return IMAP_UIDLIST_RESET;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int imap_uidlist_write(const char *dir, const struct imap_uidlist *ul)
 {
     char tmp[4096], path[4096];
@@ -363,26 +350,12 @@ int imap_uidlist_write(const char *dir, const struct imap_uidlist *ul)
     o += (size_t)snprintf(buf, cap, MAGIC "2 %u %u %u\n", ul->uidvalidity, ul->uidnext, first_recent);
     for (size_t i = 0; i < ul->n; i++)
         o += (size_t)snprintf(buf + o, cap - o, "%u %s\n", ul->v[i].uid, ul->v[i].key);
-    /* The tmp name is fixed: only the lock holder writes it. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0660);
-    if (fd < 0) {
-        free(buf);
-        return -1;
-    }
-    int err = 0;
-    if (write_all(fd, buf, o) < 0 || fsync(fd) < 0)
-        err = errno ? errno : EIO;
-    if (close(fd) < 0 && !err)
-        err = errno ? errno : EIO;
+    /* The tmp name is fixed: only the lock holder writes it. Once the directory is synced
+     * the new list survives a crash, so no UID handed out from it is handed out again for
+     * another key. */
+    int rc = imap_write_whole(dir, tmp, path, buf, o);
+    int e = errno;
     free(buf);
-    if (!err && rename(tmp, path) < 0)
-        err = errno;
-    if (err) {
-        unlink(tmp);
-        errno = err;
-        return -1;
-    }
-    /* Commit point: once the directory is synced the new list survives a crash, so no UID
-     * handed out from it can be handed out again for another key. */
-    return pm_mailstore_fsync_dir(dir);
+    errno = e;
+    return rc;
 }

@@ -67,29 +67,10 @@ static int write_counter(const char *maildir, const char *path, uint32_t value)
     if (imap_path(tmp, sizeof tmp, "%s/" IMAP_UIDVALIDITY_TMP, maildir) < 0)
         return -1;
     int len = snprintf(text, sizeof text, "%u\n", value);
-    /* The tmp name is fixed: only the counter lock's holder writes it. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0660);
-    if (fd < 0)
-        return -1;
-    ssize_t w;
-    do
-        w = write(fd, text, (size_t)len);
-    while (w < 0 && errno == EINTR);
-    int err = w == len ? 0 : w < 0 ? errno : EIO;
-    if (!err && fsync(fd) < 0)
-        err = errno;
-    if (close(fd) < 0 && !err)
-        err = errno;
-    if (!err && rename(tmp, path) < 0)
-        err = errno;
-    if (err) {
-        unlink(tmp);
-        errno = err;
-        return -1;
-    }
-    /* Commit point: the counter is durable before any list carries the value, so after a
-     * crash the next value is still above every UIDVALIDITY in use. */
-    return pm_mailstore_fsync_dir(maildir);
+    /* The tmp name is fixed: only the counter lock's holder writes it. The counter is
+     * durable before any list carries the value, so after a crash the next value is still
+     * above every UIDVALIDITY in use. */
+    return imap_write_whole(maildir, tmp, path, text, (size_t)len);
 }
 
 /* Values are reserved in blocks: the file holds the end of the last block reserved, and a
