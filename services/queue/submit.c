@@ -246,9 +246,11 @@ static void written(struct queue *q, struct qmsg *m, uint64_t now)
     if (m->pending_submit) {
         q->nfresh--;
         m->committed = 1;
+        /* Logged before the reply: the log reads in causal order (committed before smtpd's
+         * queued), and whoever saw the 250 finds this line. */
+        pm_log(PM_INFO, "event=committed id=%s", m->rec->queue_id);
         reply(q, m->peer, m->peerlen, m->request_id, POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED, m->rec->queue_id,
               "2.0.0 committed");
-        pm_log(PM_INFO, "event=committed id=%s", m->rec->queue_id);
         postmesh__bus_message__free_unpacked(m->pending_submit, NULL);
         m->pending_submit = NULL;
         q->committed_total++;

@@ -91,7 +91,10 @@ def test_submissions_spread_over_shards_and_survive_a_dead_one(shards):
     pm = shards
     first = submit(pm, BATCH, "first")
     assert len(set(first)) == BATCH
-    # Round robin over both shards: each committed some of them, none both.
+    # Round robin over both shards: each committed some of them, none both. A queue writes
+    # its committed line after the reply that lets smtpd say 250: poll for the last ones.
+    wait_for(lambda: set(first) <= committed_ids(pm, "queue") | committed_ids(pm, "queue2"), timeout=10,
+             what="every committed line in the shards' logs")
     on1, on2 = committed_ids(pm, "queue") & set(first), committed_ids(pm, "queue2") & set(first)
     assert on1 and on2 and not on1 & on2 and on1 | on2 == set(first), (on1, on2)
     # delivery takes jobs from both.
