@@ -210,6 +210,17 @@ def _tls_pair():
     return _cache["tls"]
 
 
+def start_imapd(pm, **imapd):
+    """imapd alone on its plain port (no TLS pair needed), a 1 s login delay, the settings
+    given on top; started and waited for."""
+    settings = {"listen": [{"address": f"127.0.0.1:{pm.ports['imap']}", "mode": "imap"}],
+                "auth_delay": 1, "drain_timeout": 2}
+    settings.update(imapd)
+    pm.configure(imapd=settings)
+    pm.start("imapd")
+    return pm
+
+
 def send(pm, rcpts, msg: bytes, sender=SENDER):
     with smtplib.SMTP("127.0.0.1", pm.port("smtp"), timeout=30) as s:
         s.ehlo("client.remote.test")

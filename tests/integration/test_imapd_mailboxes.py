@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import wait_for
+from imap_helpers import start_imapd
 from pop3_helpers import add_user, maildir, put_message
 
 ALICE = "alice@example.test"
@@ -21,17 +22,6 @@ MSG1 = b"From: bob@example.test\r\nSubject: one\r\n\r\nfirst\r\n"
 MSG2 = b"From: carol@example.test\r\nSubject: two\r\n\r\nsecond message\r\n"
 SPECIAL = {"Sent": b"\\Sent", "Drafts": b"\\Drafts", "Trash": b"\\Trash", "Junk": b"\\Junk",
            "Archive": b"\\Archive"}
-
-
-def start_imapd(pm, **imapd):
-    if "imap" not in pm.ports:  # the conftest section may not list imapd yet
-        pm.ports["imap"], pm.ports["imaps"] = free_port(), free_port()
-    settings = {"listen": [{"address": f"127.0.0.1:{pm.ports['imap']}", "mode": "imap"}],
-                "auth_delay": 1, "drain_timeout": 2}
-    settings.update(imapd)
-    pm.configure(imapd=settings)
-    pm.start("imapd")
-    return pm
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import socket
 import pytest
 
 from conftest import free_port, wait_for
+from imap_helpers import start_imapd
 from pop3_helpers import add_user, maildir, make_tls_pair, put_message
 
 ALICE = "alice@example.test"
@@ -34,17 +35,6 @@ THIRD = (b"Date: Fri, 17 Nov 2023 10:00:00 +0000\r\nFrom: erin@example.test\r\nT
 
 NAMES = ["1700000000.M1P1.mx.example.test", "1700100000.M2P1.mx.example.test",
          "1700200000.M3P1.mx.example.test"]
-
-
-def start_imapd(pm, **imapd):
-    if "imap" not in pm.ports:  # the conftest section may not list imapd yet
-        pm.ports["imap"], pm.ports["imaps"] = free_port(), free_port()
-    settings = {"listen": [{"address": f"127.0.0.1:{pm.ports['imap']}", "mode": "imap"}],
-                "auth_delay": 1, "drain_timeout": 2}
-    settings.update(imapd)
-    pm.configure(imapd=settings)
-    pm.start("imapd")
-    return pm
 
 
 @pytest.fixture
