@@ -22,6 +22,9 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lopendmarc -lp
 # A service's own libraries beyond the common set: <svc>_PKGS (pkg-config names) compile
 # and link only its objects, its binary and its unit tests (GMime for imapd's MIME).
 imapd_PKGS := gmime-3.0
+resolver_PKGS := libunbound
+mta_PKGS := libcurl
+queue_PKGS := zlib json-c
 
 # services/<svc>/*.c -> $(BUILD)/bin/postmesh-<svc>; services/cli is the `postmesh` CLI.
 SERVICES := $(notdir $(patsubst %/,%,$(wildcard services/*/)))

@@ -62,6 +62,23 @@ struct pm_dnsbl_list {
     int n;
 };
 
+/* One row of mta.tls_policy: the TLS security level for mail to `domain` (".example.com":
+ * its subdomains too), like Postfix's smtp_tls_policy_maps. */
+struct pm_tls_policy {
+    char *domain;
+    char *level;             /* as mta.tls_level */
+    char *ca_file;           /* verify/secure: trust only these CAs ("": mta.ca_file) */
+    struct pm_strlist match; /* verify/secure: names the certificate must carry ("": the
+                              * level's default: verify the MX name, secure the domain) */
+};
+
+struct pm_tls_policy_list {
+    struct pm_tls_policy *v;
+    int n;
+};
+
+#define PM_ROOT_TRUST_ANCHOR "/usr/share/dns/root.key" /* Debian's dns-root-data */
+
 struct pm_config {
     char *path;
     char *hostname;
@@ -100,6 +117,8 @@ struct pm_config {
         long long job_lease;      /* seconds a worker has to answer a job */
         long long max_batch;      /* submissions per group commit at most */
         long long active_limit;   /* messages held in memory at once; the rest wait in LMDB */
+        char *tlsrpt_organization; /* RFC 8460 organization-name ("": hostname) */
+        long long tlsrpt_hour;    /* UTC hour after which the previous day's reports go out */
     } queue;
     struct {
         char *endpoint;           /* where smtpd and mta connect */
@@ -108,6 +127,9 @@ struct pm_config {
         struct pm_strlist nameservers;
         long long timeout;        /* seconds per DNS query */
         long long negative_ttl;   /* cache time for NXDOMAIN/no-data answers */
+        int dnssec;               /* validate every answer (RFC 4035) from trust_anchors */
+        struct pm_strlist trust_anchors; /* files of DS or DNSKEY records (empty: the root KSK,
+                                          * PM_ROOT_TRUST_ANCHOR) */
     } resolver;
     struct {
         struct pm_listenlist listen;
@@ -144,7 +166,15 @@ struct pm_config {
         long long remote_port;
         long long max_concurrency, max_per_domain;
         long long connect_timeout, command_timeout;
-        int tls_verify;
+        int tls_verify;           /* old name of tls_level "verify" (when tls_level is not set) */
+        char *tls_level;          /* the default TLS security level (policy.h): none, may, encrypt,
+                                   * verify, secure, dane, dane-only */
+        struct pm_tls_policy_list tls_policy; /* per destination domain (config_tls_policy.c) */
+        char *ca_file;            /* CA bundle for verify/secure/MTA-STS ("": the system's) */
+        char *ca_path;            /* CA directory (hashed), the system's /etc/ssl/certs */
+        int mta_sts;              /* honour MTA-STS policies (RFC 8461) */
+        long long mta_sts_port;   /* HTTPS port of policy hosts (443; tests point it elsewhere) */
+        int tlsrpt;               /* report TLS sessions for TLSRPT (RFC 8460) */
     } mta;
     struct {
         char *metrics;

@@ -13,7 +13,8 @@ swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base valgrind ipr
 python3-yaml gnutls-bin postal
 libopendkim-dev libspf2-dev libopendmarc-dev libidn2-dev publicsuffix
 python3-dkim python3-nacl python3-milter python3-dnspython opendkim-tools rspamd
-libgmime-3.0-dev isync fetchmail neomutt tmux dovecot-imapd"
+libgmime-3.0-dev isync fetchmail neomutt tmux dovecot-imapd
+libunbound-dev dns-root-data nsd libcurl4-openssl-dev zlib1g-dev libjson-c-dev"
 # make bench only: the Dovecot it compares POP3 retrieval with (never started as a daemon).
 BENCH_PACKAGES="dovecot-pop3d"
 
@@ -136,5 +137,6 @@ stop_system_daemon() { # name pidfile
 }
 stop_system_daemon dovecot /run/dovecot/master.pid
 stop_system_daemon rspamd /run/rspamd/rspamd.pid
+stop_system_daemon nsd /run/nsd/nsd.pid
 ensure_users
 exit 0

@@ -34,6 +34,7 @@ struct mta_env {
     SSL_CTX *tls_ctx; /* tls.h; NULL: never STARTTLS */
     struct mta_resolver *resolver;
     struct mta_self *self; /* our smtpd listeners (self.h); NULL: no address loop check */
+    struct mta_sts *sts;   /* MTA-STS policies (sts.h); NULL: mta.mta_sts off */
 };
 
 /* result is valid during the call; the owner frees o afterwards (not inside). */

@@ -29,12 +29,18 @@ void mta_resolver_free(struct mta_resolver *r)
     free(r);
 }
 
-uint64_t mta_resolve_mx(struct mta_resolver *r, const char *domain, mta_resolve_cb cb, void *arg)
+uint64_t mta_resolve(struct mta_resolver *r, Postmesh__ResolveRequest__Kind kind, const char *name,
+                     mta_resolve_cb cb, void *arg)
 {
-    uint64_t h = pm_resolve(r->client, POSTMESH__RESOLVE_REQUEST__KIND__MX, domain, r->timeout_ms, cb, arg);
+    uint64_t h = pm_resolve(r->client, kind, name, r->timeout_ms, cb, arg);
     if (!h)
         abort(); /* out of memory: as before, a job we cannot track is a bug we must not hide */
     return h;
+}
+
+uint64_t mta_resolve_mx(struct mta_resolver *r, const char *domain, mta_resolve_cb cb, void *arg)
+{
+    return mta_resolve(r, POSTMESH__RESOLVE_REQUEST__KIND__MX, domain, cb, arg);
 }
 
 void mta_resolve_cancel(struct mta_resolver *r, uint64_t handle) { pm_resolve_cancel(r->client, handle); }

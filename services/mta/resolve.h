@@ -24,6 +24,10 @@ void mta_resolver_free(struct mta_resolver *r);
 
 /* Returns a handle for mta_resolve_cancel (never 0). cb is never called from inside. */
 uint64_t mta_resolve_mx(struct mta_resolver *r, const char *domain, mta_resolve_cb cb, void *arg);
+/* Any kind (TXT for "_mta-sts.<domain>" and "_smtp._tls.<domain>", TLSA for
+ * "_25._tcp.<mx>", A for a policy host), the same way. */
+uint64_t mta_resolve(struct mta_resolver *r, Postmesh__ResolveRequest__Kind kind, const char *name,
+                     mta_resolve_cb cb, void *arg);
 void mta_resolve_cancel(struct mta_resolver *r, uint64_t handle);
 
 #endif
