@@ -67,9 +67,25 @@ static const rule job_result_fields[] = {
     NEEDED("job_id"),
     QID("queue_id", PM_BUS_REQUIRED),
     LIST("results", PM_BUS_MAX_RCPTS, 0), /* none: the queue counts "worker gave no result" */
+    LIST("tls_sessions", PM_BUS_MAX_TLS_SESSIONS, 0), /* TLSRPT statistics (services/mta/tlsrpt.h) */
     END,
 };
 static const rule recipient_result_fields[] = {DSN("dsn_status"), PROSE("text"), HOST("remote_mta"), END};
+/* Every string of a session may reach a TLS report (JSON, mailed) and the queue's logs. */
+static const rule tls_session_fields[] = {
+    HOST("policy_domain"),
+    LINES("policy_strings", PM_BUS_MAX_TLS_POLICY_STRING, PM_BUS_MAX_TLS_POLICY, 0),
+    LINES("mx_host", PM_BUS_MAX_DOMAIN, PM_BUS_MAX_TLS_POLICY, 0),
+    LINE("result_type", PM_BUS_MAX_WORD * 2, 0),
+    LINE("sending_ip", PM_BUS_MAX_IP, 0),
+    HOST("receiving_mx_hostname"),
+    LINE("receiving_ip", PM_BUS_MAX_IP, 0),
+    HOST("receiving_mx_helo"),
+    LINE("additional_info", PM_BUS_MAX_DOMAIN, 0),
+    LINE("failure_reason_code", PM_BUS_MAX_DOMAIN, 0),
+    LINES("rua", PM_BUS_MAX_DOMAIN, PM_BUS_MAX_TLS_RUA, PM_BUS_EACH),
+    END,
+};
 
 static const rule control_fields[] = {QID("queue_id", 0), QID("after", 0), END};
 
@@ -98,9 +114,14 @@ static const rule resolve_reply_fields[] = {
     LINES("names", PM_BUS_MAX_DOMAIN, PM_BUS_MAX_NAMES, 0),
     /* A TXT record may be long (a DKIM key is ~400 octets, SPF records chain strings). */
     {"texts", PM_BUS_TEXT, PM_BUS_MAX_TXT, PM_BUS_MAX_NAMES, 0},
+    LIST("tlsa", PM_BUS_MAX_TLSA, 0),
     END,
 };
 static const rule mx_host_fields[] = {HOST("name"), LINES("addresses", PM_BUS_MAX_IP, PM_BUS_MAX_ADDRS, 0), END};
+/* usage, selector and matching type are numbers the mta judges (0..3, 0..1, 0..2 are the
+ * known ones; others are unusable records, RFC 7672 3.1.3); the data is a digest or a
+ * certificate or key: binary, bounded. */
+static const rule tlsa_record_fields[] = {{"data", PM_BUS_TEXT, PM_BUS_MAX_TLSA_DATA, 0, 0}, END};
 
 static const rule ping_fields[] = {END};
 
@@ -115,6 +136,23 @@ static const char *check_submit_reply(const Postmesh__BusMessage *m, struct pm_b
         return NULL;
     snprintf(why->field, sizeof why->field, "queue_id");
     return "missing"; /* a commit names what it committed */
+}
+
+/* A bogus answer is never an answer (proto: BOGUS comes only with TEMPFAIL); TLSA records
+ * and MX hosts come only with OK. A resolver that says otherwise is not believed. */
+static const char *check_resolve_reply(const Postmesh__BusMessage *m, struct pm_bus_invalid *why)
+{
+    const Postmesh__ResolveReply *r = m->resolve_reply;
+    int ok = r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK;
+    if (r->dnssec == POSTMESH__DNSSEC__DNSSEC_BOGUS && r->status != POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL) {
+        snprintf(why->field, sizeof why->field, "dnssec");
+        return "bogus_not_tempfail";
+    }
+    if (!ok && (r->n_tlsa || r->n_hosts)) {
+        snprintf(why->field, sizeof why->field, "%s", r->n_tlsa ? "tlsa" : "hosts");
+        return "records_without_ok";
+    }
+    return NULL;
 }
 
 static const char *check_job(const Postmesh__BusMessage *m, struct pm_bus_invalid *why)
@@ -203,7 +241,7 @@ const struct pm_bus_body_row pm_bus_rows[] = {
     {BODY(CONTROL), {DESC(control_request), control_fields}, check_control, refuse_control},
     {BODY(CONTROL_REPLY), {DESC(control_reply), control_reply_fields}, NULL, NULL},
     {BODY(RESOLVE), {DESC(resolve_request), resolve_fields}, NULL, refuse_resolve},
-    {BODY(RESOLVE_REPLY), {DESC(resolve_reply), resolve_reply_fields}, NULL, NULL},
+    {BODY(RESOLVE_REPLY), {DESC(resolve_reply), resolve_reply_fields}, check_resolve_reply, NULL},
     {BODY(PING), {DESC(ping), ping_fields}, NULL, NULL},
     {BODY(ETRN), {DESC(etrn), etrn_fields}, check_etrn, refuse_etrn},
     {BODY(ETRN_REPLY), {DESC(etrn_reply), etrn_reply_fields}, NULL, NULL},
@@ -214,9 +252,11 @@ const struct pm_bus_part pm_bus_parts[] = {
     {DESC(job_recipient), job_recipient_fields},
     {DESC(report_recipient), report_recipient_fields},
     {DESC(recipient_result), recipient_result_fields},
+    {DESC(tls_session), tls_session_fields},
     {DESC(queue_item), queue_item_fields},
     {DESC(queue_recipient), queue_recipient_fields},
     {DESC(mx_host), mx_host_fields},
+    {DESC(tlsa_record), tlsa_record_fields},
     {DESC(recipient_dsn), recipient_dsn_fields},
 };
 const size_t pm_bus_nrows = sizeof pm_bus_rows / sizeof pm_bus_rows[0];

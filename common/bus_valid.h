@@ -44,7 +44,13 @@
 #define PM_BUS_MAX_HOSTS 64  /* MX hosts in a ResolveReply (the resolver keeps 16) */
 #define PM_BUS_MAX_ADDRS 64  /* addresses per MX host (the resolver keeps 16 + 16) */
 #define PM_BUS_MAX_NAMES 64  /* PTR names (the resolver reads 64 records an answer) */
+#define PM_BUS_MAX_TLSA 32   /* TLSA records in a ResolveReply */
+#define PM_BUS_MAX_TLSA_DATA 1024 /* one TLSA record's association data, octets */
 #define PM_BUS_MAX_ITEMS 5000 /* ControlReply items: one page (proto: at most 5,000) */
+#define PM_BUS_MAX_TLS_SESSIONS 16 /* JobResult.tls_sessions (MTA_TLSRPT_MAX_SESSIONS) */
+#define PM_BUS_MAX_TLS_POLICY 32   /* a session's policy strings and mx patterns */
+#define PM_BUS_MAX_TLS_POLICY_STRING 1024 /* one policy string ("3 1 1 <hex>", an STS line) */
+#define PM_BUS_MAX_TLS_RUA 8       /* a session's rua URIs (PM_TLSRPT_MAX_RUA) */
 
 /* Why a message was refused: a fixed word and the field it is about, for the log line. */
 struct pm_bus_invalid {

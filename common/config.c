@@ -5,6 +5,7 @@
  * naming the key. */
 #include "config.h"
 
+#include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include "config_dkim.h"
 #include "config_dnsbl.h"
+#include "config_tls_policy.h"
 #include "config_schema.h"
 #include "config_wide.h"
 
@@ -269,6 +271,8 @@ static int set_value(struct ctx *c, struct pm_config *cfg, const struct pm_confi
         return pm_config_dkim_parse(s, f, c->path, c->err, c->errsize);
     case PM_CFG_DNSBL:
         return pm_config_dnsbl_parse(s, f, c->path, c->err, c->errsize);
+    case PM_CFG_TLS_POLICY:
+        return pm_config_tls_policy_parse(s, f, c->path, c->err, c->errsize);
     }
     return -1;
 }
@@ -366,12 +370,22 @@ static int retry_min_within_max(const struct pm_config *cfg, char *why, size_t s
     return -1;
 }
 
+/* The mta reads its CA bundle before its chroot: one that is not there now never will be. */
+static int mta_ca_file_readable(const struct pm_config *cfg, char *why, size_t size)
+{
+    if (!cfg->mta.ca_file || !cfg->mta.ca_file[0] || access(cfg->mta.ca_file, R_OK) == 0)
+        return 0;
+    snprintf(why, size, "mta.ca_file: '%.200s' cannot be read: %s", cfg->mta.ca_file, strerror(errno));
+    return -1;
+}
+
 static const struct cross_rule {
     const char *key;
     int (*holds)(const struct pm_config *cfg, char *why, size_t size);
 } cross_rules[] = {
     {"queue.control", one_control_per_shard},
     {"queue.retry_min", retry_min_within_max},
+    {"mta.ca_file", mta_ca_file_readable},
 };
 
 static int check_cross(struct ctx *c, const struct pm_config *cfg, const config_t *lc)
@@ -461,6 +475,8 @@ void pm_config_free(struct pm_config *cfg)
             pm_config_dkim_free(f);
         } else if (schema[i].type == PM_CFG_DNSBL) {
             pm_config_dnsbl_free(f);
+        } else if (schema[i].type == PM_CFG_TLS_POLICY) {
+            pm_config_tls_policy_free(f);
         }
     }
     free(cfg->path);

@@ -104,6 +104,7 @@ const struct pm_config_key pm_config_schema[] = {
     {.path = "mta.tls_level", .type = PM_CFG_STR, .off = O(mta.tls_level), .def_str = "",
      .flags = PM_CFG_EMPTY_OK,
      .choices = (const char *const[]){"", "none", "may", "encrypt", "verify", "secure", "dane", "dane-only", NULL}},
+    {.path = "mta.tls_policy", .type = PM_CFG_TLS_POLICY, .off = O(mta.tls_policy)},
     STR_OPT("mta.ca_file", mta.ca_file, "", pm_rule_path),
     STR_OPT("mta.ca_path", mta.ca_path, "/etc/ssl/certs", pm_rule_path),
     BOOL("mta.mta_sts", mta.mta_sts, 1),

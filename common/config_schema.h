@@ -17,6 +17,7 @@ enum pm_config_type {
     PM_CFG_MILTERS, /* a list of milter addresses or groups { address; timeout; default_action; } */
     PM_CFG_DKIM,    /* a list of DKIM key groups { domain; selector; key; active; } (config_dkim.c) */
     PM_CFG_DNSBL,   /* a list of DNS list groups { zone; weight; match; } (config_dnsbl.c) */
+    PM_CFG_TLS_POLICY, /* a list of TLS policy groups { domain; level; ca_file; match; } (config_tls_policy.c) */
 };
 
 #define PM_CFG_EMPTY_OK 1u /* "" is a value of its own (off, or a default another key gives) */

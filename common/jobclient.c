@@ -186,7 +186,8 @@ void pm_job_client_credit_soon(struct pm_job_client *c)
 int pm_job_client_outstanding(const struct pm_job_client *c) { return c->outstanding; }
 
 /* Sends (or holds) the JobResult of entry e, to the shard that sent the job. */
-static void send_result(struct job_entry *e, Postmesh__RecipientResult **results, size_t n)
+static void send_result(struct job_entry *e, Postmesh__RecipientResult **results, size_t n,
+                        Postmesh__TlsSession **sessions, size_t nsessions)
 {
     struct shard *s = e->s;
     Postmesh__JobResult res = POSTMESH__JOB_RESULT__INIT;
@@ -196,6 +197,8 @@ static void send_result(struct job_entry *e, Postmesh__RecipientResult **results
     res.queue_id = e->queue_id;
     res.results = results;
     res.n_results = n;
+    res.tls_sessions = sessions;
+    res.n_tls_sessions = nsessions;
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB_RESULT;
     msg.job_result = &res;
@@ -258,7 +261,7 @@ static void return_entry(struct job_entry *e, const char *why)
             rr[i].text = (char *)why;
             rp[i] = &rr[i];
         }
-        send_result(e, rp, e->nindexes);
+        send_result(e, rp, e->nindexes, NULL, 0);
     }
     free(rr);
     free(rp);
@@ -266,9 +269,15 @@ static void return_entry(struct job_entry *e, const char *why)
 
 void pm_job_finish(struct pm_job *job, Postmesh__RecipientResult **results, size_t n)
 {
+    pm_job_finish_tls(job, results, n, NULL, 0);
+}
+
+void pm_job_finish_tls(struct pm_job *job, Postmesh__RecipientResult **results, size_t n,
+                       Postmesh__TlsSession **sessions, size_t nsessions)
+{
     struct job_entry *e = (struct job_entry *)job;
     entry_unlink(e);
-    send_result(e, results, n);
+    send_result(e, results, n, sessions, nsessions);
     pm_job_client_credit_soon(e->c);
     entry_free(e);
 }

@@ -58,6 +58,10 @@ struct pm_job_client *pm_job_client_new(struct event_base *base, const struct pm
 /* Sends the outcome of every recipient of the job and frees the job. The results' indexes
  * must be those of the job's recipients; their order does not matter. */
 void pm_job_finish(struct pm_job *job, Postmesh__RecipientResult **results, size_t n);
+/* The same with the mta's TLS sessions for TLS reporting (JobResult.tls_sessions; copied
+ * when sent or held, the caller keeps them). */
+void pm_job_finish_tls(struct pm_job *job, Postmesh__RecipientResult **results, size_t n,
+                       Postmesh__TlsSession **sessions, size_t nsessions);
 
 /* Hands the job back unattempted (RETURNED, with why in the text) and frees it. */
 void pm_job_return(struct pm_job *job, const char *why);

@@ -348,9 +348,10 @@ static int enter_chroot(const char *dir, gid_t gid, int writable, int shared, in
         return -1;
     }
     int rc = -1;
-    /* A store shared through a group is sticky while a host name is on the bus: the group
-     * may then not rename root's etc/ away and put its own hosts file in its place. */
-    mode_t mode = writable ? (shared && named ? 01770 : 0770) : 0755;
+    /* A store shared through a group is sticky while a host name is on the bus, and so is a
+     * writable chroot of one service that resolves names in it (the mta's): the group may
+     * then not rename root's etc/ away and put its own hosts file in its place. */
+    mode_t mode = writable ? ((shared && named) || names ? 01770 : 0770) : 0755;
     if (fchown(fd, 0, writable ? gid : 0) < 0 || fchmod(fd, mode) < 0) {
         pm_log(PM_ERR, "event=privsep_error step=chroot_owner path=%s error=\"%s\"", dir, strerror(errno));
         goto out;

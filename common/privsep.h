@@ -23,6 +23,10 @@ enum pm_seccomp_allow {
      * host (privsep.c says why). */
     PM_SC_RESOLVE = 1u << 6,
     PM_SC_NOTIFY = 1u << 7, /* inotify on paths it may read: imapd's IDLE learns of new mail */
+    /* bind without listen after the drop: libunbound binds every query's UDP socket to a
+     * port of its own random choice (RFC 5452 source port randomization); the resolver with
+     * resolver.dnssec. It can still listen on nothing. */
+    PM_SC_SOURCE_PORT = 1u << 8,
 };
 
 struct pm_seccomp_profile {

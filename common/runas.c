@@ -7,7 +7,9 @@
 /* The rows of services.def, in their columns' words: what each profile allows and which bus
  * endpoints a sandboxed process connects to.
  * queue: nothing but its LMDB directory (written in place, never renamed); delivery, pop3d
- * and imapd: the mail store (imapd also watches it with inotify for IDLE); everyone else
+ * and imapd: the mail store (imapd also watches it with inotify for IDLE); the mta: its own
+ * directory, for the MTA-STS policies it keeps across restarts (services/mta/sts_cache.h);
+ * everyone else
  * needs no file at all once started, so an empty directory is its whole world. The queue
  * and the resolver accept: ZeroMQ's I/O thread accepts on their ROUTERs, bound before the
  * drop. The queue connects nowhere, pop3d and imapd have no bus and the helpers no network:
@@ -15,6 +17,7 @@
  * makes pm_privsep_drop give it what resolving needs (privsep.c). The cli runs as its caller: no row here. */
 #define SC_SOCKET PM_SC_SOCKET
 #define SC_ACCEPT PM_SC_ACCEPT
+#define SC_SOURCE_PORT PM_SC_SOURCE_PORT
 #define SC_READ PM_SC_READ
 #define SC_WRITE PM_SC_WRITE
 #define SC_FILES (PM_SC_READ | PM_SC_WRITE | PM_SC_NAMES)

@@ -275,6 +275,8 @@ int pm_seccomp_install_profile(const struct pm_seccomp_profile *profile)
         all(&b, SCMP_ACT_ALLOW, accept_calls);
     if (profile->allow & PM_SC_BIND)
         all(&b, SCMP_ACT_ALLOW, bind_calls);
+    else if (profile->allow & PM_SC_SOURCE_PORT)
+        rule(&b, SCMP_ACT_ALLOW, SCMP_SYS(bind), 0, NULL);
     if ((profile->allow & PM_SC_NOTIFY) && (profile->allow & PM_SC_READ))
         all(&b, SCMP_ACT_ALLOW, notify_calls);
     int rc = b.failed ? -EINVAL : seccomp_load(b.ctx);

@@ -148,6 +148,14 @@ static void send_rcpt(struct pm_smtpc *s, struct evbuffer *out, int i)
     evbuffer_add_printf(out, "\r\n");
 }
 
+/* The policy requires TLS and this server cannot give it: nothing goes in the clear. */
+static enum pm_smtpc_action tls_missing(struct pm_smtpc *s, struct evbuffer *out)
+{
+    pm_smtpc_fail(s, "4.7.4", "4.7.4 TLS is required, but was not offered by %s",
+                  s->server_name ? s->server_name : "the server");
+    return quit(s, out);
+}
+
 /* After EHLO/HELO (TLS, AUTH): MAIL, and with PIPELINING every RCPT and DATA too. */
 static enum pm_smtpc_action begin_transaction(struct pm_smtpc *s, struct evbuffer *out)
 {
@@ -156,6 +164,18 @@ static enum pm_smtpc_action begin_transaction(struct pm_smtpc *s, struct evbuffe
         why = "remote server does not support SMTPUTF8", dsn = "5.6.7";
     else if (s->ext.size && s->ext.size_max && s->body_size > s->ext.size_max)
         why = "message is larger than the remote server accepts", dsn = "5.3.4";
+    int requiretls = s->tls_active && s->ext.requiretls; /* RFC 8689 2: only over TLS */
+    if (!why && s->requiretls == PM_SMTPC_REQUIRETLS_MUST && !requiretls) {
+        /* RFC 8689 4.2.1: QUIT, and the next MX host may do; with none left the message
+         * is returned with 5.7.30, or 5.7.10 when there was no TLS at all (the caller's to
+         * decide: a 5.x.x reason, error_perm 0). */
+        const char *name = s->server_name ? s->server_name : "the server";
+        if (s->tls_active)
+            pm_smtpc_fail(s, "5.7.30", "5.7.30 REQUIRETLS support required, but %s does not offer it", name);
+        else
+            pm_smtpc_fail(s, "5.7.10", "5.7.10 REQUIRETLS needs TLS, but there is no TLS session with %s", name);
+        return quit(s, out);
+    }
     if (why) {
         for (int i = 0; i < s->nrcpts; i++) {
             s->rcpts[i].state = PM_SMTPC_RCPT_PERMFAIL;
@@ -172,6 +192,8 @@ static enum pm_smtpc_action begin_transaction(struct pm_smtpc *s, struct evbuffe
         evbuffer_add_printf(out, " BODY=8BITMIME");
     if (s->need_smtputf8)
         evbuffer_add_printf(out, " SMTPUTF8");
+    if (s->requiretls && requiretls)
+        evbuffer_add_printf(out, " REQUIRETLS");
     if (s->ext.dsn)
         pm_smtpc_dsn_mail(out, s->dsn_ret, s->dsn_envid);
     evbuffer_add_printf(out, "\r\n");
@@ -262,7 +284,9 @@ static enum pm_smtpc_action on_ehlo(struct pm_smtpc *s, const struct pm_smtpc_re
     if (names_self(s, r))
         return loop_detected(s, out);
     pm_smtpc_ehlo_parse(r, &s->ext);
-    if (!s->tls_active && s->tls_allowed && s->ext.starttls) {
+    if (!s->tls_active && s->tls_required && !s->ext.starttls)
+        return tls_missing(s, out);
+    if (!s->tls_active && (s->tls_allowed || s->tls_required) && s->ext.starttls) {
         evbuffer_add_printf(out, "STARTTLS\r\n");
         s->step = PM_SMTPC_STEP_STARTTLS;
         return PM_SMTPC_WAIT;
@@ -276,6 +300,8 @@ static enum pm_smtpc_action on_helo(struct pm_smtpc *s, const struct pm_smtpc_re
         return give_up(s, r, cls(r) == 5);
     if (names_self(s, r))
         return loop_detected(s, out);
+    if (s->tls_required && !s->tls_active) /* HELO: no extensions, so no STARTTLS */
+        return tls_missing(s, out);
     memset(&s->ext, 0, sizeof s->ext);
     return after_hello(s, out);
 }
@@ -285,6 +311,13 @@ static enum pm_smtpc_action on_starttls(struct pm_smtpc *s, const struct pm_smtp
     if (cls(r) == 2) {
         s->step = PM_SMTPC_STEP_TLS;
         return PM_SMTPC_STARTTLS;
+    }
+    if (s->tls_required) {
+        char line[PM_SMTPC_TEXT_MAX];
+        pm_smtpc_reply_oneline(r, line, sizeof line);
+        pm_smtpc_fail(s, "4.7.5", "4.7.5 TLS is required, but %s refused STARTTLS: %.300s",
+                      s->server_name ? s->server_name : "the server", line);
+        return quit(s, out);
     }
     return after_hello(s, out); /* RFC 3207: the client may go on in the clear */
 }

@@ -32,6 +32,8 @@ struct pm_smtpc_dialect {
 extern const struct pm_smtpc_dialect pm_smtpc_smtp; /* RFC 5321; submission is SMTP + AUTH */
 extern const struct pm_smtpc_dialect pm_smtpc_lmtp; /* RFC 2033 */
 
+enum { PM_SMTPC_REQUIRETLS_NO, PM_SMTPC_REQUIRETLS_MUST, PM_SMTPC_REQUIRETLS_IF_OFFERED };
+
 enum pm_smtpc_rcpt_state {
     PM_SMTPC_RCPT_PENDING,   /* no verdict from this server (yet) */
     PM_SMTPC_RCPT_ACCEPTED,  /* RCPT got 2xx; the message's fate comes with the final reply */
@@ -79,6 +81,19 @@ struct pm_smtpc {
     int body_8bit;
     int need_smtputf8;     /* an address is not ASCII */
     int tls_allowed;       /* use STARTTLS if offered */
+    /* Never go on in the clear (the caller's TLS policy requires TLS): a server that does not
+     * offer STARTTLS is given up with 4.7.4, one that refuses it with 4.7.5 (both temporary:
+     * the next MX, or later). Implies tls_allowed. */
+    int tls_required;
+    const char *server_name; /* the server's name for those texts (pm_smtpc_conn_start sets it) */
+    /* RFC 8689 REQUIRETLS (PM_SMTPC_REQUIRETLS_*, 0: none). MUST: MAIL FROM carries
+     * REQUIRETLS, and a server that does not offer it over TLS is given up before MAIL with
+     * error_dsn 5.7.30 (5.7.10 with no TLS at all). error_perm stays 0: the next MX may offer
+     * it; the caller decides when such a 5.x.x reason is final. IF_OFFERED (a notice from
+     * the null sender, RFC 8689 5): the parameter goes only where it is offered over TLS.
+     * Whether the TLS is authenticated enough is the caller's policy (tls_required and its
+     * certificate checks). */
+    int requiretls;
     int dsn_ret;           /* RFC 3461 RET (1 FULL, 2 HDRS, 0 none), sent when the server offers DSN */
     const char *dsn_envid; /* ENVID, NULL or "" for none */
     /* The body's line ends are all CRLF, so it may go out as it is (BDAT); else it goes

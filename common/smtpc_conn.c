@@ -29,7 +29,8 @@ struct pm_smtpc_conn {
     struct pm_smtpc_reply reply;
     struct pm_smtpc_dotstuff ds;
     size_t raw_off; /* BDAT: the body's octets queued so far */
-    int connected, tls_failed, closing, finished, fail_pending, local_failure;
+    int connected, tls_failed, closing, finished, fail_pending, local_failure, tls_up;
+    long verify_result;
     char tls[160];
 };
 
@@ -38,6 +39,8 @@ int pm_smtpc_conn_tls_failed(const struct pm_smtpc_conn *c) { return c->tls_fail
 int pm_smtpc_conn_local_failure(const struct pm_smtpc_conn *c) { return c->local_failure; }
 const char *pm_smtpc_conn_tls(const struct pm_smtpc_conn *c) { return c->tls; }
 const char *pm_smtpc_conn_relay(const struct pm_smtpc_conn *c) { return c->relay; }
+SSL *pm_smtpc_conn_ssl(const struct pm_smtpc_conn *c) { return c->tls_up ? bufferevent_openssl_get_ssl(c->bev) : NULL; }
+long pm_smtpc_conn_verify_result(const struct pm_smtpc_conn *c) { return c->verify_result; }
 
 /* Errors of socket()/connect() that say we are short of something (descriptors, ephemeral
  * ports, memory), not that the server is. */
@@ -70,7 +73,7 @@ static void finish(struct pm_smtpc_conn *c)
 static int verifies(SSL *ssl) { return ssl && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER); }
 
 /* Why the handshake broke: the certificate check if that was it, else OpenSSL's error. */
-static const char *tls_error_text(struct pm_smtpc_conn *c, char *buf, size_t size)
+static const char *tls_error_text(struct pm_smtpc_conn *c, short what, char *buf, size_t size)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
@@ -78,10 +81,16 @@ static const char *tls_error_text(struct pm_smtpc_conn *c, char *buf, size_t siz
     if (!e)
         e = ERR_get_error();
     ERR_clear_error();
+    if (verifies(ssl))
+        c->verify_result = v;
     if (verifies(ssl) && v != X509_V_OK)
         snprintf(buf, size, "certificate verify failed: %s", X509_verify_cert_error_string(v));
     else if (e)
         ERR_error_string_n(e, buf, size);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(buf, size, "connection closed during the handshake");
+    else if ((what & BEV_EVENT_ERROR) && EVUTIL_SOCKET_ERROR())
+        snprintf(buf, size, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     else
         snprintf(buf, size, "handshake failed");
     return buf;
@@ -138,6 +147,7 @@ static void start_tls(struct pm_smtpc_conn *c)
 static void tls_established(struct pm_smtpc_conn *c)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    c->tls_up = 1;
     snprintf(c->tls, sizeof c->tls, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
     char relay[PM_LOGV_SIZE];
     pm_log(PM_INFO, "event=tls id=%s relay=%s version=%s cipher=%s verified=%s", c->log_id, PM_LOGV(relay, c->relay),
@@ -253,8 +263,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                       e ? evutil_socket_error_to_string(e) : "connection failed");
     } else if (c->p.smtp->step == PM_SMTPC_STEP_TLS) {
         c->tls_failed = 1;
-        pm_smtpc_fail(c->p.smtp, "4.7.5", "TLS handshake with %s failed: %s", c->relay,
-                      tls_error_text(c, err, sizeof err));
+        pm_smtpc_fail(c->p.smtp, "4.7.5", "4.7.5 TLS handshake with %s failed: %s", c->relay,
+                      tls_error_text(c, what, err, sizeof err));
     } else {
         pm_smtpc_fail(c->p.smtp, "4.4.2", "lost connection with %s while %s%s", c->relay,
                       c->p.smtp->dot_sent ? "waiting for the reply to " : "in ",
@@ -318,6 +328,8 @@ struct pm_smtpc_conn *pm_smtpc_conn_start(const struct pm_smtpc_conn_params *p)
     c->p.ip = c->ip;
     c->p.log_id = c->log_id;
     p->smtp->body_crlf = pm_smtpc_body_is_crlf(p->body, p->body_len);
+    if (!p->smtp->server_name)
+        p->smtp->server_name = c->host;
     pm_smtpc_reply_reset(&c->reply);
     c->timer = evtimer_new(p->base, on_timeout, c);
     c->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);

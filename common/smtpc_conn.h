@@ -47,5 +47,10 @@ int pm_smtpc_conn_tls_failed(const struct pm_smtpc_conn *c); /* the TLS handshak
 int pm_smtpc_conn_local_failure(const struct pm_smtpc_conn *c);
 const char *pm_smtpc_conn_tls(const struct pm_smtpc_conn *c); /* "TLSv1.3 cipher" or "" */
 const char *pm_smtpc_conn_relay(const struct pm_smtpc_conn *c); /* "host[ip]:port" */
+/* The TLS session once the handshake is done (NULL before, or without TLS): the caller
+ * reads what it verified. */
+SSL *pm_smtpc_conn_ssl(const struct pm_smtpc_conn *c);
+/* The certificate check's verdict of a handshake that broke (X509_V_OK if it was not that). */
+long pm_smtpc_conn_verify_result(const struct pm_smtpc_conn *c);
 
 #endif

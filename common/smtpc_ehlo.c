@@ -40,6 +40,7 @@ static const struct {
     {"CHUNKING", offsetof(struct pm_smtpc_ext, chunking), NULL},
     {"SIZE", offsetof(struct pm_smtpc_ext, size), size_arg},
     {"AUTH", offsetof(struct pm_smtpc_ext, auth), auth_arg},
+    {"REQUIRETLS", offsetof(struct pm_smtpc_ext, requiretls), NULL},
 };
 
 void pm_smtpc_ehlo_parse(const struct pm_smtpc_reply *r, struct pm_smtpc_ext *ext)

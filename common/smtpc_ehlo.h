@@ -17,6 +17,7 @@ struct pm_smtpc_ext {
     int chunking;     /* RFC 3030: BDAT */
     int auth;         /* RFC 4954, with any mechanism */
     int auth_plain;   /* ... PLAIN among them (RFC 4616) */
+    int requiretls;   /* RFC 8689: MAIL FROM ... REQUIRETLS */
 };
 
 /* Reads the keywords of every line after the first (the server's name) into ext, which is

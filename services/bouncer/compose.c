@@ -154,6 +154,10 @@ static void human_part(struct bouncer_buf *b, const struct bouncer_dsn_in *in, c
                             "be delivered to one or more recipients. %s attached below.\r\n",
                          in->return_full ? "It is" : "Its headers are");
     }
+    if (in->requiretls)
+        bouncer_buf_adds(b, "\r\nThe message was sent with REQUIRETLS (RFC 8689): this report returns\r\n"
+                            "only its headers, and goes back with REQUIRETLS wherever the path\r\n"
+                            "offers it.\r\n");
     bouncer_buf_adds(b, "\r\nFor further assistance, please send mail to postmaster.\r\n\r\n"
                         "If you do so, please include this problem report. You can\r\n"
                         "delete your own text from the attached returned message.\r\n\r\n"

@@ -45,6 +45,9 @@ struct bouncer_dsn_in {
     /* RET=FULL and a failure is reported: headers is the whole message, returned as
      * message/rfc822 (else its header section only, as text/rfc822-headers). */
     int return_full;
+    /* The message was sent with REQUIRETLS (RFC 8689): the notice says why only the header
+     * section comes back (return_full is the caller's to clear). */
+    int requiretls;
 };
 
 struct bouncer_dsn {

@@ -33,6 +33,7 @@ struct task {
     char *sender;             /* the DSN's recipient */
     const char *action;       /* "failed" or "delayed" (static) */
     int smtputf8;
+    int requiretls;           /* the message's REQUIRETLS: so is the notice's (RFC 8689 5) */
     int timeout_ms;
     uint64_t deadline_ms;     /* monotonic: TEMPFAIL the job if no reply by then */
     char *dsn;                /* kept until answered when there is another shard to try */
@@ -159,6 +160,9 @@ static int try_submit(struct task *t, int avoid)
     sub.helo = w->hostname;
     sub.is_dsn = 1;
     sub.smtputf8 = t->smtputf8;
+    /* RFC 8689 5: a notice about a REQUIRETLS message is protected like the message; from
+     * the null sender, the mta passes it on with REQUIRETLS wherever that is offered. */
+    sub.requiretls = t->requiretls;
     sub.origin_id = t->queue_id;
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_SUBMIT;
@@ -310,6 +314,9 @@ static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, s
      * bounce_size_limit: a notice as big as the message would meet the same size limit
      * that may have refused it, and a notice to <> that is refused is lost. */
     return_full &= job->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL && job->body.len <= RETURN_FULL_LIMIT;
+    /* RFC 8689 5: a REQUIRETLS message is returned as if RET=HDRS (the queue sends only its
+     * header section already; this holds even if it did not). */
+    return_full &= !job->requiretls;
     char unique[64];
     unique_token(unique, sizeof unique, job->queue_id);
     struct bouncer_dsn_in in = {
@@ -328,6 +335,7 @@ static int compose_for_job(struct bouncer_worker *w, const Postmesh__Job *job, s
         .headers_len = job->body.len,
         .envid = job->dsn_envid,
         .return_full = return_full,
+        .requiretls = job->requiretls,
     };
     struct bouncer_dsn dsn;
     int rc = bouncer_compose(&in, &dsn);
@@ -388,6 +396,7 @@ static void on_job(struct pm_job *handle, void *arg)
         t->sender = strdup(sender);
         t->action = action;
         t->smtputf8 = has_8bit(sender);
+        t->requiretls = job->requiretls;
         t->timeout_ms = w->cfg.submit_timeout_ms; /* task_start bounds it by the lease */
     }
     if (!t || !t->queue_id || !t->sender || compose_for_job(w, job, t) < 0) {
@@ -429,8 +438,8 @@ static void on_submit_reply(struct bouncer_worker *w, int shard, uint64_t reques
     switch (r->status) {
     case POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED: {
         char text[128], id[PM_LOGV_SIZE];
-        pm_log(PM_INFO, "event=dsn id=%s dsn_id=%s to=%s action=%s", t->queue_id, PM_LOGV(id, r->queue_id),
-               PM_LV(lv, t->sender), t->action);
+        pm_log(PM_INFO, "event=dsn id=%s dsn_id=%s to=%s action=%s%s", t->queue_id, PM_LOGV(id, r->queue_id),
+               PM_LV(lv, t->sender), t->action, t->requiretls ? " requiretls=yes" : "");
         snprintf(text, sizeof text, "2.0.0 DSN queued as %.40s", r->queue_id);
         task_finish(t, &w->active, POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED, "2.0.0", text);
         break;

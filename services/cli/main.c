@@ -28,6 +28,7 @@ static const char usage_text[] =
     "  queue hold ID         keep a message from being delivered\n"
     "  queue release ID      undo hold\n"
     "  queue delete ID       remove a message without a bounce\n"
+    "  queue tlsrpt          send now the TLS reports (RFC 8460) of every day counted, today's too\n"
     "  user add ADDRESS      add a mailbox; the password is read from stdin (one line)\n"
     "  user passwd ADDRESS   set a new password (from stdin)\n"
     "  user del ADDRESS      remove a mailbox's login (its mail stays on disk)\n"

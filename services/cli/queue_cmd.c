@@ -143,6 +143,8 @@ static void print_show(const Postmesh__QueueItem *it, time_t now)
         printf("\nhold_reason: ");
         put_value(stdout, it->hold_reason, 0);
     }
+    if (it->requiretls) /* RFC 8689: only over verified TLS, to servers that offer REQUIRETLS */
+        printf("\nrequiretls: yes");
     fputc('\n', stdout);
     for (size_t i = 0; i < it->n_recipients; i++) {
         const Postmesh__QueueRecipient *r = it->recipients[i];
@@ -198,6 +200,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"list", CMD(LIST), 0},     {"show", CMD(SHOW), 1},   {"flush", CMD(FLUSH), 0}, {"delete", CMD(DELETE), 1},
     {"hold", CMD(HOLD), 1},     {"release", CMD(RELEASE), 1},
+    {"tlsrpt", CMD(TLSRPT), 0}, /* queue the TLS reports (RFC 8460) of every day counted, now */
 };
 
 /* Every shard's answer; NULL (printed) if none could be asked. */
@@ -251,6 +254,7 @@ static void json_item(FILE *out, const Postmesh__QueueItem *it, time_t now)
     json_member(out, "client_address", it->client_address, ',');
     json_member(out, "helo", it->helo, ',');
     json_member(out, "hold_reason", it->hold_reason, 0);
+    fprintf(out, ",\"requiretls\":%s", it->requiretls ? "true" : "false");
     fputs(",\"recipients\":[", out);
     for (size_t i = 0; i < it->n_recipients; i++) {
         const Postmesh__QueueRecipient *r = it->recipients[i];
@@ -449,7 +453,7 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
     int nargs = argc - 2;
     int json = sc && sc->command == CMD(LIST) && nargs == 1 && !strcmp(argv[2], "--json");
     if (!sc || nargs - json != sc->takes_id) {
-        cli_error("usage: postmesh queue list [--json] | show ID | flush | hold ID | release ID | delete ID");
+        cli_error("usage: postmesh queue list [--json] | show ID | flush | hold ID | release ID | delete ID | tlsrpt");
         return CLI_USAGE;
     }
     char id[PM_BUS_QUEUE_ID_LEN + 1] = "";
@@ -469,7 +473,7 @@ int cli_cmd_queue(const struct pm_config *cfg, int argc, char **argv)
     } else if (sc->takes_id) {
         rc = on_one_message(sc, id, a, n);
     } else {
-        /* list and flush: every shard that answered, then who did not. */
+        /* list, flush and tlsrpt: every shard that answered, then who did not. */
         time_t now = time(NULL);
         for (int i = 0; i < n; i++) {
             const Postmesh__ControlReply *r = a[i].reply;

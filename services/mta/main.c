@@ -16,6 +16,8 @@
 #include "runas.h"
 #include "self.h"
 #include "service.h"
+#include "sts.h"
+#include "sts_testhook.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -34,7 +36,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 /* The job worker process: everything that touches the network, unprivileged and sandboxed. */
 struct mta_main_args {
     struct pm_config *cfg;
-    SSL_CTX *tls; /* built by the parent: the CA store is read before the chroot */
+    struct mta_tls *tls; /* built by the parent: the CA stores are read before the chroot */
 };
 
 static int worker_main(int parent_fd, void *arg)
@@ -43,10 +45,14 @@ static int worker_main(int parent_fd, void *arg)
     struct pm_config *cfg = args->cfg;
     int rc = 1;
     struct event_base *base = event_base_new();
-    SSL_CTX *tls = args->tls;
-    struct mta_env env = {.base = base, .cfg = cfg, .tls_ctx = tls, .self = mta_self_new(cfg)};
+    struct mta_tls *tls = args->tls;
+    struct mta_env env = {.base = base, .cfg = cfg, .tls = tls, .self = mta_self_new(cfg)};
     env.resolver = base ? mta_resolver_new(base, cfg->resolver.endpoint, resolve_deadline(cfg)) : NULL;
-    struct mta_worker *w = env.resolver && env.self ? mta_worker_new(&env) : NULL;
+    /* MTA-STS (sts.h): libcurl and the CA bundle were made ready by main() before the sandbox. */
+    if (env.resolver && cfg->mta.mta_sts)
+        env.sts = mta_sts_new(base, env.resolver, cfg);
+    int sts_ok = !cfg->mta.mta_sts || env.sts;
+    struct mta_worker *w = env.resolver && env.self && sts_ok ? mta_worker_new(&env) : NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     if (w) {
         if (!tls)
@@ -56,9 +62,12 @@ static int worker_main(int parent_fd, void *arg)
         event_add(sigterm, NULL);
         event_add(sigint, NULL);
         pm_metrics_serve(base, NULL, NULL);
+        mta_sts_testhook_start(base, env.sts);
         pm_log(PM_INFO, "event=started queue=%s shards=%d resolver=%s remote_port=%lld max_concurrency=%lld "
-               "max_per_domain=%lld tls_verify=%s", cfg->queue.endpoint, cfg->queue.endpoints.n, cfg->resolver.endpoint,
-               cfg->mta.remote_port, cfg->mta.max_concurrency, cfg->mta.max_per_domain, cfg->mta.tls_verify ? "yes" : "no");
+               "max_per_domain=%lld tls_level=%s tls_policies=%d", cfg->queue.endpoint, cfg->queue.endpoints.n,
+               cfg->resolver.endpoint, cfg->mta.remote_port, cfg->mta.max_concurrency, cfg->mta.max_per_domain,
+               mta_tls_level_name(mta_policy_level(NULL, cfg->mta.tls_level, cfg->mta.tls_verify)),
+               cfg->mta.tls_policy.n);
         event_base_dispatch(base);
         /* Sessions waiting for the verdict on a body they sent may finish for a moment
          * (broken by the last one done, the grace's end, or a second signal); the rest is
@@ -75,6 +84,8 @@ static int worker_main(int parent_fd, void *arg)
     if (sigint)
         event_free(sigint);
     mta_worker_free(w);
+    mta_sts_testhook_stop();
+    mta_sts_free(env.sts); /* before the resolver: it cancels its lookups there */
     mta_resolver_free(env.resolver);
     mta_self_free(env.self);
     if (base)
@@ -100,7 +111,15 @@ int main(int argc, char **argv)
     int init_rc = pm_service_init(argc, argv, "mta", PM_SERVICE_BUS, &cfg);
     if (init_rc != 0)
         return init_rc;
-    struct mta_main_args args = {.cfg = &cfg, .tls = mta_tls_context(cfg.mta.tls_verify)};
+    struct mta_main_args args = {.cfg = &cfg, .tls = mta_tls_new_context(&cfg)};
+    /* libcurl's global state and the CA bundle, while the files are still visible; as root
+     * the job worker process will run chrooted in state_dir/mta, whose sts/ keeps the
+     * policies. */
+    if (cfg.mta.mta_sts && mta_sts_preload(&cfg, geteuid() == 0) < 0) {
+        mta_tls_free(args.tls);
+        pm_config_free(&cfg);
+        return 1;
+    }
     char empty[4096];
     struct pm_sandbox_spec spec = {
         .name = "mta",
@@ -115,8 +134,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = pm_privsep_supervise(&spec);
-    if (args.tls)
-        SSL_CTX_free(args.tls);
+    mta_tls_free(args.tls);
     pm_config_free(&cfg);
     return rc;
 }

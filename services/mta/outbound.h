@@ -1,11 +1,19 @@
 /* One outbound job (WORKER_MTA): the recipients of one message for one domain. Asks the
- * resolver for the MX hosts, then tries their addresses in order, one connection of the
- * shared SMTP client (smtpc_conn.h) at a time, until every recipient has a verdict from some
- * server or the addresses run out:
+ * resolver for the MX hosts (with them, the MTA-STS policy (sts.h) and the TLSRPT record
+ * "_smtp._tls.<domain>", then the TLSA records of each DNSSEC-secure MX host, when the TLS
+ * policy wants them: policy.h, docs/outbound-tls.md), then tries their addresses in order,
+ * one connection of the shared SMTP client (smtpc_conn.h) at a time, each with the TLS the
+ * policy decided for that MX, until every recipient has a verdict from some server or the
+ * addresses run out:
+ *  - an MX the policy rules out (no usable DANE under dane-only, a failed TLSA lookup, not
+ *    in an enforced MTA-STS policy, REQUIRETLS that cannot be met) is not connected to; its
+ *    reason stays for the recipients;
+ *  - TLS the policy requires never continues in the clear: STARTTLS missing (4.7.4),
+ *    refused or broken (4.7.5) moves on to the next address;
  *  - connection errors, 4xx/5xx greetings, 4xx to EHLO/HELO and temporary recipient
  *    verdicts move on to the next address (recipients that got a 2xx or 5xx are done);
  *  - a TLS handshake that breaks is retried once on the same address without STARTTLS
- *    (opportunistic TLS; never with mta.tls_verify);
+ *    (opportunistic TLS only: the levels may and dane without DANE or MTA-STS);
  *  - whatever is still undecided at the end is TEMPFAIL with the last reason seen;
  *  - loops (as Postfix): an MX address and port that is one of our own smtpd listeners is
  *    never tried, nor any MX host less preferred than it (targets.h); when that leaves
@@ -27,11 +35,12 @@ struct event_base;
 struct pm_config;
 struct mta_outbound;
 struct mta_self;
+struct mta_tls;
 
 struct mta_env {
     struct event_base *base;
     const struct pm_config *cfg;
-    SSL_CTX *tls_ctx; /* tls.h; NULL: never STARTTLS */
+    struct mta_tls *tls; /* tls.h; NULL: never STARTTLS (levels that require TLS defer) */
     struct mta_resolver *resolver;
     struct mta_self *self; /* our smtpd listeners (self.h); NULL: no address loop check */
     struct mta_sts *sts;   /* MTA-STS policies (sts.h); NULL: mta.mta_sts off */

@@ -49,9 +49,15 @@ struct mta_sts_result {
 
 typedef void (*mta_sts_cb)(const struct mta_sts_result *r, void *arg);
 
-/* ca: the CA bundle / directory the policy host's certificate is verified with (read
- * before the chroot; the cache lives in the working directory's "sts/"). NULL if out of
- * memory or the cache directory cannot be made. */
+/* Once, before the sandbox (as root, outside the chroot): curl_global_init, and the CA bundle
+ * the policy hosts' certificates are verified with read into memory: mta.ca_file, else the
+ * system's bundle (/etc/ssl/certs/ca-certificates.crt), else the hashed files of mta.ca_path.
+ * chrooted: the mta's process will run in its own chroot, whose "sts/" holds the policies;
+ * otherwise (no root) they are in state_dir/mta/sts. 0, or -1 (logged). */
+int mta_sts_preload(const struct pm_config *cfg, int chrooted);
+
+/* The cache lives in the working directory's "sts/" (sts_cache.h). NULL if out of memory,
+ * mta_sts_preload was not called, or the cache directory cannot be made. */
 struct mta_sts *mta_sts_new(struct event_base *base, struct mta_resolver *resolver, const struct pm_config *cfg);
 void mta_sts_free(struct mta_sts *s);
 

@@ -78,6 +78,7 @@ enum mta_targets_result mta_targets_mx(struct mta_targets *t, const Postmesh__Re
     if (usable < reply->n_hosts && usable == 0)
         return MTA_TARGETS_LOOP;
     uint32_t best = usable ? reply->hosts[0]->preference : 0;
+    int mx_secure = reply->dnssec == POSTMESH__DNSSEC__DNSSEC_SECURE;
     for (size_t h = 0; h < usable && t->n < MTA_MAX_TARGETS; h++) {
         const Postmesh__MxHost *m = reply->hosts[h];
         for (size_t a = 0; a < m->n_addresses && t->n < MTA_MAX_TARGETS; a++) {
@@ -85,6 +86,9 @@ enum mta_targets_result mta_targets_mx(struct mta_targets *t, const Postmesh__Re
             snprintf(x->host, sizeof x->host, "%s", m->name);
             snprintf(x->ip, sizeof x->ip, "%s", m->addresses[a]);
             x->best = m->preference == best;
+            x->secure = mx_secure && m->secure;
+            for (char *p = x->host; *p; p++) /* MTA-STS patterns and TLSA names are lower case */
+                *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
             t->n++;
         }
     }

@@ -19,6 +19,7 @@ struct mta_target {
     char ip[64];
     int plain; /* retry without STARTTLS after a broken handshake */
     int best;  /* a host of the lowest preference: a loop found here is final (Postfix) */
+    int secure; /* the MX answer and every address of this host were DNSSEC-secure (DANE) */
 };
 
 struct mta_targets {

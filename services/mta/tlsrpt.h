@@ -36,8 +36,11 @@ void mta_tlsrpt_set_policy(struct mta_tlsrpt *r, Postmesh__TlsSession__PolicyTyp
 void mta_tlsrpt_session(struct mta_tlsrpt *r, int success, const char *result_type, const char *mx_host,
                         const char *receiving_ip, const char *sending_ip, const char *helo, const char *additional);
 
-/* Moves the sessions into res->tls_sessions (nothing without rua); res is freed by its owner
- * with the usual protobuf free. */
+/* Moves the sessions into res->tls_sessions (nothing without rua, or without a session):
+ * allocated here, freed by mta_tlsrpt_release (mta_result_free calls it). */
 void mta_tlsrpt_attach(struct mta_tlsrpt *r, Postmesh__JobResult *res);
+
+/* Frees res->tls_sessions as attach made them (none: nothing). */
+void mta_tlsrpt_release(Postmesh__JobResult *res);
 
 #endif

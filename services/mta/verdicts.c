@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "tlsrpt.h"
 
 #define DELIVERED POSTMESH__RECIPIENT_RESULT__STATUS__DELIVERED
 #define TEMPFAIL POSTMESH__RECIPIENT_RESULT__STATUS__TEMPFAIL
@@ -32,8 +33,16 @@ void mta_rcpts_fail_all(struct mta_rcpt *rcpts, int n, mta_status st, const char
 /* A reason to keep while another server may still take the mail. */
 static void reason(struct mta_rcpt *r, const char *dsn, const char *text)
 {
+    r->temp_reason |= dsn[0] != '5';
     snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
     snprintf(r->text, sizeof r->text, "%s", text);
+}
+
+void mta_rcpts_skip(struct mta_rcpt *rcpts, int n, const char *dsn, const char *text)
+{
+    for (int i = 0; i < n; i++)
+        if (!rcpts[i].final)
+            reason(&rcpts[i], dsn, text);
 }
 
 static void fold_one(struct mta_rcpt *r, const struct pm_smtpc *sm, const struct pm_smtpc_rcpt *sr)
@@ -93,9 +102,11 @@ static void log_result(const Postmesh__Job *job, const struct mta_rcpt *r)
                         : r->status == TEMPFAIL                                   ? "deferred"
                         : r->status == POSTMESH__RECIPIENT_RESULT__STATUS__RETURNED ? "returned"
                                                                                   : "bounced";
-    pm_log(PM_INFO, "event=%s id=%s to=%s relay=%s dsn=%s delay=%.0f%s%s%s reply=%s", event, job->queue_id,
+    /* r->tls: "tls=verified dane=yes sts=no policy=dane cipher=..." (outbound.c), tokens
+     * without spaces or quotes. */
+    pm_log(PM_INFO, "event=%s id=%s to=%s relay=%s dsn=%s delay=%.0f%s%s reply=%s", event, job->queue_id,
            PM_LV(to, r->address), r->relay[0] ? PM_LOGV(relay, r->relay) : "none", PM_LOGV(dsn, r->dsn), delay,
-           r->tls[0] ? " tls=\"" : "", r->tls, r->tls[0] ? "\"" : "", PM_LV(reply, r->text));
+           r->tls[0] ? " " : "", r->tls, PM_LV(reply, r->text));
 }
 
 void mta_result_build(struct mta_result *r, struct mta_rcpt *rcpts, int n, const Postmesh__Job *job)
@@ -109,9 +120,16 @@ void mta_result_build(struct mta_result *r, struct mta_rcpt *rcpts, int n, const
         abort();
     for (int i = 0; i < n; i++) {
         struct mta_rcpt *x = &rcpts[i];
-        if (!x->final) /* never reached a server that decided: try again later */
+        if (!x->final && x->dsn[0] == '5' && !x->temp_reason) {
+            /* Every address was given up for good reasons only (a server without REQUIRETLS
+             * for a REQUIRETLS message, RFC 8689 4.2.1): the last one stands. */
+            mta_rcpt_final(x, PERMFAIL, x->dsn, x->text);
+        } else if (!x->final) { /* never reached a server that decided: try again later */
+            if (x->dsn[0] == '5')
+                x->dsn[0] = '4'; /* a permanent reason from one MX, a temporary one from another */
             mta_rcpt_final(x, TEMPFAIL, x->dsn[0] ? x->dsn : "4.4.1",
                            x->text[0] ? x->text : "no mail exchanger could be reached");
+        }
         log_result(job, x);
         postmesh__recipient_result__init(&r->rr[i]);
         r->rr[i].index = x->index;
@@ -128,6 +146,7 @@ void mta_result_build(struct mta_result *r, struct mta_rcpt *rcpts, int n, const
 
 void mta_result_free(struct mta_result *r)
 {
+    mta_tlsrpt_release(&r->res); /* the TLS sessions outbound.c attached (tlsrpt.h) */
     free(r->rr);
     free(r->rp);
     r->rr = NULL;

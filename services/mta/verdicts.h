@@ -25,6 +25,9 @@ struct mta_rcpt {
     char tls[160];
     const Postmesh__RecipientDsn *rcpt_dsn; /* the job's NOTIFY and ORCPT, NULL none */
     int relayed; /* delivered to a server without DSN, and NOTIFY asked for SUCCESS */
+    /* Some address failed it only temporarily (a 4.x.x reason): a 5.x.x reason kept from
+     * another one (REQUIRETLS, RFC 8689 4.2.1) is then not final, the queue tries later. */
+    int temp_reason;
 };
 
 /* dsn and text may be r's own fields (the last temporary reason becoming final). */
@@ -32,6 +35,10 @@ void mta_rcpt_final(struct mta_rcpt *r, mta_status st, const char *dsn, const ch
 
 /* Every recipient still undecided gets this final verdict. */
 void mta_rcpts_fail_all(struct mta_rcpt *rcpts, int n, mta_status st, const char *dsn, const char *text);
+
+/* An MX not tried for the TLS policy (policy.h SKIP): the reason stays on every undecided
+ * recipient, as a temporary one from a connection would, while another MX may take them. */
+void mta_rcpts_skip(struct mta_rcpt *rcpts, int n, const char *dsn, const char *text);
 
 /* What one connection decided for its recipients: sm->rcpts[j] is rcpts[map[j]]. host, relay
  * and tls name the server and the connection. When sm->loop, every one of them gets
@@ -41,7 +48,9 @@ void mta_rcpts_fold(struct mta_rcpt *rcpts, const int *map, const struct pm_smtp
                     const char *relay, const char *tls, const char *looptext);
 
 /* The job's result: every recipient still undecided becomes TEMPFAIL with its last reason,
- * each is logged, and r->res points into r until mta_result_free. */
+ * or PERMFAIL when that reason is 5.x.x and no address failed it temporarily (every MX was
+ * tried and none could take it, e.g. none offered REQUIRETLS: RFC 8689 4.2.1 returns the
+ * message then). Each is logged, and r->res points into r until mta_result_free. */
 struct mta_result {
     Postmesh__JobResult res;
     Postmesh__RecipientResult *rr;

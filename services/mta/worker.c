@@ -126,7 +126,7 @@ static void on_outbound_done(struct mta_outbound *o, Postmesh__JobResult *res, v
     (void)o;
     struct slot *s = arg;
     struct mta_worker *w = s->w;
-    pm_job_finish(s->job, res->results, res->n_results);
+    pm_job_finish_tls(s->job, res->results, res->n_results, res->tls_sessions, res->n_tls_sessions);
     s->job = NULL;
     unlink_slot(&w->running, s);
     push(&w->finished, s); /* freed by the reaper, outside the outbound job's own call stack */

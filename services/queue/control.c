@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "queue.h"
+#include "tlsrpt.h"
 
 #define ST(x) POSTMESH__STORED_RECIPIENT__STATE__##x
 
@@ -36,6 +37,7 @@ static void fill_item(Postmesh__QueueItem *it, Postmesh__QueueRecipient **rp, Po
     it->client_address = m->rec->client_address;
     it->helo = m->rec->helo;
     it->hold_reason = m->rec->hold && m->rec->hold_reason ? m->rec->hold_reason : ""; /* a milter's quarantine */
+    it->requiretls = m->rec->requiretls;
     for (size_t i = 0; i < m->rec->n_recipients; i++) {
         const Postmesh__StoredRecipient *s = m->rec->recipients[i];
         postmesh__queue_recipient__init(&r[i]);
@@ -221,7 +223,8 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
     struct qmsg *m = NULL;
     int needs_id = c->command != POSTMESH__CONTROL_REQUEST__COMMAND__LIST &&
                    c->command != POSTMESH__CONTROL_REQUEST__COMMAND__FLUSH &&
-                   c->command != POSTMESH__CONTROL_REQUEST__COMMAND__STATUS;
+                   c->command != POSTMESH__CONTROL_REQUEST__COMMAND__STATUS &&
+                   c->command != POSTMESH__CONTROL_REQUEST__COMMAND__TLSRPT;
     if (needs_id) {
         m = queue_msg_find(q, c->queue_id);
         if (!m) {
@@ -279,6 +282,16 @@ void queue_on_control(struct pm_bus *bus, const uint8_t *peer, size_t peerlen, P
                  q->nstored + q->nfresh, njobs, q->nworkers, (unsigned long long)q->committed_total,
                  (unsigned long long)q->commits_total, q->nmsgs, q->active_limit, q->depth[QSTATE_DEFERRED],
                  q->depth[QSTATE_HOLD]);
+        break;
+    }
+    case POSTMESH__CONTROL_REQUEST__COMMAND__TLSRPT: {
+        /* Every day counted, today's too: each report committed with its day's deletion. */
+        int n = queue_tlsrpt_send(q, 1, text, sizeof text);
+        pm_log(PM_INFO, "event=tlsrpt_requested queued=%d", n);
+        if (n < 0) {
+            reply_text(bus, peer, peerlen, bm->request_id, 0, text);
+            return;
+        }
         break;
     }
     default: /* only a command added to the proto and not here: the edge admits no other value */

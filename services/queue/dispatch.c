@@ -18,6 +18,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "queue.h"
+#include "tlsrpt.h"
 
 #define WORKER_SILENCE 10 /* seconds without a heartbeat before a job worker's credit is void */
 
@@ -209,7 +210,11 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
     job.delay_notice = delay_notice;
     job.dsn_ret = m->rec->dsn_ret;
     job.dsn_envid = m->rec->dsn_envid;
-    int whole = 0; /* RET=FULL: a failure notice returns the whole message */
+    job.requiretls = m->rec->requiretls; /* RFC 8689: the mta's hops and the bouncer's notices */
+    /* RET=FULL: a failure notice returns the whole message. Not for REQUIRETLS (RFC 8689 5:
+     * a bounce behaves as if RET=HDRS, RET=FULL is disregarded): the notice may travel a
+     * return path that is not protected, so the body never leaves with it. */
+    int whole = 0;
 
     /* Everything the job needs is allocated before it is sent: a job on the wire is always
      * recorded. Out of memory: nothing is sent, the next walk tries again. */
@@ -240,7 +245,7 @@ static int send_job(struct queue *q, struct worker *w, struct qmsg *m, Postmesh_
             rr[i].status = r->dsn_status[0] ? r->dsn_status : (char *)fallback;
             rr[i].action = (char *)action;
             rr[i].dsn = r->dsn;
-            whole |= failed && m->rec->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL;
+            whole |= failed && m->rec->dsn_ret == POSTMESH__DSN_RET__DSN_RET_FULL && !m->rec->requiretls;
             rr[i].remote_mta = r->remote_mta;
             rr[i].diagnostic = r->last_error;
             rr[i].last_attempt = r->last_attempt;
@@ -713,6 +718,7 @@ static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
 /* Validated at the edge (bus_rules.c): r names a job and a well-formed queue id. */
 void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
 {
+    queue_tlsrpt_apply(q, r); /* statistics: whatever the result is for, stale ones too */
     struct job **pj = find_job(q, r->epoch, r->job_id);
     if (!pj) {
         settle_late_result(q, r);

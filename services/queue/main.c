@@ -19,6 +19,7 @@
 #include "queue.h"
 #include "runas.h"
 #include "service.h"
+#include "tlsrpt.h"
 
 #define TICK_MS 250
 
@@ -128,6 +129,8 @@ int main(int argc, char **argv)
         q.dkim_pool = queue_dkim_pool_new(q.base, q.dkim, dkim_threads(), DKIM_POOL_JOBS, on_signed, &q);
     if (queue_metrics_serve(&q) < 0)
         return 1;
+    if (queue_tlsrpt_init(&q) < 0) /* TLS report counts (RFC 8460) and the daily timer */
+        return 1;
     pm_log(PM_INFO, "event=started listen=%s control_listen=%s shards=%d messages=%zu in_memory=%zu epoch=%016llx",
            cfg.queue.listen, cfg.queue.control_listen, cfg.queue.endpoints.n, q.nstored, q.nmsgs,
            (unsigned long long)q.epoch);
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
     pm_bus_close(q.bus);
     pm_bus_close(q.control);
     queue_commit_now(&q);
+    queue_tlsrpt_free(&q); /* after the last commit: what it counted is written */
     queue_etrn_free(&q);
     queue_free_memory(&q);
     queue_store_close(&q);

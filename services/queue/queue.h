@@ -75,6 +75,7 @@ struct queue {
     struct pm_bus_policy endpoint_policy; /* sized from the config (endpoints.c) */
     MDB_env *env;
     MDB_dbi db_meta, db_body, db_due;
+    MDB_dbi db_tlsrpt;        /* TLS report counts per (day, policy domain): tlsrpt.h */
     struct qmsg *head, *tail; /* the active set (messages in memory) */
     struct qmsg *dirty;       /* records to write at the next commit */
     size_t nmsgs;             /* in the active set */
@@ -105,6 +106,7 @@ struct queue {
     struct queue_etrn *etrn;  /* ETRN requests being worked on (etrn.c) */
     struct dkim_signer *dkim; /* DKIM keys, loaded before the chroot (dkim_sign.h) */
     struct dkim_pool *dkim_pool; /* the signing threads (NULL: none, or sign inline) */
+    struct queue_tlsrpt *tlsrpt; /* TLSRPT counts waiting for a commit, the report timer (tlsrpt.h) */
 };
 
 /* store.c: LMDB */

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "privsep.h"
 #include "queue.h"
+#include "tlsrpt.h"
 
 /* Where the store lives, to reopen it: the configured path before the chroot, "/" inside it
  * (the same directory, recognised by device and inode). */
@@ -71,6 +72,8 @@ static int env_open(struct queue *q, const char *dir)
         rc = mdb_dbi_open(txn, "body", MDB_CREATE, &q->db_body);
     if (!rc)
         rc = mdb_dbi_open(txn, "due", MDB_CREATE, &q->db_due);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "tlsrpt", MDB_CREATE, &q->db_tlsrpt); /* TLS report counts (tlsrpt.h) */
     if (!rc)
         rc = mdb_txn_commit(txn);
     else if (txn)
@@ -552,11 +555,15 @@ static int write_txn(struct queue *q, struct qmsg **list, size_t n)
         return rc;
     for (size_t i = 0; i < n && !rc; i++)
         rc = write_one(q, txn, list[i]);
+    if (!rc) /* TLS report counts and reported days go with the commit (tlsrpt.h) */
+        rc = queue_tlsrpt_stage(q, txn, list, n);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
     }
     rc = mdb_txn_commit(txn); /* synced: LMDB without MDB_NOSYNC fdatasyncs here */
+    if (rc == 0)
+        queue_tlsrpt_committed(q, list, n);
     if (rc == EIO && short_write_means_full(q, list, n))
         rc = ENOSPC;
     return rc;

@@ -16,6 +16,7 @@
 #include "logvalue.h"
 #include "metrics.h"
 #include "queue.h"
+#include "tlsrpt.h"
 
 #define MAX_HOPS 100
 
@@ -34,6 +35,8 @@ static void reply(struct queue *q, const uint8_t *peer, size_t peerlen, uint64_t
     int ok = status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED;
     pm_metric_add(PM_M_QUEUE_SUBMISSIONS, 1, ok ? "committed" : "refused",
                   pm_metric_reason(r.text, reason, sizeof reason));
+    if (peerlen == 0)
+        return; /* the queue's own message (a TLS report: tlsrpt.c): nobody waits */
     if (pm_bus_send_to(q->bus, peer, peerlen, &out) < 0)
         pm_log(PM_WARN, "event=reply_lost id=%s error=\"%s\"", id ? id : "-", strerror(errno));
 }
@@ -119,6 +122,7 @@ static Postmesh__StoredMessage *make_record(struct queue *q, const Postmesh__Sub
     rec->auth_user = strdup(s->auth_user);
     rec->is_dsn = s->is_dsn;
     rec->smtputf8 = s->smtputf8;
+    rec->requiretls = s->requiretls; /* RFC 8689: kept for every hop onward and its notices */
     rec->origin_id = strdup(s->origin_id);
     rec->size = s->body.len;
     rec->dsn_ret = s->dsn_ret;
@@ -216,10 +220,11 @@ void queue_submit_admit(struct queue *q, Postmesh__BusMessage *bm, const uint8_t
     m->request_id = bm->request_id;
     q->nfresh++;
     char from[PM_LOGV_SIZE], client[PM_LOGV_SIZE], origin[PM_LOGV_SIZE], reason[PM_LOGV_SIZE];
-    pm_log(PM_INFO, "event=received id=%s from=%s nrcpt=%zu size=%zu client=%s%s%s%s%s", id,
+    pm_log(PM_INFO, "event=received id=%s from=%s nrcpt=%zu size=%zu client=%s%s%s%s%s%s", id,
            PM_LOGV_PATH(from, s->sender), s->n_recipients, s->body.len, PM_LOGV(client, s->client_address),
            s->is_dsn ? " dsn_for=" : "", s->is_dsn ? PM_LOGV(origin, s->origin_id) : "", s->hold ? " hold=1 hold_reason=" : "",
-           s->hold ? PM_LOGV(reason, s->hold_reason) : ""); /* quarantined by a milter */
+           s->hold ? PM_LOGV(reason, s->hold_reason) : "", /* quarantined by a milter */
+           s->requiretls ? " requiretls=yes" : "");
     queue_msg_mark_dirty(q, m);
     if (++q->batch >= (size_t)q->cfg->queue.max_batch)
         queue_commit_now(q);
@@ -275,7 +280,7 @@ void queue_commit_now(struct queue *q)
     }
     q->dirty = NULL;
     q->batch = 0;
-    if (n == 0) {
+    if (n == 0 && !queue_tlsrpt_pending(q)) { /* TLS report counts commit alone too */
         free(list);
         return;
     }

@@ -18,6 +18,15 @@ const char *resolver_rcode_name(enum resolver_rcode rc)
     }
 }
 
+const char *resolver_security_name(enum resolver_security s)
+{
+    switch (s) {
+    case RESOLVER_SECURE: return "secure";
+    case RESOLVER_BOGUS: return "bogus";
+    default: return "insecure";
+    }
+}
+
 void resolver_answer_tempfail(struct resolver_answer *out, const char *why)
 {
     memset(out, 0, sizeof *out);
@@ -58,12 +67,45 @@ static char *txt_text(const ldns_rr *rr)
     return out;
 }
 
+/* "usage selector matching-type hex" (RFC 6698 2.2's presentation form, without spaces in
+ * the data), or NULL to skip a record that is malformed or longer than the bus carries. */
+static char *tlsa_text(const ldns_rr *rr)
+{
+    if (ldns_rr_rd_count(rr) != 4)
+        return NULL;
+    unsigned v[3];
+    for (int i = 0; i < 3; i++) {
+        const ldns_rdf *f = ldns_rr_rdf(rr, (size_t)i);
+        if (ldns_rdf_size(f) != 1)
+            return NULL;
+        v[i] = ldns_rdf_data(f)[0];
+    }
+    const ldns_rdf *data = ldns_rr_rdf(rr, 3);
+    size_t len = ldns_rdf_size(data);
+    if (len == 0 || len > RESOLVER_MAX_TLSA_DATA)
+        return NULL;
+    char *out = malloc(12 + 2 * len + 1);
+    if (!out)
+        return NULL;
+    int n = snprintf(out, 13, "%u %u %u ", v[0], v[1], v[2]);
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *d = ldns_rdf_data(data);
+    for (size_t i = 0; i < len; i++) {
+        out[n++] = hex[d[i] >> 4];
+        out[n++] = hex[d[i] & 15];
+    }
+    out[n] = '\0';
+    return out;
+}
+
 /* Text form of the record's interesting rdata, or NULL to skip the record. */
 static char *record_text(const ldns_rr *rr, ldns_rr_type type, uint16_t *pref)
 {
     *pref = 0;
     if (type == LDNS_RR_TYPE_TXT)
         return txt_text(rr);
+    if (type == LDNS_RR_TYPE_TLSA)
+        return tlsa_text(rr);
     const ldns_rdf *target = NULL;
     if (type == LDNS_RR_TYPE_MX) {
         if (ldns_rr_rd_count(rr) != 2)

@@ -11,6 +11,7 @@
 #include "names.h"
 
 #define MAX_ADDRS 16 /* per host and family */
+#define MAX_TLSA 32  /* TLSA records per reply (proto: ResolveReply.tlsa) */
 
 /* A reply built here is always one the bus admits (bus_valid.h): an mta refuses anything
  * beyond these bounds as if the resolver had not answered. */
@@ -20,6 +21,8 @@ _Static_assert(RESOLVER_MAX_RECORDS <= PM_BUS_MAX_NAMES, "PTR names per reply");
 _Static_assert(RESOLVER_NAME_MAX - 1 <= PM_BUS_MAX_DOMAIN, "host names");
 _Static_assert(RESOLVER_MAX_RECORDS <= PM_BUS_MAX_NAMES, "TXT records per reply");
 _Static_assert(RESOLVER_MAX_TXT <= PM_BUS_MAX_TXT, "one TXT record");
+_Static_assert(MAX_TLSA <= PM_BUS_MAX_TLSA, "TLSA records per reply");
+_Static_assert(RESOLVER_MAX_TLSA_DATA <= PM_BUS_MAX_TLSA_DATA, "one TLSA record's data");
 
 struct lookup;
 
@@ -35,6 +38,8 @@ struct host {
     char *addrs[2][MAX_ADDRS]; /* [0] A, [1] AAAA: IPv4 first in the reply */
     int naddrs[2];
     int tempfail;
+    int failed[2];                 /* its A / AAAA lookup failed (TEMPFAIL): no address from it */
+    enum resolver_security sec[2]; /* of its A and its AAAA answer */
     struct addr_wait wait[2];
 };
 
@@ -51,6 +56,8 @@ struct lookup {
     int pending;
     int nxdomain;  /* an address question of the name said NXDOMAIN */
     int answered;  /* ttl holds the smallest TTL of the DNS answers used */
+    int bogus;     /* an address answer failed DNSSEC validation */
+    enum resolver_security sec; /* MX: of the MX answer (or its denial) */
     uint32_t ttl;
     char why[384]; /* last temporary failure, for the reply text */
 };
@@ -71,6 +78,7 @@ static const char *kind_name(Postmesh__ResolveRequest__Kind k)
     case POSTMESH__RESOLVE_REQUEST__KIND__MX: return "MX";
     case POSTMESH__RESOLVE_REQUEST__KIND__PTR: return "PTR";
     case POSTMESH__RESOLVE_REQUEST__KIND__TXT: return "TXT";
+    case POSTMESH__RESOLVE_REQUEST__KIND__TLSA: return "TLSA";
     default: return "A";
     }
 }
@@ -101,6 +109,20 @@ static Postmesh__ResolveReply *reply_new(Postmesh__ResolveReply__Status status, 
     va_end(ap);
     r->text = xstrdup(text);
     return r;
+}
+
+static Postmesh__Dnssec dnssec_of(enum resolver_security s)
+{
+    switch (s) {
+    case RESOLVER_SECURE: return POSTMESH__DNSSEC__DNSSEC_SECURE;
+    case RESOLVER_BOGUS: return POSTMESH__DNSSEC__DNSSEC_BOGUS;
+    default: return POSTMESH__DNSSEC__DNSSEC_INSECURE;
+    }
+}
+
+static const char *dnssec_name(Postmesh__Dnssec d)
+{
+    return d == POSTMESH__DNSSEC__DNSSEC_SECURE ? "secure" : d == POSTMESH__DNSSEC__DNSSEC_BOGUS ? "bogus" : "insecure";
 }
 
 static void lookup_free(struct lookup *l)
@@ -139,13 +161,16 @@ static void finish(struct lookup *l, Postmesh__ResolveReply *r)
     char text[PM_LOGV_SIZE];
     r->ttl = r->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL || !l->answered ? 0 : l->ttl;
     enum pm_log_level lvl = r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK ? PM_DEBUG : PM_INFO;
-    pm_log(lvl, "event=resolved kind=%s name=%s status=%s dsn=%s hosts=%zu names=%zu texts=%zu ttl=%u text=%s",
+    pm_log(lvl,
+           "event=resolved kind=%s name=%s status=%s dsn=%s dnssec=%s hosts=%zu names=%zu texts=%zu tlsa=%zu ttl=%u "
+           "text=%s",
            kind_name(l->kind),
            l->name,
            r->status == POSTMESH__RESOLVE_REPLY__STATUS__OK         ? "ok"
            : r->status == POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL ? "tempfail"
                                                                     : "permfail",
-           r->dsn_status[0] ? r->dsn_status : "-", r->n_hosts, r->n_names, r->n_texts, r->ttl, PM_LV(text, r->text));
+           r->dsn_status[0] ? r->dsn_status : "-", dnssec_name(r->dnssec), r->n_hosts, r->n_names, r->n_texts,
+           r->n_tlsa, r->ttl, PM_LV(text, r->text));
     l->done(r, l->arg);
     postmesh__resolve_reply__free_unpacked(r, NULL);
     lookup_free(l);
@@ -153,30 +178,79 @@ static void finish(struct lookup *l, Postmesh__ResolveReply *r)
 
 /* ---------------------------------------------------------------- addresses */
 
+/* Secure when every answer the host's addresses came from (or were securely denied by) was.
+ * A family whose lookup failed gave no address and does not count: else an attacker who
+ * drops the AAAA questions would turn DANE off for the host. */
+static int host_secure(const struct host *h)
+{
+    int answered = 0;
+    for (int f = 0; f < 2; f++) {
+        if (h->failed[f] && h->sec[f] != RESOLVER_BOGUS)
+            continue;
+        if (h->sec[f] != RESOLVER_SECURE)
+            return 0;
+        answered = 1;
+    }
+    return answered;
+}
+
+/* One family bogus: the host is not used at all, not even by its other family's addresses
+ * (they would go out marked insecure, without DANE: a downgrade an attacker could cause). */
+static int host_usable(const struct host *h)
+{
+    return h->sec[0] != RESOLVER_BOGUS && h->sec[1] != RESOLVER_BOGUS && h->naddrs[0] + h->naddrs[1] > 0;
+}
+
+/* The reply's dnssec: MX, the MX answer's; A, secure when every address answer was. */
+static enum resolver_security reply_security(const struct lookup *l)
+{
+    if (l->kind == POSTMESH__RESOLVE_REQUEST__KIND__MX)
+        return l->sec;
+    for (int i = 0; i < l->nhosts; i++)
+        if (!host_secure(&l->hosts[i]))
+            return RESOLVER_INSECURE;
+    return l->nhosts ? RESOLVER_SECURE : RESOLVER_INSECURE;
+}
+
+static void finish_addresses_reply(struct lookup *l, Postmesh__ResolveReply *r)
+{
+    if (r->dnssec != POSTMESH__DNSSEC__DNSSEC_BOGUS)
+        r->dnssec = dnssec_of(reply_security(l));
+    finish(l, r);
+}
+
 static void finish_addresses(struct lookup *l)
 {
     int tempfail = 0;
     size_t usable = 0;
     for (int i = 0; i < l->nhosts; i++) {
         tempfail |= l->hosts[i].tempfail;
-        usable += l->hosts[i].naddrs[0] + l->hosts[i].naddrs[1] > 0;
+        usable += host_usable(&l->hosts[i]);
     }
     if (usable == 0) {
-        if (tempfail)
+        if (tempfail && l->bogus) {
+            /* An address that should have been signed and was not: an attack or a broken
+             * zone, never a reason to use another answer (4.7.5: security failure). */
+            Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.7.5",
+                                                  "address lookup for %s failed: %s", l->name, l->why);
+            r->dnssec = POSTMESH__DNSSEC__DNSSEC_BOGUS;
+            finish(l, r);
+        } else if (tempfail)
             finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3",
                                 "address lookup for %s failed temporarily: %s", l->name, l->why));
         else if (l->kind != POSTMESH__RESOLVE_REQUEST__KIND__MX && l->nxdomain)
-            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
+            finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
                                 "host %s does not exist (NXDOMAIN)", l->name));
         else if (l->kind != POSTMESH__RESOLVE_REQUEST__KIND__MX)
             /* NODATA: the name exists without addresses (proto: OK with no hosts). */
-            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "host %s has no address", l->name));
+            finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "host %s has no address",
+                                                l->name));
         else if (l->implicit)
-            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
+            finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
                                 "domain %s has no MX and no address records", l->name));
         else
-            finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
-                                "no MX host of %s has an address", l->name));
+            finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
+                                                "no MX host of %s has an address", l->name));
         return;
     }
     Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "%s",
@@ -187,14 +261,15 @@ static void finish_addresses(struct lookup *l)
     for (int i = 0; i < l->nhosts; i++) {
         struct host *h = &l->hosts[i];
         int n = h->naddrs[0] + h->naddrs[1];
-        if (n == 0)
-            continue; /* try the hosts that have an address */
+        if (!host_usable(h))
+            continue; /* try the hosts that have an address (and no bogus answer) */
         Postmesh__MxHost *m = malloc(sizeof *m);
         if (!m)
             abort();
         postmesh__mx_host__init(m);
         m->name = xstrdup(h->name);
         m->preference = h->pref;
+        m->secure = host_secure(h);
         m->addresses = calloc((size_t)n, sizeof *m->addresses);
         if (!m->addresses)
             abort();
@@ -203,7 +278,7 @@ static void finish_addresses(struct lookup *l)
                 m->addresses[m->n_addresses++] = xstrdup(h->addrs[f][j]);
         r->hosts[r->n_hosts++] = m;
     }
-    finish(l, r);
+    finish_addresses_reply(l, r);
 }
 
 static void on_address(const struct resolver_answer *a, void *arg)
@@ -213,8 +288,11 @@ static void on_address(const struct resolver_answer *a, void *arg)
     struct host *h = &l->hosts[w->host];
     saw(l, a);
     l->nxdomain |= a->rcode == RESOLVER_NXDOMAIN;
+    h->sec[w->v6] = a->security;
     if (a->rcode == RESOLVER_TEMPFAIL) {
         h->tempfail = 1;
+        h->failed[w->v6] = 1;
+        l->bogus |= a->security == RESOLVER_BOGUS;
         snprintf(l->why, sizeof l->why, "%s %s: %s", h->name, w->v6 ? "AAAA" : "A", a->why);
     }
     for (int i = 0; i < a->n && h->naddrs[w->v6] < MAX_ADDRS; i++)
@@ -248,14 +326,19 @@ static void on_mx(const struct resolver_answer *a, void *arg)
 {
     struct lookup *l = arg;
     saw(l, a);
+    l->sec = a->security;
     switch (a->rcode) {
-    case RESOLVER_TEMPFAIL:
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "MX lookup for %s failed: %s",
-                            l->name, a->why));
+    case RESOLVER_TEMPFAIL: {
+        int bogus = a->security == RESOLVER_BOGUS;
+        Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, bogus ? "4.7.5" : "4.4.3",
+                                              "MX lookup for %s failed: %s", l->name, a->why);
+        r->dnssec = dnssec_of(a->security);
+        finish(l, r);
         return;
+    }
     case RESOLVER_NXDOMAIN:
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
-                            "domain %s does not exist (NXDOMAIN)", l->name));
+        finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
+                                            "domain %s does not exist (NXDOMAIN)", l->name));
         return;
     case RESOLVER_NODATA:
         /* RFC 5321 5.1: no MX records, the domain itself is the implicit MX. */
@@ -275,13 +358,13 @@ static void on_mx(const struct resolver_answer *a, void *arg)
         n++;
     }
     if (resolver_mx_order(mx, &n, lookup_rng, lookup_rng_arg) == RESOLVER_MX_NULL) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.10",
-                            "domain %s does not accept mail (null MX, RFC 7505)", l->name));
+        finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.10",
+                                            "domain %s does not accept mail (null MX, RFC 7505)", l->name));
         return;
     }
     if (n == 0) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4", "domain %s has no usable MX host",
-                            l->name));
+        finish_addresses_reply(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.4.4",
+                                            "domain %s has no usable MX host", l->name));
         return;
     }
     l->nhosts = n;
@@ -296,21 +379,83 @@ static void on_mx(const struct resolver_answer *a, void *arg)
 
 /* PTR and TXT: the records as they are. NXDOMAIN is PERMFAIL 5.1.2, NODATA an OK without
  * records (proto: ResolveReply). */
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* "3 1 1 <hex>" (answer.c's text of a TLSA record) -> a TlsaRecord; NULL if it is not one. */
+static Postmesh__TlsaRecord *tlsa_record(const char *text)
+{
+    unsigned u, s, m;
+    int off = 0;
+    if (sscanf(text, "%u %u %u %n", &u, &s, &m, &off) != 3 || off == 0 || u > 255 || s > 255 || m > 255)
+        return NULL;
+    const char *hex = text + off;
+    size_t len = strlen(hex);
+    if (len == 0 || len % 2 || len / 2 > RESOLVER_MAX_TLSA_DATA)
+        return NULL;
+    Postmesh__TlsaRecord *t = malloc(sizeof *t);
+    uint8_t *data = malloc(len / 2);
+    if (!t || !data)
+        abort();
+    postmesh__tlsa_record__init(t);
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(data);
+            free(t);
+            return NULL;
+        }
+        data[i] = (uint8_t)(hi << 4 | lo);
+    }
+    t->usage = u;
+    t->selector = s;
+    t->matching_type = m;
+    t->data.data = data;
+    t->data.len = len / 2;
+    return t;
+}
+
 static void finish_records(struct lookup *l, const struct resolver_answer *a, const char *type)
 {
     saw(l, a);
     if (a->rcode == RESOLVER_TEMPFAIL) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, "4.4.3", "%s lookup for %s failed: %s", type,
-                            l->name, a->why));
+        int bogus = a->security == RESOLVER_BOGUS;
+        Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL, bogus ? "4.7.5" : "4.4.3",
+                                              "%s lookup for %s failed: %s", type, l->name, a->why);
+        r->dnssec = dnssec_of(a->security);
+        finish(l, r);
         return;
     }
     if (a->rcode == RESOLVER_NXDOMAIN) {
-        finish(l, reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2", "%s does not exist (NXDOMAIN)",
-                            l->name));
+        Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL, "5.1.2",
+                                              "%s does not exist (NXDOMAIN)", l->name);
+        r->dnssec = dnssec_of(a->security);
+        finish(l, r);
         return;
     }
     Postmesh__ResolveReply *r = reply_new(POSTMESH__RESOLVE_REPLY__STATUS__OK, "", "%s",
                                           a->rcode == RESOLVER_NODATA ? "no record" : "");
+    r->dnssec = dnssec_of(a->security);
+    if (l->kind == POSTMESH__RESOLVE_REQUEST__KIND__TLSA) {
+        r->tlsa = a->n ? calloc((size_t)(a->n < MAX_TLSA ? a->n : MAX_TLSA), sizeof *r->tlsa) : NULL;
+        if (a->n && !r->tlsa)
+            abort();
+        for (int i = 0; i < a->n && r->n_tlsa < MAX_TLSA; i++) {
+            Postmesh__TlsaRecord *t = tlsa_record(a->rr[i].text);
+            if (t)
+                r->tlsa[r->n_tlsa++] = t;
+        }
+        finish(l, r);
+        return;
+    }
     char **list = a->n ? calloc((size_t)a->n, sizeof *list) : NULL;
     if (a->n && !list)
         abort();
@@ -328,6 +473,7 @@ static void finish_records(struct lookup *l, const struct resolver_answer *a, co
 
 static void on_ptr(const struct resolver_answer *a, void *arg) { finish_records(arg, a, "PTR"); }
 static void on_txt(const struct resolver_answer *a, void *arg) { finish_records(arg, a, "TXT"); }
+static void on_tlsa(const struct resolver_answer *a, void *arg) { finish_records(arg, a, "TLSA"); }
 
 /* "192.0.2.1" -> "1.2.0.192.in-addr.arpa"; NULL if ip is not an address. */
 static int reverse_name(const char *ip, char *out, size_t size)
@@ -394,6 +540,10 @@ void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRe
     }
     if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__TXT) {
         resolver_query(q, l->name, LDNS_RR_TYPE_TXT, on_txt, l);
+        return;
+    }
+    if (req->kind == POSTMESH__RESOLVE_REQUEST__KIND__TLSA) {
+        resolver_query(q, l->name, LDNS_RR_TYPE_TLSA, on_tlsa, l);
         return;
     }
     /* A: the bus admits no other kind (common/bus_valid.c refuses numbers the proto lacks). */

@@ -1,5 +1,7 @@
-/* One ResolveRequest (MX, A, PTR or TXT) from question to ResolveReply: the MX set, null MX and
- * implicit MX rules, then every host's A and AAAA, all asked concurrently. */
+/* One ResolveRequest (MX, A, PTR, TXT or TLSA) from question to ResolveReply: the MX set, null
+ * MX and implicit MX rules, then every host's A and AAAA, all asked concurrently. Each reply
+ * says how DNSSEC judged its answer (dnssec; MxHost.secure per host); a bogus answer is
+ * TEMPFAIL 4.7.5, never used. */
 #ifndef RESOLVER_LOOKUP_H
 #define RESOLVER_LOOKUP_H
 #include "bus.h"
@@ -9,7 +11,7 @@
 /* reply is freed after the call returns. */
 typedef void (*resolver_lookup_done)(Postmesh__ResolveReply *reply, void *arg);
 
-/* req as the bus admits it (common/bus_valid.c): kind MX, A, PTR or TXT, a name without control
+/* req as the bus admits it (common/bus_valid.c): kind MX, A, PTR, TXT or TLSA, a name without control
  * characters. done is called exactly once, possibly before this returns (everything cached). */
 void resolver_lookup_start(struct resolver_queries *q, const Postmesh__ResolveRequest *req,
                            resolver_lookup_done done, void *arg);

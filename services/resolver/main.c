@@ -13,6 +13,7 @@
 #include "outside.h"
 #include "privsep.h"
 #include "runas.h"
+#include "anchors.h"
 #include "lookup.h"
 #include "server.h"
 #include "service.h"
@@ -51,17 +52,45 @@ int main(int argc, char **argv)
         }
     }
 
+    /* DNSSEC: the trust anchors are read now, while the files are there to read. */
+    struct resolver_anchors anchors = {0};
+    if (cfg.resolver.dnssec) {
+        const char *root = PM_ROOT_TRUST_ANCHOR;
+        const char *const *paths = cfg.resolver.trust_anchors.n ? (const char *const *)cfg.resolver.trust_anchors.v
+                                                                : &root;
+        int npaths = cfg.resolver.trust_anchors.n ? cfg.resolver.trust_anchors.n : 1;
+        char err[512];
+        if (resolver_anchors_load(paths, npaths, &anchors, err, sizeof err) < 0) {
+            fprintf(stderr, "%s:0: resolver.trust_anchors: %s\n", path, err);
+            resolver_anchors_free(&anchors);
+            free(ns);
+            pm_config_free(&cfg);
+            return 2;
+        }
+    }
+
     const struct pm_runas *runas = pm_runas_find("resolver");
     if (pm_outside_start(runas->user) < 0) { /* re-reads the keys allowlist from the chroot */
+        resolver_anchors_free(&anchors);
         free(ns);
         pm_config_free(&cfg);
         return 1;
     }
     int rc = 1;
     struct event_base *base = event_base_new();
-    struct resolver_transport *t = ns && base
-                                       ? resolver_transport_new(base, ns, nns, (int)cfg.resolver.timeout * 1000)
-                                       : NULL;
+    struct resolver_transport *t = NULL;
+    if (ns && base && cfg.resolver.dnssec) {
+        struct resolver_unbound_conf uc = {(const char *const *)anchors.v, anchors.n, RESOLVER_MAX_TTL,
+                                           (uint32_t)cfg.resolver.negative_ttl};
+        char err[512];
+        t = resolver_transport_new_unbound(base, ns, nns, (int)cfg.resolver.timeout * 1000, &uc, err, sizeof err);
+        if (!t) {
+            char why[PM_LOGV_SIZE];
+            pm_log(PM_ERR, "event=startup_failed reason=dnssec error=%s", PM_LV(why, err));
+        }
+    } else if (ns && base) {
+        t = resolver_transport_new(base, ns, nns, (int)cfg.resolver.timeout * 1000);
+    }
     struct resolver_cache *cache = resolver_cache_new(CACHE_ENTRIES);
     struct resolver_queries *q = t && cache ? resolver_queries_new(t, cache, (uint32_t)cfg.resolver.negative_ttl)
                                             : NULL;
@@ -83,8 +112,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < nns; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "", ns[i].text);
         pm_metrics_serve(base, NULL, NULL);
-        pm_log(PM_INFO, "event=started listen=%s nameservers=%s timeout=%lld negative_ttl=%lld",
-               cfg.resolver.listen, list, cfg.resolver.timeout, cfg.resolver.negative_ttl);
+        pm_log(PM_INFO, "event=started listen=%s nameservers=%s timeout=%lld negative_ttl=%lld dnssec=%s anchors=%d",
+               cfg.resolver.listen, list, cfg.resolver.timeout, cfg.resolver.negative_ttl,
+               cfg.resolver.dnssec ? "yes" : "no", anchors.n);
         event_base_dispatch(base);
         rc = 0;
     } else {
@@ -103,6 +133,7 @@ int main(int argc, char **argv)
     if (base)
         event_base_free(base);
     pm_bus_context_term();
+    resolver_anchors_free(&anchors);
     free(ns);
     pm_config_free(&cfg);
     return rc;

@@ -40,6 +40,7 @@ const char *resolver_type_name(uint16_t type)
     case LDNS_RR_TYPE_PTR: return "PTR";
     case LDNS_RR_TYPE_CNAME: return "CNAME";
     case LDNS_RR_TYPE_TXT: return "TXT";
+    case LDNS_RR_TYPE_TLSA: return "TLSA";
     default: return "other";
     }
 }
@@ -95,18 +96,24 @@ static struct flight **flight_slot(struct resolver_queries *q, const char *name,
     return pp;
 }
 
-static void on_transport(ldns_pkt *pkt, const char *error, void *arg)
+static void on_transport(ldns_pkt *pkt, enum resolver_security sec, const char *error, void *arg)
 {
     struct flight *f = arg;
     struct resolver_queries *q = f->q;
     struct resolver_answer a;
     if (!pkt || resolver_answer_from_pkt(pkt, f->name, f->type, q->negative_ttl, &a) < 0)
         resolver_answer_tempfail(&a, pkt ? "out of memory" : error);
+    else if (a.rcode != RESOLVER_TEMPFAIL)
+        a.security = sec; /* the security of the whole response: the RRset or its denial */
+    if (!pkt && sec == RESOLVER_BOGUS)
+        a.security = RESOLVER_BOGUS; /* TEMPFAIL: never cached, never used */
     if (pkt)
         ldns_pkt_free(pkt);
     char why[PM_LOGV_SIZE], name[PM_LOGV_SIZE];
-    pm_log(PM_DEBUG, "event=dns_answer name=%s type=%s rcode=%s records=%d ttl=%u why=%s", PM_LOGV(name, f->name),
-           resolver_type_name(f->type), resolver_rcode_name(a.rcode), a.n, a.ttl, PM_LV(why, a.why));
+    pm_log(a.security == RESOLVER_BOGUS ? PM_WARN : PM_DEBUG,
+           "event=dns_answer name=%s type=%s rcode=%s dnssec=%s records=%d ttl=%u why=%s", PM_LOGV(name, f->name),
+           resolver_type_name(f->type), resolver_rcode_name(a.rcode), resolver_security_name(a.security), a.n, a.ttl,
+           PM_LV(why, a.why));
     resolver_cache_put(q->cache, f->name, f->type, &a, resolver_now());
 
     /* Unhook the flight before calling back: a waiter may ask the same question again. */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "names.h"
 #include "net.h"
+#include "transport_unbound.h"
 
 #define MAX_INFLIGHT 512  /* sockets in use at once; more queries wait their turn */
 #define MAX_ATTEMPTS 4    /* UDP transmissions per query */
@@ -47,6 +48,7 @@ struct xlist {
 };
 
 struct resolver_transport {
+    struct resolver_unbound *ub; /* the validating engine, when resolver.dnssec is on */
     struct event_base *base;
     struct resolver_ns *ns;
     int nns;
@@ -175,7 +177,7 @@ static void finish(struct xfer *x, ldns_pkt *pkt, const char *error)
         list_remove(&t->waiting, w);
         activate(t, w);
     }
-    cb(pkt, pkt ? NULL : why, arg);
+    cb(pkt, RESOLVER_INSECURE, pkt ? NULL : why, arg);
 }
 
 /* Is pkt an answer to our question (id, QR, same single question)? */
@@ -395,10 +397,34 @@ fail:
     return NULL;
 }
 
+struct resolver_transport *resolver_transport_new_unbound(struct event_base *base, const struct resolver_ns *ns,
+                                                          int nns, int timeout_ms,
+                                                          const struct resolver_unbound_conf *conf, char *err,
+                                                          size_t errsize)
+{
+    struct resolver_transport *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    t->ub = resolver_unbound_new(base, ns, nns, timeout_ms, conf, err, errsize);
+    if (!t->ub) {
+        free(t);
+        return NULL;
+    }
+    t->base = base;
+    return t;
+}
+
 void resolver_transport_free(struct resolver_transport *t)
 {
     if (!t)
         return;
+    if (t->ub) {
+        resolver_unbound_free(t->ub);
+        free(t);
+        return;
+    }
     while (t->active.head) {
         struct xfer *x = t->active.head;
         list_remove(&t->active, x);
@@ -416,6 +442,8 @@ void resolver_transport_free(struct resolver_transport *t)
 int resolver_transport_query(struct resolver_transport *t, const char *name, ldns_rr_type type,
                              resolver_transport_cb cb, void *arg)
 {
+    if (t->ub)
+        return resolver_unbound_query(t->ub, name, type, cb, arg);
     struct xfer *x = calloc(1, sizeof *x);
     if (!x)
         return -1;
@@ -453,4 +481,7 @@ int resolver_transport_query(struct resolver_transport *t, const char *name, ldn
     return 0;
 }
 
-int resolver_transport_inflight(const struct resolver_transport *t) { return t->active.n + t->waiting.n; }
+int resolver_transport_inflight(const struct resolver_transport *t)
+{
+    return t->ub ? resolver_unbound_inflight(t->ub) : t->active.n + t->waiting.n;
+}

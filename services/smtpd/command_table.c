@@ -16,6 +16,11 @@ static void size_params(const struct smtpd_session *s, char *dst, size_t size)
     snprintf(dst, size, " %lld", s->srv->cfg->smtpd.max_message_size);
 }
 
+static int tls_active(const struct smtpd_session *s)
+{
+    return s->tls;
+}
+
 /* In HELP order; EHLO offers the commands' keywords in this order too, after the
  * extensions (HELP last: clients and tests wait for "250 HELP"). */
 const struct smtpd_cmd_row smtpd_cmd_table[] = {
@@ -26,7 +31,7 @@ const struct smtpd_cmd_row smtpd_cmd_table[] = {
     {.verb = "MAIL", .id = SMTPD_CMD_MAIL, .phases = SMTPD_PH_GREETED, .needs = SMTPD_NEEDS_AUTH_ON_SUBMISSION,
      .flags = SMTPD_CMD_ENVELOPE, .syntax = "MAIL FROM:<address>", .help = "MAIL",
      .reply = {[SMTPD_REFUSE_IN_TXN] = "503 5.5.1 Error: nested MAIL command"}, .handler = smtpd_cmd_mail,
-     .line_extra = 110},
+     .line_extra = 110 + 11}, /* DSN's RET and ENVID, " REQUIRETLS" */
     {.verb = "RCPT", .id = SMTPD_CMD_RCPT, .phases = SMTPD_PH_MAIL, .flags = SMTPD_CMD_ENVELOPE,
      .syntax = "RCPT TO:<address>", .help = "RCPT", .handler = smtpd_cmd_rcpt, .line_extra = 530},
     {.verb = "DATA", .id = SMTPD_CMD_DATA, .phases = SMTPD_PH_MAIL, .needs = SMTPD_NEEDS_NO_ARG,
@@ -74,6 +79,7 @@ const struct smtpd_extension smtpd_extensions[] = {
     {{"SMTPUTF8", NULL}, NULL},            /* RFC 6531: MAIL SMTPUTF8 */
     {{"DSN", NULL}, NULL},                 /* RFC 3461: RET, ENVID, NOTIFY, ORCPT (dsn_params.c) */
     {{"CHUNKING", NULL}, NULL},            /* RFC 3030: BDAT (its row); BINARYMIME is not offered */
+    {{"REQUIRETLS", NULL}, tls_active},    /* RFC 8689: MAIL REQUIRETLS, only over TLS */
 };
 const size_t smtpd_extensions_size = sizeof smtpd_extensions / sizeof smtpd_extensions[0];
 

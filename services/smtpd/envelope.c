@@ -173,11 +173,18 @@ void smtpd_cmd_mail(struct smtpd_session *s, const struct smtpd_command *c)
         return;
     }
     smtpd_milter_args(s, c->arg, c->arglen);
-    if (!s->esmtp && (p.has_size || p.body_8bit || p.smtputf8 || p.dsn.ret || p.dsn.has_envid)) {
+    if (!s->esmtp && (p.has_size || p.body_8bit || p.smtputf8 || p.requiretls || p.dsn.ret || p.dsn.has_envid)) {
         refuse(s, "MAIL", "555 5.5.4 Error: MAIL parameters need EHLO", addr.address);
         return;
     }
+    /* RFC 8689 2: REQUIRETLS only in a session that is itself TLS (it is offered only
+     * there); in the clear the sender's demand cannot have been met on this hop. */
+    if (p.requiretls && !s->tls) {
+        refuse(s, "MAIL", "530 5.7.10 Error: REQUIRETLS needs a TLS session (STARTTLS first)", addr.address);
+        return;
+    }
     /* Outside a transaction: the next MAIL replaces them. */
+    s->txn.requiretls = p.requiretls;
     s->txn.dsn_ret = p.dsn.ret;
     free(s->txn.dsn_envid);
     s->txn.dsn_envid = p.dsn.has_envid ? strdup(p.dsn.envid) : NULL;

@@ -128,6 +128,15 @@ static int mail_param(const char *s, size_t n, struct smtpd_mail_params *p, char
         p->smtputf8 = 1;
         return 0;
     }
+    if (klen == 10 && strncasecmp(s, "REQUIRETLS", 10) == 0) {
+        /* RFC 8689 2: a keyword without a value, once. */
+        if (val || p->requiretls) {
+            snprintf(reply, size, "501 5.5.4 Bad REQUIRETLS parameter");
+            return -1;
+        }
+        p->requiretls = 1;
+        return 0;
+    }
     if (klen == 4 && strncasecmp(s, "AUTH", 4) == 0 && val)
         return 0; /* RFC 4954 5: we may ignore the AUTH= of a relaying client */
     int dsn = smtpd_dsn_mail_param(&p->dsn, s, klen, val, vlen, reply, size);

@@ -54,6 +54,7 @@ struct smtpd_mail_params {
     unsigned long long size; /* SIZE=, saturated */
     int body_8bit;           /* BODY=8BITMIME */
     int smtputf8;            /* SMTPUTF8 */
+    int requiretls;          /* REQUIRETLS (RFC 8689 2; whether TLS is up is the caller's check) */
     struct smtpd_dsn_mail dsn; /* RET=, ENVID= (dsn_params.h) */
 };
 

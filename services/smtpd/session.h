@@ -57,6 +57,7 @@ struct smtpd_txn {
     int active;      /* MAIL accepted */
     char *sender;    /* "" for <> */
     int smtputf8, body_8bit;
+    int requiretls;  /* MAIL ... REQUIRETLS (RFC 8689), taken only over TLS */
     char **rcpt;
     int nrcpt, cap;
     int rcpt_tries;  /* RCPT commands, accepted or not */

@@ -71,6 +71,7 @@ static uint64_t send_once(struct smtpd_session *s, int avoid)
     sub.helo = s->helo ? s->helo : "";
     sub.auth_user = s->auth_user ? s->auth_user : "";
     sub.smtputf8 = s->txn.smtputf8;
+    sub.requiretls = s->txn.requiretls; /* RFC 8689: every hop onward over verified TLS */
     /* A milter quarantined it: the queue keeps it held, with the milter's reason. */
     sub.hold = s->txn.hold;
     sub.hold_reason = s->txn.hold_reason ? s->txn.hold_reason : "";
@@ -260,8 +261,9 @@ static void answered(struct smtpd_pending *p, const Postmesh__BusMessage *m)
     if (r->status == POSTMESH__SUBMIT_REPLY__STATUS__COMMITTED) {
         char from[PM_LOGV_SIZE];
         s->messages++;
-        pm_log(PM_INFO, "event=queued id=%s client=%s from=%s nrcpt=%d size=%llu", r->queue_id, s->peer,
-               PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->submit_size);
+        pm_log(PM_INFO, "event=queued id=%s client=%s from=%s nrcpt=%d size=%llu%s", r->queue_id, s->peer,
+               PM_LOGV_PATH(from, s->txn.sender), s->txn.nrcpt, s->submit_size,
+               s->txn.requiretls ? " requiretls=yes" : "");
         smtpd_reply(s, "%s", reply);
     } else {
         pm_log(PM_WARN, "event=reject client=%s stage=queue reply=%s", s->peer, PM_LV(v, reply));

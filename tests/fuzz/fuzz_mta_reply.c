@@ -4,8 +4,10 @@
  * reply to the client state machine (common/smtpc.c), which is told at once that TLS came up or
  * the body went out when it asks for that. Checks, after every reply: the reply text and the
  * one-line and enhanced-code renderings are bounded; each recipient's state agrees with its
- * DSN class; nothing is DELIVERED unless the whole body was sent. Option byte: recipients,
- * STARTTLS allowed, 8-bit body, SMTPUTF8 needed, loop check name, large body. */
+ * DSN class; nothing is DELIVERED unless the whole body was sent; with tls_required (the
+ * null sender with STARTTLS allowed), no envelope command ever leaves before TLS is up.
+ * Option byte: recipients, STARTTLS allowed, 8-bit body, SMTPUTF8 needed, loop check name,
+ * large body, null sender. */
 #include <event2/buffer.h>
 #include <stdint.h>
 #include <string.h>
@@ -83,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.need_smtputf8 = !!(opt & 16);
     s.self_name = opt & 32 ? "mx.example.test" : NULL;
     s.body_size = opt & 64 ? 50u * 1024 * 1024 : 1234;
+    s.tls_required = (opt & 0x84) == 0x84;
     pm_smtpc_init(&s);
 
     struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
@@ -137,6 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (olen) {
             const char *o = (const char *)evbuffer_pullup(out, -1);
             FUZZ_CHECK(o[olen - 2] == '\r' && o[olen - 1] == '\n');
+            if (s.tls_required && !s.tls_active) /* the policy said TLS: nothing in the clear */
+                FUZZ_CHECK(!memmem(o, olen, "MAIL FROM", 9) && !memmem(o, olen, "RCPT TO", 7) &&
+                           !memmem(o, olen, "AUTH", 4));
             evbuffer_drain(out, olen);
         }
     }

@@ -54,6 +54,10 @@ SESSIONS = {
     "bad_params": ["EHLO x", "MAIL FROM:<a@b.test> SIZE=1 SIZE=2", "MAIL FROM:<a@b.test> SIZE=99999999999999999999999999",
                    "MAIL FROM:<a@b.test> BODY=BINARYMIME", "MAIL FROM:<a@b.test>SIZE=1", "MAIL FROM:<a@b.test> RET=FULL",
                    "MAILFROM:<a@b>", "MaIl FROM:<a@b.test>", "BDAT 100 LAST"],
+    "requiretls": ["EHLO c.example.test", "MAIL FROM:<a@b.test> REQUIRETLS", "STARTTLS", "EHLO c.example.test",
+                   "MAIL FROM:<a@b.test> REQUIRETLS RET=HDRS ENVID=x", "MAIL FROM:<> REQUIRETLS",
+                   "MAIL FROM:<a@b.test> REQUIRETLS=YES", "MAIL FROM:<a@b.test> REQUIRETLS REQUIRETLS", "HELO c",
+                   "MAIL FROM:<a@b.test> REQUIRETLS"],
     "http_cross_protocol": ["GET / HTTP/1.1", "Host: mx.example.test", "", "POST /x HTTP/1.0", "CONNECT a:25 HTTP/1.1"],
     "log_injection": ['MAIL FROM:<"x id=0000000000000000 event=delivered to=ceo@example.test"@evil.test>',
                       "RCPT TO:<ceo@example.test>"],
@@ -212,6 +216,25 @@ put("milter", "multiline_reply", bytes([1, 4]) + milter(b"y", b"550-5.7.1 a\r\n5
 put("milter", "oversize", bytes([0]) + struct.pack(">I", 2 * 1024 * 1024) + b"c")
 put("milter", "garbage", bytes([1, 0]) + milter(b"Z") + milter(b"y", b"no nul") + milter(b"h", b"X:A\0b\0"))
 
+
+# ---------------------------------------------------------------- MTA-STS (byte 0: host to match)
+# A policy body, which is also read as NUL-separated _mta-sts TXT records.
+STS = {
+    "rfc_example": "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\n"
+                   "mx: backupmx.example.com\r\nmax_age: 604800\r\n",
+    "testing_lf": "version: STSv1\nmode: testing\nmx: mx.example.test\nmax_age: 86400\n",
+    "none": "version: STSv1\nmode: none\nmax_age: 0\n",
+    "order_and_ext": "mx: MX1.Example.NET.\n\nmax_age:31557601  \nx-ext.1: gr\u00fc\u00dfe\nmode: enforce\nversion: STSv1",
+    "repeated": "version: STSv1\nmode: testing\nmode: enforce\nmax_age: 5\nmax_age: 9\nmx: a.test\nmx: *.b.test\n",
+    "html": "<html><body>It works!</body></html>\n",
+    "bad_mx": "version: STSv1\nmode: enforce\nmax_age: 1\nmx: *.*.a.test\nmx: a..test\n",
+    "txt_one": "v=STSv1; id=20160831085700Z;",
+    "txt_two": "v=STSv1; id=one\0v=STSv1; id=two",
+    "txt_mixed": "v=spf1 -all\0v=STSv1 ;\tid=a1 ; ext_1=x:y ;\0V=STSv1; id=x",
+    "txt_bad": "v=STSv1; id=a;;\0v=STSv1 id=x",
+}
+for i, (name, text) in enumerate(STS.items()):
+    put("mta_sts_policy", name, bytes([i % 5]) + text.encode())
 
 # ---------------------------------------------------------------- DNS answers captured from dnsmasq
 def dns_query(name, qtype, qid):

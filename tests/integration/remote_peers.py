@@ -387,13 +387,14 @@ class Dispatcher:
         wait_for(lambda: self.pump() or self.worker is not None, timeout, what="mta credit")
 
     def send_job(self, recipients, domain, body=b"Subject: t\r\n\r\nhello\r\n", sender="alice@example.test",
-                 queue_id=None, lease=60):
+                 queue_id=None, lease=60, **fields):
+        """fields: more Job fields (requiretls=True)."""
         self.next_job += 1
         job_id = self.next_job
         job = {"job_id": job_id, "queue_id": queue_id or f"{0xA000000000000 + job_id:016X}", "kind": rp.WORKER_MTA,
                "sender": sender, "domain": domain, "body": body, "lease_seconds": lease,
                "arrival_time": int(time.time()),
-               "recipients": [{"index": i, "address": a, "original": a} for i, a in enumerate(recipients)]}
+               "recipients": [{"index": i, "address": a, "original": a} for i, a in enumerate(recipients)], **fields}
         self.sock.send_multipart([self.worker, rp.bus(0, job=job)])
         return job_id
 

@@ -17,22 +17,36 @@ SCHEMA = {
         "job_id": (1, "uint"), "queue_id": (2, "string"), "kind": (3, "uint"), "sender": (4, "string"),
         "recipients": (5, "JobRecipient*"), "body": (6, "bytes"), "domain": (7, "string"),
         "lease_seconds": (8, "uint"), "arrival_time": (10, "uint"), "delay_notice": (11, "bool"),
+        "requiretls": (16, "bool"),
     },
     "RecipientResult": {
         "index": (1, "uint"), "status": (2, "uint"), "dsn_status": (3, "string"), "text": (4, "string"),
         "remote_mta": (5, "string"),
     },
-    "JobResult": {"job_id": (1, "uint"), "queue_id": (2, "string"), "results": (3, "RecipientResult*")},
+    "JobResult": {"job_id": (1, "uint"), "queue_id": (2, "string"), "results": (3, "RecipientResult*"),
+                  "tls_sessions": (6, "TlsSession*")},
+    "TlsSession": {
+        "policy_domain": (1, "string"), "policy_type": (2, "uint"), "policy_strings": (3, "string*"),
+        "mx_host": (4, "string*"), "success": (5, "bool"), "result_type": (6, "string"),
+        "sending_ip": (7, "string"), "receiving_mx_hostname": (8, "string"), "receiving_ip": (9, "string"),
+        "receiving_mx_helo": (10, "string"), "additional_info": (11, "string"),
+        "failure_reason_code": (12, "string"), "rua": (13, "string*"),
+    },
     "ResolveRequest": {"kind": (1, "uint"), "name": (2, "string")},
-    "MxHost": {"name": (1, "string"), "preference": (2, "uint"), "addresses": (3, "string*")},
+    "MxHost": {"name": (1, "string"), "preference": (2, "uint"), "addresses": (3, "string*"),
+               "secure": (4, "bool")},
+    "TlsaRecord": {"usage": (1, "uint"), "selector": (2, "uint"), "matching_type": (3, "uint"),
+                   "data": (4, "bytes")},
     "ResolveReply": {
         "status": (1, "uint"), "dsn_status": (2, "string"), "text": (3, "string"), "hosts": (4, "MxHost*"),
-        "names": (5, "string*"), "texts": (6, "string*"), "ttl": (7, "uint"),
+        "names": (5, "string*"), "texts": (6, "string*"), "ttl": (7, "uint"), "dnssec": (8, "uint"),
+        "tlsa": (9, "TlsaRecord*"),
     },
 }
 
 WORKER_MTA = 2
-MX, PTR, A, TXT = 0, 1, 2, 3
+MX, PTR, A, TXT, TLSA = 0, 1, 2, 3, 4
+INSECURE, SECURE, BOGUS = 0, 1, 2         # ResolveReply.dnssec (enum Dnssec)
 OK, TEMPFAIL, PERMFAIL = 0, 1, 2          # ResolveReply.Status
 DELIVERED = 0                             # RecipientResult.Status (TEMPFAIL/PERMFAIL as above)
 RETURNED = 3                              # RecipientResult.Status: not attempted, dispatch again

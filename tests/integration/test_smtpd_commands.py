@@ -66,8 +66,9 @@ def test_every_verb_refused_out_of_place(mx):
     assert c.cmd("AUTH PLAIN AGFAYgBj") == (503, ["5.5.1 Error: send EHLO first"])
     assert c.cmd("HELO client.test")[0] == 250
     assert c.cmd("AUTH PLAIN AGFAYgBj") == (503, ["5.5.1 Error: send EHLO first"])
+    # Inside TLS: REQUIRETLS (RFC 8689) and AUTH, no STARTTLS.
     assert ehlo(c) == ["PIPELINING", "SIZE 36700160", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "DSN",
-                       "CHUNKING", "AUTH PLAIN LOGIN", "HELP"]
+                       "CHUNKING", "REQUIRETLS", "AUTH PLAIN LOGIN", "HELP"]
     assert c.cmd("STARTTLS") == (503, ["5.5.1 Error: TLS already active"])
     assert c.cmd("MAIL FROM:<a@remote.test>")[0] == 250
     assert c.cmd("AUTH PLAIN AGFAYgBj") == (503, ["5.5.1 Error: MAIL transaction in progress"])

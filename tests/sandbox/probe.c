@@ -120,6 +120,13 @@ static int a_open_write(const char *arg)
     return fd < 0 ? -1 : 0;
 }
 
+/* Root's etc/ (the resolver copies) moved away, for a hosts file of our own in its place. */
+static int a_rename_etc(const char *arg)
+{
+    (void)arg;
+    return rename("/etc", "/etc.moved");
+}
+
 /* A host name as ZeroMQ resolves one for a connect (IPv4, no AI_ADDRCONFIG); the first
  * address on stderr. A failure is EHOSTUNREACH (getaddrinfo has no errno of its own). */
 static int a_resolve(const char *arg)
@@ -146,6 +153,22 @@ static int a_bind(const char *arg)
         return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+    return rc;
+}
+
+/* A listening socket made after the drop: nobody may, the resolver's source-port bind
+ * (PM_SC_SOURCE_PORT) included. */
+static int a_listen(const char *arg)
+{
+    (void)arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (rc == 0)
+        rc = listen(fd, 1);
     close(fd);
     return rc;
 }
@@ -243,7 +266,7 @@ static const struct attack {
     {"setuid", a_setuid}, {"dumpable", a_dumpable}, {"fork", a_fork}, {"fork_syscall", a_fork_syscall},
     {"thread", a_thread}, {"socket_netlink", a_socket_netlink}, {"socket_packet", a_socket_packet},
     {"socket_inet", a_socket_inet}, {"socket_udp", a_socket_udp}, {"open_read", a_open_read},
-    {"open_write", a_open_write}, {"resolve", a_resolve}, {"bind", a_bind}, {"connect", a_connect},
+    {"open_write", a_open_write}, {"rename_etc", a_rename_etc}, {"resolve", a_resolve}, {"bind", a_bind}, {"listen", a_listen}, {"connect", a_connect},
     {"tiocsti", a_tiocsti}, {"tcgets", a_tcgets}, {"fionread", a_fionread}, {"exec", a_exec}, {"procmem", a_procmem},
     {"inotify", a_inotify},
 };

@@ -64,9 +64,16 @@ static int teardown_test(void **state)
     return 0;
 }
 
+/* What a few tests set beyond send_job's arguments (NULL: nothing). */
+struct job_extra {
+    int requiretls;
+    Postmesh__DsnRet dsn_ret;
+    const char *body; /* the whole message (RET=FULL), instead of a header section */
+};
+
 /* Sends a bouncer Job to the peer that sent the credits. */
-static void send_job(struct fixture *f, uint64_t job_id, const char *sender, int delay, uint32_t lease,
-                     Postmesh__WorkerKind kind)
+static void send_job_with(struct fixture *f, uint64_t job_id, const char *sender, int delay, uint32_t lease,
+                          Postmesh__WorkerKind kind, const struct job_extra *x)
 {
     struct fq_record *credit = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_CREDIT, 0);
     assert_non_null(credit);
@@ -98,10 +105,24 @@ static void send_job(struct fixture *f, uint64_t job_id, const char *sender, int
     job.report = rrs;
     job.arrival_time = 1764240000;
     job.delay_notice = delay;
+    if (x) {
+        job.requiretls = x->requiretls;
+        job.dsn_ret = x->dsn_ret;
+        if (x->body) {
+            job.body.data = (uint8_t *)x->body;
+            job.body.len = strlen(x->body);
+        }
+    }
     Postmesh__BusMessage msg = POSTMESH__BUS_MESSAGE__INIT;
     msg.body_case = POSTMESH__BUS_MESSAGE__BODY_JOB;
     msg.job = &job;
     assert_int_equal(pm_bus_send_to(f->q.router, credit->peer, credit->peerlen, &msg), 0);
+}
+
+static void send_job(struct fixture *f, uint64_t job_id, const char *sender, int delay, uint32_t lease,
+                     Postmesh__WorkerKind kind)
+{
+    send_job_with(f, job_id, sender, delay, lease, kind, NULL);
 }
 
 static void reply_submit(struct fixture *f, struct fq_record *submit, Postmesh__SubmitReply__Status st, const char *qid,
@@ -180,6 +201,41 @@ static void test_job_submitted_then_delivered(void **state)
     assert_false(r->peerlen == s->peerlen && memcmp(r->peer, s->peer, s->peerlen) == 0);
     /* A credit follows the result, with the slot free again. */
     fq_expect_credit(&f->q, mark, 3000, 2, 1);
+    fixture_free(f);
+}
+
+/* RFC 8689 5: the notice about a REQUIRETLS message is submitted with REQUIRETLS, and RET=FULL
+ * is disregarded (headers only, whatever the job carries). Without REQUIRETLS the same job
+ * returns the whole message. */
+static void test_requiretls_notice(void **state)
+{
+    (void)state;
+    static const char whole[] = "From: alice@example.test\r\nSubject: hi\r\n\r\nthe SECRET body\r\n";
+    struct fixture *f = fixture_new(2, 2000);
+    struct job_extra x = {.requiretls = 1, .dsn_ret = POSTMESH__DSN_RET__DSN_RET_FULL, .body = whole};
+    send_job_with(f, 81, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER, &x);
+    x.requiretls = 0;
+    send_job_with(f, 82, "alice@example.test", 0, 60, POSTMESH__WORKER_KIND__WORKER_BOUNCER, &x);
+    assert_true(fq_wait_count(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 2, 3000));
+    for (int i = 0; i < 2; i++) {
+        const Postmesh__Submit *sub = fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, i)->m->submit;
+        int rt = memmem(sub->body.data, sub->body.len, "REQUIRETLS", 10) != NULL;
+        const void *secret = memmem(sub->body.data, sub->body.len, "SECRET", 6);
+        assert_string_equal(sub->sender, "");
+        assert_true(sub->is_dsn);
+        if (sub->requiretls) {
+            assert_true(rt);
+            assert_null(secret);
+            assert_non_null(memmem(sub->body.data, sub->body.len, "text/rfc822-headers", 19));
+            assert_non_null(memmem(sub->body.data, sub->body.len, "Subject: hi\r\n", 13));
+        } else {
+            assert_false(rt);
+            assert_non_null(secret);
+            assert_non_null(memmem(sub->body.data, sub->body.len, "message/rfc822", 14));
+        }
+    }
+    assert_int_not_equal(fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 0)->m->submit->requiretls,
+                         fq_nth(&f->q, POSTMESH__BUS_MESSAGE__BODY_SUBMIT, 1)->m->submit->requiretls);
     fixture_free(f);
 }
 
@@ -456,6 +512,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_credit_on_start_and_after_a_job, teardown_test),
         cmocka_unit_test_teardown(test_job_submitted_then_delivered, teardown_test),
+        cmocka_unit_test_teardown(test_requiretls_notice, teardown_test),
         cmocka_unit_test_teardown(test_null_sender_is_never_bounced, teardown_test),
         cmocka_unit_test_teardown(test_queue_refusals, teardown_test),
         cmocka_unit_test_teardown(test_no_reply_times_out, teardown_test),

@@ -432,10 +432,11 @@ static const struct {
     {BODY(JOB), (int *)&w.job.kind, 9, "kind"},
     {BODY(JOB_RESULT), (int *)&w.result.kind, -1, "kind"},
     {BODY(JOB_RESULT), (int *)&w.res.status, 4, "results[0].status"},
-    {BODY(CONTROL), (int *)&w.control.command, 7, "command"},
-    {BODY(RESOLVE), (int *)&w.resolve.kind, 4, "kind"},
+    {BODY(CONTROL), (int *)&w.control.command, 8, "command"}, /* 7: TLSRPT */
+    {BODY(RESOLVE), (int *)&w.resolve.kind, 5, "kind"},
     {BODY(SUBMIT), (int *)&w.submit.dsn_ret, 3, "dsn_ret"},
     {BODY(RESOLVE_REPLY), (int *)&w.resolve_reply.status, 3, "status"},
+    {BODY(RESOLVE_REPLY), (int *)&w.resolve_reply.dnssec, 3, "dnssec"},
     {BODY(ETRN_REPLY), (int *)&w.etrn_reply.status, 3, "status"},
 };
 
@@ -516,6 +517,39 @@ static void test_what_else_each_body_needs(void **state)
     w.job.n_recipients = 1;
     w.jr[0].address = "";
     expect(NULL, NULL);
+
+    /* A bogus answer is only ever a TEMPFAIL; records only come with OK; a TLSA record's
+     * data is bounded. */
+    reset(BODY(RESOLVE_REPLY));
+    w.resolve_reply.dnssec = POSTMESH__DNSSEC__DNSSEC_BOGUS;
+    expect("bogus_not_tempfail", "dnssec");
+    w.resolve_reply.status = POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL;
+    w.resolve_reply.n_hosts = 0;
+    expect(NULL, NULL);
+    reset(BODY(RESOLVE_REPLY));
+    w.resolve_reply.status = POSTMESH__RESOLVE_REPLY__STATUS__PERMFAIL;
+    expect("records_without_ok", "hosts");
+    {
+        static uint8_t data[PM_BUS_MAX_TLSA_DATA + 1];
+        Postmesh__TlsaRecord t = POSTMESH__TLSA_RECORD__INIT, *tp[1] = {&t};
+        t.usage = 3;
+        t.selector = 1;
+        t.matching_type = 1;
+        t.data.data = data;
+        t.data.len = PM_BUS_MAX_TLSA_DATA;
+        reset(BODY(RESOLVE_REPLY));
+        w.resolve_reply.tlsa = tp;
+        w.resolve_reply.n_tlsa = 1;
+        expect(NULL, NULL);
+        t.data.len = PM_BUS_MAX_TLSA_DATA + 1;
+        expect("too_long", "tlsa[0].data");
+        t.data.len = 32;
+        w.resolve_reply.status = POSTMESH__RESOLVE_REPLY__STATUS__TEMPFAIL;
+        w.resolve_reply.n_hosts = 0;
+        expect("records_without_ok", "tlsa");
+        w.resolve_reply.tlsa = NULL;
+        w.resolve_reply.n_tlsa = 0;
+    }
 
     reset(BODY(JOB_RESULT));
     w.result.n_results = 0; /* the queue counts it as "worker gave no result" */

@@ -148,6 +148,64 @@ static void test_starttls_refused_goes_on_in_the_clear(void **state)
     teardown(f);
 }
 
+/* tls_required (the mta's policy says TLS is mandatory): nothing of the envelope goes out in
+ * the clear, whatever the server offers or answers. */
+static void test_tls_required_never_goes_on_in_the_clear(void **state)
+{
+    (void)state;
+    /* STARTTLS not offered: QUIT with 4.7.4 naming the server. */
+    struct fixture *f = setup(1, 0);
+    f->s.tls_required = 1;
+    f->s.server_name = "mx.remote.test";
+    reply(f, "220 hi");
+    sent(f);
+    assert_int_equal(reply(f, "250-mx\n250-PIPELINING\n250 8BITMIME"), PM_SMTPC_QUIT);
+    assert_string_equal(sent(f), "QUIT\r\n");
+    assert_string_equal(f->s.error_dsn, "4.7.4");
+    assert_string_equal(f->s.error, "4.7.4 TLS is required, but was not offered by mx.remote.test");
+    assert_false(f->s.error_perm);
+    assert_int_equal(f->rcpts[0].state, PM_SMTPC_RCPT_PENDING);
+    teardown(f);
+
+    /* STARTTLS refused: 4.7.5 with the server's words, no MAIL. */
+    f = setup(1, 0);
+    f->s.tls_required = 1;
+    reply(f, "220 hi");
+    assert_string_equal(sent(f), "EHLO mx.example.test\r\n");
+    reply(f, "250-mx\n250 STARTTLS");
+    assert_string_equal(sent(f), "STARTTLS\r\n"); /* tls_required implies allowed */
+    assert_int_equal(reply(f, "454 4.7.0 TLS not available"), PM_SMTPC_QUIT);
+    assert_string_equal(sent(f), "QUIT\r\n");
+    assert_string_equal(f->s.error_dsn, "4.7.5");
+    assert_non_null(strstr(f->s.error, "refused STARTTLS: 454 4.7.0 TLS not available"));
+    teardown(f);
+
+    /* EHLO refused: HELO has no STARTTLS, so no mail either. */
+    f = setup(1, 1);
+    f->s.tls_required = 1;
+    reply(f, "220 hi");
+    reply(f, "502 5.5.2 what?");
+    assert_string_equal(sent(f), "EHLO mx.example.test\r\nHELO mx.example.test\r\n");
+    assert_int_equal(reply(f, "250 hello"), PM_SMTPC_QUIT);
+    assert_string_equal(sent(f), "QUIT\r\n");
+    assert_string_equal(f->s.error_dsn, "4.7.4");
+    teardown(f);
+
+    /* Offered and done: the session goes on inside TLS as usual. */
+    f = setup(1, 1);
+    f->s.tls_required = 1;
+    reply(f, "220 hi");
+    reply(f, "250-mx\n250 STARTTLS");
+    sent(f);
+    assert_int_equal(reply(f, "220 go"), PM_SMTPC_STARTTLS);
+    pm_smtpc_tls_ready(&f->s, f->out);
+    sent(f);
+    assert_int_equal(reply(f, "250 mx"), PM_SMTPC_WAIT); /* no STARTTLS inside TLS: fine */
+    assert_string_equal(sent(f), "MAIL FROM:<alice@example.test>\r\n");
+    assert_string_equal(f->s.error, "");
+    teardown(f);
+}
+
 static void test_ehlo_refused_falls_back_to_helo(void **state)
 {
     (void)state;
@@ -362,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_no_recipient_accepted_means_no_data),
         cmocka_unit_test(test_starttls_then_ehlo_again),
         cmocka_unit_test(test_starttls_refused_goes_on_in_the_clear),
+        cmocka_unit_test(test_tls_required_never_goes_on_in_the_clear),
         cmocka_unit_test(test_ehlo_refused_falls_back_to_helo),
         cmocka_unit_test(test_bad_greetings_give_up_the_server),
         cmocka_unit_test(test_size_and_smtputf8_limits),

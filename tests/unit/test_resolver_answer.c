@@ -34,6 +34,52 @@ static void reduce(ldns_pkt_rcode rc, const char *const *rrs, const char *qname,
     ldns_pkt_free(p);
 }
 
+/* TLSA (RFC 6698): "usage selector matching-type hex", malformed and oversized records
+ * skipped; a fresh answer is INSECURE until a validator says otherwise. */
+static void test_tlsa_records(void **state)
+{
+    (void)state;
+    char big[2 * (RESOLVER_MAX_TLSA_DATA + 1) + 64];
+    int n = snprintf(big, sizeof big, "_25._tcp.mx.test. 300 IN TLSA 3 1 1 ");
+    for (int i = 0; i < RESOLVER_MAX_TLSA_DATA + 1; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n, "ab");
+    const char *rrs[] = {"_25._tcp.mx.test. 300 IN TLSA 3 1 1 8D02536C887482BC34FF54E41D2BA659BF85B341A0A20AFADB5813DCFBCF286D",
+                         "_25._tcp.mx.test. 300 IN TLSA 2 0 2 00ff", big, NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "_25._tcp.mx.test", LDNS_RR_TYPE_TLSA, &a);
+    assert_int_equal(a.rcode, RESOLVER_OK);
+    assert_int_equal(a.security, RESOLVER_INSECURE);
+    assert_int_equal(a.n, 2); /* the 1025-octet one is skipped */
+    assert_string_equal(a.rr[0].text, "3 1 1 8d02536c887482bc34ff54e41d2ba659bf85b341a0a20afadb5813dcfbcf286d");
+    assert_string_equal(a.rr[1].text, "2 0 2 00ff");
+    resolver_answer_free(&a);
+    assert_string_equal(resolver_security_name(RESOLVER_SECURE), "secure");
+    assert_string_equal(resolver_security_name(RESOLVER_BOGUS), "bogus");
+    assert_string_equal(resolver_security_name(RESOLVER_INSECURE), "insecure");
+}
+
+/* The cache keeps an answer's security with it. */
+static void test_cache_keeps_security(void **state)
+{
+    (void)state;
+    struct resolver_cache *c = resolver_cache_new(10);
+    const char *rrs[] = {"sec.test. 300 IN MX 10 mx.sec.test.", NULL};
+    struct resolver_answer a;
+    reduce(LDNS_RCODE_NOERROR, rrs, "sec.test", LDNS_RR_TYPE_MX, &a);
+    a.security = RESOLVER_SECURE;
+    resolver_cache_put(c, "sec.test", LDNS_RR_TYPE_MX, &a, 100);
+    const struct resolver_answer *hit = resolver_cache_get(c, "sec.test", LDNS_RR_TYPE_MX, 101);
+    assert_non_null(hit);
+    assert_int_equal(hit->security, RESOLVER_SECURE);
+    resolver_answer_free(&a);
+    struct resolver_answer bogus;
+    resolver_answer_tempfail(&bogus, "DNSSEC validation failed: x");
+    bogus.security = RESOLVER_BOGUS;
+    resolver_cache_put(c, "bad.test", LDNS_RR_TYPE_MX, &bogus, 100); /* TEMPFAIL: never kept */
+    assert_null(resolver_cache_get(c, "bad.test", LDNS_RR_TYPE_MX, 101));
+    resolver_cache_free(c);
+}
+
 static void test_mx_records(void **state)
 {
     (void)state;
@@ -331,6 +377,8 @@ int main(void)
         cmocka_unit_test(test_txt_hostile_bytes_and_size),
         cmocka_unit_test(test_negative_ttl_from_soa),
         cmocka_unit_test(test_cache_bounded_in_bytes),
+        cmocka_unit_test(test_tlsa_records),
+        cmocka_unit_test(test_cache_keeps_security),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -277,8 +277,15 @@ static void check_ehlo(const struct situation *x, void *arg)
     int n = smtpd_ehlo_keywords(&w.s, kw, SMTPD_MAX_KEYWORDS);
     describe(x, where, sizeof where);
     int expected = 0;
-    for (size_t i = 0; i < smtpd_extensions_size; i++, expected++)
-        assert_string_equal(kw[i], i == 1 ? "SIZE 36700160" : smtpd_extensions[i].keyword.name);
+    for (size_t i = 0; i < smtpd_extensions_size; i++) {
+        const char *name = smtpd_extensions[i].keyword.name;
+        /* Every extension always, but REQUIRETLS only over TLS (RFC 8689). */
+        int due = strcmp(name, "REQUIRETLS") != 0 || x->tls;
+        if (count(kw, n, i == 1 ? "SIZE 36700160" : name) != due)
+            fail_msg("EHLO %s %s in %s", due ? "lacks" : "offers", name, where);
+        if (due)
+            assert_string_equal(kw[expected++], i == 1 ? "SIZE 36700160" : name);
+    }
     for (size_t i = 0; i < smtpd_cmd_table_size; i++) {
         const struct smtpd_cmd_row *row = &smtpd_cmd_table[i];
         int due = keyword_due(row->verb, x);
@@ -311,10 +318,13 @@ static void test_ehlo_comes_from_the_table(void **state)
     assert_int_equal(n, 9);
     for (int i = 0; i < n; i++)
         assert_string_equal(kw[i], want[i]);
-    /* Over TLS: AUTH with its mechanisms, and ETRN once authenticated. */
+    /* Over TLS: REQUIRETLS after the other extensions, AUTH with its mechanisms, and ETRN
+     * once authenticated. */
     x.tls = 1;
     enter(&w, &x);
     n = smtpd_ehlo_keywords(&w.s, kw, SMTPD_MAX_KEYWORDS);
+    assert_string_equal(kw[7], "REQUIRETLS");
+    assert_int_equal(count(kw, n, "REQUIRETLS"), 1);
     assert_int_equal(count(kw, n, "AUTH PLAIN LOGIN"), 1);
     assert_int_equal(count(kw, n, "ETRN"), 0);
     x.auth = 1;

@@ -108,6 +108,42 @@ static void test_mail(void **state)
     assert_memory_equal(reply, "501 5.1.7 ", 10);
 }
 
+/* RFC 8689 2: REQUIRETLS is a keyword with no value, given once; that the session is TLS is
+ * the envelope's check (it knows the session). */
+static void test_mail_requiretls(void **state)
+{
+    (void)state;
+    struct pm_addr a;
+    struct smtpd_mail_params p;
+    char reply[256];
+    assert_int_equal(mail("FROM:<a@b.test>", &a, &p, reply), 0);
+    assert_false(p.requiretls);
+    assert_int_equal(mail("FROM:<a@b.test> REQUIRETLS", &a, &p, reply), 0);
+    assert_true(p.requiretls);
+    assert_int_equal(mail("FROM:<a@b.test> requiretls", &a, &p, reply), 0);
+    assert_true(p.requiretls);
+    /* With the others, in any order; the null sender may ask for it too (RFC 8689 5). */
+    assert_int_equal(mail("FROM:<> REQUIRETLS RET=HDRS", &a, &p, reply), 0);
+    assert_true(p.requiretls && a.is_null);
+    assert_int_equal(p.dsn.ret, SMTPD_DSN_RET_HDRS);
+    assert_int_equal(mail("FROM:<a@b.test> SIZE=10 REQUIRETLS BODY=8BITMIME ENVID=x", &a, &p, reply), 0);
+    assert_true(p.requiretls && p.body_8bit && p.has_size && p.dsn.has_envid);
+    /* A value, a repeat, a look-alike. */
+    assert_int_equal(mail("FROM:<a@b.test> REQUIRETLS=YES", &a, &p, reply), -1);
+    assert_string_equal(reply, "501 5.5.4 Bad REQUIRETLS parameter");
+    assert_int_equal(mail("FROM:<a@b.test> REQUIRETLS=", &a, &p, reply), -1);
+    assert_string_equal(reply, "501 5.5.4 Bad REQUIRETLS parameter");
+    assert_int_equal(mail("FROM:<a@b.test> REQUIRETLS REQUIRETLS", &a, &p, reply), -1);
+    assert_string_equal(reply, "501 5.5.4 Bad REQUIRETLS parameter");
+    assert_int_equal(mail("FROM:<a@b.test> REQUIRETLSX", &a, &p, reply), -1);
+    assert_string_equal(reply, "555 5.5.4 Unsupported MAIL parameter");
+    assert_int_equal(mail("FROM:<a@b.test> REQUIRE", &a, &p, reply), -1);
+    assert_string_equal(reply, "555 5.5.4 Unsupported MAIL parameter");
+    /* The next MAIL starts from nothing. */
+    assert_int_equal(mail("FROM:<a@b.test>", &a, &p, reply), 0);
+    assert_false(p.requiretls);
+}
+
 static int rcpt(const char *arg, int utf8, struct pm_addr *a, char *reply)
 {
     return smtpd_parse_rcpt(arg, strlen(arg), utf8, a, reply, 256);
@@ -154,6 +190,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verbs), cmocka_unit_test(test_unknown_and_hostile), cmocka_unit_test(test_mail),
+        cmocka_unit_test(test_mail_requiretls),
         cmocka_unit_test(test_rcpt),  cmocka_unit_test(test_helo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
