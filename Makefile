@@ -131,11 +131,14 @@ PYTEST_WORKERS ?= 2
 integration: all
 	POSTMESH_BIN=$(abspath $(BUILD)/bin) $(PYTHON) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/integration $(PYTEST_ARGS)
 
+# The builds of `make test` (sanitizer, plain, fuzzers) use every core; the steps still run
+# one after the other, and the packages are checked once, first.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps-check
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory valgrind
-	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory -j$(JOBS) unit
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) valgrind
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-smoke
 	@$(MAKE) --no-print-directory integration
 
 run: all

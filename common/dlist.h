@@ -27,4 +27,32 @@
             (node)->next->prev = (node)->prev;                                                \
     } while (0)
 
+/* FIFO queues of the same nodes: a struct with `head`, `tail` and a count `n`. */
+#define PM_DQUEUE_APPEND(q, node)                                                             \
+    do {                                                                                      \
+        (node)->next = NULL;                                                                  \
+        (node)->prev = (q)->tail;                                                             \
+        if ((q)->tail)                                                                        \
+            (q)->tail->next = (node);                                                         \
+        else                                                                                  \
+            (q)->head = (node);                                                               \
+        (q)->tail = (node);                                                                   \
+        (q)->n++;                                                                             \
+    } while (0)
+
+/* node leaves the queue q (its next and prev are cleared). */
+#define PM_DQUEUE_REMOVE(q, node)                                                             \
+    do {                                                                                      \
+        if ((node)->prev)                                                                     \
+            (node)->prev->next = (node)->next;                                                \
+        else                                                                                  \
+            (q)->head = (node)->next;                                                         \
+        if ((node)->next)                                                                     \
+            (node)->next->prev = (node)->prev;                                                \
+        else                                                                                  \
+            (q)->tail = (node)->prev;                                                         \
+        (node)->prev = (node)->next = NULL;                                                   \
+        (q)->n--;                                                                             \
+    } while (0)
+
 #endif

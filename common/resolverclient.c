@@ -22,6 +22,7 @@ struct req {
     int sent;
     int busy;          /* the resolver said it is overloaded: asked again from the tick */
     const char *error; /* set: fails at the next tick (could not be made) */
+    int expiring;      /* on the tick's list of requests about to be failed (see on_tick) */
     uint64_t deadline_ms;
     uint64_t send_by_ms; /* not sent by then: "resolver not reachable" (send window) */
     Postmesh__ResolveRequest__Kind kind;
@@ -37,6 +38,7 @@ struct pm_resolver_client {
     uint64_t connect_failed_ms; /* when the socket last could not be made; 0: never */
     struct event *tick;
     struct req *head;
+    struct req *expiring; /* given up, callbacks pending: still cancellable (hnext kept) */
     struct req *buckets[NBUCKETS];
     long n;
     uint64_t next_handle;
@@ -60,11 +62,15 @@ static struct req **slot(struct pm_resolver_client *c, uint64_t handle)
     return pp;
 }
 
-static void unlink_req(struct pm_resolver_client *c, struct req *p)
+static void unlink_bucket(struct pm_resolver_client *c, struct req *p)
 {
     struct req **pp = slot(c, p->handle);
     if (*pp == p)
         *pp = p->hnext;
+}
+
+static void unlink_list(struct pm_resolver_client *c, struct req *p)
+{
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -74,6 +80,12 @@ static void unlink_req(struct pm_resolver_client *c, struct req *p)
     c->n--;
     if (c->n == 0)
         event_del(c->tick);
+}
+
+static void unlink_req(struct pm_resolver_client *c, struct req *p)
+{
+    unlink_bucket(c, p);
+    unlink_list(c, p);
 }
 
 static int send_request(struct pm_resolver_client *c, struct req *p)
@@ -145,7 +157,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct pm_resolver_client *c = arg;
     uint64_t now = now_ms();
-    struct req *expired = NULL;
     for (struct req *p = c->head, *next; p; p = next) {
         next = p->next;
         if (!p->sent && !p->error && now >= p->send_by_ms && send_request(c, p) < 0) {
@@ -156,18 +167,22 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             c->down = 1;
         }
         if (p->error || now >= p->deadline_ms) {
-            unlink_req(c, p);
-            p->next = expired;
-            expired = p;
+            unlink_list(c, p);
+            p->expiring = 1;
+            p->next = c->expiring;
+            c->expiring = p;
             continue;
         }
         if (!p->sent)
             send_request(c, p);
     }
-    /* Call back after the walk: a callback may start new requests. */
-    while (expired) {
-        struct req *p = expired;
-        expired = p->next;
+    /* Call back after the walk: a callback may start new requests, or cancel one of those
+     * still waiting here (an outbound job ended by its MX lookup's failure cancels its other
+     * lookups): they stay findable by handle until their turn. */
+    while (c->expiring) {
+        struct req *p = c->expiring;
+        c->expiring = p->next;
+        unlink_bucket(c, p);
         const char *why = p->error       ? p->error
                           : p->busy      ? PM_RESOLVER_BUSY
                           : p->sent      ? "resolver did not answer in time"
@@ -204,6 +219,11 @@ void pm_resolver_client_free(struct pm_resolver_client *c)
     while (c->head) {
         struct req *p = c->head;
         c->head = p->next;
+        free(p);
+    }
+    while (c->expiring) {
+        struct req *p = c->expiring;
+        c->expiring = p->next;
         free(p);
     }
     if (c->tick)
@@ -255,6 +275,16 @@ void pm_resolve_cancel(struct pm_resolver_client *c, uint64_t handle)
     struct req *p = handle ? *slot(c, handle) : NULL;
     if (!p)
         return;
+    if (p->expiring) {
+        struct req **pp = &c->expiring;
+        while (*pp && *pp != p)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = p->next;
+        unlink_bucket(c, p);
+        free(p);
+        return;
+    }
     unlink_req(c, p);
     free(p);
 }

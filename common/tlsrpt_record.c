@@ -5,16 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 /* Octets an address may hold here: printable ASCII without the specials that would need
  * quoting in a header or split a list. */
@@ -47,7 +38,7 @@ int pm_tlsrpt_mailto_addr(const char *uri, size_t len, char *out, size_t size)
     for (size_t i = 7; i < len && uri[i] != '?'; i++) {
         unsigned char c = (unsigned char)uri[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hexval(uri[i + 1]) : -1, lo = i + 2 < len ? hexval(uri[i + 2]) : -1;
+            int hi = i + 2 < len ? pm_hex_digit(uri[i + 1]) : -1, lo = i + 2 < len ? pm_hex_digit(uri[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);

@@ -149,8 +149,10 @@ static Postmesh__TlsSession *make_session(const struct mta_tlsrpt *r, const stru
     t->receiving_mx_hostname = strdup(s->mx);
     t->receiving_ip = strdup(s->rip);
     t->receiving_mx_helo = strdup(s->helo);
-    t->additional_info = strdup(s->info);
-    t->failure_reason_code = strdup("");
+    /* RFC 8460 4.3: additional-information is a URI pointing elsewhere (we have none);
+     * failure-reason-code is the text field for "a TLS-related error code or error message". */
+    t->additional_info = strdup("");
+    t->failure_reason_code = strdup(s->info);
     char *rua[PM_TLSRPT_MAX_RUA];
     for (int i = 0; i < r->nrua; i++)
         rua[i] = (char *)r->rua[i];

@@ -14,6 +14,8 @@
 #define REPORTS_PER_ROUND 1000 /* reports one `queue tlsrpt` or timer round queues at most */
 #define TIMER_S 60             /* the timer looks for finished days this often */
 #define FIRST_TIMER_S 2        /* ... and soon after a start: a queue that was down at the hour */
+#define STORE_SHARE 8          /* the counts may take 1/8 of the store's map at most: sessions are
+                                * what any mta says (stale results count too), the messages come first */
 
 struct touched {
     char key[TLSRPT_KEY_SIZE];
@@ -38,6 +40,7 @@ struct queue_tlsrpt {
     int reporting;
     struct event *timer;
     unsigned long long dropped; /* sessions not counted (bounds), for the log */
+    size_t pending_bytes;       /* what the touched records may add at the next commit (estimate) */
 };
 
 static int db_ready(struct queue *q) { return q->env && q->tlsrpt; }
@@ -90,23 +93,66 @@ static struct touched *touch(struct queue *q, const char *key, size_t klen)
     return t;
 }
 
+/* Octets the "tlsrpt" database takes in the store now (its B-tree's pages). */
+static size_t stored_bytes(struct queue *q)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    size_t used = 0;
+    if (queue_store_txn(q, MDB_RDONLY, &txn) != 0)
+        return (size_t)-1;
+    if (mdb_stat(txn, q->db_tlsrpt, &st) == 0)
+        used = (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * (size_t)st.ms_psize;
+    mdb_txn_abort(txn);
+    return used;
+}
+
+/* At most what one session adds to a record's JSON (its strings, quoted, and the members). */
+static size_t session_bytes(const Postmesh__TlsSession *s)
+{
+    size_t n = 512 + strlen(s->policy_domain);
+    for (size_t i = 0; i < s->n_policy_strings; i++)
+        n += strlen(s->policy_strings[i]) * 2 + 8; /* json-c may escape */
+    for (size_t i = 0; i < s->n_mx_host; i++)
+        n += strlen(s->mx_host[i]) + 8;
+    for (size_t i = 0; i < s->n_rua; i++)
+        n += strlen(s->rua[i]) + 8;
+    const char *f[] = {s->result_type, s->sending_ip, s->receiving_mx_hostname, s->receiving_ip,
+                       s->receiving_mx_helo, s->additional_info, s->failure_reason_code};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        n += (f[i] ? strlen(f[i]) * 2 : 0) + 32;
+    return n;
+}
+
 void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r)
 {
     if (!db_ready(q) || r->kind != POSTMESH__WORKER_KIND__WORKER_MTA || r->n_tls_sessions == 0)
         return;
     time_t now = tlsrpt_now();
-    size_t counted = 0;
+    size_t counted = 0, full = 0;
+    size_t limit = ((size_t)q->cfg->queue.map_size_mb << 20) / STORE_SHARE, used = stored_bytes(q);
     for (size_t i = 0; i < r->n_tls_sessions; i++) {
         const Postmesh__TlsSession *s = r->tls_sessions[i];
+        size_t add = session_bytes(s);
+        if (used > limit || q->tlsrpt->pending_bytes + add > limit - used) {
+            full++;
+            q->tlsrpt->dropped++;
+            continue;
+        }
         char key[TLSRPT_KEY_SIZE];
         int klen = queue_tlsrpt_key(key, now, s->policy_domain);
         struct touched *t = klen > 0 ? touch(q, key, (size_t)klen) : NULL;
-        if (t && queue_tlsrpt_merge(t->rec, s) == 0)
+        if (t && queue_tlsrpt_merge(t->rec, s) == 0) {
             counted++;
-        else
+            q->tlsrpt->pending_bytes += add;
+        } else {
             q->tlsrpt->dropped++;
+        }
     }
     char dom[PM_LOGV_SIZE];
+    if (full)
+        pm_log(PM_WARN, "event=tlsrpt_full id=%s sessions=%zu limit_octets=%zu stored_octets=%zu", r->queue_id, full,
+               limit, used);
     pm_log(counted == r->n_tls_sessions ? PM_DEBUG : PM_WARN,
            "event=tlsrpt_sessions id=%s domain=%s sessions=%zu counted=%zu uncounted_total=%llu", r->queue_id,
            PM_LOGV(dom, r->tls_sessions[0]->policy_domain), r->n_tls_sessions, counted, q->tlsrpt->dropped);
@@ -121,14 +167,33 @@ int queue_tlsrpt_stage(struct queue *q, MDB_txn *txn, struct qmsg **list, size_t
     struct queue_tlsrpt *s = q->tlsrpt;
     if (!s)
         return 0;
-    for (size_t i = 0; i < s->nt; i++) {
+    /* The counts in a transaction of their own inside the commit's: a store that cannot take
+     * them (full, a record too large) loses the counts, never the messages of the commit. */
+    MDB_txn *child = NULL;
+    int rc = s->nt ? mdb_txn_begin(q->env, txn, 0, &child) : 0;
+    for (size_t i = 0; i < s->nt && !rc; i++) {
         const char *js = json_object_to_json_string_ext(s->t[i].rec, JSON_C_TO_STRING_PLAIN);
-        if (!js)
-            return ENOMEM;
-        MDB_val k = {s->t[i].klen, s->t[i].key}, v = {strlen(js), (void *)js};
-        int rc = mdb_put(txn, q->db_tlsrpt, &k, &v, 0);
-        if (rc)
-            return rc;
+        if (!js) {
+            rc = ENOMEM;
+        } else if (strlen(js) > TLSRPT_MAX_RECORD) { /* would not be read back: the stored one stays */
+            pm_log(PM_WARN, "event=tlsrpt_dropped key=\"%.*s\" reason=record_too_large", (int)s->t[i].klen, s->t[i].key);
+        } else {
+            MDB_val k = {s->t[i].klen, s->t[i].key}, v = {strlen(js), (void *)js};
+            rc = mdb_put(child, q->db_tlsrpt, &k, &v, 0);
+        }
+    }
+    if (child && !rc)
+        rc = mdb_txn_commit(child); /* into the parent: durable with it */
+    else if (child)
+        mdb_txn_abort(child);
+    if (rc) {
+        pm_log(PM_WARN, "event=tlsrpt_unsaved records=%zu error=\"%s\"", s->nt, mdb_strerror(rc));
+        for (size_t i = 0; i < s->nt; i++)
+            json_object_put(s->t[i].rec);
+        free(s->t);
+        s->t = NULL;
+        s->nt = 0;
+        s->pending_bytes = 0;
     }
     if (!s->reporting)
         return 0;
@@ -151,6 +216,7 @@ void queue_tlsrpt_committed(struct queue *q, struct qmsg **list, size_t n)
     free(s->t);
     s->t = NULL;
     s->nt = 0;
+    s->pending_bytes = 0;
     if (!s->reporting)
         return;
     for (size_t i = 0; i < n; i++)

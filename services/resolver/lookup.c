@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bus_valid.h"
+#include "hex.h"
 #include "log.h"
 #include "names.h"
 
@@ -379,17 +380,6 @@ static void on_mx(const struct resolver_answer *a, void *arg)
 
 /* PTR and TXT: the records as they are. NXDOMAIN is PERMFAIL 5.1.2, NODATA an OK without
  * records (proto: ResolveReply). */
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "3 1 1 <hex>" (answer.c's text of a TLSA record) -> a TlsaRecord; NULL if it is not one. */
 static Postmesh__TlsaRecord *tlsa_record(const char *text)
 {
@@ -407,7 +397,7 @@ static Postmesh__TlsaRecord *tlsa_record(const char *text)
         abort();
     postmesh__tlsa_record__init(t);
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        int hi = pm_hex_digit(hex[2 * i]), lo = pm_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(data);
             free(t);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlist.h"
 #include "log.h"
 #include "names.h"
 #include "net.h"
@@ -100,31 +101,9 @@ int resolver_ns_parse(const char *spec, struct resolver_ns *ns)
     return 0;
 }
 
-static void list_push(struct xlist *l, struct xfer *x)
-{
-    x->next = NULL;
-    x->prev = l->tail;
-    if (l->tail)
-        l->tail->next = x;
-    else
-        l->head = x;
-    l->tail = x;
-    l->n++;
-}
+static void list_push(struct xlist *l, struct xfer *x) { PM_DQUEUE_APPEND(l, x); }
 
-static void list_remove(struct xlist *l, struct xfer *x)
-{
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        l->head = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    else
-        l->tail = x->prev;
-    x->prev = x->next = NULL;
-    l->n--;
-}
+static void list_remove(struct xlist *l, struct xfer *x) { PM_DQUEUE_REMOVE(l, x); }
 
 static void close_udp(struct xfer *x)
 {

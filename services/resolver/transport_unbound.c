@@ -8,6 +8,8 @@
 #include <unbound-event.h>
 #include <unbound.h>
 
+#include "clock.h"
+#include "dlist.h"
 #include "log.h"
 #include "names.h"
 
@@ -32,6 +34,7 @@ struct uq {
     int started;  /* handed to libunbound (the timer then is the deadline) */
     int starting; /* inside ub_resolve_event: an answer from its cache comes at once */
     int answered; /* ... and is kept here until ub_resolve_event returns */
+    uint64_t asked_ms; /* when the caller asked (pm_mono_ms) */
     ldns_pkt *pkt;
     enum resolver_security sec;
     char error[256];
@@ -53,31 +56,9 @@ struct resolver_unbound {
     struct qlist active, waiting;
 };
 
-static void list_push(struct qlist *l, struct uq *x)
-{
-    x->next = NULL;
-    x->prev = l->tail;
-    if (l->tail)
-        l->tail->next = x;
-    else
-        l->head = x;
-    l->tail = x;
-    l->n++;
-}
+static void list_push(struct qlist *l, struct uq *x) { PM_DQUEUE_APPEND(l, x); }
 
-static void list_remove(struct qlist *l, struct uq *x)
-{
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        l->head = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    else
-        l->tail = x->prev;
-    x->prev = x->next = NULL;
-    l->n--;
-}
+static void list_remove(struct qlist *l, struct uq *x) { PM_DQUEUE_REMOVE(l, x); }
 
 int resolver_unbound_fwd_text(const struct resolver_ns *ns, char *out, size_t size)
 {
@@ -190,6 +171,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         finish(x, NULL, RESOLVER_INSECURE, "timeout");
         return;
     }
+    if (pm_mono_ms() - x->asked_ms >= (uint64_t)u->timeout_ms) {
+        /* It waited its whole time in line (MAX_INFLIGHT busy, e.g. a zone that never
+         * answers): asking now would only spend a slot on an answer nobody waits for, and
+         * let a backlog of stale questions delay every fresh one. */
+        finish(x, NULL, RESOLVER_INSECURE, "timeout (waited in line)");
+        return;
+    }
     x->started = 1;
     x->starting = 1;
     int rc = ub_resolve_event(u->ctx, x->name, x->type, LDNS_RR_CLASS_IN, x, on_answer, &x->async_id);
@@ -219,6 +207,7 @@ int resolver_unbound_query(struct resolver_unbound *u, const char *name, ldns_rr
     x->type = (int)type;
     x->cb = cb;
     x->arg = arg;
+    x->asked_ms = pm_mono_ms();
     x->timer = evtimer_new(u->base, on_timer, x);
     if (!x->timer) {
         free(x);

@@ -107,7 +107,7 @@ static inline void ft_answer(const struct ft_query *q, struct ft_packets *src)
             if (pkt)
                 ldns_pkt_free(pkt);
             if (tcp) {
-                q->cb(NULL, "bad TCP answer", q->arg);
+                q->cb(NULL, RESOLVER_INSECURE, "bad TCP answer", q->arg);
                 return;
             }
             continue;
@@ -122,13 +122,15 @@ static inline void ft_answer(const struct ft_query *q, struct ft_packets *src)
         if (rc != LDNS_RCODE_NOERROR && rc != LDNS_RCODE_NXDOMAIN) {
             ldns_lookup_table *lt = ldns_lookup_by_id(ldns_rcodes, (int)rc);
             ldns_pkt_free(pkt);
-            q->cb(NULL, lt ? lt->name : "server failure", q->arg);
+            q->cb(NULL, RESOLVER_INSECURE, lt ? lt->name : "server failure", q->arg);
             return;
         }
-        q->cb(pkt, NULL, q->arg); /* the callee owns pkt */
+        /* The security libunbound would have judged: taken from the input's AD bit, so that
+         * the secure paths are fuzzed too (the real engine never believes that bit). */
+        q->cb(pkt, ldns_pkt_ad(pkt) ? RESOLVER_SECURE : RESOLVER_INSECURE, NULL, q->arg); /* the callee owns pkt */
         return;
     }
-    q->cb(NULL, tcp ? "TCP connection failed" : "timeout", q->arg);
+    q->cb(NULL, RESOLVER_INSECURE, tcp ? "TCP connection failed" : "timeout", q->arg);
 }
 
 #endif

@@ -120,7 +120,7 @@ static void nameserver(int op)
     struct ft_query q;
     for (int i = 0; i < 200 && ft_pop(&q); i++) {
         if (op == 1) {
-            q.cb(NULL, "timeout", q.arg);
+            q.cb(NULL, RESOLVER_INSECURE, "timeout", q.arg);
         } else {
             answer(&q, op == 3);
         }

@@ -5,6 +5,7 @@ Every service logs `event=started` once it is ready; start() waits for that line
 """
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -307,3 +308,23 @@ def pm(tmp_path):
     inst = Postmesh(traversable(tmp_path))
     yield inst
     inst.stop_all()
+    crashes = crash_lines(inst)
+    if crashes:
+        pytest.fail("a service process crashed during the test (its supervisor restarted it, so "
+                    "the test itself may not notice):\n" + "\n".join(crashes), pytrace=False)
+
+
+# What a process that died of a bug leaves in its log: the supervisor's line for a sandbox or
+# worker killed by SIGABRT (glibc's "double free", abort()) or SIGSEGV/SIGBUS/SIGFPE/SIGILL,
+# and the C library's or a sanitizer's own words. No test makes one die like that on purpose.
+CRASH_MARKS = re.compile(r"event=sandbox_exited .*signal=(4|6|7|8|11)\b|double free|corrupted|"
+                         r"AddressSanitizer|runtime error:|stack smashing")
+
+
+def crash_lines(inst):
+    out = []
+    for path in sorted(set(inst.logs.values())):
+        if path.exists():
+            out += [f"{path.name}: {ln}" for ln in path.read_text(errors="replace").splitlines()
+                    if CRASH_MARKS.search(ln)][:5]
+    return out

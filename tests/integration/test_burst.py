@@ -194,6 +194,10 @@ class CongestedResolver:
                 continue
             peer, frame = self.sock.recv_multipart()
             m = rp.unbus(frame)
+            if m.get("resolve", {}).get("kind", 0) != 0:
+                # the TXT records of MTA-STS and TLSRPT: none (only MX questions are counted)
+                self.sock.send_multipart([peer, rp.bus(m["request_id"], resolve_reply={"status": rp.OK})])
+                continue
             self.asked += 1
             if self.asked <= self.busy:
                 reply = {"status": rp.TEMPFAIL, "dsn_status": "4.3.2", "text": "resolver overloaded"}

@@ -35,6 +35,15 @@ SEC = [
     "badhost.sec.test. 300 IN MX 10 mx.badhost.sec.test.",
     "mx.badhost.sec.test. 300 IN A 127.0.0.3",
     "badtxt.sec.test. 300 IN TXT \"forged\"",
+    # CNAMEs: one inside the signed zone, one leaving it for a zone no anchor covers
+    "cin.sec.test. 300 IN CNAME mx.sec.test.",
+    "cout.sec.test. 300 IN CNAME mx.plain.test.",
+    "cnamemx.sec.test. 300 IN MX 10 cout.sec.test.",
+    # a host whose A is good and whose AAAA is bogus, next to a good host
+    "halfbad.sec.test. 300 IN MX 10 mx.halfbad.sec.test.",
+    "halfbad.sec.test. 300 IN MX 20 mx.sec.test.",
+    "mx.halfbad.sec.test. 300 IN A 127.0.0.8",
+    "mx.halfbad.sec.test. 300 IN AAAA ::8",
     f"_25._tcp.badtlsa.sec.test. 300 IN TLSA 3 1 1 {TLSA_HEX}",
     "badtlsa.sec.test. 300 IN A 127.0.0.4",
     # secure NODATA: a name with an A only
@@ -59,6 +68,7 @@ def zone(signed_zone):  # noqa: F811
     z.tamper("badmx.sec.test", "MX")
     z.tamper("mx.badhost.sec.test", "A")
     z.tamper("badtxt.sec.test", "TXT")
+    z.tamper("mx.halfbad.sec.test", "AAAA")
     z.tamper("_25._tcp.badtlsa.sec.test", "TLSA")
     return z.start()
 
@@ -170,6 +180,29 @@ def test_bogus_is_tempfail_475(resolver, pm):
     assert "dnssec=bogus" in log
 
 
+def test_one_bogus_family_leaves_the_host_out(resolver):
+    # Its secure A must not carry the host into the reply as an insecure host (no DANE):
+    # an attacker who can spoil one RRset would turn DANE off for that MX.
+    r = resolver.resolve("halfbad.sec.test")
+    assert (r["status"], r["dnssec"]) == (rp.OK, rp.SECURE), r
+    assert [(h["name"], h["secure"]) for h in r["hosts"]] == [("mx.sec.test", 1)], r
+    a = resolver.resolve("mx.halfbad.sec.test", rp.A)
+    assert (a["status"], a["dsn_status"], a["dnssec"]) == (rp.TEMPFAIL, "4.7.5", rp.BOGUS), a
+    assert not a["hosts"]
+
+
+def test_cname_chain_is_as_secure_as_its_weakest_link(resolver):
+    inside = resolver.resolve("cin.sec.test", rp.A)
+    assert (inside["status"], inside["dnssec"], inside["hosts"][0]["secure"]) == (rp.OK, rp.SECURE, 1), inside
+    out = resolver.resolve("cout.sec.test", rp.A)
+    assert (out["status"], out["dnssec"], out["hosts"][0]["secure"]) == (rp.OK, rp.INSECURE, 0), out
+    assert out["hosts"][0]["addresses"] == ["127.0.0.7"], out
+    # a signed MX whose host leaves the signed zone: the MX answer is secure, the host is not
+    mx = resolver.resolve("cnamemx.sec.test")
+    assert (mx["status"], mx["dnssec"]) == (rp.OK, rp.SECURE), mx
+    assert [(h["name"], h["secure"]) for h in mx["hosts"]] == [("cout.sec.test", 0)], mx
+
+
 def test_bogus_then_fixed_zone(resolver, zone):
     assert resolver.resolve("badtxt.sec.test", rp.TXT)["dsn_status"] == "4.7.5"
     zone.untamper()
@@ -239,6 +272,26 @@ def test_timeout_is_bounded(pm, zone):
         took = time.monotonic() - start
         assert r["status"] == rp.TEMPFAIL and r["dsn_status"] == "4.4.3", r
         assert took < 3, took
+        client.close()
+    finally:
+        silent.close()
+
+
+def test_backlog_never_outlives_the_timeout(pm, zone):
+    """More questions than libunbound takes at once (256), upstream silent: the ones that
+    waited their whole timeout in line fail then, they are not sent late one batch after
+    another (2000 of them would otherwise take ~8 timeouts, delaying every fresh lookup)."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        client = start_resolver(pm, [f"127.0.0.1:{silent.getsockname()[1]}"], [zone.anchor_file], timeout=1)
+        n = 2000
+        for i in range(n):
+            client.ask(f"q{i}.sec.test", rp.TXT)
+        got = client.replies(n, timeout=30)
+        assert all(r["status"] == rp.TEMPFAIL for r, _ in got.values())
+        slowest = max(t for _, t in got.values())
+        assert slowest < 4.5, slowest
         client.close()
     finally:
         silent.close()

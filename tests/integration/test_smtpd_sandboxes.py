@@ -46,6 +46,16 @@ def alive(pid):
         return False
 
 
+def dead(pid):
+    """Gone, or a zombie: a process reaped between two looks at it is gone too (reading its
+    /proc entry then fails with ESRCH, or the entry is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+
+
 def start(pm, **smtpd):
     pm.configure(smtpd={"sandboxes": 2, **smtpd})
     pm.start("queue", "smtpd")
@@ -103,7 +113,7 @@ def test_a_crashed_worker_is_restarted_and_the_other_keeps_its_sessions(pm):
     kept = [open_from(pm, src_survivor) for _ in range(3)]
     doomed = open_from(pm, src_victim)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: not alive(victim) or open(f"/proc/{victim}/stat").read().split()[2] == "Z", 10,
+    wait_for(lambda: dead(victim), 10,
              what="the victim to die")
     # the survivor's sessions are intact: a whole transaction on each
     for s in kept:

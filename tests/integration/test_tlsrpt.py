@@ -257,6 +257,31 @@ def test_the_edge_bounds_sessions(pm, zctx):
     m.close()
 
 
+
+def test_a_hostile_mta_cannot_fill_the_store_or_stop_its_commits(pm, zctx):
+    """Sessions are statistics an mta may send for any domain (stale results count): a
+    compromised one sending large sessions for ever new domains must neither fill the store
+    nor make the group commit fail, so mail is still taken and reports still go out."""
+    pm.configure(queue={"map_size_mb": 2})
+    pm.add_user("user@example.test")
+    pm.start("queue", "smtpd")
+    m = FakeMta(pm, zctx)
+    big = ["p" * 1000] * 32                                    # the most a session may carry
+    mxs = [f"mx{i}.example.test" for i in range(32)]
+    for r in range(12):                                        # ~4 MB of counts for a 2 MB store
+        m.send(mta_result(f"{0x100 + r:016X}", [tls_session(f"d{r}-{i}.test", False, "validation-failure",
+                                                            strings=big, mx_patterns=mxs) for i in range(8)]))
+        m.sync()
+    pm.cli("status")                                           # the counts' commit
+    with smtplib.SMTP("127.0.0.1", pm.port("smtp"), timeout=20) as s:
+        s.sendmail("sender@client.test", ["user@example.test"], b"Subject: still taken\r\n\r\nhello\r\n")
+    log = pm.log("queue")
+    assert "event=tlsrpt_full" in log, log[-3000:]
+    assert "event=commit_failed" not in log, log[-3000:]
+    out = pm.cli("queue", "tlsrpt").stdout                     # what was kept is still reported
+    assert re.search(r"[1-9]\d* TLS reports queued", out), (out, pm.log("queue")[-3000:])
+    m.close()
+
 # ------------------------------------------------------------------ real deliveries
 
 SENDER = "alice@example.test"

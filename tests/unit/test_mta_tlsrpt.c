@@ -37,7 +37,8 @@ static void test_sessions_attached(void **state)
     assert_false(b->success);
     assert_string_equal(b->result_type, "starttls-not-supported");
     assert_string_equal(b->receiving_mx_helo, "helo??x"); /* no control characters reach the bus */
-    assert_string_equal(b->additional_info, "why");
+    assert_string_equal(b->failure_reason_code, "why"); /* RFC 8460 4.3: the text field */
+    assert_string_equal(b->additional_info, ""); /* a URI, and we have none */
     /* the packed result decodes again (what the queue receives) */
     size_t len = postmesh__job_result__get_packed_size(&res);
     uint8_t buf[4096];
@@ -113,7 +114,7 @@ static void test_bounded(void **state)
     assert_true(strlen(s->receiving_mx_hostname) <= 255);
     assert_true(strlen(s->receiving_ip) <= 63);
     assert_true(strlen(s->result_type) <= 64);
-    assert_true(strlen(s->additional_info) <= 255);
+    assert_true(strlen(s->failure_reason_code) <= 255);
     mta_tlsrpt_release(&res);
     mta_tlsrpt_free(r);
 }
