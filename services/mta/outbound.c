@@ -133,8 +133,12 @@ static struct host_tlsa *host_of(struct mta_outbound *o, const char *host)
  * failed): the policy, and that nothing was encrypted. */
 static void tls_fields_none(const struct mta_outbound *o, char *buf, size_t size)
 {
-    snprintf(buf, size, "tls=none dane=no sts=%s policy=%s cipher=none", mta_sts_applied_name(o->dec.sts),
-             mta_tls_level_name(o->decided ? o->dec.level : o->pin.level));
+    /* dane=failed: the MX was skipped for its TLSA (lookup failed or bogus, none usable under
+     * dane-only); a destination without TLSA records is dane=no. */
+    const char *rt = o->decided && o->dec.mode == MTA_TLS_MODE_SKIP ? o->dec.result_type : NULL;
+    int failed = rt && (strcmp(rt, "dnssec-invalid") == 0 || strcmp(rt, "tlsa-invalid") == 0);
+    snprintf(buf, size, "tls=none dane=%s sts=%s policy=%s cipher=none", failed ? "failed" : "no",
+             mta_sts_applied_name(o->dec.sts), mta_tls_level_name(o->decided ? o->dec.level : o->pin.level));
 }
 
 static void end_conn(struct mta_outbound *o)
@@ -192,9 +196,14 @@ static void fold_conn(struct mta_outbound *o)
     /* tls=verified|encrypted|none dane= sts= policy= cipher=: what this connection had. */
     SSL *ssl = pm_smtpc_conn_ssl(o->conn);
     int dane = ssl && o->dec.mode == MTA_TLS_MODE_DANE && mta_tls_dane_usage(ssl) >= 0;
+    /* dane=failed: DANE was required and the server did not pass (no STARTTLS, a handshake
+     * or TLSA match that failed); a connection that never got that far is dane=no. */
+    int dane_failed = !dane && o->dec.mode == MTA_TLS_MODE_DANE &&
+                      (pm_smtpc_conn_tls_failed(o->conn) || strcmp(sm->error_dsn, "4.7.4") == 0);
     char fields[160];
     snprintf(fields, sizeof fields, "tls=%s dane=%s sts=%s policy=%s cipher=%s%s%s",
-             !ssl ? "none" : mta_tls_verified(ssl) ? "verified" : "encrypted", dane ? "yes" : "no",
+             !ssl ? "none" : mta_tls_verified(ssl) ? "verified" : "encrypted",
+             dane ? "yes" : dane_failed ? "failed" : "no",
              mta_sts_applied_name(o->dec.sts), mta_tls_level_name(o->dec.level), ssl ? SSL_get_cipher_name(ssl) : "none",
              ssl ? " protocol=" : "", ssl ? SSL_get_version(ssl) : "");
     mta_rcpts_fold(o->rcpts, o->smap, sm, t->host, t->best, relay, fields, looptext);
@@ -526,7 +535,9 @@ static void on_sts(const struct mta_sts_result *r, void *arg)
         o->sts_text = r->policy->text ? strdup(r->policy->text) : NULL;
         o->pin.sts = &o->sts;
     } else if (r->status == MTA_STS_FAILED) {
-        /* Delivery goes on as without MTA-STS (RFC 8461 5.1); the report hears of it. */
+        /* Delivery goes on as without MTA-STS (RFC 8461 5.1), but a REQUIRETLS message
+         * that needed the policy waits for it (policy.c); the report hears of it. */
+        o->pin.sts_failed = 1;
         char dom[PM_LOGV_SIZE], why[PM_LOGV_SIZE];
         pm_log(PM_INFO, "event=mta_sts_failed id=%s domain=%s result=%s reason=%s", o->job->queue_id,
                PM_LOGV(dom, o->domain), r->result_type, PM_LOGV(why, r->why));

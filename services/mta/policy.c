@@ -48,14 +48,22 @@ static int uses_dane(enum mta_tls_level l) { return l == MTA_TLS_LEVEL_DANE || l
  * the two are not to be combined; REQUIRETLS wins). */
 static int opted_out(const struct mta_policy_in *in) { return in->tls_required_no && !in->requiretls; }
 
+/* A REQUIRETLS message at a local level (encrypt, verify, secure) still needs what the
+ * domain publishes: without it, an insecure MX under encrypt could never be authenticated
+ * (RFC 8689 4.2.1 asks for DANE or MTA-STS). */
+static int requiretls_asks(const struct mta_policy_in *in)
+{
+    return in->requiretls && in->level != MTA_TLS_LEVEL_NONE;
+}
+
 int mta_policy_wants_tlsa(const struct mta_policy_in *in, int mx_secure)
 {
-    return mx_secure && uses_dane(in->level) && !opted_out(in);
+    return mx_secure && (uses_dane(in->level) || requiretls_asks(in)) && !opted_out(in);
 }
 
 int mta_policy_wants_sts(const struct mta_policy_in *in)
 {
-    return (in->level == MTA_TLS_LEVEL_MAY || uses_dane(in->level)) && !opted_out(in);
+    return (in->level == MTA_TLS_LEVEL_MAY || uses_dane(in->level) || requiretls_asks(in)) && !opted_out(in);
 }
 
 int mta_policy_wants_tlsrpt(const struct mta_policy_in *in)
@@ -145,6 +153,27 @@ static void decide_dane(const struct mta_policy_in *in, const struct mta_policy_
     }
 }
 
+/* A REQUIRETLS message at encrypt, verify or secure: what DANE and MTA-STS say, on top of
+ * the level (d, decided already). An MX they refuse (a failed TLSA lookup, not in an
+ * enforce policy) is skipped; under encrypt their authentication replaces the level's
+ * unauthenticated TLS; verify and secure keep their own PKIX check (authenticated already). */
+static void with_published(const struct mta_policy_in *in, const struct mta_policy_mx *mx, struct mta_policy_decision *d)
+{
+    struct mta_policy_in as_dane = *in;
+    as_dane.level = MTA_TLS_LEVEL_DANE;
+    struct mta_policy_decision p;
+    memset(&p, 0, sizeof p);
+    decide_dane(&as_dane, mx, &p);
+    if (p.mode == MTA_TLS_MODE_SKIP || (p.authenticated && !d->authenticated)) {
+        p.level = d->level;
+        p.ca_file = p.mode == MTA_TLS_MODE_VERIFY ? NULL : d->ca_file;
+        p.match = d->match;
+        *d = p;
+        return;
+    }
+    d->sts = p.sts;
+}
+
 void mta_policy_decide(const struct mta_policy_in *in, const struct mta_policy_mx *mx, struct mta_policy_decision *d)
 {
     memset(d, 0, sizeof *d);
@@ -165,11 +194,15 @@ void mta_policy_decide(const struct mta_policy_in *in, const struct mta_policy_m
         break;
     case MTA_TLS_LEVEL_ENCRYPT:
         mandatory(d, MTA_TLS_MODE_ENCRYPT);
+        if (in->requiretls)
+            with_published(in, mx, d);
         break;
     case MTA_TLS_LEVEL_VERIFY:
     case MTA_TLS_LEVEL_SECURE:
         mandatory(d, MTA_TLS_MODE_VERIFY);
         d->names = has_match ? MTA_TLS_NAMES_MATCH : level == MTA_TLS_LEVEL_SECURE ? MTA_TLS_NAMES_DOMAIN : MTA_TLS_NAMES_MX;
+        if (in->requiretls)
+            with_published(in, mx, d);
         break;
     case MTA_TLS_LEVEL_DANE:
     case MTA_TLS_LEVEL_DANE_ONLY:
@@ -182,6 +215,13 @@ void mta_policy_decide(const struct mta_policy_in *in, const struct mta_policy_m
         level != MTA_TLS_LEVEL_NONE && d->mode != MTA_TLS_MODE_NONE) {
         mandatory(d, MTA_TLS_MODE_VERIFY);
         d->names = MTA_TLS_NAMES_MX;
+    }
+    if (d->mode != MTA_TLS_MODE_SKIP && in->requiretls && !d->authenticated && in->sts_failed) {
+        /* The domain has an MTA-STS policy we could not fetch (maybe an attacker blocking
+         * HTTPS): temporary, as the fetch is; never a bounce (RFC 8461 5.1). */
+        skip(d, "4.7.5", NULL, "MTA-STS policy could not be fetched for %s (REQUIRETLS needs authenticated TLS to %s)",
+             in->domain, mx->host);
+        return;
     }
     if (d->mode != MTA_TLS_MODE_SKIP && in->requiretls && !d->authenticated) {
         skip(d, MTA_REQUIRETLS_DSN, NULL,

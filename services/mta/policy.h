@@ -51,6 +51,8 @@ struct mta_policy_in {
     enum mta_tls_level level;          /* mta_policy_level() */
     const struct pm_tls_policy *row;   /* the mta.tls_policy row, or NULL */
     const struct mta_sts_policy *sts;  /* a valid testing/enforce policy, or NULL */
+    int sts_failed;                    /* an MTA-STS TXT record, but no policy could be fetched
+                                        * and none is cached (MTA_STS_FAILED) */
     int requiretls;                    /* Job.requiretls */
     int tls_required_no;               /* the message says "TLS-Required: No" */
 };
@@ -105,11 +107,13 @@ struct mta_policy_decision {
 /* The level of a destination: the row of mta.tls_policy (NULL: none) or the default. */
 enum mta_tls_level mta_policy_level(const struct pm_tls_policy *row, const char *tls_level, int tls_verify);
 
-/* Does this MX's TLSA record matter (ask for it)? Only under dane/dane-only, with a secure MX
- * answer and host, and when the message does not opt out ("TLS-Required: No"). */
+/* Does this MX's TLSA record matter (ask for it)? Only under dane/dane-only (or any level
+ * that tries TLS, for a REQUIRETLS message: DANE may authenticate what the level does not),
+ * with a secure MX answer and host, and when the message does not opt out ("TLS-Required: No"). */
 int mta_policy_wants_tlsa(const struct mta_policy_in *in, int mx_secure);
 
-/* Does the MTA-STS policy matter for the destination (ask for it)? */
+/* Does the MTA-STS policy matter for the destination (ask for it)? Under may and dane, and
+ * at every level that tries TLS for a REQUIRETLS message. */
 int mta_policy_wants_sts(const struct mta_policy_in *in);
 /* Are its TLS sessions reported (TLSRPT: ask for "_smtp._tls.<domain>")? Every level that
  * tries TLS, unless the message opted out. */

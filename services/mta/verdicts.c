@@ -125,8 +125,13 @@ void mta_result_build(struct mta_result *r, struct mta_rcpt *rcpts, int n, const
              * for a REQUIRETLS message, RFC 8689 4.2.1): the last one stands. */
             mta_rcpt_final(x, PERMFAIL, x->dsn, x->text);
         } else if (!x->final) { /* never reached a server that decided: try again later */
-            if (x->dsn[0] == '5')
-                x->dsn[0] = '4'; /* a permanent reason from one MX, a temporary one from another */
+            if (x->dsn[0] == '5') {
+                /* a permanent reason from one MX, a temporary one from another: the text that
+                 * starts with the code says the same class */
+                if (strncmp(x->text, x->dsn, strlen(x->dsn)) == 0)
+                    x->text[0] = '4';
+                x->dsn[0] = '4';
+            }
             mta_rcpt_final(x, TEMPFAIL, x->dsn[0] ? x->dsn : "4.4.1",
                            x->text[0] ? x->text : "no mail exchanger could be reached");
         }

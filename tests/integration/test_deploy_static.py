@@ -33,7 +33,7 @@ NEEDS = {
 }
 # What each service needs when it starts as root and drops (docs/containers.md), from its row
 # of `postmesh services`: the drop itself, plus owning and reaching a store (the queue's own
-# chroot; a store shared through a group: delivery and pop3d share the Maildirs), plus the
+# chroot, the mta's; a store shared through a group: delivery and pop3d share the Maildirs), plus the
 # privileged ports of a front end (one that runs sandboxes). The same in compose and Kubernetes.
 DROP = {"SETUID", "SETGID", "SYS_CHROOT", "KILL"}
 
@@ -41,6 +41,7 @@ DROP = {"SETUID", "SETGID", "SYS_CHROOT", "KILL"}
 def caps(svc):
     s = row(svc)
     return (DROP | ({"CHOWN", "DAC_OVERRIDE"} if s["chroot"] == "queue" else set())
+            | ({"CHOWN"} if s["chroot"] == "mta" else set())   # its own writable chroot (MTA-STS cache)
             | ({"CHOWN", "FOWNER", "DAC_OVERRIDE"} if s["group"] else set())
             | ({"NET_BIND_SERVICE"} if s["privsep"] == "sandboxes" else set()))
 

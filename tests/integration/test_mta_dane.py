@@ -147,7 +147,7 @@ def test_record_of_another_key_defers_and_nothing_goes_in_the_clear(env):
     p.assert_nothing_in_clear()
     assert p.messages == [] and p.commands("MAIL") == []
     assert "retry=plaintext" not in env["pm"].log("mta")
-    assert "tls=none dane=no sts=no policy=dane" in verdict_line(env, "wrong.sec.test")
+    assert "tls=none dane=failed sts=no policy=dane" in verdict_line(env, "wrong.sec.test")
 
 
 def test_starttls_stripped_defers(env):
@@ -156,6 +156,7 @@ def test_starttls_stripped_defers(env):
     assert r["text"] == "4.7.4 TLS is required, but was not offered by mx.strip.sec.test"
     env["peer"]["strip"].assert_nothing_in_clear()
     assert env["peer"]["strip"].commands("MAIL") == []
+    assert "tls=none dane=failed sts=no policy=dane" in verdict_line(env, "strip.sec.test")
 
 
 def test_dane_ta_with_the_test_ca(env):
@@ -184,6 +185,8 @@ def test_bogus_tlsa_answer_skips_the_mx(env):
     [s] = res.get("tls_sessions", [])
     assert not s.get("success") and s.get("result_type") == "dnssec-invalid", s
     assert re.match(r"4\.7\.5 TLSA lookup for \S*mx\.bogus\.sec\.test failed: .*DNSSEC", r["text"]), r["text"]
+    assert r["text"].count("TLSA lookup") == 1, r["text"]   # said once, not the resolver's words again
+    assert "tls=none dane=failed" in verdict_line(env, "bogus.sec.test")
     assert env["peer"]["bogus"].events == []     # never connected
     assert "event=mx_skipped" in env["pm"].log("mta")
 

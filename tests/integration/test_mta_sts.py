@@ -407,6 +407,39 @@ def test_testing_delivers_and_reports(mail_env):
 
 
 @needs_outbound
+def test_requiretls_defers_when_the_policy_cannot_be_fetched(mail_env):
+    """(dane) REQUIRETLS, an insecure MX and an MTA-STS TXT whose policy is not served
+    (an attacker blocking HTTPS, nothing cached): deferred 4.7.5, not bounced 5.7.10."""
+    env = mail_env
+    env["zone"].mx["a.test"] = [(10, "mx1.a.test")]
+    env["zone"].a["mx1.a.test"] = "127.0.0.6"
+    good = peer(env, "127.0.0.6", "mx1.a.test", requiretls=True)
+    publish(env, "a.test", "id1", "", status=500)
+    q = start_mta(env)
+    r = q.result(q.send_job(["bob@a.test"], "a.test", requiretls=True))["results"][0]
+    assert (r["status"], r["dsn_status"]) == (1, "4.7.5"), r                     # TEMPFAIL
+    assert r["text"].startswith("4.7.5 MTA-STS policy could not be fetched for a.test"), r
+    assert not good.events
+
+
+@needs_outbound
+def test_requiretls_at_encrypt_uses_the_enforce_policy(mail_env):
+    """(dane) A REQUIRETLS message to a domain at the local level encrypt: its enforce
+    MTA-STS policy is still looked up and authenticates the (insecure) MX."""
+    env = mail_env
+    env["pm"].configure(mta={"tls_level": "encrypt"})
+    env["zone"].mx["a.test"] = [(10, "mx1.a.test")]
+    env["zone"].a["mx1.a.test"] = "127.0.0.6"
+    good = peer(env, "127.0.0.6", "mx1.a.test", requiretls=True)
+    publish(env, "a.test", "id1", sts_policy("enforce", ["mx1.a.test"], 86400))
+    q = start_mta(env)
+    r = q.result(q.send_job(["bob@a.test"], "a.test", requiretls=True))["results"][0]
+    assert r["status"] == 0, r
+    assert good.messages[0]["tls"] and "REQUIRETLS" in good.messages[0]["mail_options"], good.messages
+    assert re.search(r"event=delivered .*tls=verified .*sts=enforce policy=encrypt", env["pm"].log("mta"))
+
+
+@needs_outbound
 def test_concurrent_jobs_share_one_fetch(mail_env):
     """Jobs for one domain at the same moment wait for one fetch; later ones use the store."""
     env = mail_env

@@ -9,6 +9,8 @@ cannot; encrypt, verify and secure never send anything in the clear (STARTTLS st
 against mta.ca_file (or the row's own ca_file, and then only that) and the names the level
 wants; dane-only without DNSSEC tries nothing. Every verdict line logs the policy and the
 outcome."""
+import re
+
 import pytest
 
 import remote_proto as rp
@@ -17,7 +19,7 @@ from remote_peers import Dispatcher, Dnsmasq, common_port
 from tls_peers import TestCA, TlsPeer, self_signed
 
 HOSTS = {"good": "127.0.0.2", "stripped": "127.0.0.3", "refuse": "127.0.0.4", "broken": "127.0.0.5",
-         "self": "127.0.0.6", "wrong": "127.0.0.7"}
+         "self": "127.0.0.6", "wrong": "127.0.0.7", "closed": "127.0.0.8"}
 ZONE = [opt for name, ip in HOSTS.items()
         for opt in (f"--mx-host={name}.test,mx.{name}.test,10", f"--host-record=mx.{name}.test,{ip}")]
 
@@ -106,6 +108,7 @@ def test_mandatory_levels_never_go_on_in_the_clear(env, level):
     stripped = peer(env, "stripped", starttls="none")
     refuse = peer(env, "refuse", starttls="refuse")
     broken = peer(env, "broken", starttls="tls1")
+    closed = peer(env, "closed", starttls="close")
     start_mta(env, tls_level=level)
     r = deliver(env, "stripped")
     assert (r["status"], r["dsn_status"]) == (rp.TEMPFAIL, "4.7.4")
@@ -115,8 +118,14 @@ def test_mandatory_levels_never_go_on_in_the_clear(env, level):
     assert "refused STARTTLS: 454 4.7.0 TLS not available" in r["text"]
     r = deliver(env, "broken")
     assert (r["status"], r["dsn_status"]) == (rp.TEMPFAIL, "4.7.5")
-    assert "TLS handshake with mx.broken.test" in r["text"]
-    for p in (stripped, refuse, broken):
+    # the dsn first, as in the other texts, and OpenSSL's reason rather than a bare "failed"
+    assert re.match(r"4\.7\.5 TLS handshake with mx\.broken\.test\S* failed: \S", r["text"]), r["text"]
+    assert not r["text"].endswith("failed: handshake failed"), r["text"]
+    r = deliver(env, "closed")
+    assert (r["status"], r["dsn_status"]) == (rp.TEMPFAIL, "4.7.5")
+    assert re.match(r"4\.7\.5 TLS handshake with mx\.closed\.test\S* failed: (connection closed during the handshake|Connection reset by peer)$",
+                    r["text"]), r["text"]
+    for p in (stripped, refuse, broken, closed):
         p.assert_nothing_in_clear()
         assert p.commands("MAIL") == [] and p.messages == []
     log = env["pm"].log("mta")

@@ -263,6 +263,108 @@ static void test_requiretls(void **state)
     assert_int_equal(d.mode, MTA_TLS_MODE_SKIP);
 }
 
+/* REQUIRETLS and a domain whose MTA-STS policy could not be fetched (nothing cached): an
+ * attacker blocking HTTPS must not turn that into a bounce. Deferred, 4.7.5. */
+static void test_requiretls_sts_fetch_failed_defers(void **state)
+{
+    (void)state;
+    struct mta_policy_in in = {.domain = "dest.test", .level = MTA_TLS_LEVEL_DANE, .requiretls = 1, .sts_failed = 1};
+    struct mta_policy_mx mx = {.host = "mx.dest.test", .secure = 0, .tlsa = MTA_TLSA_NOT_ASKED};
+    struct mta_policy_decision d;
+    enum mta_tls_level levels[] = {MTA_TLS_LEVEL_MAY, MTA_TLS_LEVEL_DANE, MTA_TLS_LEVEL_ENCRYPT};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        in.level = levels[i];
+        mta_policy_decide(&in, &mx, &d);
+        assert_int_equal(d.mode, MTA_TLS_MODE_SKIP);
+        assert_false(d.perm);
+        assert_string_equal(d.dsn, "4.7.5");
+        assert_non_null(strstr(d.why, "4.7.5 MTA-STS policy could not be fetched"));
+    }
+    /* Authenticated anyway (DANE of a secure MX): the failed fetch does not matter. */
+    in.level = MTA_TLS_LEVEL_DANE;
+    mx.secure = 1;
+    mx.tlsa = MTA_TLSA_USABLE;
+    mta_policy_decide(&in, &mx, &d);
+    assert_int_equal(d.mode, MTA_TLS_MODE_DANE);
+    /* Without REQUIRETLS a failed fetch is delivery as without MTA-STS (RFC 8461 5.1). */
+    in.requiretls = 0;
+    mx.secure = 0;
+    mx.tlsa = MTA_TLSA_NOT_ASKED;
+    mta_policy_decide(&in, &mx, &d);
+    assert_int_equal(d.mode, MTA_TLS_MODE_MAY);
+}
+
+/* REQUIRETLS at encrypt, verify or secure: DANE and MTA-STS are asked and apply on top. */
+static void test_requiretls_local_levels_use_published(void **state)
+{
+    (void)state;
+    struct mta_policy_in in = {.domain = "dest.test", .level = MTA_TLS_LEVEL_ENCRYPT, .requiretls = 1};
+    for (enum mta_tls_level l = MTA_TLS_LEVEL_ENCRYPT; l <= MTA_TLS_LEVEL_SECURE; l++) {
+        in.level = l;
+        assert_true(mta_policy_wants_sts(&in));
+        assert_true(mta_policy_wants_tlsa(&in, 1));
+    }
+    in.level = MTA_TLS_LEVEL_NONE;
+    assert_false(mta_policy_wants_sts(&in));
+    in.requiretls = 0; /* without it the local levels ask nothing, as before */
+    in.level = MTA_TLS_LEVEL_ENCRYPT;
+    assert_false(mta_policy_wants_sts(&in));
+    assert_false(mta_policy_wants_tlsa(&in, 1));
+    in.requiretls = 1;
+
+    struct mta_sts_policy enforce = sts_policy(MTA_STS_MODE_ENFORCE);
+    struct mta_policy_mx mx = {.host = "mx.sts.test", .secure = 0, .tlsa = MTA_TLSA_NOT_ASKED};
+    struct mta_policy_decision d;
+    /* encrypt + an insecure MX in the enforce policy: MTA-STS authenticates it. */
+    in.sts = &enforce;
+    mta_policy_decide(&in, &mx, &d);
+    assert_int_equal(d.mode, MTA_TLS_MODE_VERIFY);
+    assert_int_equal(d.names, MTA_TLS_NAMES_MX);
+    assert_true(d.authenticated && d.tls_required);
+    assert_false(d.plaintext_retry);
+    assert_int_equal(d.sts, MTA_STS_APPLIED_ENFORCE);
+    assert_int_equal(d.level, MTA_TLS_LEVEL_ENCRYPT);
+    /* an MX the policy does not name: not tried, temporarily, at every local level */
+    mx.host = "mx.evil.test";
+    for (enum mta_tls_level l = MTA_TLS_LEVEL_ENCRYPT; l <= MTA_TLS_LEVEL_SECURE; l++) {
+        in.level = l;
+        mta_policy_decide(&in, &mx, &d);
+        assert_int_equal(d.mode, MTA_TLS_MODE_SKIP);
+        assert_string_equal(d.dsn, "4.7.5");
+        assert_false(d.perm);
+    }
+    /* encrypt + DANE of a secure MX: DANE. */
+    in.sts = NULL;
+    in.level = MTA_TLS_LEVEL_ENCRYPT;
+    mx.host = "mx.dest.test";
+    mx.secure = 1;
+    mx.tlsa = MTA_TLSA_USABLE;
+    mta_policy_decide(&in, &mx, &d);
+    assert_int_equal(d.mode, MTA_TLS_MODE_DANE);
+    assert_true(d.dane && d.authenticated && d.tls_required);
+    /* verify keeps its own PKIX check (authenticated already) */
+    in.level = MTA_TLS_LEVEL_VERIFY;
+    mta_policy_decide(&in, &mx, &d);
+    assert_int_equal(d.mode, MTA_TLS_MODE_VERIFY);
+    /* a TLSA lookup that failed: that MX not now, whatever the level */
+    mx.tlsa = MTA_TLSA_FAILED;
+    mx.tlsa_why = "DNSSEC validation failed: signature expired";
+    for (enum mta_tls_level l = MTA_TLS_LEVEL_ENCRYPT; l <= MTA_TLS_LEVEL_SECURE; l++) {
+        in.level = l;
+        mta_policy_decide(&in, &mx, &d);
+        assert_int_equal(d.mode, MTA_TLS_MODE_SKIP);
+        assert_string_equal(d.dsn, "4.7.5");
+    }
+    /* encrypt, insecure MX, nothing published: still no authenticated TLS, 5.7.10 */
+    in.level = MTA_TLS_LEVEL_ENCRYPT;
+    mx.secure = 0;
+    mx.tlsa = MTA_TLSA_NOT_ASKED;
+    mta_policy_decide(&in, &mx, &d);
+    assert_int_equal(d.mode, MTA_TLS_MODE_SKIP);
+    assert_true(d.perm);
+    assert_string_equal(d.dsn, MTA_REQUIRETLS_DSN);
+}
+
 static void test_tlsa_usable(void **state)
 {
     (void)state;
@@ -370,6 +472,8 @@ int main(void)
         cmocka_unit_test(test_mta_sts),
         cmocka_unit_test(test_tls_required_no),
         cmocka_unit_test(test_requiretls),
+        cmocka_unit_test(test_requiretls_sts_fetch_failed_defers),
+        cmocka_unit_test(test_requiretls_local_levels_use_published),
         cmocka_unit_test(test_tlsa_usable),
         cmocka_unit_test(test_policy_rows_lookup),
         cmocka_unit_test(test_tls_required_header),

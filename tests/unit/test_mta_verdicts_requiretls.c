@@ -105,6 +105,8 @@ static void test_a_temporary_failure_elsewhere_defers(void **state)
         mta_result_build(&r, w.rcpts, 2, &w.job);
         assert_int_equal(r.res.results[0]->status, TEMPFAIL);
         assert_int_equal(r.res.results[0]->dsn_status[0], '4'); /* a deferral says 4.x.x */
+        if (order == 0) /* ... and so does its text, when the text starts with the code */
+            assert_string_equal(r.res.results[0]->text, "4.7.30 REQUIRETLS support required, but mx2 does not offer it");
         mta_result_free(&r);
     }
 }
