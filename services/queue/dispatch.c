@@ -718,9 +718,11 @@ static void settle_late_result(struct queue *q, const Postmesh__JobResult *r)
 /* Validated at the edge (bus_rules.c): r names a job and a well-formed queue id. */
 void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
 {
-    queue_tlsrpt_apply(q, r); /* statistics: whatever the result is for, stale ones too */
     struct job **pj = find_job(q, r->epoch, r->job_id);
     if (!pj) {
+        /* TLS sessions only with the answer to a job this run sent: a late or made-up result
+         * could name any domain and rua, and be replayed (tlsrpt.h). */
+        queue_tlsrpt_refuse(q, r, r->epoch == q->epoch ? "no_job" : "other_epoch");
         settle_late_result(q, r);
         queue_dispatch(q);
         return;
@@ -731,8 +733,10 @@ void queue_on_result(struct queue *q, const Postmesh__JobResult *r)
         pm_log(PM_WARN, "event=bus_drop reason=result_mismatch job=%llu id=%s kind=%s job_id=%s job_kind=%s",
                (unsigned long long)r->job_id, r->queue_id, pm_worker_kind_name(r->kind),
                j->msg->rec->queue_id, pm_worker_kind_name(j->kind));
+        queue_tlsrpt_refuse(q, r, "result_mismatch");
         return;
     }
+    queue_tlsrpt_apply(q, r, j->domain); /* before free_job: j->domain is in the message's record */
     *pj = j->next;
     struct qmsg *m = j->msg;
     if (!m->removed) {

@@ -15,7 +15,7 @@
 #define TIMER_S 60             /* the timer looks for finished days this often */
 #define FIRST_TIMER_S 2        /* ... and soon after a start: a queue that was down at the hour */
 #define STORE_SHARE 8          /* the counts may take 1/8 of the store's map at most: sessions are
-                                * what any mta says (stale results count too), the messages come first */
+                                * what an mta says about the jobs it was sent, the messages come first */
 
 struct touched {
     char key[TLSRPT_KEY_SIZE];
@@ -124,15 +124,34 @@ static size_t session_bytes(const Postmesh__TlsSession *s)
     return n;
 }
 
-void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r)
+void queue_tlsrpt_refuse(struct queue *q, const Postmesh__JobResult *r, const char *reason)
 {
-    if (!db_ready(q) || r->kind != POSTMESH__WORKER_KIND__WORKER_MTA || r->n_tls_sessions == 0)
+    if (r->n_tls_sessions == 0)
         return;
+    if (q->tlsrpt)
+        q->tlsrpt->dropped += r->n_tls_sessions;
+    pm_log(PM_WARN, "event=tlsrpt_refused id=%s reason=%s sessions=%zu job=%llu kind=%s", r->queue_id, reason,
+           r->n_tls_sessions, (unsigned long long)r->job_id, pm_worker_kind_name(r->kind));
+}
+
+void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r, const char *job_domain)
+{
+    if (!db_ready(q) || r->n_tls_sessions == 0)
+        return;
+    if (r->kind != POSTMESH__WORKER_KIND__WORKER_MTA || !job_domain || !job_domain[0]) {
+        queue_tlsrpt_refuse(q, r, "not_mta");
+        return;
+    }
     time_t now = tlsrpt_now();
-    size_t counted = 0, full = 0;
+    size_t counted = 0, full = 0, foreign = 0;
     size_t limit = ((size_t)q->cfg->queue.map_size_mb << 20) / STORE_SHARE, used = stored_bytes(q);
     for (size_t i = 0; i < r->n_tls_sessions; i++) {
         const Postmesh__TlsSession *s = r->tls_sessions[i];
+        if (!queue_tlsrpt_session_for(s, job_domain)) {
+            foreign++; /* the job was not for it: no mta may report on a domain it was not sent to */
+            q->tlsrpt->dropped++;
+            continue;
+        }
         size_t add = session_bytes(s);
         if (used > limit || q->tlsrpt->pending_bytes + add > limit - used) {
             full++;
@@ -150,12 +169,15 @@ void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r)
         }
     }
     char dom[PM_LOGV_SIZE];
+    if (foreign)
+        pm_log(PM_WARN, "event=tlsrpt_refused id=%s reason=other_domain sessions=%zu job=%llu job_domain=%s",
+               r->queue_id, foreign, (unsigned long long)r->job_id, PM_LOGV(dom, job_domain));
     if (full)
         pm_log(PM_WARN, "event=tlsrpt_full id=%s sessions=%zu limit_octets=%zu stored_octets=%zu", r->queue_id, full,
                limit, used);
-    pm_log(counted == r->n_tls_sessions ? PM_DEBUG : PM_WARN,
+    pm_log(counted + foreign == r->n_tls_sessions ? PM_DEBUG : PM_WARN,
            "event=tlsrpt_sessions id=%s domain=%s sessions=%zu counted=%zu uncounted_total=%llu", r->queue_id,
-           PM_LOGV(dom, r->tls_sessions[0]->policy_domain), r->n_tls_sessions, counted, q->tlsrpt->dropped);
+           PM_LOGV(dom, job_domain), r->n_tls_sessions, counted, q->tlsrpt->dropped);
     if (counted)
         queue_schedule_commit(q);
 }

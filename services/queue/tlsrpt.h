@@ -3,6 +3,10 @@
  * database, and each day's report, once the day is over (after queue.tlsrpt_hour UTC) or
  * when `postmesh queue tlsrpt` asks, put into the queue as a new message.
  *
+ * Only a result that answers a job this queue run sent to an mta counts, and only its
+ * sessions for that job's destination domain: anything else could make the queue send signed
+ * reports about any domain to any address.
+ *
  * Durability follows the group commit: a result's sessions are merged into a copy of the
  * day's record in memory and written in the next commit's transaction (store.c calls
  * queue_tlsrpt_stage), so they are stored exactly when the result itself is. A report is
@@ -39,6 +43,8 @@ json_object *queue_tlsrpt_record_new(void);
  * that hold an address. Returns 0, or -1 if the session was not counted (no usable rua, no
  * room for its policy, out of memory). */
 int queue_tlsrpt_merge(json_object *rec, const Postmesh__TlsSession *s);
+/* Is s about domain (the job's destination): its policy domain, case aside? */
+int queue_tlsrpt_session_for(const Postmesh__TlsSession *s, const char *domain);
 /* The rua addresses of rec (mailto: decoded), at most max. */
 int queue_tlsrpt_rua(json_object *rec, char addrs[][256], int max);
 /* Summed counts of rec (for the logs). */
@@ -69,8 +75,14 @@ char *queue_tlsrpt_message(const struct tlsrpt_meta *meta, const char *json, cha
 /* tlsrpt.c ---------------------------------------------------------------------------------*/
 int queue_tlsrpt_init(struct queue *q);    /* opens nothing: the state and the timer. 0 / -1 */
 void queue_tlsrpt_free(struct queue *q);
-/* The sessions of an mta JobResult (any: stale ones too) counted for the next commit. */
-void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r);
+/* The sessions of an mta JobResult that fits a job this run dispatched (dispatch.c matches
+ * it: epoch, job id, queue id, kind) for job_domain: those whose policy domain is job_domain
+ * are counted for the next commit, the others refused (one log line). An mta can thus report
+ * only on the domains the queue sent it mail for, and only once per job. */
+void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r, const char *job_domain);
+/* A result that fits no outstanding job of this run (late, replayed, made up, another kind's):
+ * its sessions are not counted; one log line (event=tlsrpt_refused reason=...) if it had any. */
+void queue_tlsrpt_refuse(struct queue *q, const Postmesh__JobResult *r, const char *reason);
 int queue_tlsrpt_pending(const struct queue *q); /* 1: records wait for a commit */
 /* store.c's write transaction: the changed records written, the reported days deleted for
  * the reports in list. 0 or an MDB error (the transaction is then aborted by the caller). */

@@ -62,6 +62,11 @@ int queue_tlsrpt_due(time_t day_start, time_t now, int hour)
     return now >= day_start + 86400 + (time_t)hour * 3600;
 }
 
+int queue_tlsrpt_session_for(const Postmesh__TlsSession *s, const char *domain)
+{
+    return s && s->policy_domain && domain && domain[0] && strcasecmp(s->policy_domain, domain) == 0;
+}
+
 json_object *queue_tlsrpt_record_new(void)
 {
     json_object *rec = json_object_new_object();

@@ -1,6 +1,6 @@
 /* TLSRPT (RFC 8460): the _smtp._tls TXT record and its mailto: URIs (common/tlsrpt_record.c),
  * the day records' aggregation (sessions counted per policy and per failure detail, bounded),
- * the keys and when a day is due, and the report: its JSON shape (section 4.4), the gzip, the
+ * the keys and when a day is due, which sessions belong to a job's domain, and the report: its JSON shape (section 4.4), the gzip, the
  * section 5.3 message (multipart/report; report-type="tlsrpt", headers, file name). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -138,6 +138,27 @@ static long long int_at(json_object *o, const char *a, const char *b)
         return json_object_get_int64(x);
     assert_true(json_object_object_get_ex(x, b, &y));
     return json_object_get_int64(y);
+}
+
+/* A session counts only for the job's destination domain: the same name, case aside, and
+ * nothing that merely contains it or ends like it. */
+static void test_session_for(void **state)
+{
+    (void)state;
+    Postmesh__TlsSession s = POSTMESH__TLS_SESSION__INIT;
+    s.policy_domain = "rcpt.example";
+    assert_true(queue_tlsrpt_session_for(&s, "rcpt.example"));
+    assert_true(queue_tlsrpt_session_for(&s, "RCPT.Example"));
+    assert_false(queue_tlsrpt_session_for(&s, "other.example"));
+    assert_false(queue_tlsrpt_session_for(&s, "x.rcpt.example"));
+    assert_false(queue_tlsrpt_session_for(&s, "rcpt.example."));
+    assert_false(queue_tlsrpt_session_for(&s, "example"));
+    assert_false(queue_tlsrpt_session_for(&s, ""));
+    assert_false(queue_tlsrpt_session_for(&s, NULL));
+    s.policy_domain = "";
+    assert_false(queue_tlsrpt_session_for(&s, ""));
+    s.policy_domain = "sub.rcpt.example";
+    assert_false(queue_tlsrpt_session_for(&s, "rcpt.example"));
 }
 
 static void test_merge(void **state)
@@ -305,7 +326,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mailto), cmocka_unit_test(test_record), cmocka_unit_test(test_key_and_due),
-        cmocka_unit_test(test_merge), cmocka_unit_test(test_report),
+        cmocka_unit_test(test_session_for), cmocka_unit_test(test_merge), cmocka_unit_test(test_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
