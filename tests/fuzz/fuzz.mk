@@ -33,10 +33,12 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fno-omit-fra
 FUZZ_LDFLAGS_queue_bus    := -Wl,--wrap=zmq_msg_gets
 FUZZ_LDFLAGS_resolver_bus := -Wl,--wrap=zmq_msg_gets -Wl,--wrap=pm_bus_bind
 # Stands in for one open bug's case until it is fixed (tests/fuzz/README.md, "Open").
-# imapd's harnesses compile and link with its own libraries (imapd_PKGS: GMime), as the top
-# Makefile's service_rules give its objects and unit tests; the others never link GMime.
-FUZZ_SVC_CFLAGS = $(if $(filter imapd_%,$*),$(imapd_CFLAGS))
-FUZZ_SVC_LDLIBS = $(if $(filter imapd_%,$*),$(imapd_LDLIBS))
+# A harness links the service libraries it may pull objects from, so each service's own
+# packages (<svc>_PKGS: libunbound, libcurl, zlib, json-c) too. imapd's harnesses compile and
+# link with GMime (imapd_PKGS), as the top Makefile's service_rules give its objects and unit
+# tests; the others never link GMime.
+FUZZ_SVC_CFLAGS = $(resolver_CFLAGS) $(mta_CFLAGS) $(queue_CFLAGS) $(if $(filter imapd_%,$*),$(imapd_CFLAGS))
+FUZZ_SVC_LDLIBS = $(resolver_LDLIBS) $(mta_LDLIBS) $(queue_LDLIBS) $(if $(filter imapd_%,$*),$(imapd_LDLIBS))
 FUZZ_RUN := $(PYTHON) tests/fuzz/run.py --build $(FUZZ_BUILD) --jobs $(FUZZ_JOBS) $(if $(FUZZ_ONLY),--only $(FUZZ_ONLY))
 
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-libs fuzz-lib-files fuzz-bins fuzz-seeds
