@@ -1,7 +1,7 @@
 /* `postmesh check`: everything a start would trip over, found before starting, and what
  * `postmesh run` would start. Each check prints one line "ok|warn|FAIL  what: detail";
  * the exit status is 1 if any failed. Keys: check_keys.c; permissions and run-as: check_privs.c;
- * where postmaster mail goes: check_postmaster.c. */
+ * where postmaster mail goes: check_postmaster.c; trust anchors and CA files: check_outbound.c. */
 #include <errno.h>
 #include <limits.h>
 #include <openssl/err.h>
@@ -230,6 +230,7 @@ int cli_cmd_check(const struct pm_config *cfg, const char *config_path, int argc
     check_aliases(&r, cfg);
     cli_check_postmaster(&r, cfg);
     check_tls(&r, cfg);
+    cli_check_outbound(&r, cfg);
     cli_check_accounts(&r);
     check_shards(&r, cfg);
     check_services(&r, cfg);

@@ -24,6 +24,9 @@ void cli_check_keys(struct cli_check_report *r, const struct pm_config *cfg);
 /* check_postmaster.c: where postmaster@ each local domain goes (an alias, or its mailbox). */
 void cli_check_postmaster(struct cli_check_report *r, const struct pm_config *cfg);
 
+/* check_outbound.c: the resolver's trust anchors and the mta's CA files, read as they would be. */
+void cli_check_outbound(struct cli_check_report *r, const struct pm_config *cfg);
+
 /* check_privs.c: state_dir and users file permissions, the unprivileged users. */
 void cli_check_state_dir(struct cli_check_report *r, const struct pm_config *cfg);
 void cli_check_users_file_mode(struct cli_check_report *r, const struct pm_config *cfg, int nusers);

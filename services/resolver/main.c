@@ -13,10 +13,10 @@
 #include "outside.h"
 #include "privsep.h"
 #include "runas.h"
-#include "anchors.h"
 #include "lookup.h"
 #include "server.h"
 #include "service.h"
+#include "trust_anchors.h"
 
 #define CACHE_ENTRIES 50000
 
@@ -53,16 +53,12 @@ int main(int argc, char **argv)
     }
 
     /* DNSSEC: the trust anchors are read now, while the files are there to read. */
-    struct resolver_anchors anchors = {0};
+    struct pm_trust_anchors anchors = {0};
     if (cfg.resolver.dnssec) {
-        const char *root = PM_ROOT_TRUST_ANCHOR;
-        const char *const *paths = cfg.resolver.trust_anchors.n ? (const char *const *)cfg.resolver.trust_anchors.v
-                                                                : &root;
-        int npaths = cfg.resolver.trust_anchors.n ? cfg.resolver.trust_anchors.n : 1;
         char err[512];
-        if (resolver_anchors_load(paths, npaths, &anchors, err, sizeof err) < 0) {
+        if (pm_trust_anchors_load_config(&cfg, &anchors, err, sizeof err) < 0) {
             fprintf(stderr, "%s:0: resolver.trust_anchors: %s\n", path, err);
-            resolver_anchors_free(&anchors);
+            pm_trust_anchors_free(&anchors);
             free(ns);
             pm_config_free(&cfg);
             return 2;
@@ -71,7 +67,7 @@ int main(int argc, char **argv)
 
     const struct pm_runas *runas = pm_runas_find("resolver");
     if (pm_outside_start(runas->user) < 0) { /* re-reads the keys allowlist from the chroot */
-        resolver_anchors_free(&anchors);
+        pm_trust_anchors_free(&anchors);
         free(ns);
         pm_config_free(&cfg);
         return 1;
@@ -133,7 +129,7 @@ int main(int argc, char **argv)
     if (base)
         event_base_free(base);
     pm_bus_context_term();
-    resolver_anchors_free(&anchors);
+    pm_trust_anchors_free(&anchors);
     free(ns);
     pm_config_free(&cfg);
     return rc;

@@ -223,6 +223,19 @@ def test_bad_policy_configuration_is_refused_with_its_line(env, tmp_path):
     env["pm"].write_config()
     r = env["pm"].cli("check", check=False)
     assert r.returncode != 0 and "'paranoid' is not a level" in r.stdout + r.stderr
+    # readable but without a certificate: the loader cannot tell, check reads it
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    env["pm"].configure(mta={"tls_policy": [{"domain": "good.test", "level": "verify", "ca_file": str(empty)}]})
+    env["pm"].write_config()
+    r = env["pm"].cli("check", check=False)
+    ca = [line for line in r.stdout.splitlines() if str(empty) in line]
+    assert r.returncode == 1 and ca and ca[0].startswith("FAIL") and "holds no PEM certificate" in ca[0], r.stdout
+    env["pm"].configure(mta={"tls_policy": [{"domain": "good.test", "level": "verify",
+                                             "ca_file": str(env["ca"].cert)}]})
+    env["pm"].write_config()
+    r = env["pm"].cli("check", check=False)
+    assert re.search(r"^ok\s+ca\s+mta.tls_policy good.test ca_file .*: 1 certificate", r.stdout, re.M), r.stdout
 
 
 def test_address_literal_is_checked_as_an_address_under_verify(env):

@@ -324,6 +324,16 @@ def test_bad_trust_anchor_file(pm, zone, tmp_path):
                                            capture_output=True, text=True, timeout=10)
         assert run.returncode == 2, run
         assert str(path) in run.stderr and why in run.stderr and "resolver.trust_anchors" in run.stderr, run.stderr
+        # `postmesh check` finds it before a start does
+        check = pm.cli("check", check=False)
+        line = [l for l in check.stdout.splitlines() if " dnssec " in f" {l} "]
+        assert check.returncode == 1 and line and line[0].startswith("FAIL") and str(path) in line[0] \
+            and why in line[0], check.stdout
+    pm.configure(resolver={"nameservers": [zone.nameserver], "dnssec": True,
+                           "trust_anchors": [str(zone.anchor_file)]})
+    pm.write_config()
+    check = pm.cli("check", check=False)
+    assert re.search(r"^ok\s+dnssec\s+[1-9]\d* trust anchor", check.stdout, re.M), check.stdout
 
 
 def test_root_anchor_by_default(pm, zone):

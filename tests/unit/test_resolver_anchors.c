@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "resolver/anchors.h"
+#include "trust_anchors.h"
 #include "resolver/transport_unbound.h"
 
 static char dir[] = "/tmp/pm-anchors-XXXXXX";
@@ -41,10 +41,10 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static int load(const char *path, struct resolver_anchors *a, char *err, size_t size)
+static int load(const char *path, struct pm_trust_anchors *a, char *err, size_t size)
 {
     const char *paths[] = {path};
-    return resolver_anchors_load(paths, 1, a, err, size);
+    return pm_trust_anchors_load(paths, 1, a, err, size);
 }
 
 static void test_ds_and_dnskey_with_comments_and_parentheses(void **state)
@@ -56,7 +56,7 @@ static void test_ds_and_dnskey_with_comments_and_parentheses(void **state)
                                          "\n"
                                          ". IN DNSKEY ( 257 3 8 AwEAAaz/tAm8yTn4Mfeh5eyI96WSVexTBAvkMgJzkKTOiW1vkIbz\n"
                                          "  xeF3+/4RgWOq7HrxRixHlFlExOLAJr5emLvN7SWXgnLh4+B5xQlNVz8Og8kv ) ; keytag\n");
-    struct resolver_anchors a = {0};
+    struct pm_trust_anchors a = {0};
     char err[256] = "";
     assert_int_equal(load(p, &a, err, sizeof err), 0);
     assert_int_equal(a.n, 2);
@@ -64,7 +64,7 @@ static void test_ds_and_dnskey_with_comments_and_parentheses(void **state)
     assert_non_null(strstr(a.v[0], "DS"));
     assert_null(strchr(a.v[0], '\n'));
     assert_non_null(strstr(a.v[1], "DNSKEY"));
-    resolver_anchors_free(&a);
+    pm_trust_anchors_free(&a);
 }
 
 static void test_debian_root_key(void **state)
@@ -72,11 +72,11 @@ static void test_debian_root_key(void **state)
     (void)state;
     if (access("/usr/share/dns/root.key", R_OK) != 0)
         skip();
-    struct resolver_anchors a = {0};
+    struct pm_trust_anchors a = {0};
     char err[256] = "";
     assert_int_equal(load("/usr/share/dns/root.key", &a, err, sizeof err), 0);
     assert_true(a.n >= 1);
-    resolver_anchors_free(&a);
+    pm_trust_anchors_free(&a);
 }
 
 static void test_refusals_name_file_and_line(void **state)
@@ -91,36 +91,36 @@ static void test_refusals_name_file_and_line(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *p = write_file(cases[i].name, cases[i].text);
-        struct resolver_anchors a = {0};
+        struct pm_trust_anchors a = {0};
         char err[256] = "";
         assert_int_equal(load(p, &a, err, sizeof err), -1);
         assert_non_null(strstr(err, cases[i].want));
-        resolver_anchors_free(&a);
+        pm_trust_anchors_free(&a);
     }
-    struct resolver_anchors a = {0};
+    struct pm_trust_anchors a = {0};
     char err[256] = "";
     assert_int_equal(load("/nonexistent/anchor.key", &a, err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/anchor.key: No such file"));
     assert_int_equal(load(dir, &a, err, sizeof err), -1); /* a directory */
     assert_non_null(strstr(err, "not a regular file"));
-    resolver_anchors_free(&a);
+    pm_trust_anchors_free(&a);
 }
 
 static void test_too_many_anchors(void **state)
 {
     (void)state;
-    size_t size = (RESOLVER_MAX_ANCHORS + 1) * 40 + 1;
+    size_t size = (PM_MAX_TRUST_ANCHORS + 1) * 40 + 1;
     char *text = malloc(size), *p = text;
     assert_non_null(text);
-    for (int i = 0; i <= RESOLVER_MAX_ANCHORS; i++)
+    for (int i = 0; i <= PM_MAX_TRUST_ANCHORS; i++)
         p += sprintf(p, "t%d.test. IN DS %d 13 2 aabbccdd\n", i, i + 1);
     const char *path = write_file("many.key", text);
     free(text);
-    struct resolver_anchors a = {0};
+    struct pm_trust_anchors a = {0};
     char err[256] = "";
     assert_int_equal(load(path, &a, err, sizeof err), -1);
     assert_non_null(strstr(err, "more than"));
-    resolver_anchors_free(&a);
+    pm_trust_anchors_free(&a);
 }
 
 static void test_forwarder_text(void **state)

@@ -1,4 +1,6 @@
-#include "anchors.h"
+#include "trust_anchors.h"
+
+#include "config.h"
 
 #include <errno.h>
 #include <ldns/ldns.h>
@@ -7,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void resolver_anchors_free(struct resolver_anchors *a)
+void pm_trust_anchors_free(struct pm_trust_anchors *a)
 {
     for (int i = 0; i < a->n; i++)
         free(a->v[i]);
@@ -16,7 +18,7 @@ void resolver_anchors_free(struct resolver_anchors *a)
     a->n = 0;
 }
 
-static int add(struct resolver_anchors *a, const ldns_rr *rr)
+static int add(struct pm_trust_anchors *a, const ldns_rr *rr)
 {
     char *text = ldns_rr2str(rr);
     if (!text)
@@ -32,7 +34,7 @@ static int add(struct resolver_anchors *a, const ldns_rr *rr)
     return 0;
 }
 
-static int load_one(const char *path, struct resolver_anchors *out, char *err, size_t errsize)
+static int load_one(const char *path, struct pm_trust_anchors *out, char *err, size_t errsize)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -40,8 +42,8 @@ static int load_one(const char *path, struct resolver_anchors *out, char *err, s
         return -1;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)RESOLVER_MAX_ANCHOR_FILE) {
-        snprintf(err, errsize, "%s: not a regular file of at most %u bytes", path, RESOLVER_MAX_ANCHOR_FILE);
+    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)PM_MAX_TRUST_ANCHOR_FILE) {
+        snprintf(err, errsize, "%s: not a regular file of at most %u bytes", path, PM_MAX_TRUST_ANCHOR_FILE);
         fclose(f);
         return -1;
     }
@@ -72,8 +74,8 @@ static int load_one(const char *path, struct resolver_anchors *out, char *err, s
             rc = -1;
             break;
         }
-        if (out->n >= RESOLVER_MAX_ANCHORS) {
-            snprintf(err, errsize, "%s:%d: more than %d trust anchors", path, at, RESOLVER_MAX_ANCHORS);
+        if (out->n >= PM_MAX_TRUST_ANCHORS) {
+            snprintf(err, errsize, "%s:%d: more than %d trust anchors", path, at, PM_MAX_TRUST_ANCHORS);
             ldns_rr_free(rr);
             rc = -1;
             break;
@@ -99,11 +101,19 @@ static int load_one(const char *path, struct resolver_anchors *out, char *err, s
     return rc;
 }
 
-int resolver_anchors_load(const char *const *paths, int npaths, struct resolver_anchors *out, char *err,
+int pm_trust_anchors_load(const char *const *paths, int npaths, struct pm_trust_anchors *out, char *err,
                           size_t errsize)
 {
     for (int i = 0; i < npaths; i++)
         if (load_one(paths[i], out, err, errsize) < 0)
             return -1;
     return 0;
+}
+
+int pm_trust_anchors_load_config(const struct pm_config *cfg, struct pm_trust_anchors *out, char *err,
+                                 size_t errsize)
+{
+    const char *root = PM_ROOT_TRUST_ANCHOR;
+    const struct pm_strlist *l = &cfg->resolver.trust_anchors;
+    return pm_trust_anchors_load(l->n ? (const char *const *)l->v : &root, l->n ? l->n : 1, out, err, errsize);
 }
