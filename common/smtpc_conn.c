@@ -23,6 +23,7 @@
 struct pm_smtpc_conn {
     struct pm_smtpc_conn_params p;
     char host[256], ip[64], log_id[64];
+    char local_ip[64]; /* our end, once connected (TLSRPT's sending-mta-ip) */
     char relay[360];
     struct bufferevent *bev;
     struct event *timer;
@@ -39,6 +40,7 @@ int pm_smtpc_conn_tls_failed(const struct pm_smtpc_conn *c) { return c->tls_fail
 int pm_smtpc_conn_local_failure(const struct pm_smtpc_conn *c) { return c->local_failure; }
 const char *pm_smtpc_conn_tls(const struct pm_smtpc_conn *c) { return c->tls; }
 const char *pm_smtpc_conn_relay(const struct pm_smtpc_conn *c) { return c->relay; }
+const char *pm_smtpc_conn_local_ip(const struct pm_smtpc_conn *c) { return c->local_ip; }
 SSL *pm_smtpc_conn_ssl(const struct pm_smtpc_conn *c) { return c->tls_up ? bufferevent_openssl_get_ssl(c->bev) : NULL; }
 long pm_smtpc_conn_verify_result(const struct pm_smtpc_conn *c) { return c->verify_result; }
 
@@ -240,11 +242,14 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct pm_smtpc_conn *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
         if (!c->connected) {
             c->connected = 1;
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            if (getsockname(bufferevent_getfd(bev), (struct sockaddr *)&ss, &len) == 0)
+                pm_sockaddr_ip((struct sockaddr *)&ss, c->local_ip, sizeof c->local_ip);
             arm(c, c->p.command_timeout); /* for the greeting */
         } else {
             tls_established(c);

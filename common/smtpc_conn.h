@@ -47,6 +47,7 @@ int pm_smtpc_conn_tls_failed(const struct pm_smtpc_conn *c); /* the TLS handshak
 int pm_smtpc_conn_local_failure(const struct pm_smtpc_conn *c);
 const char *pm_smtpc_conn_tls(const struct pm_smtpc_conn *c); /* "TLSv1.3 cipher" or "" */
 const char *pm_smtpc_conn_relay(const struct pm_smtpc_conn *c); /* "host[ip]:port" */
+const char *pm_smtpc_conn_local_ip(const struct pm_smtpc_conn *c); /* our address, once connected ("") */
 /* The TLS session once the handshake is done (NULL before, or without TLS): the caller
  * reads what it verified. */
 SSL *pm_smtpc_conn_ssl(const struct pm_smtpc_conn *c);

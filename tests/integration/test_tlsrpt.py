@@ -459,6 +459,7 @@ def test_deliveries_with_failures_and_successes_are_reported_to_the_rua(net):
     (d,) = p["failure-details"]
     assert d["result-type"] == "starttls-not-supported", d
     assert d["receiving-mx-hostname"] == "mx1.rcpt.test" and d["receiving-ip"] == "127.0.0.2", d
+    assert d["sending-mta-ip"] == "127.0.0.1", d          # our end of the connection
     assert d["failed-session-count"] == 2, d
     # sent once: the day went with the report, a second request finds nothing
     assert "0 TLS reports queued" in pm.cli("queue", "tlsrpt").stdout
