@@ -184,6 +184,17 @@ void queue_tlsrpt_apply(struct queue *q, const Postmesh__JobResult *r, const cha
 
 int queue_tlsrpt_pending(const struct queue *q) { return q->tlsrpt && q->tlsrpt->nt > 0; }
 
+/* The counts touched since the last commit: written (committed) or lost (unsaved). */
+static void drop_pending(struct queue_tlsrpt *s)
+{
+    for (size_t i = 0; i < s->nt; i++)
+        json_object_put(s->t[i].rec);
+    free(s->t);
+    s->t = NULL;
+    s->nt = 0;
+    s->pending_bytes = 0;
+}
+
 int queue_tlsrpt_stage(struct queue *q, MDB_txn *txn, struct qmsg **list, size_t n)
 {
     struct queue_tlsrpt *s = q->tlsrpt;
@@ -210,12 +221,7 @@ int queue_tlsrpt_stage(struct queue *q, MDB_txn *txn, struct qmsg **list, size_t
         mdb_txn_abort(child);
     if (rc) {
         pm_log(PM_WARN, "event=tlsrpt_unsaved records=%zu error=\"%s\"", s->nt, mdb_strerror(rc));
-        for (size_t i = 0; i < s->nt; i++)
-            json_object_put(s->t[i].rec);
-        free(s->t);
-        s->t = NULL;
-        s->nt = 0;
-        s->pending_bytes = 0;
+        drop_pending(s);
     }
     if (!s->reporting)
         return 0;
@@ -233,12 +239,7 @@ void queue_tlsrpt_committed(struct queue *q, struct qmsg **list, size_t n)
     struct queue_tlsrpt *s = q->tlsrpt;
     if (!s)
         return;
-    for (size_t i = 0; i < s->nt; i++)
-        json_object_put(s->t[i].rec);
-    free(s->t);
-    s->t = NULL;
-    s->nt = 0;
-    s->pending_bytes = 0;
+    drop_pending(s);
     if (!s->reporting)
         return;
     for (size_t i = 0; i < n; i++)
@@ -461,9 +462,7 @@ void queue_tlsrpt_free(struct queue *q)
         return;
     if (s->nt)
         pm_log(PM_WARN, "event=tlsrpt_unsaved records=%zu", s->nt);
-    for (size_t i = 0; i < s->nt; i++)
-        json_object_put(s->t[i].rec);
-    free(s->t);
+    drop_pending(s);
     if (s->timer)
         event_free(s->timer);
     free(s);
