@@ -3,6 +3,7 @@
 #include "smtpc.h"
 #include "smtpc_dsn.h"
 
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ void pm_smtpc_init(struct pm_smtpc *s)
     s->mail_failed = s->cur = s->accepted = s->dot_sent = s->data_discard = s->bdat = 0;
     s->error[0] = s->error_dsn[0] = '\0';
     s->error_perm = s->replied = s->loop = 0;
+    s->peer_helo[0] = '\0';
     for (int i = 0; i < s->nrcpts; i++) {
         s->rcpts[i].state = PM_SMTPC_RCPT_PENDING;
         s->rcpts[i].dsn[0] = s->rcpts[i].text[0] = '\0';
@@ -130,6 +132,23 @@ static int names_self(const struct pm_smtpc *s, const struct pm_smtpc_reply *r)
     if (n == want + 1 && r->text[want] == '.')
         n = want;
     return n == want && strncasecmp(r->text, s->self_name, n) == 0;
+}
+
+/* Keeps the first word of an EHLO/HELO reply as the server's name, if it looks like one
+ * (letters, digits, '.', '-', '_', or an address literal's '[', ']', ':'); else "". */
+static void note_peer_helo(struct pm_smtpc *s, const struct pm_smtpc_reply *r)
+{
+    size_t n = strcspn(r->text, " \t\n");
+    s->peer_helo[0] = '\0';
+    if (n == 0 || n >= sizeof s->peer_helo)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)r->text[i];
+        if (!isalnum(ch) && !strchr(".-_[]:", ch))
+            return;
+    }
+    memcpy(s->peer_helo, r->text, n);
+    s->peer_helo[n] = '\0';
 }
 
 static enum pm_smtpc_action loop_detected(struct pm_smtpc *s, struct evbuffer *out)
@@ -283,6 +302,7 @@ static enum pm_smtpc_action on_ehlo(struct pm_smtpc *s, const struct pm_smtpc_re
         return give_up(s, r, 0);
     if (names_self(s, r))
         return loop_detected(s, out);
+    note_peer_helo(s, r);
     pm_smtpc_ehlo_parse(r, &s->ext);
     if (!s->tls_active && s->tls_required && !s->ext.starttls)
         return tls_missing(s, out);
@@ -300,6 +320,7 @@ static enum pm_smtpc_action on_helo(struct pm_smtpc *s, const struct pm_smtpc_re
         return give_up(s, r, cls(r) == 5);
     if (names_self(s, r))
         return loop_detected(s, out);
+    note_peer_helo(s, r);
     if (s->tls_required && !s->tls_active) /* HELO: no extensions, so no STARTTLS */
         return tls_missing(s, out);
     memset(&s->ext, 0, sizeof s->ext);

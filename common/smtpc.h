@@ -125,6 +125,9 @@ struct pm_smtpc {
     int error_perm; /* the server refused us for good (5xx to HELO) */
     int replied;    /* at least one reply came: the host was reached */
     int loop;       /* the greeting or EHLO/HELO reply named self_name: a mail loop (QUIT) */
+    /* The name the server gave for itself in its last EHLO/HELO reply (its first word), when
+     * it is made of host-name characters; "" otherwise (TLS reports: receiving-mx-helo). */
+    char peer_helo[256];
 };
 
 void pm_smtpc_init(struct pm_smtpc *s);

@@ -243,17 +243,18 @@ static void report_session(struct mta_outbound *o, struct pm_smtpc_conn *c, cons
     if (!o->tlsrpt || o->dec.mode == MTA_TLS_MODE_NONE)
         return;
     const char *mx = t->host, *ip = t->ip, *ours = pm_smtpc_conn_local_ip(c);
+    const char *helo = o->smtp.peer_helo;
     if (o->dec.result_type) {
         /* MTA-STS testing: delivered as may, reported as enforce would have judged it. */
-        mta_tlsrpt_session(o->tlsrpt, 0, o->dec.result_type, mx, ip, ours, NULL, "MX host not in the MTA-STS policy");
+        mta_tlsrpt_session(o->tlsrpt, 0, o->dec.result_type, mx, ip, ours, helo, "MX host not in the MTA-STS policy");
     } else if (pm_smtpc_conn_ssl(c)) {
-        mta_tlsrpt_session(o->tlsrpt, 1, NULL, mx, ip, ours, NULL, NULL);
+        mta_tlsrpt_session(o->tlsrpt, 1, NULL, mx, ip, ours, helo, NULL);
     } else if (pm_smtpc_conn_tls_failed(c)) {
-        mta_tlsrpt_session(o->tlsrpt, 0, tls_result_type(pm_smtpc_conn_verify_result(c)), mx, ip, ours, NULL,
+        mta_tlsrpt_session(o->tlsrpt, 0, tls_result_type(pm_smtpc_conn_verify_result(c)), mx, ip, ours, helo,
                            o->smtp.error);
     } else if (strcmp(o->smtp.error_dsn, "4.7.4") == 0 ||
                (o->smtp.step >= PM_SMTPC_STEP_MAIL && !o->smtp.tls_active && o->smtp.tls_allowed)) {
-        mta_tlsrpt_session(o->tlsrpt, 0, "starttls-not-supported", mx, ip, ours, NULL, NULL);
+        mta_tlsrpt_session(o->tlsrpt, 0, "starttls-not-supported", mx, ip, ours, helo, NULL);
     }
 }
 

@@ -17,10 +17,10 @@ EXPECTED = [("limit_sink", ("smtp-sink",)), ("limit_postal", ("smtp-sink",))] + 
     (fig, ("postmesh", "postfix")) for fig in (
         "intake_smtp_source", "local_e2e", "intake_loadgen", "loadgen_p50", "loadgen_p99",
         "intake_loadgen_newconn", "loadgen_newconn_p50", "loadgen_newconn_p99", "intake_postal",
-        "intake_postal_tls", "relay_e2e", "ehlo_p50", "ehlo_p99", f"idle_rss_{SMOKE_IDLE[0]}",
+        "intake_postal_tls", "relay_e2e", "relay_domains", "ehlo_p50", "ehlo_p99", f"idle_rss_{SMOKE_IDLE[0]}",
         f"idle_pss_{SMOKE_IDLE[0]}")
 ] + [(f"idle_rss_{SMOKE_IDLE[1]}", ("postmesh",)), (f"idle_pss_{SMOKE_IDLE[1]}", ("postmesh",)),
-     ("pop3_retr", ("postmesh", "dovecot"))]
+     ("relay_domains_dnssec", ("postmesh",)), ("pop3_retr", ("postmesh", "dovecot"))]
 
 
 def running(comm):

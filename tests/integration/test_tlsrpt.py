@@ -397,7 +397,8 @@ def net(pm, tmp_path):
     try:
         port = common_port("127.0.0.2", "127.0.0.3", "127.0.0.4")
         ca = TestCA(tmp_path)
-        peers.append(TlsPeer("127.0.0.2", port, ca.issue("mx1.rcpt.test"), starttls="none"))
+        peers.append(TlsPeer("127.0.0.2", port, ca.issue("mx1.rcpt.test"), starttls="none",
+                             helo_name="ehlo-name.mx1.rcpt.test"))
         peers.append(TlsPeer("127.0.0.3", port, ca.issue("mx2.rcpt.test"), starttls="offer"))
         peers.append(AioSink("127.0.0.4", port, tmp_path))
         pm.configure(hostname="mail.sender.test", trusted_networks=["127.0.0.0/8"],
@@ -460,6 +461,7 @@ def test_deliveries_with_failures_and_successes_are_reported_to_the_rua(net):
     assert d["result-type"] == "starttls-not-supported", d
     assert d["receiving-mx-hostname"] == "mx1.rcpt.test" and d["receiving-ip"] == "127.0.0.2", d
     assert d["sending-mta-ip"] == "127.0.0.1", d          # our end of the connection
+    assert d["receiving-mx-helo"] == "ehlo-name.mx1.rcpt.test", d   # the name in its EHLO reply
     assert d["failed-session-count"] == 2, d
     # sent once: the day went with the report, a second request finds nothing
     assert "0 TLS reports queued" in pm.cli("queue", "tlsrpt").stdout

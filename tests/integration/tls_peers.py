@@ -337,14 +337,15 @@ class TlsPeer:
     in one write; then TLS as "offer": a client that buffered the extra line must not take it
     for the server's first reply inside TLS).
     requiretls: advertise REQUIRETLS in EHLO after STARTTLS and take MAIL FROM ... REQUIRETLS.
-    versions: (min, max) ssl.TLSVersion for the "offer" mode.
+    versions: (min, max) ssl.TLSVersion for the "offer" mode. helo_name: the name in its EHLO
+    reply (None: aiosmtpd's default, this machine's FQDN).
 
     messages: as Recorder plus mail_options, tls, tls_version, cipher, peer.
     events: every EHLO/STARTTLS/MAIL/RCPT/DATA with tls True/False; clear_mail: the MAIL
     commands that came in the clear; sni: server names the clients asked for."""
 
     def __init__(self, host, port, cert=None, starttls="offer", requiretls=False, versions=None,
-                 refuse_reply="454 4.7.0 TLS not available due to temporary reason"):
+                 refuse_reply="454 4.7.0 TLS not available due to temporary reason", helo_name=None):
         if cert is None:
             starttls = "none"
         self.host, self.port, self.cert = host, port, cert
@@ -359,6 +360,7 @@ class TlsPeer:
                 sni.append(name)
             ctx.sni_callback = note_sni
         self.controller = _TlsController(self.handler, hostname=host, port=port, tls_context=ctx,
+                                         server_hostname=helo_name,
                                          require_starttls=False, enable_SMTPUTF8=True, decode_data=False,
                                          ready_timeout=10)
         self.controller.start()

@@ -349,6 +349,44 @@ static void test_other_names_are_not_a_loop(void **state)
     teardown(f);
 }
 
+/* The server's name for TLS reports: the first word of its EHLO (or HELO) reply, the later
+ * reply winning; a word that is not made of host-name characters is not kept. */
+static void test_peer_helo_is_the_first_word_of_the_hello_reply(void **state)
+{
+    (void)state;
+    const struct {
+        const char *reply, *want;
+    } cases[] = {
+        {"250-mx1.remote.test Hello mx.example.test\n250 8BITMIME", "mx1.remote.test"},
+        {"250 [192.0.2.7]", "[192.0.2.7]"},
+        {"250-mx\"1\\x Hello\n250 8BITMIME", ""},
+        {"250-mx1.remote.test{\n250 8BITMIME", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct fixture *f = setup(1, 0);
+        reply(f, "220 greeting.remote.test ESMTP");
+        assert_string_equal(f->s.peer_helo, ""); /* the greeting's name is not the HELO's */
+        assert_int_equal(reply(f, cases[i].reply), PM_SMTPC_WAIT);
+        assert_string_equal(f->s.peer_helo, cases[i].want);
+        teardown(f);
+    }
+    struct fixture *f = setup(1, 0); /* EHLO refused: HELO's reply names the server */
+    reply(f, "220 old server");
+    reply(f, "502 5.5.2 what?");
+    assert_int_equal(reply(f, "250 old.remote.test"), PM_SMTPC_WAIT);
+    assert_string_equal(f->s.peer_helo, "old.remote.test");
+    teardown(f);
+    char longname[400]; /* longer than any host name: not kept */
+    memset(longname, 'a', sizeof longname);
+    memcpy(longname, "250 ", 4);
+    longname[sizeof longname - 1] = '\0';
+    f = setup(1, 0);
+    reply(f, "220 x");
+    assert_int_equal(reply(f, longname), PM_SMTPC_WAIT);
+    assert_string_equal(f->s.peer_helo, "");
+    teardown(f);
+}
+
 /* CHUNKING (RFC 3030): BDAT with the body's size once the RCPT replies are in, no DATA in
  * the pipelined group; its reply is the final one. Without PIPELINING the same, one command
  * at a time; nobody accepted: QUIT, no BDAT; a body that is not all CRLF: DATA. */
@@ -427,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_connection_failure_is_recorded),
         cmocka_unit_test(test_our_own_hostname_is_a_loop),
         cmocka_unit_test(test_other_names_are_not_a_loop),
+        cmocka_unit_test(test_peer_helo_is_the_first_word_of_the_hello_reply),
         cmocka_unit_test(test_bdat_when_the_server_offers_chunking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
