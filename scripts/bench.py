@@ -6,7 +6,8 @@ directory and the trap that stops Postfix and our services however the run ends.
 Figures (the median of BENCH_RUNS runs, at least 3; the systems alternate within a run):
   the limit (smtp-source into smtp-sink; postal's own ceiling the same way), intake with smtp-source / loadgen (EHLO,
   PIPELINING; p50/p99 end-of-DATA -> 250) / postal (plain and STARTTLS), relay end to end
-  into smtp-sink (Postmesh via a loopback dnsmasq), local delivery end to end into a Maildir
+  into smtp-sink (Postmesh via a loopback dnsmasq), relay to BENCH_RELAY_DOMAINS domains with every
+  domain looked up (and once more with DNSSEC validation, Postmesh only), local delivery end to end into a Maildir
   (Postfix: virtual(8)), connect+EHLO+QUIT latency, smtpd RSS with 1,000 and 10,000 idle
   EHLO'd sessions, POP3 retrieval of a BENCH_POP3_MESSAGES mailbox (Dovecot's pop3 on a
   copy of the same Maildir), and scripts/deepqueue.py's figures when that script exists.
@@ -16,7 +17,7 @@ Raw numbers: build/bench/results.csv; the table: build/bench/table.md and README
   test_bench_smoke.py); exits 1 if a figure is missing or zero.
   BENCH_MESSAGES=2000 BENCH_SESSIONS=20 BENCH_SIZE=10240 BENCH_RUNS=3 BENCH_POSTAL_SECONDS=8
   BENCH_POSTAL_THREADS=20 BENCH_IDLE=1000,10000 BENCH_POSTFIX_IDLE=1000 BENCH_LATENCY=500
-  BENCH_POP3_MESSAGES=5000 BENCH_DEEPQUEUE=1000000 BENCH_TIMEOUT=120 BENCH_OUT=build/bench
+  BENCH_POP3_MESSAGES=5000 BENCH_RELAY_DOMAINS=100 BENCH_DEEPQUEUE=1000000 BENCH_TIMEOUT=120 BENCH_OUT=build/bench
   BENCH_README=1 (replace the README section; the smoke run never does) POSTMESH_BIN LOADGEN
 """
 import csv
@@ -60,6 +61,7 @@ class Config:
         self.pop3_messages = env("BENCH_POP3_MESSAGES", 100 if q else 5000)
         self.deepqueue = env("BENCH_DEEPQUEUE", 2000 if q else 1000000)
         self.timeout = env("BENCH_TIMEOUT", 60 if q else 120, 10)
+        self.relay_domains = env("BENCH_RELAY_DOMAINS", 10 if q else 100)
         self.out = Path(os.environ.get("BENCH_OUT", REPO / "build" / "bench"))
         self.readme = os.environ.get("BENCH_README", "0" if q else "1") == "1"
 
@@ -106,7 +108,8 @@ class Context:
 
 # The order within a run: the cheap, sensitive figures first, the heavy ones later.
 SMTP_FIGURES = [figures.connect_ehlo_quit, figures.intake_smtp_source, figures.intake_loadgen,
-                figures.intake_loadgen_newconn, figures.intake_postal, figures.intake_postal_tls, figures.relay_e2e, figures.idle_rss]
+                figures.intake_loadgen_newconn, figures.intake_postal, figures.intake_postal_tls, figures.relay_e2e, figures.relay_domains,
+                figures.relay_domains_dnssec, figures.idle_rss]
 MAILBOX_FIGURES = ("smtp_source", "loadgen", "loadgen_newconn", "intake_postal", "intake_postal_tls")
 
 
@@ -177,7 +180,7 @@ def main():
     try:
         sink = Sink(root, free_port(), host="127.0.0.2")
         pm = PostmeshRig(root / "postmesh", bin_dir, sink.port, max(cfg.idle_counts),
-                         max(512, cfg.messages * cfg.size * 12 // 2**20))
+                         max(512, cfg.messages * cfg.size * 12 // 2**20), cfg.relay_domains)
         pf = PostfixRig(root / "postfix", sink.port, cfg.postfix_idle + 200, pm.root / "cert.pem",
                         pm.root / "key.pem")
         for run_no in range(1, cfg.runs + 1):
@@ -240,7 +243,8 @@ class _Pop:
 def finish(cfg, results, deep, seconds, pf_version):
     header = (f"`make bench`, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPUs, loopback, "
               f"median of {cfg.runs} run(s); {cfg.messages} messages of {cfg.size // 1024} KiB over "
-              f"{cfg.sessions} sessions for smtp-source/loadgen/relay/local, postal {cfg.postal_threads} "
+              f"{cfg.sessions} sessions for smtp-source/loadgen/relay/local (relay to many domains: "
+              f"{cfg.relay_domains}), postal {cfg.postal_threads} "
               f"threads for {cfg.postal_seconds} s (counted in the mailbox), {cfg.latency_count} sequential "
               f"smtplib sessions, POP3 mailbox of {cfg.pop3_messages}. Postfix {pf_version} "
               f"(virtual(8) Maildir, transport to the same sink, smtpd one process per session: "
@@ -249,6 +253,7 @@ def finish(cfg, results, deep, seconds, pf_version):
               f"build/bench/results.csv.")
     lines, missing = report.table(results, cfg, header)
     lines += report.targets_lines(results, cfg)
+    lines += report.dnssec_lines(results)
     notes = report.notes_lines(results)
     if notes:
         lines += ["", "Notes:", *notes]

@@ -3,7 +3,7 @@
  *   send (default): EHLO, then per message MAIL+RCPT+DATA in one write when the server
  *     offers PIPELINING (one command per round trip otherwise), the body after the 354;
  *     records each message's end-of-DATA -> 250 latency; -n opens a new connection per
- *     message. Prints `messages= failed= seconds= msgs_per_s= p50_ms= p99_ms=`.
+ *     message; -D N sends message k to local@d<k mod N>.<domain> of -t local@domain. Prints `messages= failed= seconds= msgs_per_s= p50_ms= p99_ms=`.
  *   -L COUNT: COUNT sequential connect + EHLO + QUIT; prints the connect..221 latency.
  *   -I COUNT: COUNT sessions that got their EHLO reply, then silent: prints `ready=COUNT`
  *     and holds them until stdin closes (the bench measures the server meanwhile).
@@ -35,12 +35,14 @@ struct conn {
     int in_message;  /* a message was started on this connection */
     int sent;        /* messages started on this connection */
     double t_start;  /* connect (latency mode) or end of DATA (send mode) */
+    char rcpt[320];  /* this message's recipient */
 };
 
 static struct {
     enum mode mode;
     const char *host, *from, *rcpt, *helo;
     int port, concurrency, per_message_conn, size, timeout;
+    int domains;  /* -D: recipients spread over this many domains (0: all to -t) */
     int sources;  /* -S: spread connections over 127.0.0.10 .. 10+sources-1 (0: the kernel picks) */
     long next_source;
     long target;  /* messages (send), connections (latency, idle) */
@@ -95,18 +97,30 @@ static void quit(struct conn *c) {
     send_str(c, "QUIT\r\n");
 }
 
+/* The recipient of message number `message_no`: -t itself, or with -D its local part at
+ * d<message_no mod domains>.<its domain>. */
+static void message_rcpt(struct conn *c, long message_no) {
+    const char *at = strrchr(g.rcpt, '@');
+    if (g.domains < 1 || !at) {
+        snprintf(c->rcpt, sizeof c->rcpt, "%s", g.rcpt);
+        return;
+    }
+    snprintf(c->rcpt, sizeof c->rcpt, "%.*s@d%ld.%s", (int)(at - g.rcpt), g.rcpt, message_no % g.domains, at + 1);
+}
+
 /* The connection is ready for its next message, or for QUIT. */
 static void next_message(struct conn *c) {
     if (g.started >= g.target || (g.per_message_conn && c->sent)) {
         quit(c);
         return;
     }
+    message_rcpt(c, g.started);
     g.started++;
     c->sent++;
     c->in_message = 1;
     c->ok = 1;
     char cmd[1024];
-    int n = snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", g.from, g.rcpt);
+    int n = snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", g.from, c->rcpt);
     if (c->pipelining) {
         bufferevent_write(c->bev, cmd, (size_t)n);
         c->pending = 3;
@@ -154,7 +168,7 @@ static int on_reply(struct conn *c, int code, int ehlo_pipelining) {
             if (--c->pending > 0) return 1;
         } else if (c->ok && !last) {
             char cmd[600];
-            if (c->pending == 1) snprintf(cmd, sizeof cmd, "RCPT TO:<%s>\r\n", g.rcpt);
+            if (c->pending == 1) snprintf(cmd, sizeof cmd, "RCPT TO:<%s>\r\n", c->rcpt);
             else snprintf(cmd, sizeof cmd, "DATA\r\n");
             send_str(c, cmd);
             c->pending++;
@@ -301,14 +315,14 @@ static void make_body(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: loadgen [-c conc] [-m msgs] [-s size] [-n] [-f from] [-t rcpt] [-T secs] [-S sources]\n"
+    fprintf(stderr, "usage: loadgen [-c conc] [-m msgs] [-s size] [-n] [-f from] [-t rcpt] [-D domains] [-T secs] [-S sources]\n"
                     "               [-L count | -I count] host:port\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "c:m:s:nf:t:T:L:I:S:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:m:s:nf:t:D:T:L:I:S:")) != -1) {
         switch (opt) {
         case 'c': g.concurrency = atoi(optarg); break;
         case 'm': g.target = atol(optarg); break;
@@ -317,6 +331,7 @@ int main(int argc, char **argv) {
         case 'S': g.sources = atoi(optarg); break;
         case 'f': g.from = optarg; break;
         case 't': g.rcpt = optarg; break;
+        case 'D': g.domains = atoi(optarg); break;
         case 'T': g.timeout = atoi(optarg); break;
         case 'L': g.mode = M_LATENCY; g.target = atol(optarg); break;
         case 'I': g.mode = M_IDLE; g.target = atol(optarg); break;

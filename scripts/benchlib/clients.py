@@ -76,13 +76,16 @@ def parse_kv(line):
     return {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.]+)", line)}
 
 
-def loadgen(exe, port, rcpt, messages, conc, size, timeout, new_conn=False):
-    """Returns loadgen's figures: messages, failed, msgs_per_s, p50_ms, p99_ms."""
+def loadgen(exe, port, rcpt, messages, conc, size, timeout, new_conn=False, domains=0):
+    """Returns loadgen's figures: messages, failed, msgs_per_s, p50_ms, p99_ms. domains:
+    message k goes to the local part of rcpt at d<k mod domains>.<rcpt's domain>."""
     # -S 16: clients from 16 loopback addresses, as an MX sees many (smtpd picks a worker by
     # client address; Postfix does not care).
     args = [exe, "-c", conc, "-m", messages, "-s", size, "-t", rcpt, "-f", FROM, "-T", timeout, "-S", 16]
     if new_conn:
         args.append("-n")
+    if domains:
+        args += ["-D", domains]
     r = run([*args, f"127.0.0.1:{port}"], timeout=timeout + 30)
     out = parse_kv(r.stdout.strip().splitlines()[-1]) if r.stdout.strip() else {}
     if r.returncode != 0:

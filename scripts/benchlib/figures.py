@@ -10,6 +10,9 @@ from .util import count_files
 
 LOCAL = "example.test"
 RELAY_RCPT = "sink@relay.test"
+# relay_domains: d0.signed.test .. d<N-1>.signed.test, each with its own MX host (the
+# Postmesh rig serves them from dnsmasq and, signed, from nsd; Postfix routes .signed.test)
+DOMAINS_ZONE = "signed.test"
 POP_USER, POP_PASSWORD = "popuser@example.test", "bench-pop-secret"
 
 
@@ -153,6 +156,45 @@ def relay_e2e(ctx, rig, run_no):
     note = (f"{e2e:.2f}s" if ok else f"{got - before} of {c.messages} reached the sink") + \
         (f", {deferred} deferred" if deferred else "")
     ctx.results.add("relay_e2e", rig.name, run_no, c.messages / e2e if ok else None, "msg/s", note)
+
+
+def relay_domains(ctx, rig, run_no):
+    """loadgen (EHLO, PIPELINING) spreading the messages over cfg.relay_domains domains of
+    signed.test into the sink. Postmesh: every domain's MX, addresses, TLS report and
+    MTA-STS records looked up through the resolver, started afresh (an empty cache), DNSSEC
+    off; Postfix: a transport map entry for .signed.test, no DNS at all."""
+    _relay_domains(ctx, rig, run_no, "relay_domains", dnssec=False)
+
+
+def relay_domains_dnssec(ctx, rig, run_no):
+    """relay_domains with the resolver validating every answer against signed.test's key
+    (nsd serves the signed zone), and the mta asking for each MX host's TLSA records (a
+    secure denial: the sink then gets opportunistic delivery, as it offers no STARTTLS).
+    Postmesh only: Postfix cannot be given a resolver without /etc/resolv.conf."""
+    if rig.name == "postmesh":
+        try:
+            _relay_domains(ctx, rig, run_no, "relay_domains_dnssec", dnssec=True)
+        finally:
+            rig.use_dnssec(False)
+
+
+def _relay_domains(ctx, rig, run_no, figure, dnssec):
+    c = ctx.cfg
+    if rig.name == "postmesh":
+        rig.use_dnssec(dnssec)
+    before, deferred = ctx.sink.count(), rig.deferred_count()
+    t0 = time.monotonic()
+    out = clients.loadgen(ctx.loadgen, rig.port, f"sink@{DOMAINS_ZONE}", c.messages, c.sessions, c.size,
+                          c.timeout, domains=c.relay_domains)
+    sent = int(out.get("messages", 0)) - int(out.get("failed", 0))
+    got, _ = wait_arrivals(ctx.sink.count, before + c.messages, c.timeout, 20)
+    e2e = time.monotonic() - t0
+    ok = sent >= c.messages and got - before >= c.messages
+    deferred = rig.deferred_count() - deferred
+    note = (f"{e2e:.2f}s, {c.relay_domains} domains" if ok else
+            f"{got - before} of {c.messages} reached the sink ({sent} accepted)") + \
+        (f", {deferred} deferred" if deferred else "")
+    ctx.results.add(figure, rig.name, run_no, c.messages / e2e if ok else None, "msg/s", note)
 
 
 # ------------------------------------------------------------------ latency and memory

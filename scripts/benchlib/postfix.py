@@ -1,8 +1,8 @@
 """The Postfix instance Postmesh is compared with, set up for the same jobs: its own
 config_directory, queue_directory and data_directory under the bench's temp dir,
 inet_interfaces=127.0.0.1 on a free port, nothing chrooted, fsync as shipped. example.test
-is a virtual(8) mailbox domain (the same mailbox, a Maildir), relay.test goes through a
-transport map to the same sink as Postmesh's mta, STARTTLS with the same kind of certificate.
+is a virtual(8) mailbox domain (the same mailbox, a Maildir), relay.test and the subdomains
+of signed.test go through a transport map to the same sink as Postmesh's mta, STARTTLS with the same kind of certificate.
 Always stopped by stop() (and again by scripts/bench's trap if this process is killed)."""
 import pwd
 import shutil
@@ -69,7 +69,8 @@ class PostfixRig:
         self.port = free_port()
         (self.etc / "main.cf").write_text(MAIN_CF.format(d=root, uid=nobody.pw_uid, gid=nobody.pw_gid,
                                                          procs=procs, cert=cert, key=key))
-        (self.etc / "transport").write_text(f"relay.test smtp:[127.0.0.2]:{sink_port}\n")
+        (self.etc / "transport").write_text(f"relay.test smtp:[127.0.0.2]:{sink_port}\n"
+                                            f".signed.test smtp:[127.0.0.2]:{sink_port}\n")
         self.mailboxes = []
         lines = []
         for line in Path("/usr/share/postfix/master.cf.dist").read_text().splitlines():

@@ -2,7 +2,10 @@
 start order) from POSTMESH_BIN with the integration tests' harness (tests/integration/
 conftest.py), in a state dir of its own. Local mail for example.test goes to Maildirs;
 relay.test has its MX on 127.0.0.2 through a loopback dnsmasq, where the bench's sink listens
-on mta.remote_port."""
+on mta.remote_port. d0..d<N-1>.signed.test (relay_domains) each have an MX host of their own
+on 127.0.0.2, in dnsmasq and in a DNSSEC-signed zone served by nsd (tests/integration/
+dnssec_zone.py), which the resolver is switched to, with the zone's key as its trust anchor,
+for relay_domains_dnssec (use_dnssec)."""
 import grp
 import os
 import pwd
@@ -12,29 +15,40 @@ from pathlib import Path
 import conftest
 import services_list
 from pop3_helpers import add_user, make_tls_pair
+from dnssec_zone import SignedZone
 from remote_peers import Dnsmasq
 
+from .figures import DOMAINS_ZONE
 from .util import descendants, log, pss_kb, rss_kb
 
 
 class PostmeshRig:
     name = "postmesh"
 
-    def __init__(self, root: Path, bin_dir: Path, sink_port: int, max_sessions: int, map_size_mb: int):
+    def __init__(self, root: Path, bin_dir: Path, sink_port: int, max_sessions: int, map_size_mb: int,
+                 relay_domains: int):
         conftest.BIN = bin_dir
         self.services = services_list.supervised()  # asked of bin_dir's postmesh: what it was built with
         root.mkdir(parents=True)
         root.chmod(0o755)
         self.root = root
         self.pm = conftest.Postmesh(root)
+        domains = [f"d{k}.{DOMAINS_ZONE}" for k in range(relay_domains)]
         self.dns = Dnsmasq(root, ["--mx-host=relay.test,mx.relay.test,10",
-                                  "--host-record=mx.relay.test,127.0.0.2"])
+                                  "--host-record=mx.relay.test,127.0.0.2",
+                                  *(f"--mx-host={d},mx.{d},10" for d in domains),
+                                  *(f"--host-record=mx.{d},127.0.0.2" for d in domains)])
+        self.zone = SignedZone(root / "signed-zone", origin=DOMAINS_ZONE)
+        self.zone.add([line for d in domains for line in (f"{d}. 300 IN MX 10 mx.{d}.",
+                                                          f"mx.{d}. 300 IN A 127.0.0.2")])
+        self.zone.start()
+        self.dnssec = False
         cert, key = make_tls_pair(root)
         self.pm.configure(
             hostname="bench.postmesh.test", debug=False, trusted_networks=["127.0.0.0/8"],
             tls={"certificate": str(cert), "key": str(key)},
             queue={"map_size_mb": map_size_mb, "retry_min": 60, "retry_max": 300, "job_lease": 60},
-            resolver={"nameservers": [self.dns.nameserver], "timeout": 2},
+            resolver=self._resolver(False),
             mta={"remote_port": sink_port, "connect_timeout": 5, "command_timeout": 30},
             smtpd={"max_connections": max_sessions + 500, "max_connections_per_ip": max_sessions + 500,
                    "submit_timeout": 30, "drain_timeout": 1},
@@ -42,6 +56,21 @@ class PostmeshRig:
         self.port = self.pm.port("smtp")
         self.pop3_port = self.pm.port("pop3")
         self.started = False
+
+    def _resolver(self, dnssec):
+        if dnssec:
+            return {"nameservers": [self.zone.nameserver], "timeout": 2, "dnssec": True,
+                    "trust_anchors": [str(self.zone.anchor_file)]}
+        return {"nameservers": [self.dns.nameserver], "timeout": 2, "dnssec": False, "trust_anchors": []}
+
+    def use_dnssec(self, on):
+        """The resolver restarted on dnsmasq (off) or validating the signed zone from nsd
+        (on): either way with an empty cache, so every domain is looked up again."""
+        self.pm.configure(resolver=self._resolver(on))
+        self.pm.stop("resolver")
+        self.pm.start("resolver", timeout=30)
+        self.dnssec = on
+        self.write_pids()
 
     def add_mailbox(self, address, password):
         add_user(self.pm, address, password)
@@ -64,6 +93,8 @@ class PostmeshRig:
         """Our processes, for scripts/bench's trap should the bench be killed outright."""
         self.extra_pids = list(extra) or getattr(self, "extra_pids", [])
         pids = [p.pid for p in self.pm.procs.values()] + [self.dns.proc.pid] + self.extra_pids
+        if self.zone.proc is not None:
+            pids.append(self.zone.proc.pid)
         (self.root.parent / "pids").write_text("".join(f"{p}\n" for p in pids))
 
     def smtpd_rss_kb(self):
@@ -116,4 +147,5 @@ class PostmeshRig:
             self.pm.stop_all()
         finally:
             self.dns.stop()
+            self.zone.stop()
         log("postmesh stopped")
