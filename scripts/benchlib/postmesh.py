@@ -3,9 +3,9 @@ start order) from POSTMESH_BIN with the integration tests' harness (tests/integr
 conftest.py), in a state dir of its own. Local mail for example.test goes to Maildirs;
 relay.test has its MX on 127.0.0.2 through a loopback dnsmasq, where the bench's sink listens
 on mta.remote_port. d0..d<N-1>.signed.test (relay_domains) each have an MX host of their own
-on 127.0.0.2, in dnsmasq and in a DNSSEC-signed zone served by nsd (tests/integration/
-dnssec_zone.py), which the resolver is switched to, with the zone's key as its trust anchor,
-for relay_domains_dnssec (use_dnssec)."""
+on 127.0.0.2 in a DNSSEC-signed zone served by nsd (tests/integration/dnssec_zone.py), which
+the resolver is switched to for those figures (use_signed_zone): without validation, and with
+the zone's key as its trust anchor, so the two differ in validation only."""
 import grp
 import os
 import pwd
@@ -35,20 +35,17 @@ class PostmeshRig:
         self.pm = conftest.Postmesh(root)
         domains = [f"d{k}.{DOMAINS_ZONE}" for k in range(relay_domains)]
         self.dns = Dnsmasq(root, ["--mx-host=relay.test,mx.relay.test,10",
-                                  "--host-record=mx.relay.test,127.0.0.2",
-                                  *(f"--mx-host={d},mx.{d},10" for d in domains),
-                                  *(f"--host-record=mx.{d},127.0.0.2" for d in domains)])
+                                  "--host-record=mx.relay.test,127.0.0.2"])
         self.zone = SignedZone(root / "signed-zone", origin=DOMAINS_ZONE)
         self.zone.add([line for d in domains for line in (f"{d}. 300 IN MX 10 mx.{d}.",
                                                           f"mx.{d}. 300 IN A 127.0.0.2")])
         self.zone.start()
-        self.dnssec = False
         cert, key = make_tls_pair(root)
         self.pm.configure(
             hostname="bench.postmesh.test", debug=False, trusted_networks=["127.0.0.0/8"],
             tls={"certificate": str(cert), "key": str(key)},
             queue={"map_size_mb": map_size_mb, "retry_min": 60, "retry_max": 300, "job_lease": 60},
-            resolver=self._resolver(False),
+            resolver=self._resolver(signed_zone=False, validate=False),
             mta={"remote_port": sink_port, "connect_timeout": 5, "command_timeout": 30},
             smtpd={"max_connections": max_sessions + 500, "max_connections_per_ip": max_sessions + 500,
                    "submit_timeout": 30, "drain_timeout": 1},
@@ -57,19 +54,23 @@ class PostmeshRig:
         self.pop3_port = self.pm.port("pop3")
         self.started = False
 
-    def _resolver(self, dnssec):
-        if dnssec:
-            return {"nameservers": [self.zone.nameserver], "timeout": 2, "dnssec": True,
-                    "trust_anchors": [str(self.zone.anchor_file)]}
-        return {"nameservers": [self.dns.nameserver], "timeout": 2, "dnssec": False, "trust_anchors": []}
+    def _resolver(self, signed_zone, validate):
+        upstream = self.zone.nameserver if signed_zone else self.dns.nameserver
+        anchors = [str(self.zone.anchor_file)] if validate else []
+        return {"nameservers": [upstream], "timeout": 2, "dnssec": validate, "trust_anchors": anchors}
 
-    def use_dnssec(self, on):
-        """The resolver restarted on dnsmasq (off) or validating the signed zone from nsd
-        (on): either way with an empty cache, so every domain is looked up again."""
-        self.pm.configure(resolver=self._resolver(on))
+    def use_signed_zone(self, validate):
+        """The resolver restarted on nsd's signed zone, validating it or not: either way
+        with an empty cache, so every domain is looked up again."""
+        self._restart_resolver(self._resolver(signed_zone=True, validate=validate))
+
+    def use_dnsmasq(self):
+        self._restart_resolver(self._resolver(signed_zone=False, validate=False))
+
+    def _restart_resolver(self, settings):
+        self.pm.configure(resolver=settings)
         self.pm.stop("resolver")
         self.pm.start("resolver", timeout=30)
-        self.dnssec = on
         self.write_pids()
 
     def add_mailbox(self, address, password):
