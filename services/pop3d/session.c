@@ -20,6 +20,7 @@
 #include "clients.h"
 #include "clock.h"
 #include "dlist.h"
+#include "linger.h"
 #include "log.h"
 #include "mailfront_loop.h"
 #include "metrics.h"
@@ -74,10 +75,7 @@ static void session_free(struct pop3_session *s)
     pop3_maildrop_close(s->drop); /* releases the lock; nothing is deleted */
     if (s->bev && s->tls)
         pm_tls_bev_close_notify(s->bev); /* after the last reply, which has left */
-    if (s->bev)
-        bufferevent_free(s->bev);
-    if (!s->bev_owns_fd)
-        close(s->fd);
+    pm_linger_free_bev(srv->base, s->bev, s->fd, s->bev_owns_fd); /* no RST over the last reply */
     PM_DLIST_REMOVE(srv->sessions, s);
     srv->nsessions--;
     pm_clients_disconnect(srv->clients, s->peer, time(NULL));

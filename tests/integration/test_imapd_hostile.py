@@ -217,3 +217,25 @@ def test_hostile_table(pm, hostile):
     assert pm.procs["imapd"].poll() is None
     assert not failures, f"{len(failures)} of {len(ROWS)} rows failed:\n" + "\n".join(failures) + \
         "\n-- imapd log (tail):\n" + pm.log("imapd")[-3000:]
+
+
+def test_refusal_reaches_a_client_still_sending(pm, hostile):
+    """An oversized LITERAL+ APPEND is refused and the session closed while the client's
+    literal is still arriving. Read only after imapd has ended the session: a server that
+    closes a socket with unread input sends a RST, and the RST destroys the BAD and the BYE
+    before the client reads them (a client then sees "connection reset" and no reason).
+    imapd half-closes and reads what is left (linger.h), so the refusal arrives whole."""
+    port = hostile.port("imap")
+    for _ in range(3):  # each time a fresh session
+        c = Wire(port)
+        try:
+            assert c.command(LOGIN, tag="L")[1].startswith(b"OK")
+            ended = pm.log("imapd").count("event=disconnect ")
+            c.send(b"a1 APPEND INBOX {%d+}\r\n" % (MAX_MESSAGE * 4) + b"x" * (MAX_MESSAGE // 2))
+            wait_for(lambda: pm.log("imapd").count("event=disconnect ") > ended, 10, what="imapd ends the session")
+            assert c.line(timeout=10) == b"a1 BAD [TOOBIG] Message too big"
+            assert c.line(timeout=10) == b"* BYE Literal too big"
+            with pytest.raises(EOFError):
+                c.line(timeout=10)
+        finally:
+            c.close()

@@ -285,6 +285,23 @@ def test_hostile_lines(pop):
     p.quit()
 
 
+
+def test_refusal_reaches_a_client_still_sending(pop):
+    """An overlong line is refused and the session closed while the client is still sending
+    it. Read only after pop3d has ended the session: closing a socket with unread input
+    sends a RST, which destroys the -ERR before the client reads it; pop3d half-closes and
+    reads what is left (linger.h), so the client gets the reason and then its EOF."""
+    for _ in range(3):  # each time a fresh session
+        c = RawPOP3(pop.port("pop3"))
+        c.line()
+        ended = pop.log("pop3d").count("event=disconnect ")
+        c.send(b"USER " + b"a" * 300000)
+        wait_for(lambda: pop.log("pop3d").count("event=disconnect ") > ended, 10, what="pop3d ends the session")
+        assert c.line() == b"-ERR line too long"
+        c.sock.settimeout(10)
+        assert c.buf == b"" and c.sock.recv(65536) == b""  # our FIN; a RST raises ConnectionResetError
+        c.sock.close()
+
 def test_big_message_streams_intact(pm):
     add_user(pm, ALICE, "secret")
     line = b"0123456789" * 7 + b"\r\n"
