@@ -47,25 +47,19 @@ void pm_linger_close(struct event_base *base, evutil_socket_t fd)
 {
     if (fd < 0)
         return;
-    struct lingering *l = lingering_now < PM_LINGER_MAX ? malloc(sizeof *l) : NULL;
-    if (l)
-        l->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_lingering, l);
-    if (!l || !l->ev || shutdown(fd, SHUT_WR) < 0) {
-        if (l && l->ev)
-            event_free(l->ev);
-        free(l);
-        close(fd);
-        return;
-    }
-    l->fd = fd;
+    struct lingering *l = lingering_now < PM_LINGER_MAX ? calloc(1, sizeof *l) : NULL;
     struct timeval deadline = {PM_LINGER_MS / 1000, (PM_LINGER_MS % 1000) * 1000};
-    if (event_add(l->ev, &deadline) < 0) {
-        event_free(l->ev);
-        free(l);
-        close(fd);
+    if (l && (l->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_lingering, l)) && shutdown(fd, SHUT_WR) == 0 &&
+        event_add(l->ev, &deadline) == 0) {
+        l->fd = fd;
+        lingering_now++;
         return;
     }
-    lingering_now++;
+    /* Too many lingering, out of memory, or the connection is gone: close at once. */
+    if (l && l->ev)
+        event_free(l->ev);
+    free(l);
+    close(fd);
 }
 
 void pm_linger_free_bev(struct event_base *base, struct bufferevent *bev, evutil_socket_t fd, int bev_owns_fd)

@@ -3,7 +3,8 @@
  *   send (default): EHLO, then per message MAIL+RCPT+DATA in one write when the server
  *     offers PIPELINING (one command per round trip otherwise), the body after the 354;
  *     records each message's end-of-DATA -> 250 latency; -n opens a new connection per
- *     message; -D N sends message k to local@d<k mod N>.<domain> of -t local@domain. Prints `messages= failed= seconds= msgs_per_s= p50_ms= p99_ms=`.
+ *     message; -D N sends message k to local@d<k mod N>.<domain> of -t local@domain.
+ *     Prints `messages= failed= seconds= msgs_per_s= p50_ms= p99_ms=`.
  *   -L COUNT: COUNT sequential connect + EHLO + QUIT; prints the connect..221 latency.
  *   -I COUNT: COUNT sessions that got their EHLO reply, then silent: prints `ready=COUNT`
  *     and holds them until stdin closes (the bench measures the server meanwhile).
